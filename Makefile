@@ -1,0 +1,53 @@
+# FCN on real BVLC Caffe. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(if $(CONDA_PREFIX),$(CONDA_PREFIX)/bin/python,python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# GPU build knobs (see caffe/README.md); CPU_ONLY by default.
+CUDA ?= 0
+CUDA_ARCH ?= 90
+CUDNN ?= 0
+NCCL ?= 0
+export CUDA CUDA_ARCH CUDNN NCCL
+
+.PHONY: help setup system-deps venv caffe caffe-test test lint
+
+help:
+	@echo "make setup       system packages, .venv with pinned deps, Caffe built from source (cached)"
+	@echo "make demo        the whole method in miniature on CPU (synthetic data)"
+	@echo "make test        the project's test suite, including Caffe's own suites"
+	@echo "make caffe-test  Caffe's own C++ (gtest) and pycaffe unittests against this build"
+	@echo "make caffe CUDA=1 [CUDA_ARCH=90]   a GPU build beside the CPU one"
+
+setup: system-deps venv caffe
+
+system-deps:
+	@bash caffe/system-deps.sh
+
+venv: $(VENV)/.requirements-installed
+
+$(VENV)/.requirements-installed: requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 9), "Python >= 3.9 needed, found %s" % sys.version.split()[0]' \
+	  || { echo "setup: error: $(PYTHON) is too old; set PYTHON=python3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(if $(CONDA_PREFIX),--system-site-packages) $(VENV)
+	@echo "setup: installing pinned Python packages into $(VENV)"
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+caffe: venv
+	@bash caffe/build.sh --venv $(VENV)
+
+caffe-test: caffe
+	@bash caffe/test.sh --venv $(VENV)
+
+lint: venv
+	@$(VENV)/bin/ruff check .
+
+test: setup
+	@bash caffe/test.sh --venv $(VENV)
+	@$(PY) -m pytest -q tests
+
+# Each area of the project keeps its targets in its own file.
+-include mk/*.mk

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Build BVLC Caffe (libcaffe, pycaffe, the `caffe` tool, the gtest binary) from source into a
+# cache directory outside the clone, keyed by a hash of the recipe. A finished entry is
+# reused; a half-written one (no .complete marker) is removed and rebuilt.
+#
+#   caffe/build.sh --venv .venv            build (or reuse) and expose pycaffe to the venv
+#   caffe/build.sh --venv .venv --print-dir   print the cache entry this recipe maps to
+#
+# Environment: CUDA=0|1, CUDA_ARCH=90, CUDNN=0|1, NCCL=0|1 (GPU build, see caffe/README.md),
+# CAFFE_SOURCE=apt|git (default apt), CAFFE_CACHE (default ~/.cache/fcn-caffe),
+# JOBS (default: number of cores).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=recipe.env
+source "$here/recipe.env"
+
+die() { echo "caffe/build.sh: error: $*" >&2; exit 1; }
+say() { echo "caffe/build.sh: $*" >&2; }
+
+venv="" print_dir=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --venv) venv=$2; shift 2 ;;
+    --print-dir) print_dir=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[ -n "$venv" ] || die "--venv DIR is required (the virtualenv whose python pycaffe links against)"
+venv=$(cd "$venv" 2>/dev/null && pwd) || die "no virtualenv at $venv; run 'make setup' first"
+python="$venv/bin/python"
+[ -x "$python" ] || die "no python at $python; run 'make setup' first"
+
+CUDA=${CUDA:-0} CUDA_ARCH=${CUDA_ARCH:-90} CUDNN=${CUDNN:-0} NCCL=${NCCL:-0}
+CAFFE_SOURCE=${CAFFE_SOURCE:-apt}
+cache_root=${CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fcn-caffe}
+jobs=${JOBS:-$(nproc)}
+
+py_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+numpy_major=$("$python" -c 'import numpy; print(numpy.__version__.split(".")[0])' 2>/dev/null) \
+  || die "numpy is not installed in $venv; run 'make setup'"
+
+cmake_flags=(
+  -DCMAKE_BUILD_TYPE=Release
+  -DBLAS=Open
+  -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version="$py_version"
+  -DUSE_LMDB=ON -DUSE_LEVELDB=OFF -DUSE_OPENCV=OFF -DUSE_HDF5=ON
+  -DBUILD_docs=OFF -DBUILD_matlab=OFF
+)
+if [ "$CUDA" = 1 ]; then
+  # shellcheck source=cuda.sh
+  source "$here/cuda.sh"
+  cuda_cmake_flags   # appends to cmake_flags; dies with a clear message if CUDA is incomplete
+else
+  cmake_flags+=(-DCPU_ONLY=ON)
+fi
+
+# The recipe: everything that changes the bytes of the build.
+recipe_key=$(
+  {
+    echo "source=$CAFFE_SOURCE $ORIG_SHA256 $DEBIAN_SHA256 $GIT_TREE"
+    echo "python=$py_version numpy=$numpy_major"
+    printf '%s\n' "${cmake_flags[@]}"
+    cat "$here/build.sh" "$here/recipe.env" "$here/patches/series"
+    while read -r p; do [ -n "$p" ] && cat "$here/patches/$p"; done < "$here/patches/series"
+    if [ "$CUDA" = 1 ]; then cat "$here/cuda.sh"; fi
+  } | sha256sum | cut -c1-16
+)
+flavour=cpu; [ "$CUDA" = 1 ] && flavour="cuda$CUDA_ARCH"
+entry="$cache_root/caffe-$flavour-$recipe_key"
+if [ "$print_dir" = 1 ]; then echo "$entry"; exit 0; fi
+
+expose() {
+  # pycaffe and the caffe tool, made visible to the venv without copying.
+  local site
+  site=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$entry/src/python" > "$site/caffe-from-source.pth"
+  ln -sf "$entry/build/tools/caffe" "$venv/bin/caffe"
+  echo "$entry" > "$venv/caffe-root"
+}
+
+mkdir -p "$cache_root"
+exec 9>"$cache_root/.lock-$flavour-$recipe_key"
+flock 9   # one builder per entry; a second make waits, then reuses
+
+if [ -f "$entry/.complete" ]; then
+  expose
+  say "using cached build $entry"
+  exit 0
+fi
+if [ -e "$entry" ]; then
+  say "found an unfinished build at $entry (no .complete marker); removing it and rebuilding"
+  rm -rf "$entry"
+fi
+
+check_system() {
+  local missing=() f
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v g++ >/dev/null || missing+=(g++)
+  command -v protoc >/dev/null || missing+=(protobuf-compiler)
+  command -v patch >/dev/null || missing+=(patch)
+  for f in boost/shared_ptr.hpp glog/logging.h gflags/gflags.h hdf5/serial/hdf5.h lmdb.h \
+           google/protobuf/message.h; do
+    [ -e "/usr/include/$f" ] || [ -e "${CONDA_PREFIX:-/nonexistent}/include/$f" ] || \
+    [ -e "${CONDA_PREFIX:-/nonexistent}/include/${f#hdf5/serial/}" ] || missing+=("header $f")
+  done
+  local pyxy=${py_version/./}
+  compgen -G "/usr/lib/*/libboost_python$pyxy.so" >/dev/null || \
+    compgen -G "${CONDA_PREFIX:-/nonexistent}/lib/libboost_python$pyxy.so" >/dev/null || \
+    missing+=("libboost_python$pyxy (Boost.Python for Python $py_version)")
+  if [ ${#missing[@]} -gt 0 ]; then
+    die "missing system packages: ${missing[*]}. Fix: run 'make setup' as root (installs caffe/apt-packages.txt), or install them by hand; Boost.Python must match the venv's Python $py_version"
+  fi
+}
+
+fetch_apt() {
+  # Debian's source package through a deb-src entry derived from this machine's own mirror,
+  # in a private apt state directory: the system's sources are never touched.
+  local dl=$1 mirror apt_dir opts
+  mirror=$(
+    { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{for(i=2;i<=NF;i++) print $i}'
+      grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+        | sed -E 's/\[[^]]*\]//' | awk '{print $2}'
+    } | grep -E '/debian/?$' | head -n1
+  ) || true
+  [ -n "$mirror" ] || die "no Debian mirror in this machine's apt sources; on other systems use CAFFE_SOURCE=git (see caffe/README.md)"
+  apt_dir="$dl/apt-state"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  [ -f "$keyring" ] || die "missing $keyring; install the debian-archive-keyring package"
+  echo "deb-src [signed-by=$keyring] $mirror $DEB_SUITE main" > "$apt_dir/sources.list"
+  opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+        -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
+  say "fetching Debian source package $DEB_PACKAGE=$DEB_VERSION ($DEB_SUITE)"
+  apt-get "${opts[@]}" -qq update || die "apt-get update of the private deb-src list failed (mirror $mirror)"
+  (cd "$dl" && apt-get "${opts[@]}" -qq source --download-only "$DEB_PACKAGE=$DEB_VERSION") \
+    || die "apt-get source $DEB_PACKAGE=$DEB_VERSION failed"
+}
+
+verify() {
+  local file=$1 want=$2 got
+  got=$(sha256sum "$file" | cut -d' ' -f1)
+  [ "$got" = "$want" ] || die "checksum mismatch for $file: expected sha256 $want, got $got. Refusing to build; delete the file to fetch it again"
+}
+
+unpack_apt() {
+  local dl="$cache_root/downloads"
+  mkdir -p "$dl"
+  if [ ! -f "$dl/$ORIG_TARBALL" ] || [ ! -f "$dl/$DEBIAN_TARBALL" ]; then fetch_apt "$dl"; fi
+  verify "$dl/$ORIG_TARBALL" "$ORIG_SHA256"
+  verify "$dl/$DEBIAN_TARBALL" "$DEBIAN_SHA256"
+  mkdir -p "$entry/src"
+  tar -xzf "$dl/$ORIG_TARBALL" -C "$entry/src"
+  tar -xJf "$dl/$DEBIAN_TARBALL" -C "$entry/src"
+  local p
+  while read -r p; do
+    [ -n "$p" ] && [ "${p#\#}" = "$p" ] || continue
+    patch -d "$entry/src" -p1 -s --no-backup-if-mismatch < "$entry/src/debian/patches/$p" \
+      || die "Debian patch $p failed to apply"
+  done < "$entry/src/debian/patches/series"
+}
+
+unpack_git() {
+  # Untested here (no network to GitHub); kept small on purpose.
+  git clone -q "$GIT_URL" "$entry/src" || die "git clone $GIT_URL failed"
+  git -C "$entry/src" checkout -q "$GIT_COMMIT" || die "commit $GIT_COMMIT not found"
+  local tree
+  tree=$(git -C "$entry/src" rev-parse 'HEAD^{tree}')
+  [ "$tree" = "$GIT_TREE" ] || die "tree hash mismatch: expected $GIT_TREE, got $tree. Refusing to build"
+  # The one Debian change the git route needs: Boost.Python's component is 'pythonXY'.
+  sed -i -e 's/"python-py\${boost_py_version}"/"python${boost_py_version}"/' \
+         -e 's/Boost_PYTHON-PY\${boost_py_version}_FOUND/Boost_PYTHON${boost_py_version}_FOUND/' \
+         -e 's/set(version \${PYTHONLIBS_VERSION_STRING})/set(version ${python_version})/' \
+         "$entry/src/cmake/Dependencies.cmake"
+}
+
+check_system
+mkdir -p "$entry"
+case "$CAFFE_SOURCE" in
+  apt) unpack_apt ;;
+  git) unpack_git ;;
+  *) die "CAFFE_SOURCE must be apt or git, not '$CAFFE_SOURCE'" ;;
+esac
+while read -r p; do
+  [ -n "$p" ] || continue
+  patch -d "$entry/src" -p1 -s --no-backup-if-mismatch < "$here/patches/$p" \
+    || die "our patch caffe/patches/$p failed to apply; the source is not what the recipe expects"
+done < "$here/patches/series"
+
+py_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+py_library=$("$python" -c 'import sysconfig, os; v = sysconfig.get_config_var; print(os.path.join(v("LIBDIR"), v("LDLIBRARY")))')
+[ -f "$py_library" ] || die "Python $py_version has no shared library at $py_library; pycaffe needs a Python built with --enable-shared"
+
+say "configuring ($flavour, key $recipe_key) in $entry/build"
+mkdir -p "$entry/build"
+(cd "$entry/build" && cmake "$entry/src" "${cmake_flags[@]}" \
+   -DPYTHON_EXECUTABLE="$python" \
+   -DPYTHON_INCLUDE_DIR="$py_include" -DPYTHON_LIBRARY="$py_library" \
+   > "$entry/cmake.log" 2>&1) || { tail -n 30 "$entry/cmake.log" >&2; die "cmake failed; full log: $entry/cmake.log"; }
+grep -q "Python interface is disabled" "$entry/cmake.log" && \
+  die "cmake could not find Python $py_version, its headers, numpy or Boost.Python; see $entry/cmake.log"
+
+say "compiling with $jobs jobs (a few minutes on CPU; log: $entry/build.log)"
+(cd "$entry/build" && make -j"$jobs" all test.testbin > "$entry/build.log" 2>&1) \
+  || { grep -E 'error|Error' "$entry/build.log" | head -n 20 >&2; die "compilation failed; full log: $entry/build.log"; }
+[ -e "$entry/src/python/caffe/_caffe.so" ] || die "pycaffe (_caffe.so) was not built; see $entry/cmake.log"
+
+"$python" - "$entry/src/python" <<'EOF' || die "the fresh build does not import: see the error above"
+import sys
+sys.path.insert(0, sys.argv[1])
+import caffe
+assert "Python" in caffe.layer_type_list(), "Caffe was built without the Python layer"
+EOF
+touch "$entry/.complete"
+expose
+say "built $entry"
