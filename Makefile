@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= $(if $(CONDA_PREFIX),$(CONDA_PREFIX)/bin/python,python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# GPU build knobs (see caffe/README.md); CPU_ONLY by default.
+# GPU build knobs (see caffe-recipe/README.md); CPU_ONLY by default.
 CUDA ?= 0
 CUDA_ARCH ?= 90
 CUDNN ?= 0
@@ -24,7 +24,7 @@ help:
 setup: system-deps venv caffe
 
 system-deps:
-	@bash caffe/system-deps.sh
+	@bash caffe-recipe/system-deps.sh
 
 venv: $(VENV)/.requirements-installed
 
@@ -37,16 +37,16 @@ $(VENV)/.requirements-installed: requirements.txt
 	@touch $@
 
 caffe: venv
-	@bash caffe/build.sh --venv $(VENV)
+	@bash caffe-recipe/build.sh --venv $(VENV)
 
 caffe-test: caffe
-	@bash caffe/test.sh --venv $(VENV)
+	@bash caffe-recipe/test.sh --venv $(VENV)
 
 lint: venv
 	@$(VENV)/bin/ruff check .
 
 test: setup
-	@bash caffe/test.sh --venv $(VENV)
+	@bash caffe-recipe/test.sh --venv $(VENV)
 	@$(PY) -m pytest -q tests
 
 # Each area of the project keeps its targets in its own file.

@@ -3,10 +3,11 @@
 # cache directory outside the clone, keyed by a hash of the recipe. A finished entry is
 # reused; a half-written one (no .complete marker) is removed and rebuilt.
 #
-#   caffe/build.sh --venv .venv            build (or reuse) and expose pycaffe to the venv
-#   caffe/build.sh --venv .venv --print-dir   print the cache entry this recipe maps to
+#   caffe-recipe/build.sh --venv .venv            build (or reuse) and expose pycaffe to the venv
+#   caffe-recipe/build.sh --venv .venv --print-dir   print the cache entry this recipe maps to
+#   caffe-recipe/build.sh --venv .venv --no-expose   build only; leave the venv's pycaffe as it is
 #
-# Environment: CUDA=0|1, CUDA_ARCH=90, CUDNN=0|1, NCCL=0|1 (GPU build, see caffe/README.md),
+# Environment: CUDA=0|1, CUDA_ARCH=90, CUDNN=0|1, NCCL=0|1 (GPU build, see caffe-recipe/README.md),
 # CAFFE_SOURCE=apt|git (default apt), CAFFE_CACHE (default ~/.cache/fcn-caffe),
 # JOBS (default: number of cores).
 set -euo pipefail
@@ -15,15 +16,16 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=recipe.env
 source "$here/recipe.env"
 
-die() { echo "caffe/build.sh: error: $*" >&2; exit 1; }
-say() { echo "caffe/build.sh: $*" >&2; }
+die() { echo "caffe-recipe/build.sh: error: $*" >&2; exit 1; }
+say() { echo "caffe-recipe/build.sh: $*" >&2; }
 
-venv="" print_dir=0
+venv="" print_dir=0 expose_build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) venv=$2; shift 2 ;;
     --print-dir) print_dir=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --no-expose) expose_build=0; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -48,6 +50,7 @@ cmake_flags=(
   -DUSE_LMDB=ON -DUSE_LEVELDB=OFF -DUSE_OPENCV=OFF -DUSE_HDF5=ON
   -DBUILD_docs=OFF -DBUILD_matlab=OFF
 )
+if [ -n "${CONDA_PREFIX:-}" ]; then cmake_flags+=(-DCMAKE_PREFIX_PATH="$CONDA_PREFIX"); fi
 if [ "$CUDA" = 1 ]; then
   # shellcheck source=cuda.sh
   source "$here/cuda.sh"
@@ -64,7 +67,10 @@ recipe_key=$(
     printf '%s\n' "${cmake_flags[@]}"
     cat "$here/build.sh" "$here/recipe.env" "$here/patches/series"
     while read -r p; do [ -n "$p" ] && cat "$here/patches/$p"; done < "$here/patches/series"
-    if [ "$CUDA" = 1 ]; then cat "$here/cuda.sh"; fi
+    if [ "$CUDA" = 1 ]; then
+      cat "$here/cuda.sh" "$here/patches/cuda/series"
+      while read -r p; do [ -n "$p" ] && cat "$here/patches/cuda/$p"; done < "$here/patches/cuda/series"
+    fi
   } | sha256sum | cut -c1-16
 )
 flavour=cpu; [ "$CUDA" = 1 ] && flavour="cuda$CUDA_ARCH"
@@ -73,6 +79,7 @@ if [ "$print_dir" = 1 ]; then echo "$entry"; exit 0; fi
 
 expose() {
   # pycaffe and the caffe tool, made visible to the venv without copying.
+  [ "$expose_build" = 1 ] || return 0
   local site
   site=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$entry/src/python" > "$site/caffe-from-source.pth"
@@ -110,7 +117,7 @@ check_system() {
     compgen -G "${CONDA_PREFIX:-/nonexistent}/lib/libboost_python$pyxy.so" >/dev/null || \
     missing+=("libboost_python$pyxy (Boost.Python for Python $py_version)")
   if [ ${#missing[@]} -gt 0 ]; then
-    die "missing system packages: ${missing[*]}. Fix: run 'make setup' as root (installs caffe/apt-packages.txt), or install them by hand; Boost.Python must match the venv's Python $py_version"
+    die "missing system packages: ${missing[*]}. Fix: run 'make setup' as root (installs caffe-recipe/apt-packages.txt), or install them by hand; Boost.Python must match the venv's Python $py_version"
   fi
 }
 
@@ -124,7 +131,7 @@ fetch_apt() {
         | sed -E 's/\[[^]]*\]//' | awk '{print $2}'
     } | grep -E '/debian/?$' | head -n1
   ) || true
-  [ -n "$mirror" ] || die "no Debian mirror in this machine's apt sources; on other systems use CAFFE_SOURCE=git (see caffe/README.md)"
+  [ -n "$mirror" ] || die "no Debian mirror in this machine's apt sources; on other systems use CAFFE_SOURCE=git (see caffe-recipe/README.md)"
   apt_dir="$dl/apt-state"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -182,11 +189,16 @@ case "$CAFFE_SOURCE" in
   git) unpack_git ;;
   *) die "CAFFE_SOURCE must be apt or git, not '$CAFFE_SOURCE'" ;;
 esac
-while read -r p; do
-  [ -n "$p" ] || continue
-  patch -d "$entry/src" -p1 -s --no-backup-if-mismatch < "$here/patches/$p" \
-    || die "our patch caffe/patches/$p failed to apply; the source is not what the recipe expects"
-done < "$here/patches/series"
+apply_series() {  # our patches: caffe-recipe/patches/series always, caffe-recipe/patches/cuda/series for CUDA=1
+  local dir=$1 p
+  while read -r p; do
+    [ -n "$p" ] || continue
+    patch -d "$entry/src" -p1 -s --no-backup-if-mismatch < "$dir/$p" \
+      || die "our patch $dir/$p failed to apply; the source is not what the recipe expects"
+  done < "$dir/series"
+}
+apply_series "$here/patches"
+if [ "$CUDA" = 1 ]; then apply_series "$here/patches/cuda"; fi
 
 py_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 py_library=$("$python" -c 'import sysconfig, os; v = sysconfig.get_config_var; print(os.path.join(v("LIBDIR"), v("LDLIBRARY")))')
@@ -204,7 +216,9 @@ grep -q "Python interface is disabled" "$entry/cmake.log" && \
 say "compiling with $jobs jobs (a few minutes on CPU; log: $entry/build.log)"
 (cd "$entry/build" && make -j"$jobs" all test.testbin > "$entry/build.log" 2>&1) \
   || { grep -E 'error|Error' "$entry/build.log" | head -n 20 >&2; die "compilation failed; full log: $entry/build.log"; }
-[ -e "$entry/src/python/caffe/_caffe.so" ] || die "pycaffe (_caffe.so) was not built; see $entry/cmake.log"
+for f in src/python/caffe/_caffe.so build/tools/caffe build/test/test.testbin; do
+  [ -e "$entry/$f" ] || die "the build did not produce $f; see $entry/cmake.log and $entry/build.log"
+done
 
 "$python" - "$entry/src/python" <<'EOF' || die "the fresh build does not import: see the error above"
 import sys
