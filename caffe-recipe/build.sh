@@ -91,15 +91,6 @@ mkdir -p "$cache_root"
 exec 9>"$cache_root/.lock-$flavour-$recipe_key"
 flock 9   # one builder per entry; a second make waits, then reuses
 
-if [ -f "$entry/.complete" ]; then
-  expose
-  say "using cached build $entry"
-  exit 0
-fi
-if [ -e "$entry" ]; then
-  say "found an unfinished build at $entry (no .complete marker); removing it and rebuilding"
-  rm -rf "$entry"
-fi
 
 check_system() {
   local missing=() f
@@ -182,13 +173,6 @@ unpack_git() {
          "$entry/src/cmake/Dependencies.cmake"
 }
 
-check_system
-mkdir -p "$entry"
-case "$CAFFE_SOURCE" in
-  apt) unpack_apt ;;
-  git) unpack_git ;;
-  *) die "CAFFE_SOURCE must be apt or git, not '$CAFFE_SOURCE'" ;;
-esac
 apply_series() {  # our patches: caffe-recipe/patches/series always, caffe-recipe/patches/cuda/series for CUDA=1
   local dir=$1 p
   while read -r p; do
@@ -197,28 +181,55 @@ apply_series() {  # our patches: caffe-recipe/patches/series always, caffe-recip
       || die "our patch $dir/$p failed to apply; the source is not what the recipe expects"
   done < "$dir/series"
 }
-apply_series "$here/patches"
-if [ "$CUDA" = 1 ]; then apply_series "$here/patches/cuda"; fi
 
-py_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-py_library=$("$python" -c 'import sysconfig, os; v = sysconfig.get_config_var; print(os.path.join(v("LIBDIR"), v("LDLIBRARY")))')
-[ -f "$py_library" ] || die "Python $py_version has no shared library at $py_library; pycaffe needs a Python built with --enable-shared"
+compile_entry() {  # fetch, verify, patch, configure, compile; ends with the .compiled marker
+  check_system
+  mkdir -p "$entry"
+  case "$CAFFE_SOURCE" in
+    apt) unpack_apt ;;
+    git) unpack_git ;;
+    *) die "CAFFE_SOURCE must be apt or git, not '$CAFFE_SOURCE'" ;;
+  esac
+  apply_series "$here/patches"
+  if [ "$CUDA" = 1 ]; then apply_series "$here/patches/cuda"; fi
 
-say "configuring ($flavour, key $recipe_key) in $entry/build"
-mkdir -p "$entry/build"
-(cd "$entry/build" && cmake "$entry/src" "${cmake_flags[@]}" \
-   -DPYTHON_EXECUTABLE="$python" \
-   -DPYTHON_INCLUDE_DIR="$py_include" -DPYTHON_LIBRARY="$py_library" \
-   > "$entry/cmake.log" 2>&1) || { tail -n 30 "$entry/cmake.log" >&2; die "cmake failed; full log: $entry/cmake.log"; }
-grep -q "Python interface is disabled" "$entry/cmake.log" && \
-  die "cmake could not find Python $py_version, its headers, numpy or Boost.Python; see $entry/cmake.log"
+  py_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  py_library=$("$python" -c 'import sysconfig, os; v = sysconfig.get_config_var; print(os.path.join(v("LIBDIR"), v("LDLIBRARY")))')
+  [ -f "$py_library" ] || die "Python $py_version has no shared library at $py_library; pycaffe needs a Python built with --enable-shared"
 
-say "compiling with $jobs jobs (a few minutes on CPU; log: $entry/build.log)"
-(cd "$entry/build" && make -j"$jobs" all test.testbin > "$entry/build.log" 2>&1) \
-  || { grep -E 'error|Error' "$entry/build.log" | head -n 20 >&2; die "compilation failed; full log: $entry/build.log"; }
-for f in src/python/caffe/_caffe.so build/tools/caffe build/test/test.testbin; do
-  [ -e "$entry/$f" ] || die "the build did not produce $f; see $entry/cmake.log and $entry/build.log"
-done
+  say "configuring ($flavour, key $recipe_key) in $entry/build"
+  mkdir -p "$entry/build"
+  (cd "$entry/build" && cmake "$entry/src" "${cmake_flags[@]}" \
+     -DPYTHON_EXECUTABLE="$python" \
+     -DPYTHON_INCLUDE_DIR="$py_include" -DPYTHON_LIBRARY="$py_library" \
+     > "$entry/cmake.log" 2>&1) || { tail -n 30 "$entry/cmake.log" >&2; die "cmake failed; full log: $entry/cmake.log"; }
+  grep -q "Python interface is disabled" "$entry/cmake.log" && \
+    die "cmake could not find Python $py_version, its headers, numpy or Boost.Python; see $entry/cmake.log"
+
+  say "compiling with $jobs jobs (a few minutes on CPU; log: $entry/build.log)"
+  (cd "$entry/build" && make -j"$jobs" all test.testbin > "$entry/build.log" 2>&1) \
+    || { grep -E 'error|Error' "$entry/build.log" | head -n 20 >&2; die "compilation failed; full log: $entry/build.log"; }
+  for f in src/python/caffe/_caffe.so build/tools/caffe build/test/test.testbin; do
+    [ -e "$entry/$f" ] || die "the build did not produce $f; see $entry/cmake.log and $entry/build.log"
+  done
+  touch "$entry/.compiled"
+}
+
+# A finished entry is used as it is. A compiled one whose import check failed (say, a Python
+# package was missing) is checked again without recompiling; anything else is a half-written
+# build: removed and rebuilt.
+if [ -f "$entry/.complete" ]; then
+  expose
+  say "using cached build $entry"
+  exit 0
+fi
+if [ -f "$entry/.compiled" ]; then
+  say "found a compiled but unverified build at $entry; checking it again"
+elif [ -e "$entry" ]; then
+  say "found an unfinished build at $entry (no .complete marker); removing it and rebuilding"
+  rm -rf "$entry"
+fi
+[ -f "$entry/.compiled" ] || compile_entry
 
 "$python" - "$entry/src/python" <<'EOF' || die "the fresh build does not import: see the error above"
 import sys

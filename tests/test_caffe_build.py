@@ -1,17 +1,14 @@
 """The Caffe we built from source: pycaffe imports, has FCN's layers, learns, and saves exactly."""
 
 import hashlib
+import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
-import pytest
-from caffe import layers as L
-from caffe import params as P
-
 import caffe
+import numpy as np
+from caffe import layers as L
 from caffe.proto import caffe_pb2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,17 +107,49 @@ def test_caffemodel_round_trips_bit_for_bit(tmp_path):
     assert np.any(net.params["conv"][0].data != 0)
 
 
-def test_caffe_tool_runs():
-    tool = REPO / ".venv" / "bin" / "caffe"
-    out = subprocess.run([str(tool), "device_query"], capture_output=True, text=True)
-    # A CPU-only build refuses device_query with this message rather than crashing.
-    assert "CPU-only" in out.stderr + out.stdout or out.returncode == 0
+def test_caffe_tool_times_a_net(tmp_path):
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, 16, 16]))
+    n.conv = L.Convolution(n.data, num_output=2, kernel_size=3)
+    (tmp_path / "net.prototxt").write_text(str(n.to_proto()))
+    out = subprocess.run([str(REPO / ".venv/bin/caffe"), "time", "-model",
+                          str(tmp_path / "net.prototxt"), "-iterations", "2"],
+                         capture_output=True, text=True,
+                         env={**os.environ, "GLOG_minloglevel": "0", "GLOG_logtostderr": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Average Forward pass" in out.stderr
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="the recipe targets Linux")
+def _build_sh(*args, env=None):
+    return subprocess.run(["bash", str(REPO / "caffe-recipe/build.sh"), "--venv",
+                           str(REPO / ".venv"), *args], capture_output=True, text=True, env=env)
+
+
 def test_build_recipe_is_keyed_and_cached():
-    out = subprocess.run(["bash", str(REPO / "caffe/build.sh"), "--venv", str(REPO / ".venv"),
-                          "--print-dir"], capture_output=True, text=True, check=True)
+    out = _build_sh("--print-dir")
+    assert out.returncode == 0, out.stderr
     entry = Path(out.stdout.strip())
-    assert entry.name.startswith("caffe-cpu-")
+    assert entry.name.startswith("caffe-cpu-") and len(entry.name) == len("caffe-cpu-") + 16
     assert (entry / ".complete").exists()
+    assert Path((REPO / ".venv" / "caffe-root").read_text().strip()) == entry
+
+
+def test_bad_source_checksum_refuses_and_half_build_is_discarded(tmp_path):
+    recipe = dict(line.split("=", 1) for line in
+                  (REPO / "caffe-recipe/recipe.env").read_text().splitlines()
+                  if "=" in line and not line.startswith("#"))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    (downloads / recipe["ORIG_TARBALL"]).write_bytes(b"not the caffe source")
+    (downloads / recipe["DEBIAN_TARBALL"]).write_bytes(b"not the debian patches")
+    env = {**os.environ, "CAFFE_CACHE": str(tmp_path)}
+
+    first = _build_sh(env=env)
+    assert first.returncode != 0
+    assert "checksum mismatch" in first.stderr and recipe["ORIG_TARBALL"] in first.stderr
+    assert "Refusing to build" in first.stderr
+
+    second = _build_sh(env=env)  # the first run left an entry without a .complete marker
+    assert second.returncode != 0
+    assert "unfinished build" in second.stderr
+    assert not list(tmp_path.glob("caffe-cpu-*/.complete"))
