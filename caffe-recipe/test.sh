@@ -22,6 +22,7 @@ entry=$(cat "$venv/caffe-root")
 [ -f "$entry/.complete" ] || die "$entry is not a finished build; run 'make setup'"
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
+export TMPDIR="$logs"  # Caffe's tests leave caffe_test.* folders in the temp dir; keep them in ours
 
 echo "caffe-test: C++ suite ($entry/build/test/test.testbin --gtest_filter=$filter)"
 cpp_status=0
