@@ -12,7 +12,7 @@ CUDNN ?= 0
 NCCL ?= 0
 export CUDA CUDA_ARCH CUDNN NCCL
 
-.PHONY: help setup system-deps venv caffe caffe-test test lint
+.PHONY: help setup system-deps venv caffe caffe-test caffe-prune test lint
 
 help:
 	@echo "make setup       system packages, .venv with pinned deps, Caffe built from source (cached)"
@@ -20,6 +20,7 @@ help:
 	@echo "make test        the project's test suite, including Caffe's own suites"
 	@echo "make caffe-test  Caffe's own C++ (gtest) and pycaffe unittests against this build"
 	@echo "make caffe CUDA=1 [CUDA_ARCH=90]   a GPU build beside the CPU one"
+	@echo "make caffe-prune remove cached CPU builds of older recipes"
 
 setup: system-deps venv caffe
 
@@ -38,6 +39,11 @@ $(VENV)/.requirements-installed: requirements.txt
 
 caffe: venv
 	@bash caffe-recipe/build.sh --venv $(VENV)
+
+# Remove cached builds of older recipes (keeps the one the venv uses).
+caffe-prune: caffe
+	@keep=$$(cat $(VENV)/caffe-root); for d in $$(dirname $$keep)/caffe-cpu-*; do \
+	  [ "$$d" = "$$keep" ] || { echo "removing $$d"; rm -rf "$$d"; }; done
 
 caffe-test: caffe
 	@bash caffe-recipe/test.sh --venv $(VENV)
