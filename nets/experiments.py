@@ -1,0 +1,200 @@
+"""The experiments: every FCN of the release and the paper, each a short declaration, and
+the one function that turns a declaration into a Caffe net.
+
+Where is FCN-16s defined? Here it is `stride=16` on an experiment; the skip itself lives in
+nets/heads.py, once for every dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import caffe
+from caffe import layers as L
+from caffe import params as P
+from caffe.proto import caffe_pb2
+
+from nets import backbones, heads
+from nets.datasets import MODALITY_CHANNELS, SEED, data_param
+from solvers.settings import SolverSettings, alexnet_normalized, heavy
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    dataset: str                      # voc | nyud | siftflow | pascalcontext
+    num_classes: int
+    stride: int = 32                  # output stride: 32, 16 or 8 (skips from pool4, pool3)
+    backbone: str = "vgg16"           # vgg16 | alexnet | googlenet
+    base: str = "vgg16-fcn"           # starting weights: a converted classifier, or the
+                                      # experiment whose final weights this stage starts from
+    phases: tuple[str, str] = ("train", "val")
+    splits: tuple[str, str] = ("train", "seg11valid")
+    modalities: tuple[str, ...] = ("data",)   # NYUD: color, hha, depth
+    fusion: str | None = None         # NYUD: 'early' (color-D) or 'late' (color-HHA)
+    streams: tuple[str, ...] = ()     # late fusion: the single-modality experiments it joins
+    at_once: bool = False             # pool4/pool3 scaled by 0.01/0.0001 (all-at-once)
+    truncate: str | None = None       # 'pool5' / 'pool4' / 'pool3': score that layer alone
+    fixed: bool = False               # only the score layer learns
+    release_root: str = "../data"     # the data-root string the release wrote
+    in_release: bool = True
+    solver: SolverSettings = field(default_factory=heavy)
+
+    @property
+    def heads(self) -> tuple[tuple[str, int], ...]:
+        """(suffix, classes) per output; SIFT Flow predicts semantics and geometry."""
+        if self.dataset == "siftflow":
+            return (("_sem", 33), ("_geo", 3))
+        return (("", self.num_classes),)
+
+    @property
+    def score_blobs(self) -> tuple[str, ...]:
+        return tuple("score" + suffix for suffix, _ in self.heads)
+
+    @property
+    def label_blobs(self) -> tuple[str, ...]:
+        return ("sem", "geo") if self.dataset == "siftflow" else ("label",)
+
+    @property
+    def input_blobs(self) -> tuple[str, ...]:
+        """Input top names: 'data' for one input, the modality names for fusion nets."""
+        return ("data",) if len(self.modalities) == 1 else tuple(self.modalities)
+
+
+def _voc(name: str, **kw) -> Experiment:
+    return Experiment(name, "voc", 21, **kw)
+
+
+def _nyud(name: str, modalities: tuple[str, ...], lr: float = 1e-10, **kw) -> Experiment:
+    solver = heavy(32, train_net="trainval.prototxt", test_net="test.prototxt", test_iter=654,
+                   max_iter=300000, snapshot=2000).with_(base_lr=lr)
+    return Experiment(name, "nyud", 40, phases=("trainval", "test"),
+                      splits=("trainval", "test"), modalities=modalities, solver=solver, **kw)
+
+
+def _siftflow(name: str, stride: int, lr: float, base: str) -> Experiment:
+    solver = heavy(32, train_net="trainval.prototxt", test_net="test.prototxt", test_iter=200,
+                   max_iter=300000, snapshot=None).with_(base_lr=lr)
+    return Experiment(name, "siftflow", 33, stride=stride, base=base,
+                      phases=("trainval", "test"), splits=("trainval", "test"), solver=solver)
+
+
+def _context(name: str, stride: int, base: str) -> Experiment:
+    return Experiment(name, "pascalcontext", 60, stride=stride, base=base,
+                      splits=("train", "val"), release_root="../../data",
+                      solver=heavy(stride, test_iter=5105, max_iter=300000))
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    # PASCAL VOC: staged 32s -> 16s -> 8s, all-at-once 8s, FCN-AlexNet
+    _voc("voc-fcn32s"),
+    _voc("voc-fcn16s", stride=16, base="voc-fcn32s", release_root="../../data",
+         solver=heavy(16)),
+    _voc("voc-fcn8s", stride=8, base="voc-fcn16s", solver=heavy(8)),
+    _voc("voc-fcn8s-atonce", stride=8, at_once=True, solver=heavy(32, max_iter=300000)),
+    _voc("voc-fcn-alexnet", backbone="alexnet", base="alexnet-fcn",
+         solver=alexnet_normalized()),
+    # NYUDv2: RGB, HHA, early fusion (RGB-D input) and late fusion (two streams)
+    _nyud("nyud-fcn32s-color", ("color",)),
+    _nyud("nyud-fcn32s-hha", ("hha",)),
+    _nyud("nyud-fcn32s-color-d", ("color", "depth"), fusion="early"),
+    _nyud("nyud-fcn32s-color-hha", ("color", "hha"), lr=1e-12, fusion="late",
+          base="streams", streams=("nyud-fcn32s-color", "nyud-fcn32s-hha")),
+    # SIFT Flow: two heads (semantic, geometric); the release keeps lr 1e-12 for 8s
+    _siftflow("siftflow-fcn32s", 32, 1e-10, "vgg16-fcn"),
+    _siftflow("siftflow-fcn16s", 16, 1e-12, "siftflow-fcn32s"),
+    _siftflow("siftflow-fcn8s", 8, 1e-12, "siftflow-fcn16s"),
+    # PASCAL-Context, 59 classes + background
+    _context("pascalcontext-fcn32s", 32, "vgg16-fcn"),
+    _context("pascalcontext-fcn16s", 16, "pascalcontext-fcn32s"),
+    _context("pascalcontext-fcn8s", 8, "pascalcontext-fcn16s"),
+    # The paper's, not in the release: Table 1's GoogLeNet, Table 3's ablations
+    _voc("voc-fcn-googlenet", backbone="googlenet", base="googlenet-fcn", in_release=False),
+    _voc("voc-fcn-pool5", truncate="pool5", in_release=False),
+    _voc("voc-fcn-pool4", truncate="pool4", in_release=False),
+    _voc("voc-fcn-pool3", truncate="pool3", in_release=False),
+    _voc("voc-fcn32s-fixed", fixed=True, in_release=False),
+)}
+
+
+def _inputs(n, exp: Experiment, phase: str, data_root: str, seed: int, split: str | None,
+            size: tuple[int, int]):
+    """The data layer (train/test phases) or Input layer (deploy); returns the input tops."""
+    tops = list(exp.input_blobs)
+    if phase == "deploy":
+        shapes = [dict(dim=[1, MODALITY_CHANNELS[m], *size]) for m in exp.modalities]
+        made = L.Input(name="input", shape=shapes, ntop=len(tops))
+        made = made if isinstance(made, tuple) else (made,)
+        for name, top in zip(tops, made):
+            n[name] = top
+        return [n[m] for m in tops]
+    index = exp.phases.index(phase)
+    layer, param_str = data_param(exp.dataset, "train" if index == 0 else "test",
+                                  split or exp.splits[index], data_root, seed=seed,
+                                  modalities=exp.modalities)
+    all_tops = tops + list(exp.label_blobs)
+    made = L.Python(module=layer.module, layer=layer.layer, param_str=param_str,
+                    ntop=len(all_tops))
+    for name, top in zip(all_tops, made):
+        n[name] = top
+    return [n[m] for m in tops]
+
+
+def build(exp: Experiment | str, phase: str, *, width: float = 1.0,
+          data_root: str | None = None, seed: int = SEED, split: str | None = None,
+          size: tuple[int, int] = (500, 500)) -> caffe_pb2.NetParameter:
+    """One phase of an experiment as a NetParameter.
+
+    phase: one of exp.phases (with its data layer and loss) or 'deploy' (an Input layer of
+    1×C×size, no dropout, no loss). data_root replaces the release's '../data' prefix.
+    """
+    exp = EXPERIMENTS[exp] if isinstance(exp, str) else exp
+    if phase not in (*exp.phases, "deploy"):
+        raise ValueError(f"{exp.name} has phases {exp.phases} and 'deploy', not {phase!r}")
+    train = phase != "deploy"
+    n = caffe.NetSpec()
+    inputs = _inputs(n, exp, phase, data_root or exp.release_root, seed, split, size)
+
+    if exp.fusion == "late":
+        scores = []
+        for modality, top in zip(exp.input_blobs, inputs):
+            body = backbones.vgg16(n, top, width=width, suffix=modality, dropout=train)
+            n["score_fr" + modality] = heads.score(body, exp.num_classes)
+            scores.append(n["score_fr" + modality])
+        n["score_fused"] = L.Eltwise(*scores, operation=P.Eltwise.SUM, coeff=[0.5, 0.5])
+        n["upscore"] = heads.upsample(n["score_fused"], exp.num_classes, 32)
+        n["score"] = heads.crop(n["upscore"], inputs[0])
+        outputs = [n["score"]]
+        reference = inputs[0]
+    else:
+        if exp.fusion == "early":
+            n["data"] = L.Concat(*inputs)
+            reference, first_conv = n["data"], "conv1_1_bgrd"
+        else:
+            reference, first_conv = inputs[0], "conv1_1"
+        if exp.backbone == "vgg16":
+            body = backbones.vgg16(n, reference, width=width, dropout=train,
+                                   first_conv=first_conv, fixed=exp.fixed,
+                                   until=exp.truncate)
+        elif exp.backbone == "alexnet":
+            body = backbones.alexnet(n, reference, width=width, dropout=train)
+        else:
+            body = backbones.googlenet(n, reference, width=width)
+        outputs = []
+        for suffix, classes in exp.heads:
+            if exp.truncate:
+                factor = {"pool5": 32, "pool4": 16, "pool3": 8}[exp.truncate]
+                out = heads.single_layer_head(n, body, reference, classes, factor)
+            else:
+                out = heads.fcn_head(n, body, reference, classes, stride=exp.stride,
+                                     suffix=suffix, at_once=exp.at_once,
+                                     final_kernel=63 if exp.backbone != "vgg16" else None,
+                                     score_top="score" + suffix)
+            outputs.append(out)
+            if train:
+                label = n[exp.label_blobs[len(outputs) - 1]]
+                heads.loss(n, out, label, name="loss" if suffix in ("", "_sem") else
+                           "loss" + suffix, normalize=exp.solver.normalized_loss)
+    if train and exp.fusion == "late":
+        heads.loss(n, outputs[0], n["label"])
+    return n.to_proto()
