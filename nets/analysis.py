@@ -1,0 +1,63 @@
+"""Facts read off a net's graph: receptive field, output stride, parameter count.
+
+Table 1 of the paper compares its backbones by these numbers; the tests recompute them
+from the generated prototxt rather than trusting a typed-in constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from caffe.proto import caffe_pb2
+
+SPATIAL = {"Convolution", "Pooling"}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    receptive_field: int   # pixels of input seen by one output cell
+    stride: int            # input pixels between neighbouring output cells
+
+
+def _kernel_stride(layer) -> tuple[int, int]:
+    if layer.type == "Convolution":
+        p = layer.convolution_param
+        return (p.kernel_size[0] if p.kernel_size else 1), (p.stride[0] if p.stride else 1)
+    p = layer.pooling_param
+    return p.kernel_size, p.stride or 1
+
+
+def geometry(net: caffe_pb2.NetParameter, top: str) -> Geometry:
+    """Receptive field and stride of blob `top`, taking the largest field over branches
+    (GoogLeNet's inception modules concatenate branches of different fields)."""
+    known: dict[str, Geometry] = {}
+    for layer in net.layer:
+        inputs = [known[b] for b in layer.bottom if b in known]
+        if not layer.bottom:
+            for t in layer.top:
+                known[t] = Geometry(1, 1)
+            continue
+        if not inputs:
+            continue
+        rf = max(g.receptive_field for g in inputs)
+        jump = max(g.stride for g in inputs)
+        if layer.type in SPATIAL:
+            kernel, stride = _kernel_stride(layer)
+            rf, jump = rf + (kernel - 1) * jump, jump * stride
+        elif layer.type in ("Deconvolution", "Crop", "SoftmaxWithLoss"):
+            continue  # upsampling and alignment are not part of the classifier's field
+        for t in layer.top:
+            known[t] = Geometry(rf, jump)
+    if top not in known:
+        raise KeyError(f"blob {top!r} is not reached from the net's inputs")
+    return known[top]
+
+
+def learned_parameter_count(net) -> int:
+    """Parameters of a caffe.Net that learn, i.e. all but the fixed bilinear upsampling."""
+    total = 0
+    for name, blobs in net.params.items():
+        if net.layer_dict[name].type == "Deconvolution":
+            continue
+        total += sum(b.data.size for b in blobs)
+    return total
