@@ -1,0 +1,103 @@
+"""`python -m zoo.compare A B`: exit 0 only when the two artifacts are identical.
+
+The kind is detected from the files: prototxt (bytes, then parsed messages), caffemodel
+(blob by blob), segmentation image (class indices per pixel). With --net-a/--net-b and
+--input, two nets run on the same inputs and every blob of the forward pass is compared.
+A table explains any difference; exit status 1 means different, 2 means bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from zoo.errors import ZooError
+from zoo.table import Comparison
+
+KINDS = ("prototxt", "caffemodel", "segmentation")
+SUFFIX_KINDS = {".prototxt": "prototxt", ".pbtxt": "prototxt", ".caffemodel": "caffemodel",
+                ".png": "segmentation", ".bmp": "segmentation", ".gif": "segmentation",
+                ".tif": "segmentation", ".tiff": "segmentation"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def detect_kind(path: Path) -> str:
+    """The artifact kind of one file, from its suffix or else its first bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"{path}: no such file")
+    if path.suffix.lower() in SUFFIX_KINDS:
+        return SUFFIX_KINDS[path.suffix.lower()]
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(PNG_MAGIC):
+        return "segmentation"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "caffemodel"
+    return "prototxt" if text.strip() else "caffemodel"
+
+
+def compare_files(a: Path, b: Path, *, kind: str | None = None,
+                  semantic: bool = False) -> Comparison:
+    """Compare two files of one kind (detected unless given)."""
+    kind_a, kind_b = (kind, kind) if kind else (detect_kind(a), detect_kind(b))
+    if kind_a != kind_b:
+        raise ZooError(f"cannot compare {a} ({kind_a}) with {b} ({kind_b}); "
+                       "pass --kind if the detection is wrong")
+    if kind_a == "prototxt":
+        from zoo.compare_prototxt import compare_prototxt
+        return compare_prototxt(a, b, semantic=semantic)
+    if kind_a == "caffemodel":
+        from zoo.compare_caffemodel import compare_caffemodel
+        return compare_caffemodel(a, b)
+    from zoo.compare_segmentation import compare_segmentation
+    return compare_segmentation(a, b)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.compare", description=__doc__.splitlines()[0],
+        epilog="Examples: compare a.prototxt b.prototxt | compare a.caffemodel b.caffemodel | "
+               "compare out.png release/output.png | compare --net-a deploy.prototxt "
+               "--weights-a a.caffemodel --weights-b b.caffemodel --input image.jpg")
+    parser.add_argument("a", nargs="?", type=Path, help="first file")
+    parser.add_argument("b", nargs="?", type=Path, help="second file")
+    parser.add_argument("--kind", choices=KINDS, help="skip detection")
+    parser.add_argument("--semantic", action="store_true",
+                        help="prototxt: equal parsed messages count as identical")
+    forward = parser.add_argument_group("two nets on the same inputs")
+    forward.add_argument("--net-a", type=Path, help="net definition A")
+    forward.add_argument("--weights-a", type=Path, help="caffemodel for net A")
+    forward.add_argument("--net-b", type=Path, help="net definition B (default: net A)")
+    forward.add_argument("--weights-b", type=Path, help="caffemodel for net B")
+    forward.add_argument("--input", type=Path, nargs="+", default=[],
+                         help="images (preprocessed as the release's infer.py), .npy or .npz")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.net_a is not None:
+            if args.a is not None:
+                parser.error("give either two files or --net-a/--net-b, not both")
+            from zoo.compare_forward import compare_forward
+            result = compare_forward(args.net_a, args.weights_a, args.net_b or args.net_a,
+                                     args.weights_b, args.input)
+        else:
+            if args.a is None or args.b is None:
+                parser.error("two files to compare, or --net-a with --input")
+            result = compare_files(args.a, args.b, kind=args.kind, semantic=args.semantic)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(result.render())
+    return 0 if result.identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""`python -m zoo.export`: write a trained net as a Caffe Model Zoo folder.
+
+The folder holds readme.md (YAML front matter that Caffe's download_model_binary.py
+reads, and a description with the scores from the training log), the net definitions
+(deploy, train/val or trainval/test), solver.prototxt, the caffemodel and a
+caffemodel-url file like the release's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from data.download import file_digest
+from zoo.caffemodel import read_caffemodel
+from zoo.compare_prototxt import parse_prototxt
+from zoo.errors import ZooError
+from zoo.frontmatter import check_fields, render_readme
+from zoo.scores import describe_scores, read_scores, summary_line
+
+CAFFE_COMMIT = "99bd99795dcdf0b1d3086a8d67ab1782a8a08383"  # the BVLC commit the recipe builds
+NETS_DIR = Path(__file__).resolve().parents[1] / "nets"
+PHASE_NETS = ("train.prototxt", "val.prototxt", "trainval.prototxt", "test.prototxt")
+LEARNABLE_TYPES = {"Convolution", "Deconvolution", "InnerProduct", "Embed", "BatchNorm",
+                   "Bias", "PReLU", "RNN", "LSTM"}
+
+
+def resolve_net_dir(net: str | Path) -> Path:
+    """A folder with the experiment's prototxt: a path, or a name under nets/."""
+    candidate = Path(net)
+    if candidate.is_dir():
+        return candidate
+    named = NETS_DIR / str(net)
+    if named.is_dir():
+        return named
+    known = sorted(p.name for p in NETS_DIR.iterdir() if (p / "deploy.prototxt").is_file()) \
+        if NETS_DIR.is_dir() else []
+    raise ZooError(f"{net}: neither a folder nor an experiment under {NETS_DIR} "
+                   f"(known: {', '.join(known) or 'none'})")
+
+
+def check_weights_cover_deploy(deploy: Path, weights: Path) -> None:
+    """Every learnable layer of the deploy net must have blobs in the caffemodel.
+
+    Caffe silently keeps its random initialisation for a layer the weights do not name,
+    which would publish a model that scores at chance.
+    """
+    layers = read_caffemodel(weights)
+    net = parse_prototxt(deploy)
+    for layer in net.layer:
+        if layer.type in LEARNABLE_TYPES and not (layer.name in layers
+                                                  and layers[layer.name].blobs):
+            raise ZooError(f"{weights}: no parameters for layer {layer.name!r} "
+                           f"({layer.type}) of {deploy}")
+
+
+def export_model(net: str | Path, weights: Path | str, out: Path | str, *,
+                 log: Path | str | None = None, url: str | None = None,
+                 name: str | None = None, license: str = "BSD-2-Clause",
+                 gist_id: str | None = None, caffemodel_name: str | None = None,
+                 force: bool = False) -> Path:
+    """Write the zoo folder `out`; return the path of its readme.md."""
+    net_dir, weights, out = resolve_net_dir(net), Path(weights), Path(out)
+    deploy, solver = net_dir / "deploy.prototxt", net_dir / "solver.prototxt"
+    for required in (deploy, solver):
+        if not required.is_file():
+            raise ZooError(f"{net_dir}: has no {required.name}")
+    phase_nets = [net_dir / n for n in PHASE_NETS if (net_dir / n).is_file()]
+    if not phase_nets:
+        raise ZooError(f"{net_dir}: has no train/val or trainval/test prototxt")
+    for prototxt in (deploy, solver, *phase_nets):
+        parse_prototxt(prototxt)
+    check_weights_cover_deploy(deploy, weights)
+    scores = read_scores(log) if log is not None else None
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ZooError(f"{out}: exists and is not empty (pass --force to overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+
+    caffemodel = out / (caffemodel_name or weights.name)
+    for source in (deploy, solver, *phase_nets):
+        shutil.copyfile(source, out / source.name)
+    shutil.copyfile(weights, caffemodel)
+    sha1 = file_digest(caffemodel, "sha1")
+    url = url or caffemodel.resolve().as_uri()
+    experiment = name or net_dir.name
+    description = f"FCN {experiment} for semantic segmentation, trained on BVLC Caffe"
+    if scores:
+        description += f"; {summary_line(scores)}"
+    fields = {"name": f"{experiment} (fcn-caffe)", "caffemodel": caffemodel.name,
+              "caffemodel_url": url, "license": license, "sha1": sha1,
+              "caffe_commit": CAFFE_COMMIT, "description": description}
+    if gist_id:
+        fields["gist_id"] = gist_id
+    check_fields(fields, out / "readme.md")
+    (out / "caffemodel-url").write_text(url)
+    readme = out / "readme.md"
+    readme.write_text(render_readme(fields, _body(experiment, fields, phase_nets, scores)))
+    return readme
+
+
+def _body(experiment: str, fields: dict[str, str], phase_nets: list[Path],
+          scores: dict[int, dict[str, float]] | None) -> str:
+    nets = ", ".join(f"`{p.name}`" for p in phase_nets)
+    parts = [
+        f"# {experiment}",
+        "",
+        f"{fields['description']}.",
+        "",
+        "Fully Convolutional Networks for Semantic Segmentation (Shelhamer, Long, Darrell, "
+        "PAMI 2016; Long, Shelhamer, Darrell, CVPR 2015).",
+        "",
+        f"Files: `deploy.prototxt` (inference), {nets} (learning), `solver.prototxt`, "
+        f"`{fields['caffemodel']}` (sha1 `{fields['sha1']}`), `caffemodel-url`.",
+        "",
+    ]
+    if scores:
+        parts += [describe_scores(scores), ""]
+    parts += [
+        "Fetch the weights with Caffe's own script, from the Caffe source tree:",
+        "",
+        "    python scripts/download_model_binary.py <this folder>",
+        "",
+        "or with this project: `python -m zoo.fetch <this folder>`.",
+        "",
+        f"Caffe commit: {fields['caffe_commit']}. License: {fields['license']}.",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo.export",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--net", required=True,
+                        help="experiment name under nets/ (e.g. voc-fcn8s) or a folder of prototxt")
+    parser.add_argument("--weights", required=True, type=Path, help="the trained caffemodel")
+    parser.add_argument("--out", required=True, type=Path, help="the zoo folder to write")
+    parser.add_argument("--log", type=Path, help="training log with score lines")
+    parser.add_argument("--url", help="where the caffemodel will be published "
+                                      "(default: a file:// URL of the exported copy)")
+    parser.add_argument("--name", help="model name (default: the net folder's name)")
+    parser.add_argument("--license", default="BSD-2-Clause")
+    parser.add_argument("--gist-id", help="the GitHub gist the folder is published as")
+    parser.add_argument("--caffemodel-name", help="file name of the exported weights")
+    parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    args = parser.parse_args(argv)
+    try:
+        readme = export_model(args.net, args.weights, args.out, log=args.log, url=args.url,
+                              name=args.name, license=args.license, gist_id=args.gist_id,
+                              caffemodel_name=args.caffemodel_name, force=args.force)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {readme.parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""`python -m zoo.fetch`: import a model's weights from a zoo folder or a caffemodel-url file.
+
+A zoo folder's readme.md names the caffemodel, its URL and its sha1: the download is
+resumable and verified (data/download.py). The release's caffemodel-url files carry only a
+URL; a digest can be given on the command line, and the file is always checked to be a
+caffemodel that covers the deploy net beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from data.download import DownloadError, fetch, file_digest
+from zoo.caffemodel import read_caffemodel
+from zoo.errors import ZooError
+from zoo.export import check_weights_cover_deploy
+from zoo.frontmatter import parse_readme
+
+
+def read_url_file(path: Path) -> str:
+    """The single URL in a release-style caffemodel-url file."""
+    words = path.read_text(encoding="utf-8", errors="replace").split()
+    if len(words) != 1 or urlparse(words[0]).scheme not in ("http", "https", "file"):
+        raise ZooError(f"{path}: expected one http(s) or file URL, found {len(words)} words")
+    return words[0]
+
+
+def import_weights(source: Path | str, dest: Path | str | None = None, *,
+                   sha1: str | None = None, sha256: str | None = None,
+                   progress: bool = True) -> Path:
+    """Fetch (or re-verify) the weights that `source` describes; return their path.
+
+    `source` is a zoo folder, its readme.md, a folder holding a caffemodel-url, or a
+    caffemodel-url file. An existing verified copy at the destination is kept.
+    """
+    source = Path(source)
+    if source.is_dir():
+        folder, readme, url_file = source, source / "readme.md", source / "caffemodel-url"
+    elif source.name == "readme.md":
+        folder, readme, url_file = source.parent, source, None
+    else:
+        folder, readme, url_file = source.parent, None, source
+    if readme is not None and readme.is_file():
+        fields = parse_readme(readme)
+        url, name = fields["caffemodel_url"], fields["caffemodel"]
+        if sha1 and sha1.lower() != fields["sha1"]:
+            raise ZooError(f"{readme}: sha1 {fields['sha1']} differs from the given {sha1}")
+        sha1 = fields["sha1"]
+    elif url_file is not None and url_file.is_file():
+        url = read_url_file(url_file)
+        name = Path(urlparse(url).path).name or "weights.caffemodel"
+    else:
+        raise ZooError(f"{source}: neither a zoo folder (readme.md) nor a caffemodel-url file")
+    target = Path(dest) if dest is not None else folder / name
+    if target.is_dir():
+        target = target / name
+    try:
+        fetch(url, target, sha1=sha1, sha256=sha256, progress=progress)
+    except DownloadError as e:
+        raise ZooError(str(e)) from e
+    read_caffemodel(target)
+    deploy = folder / "deploy.prototxt"
+    if deploy.is_file():
+        check_weights_cover_deploy(deploy, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo.fetch",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path,
+                        help="zoo folder, readme.md, or a release caffemodel-url file")
+    parser.add_argument("--dest", type=Path, help="file or folder for the weights "
+                                                  "(default: beside the source)")
+    parser.add_argument("--sha1", help="expected sha1 (a zoo readme already gives one)")
+    parser.add_argument("--sha256", help="expected sha256")
+    args = parser.parse_args(argv)
+    try:
+        path = import_weights(args.source, args.dest, sha1=args.sha1, sha256=args.sha256)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{path}  sha1 {file_digest(path, 'sha1')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""`python -m zoo.release_check`: the release's demo image through voc-fcn8s, bit for bit.
+
+PASCAL VOC 2007_000129 goes through nets/voc-fcn8s/deploy.prototxt with the release's
+fcn8s-heavy-pascal.caffemodel, preprocessed exactly as the release's infer.py; the
+class map must equal the release's own output.png at every pixel. The project ships
+none of these files: zoo/README.md says where to get them. The digests below (sha256)
+are the release's, so a wrong or re-encoded file is caught before any comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from data.download import DownloadError, fetch, file_digest
+from zoo.compare_segmentation import agreement_and_mean_iu, compare_segmentation, load_label_map
+from zoo.errors import ZooError
+from zoo.infer import read_rgb, segment
+from zoo.netload import load_net
+from zoo.palette import indices_to_colours
+from zoo.table import Comparison
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "nets" / "voc-fcn8s" / "deploy.prototxt"
+WEIGHTS_URL = "http://dl.caffe.berkeleyvision.org/fcn8s-heavy-pascal.caffemodel"
+DEMO_SHA256 = {
+    "image": "657b36fed1ea84a44fde2ad641d52726947e9ff23652836273730f7b1ee0d7d8",
+    "label": "baa7290b79283e4b4812436587af4585d5810da38752b4dfedf7b0ac910d6568",
+    "output": "954592a652351795e2176a9a3cb4c709fc0a3ec2fda76aa1fd6863df221e6a85",
+}
+WHERE = ("the release's demo/ folder (image.jpg, label.png, output.png) in the "
+         "fcn.berkeleyvision.org repository; see zoo/README.md")
+
+
+def _check_file(role: str, path: Path, expected_sha256: str | None) -> None:
+    if not path.is_file():
+        raise ZooError(f"{role} {path}: not found; it comes from {WHERE}")
+    if expected_sha256 is not None:
+        got = file_digest(path, "sha256")
+        if got != expected_sha256:
+            raise ZooError(f"{role} {path}: sha256 {got} is not the release's "
+                           f"{expected_sha256} (a different or re-encoded file)")
+
+
+def ensure_weights(weights: Path, *, download: bool) -> None:
+    """The release weights are where given, or fetched when asked; else say how to get them."""
+    if weights.is_file():
+        return
+    if not download:
+        raise ZooError(f"{weights}: not found. Download {WEIGHTS_URL} (about 540 MB) to that "
+                       "path, or rerun with --download (make release-check FETCH=1)")
+    try:
+        fetch(WEIGHTS_URL, weights)
+    except DownloadError as e:
+        raise ZooError(str(e)) from e
+
+
+def release_check(image: Path, output: Path, weights: Path, *, label: Path | None = None,
+                  deploy: Path = DEPLOY, save: Path | None = None, download: bool = False,
+                  digests: dict[str, str] | None = None) -> Comparison:
+    """Segment `image` and compare with the release's `output`; identical means bit for bit.
+
+    `digests` defaults to the release's sha256 per role (image, label, output); pass {}
+    to compare other files (the tests do, with a small net).
+    """
+    digests = DEMO_SHA256 if digests is None else digests
+    _check_file("image", Path(image), digests.get("image"))
+    _check_file("output", Path(output), digests.get("output"))
+    if label is not None:
+        _check_file("label", Path(label), digests.get("label"))
+    ensure_weights(Path(weights), download=download)
+    net = load_net(deploy, weights)
+    ours = segment(net, read_rgb(image))
+    save = Path(save) if save is not None else REPO / "runs" / "release-check" / "output.png"
+    save.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(indices_to_colours(ours)).save(save)
+    result = compare_segmentation(save, output)
+    result.kind = "release check"
+    if label is not None:
+        truth, _ = load_label_map(label)
+        release, _ = load_label_map(output)
+        for who, prediction in (("ours", ours), ("release", release)):
+            if prediction.shape == truth.shape:
+                accuracy, mean_iu, _ = agreement_and_mean_iu(truth, prediction.astype(truth.dtype))
+                result.rows.append((f"vs label ({who})", f"pixel acc {accuracy:.4f}",
+                                    f"mean IU {mean_iu:.4f}"))
+    result.notes.append(f"our output: {save}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo.release_check",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--image", type=Path, required=True, help="the release's image.jpg")
+    parser.add_argument("--output", type=Path, required=True, help="the release's output.png")
+    parser.add_argument("--weights", type=Path, required=True,
+                        help="fcn8s-heavy-pascal.caffemodel (see --download)")
+    parser.add_argument("--label", type=Path, help="the release's label.png (adds scores)")
+    parser.add_argument("--deploy", type=Path, default=DEPLOY)
+    parser.add_argument("--save", type=Path, help="where to write our output PNG")
+    parser.add_argument("--download", action="store_true",
+                        help=f"fetch the weights from {WEIGHTS_URL} if missing")
+    parser.add_argument("--any-files", action="store_true",
+                        help="skip the release digest checks (other images or nets)")
+    args = parser.parse_args(argv)
+    try:
+        result = release_check(args.image, args.output, args.weights, label=args.label,
+                               deploy=args.deploy, save=args.save, download=args.download,
+                               digests={} if args.any_files else None)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(result.render())
+    return 0 if result.identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
