@@ -1,0 +1,47 @@
+"""The ImageNet-style classifiers FCN starts from, for tests and the demo's miniature
+pre-training: VGG16 with fc6/fc7/fc8 as InnerProduct layers, named as in the model zoo's
+VGG_ILSVRC_16_layers, so surgery.convert turns it into the FCN base exactly as it does
+the real one."""
+
+from __future__ import annotations
+
+import caffe
+from caffe import layers as L
+from caffe import params as P
+from caffe.proto import caffe_pb2
+
+from nets.backbones import VGG16_STAGES, channels, max_pool
+
+
+def vgg16_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 224, *,
+                     data=None, label=None, batch: int = 1) -> caffe_pb2.NetParameter:
+    """VGG16 (configuration D). Deploy form (Input, Softmax 'prob') by default; given
+    `data`/`label` NetSpec tops factories (callables n -> tops), a training form ending in
+    SoftmaxWithLoss and Accuracy."""
+    n = caffe.NetSpec()
+    if data is None:
+        n.data = L.Input(shape=dict(dim=[batch, 3, size, size]))
+    else:
+        n.data, n.label = data()
+    top = n.data
+    for stage, (nout, depth) in enumerate(VGG16_STAGES, start=1):
+        for i in range(1, depth + 1):
+            n[f"conv{stage}_{i}"] = conv = L.Convolution(
+                top, num_output=channels(nout, width), kernel_size=3, pad=1,
+                weight_filler=dict(type="msra"), bias_filler=dict(type="constant"))
+            n[f"relu{stage}_{i}"] = top = L.ReLU(conv, in_place=True)
+        n[f"pool{stage}"] = top = max_pool(top)
+    for layer in ("6", "7"):
+        n[f"fc{layer}"] = fc = L.InnerProduct(top, num_output=channels(4096, width),
+                                              weight_filler=dict(type="msra"),
+                                              bias_filler=dict(type="constant"))
+        n[f"relu{layer}"] = top = L.ReLU(fc, in_place=True)
+        n[f"drop{layer}"] = top = L.Dropout(top, dropout_ratio=0.5, in_place=True)
+    n.fc8 = L.InnerProduct(top, num_output=num_classes, weight_filler=dict(type="msra"),
+                           bias_filler=dict(type="constant"))
+    if data is None:
+        n.prob = L.Softmax(n.fc8)
+    else:
+        n.loss = L.SoftmaxWithLoss(n.fc8, n.label)
+        n.accuracy = L.Accuracy(n.fc8, n.label, include=dict(phase=P.Phase.TEST))
+    return n.to_proto()
