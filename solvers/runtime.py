@@ -1,0 +1,86 @@
+"""Where Caffe runs and what it needs before a net is built: device, seeds, the data
+layers' modules, and the dataset files a net will read.
+
+Caffe aborts the process (a glog CHECK) on a missing split list or a GPU call in a CPU
+build; everything here checks first and raises a Python error that says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The make target that fetches each dataset, named in "missing data" messages.
+DATA_TARGETS = {"voc": "data-voc", "nyud": "data-nyud", "siftflow": "data-siftflow",
+                "pascalcontext": "data-pascalcontext"}
+
+
+def use_layers() -> None:
+    """Put layers/ on sys.path: the prototxt name the data layers as top-level modules
+    (voc_layers, nyud_layers …), as the release did."""
+    layers = str(REPO / "layers")
+    if layers not in sys.path:
+        sys.path.insert(0, layers)
+
+
+def check_gpu(device: int) -> None:
+    """Raise unless this Caffe build can use GPU `device`. Probed in a child process:
+    a CPU-only build or a missing device aborts the process that asks."""
+    probe = f"import caffe; caffe.set_mode_gpu(); caffe.set_device({device})"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["(no output)"]
+        fatal = [line.split("] ", 1)[-1] for line in lines if re.match(r"F\d+ ", line)]
+        tail = (fatal or lines)[-1]
+        raise RuntimeError(f"GPU {device} is not usable with this Caffe build ({tail}); "
+                           f"build the GPU variant (make caffe CUDA=1) or leave GPU unset for "
+                           f"the CPU")
+
+
+def select_device(gpu: int | None) -> str:
+    """CPU (gpu None) or GPU `gpu` for this process; returns a description."""
+    import caffe
+
+    if gpu is None:
+        caffe.set_mode_cpu()
+        return "CPU"
+    if gpu < 0:
+        raise ValueError(f"GPU id must be 0 or more, got {gpu}")
+    check_gpu(gpu)
+    caffe.set_mode_gpu()
+    caffe.set_device(gpu)
+    return f"GPU {gpu}"
+
+
+def split_list(dataset: str, root: Path, split: str, phase_index: int) -> Path:
+    """The split list file a dataset's data layer reads (phase_index 0 = training layer)."""
+    if dataset == "voc":
+        return (root / "sbdd/dataset" / f"{split}.txt" if phase_index == 0
+                else root / "pascal/VOC2011/ImageSets/Segmentation" / f"{split}.txt")
+    if dataset == "nyud":
+        return root / "nyud" / f"{split}.txt"
+    if dataset == "siftflow":
+        return root / "sift-flow" / f"{split}.txt"
+    if dataset == "pascalcontext":
+        return root / "pascal/VOC2010/ImageSets/Main" / f"{split}.txt"
+    raise ValueError(f"unknown dataset {dataset!r}")
+
+
+def check_data_root(exp, root: Path, splits: tuple[str, ...] | None = None) -> None:
+    """Raise FileNotFoundError naming the first missing split list of `exp`'s phases
+    (or of `splits`, read by the test-phase layer) and the target that fetches it."""
+    root = Path(root)
+    wanted = ([(0, exp.splits[0]), (1, exp.splits[1])] if splits is None
+              else [(1, s) for s in splits])
+    for phase_index, split in wanted:
+        path = split_list(exp.dataset, root, split, phase_index)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: split list not found for {exp.name} (dataset root {root}); fetch "
+                f"the dataset with `make {DATA_TARGETS[exp.dataset]}` or point DATA= at a "
+                f"dataset root (python -m data.synthetic {exp.dataset} ROOT writes a small "
+                f"synthetic one)")

@@ -1,0 +1,200 @@
+"""Segmentation tests over a split, and `make score` / `python -m solvers.score`.
+
+A test runs the net once per image of the split (whole images, batch 1), accumulates one
+confusion histogram per output head (fast_hist), and turns them into the paper's metrics
+(solvers.metrics). SIFT Flow's semantic head is scored over the classes present in the
+test set only (the release's own numbers averaged over all 33 and it said so); its
+geometric head reports pixel accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from solvers.classes import class_names
+from solvers.metrics import (
+    Scores,
+    background_baseline,
+    class_table,
+    fast_hist,
+    present_classes,
+    scores,
+)
+from solvers.palette import save_label_png
+
+
+@dataclass(frozen=True)
+class Head:
+    """One scored output: its score and label blobs, classes and how to average."""
+    score_blob: str
+    label_blob: str
+    num_classes: int
+    names: tuple[str, ...] = ()
+    present_only: bool = False     # mean IU over the classes present in the split (SIFT Flow)
+
+
+def experiment_heads(exp) -> list[Head]:
+    """The heads of a nets.experiments.Experiment."""
+    heads = []
+    for (_, classes), score_blob, label_blob in zip(exp.heads, exp.score_blobs,
+                                                     exp.label_blobs):
+        heads.append(Head(score_blob, label_blob, classes,
+                          tuple(class_names(exp.dataset, label_blob, classes)),
+                          present_only=exp.dataset == "siftflow" and label_blob == "sem"))
+    return heads
+
+
+@dataclass
+class TestResult:
+    hists: dict[str, np.ndarray]            # by label blob
+    heads: list[Head]
+    losses: dict[str, float] = field(default_factory=dict)  # mean per image, by loss blob
+    images: int = 0
+
+    def scores(self, head: Head) -> Scores:
+        hist = self.hists[head.label_blob]
+        return scores(hist, present_classes(hist) if head.present_only else None)
+
+    def as_dict(self) -> dict:
+        """JSON-ready: per head the four metrics and the all-background mean IU."""
+        out: dict = {"images": self.images, "loss": self.losses}
+        for head in self.heads:
+            hist = self.hists[head.label_blob]
+            metrics = self.scores(head).as_dict()
+            metrics["background_mean_iu"] = background_baseline(hist).mean_iu
+            if head.present_only:
+                metrics["classes_scored"] = int(len(present_classes(hist)))
+            out[head.label_blob] = metrics
+        return out
+
+    def report(self, tables: bool = True) -> str:
+        lines = [f"{self.images} images, loss " + ", ".join(
+            f"{k} {v:.4g}" for k, v in self.losses.items())]
+        for head in self.heads:
+            hist = self.hists[head.label_blob]
+            line = f"{head.label_blob}: {self.scores(head)}"
+            if head.present_only:
+                line += f"  (over the {len(present_classes(hist))} classes present)"
+            lines.append(line)
+            if tables:
+                lines.append(class_table(hist, list(head.names) or None))
+        return "\n".join(lines)
+
+
+def data_layer(net):
+    """The net's Python data layer when it is one of the project's (it has `indices`)."""
+    return next((layer for layer in net.layers if hasattr(layer, "indices")), None)
+
+
+def split_size(net, default: int | None = None) -> int:
+    """How many images one pass over the split takes: the data layer's list length, else
+    `default` (the solver's test_iter)."""
+    layer = data_layer(net)
+    if layer is not None:
+        return len(layer.indices)
+    if default is None:
+        raise ValueError("the net's data layer does not say how many images its split has; "
+                         "give the count (--images)")
+    return default
+
+
+def seg_test(net, heads: list[Head], *, images: int, save_dir: Path | None = None,
+             progress: bool = True, desc: str = "test") -> TestResult:
+    """Forward `images` examples through `net` and accumulate each head's histogram.
+    With save_dir, the first head's predictions are written as palette PNGs named by the
+    example's id (or numbered, for a data layer that does not expose its list)."""
+    missing = [b for h in heads for b in (h.score_blob, h.label_blob) if b not in net.blobs]
+    if missing:
+        raise ValueError(f"the test net has no blob(s) {missing}; it has {list(net.blobs)}")
+    hists = {h.label_blob: np.zeros((h.num_classes, h.num_classes), np.int64) for h in heads}
+    loss_blobs = [name for name in net.outputs if "loss" in name]
+    losses = dict.fromkeys(loss_blobs, 0.0)
+    layer = data_layer(net)
+    for k in tqdm(range(images), desc=desc, unit="img", disable=not progress, leave=False):
+        name = layer.indices[layer.position] if layer is not None else f"{k:06d}"
+        net.forward()
+        for head in heads:
+            prediction = net.blobs[head.score_blob].data[0].argmax(0)
+            label = net.blobs[head.label_blob].data[0, 0]
+            hists[head.label_blob] += fast_hist(label, prediction, head.num_classes)
+            if save_dir is not None and head is heads[0]:
+                save_label_png(prediction.astype(np.uint8), Path(save_dir) / f"{name}.png")
+        for blob in loss_blobs:
+            losses[blob] += float(net.blobs[blob].data.flat[0])
+    return TestResult(hists, heads, {k: v / max(images, 1) for k, v in losses.items()},
+                      images)
+
+
+def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str | None = None,
+                  width: float = 1.0, save_dir: Path | None = None,
+                  images: int | None = None, progress: bool = True) -> TestResult:
+    """Score a caffemodel of `experiment` on `split` (default: the experiment's test split)
+    of the dataset under data_root."""
+    import caffe
+
+    from nets.experiments import EXPERIMENTS
+    from nets.generate import write_experiment
+    from solvers.runtime import check_data_root, use_layers
+    from surgery.weights import load_weights
+
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose from {list(EXPERIMENTS)}")
+    exp = EXPERIMENTS[experiment]
+    split = split or exp.splits[1]
+    check_data_root(exp, Path(data_root), splits=(split,))
+    use_layers()
+    with tempfile.TemporaryDirectory(prefix="fcn-score-") as tmp:
+        paths = write_experiment(experiment, tmp, width=width,
+                                 data_root=str(Path(data_root).resolve()),
+                                 splits=(exp.splits[0], split))
+        net = caffe.Net(str(paths["test"]), caffe.TEST)
+    load_weights(net, weights)
+    count = images or split_size(net)
+    return seg_test(net, experiment_heads(exp), images=count, save_dir=save_dir,
+                    progress=progress, desc=f"{experiment} {split}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Score a caffemodel on a split: pixel accuracy, mean accuracy, mean IU, "
+                    "f.w. IU and a per-class table.")
+    parser.add_argument("--net", required=True, metavar="EXPERIMENT",
+                        help="experiment name (nets/experiments.py), e.g. voc-fcn8s")
+    parser.add_argument("--weights", required=True, type=Path, help="caffemodel to score")
+    parser.add_argument("--data", required=True, type=Path, help="dataset root (like data/)")
+    parser.add_argument("--split", help="split list name (default: the experiment's test "
+                                        "split, e.g. seg11valid)")
+    parser.add_argument("--width", type=float, default=1.0,
+                        help="width multiplier the weights were trained with")
+    parser.add_argument("--gpu", type=int, default=None, metavar="N", help="GPU id (default CPU)")
+    parser.add_argument("--save", type=Path, help="write predictions as palette PNGs here")
+    parser.add_argument("--json", type=Path, help="write the scores as JSON here")
+    parser.add_argument("--images", type=int, help="score only the first N images")
+    args = parser.parse_args(argv)
+
+    from solvers.runtime import select_device
+
+    try:
+        select_device(args.gpu)
+        result = score_weights(args.net, args.weights, args.data, split=args.split,
+                               width=args.width, save_dir=args.save, images=args.images)
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"score: error: {e}", file=sys.stderr)
+        return 1
+    print(result.report())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
