@@ -58,6 +58,15 @@ def ensure_weights(weights: Path, *, download: bool) -> None:
         raise ZooError(str(e)) from e
 
 
+def render_segmentation(image: Path, weights: Path, deploy: Path, save: Path):
+    """Segment `image` with the net and save the class map as a VOC-coloured RGB PNG."""
+    net = load_net(deploy, weights)
+    indices = segment(net, read_rgb(image))
+    save.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(indices_to_colours(indices)).save(save)
+    return indices
+
+
 def release_check(image: Path, output: Path, weights: Path, *, label: Path | None = None,
                   deploy: Path = DEPLOY, save: Path | None = None, download: bool = False,
                   digests: dict[str, str] | None = None) -> Comparison:
@@ -72,11 +81,8 @@ def release_check(image: Path, output: Path, weights: Path, *, label: Path | Non
     if label is not None:
         _check_file("label", Path(label), digests.get("label"))
     ensure_weights(Path(weights), download=download)
-    net = load_net(deploy, weights)
-    ours = segment(net, read_rgb(image))
     save = Path(save) if save is not None else REPO / "runs" / "release-check" / "output.png"
-    save.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(indices_to_colours(ours)).save(save)
+    ours = render_segmentation(image, weights, deploy, save)
     result = compare_segmentation(save, output)
     result.kind = "release check"
     if label is not None:

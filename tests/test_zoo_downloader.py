@@ -1,0 +1,92 @@
+"""The exported folder through Caffe's own scripts/download_model_binary.py, unmodified.
+
+Caffe's script needs PyYAML; under PyYAML 6 it only runs with zoo.caffe_downloader's shim
+(yaml.load given a default Loader), and the as-is run fails for exactly that reason.
+"""
+
+import hashlib
+
+import pytest
+
+from zoo.caffe_downloader import downloader_script, run_caffe_downloader
+from zoo.export import export_model
+from zoo.fixtures import (
+    random_caffemodel,
+    serve_directory,
+    write_solver,
+    write_tiny_deploy,
+    write_tiny_train,
+)
+
+yaml = pytest.importorskip("yaml", reason="Caffe's downloader imports PyYAML: add PyYAML to "
+                                          "requirements.txt")
+
+
+@pytest.fixture
+def zoo_folder(tmp_path):
+    server = tmp_path / "server"
+    server.mkdir()
+    net_dir = tmp_path / "net"
+    net_dir.mkdir()
+    deploy = write_tiny_deploy(net_dir / "deploy.prototxt")
+    write_tiny_train(net_dir / "train.prototxt")
+    write_solver(net_dir / "solver.prototxt", "train.prototxt")
+    weights = random_caffemodel(deploy, server / "tiny-fcn.caffemodel", seed=11)
+    return server, net_dir, weights
+
+
+def _export(tmp_path, net_dir, weights, url):
+    readme = export_model(net_dir, weights, tmp_path / "zoo", url=url)
+    (readme.parent / weights.name).unlink()
+    return readme.parent
+
+
+def test_script_is_caffes_own(zoo_folder):
+    script = downloader_script()
+    assert script.parts[-2:] == ("scripts", "download_model_binary.py")
+    assert "required_keys = ['caffemodel', 'caffemodel_url', 'sha1']" in script.read_text()
+
+
+def test_round_trip_through_caffes_downloader(tmp_path, zoo_folder):
+    server, net_dir, weights = zoo_folder
+    with serve_directory(server) as base:
+        folder = _export(tmp_path, net_dir, weights, f"{base}/tiny-fcn.caffemodel")
+        first = run_caffe_downloader(folder, timeout=60)
+        assert first.returncode == 0, first.stdout + first.stderr
+        fetched = folder / "tiny-fcn.caffemodel"
+        assert hashlib.sha1(fetched.read_bytes()).hexdigest() == \
+            hashlib.sha1(weights.read_bytes()).hexdigest()
+        second = run_caffe_downloader(folder, timeout=60)
+        assert second.returncode == 0 and "Model already exists." in second.stdout
+
+
+def test_wrong_sha1_fails_in_caffes_downloader(tmp_path, zoo_folder):
+    server, net_dir, weights = zoo_folder
+    with serve_directory(server) as base:
+        folder = _export(tmp_path, net_dir, weights, f"{base}/tiny-fcn.caffemodel")
+        readme = folder / "readme.md"
+        good = hashlib.sha1(weights.read_bytes()).hexdigest()
+        readme.write_text(readme.read_text().replace(good, "f" * 40))
+        result = run_caffe_downloader(folder, timeout=60)
+    assert result.returncode == 1
+    assert "ERROR: model did not download correctly!" in result.stdout
+
+
+def test_corrupted_front_matter_fails_in_caffes_downloader(tmp_path, zoo_folder):
+    server, net_dir, weights = zoo_folder
+    folder = _export(tmp_path, net_dir, weights, "http://127.0.0.1:9/none.caffemodel")
+    readme = folder / "readme.md"
+    readme.write_text(readme.read_text().replace("sha1:", "checksum:"))
+    result = run_caffe_downloader(folder, timeout=60)
+    assert result.returncode == 2
+    assert "Must be valid Caffe model directory with a correct readme.md" in result.stderr
+
+
+def test_as_is_fails_only_on_pyyaml6_load_signature(tmp_path, zoo_folder):
+    if int(yaml.__version__.split(".")[0]) < 6:
+        pytest.skip("PyYAML < 6 still accepts yaml.load(text)")
+    server, net_dir, weights = zoo_folder
+    folder = _export(tmp_path, net_dir, weights, "http://127.0.0.1:9/none.caffemodel")
+    result = run_caffe_downloader(folder, as_is=True, timeout=60)
+    assert result.returncode == 2
+    assert "load() missing 1 required positional argument: 'Loader'" in result.stdout

@@ -1,0 +1,127 @@
+"""Tiny nets, weights and a loopback HTTP server for the zoo tests and quick trials.
+
+The nets have FCN's shape (conv → pool → score → 2× deconvolution → crop to the input) at a
+few channels wide, so a forward pass, a training step or an export takes milliseconds
+while every code path of the full-size tools is exercised on real Caffe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+def _body(n, data, *, classes: int, width: int, extra_layer: bool):
+    from caffe import layers as L
+    from caffe import params as P
+    from caffe.coord_map import crop
+    n.conv1 = L.Convolution(data, num_output=width, kernel_size=3, pad=1,
+                            weight_filler=dict(type="gaussian", std=0.1),
+                            bias_filler=dict(type="constant", value=0.1))
+    n.relu1 = L.ReLU(n.conv1, in_place=True)
+    top = n.conv1
+    if extra_layer:
+        n.conv1b = L.Convolution(top, num_output=width, kernel_size=1,
+                                 weight_filler=dict(type="gaussian", std=0.1))
+        top = n.conv1b
+    n.pool1 = L.Pooling(top, pool=P.Pooling.MAX, kernel_size=2, stride=2)
+    n.score_fr = L.Convolution(n.pool1, num_output=classes, kernel_size=1,
+                               weight_filler=dict(type="gaussian", std=0.1))
+    n.upscore = L.Deconvolution(n.score_fr, param=[dict(lr_mult=0)],
+                                convolution_param=dict(num_output=classes, kernel_size=4,
+                                                       stride=2, bias_term=False,
+                                                       weight_filler=dict(type="bilinear")))
+    n.score = crop(n.upscore, data)
+    return n.score
+
+
+def write_tiny_deploy(path: Path | str, *, classes: int = 3, width: int = 4,
+                      size: tuple[int, int] = (20, 24), channels: int = 3,
+                      extra_layer: bool = False) -> Path:
+    """An Input-fed deploy net whose output blob is 'score' (N, classes, H, W)."""
+    import caffe
+    from caffe import layers as L
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, channels, *size]))
+    _body(n, n.data, classes=classes, width=width, extra_layer=extra_layer)
+    path = Path(path)
+    path.write_text(str(n.to_proto()))
+    return path
+
+
+def write_tiny_train(path: Path | str, *, classes: int = 3, width: int = 4,
+                     size: tuple[int, int] = (12, 12), batch: int = 2) -> Path:
+    """A training net on DummyData (refilled from Caffe's seeded RNG every step)."""
+    import caffe
+    from caffe import layers as L
+    n = caffe.NetSpec()
+    n.data, n.label = L.DummyData(
+        shape=[dict(dim=[batch, 3, *size]), dict(dim=[batch, 1, *size])],
+        data_filler=[dict(type="gaussian", std=1.0),
+                     dict(type="uniform", min=0, max=classes - 1e-3)], ntop=2)
+    score = _body(n, n.data, classes=classes, width=width, extra_layer=False)
+    n.drop = L.Dropout(score, dropout_ratio=0.2, in_place=False)
+    n.loss = L.SoftmaxWithLoss(n.drop, n.label, loss_param=dict(normalize=False))
+    path = Path(path)
+    path.write_text(str(n.to_proto()))
+    return path
+
+
+def write_solver(path: Path | str, train_net: Path | str, *, seed: int = 1337,
+                 base_lr: float = 1e-3, max_iter: int = 100) -> Path:
+    """A plain SGD solver for write_tiny_train's net; no snapshots, no test net."""
+    from caffe.proto import caffe_pb2
+    solver = caffe_pb2.SolverParameter(
+        train_net=str(train_net), base_lr=base_lr, lr_policy="fixed", momentum=0.9,
+        weight_decay=5e-4, max_iter=max_iter, display=0, random_seed=seed,
+        snapshot_after_train=False)
+    path = Path(path)
+    path.write_text(str(solver))
+    return path
+
+
+def random_caffemodel(prototxt: Path | str, out: Path | str, *, seed: int = 0) -> Path:
+    """Weights for `prototxt` from a seeded normal distribution (same seed, same bytes)."""
+    import caffe
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    rng = np.random.default_rng(seed)
+    for params in net.params.values():
+        for blob in params:
+            blob.data[...] = rng.normal(0.0, 0.3, blob.data.shape).astype(np.float32)
+    net.save(str(out))
+    return Path(out)
+
+
+def flip_bit(source: Path | str, dest: Path | str, byte: int, bit: int = 0) -> Path:
+    """Copy `source` to `dest` with one bit inverted."""
+    data = bytearray(Path(source).read_bytes())
+    data[byte] ^= 1 << bit
+    Path(dest).write_bytes(bytes(data))
+    return Path(dest)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(root: Path | str) -> Iterator[str]:
+    """Serve `root` over HTTP on 127.0.0.1 (a free port) while inside the block; yield its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
