@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import caffe
 from caffe import layers as L
-from caffe import params as P
 from caffe.proto import caffe_pb2
 
 from nets.backbones import VGG16_STAGES, channels, max_pool
@@ -43,5 +42,5 @@ def vgg16_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 22
         n.prob = L.Softmax(n.fc8)
     else:
         n.loss = L.SoftmaxWithLoss(n.fc8, n.label)
-        n.accuracy = L.Accuracy(n.fc8, n.label, include=dict(phase=P.Phase.TEST))
+        n.accuracy = L.Accuracy(n.fc8, n.label, include=dict(phase=caffe.TEST))
     return n.to_proto()
