@@ -1,27 +1,32 @@
 # Sourced by build.sh when CUDA=1 (not run on its own): find the CUDA toolkit and the
-# cuBLAS/cuRAND libraries and add the GPU flags to build.sh's `cmake_flags`.
+# cuBLAS/cuRAND (and, for NCCL=1, NCCL) libraries and add the GPU flags to build.sh's
+# `cmake_flags`. caffe-recipe/CUDA.md explains each choice.
 #
 # nvcc comes from CUDA_HOME (default /usr/local/cuda). cuBLAS and cuRAND come from the
 # toolkit when it has them, else from NVIDIA's Python wheels installed (pinned, matching
-# CUDA 13.0) into the cache beside the builds. CUDA 13 compiles only sm_75 and newer:
-# CUDA_ARCH picks exactly one architecture (90 = Hopper, H100/H200).
+# CUDA 13.0) into the cache beside the builds. CUDA_ARCH picks exactly one architecture,
+# which this nvcc must list (CUDA 13 compiles sm_75 and newer; 90 = Hopper, H100/H200).
+# Uses from build.sh: CUDA_ARCH, CUDNN, NCCL, cache_root, python, die, say.
 # shellcheck shell=bash
 
 CUDA_WHEELS_13=("nvidia-cublas==13.0.2.14" "nvidia-curand==10.4.0.35")
-CUDNN_WHEEL_13="nvidia-cudnn-cu13==9.13.1.26"
 NCCL_WHEEL_13="nvidia-nccl-cu13==2.28.3"
 
-_cuda_wheels() {  # install pinned wheels once into $1; print nothing
-  local dir=$1; shift
-  [ -f "$dir/.complete" ] && return 0
-  say "installing NVIDIA library wheels ($*) into $dir"
-  rm -rf "$dir"
-  "$python" -m pip install -q --disable-pip-version-check --no-deps --target "$dir" "$@" \
-    || die "pip could not install $*; install cuBLAS/cuRAND with the CUDA toolkit instead"
-  touch "$dir/.complete"
+_cuda_wheels() {  # install pinned wheels once into $cache_root/<name>-<hash of pins>; print that dir
+  local name=$1; shift
+  local dir
+  dir="$cache_root/$name-$(printf '%s\n' "$@" | sha256sum | cut -c1-12)"
+  if [ ! -f "$dir/.complete" ]; then
+    say "installing NVIDIA library wheels ($*) into $dir"
+    rm -rf "$dir"
+    "$python" -m pip install -q --disable-pip-version-check --no-deps --target "$dir" "$@" >&2 \
+      || die "pip could not install $*; install the CUDA toolkit's libraries instead and set CUDA_HOME"
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
 }
 
-_unversioned_links() {  # CMake's find_library wants libX.so; the wheels ship libX.so.N
+_unversioned_links() {  # CMake's find_library wants libX.so; the wheels ship only libX.so.N
   local lib
   for lib in "$1"/lib*.so.*; do
     [ -e "$lib" ] || continue
@@ -37,8 +42,16 @@ cuda_cmake_flags() {
   version=$("$nvcc" --version | sed -nE 's/.*release ([0-9]+\.[0-9]+).*/\1/p')
   major=${version%%.*}
   [ -n "$major" ] || die "cannot read the CUDA version from '$nvcc --version'"
-  if [ "$major" -ge 13 ] && [ "$CUDA_ARCH" -lt 75 ]; then
-    die "CUDA $version cannot compile for sm_$CUDA_ARCH (CUDA 13 supports sm_75 and newer)"
+
+  [[ "$CUDA_ARCH" =~ ^[0-9]+$ ]] || die "CUDA_ARCH must be one compute capability without the dot (90 for H100), not '$CUDA_ARCH'"
+  local known
+  known=$("$nvcc" --list-gpu-code 2>/dev/null | tr '\n' ' ') || known=""
+  if [ -n "$known" ] && [[ " $known " != *" sm_$CUDA_ARCH "* ]]; then
+    die "CUDA $version cannot compile for sm_$CUDA_ARCH; this nvcc supports: $known(CUDA 13 dropped everything before sm_75)"
+  fi
+
+  if [ "$CUDNN" = 1 ]; then
+    die "CUDNN=1: BVLC Caffe's cuDNN layers call cudnnGetConvolution*Algorithm with the *_SPECIFY_WORKSPACE_LIMIT preferences, which cuDNN 8 removed (only cuDNN <= 7 builds, and no cuDNN 7 exists for CUDA 13). Build with CUDNN=0: Caffe's own CUDA kernels (see caffe-recipe/CUDA.md)"
   fi
 
   local inc lib
@@ -46,15 +59,13 @@ cuda_cmake_flags() {
      && [ -e "$cuda_home/lib64/libcurand.so" ]; then
     inc="$cuda_home/include" lib="$cuda_home/lib64"
   else
-    [ "$major" = 13 ] || die "the toolkit at $cuda_home has no cuBLAS/cuRAND and only CUDA 13's wheels are pinned here; install them with the toolkit"
-    local wanted=("${CUDA_WHEELS_13[@]}") wheels
-    if [ "$CUDNN" = 1 ]; then wanted+=("$CUDNN_WHEEL_13"); fi
-    if [ "$NCCL" = 1 ]; then wanted+=("$NCCL_WHEEL_13"); fi
-    wheels="$cache_root/nvidia-cu13-$(printf '%s\n' "${wanted[@]}" | sha256sum | cut -c1-12)"
-    _cuda_wheels "$wheels" "${wanted[@]}"
+    [ "$major" = 13 ] || die "the CUDA $version toolkit at $cuda_home has no cuBLAS/cuRAND, and only CUDA 13's wheels are pinned here; install cuBLAS and cuRAND with the toolkit"
+    local wheels
+    wheels=$(_cuda_wheels nvidia-cu13 "${CUDA_WHEELS_13[@]}") || exit 1
     inc="$wheels/nvidia/cu13/include" lib="$wheels/nvidia/cu13/lib"
     _unversioned_links "$lib"
   fi
+  [ -f "$inc/cublas_v2.h" ] || die "no cublas_v2.h in $inc"
   [ -e "$lib/libcublas.so" ] || die "no libcublas.so in $lib"
   [ -e "$lib/libcurand.so" ] || die "no libcurand.so in $lib"
 
@@ -64,11 +75,26 @@ cuda_cmake_flags() {
     -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$CUDA_ARCH" -DCUDA_ARCH_PTX="$CUDA_ARCH"
     -DCUDA_cublas_LIBRARY="$lib/libcublas.so" -DCUDA_curand_LIBRARY="$lib/libcurand.so"
     -DCMAKE_CXX_FLAGS="-I$inc" -DCUDA_NVCC_FLAGS="-I$inc"
-    -DCMAKE_BUILD_RPATH="$lib" -DCMAKE_LIBRARY_PATH="$lib" -DCMAKE_INCLUDE_PATH="$inc"
-    -DUSE_CUDNN="$([ "$CUDNN" = 1 ] && echo ON || echo OFF)"
-    -DUSE_NCCL="$([ "$NCCL" = 1 ] && echo ON || echo OFF)"
+    -DUSE_CUDNN=OFF
   )
-  if [ "$CUDNN" = 1 ]; then
-    cmake_flags+=(-DCUDNN_INCLUDE="$inc" -DCUDNN_LIBRARY="$lib/libcudnn.so")
+  local rpath=$lib  # the wheels' libraries sit outside the loader's paths
+
+  if [ "$NCCL" = 1 ]; then
+    local nccl_inc nccl_lib
+    if [ -n "${NCCL_DIR:-}" ]; then
+      nccl_inc="$NCCL_DIR/include" nccl_lib="$NCCL_DIR/lib"
+    else
+      local nccl_wheels
+      nccl_wheels=$(_cuda_wheels nvidia-nccl "$NCCL_WHEEL_13") || exit 1
+      nccl_inc="$nccl_wheels/nvidia/nccl/include" nccl_lib="$nccl_wheels/nvidia/nccl/lib"
+      _unversioned_links "$nccl_lib"
+    fi
+    [ -f "$nccl_inc/nccl.h" ] && [ -e "$nccl_lib/libnccl.so" ] \
+      || die "NCCL=1 but there is no nccl.h in $nccl_inc or no libnccl.so in $nccl_lib"
+    cmake_flags+=(-DUSE_NCCL=ON -DNCCL_INCLUDE_DIR="$nccl_inc" -DNCCL_LIBRARIES="$nccl_lib/libnccl.so")
+    rpath="$rpath;$nccl_lib"
+  else
+    cmake_flags+=(-DUSE_NCCL=OFF)
   fi
+  cmake_flags+=(-DCMAKE_BUILD_RPATH="$rpath")
 }

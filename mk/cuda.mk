@@ -1,0 +1,9 @@
+# GPU build check (caffe-recipe/CUDA.md): compile and link Caffe with CUDA for CUDA_ARCH on a
+# machine without a GPU, leaving the venv's pycaffe on the CPU build. `make caffe CUDA=1`
+# builds the same entry and switches the venv to it; `make caffe` switches back.
+.PHONY: caffe-cuda-check
+
+caffe-cuda-check: venv
+	@CUDA=1 bash caffe-recipe/build.sh --venv $(VENV) --no-expose
+	@$(PY) caffe-recipe/cuda_check.py --arch $(CUDA_ARCH) \
+	  "$$(CUDA=1 bash caffe-recipe/build.sh --venv $(VENV) --print-dir)"
