@@ -13,7 +13,15 @@ from PIL import Image
 from zoo.errors import ZooError
 from zoo.fixtures import random_caffemodel, write_tiny_deploy
 from zoo.palette import indices_to_colours
-from zoo.release_check import DEMO_SHA256, WEIGHTS_URL, main, release_check, render_segmentation
+from zoo.release_check import (
+    DEMO_SHA256,
+    WEIGHTS_SHA1,
+    WEIGHTS_URL,
+    ensure_weights,
+    main,
+    release_check,
+    render_segmentation,
+)
 
 
 @pytest.fixture
@@ -41,7 +49,7 @@ def test_same_net_reproduces_the_output_bit_for_bit(tmp_path, demo):
     reference = _reference_output(tmp_path, deploy, weights, image)
     ours = tmp_path / "ours.png"
     result = release_check(image, reference, weights, label=label, deploy=deploy, save=ours,
-                           digests={})
+                           release_files=False)
     assert result.identical
     assert np.array_equal(np.array(Image.open(ours)), np.array(Image.open(reference)))
     assert any(row[0] == "vs label (ours)" for row in result.rows)
@@ -64,7 +72,8 @@ def test_missing_weights_say_where_to_get_them(tmp_path, demo):
     deploy, _, image, _ = demo
     with pytest.raises(ZooError, match=rf"missing\.caffemodel: not found\. Download "
                                        rf"{WEIGHTS_URL}"):
-        release_check(image, image, tmp_path / "missing.caffemodel", deploy=deploy, digests={})
+        release_check(image, image, tmp_path / "missing.caffemodel", deploy=deploy,
+                      release_files=False)
 
 
 def test_release_files_are_checked_by_digest(tmp_path, demo):
@@ -74,5 +83,13 @@ def test_release_files_are_checked_by_digest(tmp_path, demo):
         release_check(image, image, weights, deploy=deploy)
     with pytest.raises(ZooError, match=r"output .*nothing\.png: not found; it comes from the "
                                        r"release's demo/ folder"):
-        release_check(image, tmp_path / "nothing.png", weights, deploy=deploy, digests={})
+        release_check(image, tmp_path / "nothing.png", weights, deploy=deploy, release_files=False)
     assert DEMO_SHA256["output"] != hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+def test_weights_that_are_not_the_releases_are_refused(tmp_path, demo):
+    deploy, weights, _, _ = demo
+    with pytest.raises(ZooError, match=rf"weights\.caffemodel from the release's fcn8s-heavy-"
+                                       rf"pascal weights: checksum mismatch, expected sha1 "
+                                       rf"{WEIGHTS_SHA1}"):
+        ensure_weights(weights, download=False)

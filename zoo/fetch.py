@@ -19,6 +19,13 @@ from zoo.errors import ZooError
 from zoo.export import check_weights_cover_deploy
 from zoo.frontmatter import parse_readme
 
+# Digests published for the release's weights (its caffemodel-url files carry none); the
+# sha1 of fcn8s-heavy-pascal is the one OpenCV's test-data downloader checks (513 MB).
+KNOWN_SHA1 = {
+    "http://dl.caffe.berkeleyvision.org/fcn8s-heavy-pascal.caffemodel":
+        "c449ea74dd7d83751d1357d6a8c323fcf4038962",
+}
+
 
 def read_url_file(path: Path) -> str:
     """The single URL in a release-style caffemodel-url file."""
@@ -52,6 +59,8 @@ def import_weights(source: Path | str, dest: Path | str | None = None, *,
     elif url_file is not None and url_file.is_file():
         url = read_url_file(url_file)
         name = Path(urlparse(url).path).name or "weights.caffemodel"
+        if not sha1 and not sha256:
+            sha1 = KNOWN_SHA1.get(url)
     else:
         raise ZooError(f"{source}: neither a zoo folder (readme.md) nor a caffemodel-url file")
     target = Path(dest) if dest is not None else folder / name

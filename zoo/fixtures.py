@@ -73,14 +73,18 @@ def write_tiny_train(path: Path | str, *, classes: int = 3, width: int = 4,
     return path
 
 
-def write_solver(path: Path | str, train_net: Path | str, *, seed: int = 1337,
+def write_solver(path: Path | str, train_net: Path | str, *, seed: int | None = 1337,
                  base_lr: float = 1e-3, max_iter: int = 100) -> Path:
-    """A plain SGD solver for write_tiny_train's net; no snapshots, no test net."""
+    """A plain SGD solver for write_tiny_train's net; no snapshots, no test net.
+
+    seed=None leaves random_seed out, as the release's solvers do.
+    """
     from caffe.proto import caffe_pb2
     solver = caffe_pb2.SolverParameter(
         train_net=str(train_net), base_lr=base_lr, lr_policy="fixed", momentum=0.9,
-        weight_decay=5e-4, max_iter=max_iter, display=0, random_seed=seed,
-        snapshot_after_train=False)
+        weight_decay=5e-4, max_iter=max_iter, display=0, snapshot_after_train=False)
+    if seed is not None:
+        solver.random_seed = seed
     path = Path(path)
     path.write_text(str(solver))
     return path

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from data.download import DownloadError, fetch, file_digest
+from data.download import DownloadError, fetch, file_digest, verify
 from zoo.compare_segmentation import agreement_and_mean_iu, compare_segmentation, load_label_map
 from zoo.errors import ZooError
+from zoo.fetch import KNOWN_SHA1
 from zoo.infer import read_rgb, segment
 from zoo.netload import load_net
 from zoo.palette import indices_to_colours
@@ -26,6 +27,7 @@ from zoo.table import Comparison
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "nets" / "voc-fcn8s" / "deploy.prototxt"
 WEIGHTS_URL = "http://dl.caffe.berkeleyvision.org/fcn8s-heavy-pascal.caffemodel"
+WEIGHTS_SHA1 = KNOWN_SHA1[WEIGHTS_URL]
 DEMO_SHA256 = {
     "image": "657b36fed1ea84a44fde2ad641d52726947e9ff23652836273730f7b1ee0d7d8",
     "label": "baa7290b79283e4b4812436587af4585d5810da38752b4dfedf7b0ac910d6568",
@@ -45,15 +47,17 @@ def _check_file(role: str, path: Path, expected_sha256: str | None) -> None:
                            f"{expected_sha256} (a different or re-encoded file)")
 
 
-def ensure_weights(weights: Path, *, download: bool) -> None:
-    """The release weights are where given, or fetched when asked; else say how to get them."""
-    if weights.is_file():
-        return
-    if not download:
-        raise ZooError(f"{weights}: not found. Download {WEIGHTS_URL} (about 540 MB) to that "
-                       "path, or rerun with --download (make release-check FETCH=1)")
+def ensure_weights(weights: Path, *, download: bool, sha1: str | None = WEIGHTS_SHA1) -> None:
+    """The release weights are where given (and verified), or fetched when asked;
+    otherwise the error says how to get them."""
     try:
-        fetch(WEIGHTS_URL, weights)
+        if weights.is_file():
+            verify(weights, sha1=sha1, source="the release's fcn8s-heavy-pascal weights")
+            return
+        if not download:
+            raise ZooError(f"{weights}: not found. Download {WEIGHTS_URL} (about 513 MB) to "
+                           "that path, or rerun with --download (make release-check FETCH=1)")
+        fetch(WEIGHTS_URL, weights, sha1=sha1)
     except DownloadError as e:
         raise ZooError(str(e)) from e
 
@@ -69,18 +73,19 @@ def render_segmentation(image: Path, weights: Path, deploy: Path, save: Path):
 
 def release_check(image: Path, output: Path, weights: Path, *, label: Path | None = None,
                   deploy: Path = DEPLOY, save: Path | None = None, download: bool = False,
-                  digests: dict[str, str] | None = None) -> Comparison:
+                  release_files: bool = True) -> Comparison:
     """Segment `image` and compare with the release's `output`; identical means bit for bit.
 
-    `digests` defaults to the release's sha256 per role (image, label, output); pass {}
-    to compare other files (the tests do, with a small net).
+    With release_files (the default) every file must carry the release's digest;
+    release_files=False compares other files (the tests do, with a small net).
     """
-    digests = DEMO_SHA256 if digests is None else digests
+    digests = DEMO_SHA256 if release_files else {}
     _check_file("image", Path(image), digests.get("image"))
     _check_file("output", Path(output), digests.get("output"))
     if label is not None:
         _check_file("label", Path(label), digests.get("label"))
-    ensure_weights(Path(weights), download=download)
+    ensure_weights(Path(weights), download=download,
+                   sha1=WEIGHTS_SHA1 if release_files else None)
     save = Path(save) if save is not None else REPO / "runs" / "release-check" / "output.png"
     ours = render_segmentation(image, weights, deploy, save)
     result = compare_segmentation(save, output)
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = release_check(args.image, args.output, args.weights, label=args.label,
                                deploy=args.deploy, save=args.save, download=args.download,
-                               digests={} if args.any_files else None)
+                               release_files=not args.any_files)
     except ZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
