@@ -18,6 +18,9 @@ from nets import backbones, heads
 from nets.datasets import MODALITY_CHANNELS, SEED, data_param
 from solvers.settings import SolverSettings, alexnet_normalized, heavy
 
+# output stride of a net scored from this pooling layer alone (Table 3's ablations)
+TRUNCATED_STRIDE = {"pool5": 32, "pool4": 16, "pool3": 8}
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -39,6 +42,11 @@ class Experiment:
     release_root: str = "../data"     # the data-root string the release wrote
     in_release: bool = True
     solver: SolverSettings = field(default_factory=heavy)
+
+    def __post_init__(self) -> None:
+        if self.truncate and TRUNCATED_STRIDE[self.truncate] != self.stride:
+            raise ValueError(f"{self.name}: scoring {self.truncate} alone gives stride "
+                             f"{TRUNCATED_STRIDE[self.truncate]}, not {self.stride}")
 
     @property
     def heads(self) -> tuple[tuple[str, int], ...]:
@@ -111,8 +119,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     # The paper's, not in the release: Table 1's GoogLeNet, Table 3's ablations
     _voc("voc-fcn-googlenet", backbone="googlenet", base="googlenet-fcn", in_release=False),
     _voc("voc-fcn-pool5", truncate="pool5", in_release=False),
-    _voc("voc-fcn-pool4", truncate="pool4", in_release=False),
-    _voc("voc-fcn-pool3", truncate="pool3", in_release=False),
+    _voc("voc-fcn-pool4", stride=16, truncate="pool4", in_release=False),
+    _voc("voc-fcn-pool3", stride=8, truncate="pool3", in_release=False),
     _voc("voc-fcn32s-fixed", fixed=True, in_release=False),
 )}
 
@@ -183,8 +191,7 @@ def build(exp: Experiment | str, phase: str, *, width: float = 1.0,
         outputs = []
         for suffix, classes in exp.heads:
             if exp.truncate:
-                factor = {"pool5": 32, "pool4": 16, "pool3": 8}[exp.truncate]
-                out = heads.single_layer_head(n, body, reference, classes, factor)
+                out = heads.single_layer_head(n, body, reference, classes, exp.stride)
             else:
                 out = heads.fcn_head(n, body, reference, classes, stride=exp.stride,
                                      suffix=suffix, at_once=exp.at_once,

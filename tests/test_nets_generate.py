@@ -8,7 +8,7 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
 from nets.analysis import geometry, learned_parameter_count
-from nets.experiments import EXPERIMENTS, build
+from nets.experiments import EXPERIMENTS, Experiment, build
 from nets.generate import NETS_DIR, write_experiment
 
 # sha256 of every generated train/val/trainval/test net and solver in the original release
@@ -170,3 +170,14 @@ def test_skips_and_at_once_scaling_are_declared_once():
     fixed = build("voc-fcn32s-fixed", "train")
     learning = [x.name for x in fixed.layer if any(p.lr_mult for p in x.param)]
     assert learning == ["score_fr"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_declared_stride_is_the_final_upsampling(name):
+    deconvs = [x for x in build(name, "deploy").layer if x.type == "Deconvolution"]
+    assert deconvs[-1].convolution_param.stride[0] == EXPERIMENTS[name].stride
+
+
+def test_a_truncated_net_must_declare_its_layer_stride():
+    with pytest.raises(ValueError, match="pool4 alone gives stride 16"):
+        Experiment("bad", "voc", 21, stride=32, truncate="pool4")
