@@ -69,12 +69,22 @@ cuda_cmake_flags() {
   [ -e "$lib/libcublas.so" ] || die "no libcublas.so in $lib"
   [ -e "$lib/libcurand.so" ] || die "no libcurand.so in $lib"
 
+  # CUDA 13 gives the host stubs of __global__ templates internal linkage by default; Caffe's
+  # test_im2col_kernel.cu launches libcaffe's im2col kernels from its own translation unit and
+  # no longer links. Restore the weak stubs every earlier CUDA made (no Caffe kernel template
+  # is defined in two translation units, the case the nvcc docs warn about).
+  local nvcc_flags="-I$inc" nvcc_help
+  nvcc_help=$("$nvcc" --help 2>/dev/null) || nvcc_help=""
+  if [[ "$nvcc_help" == *static-global-template-stub* ]]; then
+    nvcc_flags+=";-static-global-template-stub=false"
+  fi
+
   cmake_flags+=(
     -DCPU_ONLY=OFF
     -DCUDA_TOOLKIT_ROOT_DIR="$cuda_home"
     -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$CUDA_ARCH" -DCUDA_ARCH_PTX="$CUDA_ARCH"
     -DCUDA_cublas_LIBRARY="$lib/libcublas.so" -DCUDA_curand_LIBRARY="$lib/libcurand.so"
-    -DCMAKE_CXX_FLAGS="-I$inc" -DCUDA_NVCC_FLAGS="-I$inc"
+    -DCMAKE_CXX_FLAGS="-I$inc" -DCUDA_NVCC_FLAGS="$nvcc_flags"
     -DUSE_CUDNN=OFF
   )
   local rpath=$lib  # the wheels' libraries sit outside the loader's paths

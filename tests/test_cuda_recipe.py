@@ -33,8 +33,8 @@ cuda_check = load_cuda_check()
 
 
 def fake_toolkit(root: Path, version: str = "13.0", arches=("75", "80", "90"),
-                 cublas: bool = False) -> Path:
-    """A CUDA_HOME whose nvcc answers --version and --list-gpu-code like the real one."""
+                 cublas: bool = False, help_text: str = "") -> Path:
+    """A CUDA_HOME whose nvcc answers --version, --list-gpu-code and --help like the real one."""
     (root / "bin").mkdir(parents=True)
     codes = "\\n".join(f"sm_{a}" for a in arches)
     nvcc = root / "bin" / "nvcc"
@@ -42,7 +42,8 @@ def fake_toolkit(root: Path, version: str = "13.0", arches=("75", "80", "90"),
         "#!/bin/sh\n"
         'case "$1" in\n'
         f'  --version) echo "Cuda compilation tools, release {version}, V{version}.1";;\n'
-        f"  --list-gpu-code) printf '{codes}\\n';; esac\n"
+        f"  --list-gpu-code) printf '{codes}\\n';;\n"
+        f"  --help) echo '{help_text}';; esac\n"
     )
     nvcc.chmod(0o755)
     if cublas:
@@ -127,6 +128,19 @@ def test_toolkit_with_cublas_gives_gpu_flags_for_one_arch(tmp_path):
     assert f"-DCUDA_cublas_LIBRARY={home}/lib64/libcublas.so" in flags
     assert f"-DCUDA_curand_LIBRARY={home}/lib64/libcurand.so" in flags
     assert "-DUSE_CUDNN=OFF" in flags and "-DUSE_NCCL=OFF" in flags
+
+
+def test_template_stubs_stay_linkable_where_nvcc_has_the_switch(tmp_path):
+    switch = "--static-global-template-stub {true|false}"
+    home = fake_toolkit(tmp_path / "cuda13", cublas=True, help_text=switch)
+    code, flags, err = cuda_flags(tmp_path, CUDA_HOME=str(home))
+    assert code == 0, err
+    assert f"-DCUDA_NVCC_FLAGS=-I{home}/include;-static-global-template-stub=false" in flags
+
+    older = fake_toolkit(tmp_path / "cuda12", version="12.4", cublas=True)
+    code, flags, err = cuda_flags(tmp_path, CUDA_HOME=str(older))
+    assert code == 0, err
+    assert f"-DCUDA_NVCC_FLAGS=-I{older}/include" in flags  # an older nvcc would reject it
 
 
 def test_cuda13_without_cublas_installs_pinned_wheels_once(tmp_path):
