@@ -1,211 +1,394 @@
-"""Small segmentation datasets written in each real on-disk layout, for tests and the demo.
+"""Small datasets in each real on-disk layout, with content a segmentation net can learn.
 
-The pictures are made to exercise what FCN is about: a textured background, blobs of
-several classes and thin bars (2–3 px) that a stride-32 prediction cannot draw but a
-stride-8 one can, with void (255) outlines like VOC's. Files are real JPEG/PNG/.mat in the
-folders the data layers read; the same seed writes the same bytes.
+For tests and the demo: real JPEG / PNG / .mat files where the real datasets keep them,
+and the split lists the data layers read. Each class has its own colour and stripe
+texture; scenes mix large shapes with fine structure (1–3 px bars, small blobs) that a
+stride-32 prediction cannot draw but a stride-8 one can; VOC-style labels outline every
+object with a void (255) band. Everything is a function of `seed`: same seed, same bytes.
+
+    python -m data.synthetic voc datasets-synth --n-train 20 --n-val 5
 """
 
 from __future__ import annotations
 
 import argparse
+import colorsys
+import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 from PIL import Image
-from scipy.io import savemat
+from scipy import ndimage
 
-# one hue per class (RGB), class 0 is background
-PALETTE_RGB = np.array([
-    [0, 0, 0], [220, 40, 40], [40, 200, 60], [50, 80, 230], [230, 210, 40], [200, 60, 210],
-    [40, 200, 210], [240, 140, 30], [120, 60, 20], [150, 150, 150], [20, 100, 60]],
-    dtype=np.float64)
+from data.palette import voc_palette  # solvers.palette imports it from here too
+from data.splits import derive_seg11valid
+from solvers.classes import PASCALCONTEXT, SIFTFLOW_SEMANTIC
 
-
-def voc_palette() -> list[int]:
-    """The PASCAL VOC colour map (bit-interleaved), 256 entries, flat RGB."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
+DATASETS = ("voc", "nyud", "siftflow", "pascalcontext")
+VOID = 255
+SIFTFLOW_CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
+SIFTFLOW_SCENES = ("coast", "forest", "highway", "insidecity", "mountain", "opencountry",
+                   "street", "tallbuilding")
+JPEG_QUALITY = 92
 
 
-def draw_example(rng: np.random.RandomState, size: tuple[int, int], num_classes: int,
-                 void_outline: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """One picture (H×W×3 uint8) and its label (H×W uint8, 255 void)."""
+@dataclass
+class Scene:
+    rgb: np.ndarray        # H×W×3 uint8
+    label: np.ndarray      # H×W int: 0 = background, k = class k
+    outline: np.ndarray    # H×W bool: background pixels touching an object (VOC-style void)
+
+
+# --- appearance -----------------------------------------------------------------------------
+def class_colour(k: int) -> np.ndarray:
+    """A fixed colour per class (spread around the hue circle); class 0 is a dull grey-blue."""
+    if k == 0:
+        return np.array([110.0, 120.0, 135.0])
+    hue = (k * 0.618034) % 1.0
+    saturation = 0.55 + 0.4 * ((k * 7) % 5) / 4
+    value = 0.55 + 0.4 * ((k * 3) % 4) / 3
+    return np.array(colorsys.hsv_to_rgb(hue, saturation, value)) * 255
+
+
+def class_texture(k: int, h: int, w: int) -> np.ndarray:
+    """Stripes whose angle and period identify the class (a second cue beside colour)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = (k * 2.399963) % np.pi
+    period = 4 + (k * 5) % 9
+    return 22.0 * np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
+
+
+def paint(rng: np.random.Generator, h: int, w: int, label: np.ndarray) -> np.ndarray:
+    """Render a label map: each class its colour and texture, plus light noise and shading."""
+    canvas = np.zeros((h, w, 3), np.float32)
+    for k in np.unique(label):
+        where = label == k
+        colour = class_colour(int(k)) + rng.normal(0, 6, 3)
+        texture = class_texture(int(k), h, w)[where]
+        canvas[where] = colour[None, :] + texture[:, None]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    shading = 18 * (yy / h - 0.5) + 10 * np.sin(xx / max(w, 1) * np.pi * rng.uniform(0.5, 2))
+    canvas += shading[..., None] + rng.normal(0, 5, (h, w, 3))
+    return np.clip(canvas, 0, 255).astype(np.uint8)
+
+
+# --- geometry ---------------------------------------------------------------------------------
+def shape_mask(rng: np.random.Generator, h: int, w: int, kind: str) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    cy, cx = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
+    if kind == "disc":
+        r = rng.uniform(0.12, 0.28) * min(h, w)
+        return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    if kind == "box":
+        bh, bw = rng.uniform(0.15, 0.4) * h, rng.uniform(0.15, 0.4) * w
+        return (abs(yy - cy) <= bh / 2) & (abs(xx - cx) <= bw / 2)
+    if kind == "bar":  # thin and long: below what a stride-32 output can resolve
+        width = rng.uniform(1.0, 3.0)
+        angle = rng.uniform(0, np.pi)
+        length = rng.uniform(0.4, 0.8) * max(h, w)
+        along = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
+        across = -(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)
+        return (abs(across) <= width / 2) & (abs(along) <= length / 2)
+    if kind == "blobs":  # a few small blobs of one class
+        mask = np.zeros((h, w), bool)
+        for _ in range(int(rng.integers(2, 5))):
+            by, bx = rng.uniform(0.05, 0.95) * h, rng.uniform(0.05, 0.95) * w
+            r = rng.uniform(1.5, 4.0)
+            mask |= (yy - by) ** 2 + (xx - bx) ** 2 <= r * r
+        return mask
+    raise ValueError(kind)
+
+
+def make_scene(rng: np.random.Generator, h: int, w: int, classes: list[int],
+               background: int = 0) -> Scene:
+    """A background plus 2–5 objects of the given classes, large shapes and fine ones."""
+    label = np.full((h, w), background, np.int32)
+    kinds = ("disc", "box", "bar", "blobs")
+    for n in range(int(rng.integers(2, 6))):
+        kind = kinds[n % len(kinds)] if n < len(kinds) else kinds[int(rng.integers(4))]
+        label[shape_mask(rng, h, w, kind)] = classes[int(rng.integers(len(classes)))]
+    objects = label != background
+    outline = ndimage.binary_dilation(objects, iterations=1) & ~objects  # keeps thin bars
+    return Scene(paint(rng, h, w, label), label, outline)
+
+
+def scene_size(rng: np.random.Generator, size: tuple[int, int], size_jitter: int):
     h, w = size
-    yy, xx = np.mgrid[:h, :w]
-    background = 90 + 30 * np.sin(xx / rng.uniform(3, 8)) * np.cos(yy / rng.uniform(3, 8))
-    image = np.repeat(background[..., None], 3, axis=2) + rng.normal(0, 12, (h, w, 3))
-    label = np.zeros((h, w), np.uint8)
-    for _ in range(rng.randint(2, 5)):
-        cls = rng.randint(1, num_classes)
-        if rng.rand() < 0.5:  # a blob
-            cy, cx = rng.randint(0, h), rng.randint(0, w)
-            ry, rx = rng.uniform(0.08, 0.25) * h, rng.uniform(0.08, 0.25) * w
-            mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
-        else:  # a thin bar, 2–3 px wide, horizontal, vertical or diagonal
-            width = rng.randint(2, 4)
-            angle = rng.choice([0, np.pi / 2, np.pi / 4, -np.pi / 4])
-            offset = rng.uniform(0.2, 0.8) * (h if angle else w)
-            distance = np.abs((xx - w / 2) * np.sin(angle) - (yy - h / 2) * np.cos(angle)
-                              + (offset - (h if angle else w) / 2))
-            mask = distance < width / 2
-        color = PALETTE_RGB[cls % len(PALETTE_RGB)]
-        image[mask] = color + rng.normal(0, 10, (mask.sum(), 3))
-        label[mask] = cls
-    if void_outline:  # VOC marks object boundaries void
-        edges = np.zeros_like(label, bool)
-        edges[:-1] |= label[:-1] != label[1:]
-        edges[:, :-1] |= label[:, :-1] != label[:, 1:]
-        label[edges & (label > 0)] = 255
-    return np.clip(image, 0, 255).astype(np.uint8), label
+    if size_jitter:
+        h -= int(rng.integers(0, size_jitter + 1))
+        w -= int(rng.integers(0, size_jitter + 1))
+    return h, w
 
 
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
+# --- writers ------------------------------------------------------------------------------------
+def write_jpeg(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, quality=95)
+    buffer = io.BytesIO()  # through memory so the bytes do not depend on the file system
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=JPEG_QUALITY)
+    path.write_bytes(buffer.getvalue())
 
 
-def _write_palette_png(path: Path, label: np.ndarray) -> None:
+def write_png(path: Path, array: np.ndarray, palette: bytes | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    png = Image.fromarray(label, mode="P")
-    png.putpalette(voc_palette())
-    png.save(path)
+    image = Image.fromarray(array)
+    if palette is not None:
+        image.putpalette(palette)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    path.write_bytes(buffer.getvalue())
 
 
-def _write_list(path: Path, names: list[str]) -> None:
+def write_mat(path: Path, variables: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(n + "\n" for n in names))
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, variables, do_compression=True)
+    path.write_bytes(buffer.getvalue())
 
 
-def make_dataset(dataset: str, root: Path | str, *, n_train: int, n_val: int,
-                 size: tuple[int, int] = (64, 64), num_classes: int | None = None,
-                 seed: int = 0) -> Path:
-    """Write a synthetic `dataset` ('voc', 'nyud', 'siftflow', 'pascalcontext') under the
-    data root `root`, laid out like the release's data folder; returns root."""
+def write_list(path: Path, ids: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{i}\n" for i in ids))
+
+
+def sbdd_struct(segmentation: np.ndarray) -> np.ndarray:
+    """SBD's GTcls: a 1×1 struct with Segmentation, Boundaries and CategoriesPresent."""
+    struct = np.zeros((1, 1), dtype=[("Segmentation", object), ("Boundaries", object),
+                                     ("CategoriesPresent", object)])
+    present = np.unique(segmentation)
+    struct[0, 0]["Segmentation"] = segmentation.astype(np.uint8)
+    struct[0, 0]["Boundaries"] = np.zeros((20, 1), dtype=object)
+    struct[0, 0]["CategoriesPresent"] = present[present > 0].astype(np.uint8).reshape(-1, 1)
+    return struct
+
+
+def class_choice(num_classes: int | None, full: int, first: int = 1) -> list[int]:
+    """The classes that appear: `first`..num_classes-1 (all of the dataset's by default)."""
+    count = full if num_classes is None else num_classes
+    if not 1 + first <= count <= full:
+        raise ValueError(f"num_classes must be in {1 + first}..{full}, found {num_classes}")
+    return list(range(first, count))
+
+
+def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
+    """sbdd/dataset (train) and pascal/VOC2011 (val, seg11valid derived from it)."""
+    classes = class_choice(num_classes, 21)
+    palette = bytes(voc_palette())
+    sbdd, voc = root / "sbdd" / "dataset", root / "pascal" / "VOC2011"
+    train_ids = [f"2008_{i:06d}" for i in range(1, n_train + 1)]
+    val_ids = [f"2011_{i:06d}" for i in range(1, n_val + 1)]
+    overlap = train_ids[:2]  # VOC's val shares images with SBD train, as the real sets do
+    for i in train_ids:
+        scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes)
+        write_jpeg(sbdd / "img" / f"{i}.jpg", scene.rgb)
+        write_mat(sbdd / "cls" / f"{i}.mat", {"GTcls": sbdd_struct(scene.label)})
+        if i in overlap:
+            write_voc_example(voc, i, scene, palette)
+    for i in val_ids:
+        write_voc_example(voc, i, make_scene(rng, *scene_size(rng, size, size_jitter),
+                                             classes), palette)
+    write_list(sbdd / "train.txt", train_ids)
+    write_list(sbdd / "val.txt", [])
+    voc_val = sorted(val_ids + overlap)
+    write_list(voc / "ImageSets" / "Segmentation" / "val.txt", voc_val)
+    write_list(voc / "ImageSets" / "Segmentation" / "train.txt", [])
+    derive_seg11valid(voc, sbdd, check_release=False)
+
+
+def write_voc_example(voc: Path, index: str, scene: Scene, palette: bytes) -> None:
+    label = scene.label.astype(np.uint8)
+    label[scene.outline] = VOID
+    write_jpeg(voc / "JPEGImages" / f"{index}.jpg", scene.rgb)
+    write_png(voc / "SegmentationClass" / f"{index}.png", label, palette)
+
+
+def make_nyud(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
+    """nyud/ in the release's prepared layout: colour, depth (mm), HHA, 40-class labels."""
+    classes = class_choice(num_classes, 41, first=2)  # raw 1 (wall) is the background
+    nyud = root / "nyud"
+    ids = [str(5001 + i) for i in range(n_train + n_val)]
+    for i in ids:
+        h, w = scene_size(rng, size, size_jitter)
+        scene = make_scene(rng, h, w, classes, background=1)
+        raw = scene.label.astype(np.uint8)
+        raw[scene.outline] = 0  # void
+        depth = synthetic_depth(rng, scene.label)
+        write_png(nyud / "data" / "images" / f"img_{i}.png", scene.rgb)
+        write_png(nyud / "data" / "depth" / f"img_{i}.png", depth)
+        write_png(nyud / "data" / "hha" / f"img_{i}.png", synthetic_hha(depth, scene.label))
+        write_mat(nyud / "segmentation" / f"img_{i}.mat", {"segmentation": raw})
+    trainval, test = ids[:n_train], ids[n_train:]
+    half = len(trainval) // 2
+    write_list(nyud / "train.txt", trainval[:half])
+    write_list(nyud / "val.txt", trainval[half:])
+    write_list(nyud / "trainval.txt", trainval)
+    write_list(nyud / "test.txt", test)
+
+
+def synthetic_depth(rng, label: np.ndarray) -> np.ndarray:
+    """Millimetres, all > 0: a receding floor-to-wall ramp with objects standing nearer."""
+    h, w = label.shape
+    ramp = np.linspace(4500, 1200, h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32)
+    nearer = np.where(label > 1, 0.6 + 0.02 * (label % 10), 1.0).astype(np.float32)
+    depth = ramp * nearer + rng.normal(0, 15, (h, w))
+    return np.clip(depth, 500, 10000).astype(np.uint16)
+
+
+def synthetic_hha(depth: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Three 8-bit channels in the spirit of HHA (disparity, height, angle)."""
+    disparity = 255 * 600 / depth.astype(np.float32)
+    height = np.linspace(255, 0, depth.shape[0])[:, None] * np.ones_like(disparity)
+    angle = (label * 37) % 180 + 40
+    return np.clip(np.stack([disparity, height, angle], -1), 0, 255).astype(np.uint8)
+
+
+GEOMETRIC_BY_NAME = {  # SIFT Flow's geometric classes: 1 sky, 2 horizontal, 3 vertical
+    "sky": 1, "sun": 1, "moon": 1,
+    "crosswalk": 2, "desert": 2, "field": 2, "grass": 2, "river": 2, "road": 2,
+    "sand": 2, "sea": 2, "sidewalk": 2, "staircase": 2,
+}
+
+
+def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
+    """sift-flow/ with Images, SemanticLabels and GeoLabels .mat files (key S)."""
+    names = SIFTFLOW_SEMANTIC
+    classes = class_choice(num_classes, len(names) + 1, first=1)
+    sky = names.index("sky") + 1
+    objects = [k for k in classes if k != sky] or classes
+    geometric = np.array([0] + [GEOMETRIC_BY_NAME.get(n, 3) for n in names])
+    base = root / "sift-flow"
+    ids = [f"{SIFTFLOW_SCENES[i % len(SIFTFLOW_SCENES)]}_synth{i + 1}"
+           for i in range(n_train + n_val)]
+    for i in ids:
+        scene = make_scene(rng, *scene_size(rng, size, size_jitter), objects, background=sky)
+        sem = scene.label.astype(np.float64)
+        sem[scene.outline] = 0  # unlabelled
+        geo = geometric[scene.label].astype(np.float64)
+        geo[scene.outline] = -1
+        write_jpeg(base / "Images" / SIFTFLOW_CATEGORY_DIR / f"{i}.jpg", scene.rgb)
+        write_mat(base / "SemanticLabels" / SIFTFLOW_CATEGORY_DIR / f"{i}.mat", {"S": sem})
+        write_mat(base / "GeoLabels" / SIFTFLOW_CATEGORY_DIR / f"{i}.mat", {"S": geo})
+    write_list(base / "trainval.txt", ids[:n_train])
+    write_list(base / "test.txt", ids[n_train:])
+
+
+def context_names() -> tuple[list[str], dict[int, int]]:
+    """A 459-name list holding the 59 task classes (full spelling) among placeholders,
+    and the raw LabelMap value of each task class."""
+    task = PASCALCONTEXT[1:]
+    full_spelling = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
+    names = [f"other {n}" for n in range(459)]
+    raw_of = {}
+    for k, name in enumerate(task, 1):
+        slot = (k * 7) % 459  # spread the task classes through the list
+        names[slot] = full_spelling.get(name, name)
+        raw_of[k] = slot + 1
+    return names, raw_of
+
+
+def make_pascalcontext(root: Path, rng, n_train, n_val, size, size_jitter, num_classes):
+    """pascal/VOC2010 images and Main splits, pascal-context/{trainval,labels,59_labels}."""
+    classes = class_choice(num_classes, 60)
+    names, raw_of = context_names()
+    free = sorted(set(range(1, 460)) - set(raw_of.values()))
+    voc, context = root / "pascal" / "VOC2010", root / "pascal-context"
+    ids = [f"2010_{i:06d}" for i in range(1, n_train + n_val + 1)]
+    for i in ids:
+        scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes)
+        raw = np.vectorize(lambda k: raw_of.get(k, 0))(scene.label).astype(np.uint16)
+        background = scene.label == 0  # a name outside the task: background after mapping
+        raw[background] = free[int(rng.integers(len(free)))]
+        write_jpeg(voc / "JPEGImages" / f"{i}.jpg", scene.rgb)
+        write_mat(context / "trainval" / f"{i}.mat", {"LabelMap": raw})
+    write_list(voc / "ImageSets" / "Main" / "train.txt", ids[:n_train])
+    write_list(voc / "ImageSets" / "Main" / "val.txt", ids[n_train:])
+    (context / "labels.txt").write_text("".join(f"{n}: {name}\n"
+                                                for n, name in enumerate(names, 1)))
+    task = PASCALCONTEXT[1:]
+    (context / "59_labels.txt").write_text("".join(f"{n}: {name}\n"
+                                                   for n, name in enumerate(task, 1)))
+
+
+WRITERS = {"voc": make_voc, "nyud": make_nyud, "siftflow": make_siftflow,
+           "pascalcontext": make_pascalcontext}
+
+
+def make_dataset(dataset: str, root: Path, *, n_train: int, n_val: int,
+                 size: tuple[int, int] = (64, 80), num_classes: int | None = None,
+                 seed: int = 0, size_jitter: int = 0) -> Path:
+    """Write a small `dataset` under the data root `root` and return `root`.
+
+    'voc' writes sbdd/dataset (split 'train') and pascal/VOC2011 (split 'seg11valid');
+    'nyud' writes nyud/ (trainval, test); 'siftflow' sift-flow/ (trainval, test);
+    'pascalcontext' pascal/VOC2010 + pascal-context (train, val). `num_classes` counts
+    the label values that may appear, background included (default: all the dataset's);
+    `size_jitter` > 0 makes each image up to that many pixels shorter and narrower.
+    """
+    if dataset not in WRITERS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {DATASETS}")
+    if n_train < 1 or n_val < 1:
+        raise ValueError(f"need at least one training and one validation image, "
+                         f"found n_train={n_train}, n_val={n_val}")
+    h, w = size
+    if min(h, w) - size_jitter < 16:
+        raise ValueError(f"images of {h}×{w} (less {size_jitter}) are too small; "
+                         f"use at least 16×16")
     root = Path(root)
-    rng = np.random.RandomState(seed)
-    classes = num_classes or {"voc": 21, "nyud": 40, "siftflow": 33, "pascalcontext": 60}[dataset]
-    drawable = min(classes, len(PALETTE_RGB))
-    examples = [draw_example(rng, size, drawable) for _ in range(n_train + n_val)]
-    train_ids = [f"2000_{i:06d}" for i in range(n_train)]
-    val_ids = [f"2001_{i:06d}" for i in range(n_val)]
-    ids = train_ids + val_ids
-
-    if dataset == "voc":
-        sbdd, voc = root / "sbdd/dataset", root / "pascal/VOC2011"
-        for name, (image, label) in zip(ids, examples):
-            if name in train_ids:
-                _write_jpeg(sbdd / f"img/{name}.jpg", image)
-                _write_mat(sbdd / f"cls/{name}.mat", {"GTcls": {
-                    "Segmentation": label, "Boundaries": np.zeros((0, 0)),
-                    "CategoriesPresent": np.unique(label[label < 255]).astype(np.uint8)}})
-            else:
-                _write_jpeg(voc / f"JPEGImages/{name}.jpg", image)
-                _write_palette_png(voc / f"SegmentationClass/{name}.png", label)
-        _write_list(sbdd / "train.txt", train_ids)
-        _write_list(sbdd / "val.txt", val_ids)
-        for split in ("val", "seg11valid"):
-            _write_list(voc / f"ImageSets/Segmentation/{split}.txt", val_ids)
-    elif dataset == "nyud":
-        nyud = root / "nyud"
-        for k, (image, label) in enumerate(examples):
-            name = f"{k + 1:04d}"
-            _write_png(nyud / f"data/images/img_{name}.png", image)
-            depth = (1000 + 20 * image[..., 0].astype(np.uint16)).astype(np.uint16)
-            _write_png(nyud / f"data/depth/img_{name}.png", depth)
-            _write_png(nyud / f"data/hha/img_{name}.png", image[..., ::-1].copy())
-            nyud_label = np.where(label == 255, 0, label.astype(np.int64) + 1)  # 0 void
-            _write_mat(nyud / f"segmentation/img_{name}.mat",
-                    {"segmentation": nyud_label.astype(np.uint8)})
-        names = [f"{k + 1:04d}" for k in range(len(examples))]
-        _write_list(nyud / "trainval.txt", names[:n_train])
-        _write_list(nyud / "test.txt", names[n_train:])
-    elif dataset == "siftflow":
-        _write_siftflow(root / "sift-flow", ids, train_ids, examples)
-    elif dataset == "pascalcontext":
-        voc, context = root / "pascal/VOC2010", root / "pascal-context"
-        labels_459 = [f"thing{i}" for i in range(1, 460)]
-        task_59 = labels_459[:59]
-        for name, (image, label) in zip(ids, examples):
-            _write_jpeg(voc / f"JPEGImages/{name}.jpg", image)
-            label_map = np.where(label == 255, 0, label).astype(np.int64)  # k: entry k
-            _write_mat(context / f"trainval/{name}.mat", {"LabelMap": label_map.astype(np.uint16)})
-        (context / "labels.txt").write_text(
-            "".join(f"{i}: {n}\n" for i, n in enumerate(labels_459, start=1)))
-        (context / "59_labels.txt").write_text(
-            "".join(f"{i}: {n}\n" for i, n in enumerate(task_59, start=1)))
-        _write_list(voc / "ImageSets/Main/train.txt", train_ids)
-        _write_list(voc / "ImageSets/Main/val.txt", val_ids)
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}")
+    rng = np.random.default_rng(seed)
+    WRITERS[dataset](root, rng, n_train, n_val, (h, w), size_jitter, num_classes)
     return root
 
 
-def _write_mat(path: Path, variables: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    savemat(str(path), variables)
-
-
-def _write_png(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-
-
-SIFTFLOW_FOLDER = "spatial_envelope_256x256_static_8outdoorcategories"
-
-
-def _write_siftflow(root: Path, ids, train_ids, examples) -> None:
-    for name, (image, label) in zip(ids, examples):
-        _write_jpeg(root / f"Images/{SIFTFLOW_FOLDER}/{name}.jpg", image)
-        label = label.astype(np.int16)
-        sem = np.where(label == 255, 0, label + 1)  # 0 unlabelled
-        geo = np.where(label == 0, 1, np.where(label == 255, -1, 2 + label % 2))  # -1 void
-        for kind, values in (("SemanticLabels", sem), ("GeoLabels", geo)):
-            _write_mat(root / f"{kind}/{SIFTFLOW_FOLDER}/{name}.mat",
-                       {"S": values.astype(np.int16)})
-    _write_list(root / "trainval.txt", train_ids)
-    _write_list(root / "test.txt", [i for i in ids if i not in train_ids])
-
-
-def make_classification(root: Path | str, n: int, *, size: int = 224, num_classes: int = 10,
+def make_classification(root: Path, n: int, size: tuple[int, int], num_classes: int,
                         seed: int = 0) -> tuple[list[Path], list[int]]:
-    """Images of the same kind with one dominant class each (the demo's miniature
-    ImageNet): the label is the class covering most of the picture's foreground."""
-    root = Path(root)
-    rng = np.random.RandomState(seed)
+    """`n` images of the same kind, each dominated by one class: a miniature ImageNet.
+
+    Writes root/classification/NNNNN.jpg and list.txt ("<path> <label>", the format of
+    Caffe's ImageData layer); returns the paths and labels (0..num_classes-1).
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, found {num_classes}")
+    rng = np.random.default_rng(seed)
+    h, w = size
+    folder = Path(root) / "classification"
     paths, labels = [], []
-    for k in range(n):
-        image, label = draw_example(rng, (size, size), num_classes, void_outline=False)
-        counts = np.bincount(label[label > 0], minlength=num_classes)
-        labels.append(int(counts.argmax()) if counts.any() else 0)
-        paths.append(root / f"{k:05d}.jpg")
-        _write_jpeg(paths[-1], image)
-    _write_list(root / "labels.txt", [f"{p.name} {c}" for p, c in zip(paths, labels)])
+    for i in range(n):
+        label = i % num_classes  # balanced
+        k = label + 1  # appearance of segmentation class k, so both tasks share features
+        scene_label = np.zeros((h, w), np.int32)
+        for kind in ("disc", "box", "bar"):
+            scene_label[shape_mask(rng, h, w, kind)] = k
+        path = folder / f"{i:05d}.jpg"
+        write_jpeg(path, paint(rng, h, w, scene_label))
+        paths.append(path)
+        labels.append(label)
+    (folder / "list.txt").write_text("".join(f"{p} {lab}\n" for p, lab in zip(paths, labels)))
     return paths, labels
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a synthetic dataset in a real layout.")
-    parser.add_argument("dataset", choices=["voc", "nyud", "siftflow", "pascalcontext"])
-    parser.add_argument("root", type=Path, help="data root (like the release's data/)")
-    parser.add_argument("--train", type=int, default=40)
-    parser.add_argument("--val", type=int, default=10)
-    parser.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=(*DATASETS, "classification"))
+    parser.add_argument("root", type=Path, help="data root to write under")
+    parser.add_argument("--n-train", type=int, default=20, help="training images (or all "
+                        "images, for classification)")
+    parser.add_argument("--n-val", type=int, default=5)
+    parser.add_argument("--size", type=int, nargs=2, default=(64, 80), metavar=("H", "W"))
+    parser.add_argument("--size-jitter", type=int, default=0)
+    parser.add_argument("--num-classes", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    make_dataset(args.dataset, args.root, n_train=args.train, n_val=args.val,
-                 size=tuple(args.size), seed=args.seed)
-    print(args.root)
+    if args.dataset == "classification":
+        paths, _ = make_classification(args.root, args.n_train, tuple(args.size),
+                                       args.num_classes or 5, args.seed)
+        print(f"{len(paths)} images under {args.root / 'classification'}")
+        return 0
+    make_dataset(args.dataset, args.root, n_train=args.n_train, n_val=args.n_val,
+                 size=tuple(args.size), num_classes=args.num_classes, seed=args.seed,
+                 size_jitter=args.size_jitter)
+    print(f"{args.dataset}: {args.n_train} train + {args.n_val} val images under {args.root}")
     return 0
 
 

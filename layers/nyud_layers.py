@@ -1,9 +1,11 @@
-"""NYUDv2 in the release's prepared layout: data/images, data/depth, data/hha (img_NNNN.png)
-and segmentation/img_NNNN.mat (key `segmentation`, 0 void, 40 classes).
+"""NYUDv2 in the release's prepared layout (the release's `nyud_layers`), 40 classes.
 
-Tops are chosen by name (`tops` in param_str) from color, depth, hha and label: colour is
-BGR minus its mean, depth is log(depth) minus the mean log-depth, HHA minus its mean; the
-labels are shifted to 0–39 with void 255.
+`<nyud_dir>/data/images/img_<id>.png` (RGB), `data/depth/img_<id>.png` (16-bit depth),
+`data/hha/img_<id>.png` (HHA, 3 channels), `segmentation/img_<id>.mat` (key
+`segmentation`: 0 = void, 1..40 = classes), split lists `<nyud_dir>/<split>.txt`.
+Tops are chosen by name with the `tops` key, from color, depth, hha and label:
+color is BGR minus its mean, hha minus its mean (channels kept as stored), depth is
+log(depth) minus the mean log depth, label is shifted to 0..39 with void 255.
 """
 
 from __future__ import annotations
@@ -11,53 +13,100 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from seg_data import DataError, SegDataLayer, decode_image, decode_mat, decode_png, image_top
+from seg_data import SegDataLayer
+from seg_dataset import SegDataset
+from seg_io import (
+    DataError,
+    bgr_minus_mean,
+    check_label_values,
+    open_image,
+    read_mat,
+    read_rgb,
+)
 
-MEAN_BGR = (116.190, 97.203, 92.318)
-MEAN_HHA = (132.431, 94.076, 118.477)
-MEAN_LOG_DEPTH = 7.844
-KINDS = ("color", "depth", "hha", "label")
+NUM_CLASSES = 40
+MEAN_BGR = np.array((116.190, 97.203, 92.318), dtype=np.float32)
+MEAN_HHA = np.array((132.431, 94.076, 118.477), dtype=np.float32)
+MEAN_LOG_DEPTH = np.array((7.844,), dtype=np.float32)
+TOPS = ("color", "depth", "hha", "label")
+RAW_LABELS = np.arange(NUM_CLASSES + 1)  # 0 = void, then the classes
+
+
+class NYUDSegData(SegDataset):
+    keys = ("nyud_dir", "tops")
+    required = ("nyud_dir", "split", "tops")
+    label_classes = {"label": NUM_CLASSES}
+
+    def __init__(self, params: dict, where: str = "param_str"):
+        super().__init__(params, where)
+        tops = params["tops"]
+        if not isinstance(tops, (list, tuple)) or not tops:
+            raise DataError(f"{where}: tops must be a list of names from {TOPS}, "
+                            f"found {tops!r}")
+        unknown = [t for t in tops if t not in TOPS]
+        if unknown or len(set(tops)) != len(tops):
+            raise DataError(f"{where}: tops {list(tops)} must be distinct names from {TOPS}")
+        self.tops = list(tops)
+
+    def roots(self) -> dict[str, Path]:
+        return {"nyud": Path(self.params["nyud_dir"])}
+
+    def split_file(self):
+        return ("nyud", f"{self.split}.txt")
+
+    def top_names(self) -> list[str]:
+        return self.tops
+
+    def files(self, index: str) -> dict:
+        every = {"color": f"data/images/img_{index}.png", "depth": f"data/depth/img_{index}.png",
+                 "hha": f"data/hha/img_{index}.png", "label": f"segmentation/img_{index}.mat"}
+        return {t: ("nyud", every[t]) for t in self.tops}
+
+    def input_means(self) -> dict[str, np.ndarray]:
+        return {"color": MEAN_BGR}
+
+    def load(self, index: str, source) -> dict[str, np.ndarray]:
+        files = self.files(index)
+        loaders = {"color": self.load_color, "depth": self.load_depth,
+                   "hha": self.load_hha, "label": self.load_label}
+        return {t: loaders[t](source, files[t]) for t in self.tops}
+
+    @staticmethod
+    def load_color(source, ref) -> np.ndarray:
+        return bgr_minus_mean(read_rgb(source, ref), MEAN_BGR)
+
+    @staticmethod
+    def load_label(source, ref) -> np.ndarray:
+        raw = read_mat(source, ref, "segmentation")
+        check_label_values(raw, RAW_LABELS, source.where(ref))
+        label = raw.astype(np.uint8)
+        label -= 1  # classes 1..40 → 0..39, void 0 → 255
+        return label[np.newaxis, ...]
+
+    @staticmethod
+    def load_depth(source, ref) -> np.ndarray:
+        image = open_image(source, ref, "depth")
+        depth = np.array(image, dtype=np.float32)
+        if depth.ndim != 2:
+            raise DataError(f"depth {source.where(ref)} is {image.mode}, expected one channel")
+        if (depth <= 0).any():
+            raise DataError(f"depth {source.where(ref)} has {int((depth <= 0).sum())} pixels "
+                            f"<= 0, where log depth is undefined")
+        depth = np.log(depth)
+        depth -= MEAN_LOG_DEPTH
+        return depth[np.newaxis, ...]
+
+    @staticmethod
+    def load_hha(source, ref) -> np.ndarray:
+        image = open_image(source, ref, "hha")
+        if image.mode != "RGB":
+            raise DataError(f"hha {source.where(ref)} is {image.mode}, expected 3 channels")
+        hha = np.array(image, dtype=np.float32)
+        hha -= MEAN_HHA
+        return hha.transpose((2, 0, 1))
 
 
 class NYUDSegDataLayer(SegDataLayer):
-    num_classes = 40
-    required = ("nyud_dir", "split", "tops")
+    """e.g. {'tops': ['color', 'hha', 'label'], 'seed': 1337, 'nyud_dir': ..., 'split': ...}."""
 
-    def dataset_dir(self, params):
-        return Path(params["nyud_dir"])
-
-    def split_path(self, params):
-        return f"{params['split']}.txt"
-
-    def top_names(self, params):
-        unknown = [t for t in params["tops"] if t not in KINDS]
-        if unknown:
-            raise DataError(f"NYUDSegDataLayer tops {unknown} unknown; choose from {KINDS}")
-        return list(params["tops"])
-
-    def label_names(self):
-        return ["label"] if "label" in self.names else []
-
-    def files(self, index):
-        where = {"color": f"data/images/img_{index}.png", "depth": f"data/depth/img_{index}.png",
-                 "hha": f"data/hha/img_{index}.png", "label": f"segmentation/img_{index}.mat"}
-        return [where[t] for t in self.names]
-
-    def load(self, index):
-        tops = {}
-        for name, path in zip(self.names, self.files(index)):
-            if name == "color":
-                tops[name] = image_top(decode_image(self.source, path), MEAN_BGR)
-            elif name == "hha":
-                tops[name] = image_top(decode_image(self.source, path), MEAN_HHA)
-            elif name == "depth":
-                depth = decode_png(self.source, path).astype(np.float32)
-                if (depth <= 0).any():
-                    raise DataError(f"{self.source.where(path)}: depth has non-positive "
-                                    f"values; log-depth needs depth > 0")
-                tops[name] = (np.log(depth) - MEAN_LOG_DEPTH)[np.newaxis]
-            else:
-                label = decode_mat(self.source, path, "segmentation").astype(np.int64)
-                shifted = np.where(label == 0, 255, label - 1).astype(np.uint8)
-                tops[name] = shifted[np.newaxis]
-        return tops
+    dataset_class = NYUDSegData

@@ -1,9 +1,11 @@
-"""PASCAL-Context's 59-class task on VOC2010 images.
+"""PASCAL-Context, 59-class task (the release's `pascalcontext_layers`).
 
-voc_dir/VOC2010/{JPEGImages/*.jpg, ImageSets/Main/<split>.txt}; context_dir/{trainval/*.mat
-(key `LabelMap`, 1-based indices into labels.txt's 459 names), labels.txt, 59_labels.txt}.
-Three names differ between the two lists (diningtable/table, bedcloth/bedclothes,
-clothes/cloth); everything outside the 59 is background 0.
+Images: `<voc_dir>/VOC2010/JPEGImages/<id>.jpg`, split lists from VOC2010
+`ImageSets/Main/<split>.txt`. Labels: `<context_dir>/trainval/<id>.mat` (key `LabelMap`,
+values index the 459 names of `<context_dir>/labels.txt`); the task's classes are the 59
+of `<context_dir>/59_labels.txt`, three of them spelt differently there (diningtable,
+bedcloth, clothes for table, bedclothes, cloth). Every other name is background 0, so
+labels are 0..59 with no void.
 """
 
 from __future__ import annotations
@@ -11,60 +13,93 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from seg_data import DataError, SegDataLayer, decode_image, decode_mat, image_top
+from seg_data import SegDataLayer
+from seg_dataset import SegDataset
+from seg_io import (
+    DataError,
+    bgr_minus_mean,
+    read_mat,
+    read_rgb,
+)
 
-MEAN = (104.007, 116.669, 122.679)
-# 59_labels.txt name -> labels.txt name
-RENAMED = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
+NUM_CLASSES = 60  # background + 59
+MEAN = np.array((104.007, 116.669, 122.679), dtype=np.float32)
+# task spelling in 59_labels.txt → spelling in labels.txt
+TASK_TO_FULL_NAME = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
+LABELS_FULL = "labels.txt"
+LABELS_TASK = "59_labels.txt"
 
 
-def read_names(source, relpath: str) -> list[str]:
-    """'1: accordion' lines → names in index order."""
-    names = []
-    for number, line in enumerate(source.read(relpath).decode().splitlines(), start=1):
+def parse_label_names(text: str, where: str) -> dict[int, str]:
+    """Lines "<number>: <name>" → {number: name without spaces} (as the release compares)."""
+    names = {}
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        index, _, name = line.partition(":")
-        if not index.strip().isdigit() or int(index) != number:
-            raise DataError(f"{source.where(relpath)}: line {number} is not '{number}: name'")
-        names.append(name.strip().replace(" ", ""))
+        number, sep, name = line.partition(":")
+        if not sep or not number.strip().isdigit() or not name.strip():
+            raise DataError(f"{where} line {n}: expected '<number>: <name>', found {line!r}")
+        names[int(number)] = name.strip().replace(" ", "")
     return names
 
 
-class PASCALContextSegDataLayer(SegDataLayer):
-    num_classes = 60
+def task_lookup(full: dict[int, str], task: dict[int, str], where: str) -> np.ndarray:
+    """A table from raw LabelMap value to task class (0 = background)."""
+    by_name = {name: number for number, name in full.items()}
+    lookup = np.zeros(max(full) + 1, dtype=np.uint8)
+    classes = [task[k] for k in sorted(task) if k > 0]  # a "0: background" line adds nothing
+    if len(classes) != NUM_CLASSES - 1:
+        raise DataError(f"{where}: expected {NUM_CLASSES - 1} task classes, found "
+                        f"{len(classes)}")
+    for task_class, name in enumerate(classes, 1):
+        full_name = TASK_TO_FULL_NAME.get(name, name)
+        if full_name not in by_name:
+            raise DataError(f"{where}: class {name!r} is not among the {len(full)} names of "
+                            f"{LABELS_FULL}")
+        lookup[by_name[full_name]] = task_class
+    return lookup
+
+
+class PASCALContextSegData(SegDataset):
+    keys = ("voc_dir", "context_dir")
     required = ("voc_dir", "context_dir", "split")
+    label_classes = {"label": NUM_CLASSES}
 
-    def dataset_dir(self, params):
-        return Path(params["voc_dir"])
+    def roots(self) -> dict[str, Path]:
+        return {"voc": Path(self.params["voc_dir"]) / "VOC2010",
+                "context": Path(self.params["context_dir"])}
 
-    def setup(self, bottom, top):
-        super().setup(bottom, top)
-        from seg_data import FileSource, LmdbSource
+    def split_file(self):
+        return ("voc", f"ImageSets/Main/{self.split}.txt")
 
-        params = self.params
-        self.context = (LmdbSource(Path(params["lmdb"])) if params.get("lmdb")
-                        else FileSource(Path(params["context_dir"])))
-        all_names = read_names(self.context, "labels.txt")
-        task = [RENAMED.get(n, n) for n in read_names(self.context, "59_labels.txt")]
-        missing = [n for n in task if n not in all_names]
-        if missing:
-            raise DataError(f"{self.context.where('59_labels.txt')}: {missing} not in labels.txt")
-        self.lookup = np.zeros(len(all_names) + 1, dtype=np.uint8)  # 0 and the rest: background
-        for class_index, name in enumerate(task, start=1):
-            self.lookup[all_names.index(name) + 1] = class_index
+    def setup_files(self) -> list:
+        return [("context", LABELS_FULL), ("context", LABELS_TASK)]
 
-    def split_path(self, params):
-        return f"VOC2010/ImageSets/Main/{params['split']}.txt"
+    def prepare(self, source) -> None:
+        full_ref, task_ref = self.setup_files()
+        full = parse_label_names(source.read(full_ref).decode(), source.where(full_ref))
+        task = parse_label_names(source.read(task_ref).decode(), source.where(task_ref))
+        self.lookup = task_lookup(full, task, source.where(task_ref))
 
-    def files(self, index):
-        return [f"VOC2010/JPEGImages/{index}.jpg", f"trainval/{index}.mat"]
+    def files(self, index: str) -> dict:
+        return {"data": ("voc", f"JPEGImages/{index}.jpg"),
+                "label": ("context", f"trainval/{index}.mat")}
 
-    def load(self, index):
-        image_file, label_file = self.files(index)
-        label_map = decode_mat(self.context, label_file, "LabelMap").astype(np.int64)
-        if label_map.min() < 0 or label_map.max() >= len(self.lookup):
-            raise DataError(f"{self.context.where(label_file)}: LabelMap values outside "
-                            f"0..{len(self.lookup) - 1}")
-        return {"data": image_top(decode_image(self.source, image_file), MEAN),
-                "label": self.lookup[label_map][np.newaxis]}
+    def input_means(self) -> dict[str, np.ndarray]:
+        return {"data": MEAN}
+
+    def load(self, index: str, source) -> dict[str, np.ndarray]:
+        files = self.files(index)
+        raw = read_mat(source, files["label"], "LabelMap")
+        if raw.size and (raw.min() < 0 or raw.max() >= len(self.lookup)):
+            raise DataError(f"label {source.where(files['label'])} has values outside "
+                            f"0..{len(self.lookup) - 1} (the names of {LABELS_FULL})")
+        label = self.lookup[raw.astype(np.int64)]
+        return {"data": bgr_minus_mean(read_rgb(source, files["data"]), MEAN),
+                "label": label[np.newaxis, ...]}
+
+
+class PASCALContextSegDataLayer(SegDataLayer):
+    """e.g. {'context_dir': ..., 'seed': 1337, 'split': 'train', 'voc_dir': ...}."""
+
+    dataset_class = PASCALContextSegData

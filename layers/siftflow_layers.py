@@ -1,8 +1,10 @@
-"""SIFT Flow: 2,688 256×256 outdoor images, 33 semantic and 3 geometric classes.
+"""SIFT Flow (the release's `siftflow_layers`): semantic (33) and geometric (3) labels.
 
-Images/spatial_envelope_256x256_static_8outdoorcategories/*.jpg, SemanticLabels/… and
-GeoLabels/… (*.mat, key `S`). Tops: data, sem, geo; semantic 0 (unlabelled) and geometric
--1 become void 255, the rest shift to 0-based.
+`<siftflow_dir>/Images/<CAT>/<id>.jpg`, `SemanticLabels/<CAT>/<id>.mat` and
+`GeoLabels/<CAT>/<id>.mat` (key `S`), CAT = spatial_envelope_256x256_static_8outdoorcategories;
+split lists `<siftflow_dir>/<split>.txt`. Semantic: 0 = void, 1..33 classes. Geometric:
+-1 (and 0) = void, 1..3 = sky, horizontal, vertical. Both are shifted to 0-based with
+void 255. Three tops: data, sem, geo.
 """
 
 from __future__ import annotations
@@ -10,39 +12,64 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from seg_data import SegDataLayer, decode_image, decode_mat, image_top
+from seg_data import SegDataLayer
+from seg_dataset import SegDataset
+from seg_io import (
+    bgr_minus_mean,
+    check_label_values,
+    read_mat,
+    read_rgb,
+)
 
-MEAN = (114.578, 115.294, 108.353)
-FOLDER = "spatial_envelope_256x256_static_8outdoorcategories"
+CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
+SEMANTIC_CLASSES = 33
+GEOMETRIC_CLASSES = 3
+MEAN = np.array((114.578, 115.294, 108.353), dtype=np.float32)
+RAW_SEMANTIC = np.arange(SEMANTIC_CLASSES + 1)
+RAW_GEOMETRIC = np.array([-1, *range(GEOMETRIC_CLASSES + 1)])
 
 
-def shift_labels(s: np.ndarray) -> np.ndarray:
-    s = np.asarray(s, dtype=np.int64)
-    return np.where(s <= 0, 255, s - 1).astype(np.uint8)[np.newaxis]
+class SIFTFlowSegData(SegDataset):
+    keys = ("siftflow_dir",)
+    required = ("siftflow_dir", "split")
+    label_classes = {"sem": SEMANTIC_CLASSES, "geo": GEOMETRIC_CLASSES}
+
+    def roots(self) -> dict[str, Path]:
+        return {"siftflow": Path(self.params["siftflow_dir"])}
+
+    def split_file(self):
+        return ("siftflow", f"{self.split}.txt")
+
+    def top_names(self) -> list[str]:
+        return ["data", "sem", "geo"]
+
+    def files(self, index: str) -> dict:
+        return {"data": ("siftflow", f"Images/{CATEGORY_DIR}/{index}.jpg"),
+                "sem": ("siftflow", f"SemanticLabels/{CATEGORY_DIR}/{index}.mat"),
+                "geo": ("siftflow", f"GeoLabels/{CATEGORY_DIR}/{index}.mat")}
+
+    def input_means(self) -> dict[str, np.ndarray]:
+        return {"data": MEAN}
+
+    def load(self, index: str, source) -> dict[str, np.ndarray]:
+        files = self.files(index)
+        sem = read_mat(source, files["sem"], "S")
+        check_label_values(sem, RAW_SEMANTIC, source.where(files["sem"]))
+        geo = read_mat(source, files["geo"], "S")
+        check_label_values(geo, RAW_GEOMETRIC, source.where(files["geo"]))
+        geo = np.where(geo == -1, 0, geo)
+        return {"data": bgr_minus_mean(read_rgb(source, files["data"]), MEAN),
+                "sem": shift_down(sem), "geo": shift_down(geo)}
+
+
+def shift_down(raw: np.ndarray) -> np.ndarray:
+    """Classes 1..K → 0..K-1, void 0 → 255, as a 1×H×W uint8 label."""
+    label = raw.astype(np.uint8)
+    label -= 1
+    return label[np.newaxis, ...].copy()
 
 
 class SIFTFlowSegDataLayer(SegDataLayer):
-    num_classes = 33
-    required = ("siftflow_dir", "split")
+    """e.g. {'siftflow_dir': '../data/sift-flow', 'seed': 1337, 'split': 'trainval'}."""
 
-    def dataset_dir(self, params):
-        return Path(params["siftflow_dir"])
-
-    def split_path(self, params):
-        return f"{params['split']}.txt"
-
-    def top_names(self, params):
-        return ["data", "sem", "geo"]
-
-    def classes_of(self, label_top):
-        return 3 if label_top == "geo" else 33
-
-    def files(self, index):
-        return [f"Images/{FOLDER}/{index}.jpg", f"SemanticLabels/{FOLDER}/{index}.mat",
-                f"GeoLabels/{FOLDER}/{index}.mat"]
-
-    def load(self, index):
-        image, sem, geo = self.files(index)
-        return {"data": image_top(decode_image(self.source, image), MEAN),
-                "sem": shift_labels(decode_mat(self.source, sem, "S")),
-                "geo": shift_labels(decode_mat(self.source, geo, "S"))}
+    dataset_class = SIFTFlowSegData

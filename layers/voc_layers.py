@@ -1,9 +1,10 @@
-"""PASCAL VOC 2011 (evaluation: seg11valid) and SBD (training) segmentation layers.
+"""PASCAL VOC and SBD (the release's `voc_layers`): RGB images with 21-class labels.
 
-VOC: VOCdevkit/VOC2011/{JPEGImages/*.jpg, SegmentationClass/*.png (palette indices,
-255 = void), ImageSets/Segmentation/<split>.txt}. SBD: dataset/{img/*.jpg, cls/*.mat
-(struct GTcls, field Segmentation), <split>.txt}. Both give `data` (BGR minus the mean,
-3×H×W) and `label` (1×H×W, classes 0–20, 255 void).
+VOC: `<voc_dir>/JPEGImages/<id>.jpg`, `SegmentationClass/<id>.png` (palette indices,
+255 = void), split lists `ImageSets/Segmentation/<split>.txt` (e.g. seg11valid).
+SBD: `<sbdd_dir>/img/<id>.jpg`, `cls/<id>.mat` (struct GTcls, field Segmentation; no void),
+split lists `<split>.txt` (train, val).
+Input: RGB → BGR, minus the param_str mean, C×H×W float32. Label: 1×H×W uint8.
 """
 
 from __future__ import annotations
@@ -11,50 +12,94 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from seg_data import DataError, SegDataLayer, decode_image, decode_mat, decode_png, image_top
+from seg_data import SegDataLayer
+from seg_dataset import SegDataset
+from seg_io import (
+    VOID,
+    DataError,
+    bgr_minus_mean,
+    check_label_values,
+    read_index_png,
+    read_mat,
+    read_rgb,
+)
 
-MEAN = (104.00699, 116.66877, 122.67892)
+NUM_CLASSES = 21  # background + 20 object classes
+VOC_LABELS = np.array([*range(NUM_CLASSES), VOID])
+SBDD_LABELS = np.arange(NUM_CLASSES)
+
+
+def parse_mean(params: dict, where: str) -> np.ndarray:
+    mean = np.array(params["mean"])  # float64, as the release: the subtraction rounds once
+    if mean.shape != (3,):
+        raise DataError(f"{where}: mean must be three numbers (B, G, R), found "
+                        f"{params['mean']!r}")
+    return mean
+
+
+class VOCSegData(SegDataset):
+    keys = ("voc_dir", "mean")
+    required = ("voc_dir", "split", "mean")
+
+    def __init__(self, params: dict, where: str = "param_str"):
+        super().__init__(params, where)
+        self.mean = parse_mean(params, where)
+
+    def roots(self) -> dict[str, Path]:
+        return {"voc": Path(self.params["voc_dir"])}
+
+    def split_file(self):
+        return ("voc", f"ImageSets/Segmentation/{self.split}.txt")
+
+    def files(self, index: str) -> dict:
+        return {"data": ("voc", f"JPEGImages/{index}.jpg"),
+                "label": ("voc", f"SegmentationClass/{index}.png")}
+
+    def input_means(self) -> dict[str, np.ndarray]:
+        return {"data": self.mean}
+
+    def load(self, index: str, source) -> dict[str, np.ndarray]:
+        files = self.files(index)
+        label = read_index_png(source, files["label"])
+        check_label_values(label, VOC_LABELS, source.where(files["label"]))
+        return {"data": bgr_minus_mean(read_rgb(source, files["data"]), self.mean),
+                "label": label[np.newaxis, ...]}
+
+
+class SBDDSegData(VOCSegData):
+    keys = ("sbdd_dir", "mean")
+    required = ("sbdd_dir", "split", "mean")
+
+    def roots(self) -> dict[str, Path]:
+        return {"sbdd": Path(self.params["sbdd_dir"])}
+
+    def split_file(self):
+        return ("sbdd", f"{self.split}.txt")
+
+    def files(self, index: str) -> dict:
+        return {"data": ("sbdd", f"img/{index}.jpg"), "label": ("sbdd", f"cls/{index}.mat")}
+
+    def load(self, index: str, source) -> dict[str, np.ndarray]:
+        files = self.files(index)
+        where = source.where(files["label"])
+        gt = read_mat(source, files["label"], "GTcls")
+        try:
+            segmentation = gt[0]["Segmentation"][0]
+        except (IndexError, ValueError, KeyError):
+            raise DataError(f"label {where}: GTcls has no field Segmentation") from None
+        check_label_values(segmentation, SBDD_LABELS, where)
+        label = segmentation.astype(np.uint8)
+        return {"data": bgr_minus_mean(read_rgb(source, files["data"]), self.mean),
+                "label": label[np.newaxis, ...]}
 
 
 class VOCSegDataLayer(SegDataLayer):
-    num_classes = 21
-    required = ("voc_dir", "split")
+    """PASCAL VOC segmentation, e.g. {'voc_dir': ..., 'split': 'seg11valid', 'mean': ...}."""
 
-    def dataset_dir(self, params):
-        return Path(params["voc_dir"])
-
-    def split_path(self, params):
-        return f"ImageSets/Segmentation/{params['split']}.txt"
-
-    def files(self, index):
-        return [f"JPEGImages/{index}.jpg", f"SegmentationClass/{index}.png"]
-
-    def load(self, index):
-        image_file, label_file = self.files(index)
-        return {"data": image_top(decode_image(self.source, image_file), self.mean or MEAN),
-                "label": decode_png(self.source, label_file)[np.newaxis].astype(np.uint8)}
+    dataset_class = VOCSegData
 
 
 class SBDDSegDataLayer(SegDataLayer):
-    num_classes = 21
-    required = ("sbdd_dir", "split")
+    """SBD segmentation, e.g. {'sbdd_dir': ..., 'seed': 1337, 'split': 'train', 'mean': ...}."""
 
-    def dataset_dir(self, params):
-        return Path(params["sbdd_dir"])
-
-    def split_path(self, params):
-        return f"{params['split']}.txt"
-
-    def files(self, index):
-        return [f"img/{index}.jpg", f"cls/{index}.mat"]
-
-    def load(self, index):
-        image_file, label_file = self.files(index)
-        gt = decode_mat(self.source, label_file, "GTcls")
-        try:
-            label = np.asarray(gt[0]["Segmentation"][0], dtype=np.uint8)
-        except (IndexError, ValueError, KeyError) as e:
-            raise DataError(f"{self.source.where(label_file)}: GTcls has no Segmentation "
-                            f"field ({e})") from None
-        return {"data": image_top(decode_image(self.source, image_file), self.mean or MEAN),
-                "label": label[np.newaxis]}
+    dataset_class = SBDDSegData

@@ -1,0 +1,62 @@
+"""PASCAL-Context data layer: raw 459-name labels mapped to the 59-class task via pycaffe."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.io import loadmat
+
+from data.netspec import data_layer_net
+from data.synthetic import make_dataset
+from nets.datasets import data_param
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return make_dataset("pascalcontext", tmp_path_factory.mktemp("data"), n_train=3,
+                        n_val=3, size=(40, 48), seed=4)
+
+
+def names(path):
+    """'<n>: <name>' lines → names without spaces, in file order (as the release read them)."""
+    return [line.split(":", 1)[1].strip().replace(" ", "")
+            for line in path.read_text().splitlines() if line.strip()]
+
+
+def expected(root, index):
+    context = root / "pascal-context"
+    full, task = names(context / "labels.txt"), names(context / "59_labels.txt")
+    renamed = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
+    raw = loadmat(context / f"trainval/{index}.mat")["LabelMap"]
+    label = np.zeros_like(raw, dtype=np.uint8)
+    for k, name in enumerate(task):
+        label[raw == full.index(renamed.get(name, name)) + 1] = k + 1
+    rgb = np.array(Image.open(root / f"pascal/VOC2010/JPEGImages/{index}.jpg"), np.float32)
+    data = rgb[:, :, ::-1] - np.array((104.007, 116.669, 122.679), np.float32)
+    return data.transpose(2, 0, 1), label[np.newaxis]
+
+
+def test_val_tops_equal_independent_mapping_in_order(root, tmp_path):
+    layer, text = data_param("pascalcontext", "test", "val", str(root))
+    net = data_layer_net(tmp_path / "n.prototxt", layer.module, layer.layer, text,
+                         ["data", "label"])
+    ids = (root / "pascal/VOC2010/ImageSets/Main/val.txt").read_text().split()
+    values = set()
+    for index in ids:
+        net.forward()
+        data, label = expected(root, index)
+        np.testing.assert_array_equal(net.blobs["data"].data[0], data)
+        np.testing.assert_array_equal(net.blobs["label"].data[0], label)
+        values |= set(np.unique(label).tolist())
+    assert 0 in values and len(values) >= 3 and max(values) <= 59
+
+
+def test_renamed_classes_map_to_their_task_index(root):
+    import pascalcontext_layers as pc
+
+    full = {1: "accordion", 2: "table", 3: "bedclothes", 4: "cloth", 5: "clothestree"}
+    task = {k: f"c{k}" for k in range(1, 60)}
+    task.update({11: "diningtable", 52: "bedcloth", 28: "clothes"})
+    full.update({5 + k: f"c{k}" for k in range(1, 60)})
+    lookup = pc.task_lookup(full, task, "test")
+    assert lookup[2] == 11 and lookup[3] == 52 and lookup[4] == 28
+    assert lookup[1] == 0 and lookup[5] == 0  # names outside the task are background

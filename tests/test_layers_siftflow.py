@@ -1,0 +1,57 @@
+"""SIFT Flow data layer: data, semantic and geometric tops through pycaffe."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.io import loadmat
+
+from data.netspec import data_layer_net
+from data.synthetic import make_dataset
+from nets.datasets import data_param
+
+CATEGORY = "spatial_envelope_256x256_static_8outdoorcategories"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return make_dataset("siftflow", tmp_path_factory.mktemp("data"), n_train=4, n_val=3,
+                        size=(40, 40), seed=2)
+
+
+def expected(base, index):
+    rgb = np.array(Image.open(base / f"Images/{CATEGORY}/{index}.jpg"), dtype=np.float32)
+    data = (rgb[:, :, ::-1] - np.array((114.578, 115.294, 108.353), np.float32))
+    sem = loadmat(base / f"SemanticLabels/{CATEGORY}/{index}.mat")["S"]
+    geo = loadmat(base / f"GeoLabels/{CATEGORY}/{index}.mat")["S"]
+    sem = np.where(sem == 0, 255, sem - 1)
+    geo = np.where(geo <= 0, 255, geo - 1)
+    return data.transpose(2, 0, 1), sem[np.newaxis], geo[np.newaxis]
+
+
+def test_test_split_tops_equal_independent_load_in_order(root, tmp_path):
+    layer, text = data_param("siftflow", "test", "test", str(root))
+    net = data_layer_net(tmp_path / "n.prototxt", layer.module, layer.layer, text,
+                         ["data", "sem", "geo"])
+    base = root / "sift-flow"
+    names = (base / "test.txt").read_text().split()
+    seen = set()
+    for name in names:
+        net.forward()
+        data, sem, geo = expected(base, name)
+        np.testing.assert_array_equal(net.blobs["data"].data[0], data)
+        np.testing.assert_array_equal(net.blobs["sem"].data[0], sem)
+        np.testing.assert_array_equal(net.blobs["geo"].data[0], geo)
+        seen |= set(np.unique(net.blobs["geo"].data).tolist())
+    assert 255 in seen and seen - {255} <= {0, 1, 2} and len(seen) >= 3
+
+
+def test_trainval_is_shuffled(root, tmp_path):
+    layer, text = data_param("siftflow", "train", "trainval", str(root))
+    net = data_layer_net(tmp_path / "n.prototxt", layer.module, layer.layer, text,
+                         ["data", "sem", "geo"])
+    assert net.layers[0].random
+    sizes = set()
+    for _ in range(4):
+        net.forward()
+        sizes.add(float(net.blobs["data"].data.sum()))
+    assert len(sizes) > 1
