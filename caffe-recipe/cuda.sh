@@ -83,7 +83,10 @@ cuda_cmake_flags() {
     -DCPU_ONLY=OFF
     -DCUDA_TOOLKIT_ROOT_DIR="$cuda_home"
     -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$CUDA_ARCH" -DCUDA_ARCH_PTX="$CUDA_ARCH"
+    # FindCUDA drops these two cache entries on a first configure and searches again, so the
+    # search paths below are what actually finds the wheels' libraries.
     -DCUDA_cublas_LIBRARY="$lib/libcublas.so" -DCUDA_curand_LIBRARY="$lib/libcurand.so"
+    -DCMAKE_LIBRARY_PATH="$lib" -DCMAKE_INCLUDE_PATH="$inc"
     -DCMAKE_CXX_FLAGS="-I$inc" -DCUDA_NVCC_FLAGS="$nvcc_flags"
     -DUSE_CUDNN=OFF
   )

@@ -160,6 +160,7 @@ def test_cuda13_without_cublas_installs_pinned_wheels_once(tmp_path):
     assert os.readlink(lib / "libcublas.so") == "libcublas.so.13"
     assert os.readlink(lib / "libcurand.so") == "libcurand.so.10"
     assert f"-DCUDA_cublas_LIBRARY={lib}/libcublas.so" in flags
+    assert f"-DCMAKE_LIBRARY_PATH={lib}" in flags  # what FindCUDA's own search uses
     assert f"-DCUDA_NVCC_FLAGS=-I{wheels}/nvidia/cu13/include" in flags
     assert f"-DCMAKE_BUILD_RPATH={lib}" in flags
 
