@@ -1,0 +1,128 @@
+"""The compute limit of this machine as Caffe sees it: sgemm GFLOP/s of the BLAS libcaffe links.
+
+numpy bundles its own BLAS, so timing `a @ b` would measure the wrong library. Here the
+library is found the way the dynamic linker finds it for libcaffe.so (`ldd`), opened with
+ctypes and asked for one large square single-precision GEMM, C = A·B, 2·n³ flops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+CBLAS_ROW_MAJOR, CBLAS_NO_TRANS = 101, 111
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
+            "BLIS_NUM_THREADS", "GOTO_NUM_THREADS", "LD_LIBRARY_PATH")
+
+
+class BlasError(RuntimeError):
+    """The BLAS Caffe links could not be found or does not provide cblas_sgemm."""
+
+
+def caffe_library(caffe_root: Path | str) -> Path:
+    """libcaffe.so of the build at caffe_root (the folder named by .venv/caffe-root)."""
+    lib = Path(caffe_root) / "build/lib/libcaffe.so"
+    if not lib.exists():
+        raise BlasError(f"{lib}: not found; is Caffe built (`make setup`)?")
+    return lib
+
+
+def linked_blas(library: Path | str, env: dict[str, str] | None = None) -> Path:
+    """The BLAS shared object `library` loads, resolved by ldd under `env` (so an
+    LD_LIBRARY_PATH lever is honoured) and followed through the alternatives' symlinks."""
+    result = subprocess.run(["ldd", str(library)], capture_output=True, text=True,
+                            env=env if env is not None else os.environ.copy(), check=False)
+    if result.returncode != 0:
+        raise BlasError(f"ldd {library} failed: {result.stderr.strip()}")
+    for line in result.stdout.splitlines():
+        match = re.match(r"\s*(lib(?:open)?blas[^ ]*\.so[^ ]*) => (\S+)", line)
+        if match:
+            return Path(match.group(2)).resolve()
+    raise BlasError(f"{library} links no libblas/libopenblas (ldd says:\n{result.stdout})")
+
+
+@dataclass(frozen=True)
+class BlasInfo:
+    path: str          # the resolved shared object
+    config: str        # openblas_get_config(), or '' for another BLAS
+    corename: str      # the kernel set OpenBLAS picked (OPENBLAS_CORETYPE overrides it)
+    threads: int       # threads a GEMM may use (openblas_get_num_threads), -1 if unknown
+    env: dict          # the BLAS-related environment variables as set in this process
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_blas(path: Path | str) -> ctypes.CDLL:
+    """Load the BLAS and declare cblas_sgemm's signature."""
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as e:
+        raise BlasError(f"{path}: cannot be loaded ({e})") from None
+    if not hasattr(lib, "cblas_sgemm"):
+        raise BlasError(f"{path}: has no cblas_sgemm")
+    ptr, i32 = ctypes.c_void_p, ctypes.c_int
+    lib.cblas_sgemm.restype = None
+    lib.cblas_sgemm.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.c_float, ptr, i32, ptr, i32,
+                                ctypes.c_float, ptr, i32]
+    return lib
+
+
+def describe(lib: ctypes.CDLL, path: Path | str) -> BlasInfo:
+    """What the loaded library says about itself (OpenBLAS answers; others give blanks)."""
+    def text(symbol: str) -> str:
+        if not hasattr(lib, symbol):
+            return ""
+        fn = getattr(lib, symbol)
+        fn.restype = ctypes.c_char_p
+        return fn().decode().strip()
+
+    threads, config, corename = -1, text("openblas_get_config"), text("openblas_get_corename")
+    if hasattr(lib, "openblas_get_num_threads"):
+        lib.openblas_get_num_threads.restype = ctypes.c_int
+        threads = lib.openblas_get_num_threads()
+    elif hasattr(lib, "bli_arch_query_id"):  # BLIS: its sub-configuration and threads
+        lib.bli_arch_query_id.restype = ctypes.c_int
+        lib.bli_arch_string.restype = ctypes.c_char_p
+        lib.bli_arch_string.argtypes = [ctypes.c_int]
+        config, corename = "BLIS", lib.bli_arch_string(lib.bli_arch_query_id()).decode()
+        lib.bli_thread_get_num_threads.restype = ctypes.c_int
+        threads = lib.bli_thread_get_num_threads()
+    env = {k: os.environ[k] for k in BLAS_ENV if k in os.environ}
+    return BlasInfo(str(path), config, corename, threads, env)
+
+
+def sgemm(lib: ctypes.CDLL, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = a @ b through the library's cblas_sgemm (row-major, float32, contiguous)."""
+    for name, x in (("a", a), ("b", b), ("out", out)):
+        if x.dtype != np.float32 or not x.flags.c_contiguous or x.ndim != 2:
+            raise ValueError(f"sgemm: {name} must be a C-contiguous 2-D float32 array, found "
+                             f"{x.dtype} {x.shape}")
+    (m, k), (k2, n) = a.shape, b.shape
+    if k != k2 or out.shape != (m, n):
+        raise ValueError(f"sgemm: shapes {a.shape} @ {b.shape} -> {out.shape} do not agree")
+    lib.cblas_sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, m, n, k, 1.0,
+                    a.ctypes.data, k, b.ctypes.data, n, 0.0, out.ctypes.data, n)
+    return out
+
+
+def sgemm_gflops(lib: ctypes.CDLL, n: int = 4096, repeats: int = 5, seed: int = 0) -> dict:
+    """Median GFLOP/s of an n×n×n sgemm (after one warm-up call), with every run's figure."""
+    rng = np.random.RandomState(seed)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    out = np.empty((n, n), np.float32)
+    sgemm(lib, a, b, out)  # warm-up: thread pool start, page faults
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sgemm(lib, a, b, out)
+        rates.append(2.0 * n ** 3 / (time.perf_counter() - start) / 1e9)
+    return {"n": n, "gflops": float(np.median(rates)), "runs": [round(r, 2) for r in rates]}

@@ -1,0 +1,71 @@
+"""One lever's measurement, in a fresh process: BLAS settings are read when the library loads.
+
+`python -m bench.probe --save out.npy` times sgemm of the BLAS libcaffe links and the
+experiment's deploy forward under this process's environment (OPENBLAS_NUM_THREADS,
+OPENBLAS_CORETYPE, LD_LIBRARY_PATH …), saves the net's output for the exactness
+comparison, and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def caffe_root() -> Path:
+    """The Caffe build the venv uses (make setup writes .venv/caffe-root)."""
+    marker = REPO / ".venv/caffe-root"
+    if not marker.exists():
+        raise FileNotFoundError(f"{marker}: missing; run `make setup` first")
+    return Path(marker.read_text().strip())
+
+
+def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: int,
+            save: Path | None, seed: int = 0) -> dict:
+    import caffe
+    import numpy as np
+
+    from bench.blas import caffe_library, describe, linked_blas, open_blas, sgemm_gflops
+    from bench.flops import layer_flops, total_flops
+    from bench.models import deploy_net, fill_weights, random_image
+    from bench.timing import timed
+
+    caffe.set_mode_cpu()
+    path = linked_blas(caffe_library(caffe_root()))
+    lib = open_blas(path)
+    with tempfile.TemporaryDirectory() as workdir:
+        net, net_param = deploy_net(experiment, size, Path(workdir))
+    fill_weights(net, seed)
+    net.blobs["data"].data[...] = random_image(size, seed)
+    forward = timed(net.forward, repeats)
+    output = net.blobs[net.outputs[0]].data
+    if save is not None:
+        np.save(save, output)
+    return {"blas": describe(lib, path).as_dict(), "sgemm": sgemm_gflops(lib, sgemm_n),
+            "forward": forward, "flops": total_flops(layer_flops(net, net_param))["forward"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="sgemm and deploy forward under this "
+                                                 "environment (one JSON line on stdout).")
+    parser.add_argument("--experiment", default="voc-fcn8s")
+    parser.add_argument("--size", type=int, nargs=2, default=(500, 500), metavar=("H", "W"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sgemm-n", type=int, default=4096)
+    parser.add_argument("--save", type=Path, help="write the net's output here (.npy)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    sys.path[:0] = [str(REPO), str(REPO / "layers")]
+    print(json.dumps(measure(args.experiment, tuple(args.size), repeats=args.repeats,
+                             sgemm_n=args.sgemm_n, save=args.save)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The results of one `make bench` as markdown: the nets' table, the other ratios, the levers."""
+
+from __future__ import annotations
+
+NAMES = {"voc-fcn8s": "FCN-8s", "voc-fcn32s": "FCN-32s", "voc-fcn-alexnet": "FCN-AlexNet"}
+
+
+def _f(x, digits: int = 2) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.2f} %"
+
+
+def nets_table(results: dict) -> list[str]:
+    size = "×".join(map(str, results["size"]))
+    lines = [f"| net ({size}, CPU) | GFLOP fwd | fwd s | GFLOP/s | fwd / bound | "
+             f"GFLOP fwd+bwd | fwd+bwd s | GFLOP/s | fwd+bwd / bound |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [(f"{NAMES.get(k, k)} Caffe", v) for k, v in results["nets"].items()]
+    peer = results.get("peer") or {}
+    if "forward" in peer:
+        rows.insert(1, (f"{NAMES.get(peer['experiment'], peer['experiment'])} PyTorch "
+                        f"{peer['torch_version']}", peer))
+    for label, row in rows:
+        fwd, train = row.get("forward") or {}, row.get("train") or {}
+        lines.append(
+            f"| {label} | {_f(row['forward_flops'] / 1e9, 1)} | {_f(fwd.get('median_s'))} | "
+            f"{_f(row.get('forward_gflops'), 1)} | {_f(row.get('forward_over_bound'))} | "
+            f"{_f(row['train_flops'] / 1e9, 1)} | {_f(train.get('median_s'))} | "
+            f"{_f(row.get('train_gflops'), 1)} | {_f(row.get('train_over_bound'))} |")
+    return lines
+
+
+def ratios_table(results: dict) -> list[str]:
+    blas, peer = results["blas"], results.get("peer") or {}
+    lines = ["| measure | value |", "|---|---|"]
+    lines.append(f"| sgemm bound ({blas['sgemm']['n']}³, {blas['corename']} kernels, "
+                 f"{blas['threads']} threads) | {_f(blas['sgemm']['gflops'], 1)} GFLOP/s |")
+    if "forward" in peer:
+        lines.append(f"| Caffe / PyTorch time, forward · fwd+bwd (torch {peer['threads']} "
+                     f"threads) | {_f(peer['caffe_over_torch_forward'])} · "
+                     f"{_f(peer.get('caffe_over_torch_train'))} |")
+        lines.append(f"| PyTorch vs Caffe output, max relative difference | "
+                     f"{peer['max_relative_difference']:.1e} |")
+    elif peer:
+        lines.append(f"| PyTorch peer | not run: {peer.get('skipped', peer.get('error'))} |")
+    patches = results.get("patches")
+    if patches:
+        lines.append(f"| Section 3.1: {patches['grid']}×{patches['grid']} grid convolutionally "
+                     f"vs per patch, speed-up batched · one by one (paper: > 5×) | "
+                     f"{_f(patches['speedup_vs_batched'], 1)}× · "
+                     f"{_f(patches['speedup_vs_one_by_one'], 1)}× (FLOP ratio "
+                     f"{_f(patches['naive_flops'] / patches['convolutional_flops'], 1)}×) |")
+    data = results.get("data")
+    if data:
+        for key, label in (("voc_jpeg_png", "VOC JPEG + PNG"),
+                           ("sbdd_jpeg_mat", "SBDD JPEG + .mat")):
+            off, on = data["loading"][f"{key}_no_prefetch"], data["loading"][f"{key}_prefetch"]
+            shape = "×".join(map(str, off["shape"][2:]))
+            lines.append(f"| {label} loading, images/s ({shape}) without · with prefetch | "
+                         f"{_f(off['images_per_s'], 1)} · {_f(on['images_per_s'], 1)} |")
+        lines.append(f"| waiting on data, share of an FCN-8s training iteration, with · "
+                     f"without prefetch | {_pct(data.get('wait_fraction_prefetch'))} · "
+                     f"{_pct(data.get('wait_fraction_no_prefetch'))} |")
+    memory = results.get("memory") or {}
+    if "peak_rss_mib" in memory:
+        lines.append(f"| peak RSS, FCN-8s training iteration "
+                     f"{'×'.join(map(str, memory['input_shape'][2:]))} | "
+                     f"{memory['peak_rss_mib'] / 1024:.2f} GiB |")
+    gpu = results.get("gpu") or {}
+    lines.append("| GPU FCN-8s forward · fwd+bwd | " + (
+        f"{_f(gpu['forward_ms'], 1)} ms · {_f(gpu['forward_backward_ms'], 1)} ms "
+        f"({gpu['device']}) |" if "forward_ms" in gpu else
+        f"not measured: {gpu.get('skipped') or gpu.get('error', 'not run')} |"))
+    return lines
+
+
+def breakdown_lines(results: dict) -> list[str]:
+    b = results.get("breakdown")
+    if not b:
+        return []
+    return [f"FCN-8s forward, layers timed alone: {_f(b['sum_of_layers_s'])} s = GEMMs "
+            f"{_f(b['gemm_s'])} s (bound {_f(b['bound_s'])} s) + convolution overhead "
+            f"(im2col, bias) {_f(b['conv_overhead_s'])} s + other layers "
+            f"{_f(b['other_layers_s'])} s."]
+
+
+def levers_table(results: dict) -> list[str]:
+    levers = results.get("levers") or []
+    if not levers:
+        return []
+    lines = ["| lever | sgemm GFLOP/s | FCN-8s fwd s | fwd / own bound | vs default | "
+             "output vs default |", "|---|---:|---:|---:|---:|---|"]
+    for row in levers:
+        if "error" in row:
+            lines.append(f"| {row['lever']} | – | – | – | – | failed: {row['error']} |")
+            continue
+        exact = ("bit-exact" if row["bit_exact_vs_default"] else
+                 f"max rel. diff {row['max_relative_difference_vs_default']:.1e}")
+        lines.append(f"| {row['lever']} ({row['blas']['corename']}, {row['blas']['threads']} "
+                     f"threads) | {_f(row['sgemm']['gflops'], 1)} | {_f(row['forward_s'])} | "
+                     f"{_f(row['forward_over_bound'])} | {_f(row['speedup_vs_default'])}× | "
+                     f"{exact} |")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    machine = results["machine"]
+    head = [f"## `make bench`, {results['date']}",
+            "",
+            f"Machine: {machine['cpu']}, {machine['cores']} cores, "
+            f"{machine['memory_gib']:.0f} GiB; load average before · after: "
+            f"{machine['load_before']} · {machine['load_after']}; BLAS environment "
+            f"{machine['blas_env'] or '(none set)'}; {results['blas']['config']}; "
+            f"Caffe {results['caffe_build']}; {_f(results['elapsed_s'], 0)} s in all.", ""]
+    parts = [head, nets_table(results), [""], ratios_table(results), [""],
+             breakdown_lines(results)]
+    lev = levers_table(results)
+    if lev:
+        parts += [[""], ["Levers (each in its own process; FCN-8s deploy forward):", ""], lev]
+    return "\n".join(line for part in parts for line in part) + "\n"

@@ -1,0 +1,312 @@
+"""`make bench`: speed and memory of the harness against the machine's limit and a peer.
+
+One process measures, in order: the sgemm bound of the BLAS Caffe links; FCN-8s, FCN-32s
+and FCN-AlexNet forward (deploy net) and forward+backward (training net over a synthetic
+dataset, data layer and loss included) on the CPU; where FCN-8s's forward time goes; the
+same FCN-8s in PyTorch (checked against Caffe's output first); Section 3.1's grid vs
+patches; the data layers' loading rate; then, each in a fresh process, peak memory of a
+training iteration (and data waiting without prefetch), the BLAS levers, and the GPU when
+there is one. Results go to bench/results/<date>.json and .md, and the table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NETS = ("voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet")
+STEPS = ("nets", "breakdown", "peer", "patches", "data", "memory", "levers", "gpu")
+PEER_TOLERANCE = 1e-4  # max |caffe - torch| / max |caffe| on the score map
+
+
+def machine_info() -> dict:
+    from bench.blas import BLAS_ENV
+    from bench.timing import load_average
+
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")
+    mem_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal")))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_kib / 2 ** 20,
+            "kernel": os.uname().release, "load_before": load_average(),
+            "blas_env": {k: os.environ[k] for k in BLAS_ENV if k in os.environ}}
+
+
+def caffe_build_info(caffe_root: Path) -> str:
+    """The build's folder name, type and C++ flags, from its CMake cache."""
+    cache = caffe_root / "build/CMakeCache.txt"
+    values = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            key, _, value = line.partition("=")
+            values[key.split(":")[0]] = value
+    kind = values.get("CMAKE_BUILD_TYPE", "?")
+    flags = " ".join(filter(None, (values.get("CMAKE_CXX_FLAGS", ""),
+                                   values.get(f"CMAKE_CXX_FLAGS_{kind.upper()}", ""))))
+    cpu_only = "CPU_ONLY" if values.get("CPU_ONLY") == "ON" else "CUDA"
+    return f"{caffe_root.name} ({kind}, {flags or 'default flags'}, {cpu_only})"
+
+
+def rates(row: dict, gflops: float) -> dict:
+    """GFLOP/s and the ratio to the sgemm bound for a row's forward and train timings."""
+    for key, flops_key in (("forward", "forward_flops"), ("train", "train_flops")):
+        if row.get(key):
+            seconds = row[key]["median_s"]
+            row[f"{key}_gflops"] = row[flops_key] / seconds / 1e9
+            row[f"{key}_over_bound"] = seconds / (row[flops_key] / (gflops * 1e9))
+    return row
+
+
+def time_caffe_net(experiment: str, args, workdir: Path, data_root: Path, gflops: float) -> dict:
+    """Deploy forward and training-iteration timings of one experiment in Caffe."""
+    from bench.data_rate import iterations
+    from bench.flops import layer_flops, total_flops
+    from bench.models import deploy_net, fill_weights, random_image, train_net
+    from bench.timing import timed
+
+    size = tuple(args.size)
+    net, net_param = deploy_net(experiment, size, workdir, width=args.width)
+    fill_weights(net, args.seed)
+    net.blobs["data"].data[...] = random_image(size, args.seed)
+    row = {"forward": timed(net.forward, args.repeats),
+           "forward_flops": total_flops(layer_flops(net, net_param))["forward"]}
+    del net
+    train, train_param = train_net(experiment, data_root, workdir, width=args.width)
+    fill_weights(train, args.seed)
+    row["train"] = iterations(train, args.train_repeats)
+    row["train_flops"] = total_flops(layer_flops(train, train_param))["forward_backward"]
+    row["train_input_shape"] = list(train.blobs["data"].data.shape)
+    return rates(row, gflops)
+
+
+def forward_breakdown(args, workdir: Path, lib, gflops: float) -> dict:
+    from bench.breakdown import breakdown
+    from bench.flops import layer_flops
+    from bench.models import deploy_net, fill_weights, random_image
+
+    size = tuple(args.size)
+    net, net_param = deploy_net("voc-fcn8s", size, workdir, width=args.width)
+    fill_weights(net, args.seed)
+    net.blobs["data"].data[...] = random_image(size, args.seed)
+    by_layer = {c.name: c.forward for c in layer_flops(net, net_param)}
+    return breakdown(net, lib, by_layer, gflops)
+
+
+def torch_peer(args, workdir: Path, data_root: Path, gflops: float, threads: int,
+               caffe_row: dict) -> dict:
+    """FCN-8s in PyTorch from the same weights and input; timed only if outputs agree."""
+    try:
+        import torch
+    except ImportError:
+        return {"skipped": "torch is not installed (make bench installs torch==2.13.0+cpu)"}
+    from bench.models import deploy_net, fill_weights, random_image, train_net
+    from bench.timing import timed
+    from bench.torch_peer import from_caffe, max_relative_difference
+
+    torch.set_num_threads(max(1, threads))
+    size = tuple(args.size)
+    net, net_param = deploy_net("voc-fcn8s", size, workdir, width=args.width)
+    fill_weights(net, args.seed)
+    image = random_image(size, args.seed)
+    expected = net.forward(data=image)[net.outputs[0]].copy()
+    peer = from_caffe(net, net_param).eval()
+    del net
+    x = torch.from_numpy(image)
+    with torch.no_grad():
+        got = peer(data=x)["score"].numpy()
+    row = {"experiment": "voc-fcn8s", "torch_version": torch.__version__,
+           "threads": torch.get_num_threads(),
+           "max_relative_difference": max_relative_difference(expected, got),
+           "forward_flops": caffe_row["forward_flops"], "train_flops": caffe_row["train_flops"]}
+    if row["max_relative_difference"] > PEER_TOLERANCE:
+        row["error"] = (f"PyTorch output differs from Caffe's by "
+                        f"{row['max_relative_difference']:.2e} > {PEER_TOLERANCE}; not timed")
+        return row
+
+    row["forward"] = _time_inference(peer, x, args.repeats)
+    del peer
+    train, train_param = train_net("voc-fcn8s", data_root, workdir, width=args.width)
+    fill_weights(train, args.seed)
+    train.forward(end=list(train._layer_names)[0])
+    data = torch.from_numpy(train.blobs["data"].data.copy())
+    label = torch.from_numpy(train.blobs["label"].data.copy())
+    train_peer = from_caffe(train, train_param).train()
+    del train
+
+    def step():
+        for p in train_peer.parameters():
+            p.grad = None
+        train_peer(data=data, label=label)["loss"].backward()
+
+    row["train"] = timed(step, args.train_repeats)
+    row["caffe_over_torch_forward"] = caffe_row["forward"]["median_s"] / \
+        row["forward"]["median_s"]
+    row["caffe_over_torch_train"] = caffe_row["train"]["median_s"] / row["train"]["median_s"]
+    return rates(row, gflops)
+
+
+def _time_inference(peer, x, repeats: int) -> dict:
+    import torch
+
+    from bench.timing import timed
+
+    def forward():
+        with torch.no_grad():
+            return peer(data=x)["score"]
+
+    return timed(forward, repeats)
+
+
+def subprocess_json(module: str, *arguments: str, timeout: float = 300) -> dict:
+    """Run `python -m module ...` from the repository; its last stdout line as JSON."""
+    command = [sys.executable, "-m", module, *arguments]
+    try:
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"{module} timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        return {"error": f"{module}: {tail[-1]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results",
+                        help="folder for <date>.json and <date>.md (default bench/results)")
+    parser.add_argument("--size", type=int, nargs=2, default=(500, 500), metavar=("H", "W"))
+    parser.add_argument("--width", type=float, default=1.0,
+                        help="channel width of the nets (1.0: the paper's; less for a smoke run)")
+    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
+    parser.add_argument("--repeats", type=int, default=5, help="timed forwards (median)")
+    parser.add_argument("--train-repeats", type=int, default=3,
+                        help="timed training iterations (median)")
+    parser.add_argument("--sgemm-n", type=int, default=4096)
+    parser.add_argument("--skip", nargs="*", default=[], choices=STEPS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", help="results file name without suffix (default: the date)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    for path in (str(REPO / "layers"), str(REPO)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    import caffe
+    from tqdm import tqdm
+
+    from bench import data_rate, levers, patches, report
+    from bench.blas import caffe_library, describe, linked_blas, open_blas, sgemm_gflops
+    from bench.gpu import unavailable_reason
+    from bench.probe import caffe_root
+    from bench.timing import load_average
+    from data.synthetic import make_dataset
+
+    caffe.set_mode_cpu()
+    started = time.perf_counter()
+    now = datetime.now()
+    results: dict = {"date": now.strftime("%Y-%m-%d %H:%M"), "size": list(args.size),
+                     "width": args.width, "machine": machine_info(),
+                     "caffe_build": caffe_build_info(caffe_root())}
+    steps = [s for s in STEPS if s not in args.skip]
+    bar = tqdm(total=2 + len(steps), desc="bench", unit="step", file=sys.stderr)
+
+    def done(message: str) -> None:
+        bar.update(1)
+        tqdm.write(f"bench: {message}", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory(prefix="fcn-bench-") as tmp:
+        workdir = Path(tmp)
+        path = linked_blas(caffe_library(caffe_root()))
+        lib = open_blas(path)
+        info = describe(lib, path)
+        results["blas"] = {**info.as_dict(), "sgemm": sgemm_gflops(lib, args.sgemm_n)}
+        gflops = results["blas"]["sgemm"]["gflops"]
+        done(f"sgemm {gflops:.1f} GFLOP/s ({info.corename}, {info.threads} threads)")
+
+        train_root = make_dataset("voc", workdir / "data-train", n_train=4, n_val=1,
+                                  size=tuple(args.size), seed=args.seed)
+        load_root = make_dataset("voc", workdir / "data-load", n_train=20, n_val=20,
+                                 size=(375, 500), seed=args.seed)
+        done("synthetic datasets written")
+
+        results["nets"] = {}
+        if "nets" in steps:
+            for experiment in args.nets:
+                row = time_caffe_net(experiment, args, workdir, train_root, gflops)
+                results["nets"][experiment] = row
+                tqdm.write(f"bench: {experiment}: forward {row['forward']['median_s']:.2f} s "
+                           f"({row['forward_over_bound']:.2f}× bound), fwd+bwd "
+                           f"{row['train']['median_s']:.2f} s "
+                           f"({row['train_over_bound']:.2f}× bound)", file=sys.stderr)
+            done("nets timed")
+        if "breakdown" in steps:
+            results["breakdown"] = forward_breakdown(args, workdir, lib, gflops)
+            done(report.breakdown_lines(results)[0])
+        fcn8s = results["nets"].get("voc-fcn8s")
+        if "peer" in steps and fcn8s:
+            results["peer"] = torch_peer(args, workdir, train_root, gflops, info.threads, fcn8s)
+            peer = results["peer"]
+            done("torch peer: " + (f"Caffe/PyTorch forward {peer['caffe_over_torch_forward']:.2f}"
+                                   if "forward" in peer else str(peer)))
+        if "patches" in steps:
+            results["patches"] = patches.run(workdir, width=args.width, seed=args.seed,
+                                             repeats=3)
+            done(f"Section 3.1 speed-up {results['patches']['speedup_vs_batched']:.1f}× (batched)")
+        if "data" in steps:
+            results["data"] = {"loading": data_rate.loading_rates(load_root, workdir)}
+            if fcn8s:
+                results["data"]["wait_fraction_prefetch"] = fcn8s["train"]["data_wait_fraction"]
+            done("data layers timed")
+        if "memory" in steps:
+            memory = subprocess_json("bench.memory", "--data-root", str(train_root),
+                                     "--width", str(args.width), "--iterations",
+                                     str(max(1, args.train_repeats - 1)))
+            results["memory"] = memory
+            if "iteration" in memory and "data" in results:
+                results["data"]["wait_fraction_no_prefetch"] = \
+                    memory["iteration"]["data_wait_fraction"]
+            done(f"peak RSS {memory.get('peak_rss_mib', float('nan')) / 1024:.2f} GiB")
+        if "levers" in steps:
+            results["levers"] = levers.run(
+                workdir, cores=os.cpu_count() or 1, size=tuple(args.size),
+                repeats=max(2, args.repeats - 2), sgemm_n=args.sgemm_n,
+                progress=lambda row: tqdm.write(
+                    f"bench: lever {row['lever']}: " + (
+                        f"forward {row['forward_s']:.2f} s, {row['forward_over_bound']:.2f}× "
+                        f"own bound" if "forward_s" in row else row["error"]),
+                    file=sys.stderr))
+            done("levers probed")
+        if "gpu" in steps:
+            reason = unavailable_reason(caffe_root())
+            results["gpu"] = {"skipped": reason} if reason else subprocess_json(
+                "bench.gpu", "--data-root", str(train_root))
+            done("GPU: " + (reason or "measured"))
+    bar.close()
+    results["machine"]["load_after"] = load_average()
+    results["elapsed_s"] = time.perf_counter() - started
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = args.name or now.strftime("%Y-%m-%d")
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    table = report.markdown(results)
+    (args.out / f"{name}.md").write_text(table)
+    print(table)
+    print(f"bench: wrote {args.out / name}.json and .md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

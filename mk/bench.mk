@@ -1,0 +1,19 @@
+# Benchmark (bench/): `make bench` times the nets against the sgemm bound and the PyTorch
+# peer, writes bench/results/<date>.json and .md and prints the table. BENCH_ARGS passes
+# options to bench.run (e.g. BENCH_ARGS="--skip levers", or "--width 0.25" for a smoke run).
+.PHONY: bench bench-torch bench-blas-variants
+
+BENCH_TORCH ?= 2.13.0+cpu
+BENCH_ARGS ?=
+
+# The peer is bench-only: installed here, not in requirements.txt.
+bench-torch: venv
+	@$(PY) -c 'import sys, torch; sys.exit(torch.__version__ != "$(BENCH_TORCH)")' 2>/dev/null \
+	  || $(PY) -m pip install -q --disable-pip-version-check "torch==$(BENCH_TORCH)"
+
+# Other BLAS builds for the levers, unpacked privately (never installed); optional.
+bench-blas-variants:
+	@bash bench/blas_variants.sh || echo "bench: continuing without the BLAS-variant levers"
+
+bench: setup bench-torch bench-blas-variants
+	@GLOG_minloglevel=2 $(PY) -m bench.run $(BENCH_ARGS)
