@@ -46,6 +46,9 @@ class FileSource:
     def where(self, ref: FileRef) -> str:
         return str(self.path(ref))
 
+    def close(self) -> None:
+        pass
+
 
 def lmdb_key(ref: FileRef) -> bytes:
     """The key a file is stored under in a packed LMDB: "<root>/<relative path>"."""
@@ -74,6 +77,12 @@ class LmdbSource:
                                   readahead=False, max_readers=64)
             self._pid = os.getpid()
         return self._env
+
+    def close(self) -> None:
+        """Close the environment (before a fork: each process then opens its own)."""
+        if self._env is not None and self._pid == os.getpid():
+            self._env.close()
+        self._env = self._pid = None
 
     def read(self, ref: FileRef) -> bytes:
         with self._open().begin(buffers=False) as txn:

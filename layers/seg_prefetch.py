@@ -89,6 +89,7 @@ class ProcessPrefetch(NoPrefetch):
 
     def __init__(self, dataset: SegDataset, source):
         super().__init__(dataset, source)
+        source.close()  # an open LMDB must not cross the fork; both sides reopen it
         context = multiprocessing.get_context("fork")
         self.conn, child = context.Pipe()
         self.worker = context.Process(target=_serve, args=(child, self.conn, dataset, source),

@@ -1,0 +1,87 @@
+"""Images per second of each data layer with prefetching off, in a thread, in a process.
+
+Two settings: the data layer alone (decoding speed), and followed by a convolution that
+stands in for the net (what prefetching overlaps with). Synthetic data at the real
+datasets' image sizes; a measurement, not a test.
+
+    python -m data.bench_layers --steps 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from data.registry import layer_params, top_names, use_layers
+from data.synthetic import make_dataset
+
+# dataset layer → (synthetic writer, split read, image size of the real data)
+CASES = {
+    "sbdd": ("voc", "train", (375, 500)),
+    "voc": ("voc", "seg11valid", (375, 500)),
+    "nyud": ("nyud", "trainval", (425, 560)),
+    "siftflow": ("siftflow", "trainval", (256, 256)),
+    "pascalcontext": ("pascalcontext", "train", (375, 500)),
+}
+MODES = (False, "thread", "process")
+
+
+def images_per_second(name: str, root: Path, split: str, mode, steps: int, work: int,
+                      folder: Path) -> float:
+    from data.netspec import data_layer_net
+    from data.registry import LAYERS
+
+    module, layer = LAYERS[name][:2]
+    params = layer_params(name, root, split, prefetch=mode)
+    net = data_layer_net(folder / f"{name}-{mode}-{work}.prototxt", module, layer,
+                         repr(params), top_names(name, params), conv_outputs=work)
+    net.forward()  # warm up: first decode, allocations
+    start = time.perf_counter()
+    for _ in range(steps):
+        net.forward()
+    elapsed = time.perf_counter() - start
+    net.layers[0].prefetch.close()
+    return steps / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", choices=sorted(CASES), default=sorted(CASES))
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--images", type=int, default=12, help="synthetic images per split")
+    parser.add_argument("--work", type=int, default=32,
+                        help="outputs of the stand-in convolution (0: data layer alone)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    use_layers()
+    import caffe
+
+    caffe.set_mode_cpu()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in args.datasets:
+            writer, split, size = CASES[name]
+            root = tmp / writer
+            if not root.exists():
+                make_dataset(writer, root, n_train=args.images, n_val=args.images, size=size,
+                             seed=0)
+            for work in sorted({0, args.work}):
+                for mode in MODES:
+                    rate = images_per_second(name, root, split, mode, args.steps, work, tmp)
+                    results[f"{name} work={work} prefetch={mode}"] = round(rate, 2)
+                    print(f"{name:14s} work={work:<3d} prefetch={str(mode):8s} "
+                          f"{rate:8.1f} images/s", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
