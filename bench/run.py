@@ -192,6 +192,10 @@ def parse_args(argv):
     parser.add_argument("--train-repeats", type=int, default=3,
                         help="timed training iterations (median)")
     parser.add_argument("--sgemm-n", type=int, default=4096)
+    parser.add_argument("--grid", type=int, default=10,
+                        help="Section 3.1: the output grid's side (the paper's 10)")
+    parser.add_argument("--data-images", type=int, default=20,
+                        help="images per timed pass of the data-loading rate")
     parser.add_argument("--skip", nargs="*", default=[], choices=STEPS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", help="results file name without suffix (default: the date)")
@@ -238,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
 
         train_root = make_dataset("voc", workdir / "data-train", n_train=4, n_val=1,
                                   size=tuple(args.size), seed=args.seed)
-        load_root = make_dataset("voc", workdir / "data-load", n_train=20, n_val=20,
+        load_root = make_dataset("voc", workdir / "data-load", n_train=args.data_images,
+                                 n_val=args.data_images,
                                  size=(375, 500), seed=args.seed)
         done("synthetic datasets written")
 
@@ -262,11 +267,12 @@ def main(argv: list[str] | None = None) -> int:
             done("torch peer: " + (f"Caffe/PyTorch forward {peer['caffe_over_torch_forward']:.2f}"
                                    if "forward" in peer else str(peer)))
         if "patches" in steps:
-            results["patches"] = patches.run(workdir, width=args.width, seed=args.seed,
-                                             repeats=3)
+            results["patches"] = patches.run(workdir, grid=args.grid, width=args.width,
+                                             seed=args.seed, repeats=3)
             done(f"Section 3.1 speed-up {results['patches']['speedup_vs_batched']:.1f}× (batched)")
         if "data" in steps:
-            results["data"] = {"loading": data_rate.loading_rates(load_root, workdir)}
+            results["data"] = {"loading": data_rate.loading_rates(load_root, workdir,
+                                                                  images=args.data_images)}
             if fcn8s:
                 results["data"]["wait_fraction_prefetch"] = fcn8s["train"]["data_wait_fraction"]
             done("data layers timed")

@@ -1,0 +1,84 @@
+"""bench end to end at a toy size: Section 3.1's equivalence, data waiting, memory, the
+levers' list and the results files. No timing is asserted; only what the numbers mean."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench import levers, patches
+from bench.data_rate import iterations
+from bench.models import fill_weights, train_net
+from bench.run import REPO, main
+from data.synthetic import make_dataset
+
+
+def test_grid_equals_classifier_on_each_patch(tmp_path):
+    result = patches.run(tmp_path, grid=3, width=1 / 16, repeats=1)
+    assert result["image"] == 227 + 2 * 32
+    assert result["max_relative_difference"] < 1e-5
+    assert result["naive_flops"] > result["convolutional_flops"]  # the overlap is shared
+
+
+def test_patches_are_taken_at_the_output_stride():
+    image = np.arange(3 * 291 * 291, dtype=np.float32).reshape(1, 3, 291, 291)
+    crops = patches.patches_of(image, 3)
+    assert crops.shape == (9, 3, 227, 227)
+    assert crops[4, 0, 0, 0] == image[0, 0, 32, 32] and crops[8, 2, -1, -1] == image[0, 2, -1, -1]
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+    return make_dataset("voc", tmp_path_factory.mktemp("data"), n_train=3, n_val=3,
+                        size=(48, 64))
+
+
+def test_data_wait_is_a_share_of_the_iteration(tmp_path, voc_root):
+    net, _ = train_net("voc-fcn32s", voc_root, tmp_path, width=1 / 16)
+    fill_weights(net)
+    result = iterations(net, 2)
+    assert len(result["runs_s"]) == len(result["data_wait_s"]) == 2
+    assert 0 < result["data_wait_fraction"] < 1
+    assert all(d < t for d, t in zip(result["data_wait_s"], result["runs_s"]))
+    assert np.isfinite(net.blobs["loss"].data).all()
+
+
+def test_memory_probe_reports_peak_rss(voc_root):
+    done = subprocess.run([sys.executable, "-m", "bench.memory", "--experiment", "voc-fcn32s",
+                           "--data-root", str(voc_root), "--width", "0.0625",
+                           "--iterations", "1"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=True)
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["peak_rss_mib"] >= result["peak_rss_mib_after_setup"] > \
+        result["peak_rss_mib_at_start"] > 0
+    assert result["input_shape"] == [1, 3, 48, 64] and result["prefetch"] is False
+
+
+def test_levers_listed_only_when_available(tmp_path):
+    names = [name for name, _, _ in levers.levers(2, tmp_path)]
+    assert names[0] == "default" and "openblas-1-thread" in names
+    assert "blis-pthread" not in names
+    (tmp_path / "blis-pthread").mkdir()
+    (tmp_path / "blis-pthread/libopenblas.so.0").write_bytes(b"")
+    found = {name: env for name, env, _ in levers.levers(2, tmp_path)}
+    assert found["blis-pthread"]["LD_LIBRARY_PATH"].startswith(str(tmp_path / "blis-pthread"))
+    assert found["blis-pthread"]["BLIS_NUM_THREADS"] == "2"
+
+
+def test_bench_writes_json_and_table(tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert main(["--out", str(tmp_path), "--name", "smoke", "--width", "0.0625",
+                 "--size", "64", "64", "--nets", "voc-fcn8s", "--repeats", "1",
+                 "--train-repeats", "1", "--sgemm-n", "256", "--grid", "3", "--data-images", "3",
+                 "--skip", "levers", "memory", "gpu", "breakdown"]) == 0
+    results = json.loads((tmp_path / "smoke.json").read_text())
+    fcn8s = results["nets"]["voc-fcn8s"]
+    assert fcn8s["train_flops"] > 2 * fcn8s["forward_flops"]
+    assert results["peer"]["max_relative_difference"] < 1e-4
+    assert results["patches"]["max_relative_difference"] < 1e-4
+    assert 0 <= results["data"]["wait_fraction_prefetch"] < 1
+    table = (tmp_path / "smoke.md").read_text()
+    assert "| FCN-8s Caffe |" in table and "| FCN-8s PyTorch" in table
+    assert table in capsys.readouterr().out
