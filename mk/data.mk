@@ -1,0 +1,38 @@
+# Datasets (data/) and data layers (layers/). The data root is DATA (default: datasets),
+# laid out as the experiments read it: sbdd/dataset, pascal/VOC2011, pascal/VOC2010,
+# pascal-context, nyud, sift-flow. See data/README.md.
+#   make data-fetch DATASET=voc|nyud|siftflow|pascalcontext [DATA=datasets]
+#   make data-splits DATASET=… [SPLITS_MAT=splits.mat] [TEST_LIST=file]   (re-derive, check)
+#   make lmdb DATASET=voc|sbdd|nyud|siftflow|pascalcontext SPLIT=… [OUT=dir]
+#   make sbdd-png                  SBD cls/*.mat → palette PNGs beside them
+#   make synthetic DATASET=… [OUT=synthetic] [N_TRAIN=20] [N_VAL=5] [SIZE="64 80"] [SEED=0]
+#   make bench-data                images/s of each layer, prefetch off / thread / process
+#   make test-data                 this area's tests
+.PHONY: data-fetch data-splits lmdb sbdd-png synthetic bench-data test-data
+
+DATA_ROOT = $(or $(DATA),datasets)
+
+data-fetch: venv
+	@test -n "$(DATASET)" || { echo "usage: make data-fetch DATASET=voc|nyud|siftflow|pascalcontext [DATA=$(DATA_ROOT)]"; exit 2; }
+	@$(PY) -m data.fetch $(DATASET) --root $(DATA_ROOT)
+
+data-splits: venv
+	@test -n "$(DATASET)" || { echo "usage: make data-splits DATASET=voc|nyud|siftflow|pascalcontext [SPLITS_MAT=…] [TEST_LIST=…]"; exit 2; }
+	@$(PY) -m data.splits $(DATASET) --root $(DATA_ROOT) $(if $(SPLITS_MAT),--splits-mat $(SPLITS_MAT)) $(if $(TEST_LIST),--test-list $(TEST_LIST))
+
+lmdb: setup
+	@test -n "$(DATASET)" -a -n "$(SPLIT)" || { echo "usage: make lmdb DATASET=voc|sbdd|nyud|siftflow|pascalcontext SPLIT=name [DATA=$(DATA_ROOT)] [OUT=dir]"; exit 2; }
+	@GLOG_minloglevel=2 $(PY) -m data.lmdb_pack $(DATASET) $(SPLIT) --root $(DATA_ROOT) $(if $(OUT),--out $(OUT))
+
+sbdd-png: venv
+	@$(PY) -m data.convert_sbdd $(DATA_ROOT)/sbdd/dataset
+
+synthetic: venv
+	@test -n "$(DATASET)" || { echo "usage: make synthetic DATASET=voc|nyud|siftflow|pascalcontext|classification [OUT=synthetic]"; exit 2; }
+	@$(PY) -m data.synthetic $(DATASET) $(or $(OUT),synthetic) --n-train $(or $(N_TRAIN),20) --n-val $(or $(N_VAL),5) --size $(or $(SIZE),64 80) --seed $(or $(SEED),0)
+
+bench-data: setup
+	@GLOG_minloglevel=2 $(PY) -m data.bench_layers
+
+test-data: setup
+	@$(PY) -m pytest -q tests/test_data_*.py tests/test_layers_*.py
