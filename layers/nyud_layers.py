@@ -36,6 +36,7 @@ class NYUDSegData(SegDataset):
     keys = ("nyud_dir", "tops")
     required = ("nyud_dir", "split", "tops")
     label_classes = {"label": NUM_CLASSES}
+    background_is_zero = False  # class 0 is a real class (wall / awning)
 
     def __init__(self, params: dict, where: str = "param_str"):
         super().__init__(params, where)

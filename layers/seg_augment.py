@@ -31,12 +31,18 @@ class Augment:
         if self.jitter < 0:
             raise DataError(f"{where}: jitter must be >= 0 pixels, found {self.jitter}")
         self.labels = [n for n in dataset.top_names() if n in dataset.label_classes]
-        if self.mask and not self.labels:
-            raise DataError(f"{where}: masking needs a label top, the net declares none")
+        if self.mask and not (self.labels and dataset.background_is_zero):
+            raise DataError(f"{where}: masking needs a label top whose class 0 is "
+                            f"background (VOC, SBDD, PASCAL-Context)")
         self.means = dataset.input_means()
         # each example's draws depend only on (seed, example number): skipping is exact
         seed = params.get("seed")
-        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        if (self.mirror or self.jitter) and not (isinstance(seed, int) and seed >= 0):
+            raise DataError(f"{where}: mirror and jitter need a seed that is an integer "
+                            f">= 0, found {seed!r}")
+        self.seed = seed
 
     @property
     def active(self) -> bool:

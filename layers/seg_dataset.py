@@ -15,12 +15,14 @@ class SegDataset:
     """How one dataset turns an example id into tops; subclasses fill in the facts.
 
     `keys` are the param_str keys the dataset reads (besides COMMON_KEYS), `required` the
-    ones it cannot do without, `label_classes` the class count of each label top.
+    ones it cannot do without, `label_classes` the class count of each label top,
+    `background_is_zero` whether class 0 is background (what masking needs).
     """
 
     keys: tuple[str, ...] = ()
     required: tuple[str, ...] = ("split",)
     label_classes: dict[str, int] = {"label": 21}
+    background_is_zero = True
 
     def __init__(self, params: dict, where: str = "param_str"):
         unknown = sorted(set(params) - set(self.keys) - set(COMMON_KEYS))
@@ -64,15 +66,21 @@ class SegDataset:
 
 
 def read_split(dataset: SegDataset, source) -> list[str]:
+    """The split's example ids, one per line (surrounding spaces and final blank lines
+    ignored; a blank line inside the list is an error, as it names no example)."""
     ref = dataset.split_file()
     try:
         text = source.read(ref).decode()
     except DataError:
         raise DataError(f"split list {source.where(ref)} not found") from None
-    indices = text.splitlines()
-    if not [i for i in indices if i.strip()]:
+    except UnicodeDecodeError as e:
+        raise DataError(f"split list {source.where(ref)} is not text ({e})") from None
+    indices = [line.strip() for line in text.splitlines()]
+    while indices and not indices[-1]:
+        indices.pop()
+    if not indices:
         raise DataError(f"split list {source.where(ref)} is empty")
-    blank = [n + 1 for n, i in enumerate(indices) if not i.strip()]
+    blank = [n + 1 for n, i in enumerate(indices) if not i]
     if blank:
         raise DataError(f"split list {source.where(ref)} has blank line(s) {blank[:5]}")
     return indices

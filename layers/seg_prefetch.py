@@ -111,11 +111,11 @@ class ProcessPrefetch(NoPrefetch):
         except EOFError:
             raise RuntimeError(f"the prefetch worker (pid {self.worker.pid}) died "
                                f"(exit code {self.worker.exitcode})") from None
+        if pending != index:  # a stale answer (the layer skipped ahead): load directly
+            return super().take(index)
         if status == "error":
             name, message, is_data_error = value
             raise DataError(message) if is_data_error else RuntimeError(f"{name}: {message}")
-        if pending != index:
-            return super().take(index)
         return value
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ class SIFTFlowSegData(SegDataset):
     keys = ("siftflow_dir",)
     required = ("siftflow_dir", "split")
     label_classes = {"sem": SEMANTIC_CLASSES, "geo": GEOMETRIC_CLASSES}
+    background_is_zero = False  # class 0 is a real class (wall / awning)
 
     def roots(self) -> dict[str, Path]:
         return {"siftflow": Path(self.params["siftflow_dir"])}

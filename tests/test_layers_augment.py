@@ -90,3 +90,14 @@ def test_unknown_mask_is_refused(root, tmp_path):
 
     with pytest.raises(DataError, match="mask must be one of"):
         first_tops(root, tmp_path / "x", mask="objects")
+
+
+def test_masking_is_refused_where_class_0_is_not_background(tmp_path):
+    from seg_io import DataError
+
+    root = make_dataset("siftflow", tmp_path / "data", n_train=2, n_val=1, size=(24, 24))
+    params = {"siftflow_dir": str(root / "sift-flow"), "seed": 1, "split": "test",
+              "mask": "fg"}
+    with pytest.raises(DataError, match="class 0 is background"):
+        data_layer_net(tmp_path / "n.prototxt", "siftflow_layers", "SIFTFlowSegDataLayer",
+                       repr(params), ["data", "sem", "geo"])

@@ -108,3 +108,27 @@ def test_skip_lands_where_forwards_would(root, tmp_path, mode):
     resumed = sbdd_net(root, tmp_path / "b", **extra)
     resumed.layers[0].skip(6)
     assert_same(straight[6:], run(resumed, 3))
+
+
+@pytest.mark.parametrize("name,writer,split", [("nyud", "nyud", "trainval"),
+                                               ("siftflow", "siftflow", "test"),
+                                               ("pascalcontext", "pascalcontext", "train")])
+def test_every_dataset_gives_the_same_tops_prefetched_or_not(tmp_path, name, writer, split):
+    from data.registry import LAYERS, layer_params, top_names
+
+    root = make_dataset(writer, tmp_path / "data", n_train=3, n_val=2, size=(24, 32),
+                        size_jitter=4, seed=1)
+    module, layer = LAYERS[name][:2]
+    runs = []
+    for mode in (False, "process"):
+        params = layer_params(name, root, split, prefetch=mode)
+        names = top_names(name, params)
+        net = data_layer_net(tmp_path / f"{mode}.prototxt", module, layer, repr(params), names)
+        steps = []
+        for _ in range(5):
+            net.forward()
+            steps.append([net.blobs[t].data.copy() for t in names])
+        runs.append(steps)
+    for off, on in zip(*runs):
+        for a, b in zip(off, on):
+            assert a.shape == b.shape and a.tobytes() == b.tobytes()
