@@ -42,6 +42,8 @@ class FileSource:
             raise DataError(f"{self.path(ref)}: file not found") from None
         except IsADirectoryError:
             raise DataError(f"{self.path(ref)}: is a folder, expected a file") from None
+        except OSError as e:
+            raise DataError(f"{self.path(ref)}: cannot be read ({e.strerror})") from None
 
     def where(self, ref: FileRef) -> str:
         return str(self.path(ref))
