@@ -154,11 +154,16 @@ def write_png(path: Path, array: np.ndarray, palette: bytes | None = None) -> No
     path.write_bytes(buffer.getvalue())
 
 
+MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, written by data.synthetic".ljust(116)
+
+
 def write_mat(path: Path, variables: dict) -> None:
+    """A MATLAB v5 file; its 116-byte text header (a timestamp, from savemat) is fixed so
+    the same content gives the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     scipy.io.savemat(buffer, variables, do_compression=True)
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(MAT_HEADER + buffer.getvalue()[len(MAT_HEADER):])
 
 
 def write_list(path: Path, ids: list[str]) -> None:
