@@ -16,7 +16,9 @@ def vgg16_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 22
                      data=None, label=None, batch: int = 1) -> caffe_pb2.NetParameter:
     """VGG16 (configuration D). Deploy form (Input, Softmax 'prob') by default; given
     `data`/`label` NetSpec tops factories (callables n -> tops), a training form ending in
-    SoftmaxWithLoss and Accuracy."""
+    SoftmaxWithLoss and Accuracy. Convolutions start from MSRA fillers, the classifier
+    layers from small Gaussians (as Caffe's reference ImageNet nets), so raw-pixel inputs
+    do not start the softmax saturated."""
     n = caffe.NetSpec()
     if data is None:
         n.data = L.Input(shape=dict(dim=[batch, 3, size, size]))
@@ -32,11 +34,12 @@ def vgg16_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 22
         n[f"pool{stage}"] = top = max_pool(top)
     for layer in ("6", "7"):
         n[f"fc{layer}"] = fc = L.InnerProduct(top, num_output=channels(4096, width),
-                                              weight_filler=dict(type="msra"),
+                                              weight_filler=dict(type="gaussian", std=0.005),
                                               bias_filler=dict(type="constant"))
         n[f"relu{layer}"] = top = L.ReLU(fc, in_place=True)
         n[f"drop{layer}"] = top = L.Dropout(top, dropout_ratio=0.5, in_place=True)
-    n.fc8 = L.InnerProduct(top, num_output=num_classes, weight_filler=dict(type="msra"),
+    n.fc8 = L.InnerProduct(top, num_output=num_classes,
+                           weight_filler=dict(type="gaussian", std=0.001),
                            bias_filler=dict(type="constant"))
     if data is None:
         n.prob = L.Softmax(n.fc8)
