@@ -160,6 +160,7 @@ def check_base_fits(base, fcn_prototxt: Path | str, *, verbose: bool = True) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog="python -m surgery.convert",
         description=__doc__.splitlines()[0],
         epilog="Writes OUT and its definition OUT with .prototxt; prints the report.")
     parser.add_argument("deploy", type=Path, help="classifier deploy prototxt (V1 or V2)")

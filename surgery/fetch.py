@@ -131,15 +131,29 @@ def fetch_and_convert(classifier: Classifier, directory: Path | str, *,
     return out
 
 
+def files_needed(classifier: Classifier, directory: Path) -> list[str]:
+    """'path  ← url' for each file a classifier downloads (for the offline message)."""
+    remotes = ([zoo_remote(caffe_models_dir() / classifier.zoo_folder)]
+               if classifier.zoo_folder else [classifier.deploy, classifier.caffemodel])
+    return [f"{directory / r.name}  ← {r.url}" for r in remotes]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m surgery.fetch",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("classifier", choices=sorted(CLASSIFIERS))
     parser.add_argument("--dir", type=Path, default=Path("ilsvrc-nets"),
                         help="where the downloads and the FCN weights go (default ilsvrc-nets)")
     args = parser.parse_args(argv)
+    classifier = CLASSIFIERS[args.classifier]
     try:
-        print(fetch_and_convert(CLASSIFIERS[args.classifier], args.dir))
-    except (DownloadError, SurgeryError) as e:
+        print(fetch_and_convert(classifier, args.dir))
+    except DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("files this needs (put them there by hand if this machine is offline):\n  "
+              + "\n  ".join(files_needed(classifier, args.dir)), file=sys.stderr)
+        return 1
+    except SurgeryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -132,6 +132,7 @@ def _check_left_at_init(net, report: Report, upsampled: list[str], allow_missing
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog="python -m surgery.prepare",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[2:]))

@@ -14,6 +14,7 @@ import numpy as np
 from caffe.proto import caffe_pb2
 from google.protobuf.message import DecodeError
 
+from surgery.definition import read_prototxt  # noqa: F401  (older callers import it here)
 from surgery.errors import SurgeryError
 
 _DATA_FIELD = 5  # BlobProto.data: repeated float, packed

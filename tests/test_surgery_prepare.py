@@ -137,3 +137,40 @@ def test_command_line(tmp_path, capsys):
     assert "reads data through ['data (Python)']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--net", train, "--out", str(out), "--mode", "late-fusion", "--stream", "color"])
+
+
+def test_every_vgg16_experiment_starts_from_a_converted_classifier(tmp_path):
+    """The names surgery produces are the names the project's nets use: a width-reduced
+    VGG16 classifier, converted, starts every VGG16 experiment in its own mode, and staged
+    ones from their previous stage, leaving only score, upsampling and scaling layers."""
+    from nets.classifiers import vgg16_classifier
+    from nets.experiments import EXPERIMENTS
+    from surgery.convert import convolutionalize
+
+    caffe.set_random_seed(0)
+    classifier = write_prototxt(vgg16_classifier(width=1 / 32, num_classes=10),
+                                tmp_path / "classifier.prototxt")
+    caffe.Net(classifier, caffe.TEST).save(str(tmp_path / "classifier.caffemodel"))
+    convolutionalize(classifier, tmp_path / "classifier.caffemodel",
+                     tmp_path / "vgg16-fcn.caffemodel", drop=("fc8", "prob"), verbose=False)
+    starts = {"vgg16-fcn": tmp_path / "vgg16-fcn.caffemodel"}
+    for exp in EXPERIMENTS.values():
+        if exp.backbone != "vgg16":
+            continue
+        net = write_prototxt(build(exp.name, "deploy", width=1 / 32, size=(64, 64)),
+                             tmp_path / f"{exp.name}.prototxt")
+        out = tmp_path / f"{exp.name}.caffemodel"
+        if exp.fusion == "late":
+            streams = {EXPERIMENTS[s].modalities[0]: starts[s] for s in exp.streams}
+            report = prepare(net, out, mode="late-fusion", streams=streams, verbose=False)
+        else:
+            mode = ("color-d" if exp.fusion == "early" else
+                    "staged" if exp.base in EXPERIMENTS else "fcn")
+            report = prepare(net, out, base=starts[exp.base], mode=mode, verbose=False)
+        starts[exp.name] = out
+        layers = caffe.Net(net, caffe.TEST).layer_dict
+        assert all(name.startswith("score") or layers[name].type in ("Deconvolution", "Scale")
+                   for name in report.left_at_init), (exp.name, report.left_at_init)
+        assert any(name.startswith("score") for name in report.left_at_init) \
+            or exp.base in EXPERIMENTS or exp.fusion == "late", exp.name
+    assert len(starts) == 1 + 18
