@@ -1,8 +1,9 @@
 """Images per second of each data layer with prefetching off, in a thread, in a process.
 
-Two settings: the data layer alone (decoding speed), and followed by a convolution that
-stands in for the net (what prefetching overlaps with). Synthetic data at the real
-datasets' image sizes; a measurement, not a test.
+Also how long Caffe waits for each image (the layer's own clock). Two settings: the data
+layer alone (decoding speed), and followed by a convolution standing in for the net (what
+prefetching can overlap with). Synthetic data at the real datasets' image sizes; a
+measurement, not a test.
 
     python -m data.bench_layers --steps 20 --repeats 3
 """
@@ -31,10 +32,10 @@ CASES = {
 MODES = (False, "thread", "process")
 
 
-def images_per_second(name: str, root: Path, split: str, mode, steps: int, work: int,
-                      folder: Path, repeats: int = 1) -> float:
-    """The best of `repeats` timings of `steps` forwards (the best is the least disturbed
-    by whatever else the machine runs)."""
+def measure(name: str, root: Path, split: str, mode, steps: int, work: int,
+            folder: Path, repeats: int = 1) -> tuple[float, float]:
+    """(images/s, ms Caffe waited per image): the best of `repeats` runs of `steps`
+    forwards, the best being the least disturbed by whatever else the machine runs."""
     from data.netspec import data_layer_net
     from data.registry import LAYERS
 
@@ -42,14 +43,18 @@ def images_per_second(name: str, root: Path, split: str, mode, steps: int, work:
     params = layer_params(name, root, split, prefetch=mode)
     net = data_layer_net(folder / f"{name}-{mode}-{work}.prototxt", module, layer,
                          repr(params), top_names(name, params), conv_outputs=work)
+    data = net.layers[0]
     net.forward()  # warm up: first decode, allocations
-    best = 0.0
+    best = (0.0, float("inf"))
     for _ in range(repeats):
+        waited = data.waited_s
         start = time.perf_counter()
         for _ in range(steps):
             net.forward()
-        best = max(best, steps / (time.perf_counter() - start))
-    net.layers[0].prefetch.close()
+        rate = steps / (time.perf_counter() - start)
+        wait_ms = 1000 * (data.waited_s - waited) / steps
+        best = (max(best[0], rate), min(best[1], wait_ms))
+    data.prefetch.close()
     return best
 
 
@@ -79,11 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                              seed=0)
             for work in sorted({0, args.work}):
                 for mode in MODES:
-                    rate = images_per_second(name, root, split, mode, args.steps, work, tmp,
-                                             args.repeats)
-                    results[f"{name} work={work} prefetch={mode}"] = round(rate, 2)
+                    rate, wait = measure(name, root, split, mode, args.steps, work, tmp,
+                                         args.repeats)
+                    results[f"{name} work={work} prefetch={mode}"] = {
+                        "images_per_s": round(rate, 2), "wait_ms": round(wait, 2)}
                     print(f"{name:14s} work={work:<3d} prefetch={str(mode):8s} "
-                          f"{rate:8.1f} images/s", flush=True)
+                          f"{rate:8.1f} images/s  waits {wait:6.1f} ms/image", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0

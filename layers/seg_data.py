@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import random
+import time
 import weakref
 from pathlib import Path
 
@@ -79,11 +80,14 @@ class SegDataLayer(caffe.Layer):
         weakref.finalize(self, self.prefetch.close)
         self.current: dict[str, np.ndarray] | None = None
         self.served = 0  # examples handed to Caffe so far
+        self.waited_s = 0.0  # time Caffe spent waiting for examples (decoding or handover)
 
     def reshape(self, bottom, top):
         if self.current is None:
+            start = time.perf_counter()
             tops = self.prefetch.take(self.indices[self.idx])
             self.current = self.augment(tops, self.served) if self.augment.active else tops
+            self.waited_s += time.perf_counter() - start
         for i, name in enumerate(self.names):  # RawBlobVec is indexed, not iterated
             top[i].reshape(1, *self.current[name].shape)
 

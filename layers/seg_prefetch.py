@@ -1,9 +1,12 @@
 """Decoding the next example while Caffe works on this one.
 
-pycaffe holds the GIL for the whole of `net.forward` / `solver.step`, so a Python thread
-only decodes while Python code runs (the layer's own calls, a Python training loop); a
-forked worker process decodes in parallel with Caffe's computation. Either way the arrays
-handed over are the ones a synchronous load gives, so tops are identical in every mode.
+pycaffe holds the GIL for the whole of `net.forward` / `solver.step`. A Python thread
+therefore gets the GIL only in the moments Python code runs (pycaffe's wrappers, the
+layer's own calls, a Python training loop), but the expensive steps it starts then (file
+reads, JPEG/PNG decoding, zlib) release the GIL and run on beside Caffe's computation;
+only the Python glue between them waits for the next moment. A forked worker process
+decodes entirely in parallel and pays for handing the arrays over a pipe instead. Both
+hand over the arrays a synchronous load gives, so tops are identical in every mode.
 """
 
 from __future__ import annotations
