@@ -57,6 +57,7 @@ def test_prefetch_is_on_by_default_in_a_thread(root, tmp_path):
     assert type(net.layers[0].prefetch).__name__ == "ThreadPrefetch"
     net.forward()
     assert net.layers[0].prefetch.pending is not None  # the next example is on its way
+    assert net.layers[0].waited_s > 0  # the first example was decoded while Caffe waited
 
 
 def test_process_worker_stops_on_close(root, tmp_path):
