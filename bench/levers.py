@@ -22,14 +22,19 @@ REPO = Path(__file__).resolve().parents[1]
 VARIANTS_DIR = Path.home() / ".cache/fcn-bench/blas"
 
 
-def levers(cores: int, variants_dir: Path = VARIANTS_DIR) -> list[tuple[str, dict, str]]:
-    """(name, environment overrides, what it is) for every lever available here."""
+def levers(cores: int, variants_dir: Path = VARIANTS_DIR,
+           preload: Path | None = None) -> list[tuple[str, dict, str]]:
+    """(name, environment overrides, what it is) for every lever available here;
+    `preload` is bench/fast_im2col.cpp built as a library (bench.flags.build_preload)."""
     found = [
         ("default", {}, "the system OpenBLAS (pthread), its own kernel choice and threads"),
         ("openblas-1-thread", {"OPENBLAS_NUM_THREADS": "1"}, "OPENBLAS_NUM_THREADS=1"),
         ("openblas-haswell-kernels", {"OPENBLAS_CORETYPE": "Haswell"},
          "OPENBLAS_CORETYPE=Haswell (AVX2 kernels instead of AVX-512)"),
     ]
+    if preload is not None:
+        found.append(("fast-im2col", {"LD_PRELOAD": str(preload)},
+                      "bench/fast_im2col.cpp in place of Caffe's im2col/col2im (LD_PRELOAD)"))
     threads = str(cores)
     for variant, extra, what in (
             ("openblas-openmp", {"OMP_NUM_THREADS": threads},
@@ -45,11 +50,12 @@ def levers(cores: int, variants_dir: Path = VARIANTS_DIR) -> list[tuple[str, dic
 
 
 def probe(overrides: dict, save: Path, *, experiment: str, size: tuple[int, int],
-          repeats: int, sgemm_n: int, timeout: float = 300) -> dict:
+          width: float, repeats: int, sgemm_n: int, timeout: float = 300) -> dict:
     """Run bench.probe under os.environ + overrides; its JSON, or an 'error'."""
     env = dict(os.environ, **overrides)
     command = [sys.executable, "-m", "bench.probe", "--experiment", experiment,
-               "--size", *map(str, size), "--repeats", str(repeats), "--sgemm-n", str(sgemm_n),
+               "--size", *map(str, size), "--width", str(width), "--repeats", str(repeats),
+               "--sgemm-n", str(sgemm_n),
                "--save", str(save)]
     try:
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
@@ -63,15 +69,18 @@ def probe(overrides: dict, save: Path, *, experiment: str, size: tuple[int, int]
 
 
 def run(workdir: Path, *, cores: int, experiment: str = "voc-fcn8s",
-        size: tuple[int, int] = (500, 500), repeats: int = 3, sgemm_n: int = 4096,
-        only: list[str] | None = None, progress=None) -> list[dict]:
+        size: tuple[int, int] = (500, 500), width: float = 1.0, repeats: int = 3,
+        sgemm_n: int = 4096,
+        only: list[str] | None = None, preload: Path | None = None,
+        progress=None) -> list[dict]:
     """Probe every available lever (or those named in `only`); the default first."""
-    chosen = [lv for lv in levers(cores) if only is None or lv[0] in only or lv[0] == "default"]
+    chosen = [lv for lv in levers(cores, preload=preload)
+              if only is None or lv[0] in only or lv[0] == "default"]
     results, reference = [], None
     for name, overrides, what in chosen:
         save = Path(workdir) / f"lever-{name}.npy"
-        result = probe(overrides, save, experiment=experiment, size=size, repeats=repeats,
-                       sgemm_n=sgemm_n)
+        result = probe(overrides, save, experiment=experiment, size=size, width=width,
+                       repeats=repeats, sgemm_n=sgemm_n)
         row = {"lever": name, "what": what, "env": overrides, **result}
         if "error" not in result:
             seconds, gflops = result["forward"]["median_s"], result["sgemm"]["gflops"]

@@ -27,7 +27,7 @@ def caffe_root() -> Path:
 
 
 def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: int,
-            save: Path | None, seed: int = 0) -> dict:
+            save: Path | None, width: float = 1.0, seed: int = 0) -> dict:
     import caffe
     import numpy as np
 
@@ -40,7 +40,7 @@ def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: in
     path = linked_blas(caffe_library(caffe_root()))
     lib = open_blas(path)
     with tempfile.TemporaryDirectory() as workdir:
-        net, net_param = deploy_net(experiment, size, Path(workdir))
+        net, net_param = deploy_net(experiment, size, Path(workdir), width=width)
     fill_weights(net, seed)
     net.blobs["data"].data[...] = random_image(size, seed)
     forward = timed(net.forward, repeats)
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "environment (one JSON line on stdout).")
     parser.add_argument("--experiment", default="voc-fcn8s")
     parser.add_argument("--size", type=int, nargs=2, default=(500, 500), metavar=("H", "W"))
+    parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sgemm-n", type=int, default=4096)
     parser.add_argument("--save", type=Path, help="write the net's output here (.npy)")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     sys.path[:0] = [str(REPO), str(REPO / "layers")]
     print(json.dumps(measure(args.experiment, tuple(args.size), repeats=args.repeats,
-                             sgemm_n=args.sgemm_n, save=args.save)))
+                             sgemm_n=args.sgemm_n, save=args.save, width=args.width)))
     return 0
 
 

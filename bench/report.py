@@ -87,6 +87,19 @@ def breakdown_lines(results: dict) -> list[str]:
             f"{_f(b['other_layers_s'])} s."]
 
 
+def flags_table(results: dict) -> list[str]:
+    flags = results.get("flags") or {}
+    if "variants" not in flags:
+        return [f"Column-copy levers not measured: {flags['error']}"] if flags else []
+    lines = [f"| im2col/col2im code and flags (build: `{flags['build_flags']}`) | ms per "
+             f"FCN-8s forward | speed-up | result |", "|---|---:|---:|---|"]
+    for name, row in flags["variants"].items():
+        lines.append(f"| {name} | {_f(row['column_ms_per_forward'], 0)} | "
+                     f"{_f(row['speedup'])}× | "
+                     f"{'bit-exact' if row['bit_exact'] else 'differs'} |")
+    return lines
+
+
 def levers_table(results: dict) -> list[str]:
     levers = results.get("levers") or []
     if not levers:
@@ -117,6 +130,10 @@ def markdown(results: dict) -> str:
             f"Caffe {results['caffe_build']}; {_f(results['elapsed_s'], 0)} s in all.", ""]
     parts = [head, nets_table(results), [""], ratios_table(results), [""],
              breakdown_lines(results)]
+    flag_lines = flags_table(results)
+    if flag_lines:
+        parts += [[""], ["Convolution overhead outside the GEMM (Caffe's column copy, timed "
+                         "alone on FCN-8s's shapes):", ""], flag_lines]
     lev = levers_table(results)
     if lev:
         parts += [[""], ["Levers (each in its own process; FCN-8s deploy forward):", ""], lev]

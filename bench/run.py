@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NETS = ("voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet")
-STEPS = ("nets", "breakdown", "peer", "patches", "data", "memory", "levers", "gpu")
+STEPS = ("nets", "breakdown", "peer", "patches", "data", "memory", "flags", "levers", "gpu")
 PEER_TOLERANCE = 1e-4  # max |caffe - torch| / max |caffe| on the score map
 
 
@@ -99,6 +99,19 @@ def forward_breakdown(args, workdir: Path, lib, gflops: float) -> dict:
     net.blobs["data"].data[...] = random_image(size, args.seed)
     by_layer = {c.name: c.forward for c in layer_flops(net, net_param)}
     return breakdown(net, lib, by_layer, gflops)
+
+
+def column_copy_levers(args, workdir: Path, root: Path) -> dict:
+    """Caffe's im2col/col2im compiled with the build's flags, -march=native, and
+    bench/fast_im2col.cpp, timed on FCN-8s's layer shapes (bench.flags)."""
+    from bench import flags
+    from bench.models import deploy_net
+
+    net, net_param = deploy_net("voc-fcn8s", tuple(args.size), workdir, width=args.width)
+    try:
+        return flags.run(workdir, root, net, net_param)
+    except (flags.BuildError, subprocess.CalledProcessError) as e:
+        return {"error": str(e)}
 
 
 def torch_peer(args, workdir: Path, data_root: Path, gflops: float, threads: int,
@@ -211,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     import caffe
     from tqdm import tqdm
 
-    from bench import data_rate, levers, patches, report
+    from bench import data_rate, flags, levers, patches, report
     from bench.blas import caffe_library, describe, linked_blas, open_blas, sgemm_gflops
     from bench.gpu import unavailable_reason
     from bench.probe import caffe_root
@@ -285,10 +298,19 @@ def main(argv: list[str] | None = None) -> int:
                 results["data"]["wait_fraction_no_prefetch"] = \
                     memory["iteration"]["data_wait_fraction"]
             done(f"peak RSS {memory.get('peak_rss_mib', float('nan')) / 1024:.2f} GiB")
+        if "flags" in steps:
+            results["flags"] = column_copy_levers(args, workdir, caffe_root())
+            done("column copy: " + ", ".join(
+                f"{k} {v['column_ms_per_forward']:.0f} ms"
+                for k, v in results["flags"].get("variants", {}).items()))
         if "levers" in steps:
+            try:
+                preload = flags.build_preload(workdir)
+            except flags.BuildError as e:
+                preload, results["preload_error"] = None, str(e)
             results["levers"] = levers.run(
-                workdir, cores=os.cpu_count() or 1, size=tuple(args.size),
-                repeats=max(2, args.repeats - 2), sgemm_n=args.sgemm_n,
+                workdir, cores=os.cpu_count() or 1, size=tuple(args.size), width=args.width,
+                repeats=max(2, args.repeats - 2), sgemm_n=args.sgemm_n, preload=preload,
                 progress=lambda row: tqdm.write(
                     f"bench: lever {row['lever']}: " + (
                         f"forward {row['forward_s']:.2f} s, {row['forward_over_bound']:.2f}× "
