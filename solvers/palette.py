@@ -2,7 +2,7 @@
 
 A palette PNG stores the class index per pixel and shows it in colour, so a saved
 prediction is both viewable and scoreable (VOC's ground truth is stored the same way).
-The colour map is data.synthetic.voc_palette, the one definition in the project.
+The colour map is data.palette.voc_palette, the one definition in the project.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.synthetic import voc_palette
+from data.palette import voc_palette
 
 
 def palette_array() -> np.ndarray:

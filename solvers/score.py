@@ -94,6 +94,14 @@ def data_layer(net):
     return next((layer for layer in net.layers if hasattr(layer, "indices")), None)
 
 
+def next_example(layer) -> str | None:
+    """The id of the example the data layer emits on its next forward, when it says."""
+    if layer is None:
+        return None
+    position = getattr(layer, "idx", getattr(layer, "position", None))
+    return layer.indices[position] if position is not None else None
+
+
 def split_size(net, default: int | None = None) -> int:
     """How many images one pass over the split takes: the data layer's list length, else
     `default` (the solver's test_iter)."""
@@ -119,7 +127,7 @@ def seg_test(net, heads: list[Head], *, images: int, save_dir: Path | None = Non
     losses = dict.fromkeys(loss_blobs, 0.0)
     layer = data_layer(net)
     for k in tqdm(range(images), desc=desc, unit="img", disable=not progress, leave=False):
-        name = layer.indices[layer.position] if layer is not None else f"{k:06d}"
+        name = next_example(layer) or f"{k:06d}"
         net.forward()
         for head in heads:
             prediction = net.blobs[head.score_blob].data[0].argmax(0)

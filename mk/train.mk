@@ -1,0 +1,44 @@
+# Training, scoring and inference (solvers/; see solvers/README.md).
+#   make voc-fcn8s [DATA=datasets] [GPU=0] [ITERS=n] [TEST_EVERY=n] [WEIGHTS=base.caffemodel|none]
+#                  [WIDTH=1.0] [LR=x] [LR_DROP=x] [MOMENTUM=x] [RUNS=runs]
+# trains the experiment and every stage it starts from (voc-fcn8s: 32s -> 16s -> 8s), each
+# stage skipped when runs/<stage>/final.caffemodel exists, then scores the last one.
+# (defaults kept private: a global DATA or WIDTH would change what `make nets` writes)
+TRAIN_DATA = $(or $(DATA),datasets)
+TRAIN_RUNS = $(or $(RUNS),runs)
+TRAIN_WIDTH = $(or $(WIDTH),1.0)
+
+TRAIN_EXPERIMENTS := voc-fcn32s voc-fcn16s voc-fcn8s voc-fcn8s-atonce voc-fcn-alexnet \
+  voc-fcn-googlenet voc-fcn-pool5 voc-fcn-pool4 voc-fcn-pool3 voc-fcn32s-fixed \
+  nyud-fcn32s-color nyud-fcn32s-hha nyud-fcn32s-color-d nyud-fcn32s-color-hha \
+  siftflow-fcn32s siftflow-fcn16s siftflow-fcn8s \
+  pascalcontext-fcn32s pascalcontext-fcn16s pascalcontext-fcn8s
+
+TRAIN_FLAGS = --data $(TRAIN_DATA) --runs $(TRAIN_RUNS) --width $(TRAIN_WIDTH) \
+  $(if $(GPU),--gpu $(GPU)) $(if $(ITERS),--iters $(ITERS)) \
+  $(if $(TEST_EVERY),--test-every $(TEST_EVERY)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+  $(if $(LR),--lr $(LR)) $(if $(LR_DROP),--lr-drop $(LR_DROP)) \
+  $(if $(MOMENTUM),--momentum $(MOMENTUM)) $(if $(SEED),--seed $(SEED))
+
+.PHONY: $(TRAIN_EXPERIMENTS) score infer curves
+$(TRAIN_EXPERIMENTS): setup
+	@GLOG_minloglevel=2 $(PY) -m solvers.schedule $@ $(TRAIN_FLAGS)
+
+# make score NET=voc-fcn8s WEIGHTS=runs/voc-fcn8s/final.caffemodel [SPLIT=seg11valid] [DATA=…]
+#            [WIDTH=…] [GPU=…] [SAVE=folder for palette PNGs] [JSON=scores.json]
+score: setup
+	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make score NET=experiment WEIGHTS=file.caffemodel [SPLIT=name] [DATA=$(TRAIN_DATA)] [WIDTH=1.0] [GPU=0] [SAVE=dir] [JSON=file]"; exit 2; }
+	@GLOG_minloglevel=2 $(PY) -m solvers.score --net $(NET) --weights $(WEIGHTS) --data $(TRAIN_DATA) \
+	  --width $(TRAIN_WIDTH) $(if $(SPLIT),--split $(SPLIT)) $(if $(GPU),--gpu $(GPU)) \
+	  $(if $(SAVE),--save $(SAVE)) $(if $(JSON),--json $(JSON))
+
+# make infer NET=voc-fcn8s WEIGHTS=file.caffemodel IMAGES="a.jpg folder/" [OUT=runs/infer] [GPU=0]
+infer: setup
+	@test -n "$(NET)" && test -n "$(WEIGHTS)" && test -n "$(IMAGES)" || { echo "usage: make infer NET=experiment|deploy.prototxt WEIGHTS=file.caffemodel IMAGES='image.jpg folder/' [OUT=$(TRAIN_RUNS)/infer] [WIDTH=1.0] [GPU=0]"; exit 2; }
+	@GLOG_minloglevel=2 $(PY) -m solvers.infer $(IMAGES) --net $(NET) --weights $(WEIGHTS) \
+	  --out $(or $(OUT),$(TRAIN_RUNS)/infer) --width $(TRAIN_WIDTH) $(if $(GPU),--gpu $(GPU))
+
+# make curves RUN=runs/voc-fcn32s  ->  runs/voc-fcn32s/curves.png
+curves: venv
+	@test -n "$(RUN)" || { echo "usage: make curves RUN=$(TRAIN_RUNS)/<experiment> [OUT=file.png]"; exit 2; }
+	@$(PY) -m solvers.curves $(RUN) $(if $(OUT),--out $(OUT))

@@ -1,0 +1,193 @@
+"""Segment pictures with a trained FCN: `python -m solvers.infer`.
+
+    python -m solvers.infer --net voc-fcn8s --weights W.caffemodel IMAGE|FOLDER ... --out DIR
+
+Whole images of any size: the deploy net's input is reshaped to each picture, and the
+net's crop layers bring the output back to the input's H×W. For each picture, DIR gets
+<name>.png (the class map, a palette PNG in VOC colours) and <name>_overlay.jpg; a
+second head (SIFT Flow's geometry) adds <name>_<head>.png. Prints the time per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nets.datasets import VOC_MEAN
+from solvers.palette import overlay, save_label_png
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff")
+
+# BGR means the release subtracts per dataset (its data layers' values)
+MEANS = {
+    "voc": VOC_MEAN,
+    "pascalcontext": (104.007, 116.669, 122.679),
+    "siftflow": (114.578, 115.294, 108.353),
+    "nyud": (116.190, 97.203, 92.318),
+}
+
+
+def list_images(inputs: list[Path]) -> list[Path]:
+    """Image files named directly or found (sorted, not recursively) in named folders."""
+    images = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{item}: no images ({', '.join(IMAGE_SUFFIXES)})")
+            images += found
+        elif item.is_file():
+            images.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such image or folder")
+    return images
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+
+
+def preprocess(rgb: np.ndarray, mean) -> np.ndarray:
+    """H×W×3 RGB uint8 → 3×H×W float32 BGR minus the mean (the data layers' input)."""
+    bgr = rgb[:, :, ::-1].astype(np.float32) - np.asarray(mean, dtype=np.float32)
+    return np.ascontiguousarray(bgr.transpose(2, 0, 1))
+
+
+@dataclass
+class Segmenter:
+    """A deploy net with weights, ready to label whole images of any size."""
+    net: object
+    input_blob: str
+    score_blobs: tuple[str, ...]
+    mean: tuple[float, float, float]
+
+    def __call__(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        """Class maps (H×W uint8) by score blob for one RGB picture."""
+        data = preprocess(rgb, self.mean)
+        blob = self.net.blobs[self.input_blob]
+        blob.reshape(1, *data.shape)
+        blob.data[...] = data
+        self.net.forward()
+        out = {}
+        for name in self.score_blobs:
+            scores = self.net.blobs[name].data[0]
+            if scores.shape[1:] != rgb.shape[:2]:
+                raise RuntimeError(f"{name} is {scores.shape[1]}×{scores.shape[2]} for a "
+                                   f"{rgb.shape[0]}×{rgb.shape[1]} input: the net's crop "
+                                   f"layers do not restore the input size")
+            out[name] = scores.argmax(0).astype(np.uint8)
+        return out
+
+
+def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
+                   mean: tuple[float, float, float] | None = None) -> Segmenter:
+    """`net`: an experiment name (its deploy net is generated at `width`) or a deploy
+    prototxt path (then give `mean`, default VOC's)."""
+    import caffe
+
+    from nets.experiments import EXPERIMENTS
+    from surgery.weights import load_weights
+
+    if net in EXPERIMENTS:
+        from nets.generate import write_experiment
+
+        exp = EXPERIMENTS[net]
+        if len(exp.input_blobs) != 1:
+            raise ValueError(f"{net} takes {len(exp.input_blobs)} inputs "
+                             f"({', '.join(exp.input_blobs)}); infer feeds one RGB image")
+        with tempfile.TemporaryDirectory(prefix="fcn-infer-") as tmp:
+            deploy = write_experiment(net, tmp, width=width)["deploy"]
+            model = caffe.Net(str(deploy), caffe.TEST)
+        input_blob, scores = exp.input_blobs[0], exp.score_blobs
+        mean = mean or MEANS[exp.dataset]
+    else:
+        path = Path(net)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: neither an experiment name nor a prototxt "
+                                    f"(experiments: {', '.join(EXPERIMENTS)})")
+        from surgery.weights import read_prototxt
+
+        read_prototxt(path)  # a clear error for a file that is not a net
+        model = caffe.Net(str(path), caffe.TEST)
+        if len(model.inputs) != 1:
+            raise ValueError(f"{path} has inputs {list(model.inputs)}; infer feeds one")
+        input_blob = model.inputs[0]
+        scores = tuple(b for b in model.outputs if b.startswith("score")) or \
+            tuple(model.outputs[:1])
+        mean = mean or MEANS["voc"]
+    if model.blobs[input_blob].data.shape[1] != 3:
+        raise ValueError(f"input {input_blob} has {model.blobs[input_blob].data.shape[1]} "
+                         f"channels; infer feeds RGB pictures")
+    load_weights(model, weights)
+    return Segmenter(model, input_blob, tuple(scores), tuple(mean))
+
+
+def segment_files(segmenter: Segmenter, images: list[Path], out_dir: Path,
+                  alpha: float = 0.5) -> list[float]:
+    """Label each image into out_dir; returns seconds per image (the net's forward and
+    argmax, not the file reading or writing)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds = []
+    first = segmenter.score_blobs[0]
+    for path in images:
+        rgb = read_rgb(path)
+        began = time.perf_counter()
+        labels = segmenter(rgb)
+        seconds.append(time.perf_counter() - began)
+        save_label_png(labels[first], out_dir / f"{path.stem}.png")
+        for name in segmenter.score_blobs[1:]:
+            save_label_png(labels[name], out_dir / f"{path.stem}_{name.removeprefix('score_')}.png")
+        Image.fromarray(overlay(rgb, labels[first], alpha)).save(
+            out_dir / f"{path.stem}_overlay.jpg", quality=90)
+        print(f"{path.name}: {rgb.shape[0]}×{rgb.shape[1]} in {1000 * seconds[-1]:.1f} ms",
+              flush=True)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Label pictures with an FCN: palette PNG "
+                                                 "and overlay JPEG per picture, any size.")
+    parser.add_argument("inputs", nargs="+", type=Path, help="images and/or folders of images")
+    parser.add_argument("--net", required=True,
+                        help="experiment name (e.g. voc-fcn8s) or a deploy prototxt")
+    parser.add_argument("--weights", required=True, type=Path, help="trained caffemodel")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--width", type=float, default=1.0,
+                        help="width multiplier the weights were trained with")
+    parser.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
+                        help="BGR mean to subtract (default: the dataset's)")
+    parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    args = parser.parse_args(argv)
+
+    from solvers.runtime import select_device
+
+    try:
+        device = select_device(args.gpu)
+        images = list_images(args.inputs)
+        segmenter = load_segmenter(args.net, args.weights, width=args.width,
+                                   mean=tuple(args.mean) if args.mean else None)
+        seconds = segment_files(segmenter, images, args.out, args.alpha)
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"infer: error: {e}", file=sys.stderr)
+        return 1
+    later = seconds[1:] or seconds
+    print(f"{len(seconds)} image(s) on {device}: first {1000 * seconds[0]:.1f} ms, then "
+          f"{1000 * float(np.mean(later)):.1f} ms per image on average; outputs in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Schedules: an experiment and everything it starts from, trained in order.
+
+    python -m solvers.schedule voc-fcn8s --data DATA [--weights BASE|none] [--iters N] ...
+
+Staged (the paper's Section 4.2): FCN-32s from the converted classifier, FCN-16s from
+32s's final weights, FCN-8s from 16s's, lr 100× lower at each stage. All-at-once
+(voc-fcn8s-atonce) is a chain of one stage from the classifier. NYUD's late fusion
+(color-HHA) trains its two single-modality streams first. A stage whose final weights
+already exist is skipped; one with snapshots but no final weights resumes. Each stage's
+starting weights are made by surgery.prepare (transplant by layer name, bilinear
+upsampling, new score layers zero) into runs/<stage>/init.caffemodel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nets.experiments import EXPERIMENTS, Experiment
+from nets.generate import write_experiment
+from solvers import snapshots
+from solvers.init import warn_random
+from solvers.runtime import REPO, check_data_root, select_device, use_layers
+from solvers.train import TrainConfig, train
+
+# Where `make vgg16-fcn` etc. (surgery) put the converted classifiers.
+BASE_WEIGHTS_DIR = REPO / "ilsvrc-nets"
+
+
+def chain(name: str) -> list[str]:
+    """The experiments to train, in order, for `name`: its stages back to a classifier."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose from {list(EXPERIMENTS)}")
+    exp = EXPERIMENTS[name]
+    if exp.base == "streams":
+        stages = [s for stream in exp.streams for s in chain(stream)]
+        return list(dict.fromkeys(stages)) + [name]
+    if exp.base in EXPERIMENTS:
+        return chain(exp.base) + [name]
+    return [name]
+
+
+@dataclass
+class ScheduleConfig:
+    experiment: str
+    data_root: Path
+    runs: Path = REPO / "runs"
+    weights: Path | str | None = None      # base caffemodel for the first stage(s);
+                                           # None: ilsvrc-nets/<base>.caffemodel; 'none': random
+    iters: int | None = None
+    test_every: int | None = 4000
+    width: float = 1.0
+    gpu: int | None = None
+    seed: int = 1337
+    lr: float | None = None                # the first stage's lr; later stages keep the
+    lr_drop: float | None = None           # paper's ratio unless lr_drop (per stage) is given
+    overrides: dict = field(default_factory=dict)
+    progress: bool = True
+    score: bool = True
+
+
+def base_weights(exp: Experiment, weights) -> Path | None:
+    """The classifier weights a first stage starts from; None for random init."""
+    if isinstance(weights, str) and weights.lower() == "none":
+        return None
+    path = Path(weights) if weights else BASE_WEIGHTS_DIR / f"{exp.base}.caffemodel"
+    if not path.is_file():
+        hint = (f"make {exp.base}" if not weights else "check WEIGHTS=")
+        raise FileNotFoundError(f"{path}: base weights for {exp.name} not found; build them "
+                                f"with `{hint}`, give WEIGHTS=<caffemodel>, or WEIGHTS=none "
+                                f"for a random-init quick run")
+    return path
+
+
+def stage_lr(config: ScheduleConfig, names: list[str], name: str) -> float | None:
+    """The lr override of one stage: config.lr at the chain's first stage, then either
+    lr_drop per stage or the experiments' own ratio (100× per stage for VOC)."""
+    if config.lr is None:
+        return None
+    if config.lr_drop is not None:
+        return config.lr / config.lr_drop ** _depth(name)
+    root = EXPERIMENTS[names[0]]  # a chain starts at a classifier-initialised stage
+    return config.lr * EXPERIMENTS[name].solver.base_lr / root.solver.base_lr
+
+
+def _depth(name: str) -> int:
+    """How many stages lie before `name` on its own path from a classifier."""
+    exp = EXPERIMENTS[name]
+    if exp.base == "streams":
+        return 1 + max(_depth(s) for s in exp.streams)
+    return 1 + _depth(exp.base) if exp.base in EXPERIMENTS else 0
+
+
+def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig) -> Path | None:
+    """Starting weights for one stage via surgery.prepare; None means random init."""
+    from surgery.prepare import prepare
+
+    deploy = write_experiment(exp.name, run_dir / "nets", width=config.width)["deploy"]
+    init = run_dir / "init.caffemodel"
+    if exp.base == "streams":
+        streams = {}
+        for stream in exp.streams:
+            final = config.runs / stream / "final.caffemodel"
+            if not final.is_file():
+                raise FileNotFoundError(f"{final}: stream {stream} of {exp.name} has not "
+                                        f"finished (make {stream})")
+            streams[EXPERIMENTS[stream].modalities[0]] = final
+        prepare(deploy, init, mode="late-fusion", streams=streams)
+        return init
+    if exp.base in EXPERIMENTS:
+        base = config.runs / exp.base / "final.caffemodel"
+        if not base.is_file():
+            raise FileNotFoundError(f"{base}: {exp.name} starts from {exp.base}'s final "
+                                    f"weights (make {exp.base})")
+    else:
+        base = base_weights(exp, config.weights)
+        if base is None:
+            warn_random(exp.name)
+            return None
+    prepare(deploy, init, base=base, mode="color-d" if exp.fusion == "early" else "fcn")
+    return init
+
+
+def run_schedule(config: ScheduleConfig) -> dict:
+    """Train every stage of config.experiment's chain that is not done; score the last."""
+    names = chain(config.experiment)
+    for name in names:
+        check_data_root(EXPERIMENTS[name], Path(config.data_root))
+    select_device(config.gpu)
+    use_layers()
+    summary = {"stages": []}
+    for name in names:
+        exp, run_dir = EXPERIMENTS[name], config.runs / name
+        final = run_dir / "final.caffemodel"
+        if final.is_file():
+            print(f"== {name}: done already ({final}); skipped", flush=True)
+            summary["stages"].append({"experiment": name, "final": str(final),
+                                      "skipped": True})
+            continue
+        overrides = dict(config.overrides)
+        lr = stage_lr(config, names, name)
+        if lr is not None:
+            overrides["base_lr"] = lr
+        resume = bool(snapshots.available(run_dir / "snapshots"))
+        print(f"== {name}: {'resuming' if resume else 'starting'} in {run_dir}", flush=True)
+        weights = None if resume else prepare_stage(exp, run_dir, config)
+        outcome = train(TrainConfig(
+            name, config.data_root, run_dir=run_dir, weights=weights, iters=config.iters,
+            test_every=config.test_every, width=config.width, gpu=config.gpu,
+            seed=config.seed, overrides=overrides, resume=resume,
+            progress=config.progress))
+        if outcome.interrupted:
+            raise KeyboardInterrupt(f"{name} stopped at iteration {outcome.iterations}")
+        _plot(run_dir)
+        summary["stages"].append({"experiment": name, "final": str(outcome.final_weights),
+                                  "iterations": outcome.iterations,
+                                  "first_loss": outcome.losses[0] if outcome.losses else None,
+                                  "last_loss": outcome.losses[-1] if outcome.losses else None,
+                                  "test": outcome.last_test})
+    if config.score:
+        from solvers.score import score_weights
+
+        last = config.runs / config.experiment
+        result = score_weights(config.experiment, last / "final.caffemodel",
+                               Path(config.data_root), width=config.width,
+                               progress=config.progress)
+        print(f"== score of {config.experiment} on "
+              f"{EXPERIMENTS[config.experiment].splits[1]}\n{result.report()}", flush=True)
+        summary["score"] = result.as_dict()
+        (last / "score.json").write_text(json.dumps(summary["score"], indent=2) + "\n")
+    return summary
+
+
+def _plot(run_dir: Path) -> None:
+    from solvers.curves import plot
+    from solvers.runlog import JSON_NAME
+
+    try:
+        print(f"curves: {plot(run_dir / JSON_NAME, run_dir / 'curves.png')}", flush=True)
+    except (ValueError, OSError) as e:  # a plot is never worth failing a run for
+        print(f"curves: skipped ({e})", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Train an experiment and the stages it starts from (staged 32s→16s→8s, "
+                    "at-once, NYUD streams → fusion), skipping finished stages, then score.")
+    parser.add_argument("experiment", choices=list(EXPERIMENTS), metavar="EXPERIMENT")
+    parser.add_argument("--data", required=True, type=Path, help="dataset root (like data/)")
+    parser.add_argument("--weights", help="base caffemodel for the first stage (default: "
+                                          "ilsvrc-nets/<base>.caffemodel); 'none': random init")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs", help="runs folder")
+    parser.add_argument("--iters", type=int, help="iterations per stage (default: the paper's)")
+    parser.add_argument("--test-every", type=int, default=4000,
+                        help="seg test interval (0: at the end of each stage only)")
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--lr", type=float, help="first stage's lr (quick runs); later stages "
+                                                 "keep the paper's ratio unless --lr-drop")
+    parser.add_argument("--lr-drop", type=float, help="lr divisor per stage with --lr")
+    parser.add_argument("--momentum", type=float, help="override momentum (every stage)")
+    parser.add_argument("--no-score", action="store_true", help="skip the final scoring")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    overrides = {"momentum": args.momentum} if args.momentum is not None else {}
+    config = ScheduleConfig(args.experiment, args.data, runs=args.runs, weights=args.weights,
+                            iters=args.iters, test_every=args.test_every, width=args.width,
+                            gpu=args.gpu, seed=args.seed, lr=args.lr, lr_drop=args.lr_drop,
+                            overrides=overrides, progress=not args.quiet,
+                            score=not args.no_score)
+    try:
+        run_schedule(config)
+    except KeyboardInterrupt as e:
+        print(f"schedule: stopped ({e}); run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"schedule: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
