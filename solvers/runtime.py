@@ -14,9 +14,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The make target that fetches each dataset, named in "missing data" messages.
-DATA_TARGETS = {"voc": "data-voc", "nyud": "data-nyud", "siftflow": "data-siftflow",
-                "pascalcontext": "data-pascalcontext"}
+# The make target that fetches each dataset (mk/data.mk), named in "missing data" messages.
+DATA_TARGETS = {name: f"data-fetch DATASET={name}"
+                for name in ("voc", "nyud", "siftflow", "pascalcontext")}
 
 
 def use_layers() -> None:
@@ -82,5 +82,5 @@ def check_data_root(exp, root: Path, splits: tuple[str, ...] | None = None) -> N
             raise FileNotFoundError(
                 f"{path}: split list not found for {exp.name} (dataset root {root}); fetch "
                 f"the dataset with `make {DATA_TARGETS[exp.dataset]}` or point DATA= at a "
-                f"dataset root (python -m data.synthetic {exp.dataset} ROOT writes a small "
-                f"synthetic one)")
+                f"dataset root (`make synthetic DATASET={exp.dataset} OUT=ROOT` writes a "
+                f"small synthetic one)")

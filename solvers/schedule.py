@@ -60,13 +60,14 @@ class ScheduleConfig:
     overrides: dict = field(default_factory=dict)
     progress: bool = True
     score: bool = True
+    base_dir: Path = BASE_WEIGHTS_DIR      # where `make vgg16-fcn` … put the base weights
 
 
-def base_weights(exp: Experiment, weights) -> Path | None:
+def base_weights(exp: Experiment, weights, base_dir: Path = BASE_WEIGHTS_DIR) -> Path | None:
     """The classifier weights a first stage starts from; None for random init."""
     if isinstance(weights, str) and weights.lower() == "none":
         return None
-    path = Path(weights) if weights else BASE_WEIGHTS_DIR / f"{exp.base}.caffemodel"
+    path = Path(weights) if weights else Path(base_dir) / f"{exp.base}.caffemodel"
     if not path.is_file():
         hint = (f"make {exp.base}" if not weights else "check WEIGHTS=")
         raise FileNotFoundError(f"{path}: base weights for {exp.name} not found; build them "
@@ -116,7 +117,7 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig) -> Pat
             raise FileNotFoundError(f"{base}: {exp.name} starts from {exp.base}'s final "
                                     f"weights (make {exp.base})")
     else:
-        base = base_weights(exp, config.weights)
+        base = base_weights(exp, config.weights, config.base_dir)
         if base is None:
             warn_random(exp.name)
             return None

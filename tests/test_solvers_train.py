@@ -1,0 +1,145 @@
+"""The training loop and the staged schedule, end to end on CPU: synthetic VOC/SBD data in
+the real layout, width-reduced nets, the quick-run init, a few dozen iterations a stage."""
+
+import json
+
+import numpy as np
+import pytest
+
+from data.synthetic import make_dataset
+from solvers import snapshots
+from solvers.runlog import read_records
+from solvers.schedule import ScheduleConfig, chain, run_schedule
+from solvers.train import TrainConfig, train
+from surgery.weights import read_caffemodel
+
+WIDTH = 0.125
+QUICK = dict(base_lr=1e-6, momentum=0.9)  # the paper's 1e-10 is for VGG16 on 500×375 images
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory):
+    """20 training and 6 validation pictures, background and two classes, 64×80."""
+    root = tmp_path_factory.mktemp("data")
+    return make_dataset("voc", root, n_train=20, n_val=6, num_classes=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def staged(voc, tmp_path_factory):
+    """voc-fcn8s = FCN-32s → 16s → 8s, 40 iterations a stage, lr 100× lower per stage."""
+    runs = tmp_path_factory.mktemp("runs")
+    config = ScheduleConfig("voc-fcn8s", voc, runs=runs, weights="none", iters=40,
+                            test_every=20, width=WIDTH, lr=QUICK["base_lr"],
+                            overrides={"momentum": QUICK["momentum"]}, progress=False)
+    return config, run_schedule(config)
+
+
+def test_chains():
+    assert chain("voc-fcn8s") == ["voc-fcn32s", "voc-fcn16s", "voc-fcn8s"]
+    assert chain("voc-fcn8s-atonce") == ["voc-fcn8s-atonce"]
+    assert chain("nyud-fcn32s-color-hha") == ["nyud-fcn32s-color", "nyud-fcn32s-hha",
+                                              "nyud-fcn32s-color-hha"]
+    assert chain("siftflow-fcn8s")[0] == "siftflow-fcn32s"
+
+
+def test_staged_learns_and_beats_background(staged):
+    config, summary = staged
+    stages = summary["stages"]
+    assert [s["experiment"] for s in stages] == ["voc-fcn32s", "voc-fcn16s", "voc-fcn8s"]
+    losses = [r["loss"] for name in chain("voc-fcn8s")
+              for r in read_records(config.runs / name / "train.jsonl", "step")]
+    assert len(losses) == 120
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:5])
+    score = summary["score"]["label"]
+    assert score["mean_iu"] > score["background_mean_iu"] + 0.1
+    assert json.loads((config.runs / "voc-fcn8s" / "score.json").read_text()) == \
+        summary["score"]
+
+
+def test_stage_lr_drops_100x(staged):
+    config, _ = staged
+    lrs = [read_records(config.runs / n / "train.jsonl", "start")[0]["base_lr"]
+           for n in chain("voc-fcn8s")]
+    assert lrs == pytest.approx([1e-6, 1e-8, 1e-10])
+
+
+def test_each_stage_starts_from_the_previous_final_weights(staged):
+    config, _ = staged
+    for previous, stage, new_score in (("voc-fcn32s", "voc-fcn16s", "score_pool4"),
+                                       ("voc-fcn16s", "voc-fcn8s", "score_pool3")):
+        final = read_caffemodel(config.runs / previous / "final.caffemodel")
+        init = read_caffemodel(config.runs / stage / "init.caffemodel")
+        for layer in ("conv1_1", "fc7", "score_fr"):
+            for a, b in zip(final[layer], init[layer]):
+                np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(final["fc7"][0],
+                                  read_caffemodel(config.runs / stage / "final.caffemodel")
+                                  ["fc7"][0])  # and it trained on from there
+        assert new_score not in final and not init[new_score][0].any()
+
+
+def test_finished_stages_are_skipped(staged):
+    config, _ = staged
+    finals = {n: (config.runs / n / "final.caffemodel").read_bytes()
+              for n in chain("voc-fcn8s")}
+    again = run_schedule(ScheduleConfig(**{**config.__dict__, "score": False}))
+    assert all(s.get("skipped") for s in again["stages"])
+    assert finals == {n: (config.runs / n / "final.caffemodel").read_bytes() for n in finals}
+
+
+def test_logs_and_curves(staged):
+    config, _ = staged
+    run = config.runs / "voc-fcn8s"
+    tests = read_records(run / "train.jsonl", "test")
+    assert [t["iter"] for t in tests] == [20, 40]
+    assert {"pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu"} <= set(tests[0]["label"])
+    text = (run / "train.log").read_text()
+    assert ">>> " in text and "Iteration 40 mean IU" in text  # the release's score lines
+    assert (run / "curves.png").stat().st_size > 1000
+    assert not list((run / "snapshots").glob("*.part"))
+    assert not list((run / "snapshots" / snapshots.STAGING).iterdir())
+
+
+def test_resume_repeats_the_next_steps_exactly(voc, tmp_path):
+    """Weights, momentum, data order and dropout masks all come back: a run resumed from
+    its snapshot at iteration 3 takes the same steps 4-6 as the uninterrupted run."""
+    first = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "a", weights=None,
+                              iters=6, test_every=0, snapshot_every=3, width=WIDTH,
+                              overrides=QUICK, progress=False))
+    middle = snapshots.available(tmp_path / "a" / "snapshots")[0]
+    assert middle.iteration == 3
+    again = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "b", width=WIDTH,
+                              iters=6, test_every=0, resume=middle.solverstate,
+                              overrides=QUICK, progress=False))
+    assert again.losses == first.losses[3:]
+    a = read_caffemodel(first.final_weights)
+    b = read_caffemodel(again.final_weights)
+    assert a.keys() == b.keys()
+    for layer in a:
+        for x, y in zip(a[layer], b[layer]):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_restore_refuses_another_nets_snapshot(voc, tmp_path):
+    run = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "a", weights=None, iters=1,
+                            test_every=0, width=WIDTH, overrides=QUICK, progress=False))
+    with pytest.raises(ValueError, match="voc-fcn16s|wrong prototxt|history blobs"):
+        train(TrainConfig("voc-fcn16s", voc, run_dir=tmp_path / "b", iters=2, test_every=0,
+                          width=WIDTH, resume=run.snapshot.solverstate, progress=False))
+    torn = tmp_path / "torn.solverstate"
+    torn.write_bytes(run.snapshot.solverstate.read_bytes()[:-7])
+    with pytest.raises(ValueError, match="torn.solverstate"):
+        train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "c", iters=2, test_every=0,
+                          width=WIDTH, resume=torn, progress=False))
+
+
+def test_missing_inputs_name_the_file_and_the_target(voc, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"train\.txt.*make data-fetch DATASET=voc"):
+        train(TrainConfig("voc-fcn32s", tmp_path / "nowhere", weights=None, iters=1))
+    config = ScheduleConfig("voc-fcn32s", voc, runs=tmp_path / "runs", iters=1, width=WIDTH,
+                            base_dir=tmp_path / "ilsvrc-nets")
+    with pytest.raises(FileNotFoundError, match=r"vgg16-fcn\.caffemodel.*make vgg16-fcn"):
+        run_schedule(config)
+    with pytest.raises(FileNotFoundError, match="starting weights"):
+        train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "x",
+                          weights=tmp_path / "absent.caffemodel", iters=1))
