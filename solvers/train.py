@@ -186,6 +186,7 @@ def train(config: TrainConfig) -> TrainOutcome:
     use_layers()
     solver_path, param = write_solver(config, run_dir)
     max_iter = param.max_iter
+    base_lr, momentum = _tidy(param.base_lr), _tidy(param.momentum)  # float32 → as written
     test_every = config.test_every or 0
     snapshot_every = (config.snapshot_every if config.snapshot_every is not None
                       else exp.solver.snapshot or test_every)
@@ -202,10 +203,10 @@ def train(config: TrainConfig) -> TrainOutcome:
         else:
             what = load_start(net, config.weights, seed=config.seed, what=exp.name)
             log.say(f"start {exp.name} on {device} from {what}; {max_iter} iterations, "
-                    f"lr {param.base_lr:g}, momentum {param.momentum:g}, iter_size "
+                    f"lr {base_lr:g}, momentum {momentum:g}, iter_size "
                     f"{param.iter_size}, width {config.width:g}, seed {config.seed}")
             log.record("start", experiment=exp.name, device=device, weights=what,
-                       max_iter=max_iter, base_lr=param.base_lr, momentum=param.momentum,
+                       max_iter=max_iter, base_lr=base_lr, momentum=momentum,
                        iter_size=param.iter_size, width=config.width, seed=config.seed,
                        data=str(config.data_root))
         test_net.share_with(net)
@@ -231,7 +232,7 @@ def train(config: TrainConfig) -> TrainOutcome:
                 solver.step(1)
                 losses = meter.take()
                 outcome.losses.append(sum(losses.values()))
-                log.step(solver.iter, losses, param.base_lr)
+                log.step(solver.iter, losses, base_lr)
                 bar.update(1)
                 bar.set_postfix(loss=f"{outcome.losses[-1]:.4g}",
                                 s_it=f"{time.perf_counter() - began:.2f}")
@@ -256,6 +257,11 @@ def train(config: TrainConfig) -> TrainOutcome:
                     f"(snapshot {outcome.snapshot.solverstate if outcome.snapshot else '-'})")
             log.record("stopped", iter=solver.iter)
     return outcome
+
+
+def _tidy(value: float) -> float:
+    """A float32 solver field as the decimal it was written as (1e-10, not 1.00000001e-10)."""
+    return float(f"{value:.7g}")
 
 
 def _resume_target(config: TrainConfig, run_dir: Path) -> Path | None:
