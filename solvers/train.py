@@ -25,6 +25,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,8 @@ class StopRequest:
         self.previous = None
 
     def __enter__(self) -> StopRequest:
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():  # signals reach only it
+            self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -124,7 +126,8 @@ class StopRequest:
               "(Ctrl-C again to abort without one)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGINT, self.previous)
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def write_solver(config: TrainConfig, run_dir: Path) -> tuple[Path, caffe_pb2.SolverParameter]:
