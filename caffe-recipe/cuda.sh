@@ -69,15 +69,16 @@ cuda_cmake_flags() {
   [ -e "$lib/libcublas.so" ] || die "no libcublas.so in $lib"
   [ -e "$lib/libcurand.so" ] || die "no libcurand.so in $lib"
 
-  # CUDA 13 gives the host stubs of __global__ templates internal linkage by default; Caffe's
-  # test_im2col_kernel.cu launches libcaffe's im2col kernels from its own translation unit and
-  # no longer links. Restore the weak stubs every earlier CUDA made (no Caffe kernel template
-  # is defined in two translation units, the case the nvcc docs warn about).
-  local nvcc_flags="-I$inc" nvcc_help
+  # CUDA 13 gives the host stubs of __global__ templates internal linkage and every kernel
+  # hidden visibility by default; Caffe's test_im2col_kernel.cu launches libcaffe's im2col
+  # kernels from its own translation unit and no longer links. Restore what every earlier
+  # CUDA did: weak, visible stubs (no Caffe kernel template is defined in two translation
+  # units, and libcaffe and its users share one shared libcudart, the cases nvcc warns about).
+  local nvcc_flags="-I$inc" nvcc_help switch
   nvcc_help=$("$nvcc" --help 2>/dev/null) || nvcc_help=""
-  if [[ "$nvcc_help" == *static-global-template-stub* ]]; then
-    nvcc_flags+=";-static-global-template-stub=false"
-  fi
+  for switch in static-global-template-stub device-entity-has-hidden-visibility; do
+    if [[ "$nvcc_help" == *"$switch"* ]]; then nvcc_flags+=";-$switch=false"; fi
+  done
 
   cmake_flags+=(
     -DCPU_ONLY=OFF

@@ -131,11 +131,13 @@ def test_toolkit_with_cublas_gives_gpu_flags_for_one_arch(tmp_path):
 
 
 def test_template_stubs_stay_linkable_where_nvcc_has_the_switch(tmp_path):
-    switch = "--static-global-template-stub {true|false}"
-    home = fake_toolkit(tmp_path / "cuda13", cublas=True, help_text=switch)
+    switches = ("--static-global-template-stub {true|false} "
+                "--device-entity-has-hidden-visibility {true|false}")
+    home = fake_toolkit(tmp_path / "cuda13", cublas=True, help_text=switches)
     code, flags, err = cuda_flags(tmp_path, CUDA_HOME=str(home))
     assert code == 0, err
-    assert f"-DCUDA_NVCC_FLAGS=-I{home}/include;-static-global-template-stub=false" in flags
+    assert (f"-DCUDA_NVCC_FLAGS=-I{home}/include;-static-global-template-stub=false;"
+            "-device-entity-has-hidden-visibility=false") in flags
 
     older = fake_toolkit(tmp_path / "cuda12", version="12.4", cublas=True)
     code, flags, err = cuda_flags(tmp_path, CUDA_HOME=str(older))
