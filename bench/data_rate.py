@@ -10,12 +10,13 @@ forward and the backward.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import caffe
 from caffe import layers as L
 
-from bench.timing import timed
+from bench.timing import paired, timed
 
 VOC_MEAN = (104.00699, 116.66877, 122.67892)
 
@@ -61,13 +62,23 @@ def split_iteration(net: caffe.Net) -> tuple[float, float]:
     return data, time.perf_counter() - start
 
 
-def iterations(net: caffe.Net, repeats: int, *, warmup: int = 1) -> dict:
-    """Median iteration time and the share spent waiting on the data layer."""
+def iterations(net: caffe.Net, repeats: int, *, warmup: int = 1, flops: int | None = None,
+               probe: Callable[[], float] | None = None) -> dict:
+    """Median iteration time and the share spent waiting on the data layer; with an sgemm
+    probe (and the iteration's FLOPs), the paired ratio to the bound as well."""
     for _ in range(warmup):
         split_iteration(net)
-    runs = [split_iteration(net) for _ in range(repeats)]
+    runs, rates = [], []
+    for _ in range(repeats):
+        if probe is not None:
+            rates.append(probe())
+        runs.append(split_iteration(net))
     data = sorted(d for d, _ in runs)[len(runs) // 2]
-    total = sorted(t for _, t in runs)[len(runs) // 2]
-    return {"median_s": total, "runs_s": [round(t, 4) for _, t in runs],
-            "data_wait_s": [round(d, 5) for d, _ in runs], "data_wait_median_s": data,
-            "data_wait_fraction": sum(d for d, _ in runs) / sum(t for _, t in runs)}
+    result = {"median_s": sorted(t for _, t in runs)[len(runs) // 2],
+              "runs_s": [round(t, 4) for _, t in runs],
+              "data_wait_s": [round(d, 5) for d, _ in runs], "data_wait_median_s": data,
+              "data_wait_fraction": sum(d for d, _ in runs) / sum(t for _, t in runs)}
+    if probe is not None and flops:
+        result.update({k: v for k, v in paired([t for _, t in runs], rates, flops).items()
+                       if k not in result})
+    return result

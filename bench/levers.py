@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +21,55 @@ from bench.torch_peer import max_relative_difference
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS_DIR = Path.home() / ".cache/fcn-bench/blas"
+# what `make bench` probes by default; BLIS (much slower here: 0.9 has no Zen 4 kernels) on request
+STANDARD = ("default", "openblas-1-thread", "openblas-haswell-kernels", "openblas-openmp",
+            "openblas-numpy", "fast-im2col", "fast-im2col+openblas-numpy")
 
 
-def levers(cores: int, variants_dir: Path = VARIANTS_DIR,
-           preload: Path | None = None) -> list[tuple[str, dict, str]]:
+def build_numpy_openblas(workdir: Path) -> Path | None:
+    """A folder holding libopenblas.so.0 = bench/blas_shim.c over numpy's bundled (newer)
+    OpenBLAS, for LD_LIBRARY_PATH; None when numpy bundles none or no C compiler works."""
+    import numpy
+
+    bundled = sorted((Path(numpy.__file__).parent.parent / "numpy.libs").glob(
+        "libscipy_openblas*.so"))
+    if not bundled:
+        return None
+    folder = Path(workdir) / "openblas-numpy"
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["cc", "-O2", "-shared", "-fPIC", str(REPO / "bench/blas_shim.c"),
+                           "-o", str(folder / "libopenblas.so.0"), str(bundled[0]),
+                           f"-Wl,-rpath,{bundled[0].parent}"], capture_output=True, text=True,
+                          check=False)
+    return folder if done.returncode == 0 else None
+
+
+def _prepend(variable: str, value: str) -> str:
+    return os.pathsep.join(p for p in (value, os.environ.get(variable)) if p)
+
+
+def levers(cores: int, variants_dir: Path = VARIANTS_DIR, preload: Path | None = None,
+           numpy_openblas: Path | None = None) -> list[tuple[str, dict, str]]:
     """(name, environment overrides, what it is) for every lever available here;
-    `preload` is bench/fast_im2col.cpp built as a library (bench.flags.build_preload)."""
+    `preload` is bench/fast_im2col.cpp built as a library (bench.flags.build_preload),
+    `numpy_openblas` the folder from build_numpy_openblas."""
     found = [
         ("default", {}, "the system OpenBLAS (pthread), its own kernel choice and threads"),
         ("openblas-1-thread", {"OPENBLAS_NUM_THREADS": "1"}, "OPENBLAS_NUM_THREADS=1"),
         ("openblas-haswell-kernels", {"OPENBLAS_CORETYPE": "Haswell"},
          "OPENBLAS_CORETYPE=Haswell (AVX2 kernels instead of AVX-512)"),
     ]
+    newer = None if numpy_openblas is None else {
+        "LD_LIBRARY_PATH": _prepend("LD_LIBRARY_PATH", str(numpy_openblas))}
+    if newer is not None:
+        found.append(("openblas-numpy", newer,
+                      "numpy's bundled OpenBLAS (a newer release) through bench/blas_shim.c"))
     if preload is not None:
-        found.append(("fast-im2col", {"LD_PRELOAD": str(preload)},
+        fast = {"LD_PRELOAD": _prepend("LD_PRELOAD", str(preload))}
+        found.append(("fast-im2col", fast,
                       "bench/fast_im2col.cpp in place of Caffe's im2col/col2im (LD_PRELOAD)"))
+        if newer is not None:
+            found.append(("fast-im2col+openblas-numpy", {**fast, **newer}, "both of the above"))
     threads = str(cores)
     for variant, extra, what in (
             ("openblas-openmp", {"OMP_NUM_THREADS": threads},
@@ -43,9 +78,8 @@ def levers(cores: int, variants_dir: Path = VARIANTS_DIR,
             ("blis-openmp", {"BLIS_NUM_THREADS": threads}, "BLIS 0.9 (OpenMP), via its CBLAS")):
         folder = variants_dir / variant
         if (folder / "libopenblas.so.0").exists():
-            path = os.pathsep.join(p for p in (str(folder), os.environ.get("LD_LIBRARY_PATH"))
-                                   if p)
-            found.append((variant, {"LD_LIBRARY_PATH": path, **extra}, what))
+            found.append((variant, {"LD_LIBRARY_PATH": _prepend("LD_LIBRARY_PATH", str(folder)),
+                                    **extra}, what))
     return found
 
 
@@ -71,13 +105,20 @@ def probe(overrides: dict, save: Path, *, experiment: str, size: tuple[int, int]
 def run(workdir: Path, *, cores: int, experiment: str = "voc-fcn8s",
         size: tuple[int, int] = (500, 500), width: float = 1.0, repeats: int = 3,
         sgemm_n: int = 4096,
-        only: list[str] | None = None, preload: Path | None = None,
+        only: tuple[str, ...] | None = STANDARD, preload: Path | None = None,
+        numpy_openblas: Path | None = None, deadline: float | None = None,
         progress=None) -> list[dict]:
-    """Probe every available lever (or those named in `only`); the default first."""
-    chosen = [lv for lv in levers(cores, preload=preload)
+    """Probe the available levers named in `only` (None: all), the default first; past
+    `deadline` (time.monotonic()), the rest are listed as skipped."""
+    chosen = [lv for lv in levers(cores, preload=preload, numpy_openblas=numpy_openblas)
               if only is None or lv[0] in only or lv[0] == "default"]
-    results, reference = [], None
+    results, reference, longest = [], None, 0.0
     for name, overrides, what in chosen:
+        started = time.monotonic()
+        if deadline is not None and started + longest > deadline:
+            results.append({"lever": name, "what": what, "env": overrides,
+                            "error": "skipped: the run's time budget is spent"})
+            continue
         save = Path(workdir) / f"lever-{name}.npy"
         result = probe(overrides, save, experiment=experiment, size=size, width=width,
                        repeats=repeats, sgemm_n=sgemm_n)
@@ -86,7 +127,7 @@ def run(workdir: Path, *, cores: int, experiment: str = "voc-fcn8s",
             seconds, gflops = result["forward"]["median_s"], result["sgemm"]["gflops"]
             row["forward_s"] = seconds
             row["bound_s"] = result["flops"] / (gflops * 1e9)
-            row["forward_over_bound"] = seconds / row["bound_s"]
+            row["forward_over_bound"] = result["forward"]["over_bound"]  # paired, median
             output = np.load(save)
             if reference is None:
                 reference = output
@@ -94,6 +135,7 @@ def run(workdir: Path, *, cores: int, experiment: str = "voc-fcn8s",
             row["max_relative_difference_vs_default"] = max_relative_difference(reference,
                                                                                 output)
         results.append(row)
+        longest = max(longest, time.monotonic() - started)
         if progress is not None:
             progress(row)
     default = results[0]

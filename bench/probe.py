@@ -1,9 +1,9 @@
 """One lever's measurement, in a fresh process: BLAS settings are read when the library loads.
 
-`python -m bench.probe --save out.npy` times sgemm of the BLAS libcaffe links and the
-experiment's deploy forward under this process's environment (OPENBLAS_NUM_THREADS,
-OPENBLAS_CORETYPE, LD_LIBRARY_PATH …), saves the net's output for the exactness
-comparison, and prints one JSON line.
+`python -m bench.probe --save out.npy` times the experiment's deploy forward, each repeat
+right after one sgemm of the BLAS libcaffe links, under this process's environment
+(OPENBLAS_NUM_THREADS, OPENBLAS_CORETYPE, LD_LIBRARY_PATH, LD_PRELOAD …), saves the net's
+output for the exactness comparison, and prints one JSON line.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: in
     import caffe
     import numpy as np
 
-    from bench.blas import caffe_library, describe, linked_blas, open_blas, sgemm_gflops
+    from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas
     from bench.flops import layer_flops, total_flops
     from bench.models import deploy_net, fill_weights, random_image
-    from bench.timing import timed
+    from bench.timing import timed_against_bound
 
     caffe.set_mode_cpu()
     path = linked_blas(caffe_library(caffe_root()))
@@ -43,12 +43,15 @@ def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: in
         net, net_param = deploy_net(experiment, size, Path(workdir), width=width)
     fill_weights(net, seed)
     net.blobs["data"].data[...] = random_image(size, seed)
-    forward = timed(net.forward, repeats)
+    flops = total_flops(layer_flops(net, net_param))["forward"]
+    probe = SgemmProbe(lib, sgemm_n, seed)
+    probe()  # warm-up
+    forward = timed_against_bound(net.forward, flops, probe, repeats)
     output = net.blobs[net.outputs[0]].data
     if save is not None:
         np.save(save, output)
-    return {"blas": describe(lib, path).as_dict(), "sgemm": sgemm_gflops(lib, sgemm_n),
-            "forward": forward, "flops": total_flops(layer_flops(net, net_param))["forward"]}
+    return {"blas": describe(lib, path).as_dict(), "forward": forward, "flops": flops,
+            "sgemm": {"n": sgemm_n, "gflops": float(np.median(forward["sgemm_gflops_runs"]))}}
 
 
 def main(argv: list[str] | None = None) -> int:

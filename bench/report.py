@@ -36,8 +36,13 @@ def nets_table(results: dict) -> list[str]:
 def ratios_table(results: dict) -> list[str]:
     blas, peer = results["blas"], results.get("peer") or {}
     lines = ["| measure | value |", "|---|---|"]
+    paired = [g for row in results.get("nets", {}).values() for key in ("forward", "train")
+              for g in (row.get(key) or {}).get("sgemm_gflops_runs", [])]
+    spread = (f" (probes paired with the timings: {min(paired):.0f}–{max(paired):.0f})"
+              if paired else "")
     lines.append(f"| sgemm bound ({blas['sgemm']['n']}³, {blas['corename']} kernels, "
-                 f"{blas['threads']} threads) | {_f(blas['sgemm']['gflops'], 1)} GFLOP/s |")
+                 f"{blas['threads']} threads) | {_f(blas['sgemm']['gflops'], 1)} GFLOP/s"
+                 f"{spread} |")
     if "forward" in peer:
         lines.append(f"| Caffe / PyTorch time, forward · fwd+bwd (torch {peer['threads']} "
                      f"threads) | {_f(peer['caffe_over_torch_forward'])} · "
@@ -104,7 +109,7 @@ def levers_table(results: dict) -> list[str]:
     levers = results.get("levers") or []
     if not levers:
         return []
-    lines = ["| lever | sgemm GFLOP/s | FCN-8s fwd s | fwd / own bound | vs default | "
+    lines = ["| lever | sgemm GFLOP/s | FCN-8s fwd s | fwd / bound (paired) | vs default | "
              "output vs default |", "|---|---:|---:|---:|---:|---|"]
     for row in levers:
         if "error" in row:

@@ -56,36 +56,36 @@ def caffe_build_info(caffe_root: Path) -> str:
     return f"{caffe_root.name} ({kind}, {flags or 'default flags'}, {cpu_only})"
 
 
-def rates(row: dict, gflops: float) -> dict:
-    """GFLOP/s and the ratio to the sgemm bound for a row's forward and train timings."""
+def rates(row: dict) -> dict:
+    """GFLOP/s and the (paired, median) ratio to the sgemm bound of a row's timings."""
     for key, flops_key in (("forward", "forward_flops"), ("train", "train_flops")):
         if row.get(key):
-            seconds = row[key]["median_s"]
-            row[f"{key}_gflops"] = row[flops_key] / seconds / 1e9
-            row[f"{key}_over_bound"] = seconds / (row[flops_key] / (gflops * 1e9))
+            row[f"{key}_gflops"] = row[flops_key] / row[key]["median_s"] / 1e9
+            row[f"{key}_over_bound"] = row[key]["over_bound"]
     return row
 
 
-def time_caffe_net(experiment: str, args, workdir: Path, data_root: Path, gflops: float) -> dict:
-    """Deploy forward and training-iteration timings of one experiment in Caffe."""
+def time_caffe_net(experiment: str, args, workdir: Path, data_root: Path, probe) -> dict:
+    """Deploy forward and training-iteration timings of one experiment in Caffe, each
+    repeat paired with an sgemm probe."""
     from bench.data_rate import iterations
     from bench.flops import layer_flops, total_flops
     from bench.models import deploy_net, fill_weights, random_image, train_net
-    from bench.timing import timed
+    from bench.timing import timed_against_bound
 
     size = tuple(args.size)
     net, net_param = deploy_net(experiment, size, workdir, width=args.width)
     fill_weights(net, args.seed)
     net.blobs["data"].data[...] = random_image(size, args.seed)
-    row = {"forward": timed(net.forward, args.repeats),
-           "forward_flops": total_flops(layer_flops(net, net_param))["forward"]}
+    row = {"forward_flops": total_flops(layer_flops(net, net_param))["forward"]}
+    row["forward"] = timed_against_bound(net.forward, row["forward_flops"], probe, args.repeats)
     del net
     train, train_param = train_net(experiment, data_root, workdir, width=args.width)
     fill_weights(train, args.seed)
-    row["train"] = iterations(train, args.train_repeats)
     row["train_flops"] = total_flops(layer_flops(train, train_param))["forward_backward"]
+    row["train"] = iterations(train, args.train_repeats, flops=row["train_flops"], probe=probe)
     row["train_input_shape"] = list(train.blobs["data"].data.shape)
-    return rates(row, gflops)
+    return rates(row)
 
 
 def forward_breakdown(args, workdir: Path, lib, gflops: float) -> dict:
@@ -114,7 +114,7 @@ def column_copy_levers(args, workdir: Path, root: Path) -> dict:
         return {"error": str(e)}
 
 
-def torch_peer(args, workdir: Path, data_root: Path, gflops: float, threads: int,
+def torch_peer(args, workdir: Path, data_root: Path, probe, threads: int,
                caffe_row: dict) -> dict:
     """FCN-8s in PyTorch from the same weights and input; timed only if outputs agree."""
     try:
@@ -122,7 +122,7 @@ def torch_peer(args, workdir: Path, data_root: Path, gflops: float, threads: int
     except ImportError:
         return {"skipped": "torch is not installed (make bench installs torch==2.13.0+cpu)"}
     from bench.models import deploy_net, fill_weights, random_image, train_net
-    from bench.timing import timed
+    from bench.timing import timed_against_bound
     from bench.torch_peer import from_caffe, max_relative_difference
 
     torch.set_num_threads(max(1, threads))
@@ -145,7 +145,7 @@ def torch_peer(args, workdir: Path, data_root: Path, gflops: float, threads: int
                         f"{row['max_relative_difference']:.2e} > {PEER_TOLERANCE}; not timed")
         return row
 
-    row["forward"] = _time_inference(peer, x, args.repeats)
+    row["forward"] = _time_inference(peer, x, args.repeats, row["forward_flops"], probe)
     del peer
     train, train_param = train_net("voc-fcn8s", data_root, workdir, width=args.width)
     fill_weights(train, args.seed)
@@ -160,23 +160,23 @@ def torch_peer(args, workdir: Path, data_root: Path, gflops: float, threads: int
             p.grad = None
         train_peer(data=data, label=label)["loss"].backward()
 
-    row["train"] = timed(step, args.train_repeats)
+    row["train"] = timed_against_bound(step, row["train_flops"], probe, args.train_repeats)
     row["caffe_over_torch_forward"] = caffe_row["forward"]["median_s"] / \
         row["forward"]["median_s"]
     row["caffe_over_torch_train"] = caffe_row["train"]["median_s"] / row["train"]["median_s"]
-    return rates(row, gflops)
+    return rates(row)
 
 
-def _time_inference(peer, x, repeats: int) -> dict:
+def _time_inference(peer, x, repeats: int, flops: int, probe) -> dict:
     import torch
 
-    from bench.timing import timed
+    from bench.timing import timed_against_bound
 
     def forward():
         with torch.no_grad():
             return peer(data=x)["score"]
 
-    return timed(forward, repeats)
+    return timed_against_bound(forward, flops, probe, repeats)
 
 
 def subprocess_json(module: str, *arguments: str, timeout: float = 300) -> dict:
@@ -191,6 +191,12 @@ def subprocess_json(module: str, *arguments: str, timeout: float = 300) -> dict:
         tail = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         return {"error": f"{module}: {tail[-1]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def levers_standard() -> tuple[str, ...]:
+    from bench.levers import STANDARD
+
+    return STANDARD
 
 
 def parse_args(argv):
@@ -210,6 +216,11 @@ def parse_args(argv):
     parser.add_argument("--data-images", type=int, default=20,
                         help="images per timed pass of the data-loading rate")
     parser.add_argument("--skip", nargs="*", default=[], choices=STEPS)
+    parser.add_argument("--levers", nargs="+", default=list(levers_standard()),
+                        help="levers to probe ('all': every one available, BLIS included)")
+    parser.add_argument("--lever-repeats", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=540,
+                        help="seconds the whole run may take; levers past it are skipped")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", help="results file name without suffix (default: the date)")
     return parser.parse_args(argv)
@@ -225,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from bench import data_rate, flags, levers, patches, report
-    from bench.blas import caffe_library, describe, linked_blas, open_blas, sgemm_gflops
+    from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas
     from bench.gpu import unavailable_reason
     from bench.probe import caffe_root
     from bench.timing import load_average
@@ -249,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         path = linked_blas(caffe_library(caffe_root()))
         lib = open_blas(path)
         info = describe(lib, path)
-        results["blas"] = {**info.as_dict(), "sgemm": sgemm_gflops(lib, args.sgemm_n)}
+        probe = SgemmProbe(lib, args.sgemm_n, args.seed)
+        probe()  # warm-up
+        first = [probe() for _ in range(5)]
+        results["blas"] = {**info.as_dict(), "sgemm": {
+            "n": args.sgemm_n, "gflops": float(sorted(first)[2]),
+            "runs": [round(g, 2) for g in first]}}
         gflops = results["blas"]["sgemm"]["gflops"]
         done(f"sgemm {gflops:.1f} GFLOP/s ({info.corename}, {info.threads} threads)")
 
@@ -263,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         results["nets"] = {}
         if "nets" in steps:
             for experiment in args.nets:
-                row = time_caffe_net(experiment, args, workdir, train_root, gflops)
+                row = time_caffe_net(experiment, args, workdir, train_root, probe)
                 results["nets"][experiment] = row
                 tqdm.write(f"bench: {experiment}: forward {row['forward']['median_s']:.2f} s "
                            f"({row['forward_over_bound']:.2f}× bound), fwd+bwd "
@@ -271,11 +287,12 @@ def main(argv: list[str] | None = None) -> int:
                            f"({row['train_over_bound']:.2f}× bound)", file=sys.stderr)
             done("nets timed")
         if "breakdown" in steps:
-            results["breakdown"] = forward_breakdown(args, workdir, lib, gflops)
+            results["breakdown"] = forward_breakdown(args, workdir, lib,
+                                                     sorted(probe() for _ in range(3))[1])
             done(report.breakdown_lines(results)[0])
         fcn8s = results["nets"].get("voc-fcn8s")
         if "peer" in steps and fcn8s:
-            results["peer"] = torch_peer(args, workdir, train_root, gflops, info.threads, fcn8s)
+            results["peer"] = torch_peer(args, workdir, train_root, probe, info.threads, fcn8s)
             peer = results["peer"]
             done("torch peer: " + (f"Caffe/PyTorch forward {peer['caffe_over_torch_forward']:.2f}"
                                    if "forward" in peer else str(peer)))
@@ -310,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
                 preload, results["preload_error"] = None, str(e)
             results["levers"] = levers.run(
                 workdir, cores=os.cpu_count() or 1, size=tuple(args.size), width=args.width,
-                repeats=max(2, args.repeats - 2), sgemm_n=args.sgemm_n, preload=preload,
+                repeats=args.lever_repeats, sgemm_n=args.sgemm_n, preload=preload,
+                numpy_openblas=levers.build_numpy_openblas(workdir),
+                only=None if args.levers == ["all"] else tuple(args.levers),
+                deadline=time.monotonic() + args.budget - (time.perf_counter() - started),
                 progress=lambda row: tqdm.write(
                     f"bench: lever {row['lever']}: " + (
                         f"forward {row['forward_s']:.2f} s, {row['forward_over_bound']:.2f}× "

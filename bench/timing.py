@@ -31,6 +31,34 @@ def timed(fn: Callable[[], object], repeats: int, *, warmup: int = 1) -> dict:
             "warmup_s": [round(w, 4) for w in warm]}
 
 
+def timed_against_bound(fn: Callable[[], object], flops: int, probe: Callable[[], float],
+                        repeats: int, *, warmup: int = 1) -> dict:
+    """Like timed, with one sgemm probe (returning GFLOP/s) right before each repeat.
+
+    Each repeat's ratio to the bound, time ÷ (flops ÷ that probe's rate), compares two
+    measurements taken moments apart, so a neighbour's load shifts both; the median of
+    these paired ratios is the figure to trust on a shared machine.
+    """
+    result = timed(fn, 1, warmup=max(0, warmup - 1))
+    result["warmup_s"] += result.pop("runs_s")
+    runs, rates = [], []
+    for _ in range(repeats):
+        rates.append(probe())
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return {**paired(runs, rates, flops), "warmup_s": result["warmup_s"]}
+
+
+def paired(runs: list[float], rates: list[float], flops: int) -> dict:
+    """Median time, and the median over repeats of time ÷ bound at that repeat's rate."""
+    ratios = [t / (flops / (g * 1e9)) for t, g in zip(runs, rates)]
+    return {"median_s": float(np.median(runs)), "runs_s": [round(r, 4) for r in runs],
+            "sgemm_gflops_runs": [round(g, 1) for g in rates],
+            "over_bound": float(np.median(ratios)),
+            "over_bound_runs": [round(r, 3) for r in ratios]}
+
+
 def load_average() -> list[float]:
     """1, 5 and 15 minute load averages: how busy the shared machine was."""
     return [round(x, 2) for x in os.getloadavg()]
