@@ -214,15 +214,21 @@ def test_build_sh_keys_the_gpu_build_apart(tmp_path):
     assert Path(entry(CUDA="1", CUDA_ARCH="80")).name.startswith("caffe-cuda80-")
 
 
+def venv_build() -> Path:
+    """The cache entry the venv's pycaffe comes from (CPU unless `make caffe CUDA=1` ran)."""
+    return Path((REPO / ".venv" / "caffe-root").read_text().strip())
+
+
 def test_every_cuda_patch_has_a_reason_and_applies():
     series = [p for p in (CUDA_PATCHES / "series").read_text().split() if p]
     assert series, "the CUDA series is empty"
-    source = Path((REPO / ".venv" / "caffe-root").read_text().strip()) / "src"
+    root = venv_build()
+    reverse = ["-R"] if root.name.startswith("caffe-cuda") else []  # a GPU entry has them in
     for name in series:
         patch = CUDA_PATCHES / name
         assert patch.read_text().startswith("Reason: "), f"{name} has no 'Reason:' header"
-        result = subprocess.run(["patch", "--dry-run", "-p1", "-d", str(source), "-i", str(patch)],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(["patch", "--dry-run", *reverse, "-p1", "-d", str(root / "src"),
+                                 "-i", str(patch)], capture_output=True, text=True, check=False)
         assert result.returncode == 0, f"{name} does not apply: {result.stdout}{result.stderr}"
 
 
@@ -257,7 +263,9 @@ def test_parse_fatbin_reads_kinds_and_arches_across_containers():
 
 
 def test_cpu_build_fails_the_cuda_check():
-    cpu = Path((REPO / ".venv" / "caffe-root").read_text().strip())
+    cpu = venv_build()
+    if cpu.name.startswith("caffe-cuda"):
+        pytest.skip("the venv uses the GPU build (make caffe CUDA=1); make caffe switches back")
     with pytest.raises(cuda_check.CheckError, match="does not link libcudart"):
         cuda_check.check_build(cpu, 90)
     with pytest.raises(cuda_check.CheckError, match="no .nv_fatbin section"):
