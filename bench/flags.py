@@ -6,8 +6,9 @@ flags or a code change could speed up. Here that code is compiled three ways and
 FCN-8s's own layer shapes: Caffe's im2col.cpp with the build's flags, the same with
 candidate flags (-march=native), and bench/fast_im2col.cpp (the same copy with the border
 tests hoisted and channels split over threads). Result hashes show whether a variant is
-bit-exact. fast_im2col is also built as a shared library for the LD_PRELOAD lever, so its
-effect on a whole Caffe forward is measured too (bench.levers).
+bit-exact. fast_im2col (and fast_pooling.cpp, Caffe's MAX pooling over threads) are also
+built as shared libraries for the LD_PRELOAD levers, so their effect on a whole Caffe
+forward is measured too (bench.levers).
 """
 
 from __future__ import annotations
@@ -43,12 +44,16 @@ def _compile(command: list[str]) -> None:
         raise BuildError(f"{shlex.join(command[:3])} … failed:\n{tail}")
 
 
-def build_preload(workdir: Path) -> Path:
-    """libfcn_fast_im2col.so: fast_im2col.cpp as a library for LD_PRELOAD."""
-    out = Path(workdir) / "libfcn_fast_im2col.so"
+def build_preload(workdir: Path, caffe_root: Path) -> dict[str, Path]:
+    """fast_im2col.cpp and fast_pooling.cpp as libraries for LD_PRELOAD, by lever name."""
+    im2col = Path(workdir) / "libfcn_fast_im2col.so"
     _compile(["g++", "-O3", "-DNDEBUG", "-fPIC", "-shared", "-pthread",
-              str(BENCH / "fast_im2col.cpp"), "-o", str(out)])
-    return out
+              str(BENCH / "fast_im2col.cpp"), "-o", str(im2col)])
+    pooling = Path(workdir) / "libfcn_fast_pool.so"
+    _compile(["g++", "-O3", "-DNDEBUG", "-fPIC", "-shared", "-pthread", "-DCPU_ONLY",
+              f"-I{caffe_root}/src/include", f"-I{caffe_root}/build/include",
+              str(BENCH / "fast_pooling.cpp"), "-o", str(pooling), "-ldl"])
+    return {"fast-im2col": im2col, "fast-pool": pooling}
 
 
 def build_probes(workdir: Path, caffe_root: Path,

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 VARIANTS_DIR = Path.home() / ".cache/fcn-bench/blas"
 # what `make bench` probes by default; BLIS (much slower here: 0.9 has no Zen 4 kernels) on request
 STANDARD = ("default", "openblas-1-thread", "openblas-haswell-kernels", "openblas-openmp",
-            "openblas-numpy", "fast-im2col", "fast-im2col+openblas-numpy")
+            "openblas-numpy", "fast-im2col", "fast-im2col+fast-pool",
+            "fast-im2col+fast-pool+haswell-kernels")
 
 
 def build_numpy_openblas(workdir: Path) -> Path | None:
@@ -48,11 +49,11 @@ def _prepend(variable: str, value: str) -> str:
     return os.pathsep.join(p for p in (value, os.environ.get(variable)) if p)
 
 
-def levers(cores: int, variants_dir: Path = VARIANTS_DIR, preload: Path | None = None,
+def levers(cores: int, variants_dir: Path = VARIANTS_DIR, preload: dict | None = None,
            numpy_openblas: Path | None = None) -> list[tuple[str, dict, str]]:
     """(name, environment overrides, what it is) for every lever available here;
-    `preload` is bench/fast_im2col.cpp built as a library (bench.flags.build_preload),
-    `numpy_openblas` the folder from build_numpy_openblas."""
+    `preload` maps 'fast-im2col' / 'fast-pool' to the libraries bench.flags.build_preload
+    makes, `numpy_openblas` is the folder from build_numpy_openblas."""
     found = [
         ("default", {}, "the system OpenBLAS (pthread), its own kernel choice and threads"),
         ("openblas-1-thread", {"OPENBLAS_NUM_THREADS": "1"}, "OPENBLAS_NUM_THREADS=1"),
@@ -64,12 +65,21 @@ def levers(cores: int, variants_dir: Path = VARIANTS_DIR, preload: Path | None =
     if newer is not None:
         found.append(("openblas-numpy", newer,
                       "numpy's bundled OpenBLAS (a newer release) through bench/blas_shim.c"))
-    if preload is not None:
-        fast = {"LD_PRELOAD": _prepend("LD_PRELOAD", str(preload))}
+    preload = preload or {}
+    if "fast-im2col" in preload:
+        fast = {"LD_PRELOAD": _prepend("LD_PRELOAD", str(preload["fast-im2col"]))}
         found.append(("fast-im2col", fast,
                       "bench/fast_im2col.cpp in place of Caffe's im2col/col2im (LD_PRELOAD)"))
         if newer is not None:
             found.append(("fast-im2col+openblas-numpy", {**fast, **newer}, "both of the above"))
+        if "fast-pool" in preload:
+            both = {"LD_PRELOAD": _prepend("LD_PRELOAD", ":".join(
+                str(preload[k]) for k in ("fast-im2col", "fast-pool")))}
+            found.append(("fast-im2col+fast-pool", both, "and bench/fast_pooling.cpp's "
+                          "threaded MAX pooling in place of Caffe's (LD_PRELOAD)"))
+            found.append(("fast-im2col+fast-pool+haswell-kernels",
+                          {**both, "OPENBLAS_CORETYPE": "Haswell"},
+                          "both preloads and OPENBLAS_CORETYPE=Haswell"))
     threads = str(cores)
     for variant, extra, what in (
             ("openblas-openmp", {"OMP_NUM_THREADS": threads},
@@ -105,7 +115,7 @@ def probe(overrides: dict, save: Path, *, experiment: str, size: tuple[int, int]
 def run(workdir: Path, *, cores: int, experiment: str = "voc-fcn8s",
         size: tuple[int, int] = (500, 500), width: float = 1.0, repeats: int = 3,
         sgemm_n: int = 4096,
-        only: tuple[str, ...] | None = STANDARD, preload: Path | None = None,
+        only: tuple[str, ...] | None = STANDARD, preload: dict | None = None,
         numpy_openblas: Path | None = None, deadline: float | None = None,
         progress=None) -> list[dict]:
     """Probe the available levers named in `only` (None: all), the default first; past

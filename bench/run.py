@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                                    if "forward" in peer else str(peer)))
         if "patches" in steps:
             results["patches"] = patches.run(workdir, grid=args.grid, width=args.width,
-                                             seed=args.seed, repeats=3)
+                                             seed=args.seed, repeats=2)
             done(f"Section 3.1 speed-up {results['patches']['speedup_vs_batched']:.1f}× (batched)")
         if "data" in steps:
             results["data"] = {"loading": data_rate.loading_rates(load_root, workdir,
@@ -308,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             done("data layers timed")
         if "memory" in steps:
             memory = subprocess_json("bench.memory", "--data-root", str(train_root),
-                                     "--width", str(args.width), "--iterations",
-                                     str(max(1, args.train_repeats - 1)))
+                                     "--width", str(args.width), "--iterations", "1")
             results["memory"] = memory
             if "iteration" in memory and "data" in results:
                 results["data"]["wait_fraction_no_prefetch"] = \
@@ -322,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k, v in results["flags"].get("variants", {}).items()))
         if "levers" in steps:
             try:
-                preload = flags.build_preload(workdir)
+                preload = flags.build_preload(workdir, caffe_root())
             except flags.BuildError as e:
                 preload, results["preload_error"] = None, str(e)
             results["levers"] = levers.run(

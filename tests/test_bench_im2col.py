@@ -38,7 +38,8 @@ def test_fast_column_copy_is_bit_exact(probes, shape):
 
 
 def test_preloaded_caffe_forward_is_bit_exact(tmp_path):
-    preload = flags.build_preload(tmp_path)
+    libraries = flags.build_preload(tmp_path, caffe_root())
+    preload = ":".join(str(libraries[k]) for k in ("fast-im2col", "fast-pool"))
     outputs = []
     bindings = tmp_path / "bindings"
     for extra in ({}, {"LD_PRELOAD": str(preload), "FCN_IM2COL_THREADS": "2",
@@ -55,8 +56,42 @@ def test_preloaded_caffe_forward_is_bit_exact(tmp_path):
     # libcaffe's calls really went to the preloaded copy
     log = "".join(p.read_text() for p in tmp_path.glob("bindings.*"))
     assert "libcaffe.so" in log and "libfcn_fast_im2col.so" in log
-    assert any("libcaffe.so" in line and "libfcn_fast_im2col.so" in line and
-               "im2col_cpuIf" in line for line in log.splitlines())
+    for library, symbol in (("libfcn_fast_im2col.so", "im2col_cpuIf"),
+                            ("libfcn_fast_pool.so", "PoolingLayerIfE11Forward_cpu")):
+        assert any("libcaffe.so" in line and library in line and symbol in line
+                   for line in log.splitlines()), symbol
+
+
+POOLING_SCRIPT = """
+import sys
+import caffe, numpy as np
+from caffe import layers as L, params as P
+n = caffe.NetSpec()
+n.data = L.Input(shape=dict(dim=[2, 8, 130, 141]))  # large enough for threads
+n.max = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_size=3, stride=2, pad=1)
+n.max2, n.mask = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_size=2, stride=2, ntop=2)
+n.ave = L.Pooling(n.data, pool=P.Pooling.AVE, kernel_size=3, stride=2)
+open(sys.argv[1] + ".prototxt", "w").write(str(n.to_proto()))
+net = caffe.Net(sys.argv[1] + ".prototxt", caffe.TEST)
+data = np.random.default_rng(0).standard_normal((2, 8, 130, 141)).astype(np.float32)
+data[0, 0, :4, :4] = 1.0  # ties: the first maximum's index must win
+out = net.forward(data=data)
+np.savez(sys.argv[1], **{k: v.copy() for k, v in out.items()})
+"""
+
+
+def test_threaded_pooling_matches_caffe_for_every_method(tmp_path):
+    libraries = flags.build_preload(tmp_path, caffe_root())
+    results = []
+    for extra in ({}, {"LD_PRELOAD": str(libraries["fast-pool"]), "FCN_POOL_THREADS": "2"}):
+        stem = tmp_path / f"pool{len(results)}"
+        subprocess.run([sys.executable, "-c", POOLING_SCRIPT, str(stem)], cwd=REPO,
+                       env=dict(os.environ, GLOG_minloglevel="2", **extra), check=True,
+                       timeout=120, capture_output=True)
+        results.append(np.load(f"{stem}.npz"))
+    assert set(results[0].files) == {"max", "max2", "mask", "ave"}
+    for name in results[0].files:
+        assert np.array_equal(results[0][name], results[1][name]), name
 
 
 def test_column_shapes_follow_the_net(tmp_path):
