@@ -20,7 +20,13 @@ help:
 	@echo "make test        the project's test suite, including Caffe's own suites"
 	@echo "make caffe-test  Caffe's own C++ (gtest) and pycaffe unittests against this build"
 	@echo "make caffe CUDA=1 [CUDA_ARCH=90]   a GPU build beside the CPU one"
+	@echo "make caffe-cuda-check  compile-and-link check of the CUDA build (caffe-recipe/CUDA.md)"
 	@echo "make caffe-prune remove cached CPU builds of older recipes"
+	@echo "make lint        ruff over the project"
+	@echo "make bench       speed and memory against the sgemm bound and the PyTorch peer"
+	@echo "make voc-fcn8s [DATA=… WIDTH=… GPU=0]   train an experiment (mk/train.mk lists them all)"
+	@echo "make vgg16-fcn   convert the model zoo's VGG16 into FCN base weights"
+	@echo "make zoo / compare / release-check   model-zoo export and bit-for-bit comparison"
 
 setup: system-deps venv caffe
 
