@@ -16,7 +16,7 @@ bench-blas-variants:
 	@bash bench/blas_variants.sh || echo "bench: continuing without the BLAS-variant levers"
 
 bench: setup bench-torch bench-blas-variants
+	@GLOG_minloglevel=2 $(PY) -m bench.run $(BENCH_ARGS)
 
 # The bench tests compare the peer with Caffe, so the test suite needs it too.
 test: bench-torch
-	@GLOG_minloglevel=2 $(PY) -m bench.run $(BENCH_ARGS)
