@@ -19,6 +19,12 @@ DATA_TARGETS = {name: f"data-fetch DATASET={name}"
                 for name in ("voc", "nyud", "siftflow", "pascalcontext")}
 
 
+def bar_interval() -> float:
+    """Seconds between progress-bar updates: live on a terminal, every 30 s into a log file
+    (a bar redrawn each iteration makes a log of megabytes)."""
+    return 0.1 if sys.stderr.isatty() else 30.0
+
+
 def use_layers() -> None:
     """Put layers/ on sys.path: the prototxt name the data layers as top-level modules
     (voc_layers, nyud_layers …), as the release did."""

@@ -29,6 +29,7 @@ from solvers.metrics import (
     scores,
 )
 from solvers.palette import save_label_png
+from solvers.runtime import bar_interval
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def seg_test(net, heads: list[Head], *, images: int, save_dir: Path | None = Non
     loss_blobs = [name for name in net.outputs if "loss" in name]
     losses = dict.fromkeys(loss_blobs, 0.0)
     layer = data_layer(net)
-    for k in tqdm(range(images), desc=desc, unit="img", disable=not progress, leave=False):
+    for k in tqdm(range(images), desc=desc, unit="img", disable=not progress, leave=False,
+                  mininterval=bar_interval()):
         name = next_example(layer) or f"{k:06d}"
         net.forward()
         for head in heads:

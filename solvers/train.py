@@ -40,7 +40,7 @@ from nets.generate import write_experiment
 from solvers import snapshots
 from solvers.init import load_start
 from solvers.runlog import RunLog
-from solvers.runtime import REPO, check_data_root, select_device, use_layers
+from solvers.runtime import REPO, bar_interval, check_data_root, select_device, use_layers
 from solvers.score import data_layer, experiment_heads, seg_test, split_size
 
 DEFAULT_SEED = 1337  # the release's data-layer seed
@@ -228,7 +228,7 @@ def train(config: TrainConfig) -> TrainOutcome:
 
         with StopRequest() as stop, tqdm(total=max_iter, initial=solver.iter, unit="it",
                                          desc=exp.name, disable=not config.progress,
-                                         leave=False) as bar:
+                                         mininterval=bar_interval(), leave=False) as bar:
             while solver.iter < max_iter and not stop.requested:
                 caffe.set_random_seed(config.seed + solver.iter)
                 began = time.perf_counter()
