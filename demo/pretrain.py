@@ -29,8 +29,8 @@ def load_batch(paths: list[Path]) -> np.ndarray:
 
 def pretrain(out_dir: Path, *, width: float, classes: int, images: int, iterations: int,
              batch: int = 16, size: int = 224, lr: float = 1e-4, seed: int = 0) -> dict:
-    """Train the classifier; returns paths of its deploy prototxt and caffemodel and the
-    training accuracy at the end."""
+    """Train the classifier; returns paths of its deploy prototxt, its caffemodel before
+    and after training, and the training accuracy at the end."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, labels = make_classification(out_dir / "images", images, size=(size, size),
                                         num_classes=classes, seed=seed)
@@ -56,6 +56,9 @@ def pretrain(out_dir: Path, *, width: float, classes: int, images: int, iteratio
 
     caffe.set_random_seed(seed)
     sgd = caffe.get_solver(str(out_dir / "solver.prototxt"))
+    # the same net before any training: the no-transfer control starts from it
+    untrained = out_dir / "classifier-untrained.caffemodel"
+    sgd.net.save(str(untrained))
     usable = len(x) - len(x) % batch
     sgd.net.set_input_arrays(x[:usable], y[:usable])
     losses = []
@@ -74,5 +77,6 @@ def pretrain(out_dir: Path, *, width: float, classes: int, images: int, iteratio
         net.blobs["data"].reshape(*chunk.shape)
         net.blobs["data"].data[...] = chunk
         correct += int((net.forward()["prob"].argmax(1) == y[start:start + batch, 0, 0, 0]).sum())
-    return {"deploy": deploy, "weights": weights, "accuracy": correct / usable,
+    return {"deploy": deploy, "weights": weights, "untrained": untrained,
+            "accuracy": correct / usable,
             "loss_first": float(np.mean(losses[:10])), "loss_last": float(np.mean(losses[-10:]))}

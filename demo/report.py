@@ -32,6 +32,21 @@ def results_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def expectations(results: dict) -> str:
+    """The paper's findings this miniature should reproduce, each checked on its numbers."""
+    iu = {name: r["test"]["label"]["mean_iu"] for name, r in results.items()}
+    checks = [
+        ("skips refine: mean IU of FCN-8s ≥ FCN-16s ≥ FCN-32s",
+         iu["FCN-8s staged"] >= iu["FCN-16s"] >= iu["FCN-32s"]),
+        (f"FCN-8s above FCN-32s by {100 * (iu['FCN-8s staged'] - iu['FCN-32s']):+.1f} mean IU",
+         iu["FCN-8s staged"] > iu["FCN-32s"]),
+        (f"transfer beats no transfer: FCN-32s {100 * iu['FCN-32s']:.1f} vs "
+         f"{100 * iu['FCN-32s from scratch']:.1f} from scratch at equal iterations",
+         iu["FCN-32s"] > iu["FCN-32s from scratch"]),
+    ]
+    return "\n".join(f"- {'yes' if ok else 'NO'}: {text}" for text, ok in checks)
+
+
 def figure(out: Path, width: float, results: dict, examples: int = 3) -> Path:
     """Input, ground truth and the 32s/16s/8s outputs for the first val pictures."""
     import matplotlib
@@ -71,9 +86,11 @@ def figure(out: Path, width: float, results: dict, examples: int = 3) -> Path:
 
 def zoo_round_trip(out: Path, width: float, weights: Path) -> str:
     """Export the FCN-8s in the model-zoo convention, import it back through the zoo's
-    fetch path (HTTP on 127.0.0.1, sha1 checked) and compare outputs bit for bit."""
+    fetch path (HTTP on 127.0.0.1, sha1 checked) and compare weights and outputs bit for
+    bit."""
     from nets.generate import write_experiment
     from zoo.compare import compare_files
+    from zoo.compare_forward import compare_forward
     from zoo.export import export_model
     from zoo.fetch import import_weights
     from zoo.fixtures import serve_directory
@@ -92,11 +109,23 @@ def zoo_round_trip(out: Path, width: float, weights: Path) -> str:
             next(line for line in text.splitlines() if line.startswith("caffemodel_url:")),
             f"caffemodel_url: {url}/{caffemodel.name}"))
         imported = import_weights(served, served / caffemodel.name)
-    comparison = compare_files(weights, imported)
-    verdict = "identical, bit for bit" if comparison.identical else "DIFFERENT"
+    weights_check = compare_files(weights, imported)
+    # and what the re-imported model computes: every blob of a forward pass on a val picture
+    voc = out / "data" / "pascal" / "VOC2011"
+    picture = voc / "JPEGImages" / (
+        (voc / "ImageSets/Segmentation/seg11valid.txt").read_text().split()[0] + ".jpg")
+    deploy = folder / "deploy.prototxt"
+    outputs_check = compare_forward(nets["deploy"], weights, deploy, imported, [picture])
+
+    def verdict(comparison) -> str:
+        return ("identical, bit for bit" if comparison.identical
+                else f"DIFFERENT ({len(comparison.rows)} differing rows)")
+
     return (f"exported {folder} (readme.md, deploy/train/val/solver prototxt, caffemodel); "
-            f"re-imported over HTTP with its sha1 checked: {verdict} "
-            f"({len(comparison.rows)} differing rows)")
+            f"re-imported over HTTP with its sha1 checked.\n"
+            f"weights: {verdict(weights_check)}\n"
+            f"outputs (every blob of a forward pass on {picture.name}): "
+            f"{verdict(outputs_check)}")
 
 
 def write_report(out: Path, cfg, results: dict) -> Path:
@@ -125,7 +154,8 @@ def write_report(out: Path, cfg, results: dict) -> Path:
     report.write_text(
         "# FCN in miniature (synthetic data, CPU)\n\n"
         "Numbers from the demo's synthetic data and width-reduced nets, not PASCAL VOC.\n\n"
-        f"{table}\n\n![Figure 4 in miniature]({picture.name})\n\n"
+        f"{table}\n\nWhat the paper found, checked here:\n\n{expectations(results)}\n\n"
+        f"![Figure 4 in miniature]({picture.name})\n\n"
         f"Model-zoo round trip of FCN-8s:\n\n```\n{zoo}\n```\n\n"
         f"Inference: {fresh.parent.name}/fresh.png, fresh_overlay.jpg\n\n"
         f"Settings: `{json.dumps(cfg.__dict__)}`\n")
@@ -133,4 +163,5 @@ def write_report(out: Path, cfg, results: dict) -> Path:
         {name: {k: v for k, v in r["test"].items() if k != "time"}
          for name, r in results.items()}, indent=1) + "\n")
     print(table)
+    print(expectations(results))
     return report

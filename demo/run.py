@@ -32,22 +32,23 @@ REPO = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class DemoConfig:
     width: float = 0.0625          # VGG16 channels ÷ 16 (4 … 32, fc 256)
-    size: int = 96                 # synthetic pictures are size × size
+    size: int = 224                # pictures are size × size: VGG16's fc6 sees 224 px, and
+                                   # on smaller pictures its 7×7 windows are mostly padding
     n_train: int = 200
     n_val: int = 40
     classes: int = 6               # background + 5 drawn classes
     pretrain_images: int = 480
     pretrain_iters: int = 300
     pretrain_lr: float = 1e-4      # Adam
-    iters: int = 1000              # per FCN stage
-    lr32: float = 1e-6             # unnormalised loss over ~9k pixels (VOC: ~250k, 1e-10)
+    iters: int = 600               # per FCN stage
+    lr32: float = 5e-9             # unnormalised loss over 50k pixels (VOC: ~190k, 1e-10)
     lr_drop: float = 10            # per stage (the paper's 100× assumes converged stages)
-    momentum: float = 0.99
+    momentum: float = 0.99         # the paper's
     seed: int = 1337
 
 
-
-QUICK = DemoConfig(n_train=40, n_val=12, pretrain_images=96, pretrain_iters=40, iters=120)
+QUICK = DemoConfig(size=128, n_train=40, n_val=12, pretrain_images=96, pretrain_iters=40,
+                   iters=100)
 
 
 def say(message: str) -> None:
@@ -90,15 +91,17 @@ def stage_pretrain(out: Path, cfg: DemoConfig) -> dict:
     return json.loads((folder / "done.json").read_text())
 
 
-def stage_surgery(out: Path, pretrained: dict) -> Path:
+def stage_surgery(out: Path, pretrained: dict) -> tuple[Path, Path]:
+    """FCN base weights from the trained classifier, and from the same classifier before
+    training (the no-transfer control: same architecture, same init, no pre-training)."""
     from surgery.convert import convolutionalize
 
-    base = out / "vgg16-fcn.caffemodel"
-    if not base.exists():
-        say("3/7 surgery: classifier → FCN base weights (fc6/fc7 as convolutions)")
-        convolutionalize(pretrained["deploy"], pretrained["weights"], base,
-                         drop=("fc8", "prob"))
-    return base
+    bases = (out / "vgg16-fcn.caffemodel", out / "vgg16-fcn-untrained.caffemodel")
+    for base, source in zip(bases, (pretrained["weights"], pretrained["untrained"])):
+        if not base.exists():
+            say(f"3/7 surgery: {Path(source).name} → {base.name} (fc6/fc7 as convolutions)")
+            convolutionalize(pretrained["deploy"], source, base, drop=("fc8", "prob"))
+    return bases
 
 
 def last_test(run: Path) -> dict:
@@ -120,11 +123,11 @@ def make_target(target: str, out: Path, cfg: DemoConfig, runs: Path, weights: st
     subprocess.run(command, cwd=REPO, check=True)
 
 
-def stage_train(out: Path, cfg: DemoConfig, base: Path) -> dict:
+def stage_train(out: Path, cfg: DemoConfig, base: Path, untrained: Path) -> dict:
     runs, scratch = out / "runs", out / "runs-scratch"
     make_target("voc-fcn8s", out, cfg, runs, str(base))          # 32s -> 16s -> 8s
     make_target("voc-fcn8s-atonce", out, cfg, runs, str(base))
-    make_target("voc-fcn32s", out, cfg, scratch, "none")           # no transfer
+    make_target("voc-fcn32s", out, cfg, scratch, str(untrained))  # no transfer
     folders = {"FCN-32s": runs / "voc-fcn32s", "FCN-16s": runs / "voc-fcn16s",
                "FCN-8s staged": runs / "voc-fcn8s", "FCN-8s at-once": runs / "voc-fcn8s-atonce",
                "FCN-32s from scratch": scratch / "voc-fcn32s"}
@@ -148,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     stage_data(out, cfg)
     pretrained = stage_pretrain(out, cfg)
     say(f"   classifier accuracy on its training images: {pretrained['accuracy']:.2f}")
-    base = stage_surgery(out, pretrained)
-    results = stage_train(out, cfg, base)
+    base, untrained = stage_surgery(out, pretrained)
+    results = stage_train(out, cfg, base, untrained)
 
     from demo.report import write_report
 

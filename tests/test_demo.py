@@ -29,7 +29,10 @@ def test_quick_demo_runs_every_stage_and_is_deterministic(tmp_path):
         assert all(0 <= scores[k] <= 1 for k in ("pixel_accuracy", "mean_iu", "fw_iu")), name
     report = (tmp_path / "a/report.md").read_text()
     assert "| net | pixel acc. | mean acc. | mean IU | f.w. IU |" in report
-    assert "identical, bit for bit" in report
+    assert "weights: identical, bit for bit" in report
+    assert "outputs (every blob of a forward pass on" in report
+    assert report.count(": identical, bit for bit") == 2
+    assert "What the paper found, checked here:" in report and "transfer beats" in report
     figure = Image.open(tmp_path / "a/figure.png")
     assert figure.size[0] > figure.size[1] > 100
     fresh = np.asarray(Image.open(tmp_path / "a/inference/fresh.jpg"))
