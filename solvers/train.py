@@ -161,18 +161,10 @@ def fast_forward(layer, forwards: int) -> None:
     resumed run reads what the uninterrupted one would have read next."""
     if layer is None or forwards <= 0:
         return
-    if hasattr(layer, "skip"):
-        layer.skip(forwards)
-        return
-    # The project's SegDataLayer (layers/seg_data.py) until it offers skip(n): the next
-    # index is order.randint(0, n - 1) for training, idx + 1 for evaluation.
-    if not all(hasattr(layer, a) for a in ("idx", "order", "indices", "random")):
+    if not hasattr(layer, "skip"):
         raise RuntimeError(f"{type(layer).__name__} cannot be advanced to the resumed "
                            f"iteration (it has no skip(n)); the data order would differ")
-    for _ in range(forwards):
-        layer.idx = (layer.order.randint(0, len(layer.indices) - 1) if layer.random
-                     else (layer.idx + 1) % len(layer.indices))
-    layer.current = None  # the next reshape loads indices[idx]
+    layer.skip(forwards)
 
 
 def train(config: TrainConfig) -> TrainOutcome:
