@@ -47,6 +47,12 @@ def expectations(results: dict) -> str:
     return "\n".join(f"- {'yes' if ok else 'NO'}: {text}" for text, ok in checks)
 
 
+def val_names(out: Path) -> tuple[Path, list[str]]:
+    """The demo's VOC folder and its seg11valid picture names, in list order."""
+    voc = out / "data" / "pascal" / "VOC2011"
+    return voc, (voc / "ImageSets/Segmentation/seg11valid.txt").read_text().split()
+
+
 def figure(out: Path, width: float, results: dict, examples: int = 3) -> Path:
     """Input, ground truth and the 32s/16s/8s outputs for the first val pictures."""
     import matplotlib
@@ -57,8 +63,8 @@ def figure(out: Path, width: float, results: dict, examples: int = 3) -> Path:
     from solvers.infer import load_segmenter
     from solvers.palette import colorize
 
-    voc = out / "data" / "pascal" / "VOC2011"
-    names = (voc / "ImageSets/Segmentation/seg11valid.txt").read_text().split()[:examples]
+    voc, names = val_names(out)
+    names = names[:examples]
     segmenters = [(title, load_segmenter(net, Path(results[title if title != "FCN-8s"
                                                            else "FCN-8s staged"]["weights"]),
                                          width=width)) for title, net in FIGURE_NETS]
@@ -111,9 +117,8 @@ def zoo_round_trip(out: Path, width: float, weights: Path) -> str:
         imported = import_weights(served, served / caffemodel.name)
     weights_check = compare_files(weights, imported)
     # and what the re-imported model computes: every blob of a forward pass on a val picture
-    voc = out / "data" / "pascal" / "VOC2011"
-    picture = voc / "JPEGImages" / (
-        (voc / "ImageSets/Segmentation/seg11valid.txt").read_text().split()[0] + ".jpg")
+    voc, names = val_names(out)
+    picture = voc / "JPEGImages" / f"{names[0]}.jpg"
     deploy = folder / "deploy.prototxt"
     outputs_check = compare_forward(nets["deploy"], weights, deploy, imported, [picture])
 

@@ -41,3 +41,20 @@ def test_quick_demo_runs_every_stage_and_is_deterministic(tmp_path):
 
     second = run_demo(tmp_path / "b")
     assert second == first  # same seeds, same bytes, same table
+
+
+def test_report_says_no_where_a_finding_fails():
+    from demo.report import expectations
+
+    def result(mean_iu):
+        return {"test": {"label": {"mean_iu": mean_iu}}}
+
+    held = expectations({"FCN-32s": result(0.20), "FCN-16s": result(0.22),
+                         "FCN-8s staged": result(0.25), "FCN-8s at-once": result(0.2),
+                         "FCN-32s from scratch": result(0.17)})
+    assert held.count("- yes:") == 3 and "NO" not in held
+    failed = expectations({"FCN-32s": result(0.20), "FCN-16s": result(0.18),
+                           "FCN-8s staged": result(0.19), "FCN-8s at-once": result(0.2),
+                           "FCN-32s from scratch": result(0.21)})
+    assert failed.count("- NO:") == 3
+    assert "by -1.0 mean IU" in failed
