@@ -12,7 +12,7 @@ CUDNN ?= 0
 NCCL ?= 0
 export CUDA CUDA_ARCH CUDNN NCCL
 
-.PHONY: help setup system-deps venv caffe caffe-test caffe-prune test lint
+.PHONY: help setup system-deps venv project-path caffe caffe-test caffe-prune test lint
 
 help:
 	@echo "make setup       system packages, .venv with pinned deps, Caffe built from source (cached)"
@@ -42,6 +42,16 @@ $(VENV)/.requirements-installed: requirements.txt
 	@echo "setup: installing pinned Python packages into $(VENV)"
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
+
+# The project's packages and layers/ (Caffe imports the data layers by top-level name, as
+# the release's prototxt name them) on the venv's path, as pycaffe is: a .pth file.
+# Rewritten on every setup (cheap), so a moved clone points at itself.
+venv: project-path
+
+project-path: $(VENV)/.requirements-installed
+	@$(PY) -c 'import pathlib, sys, sysconfig; root = pathlib.Path(sys.argv[1]); \
+	  site = pathlib.Path(sysconfig.get_paths()["purelib"]); \
+	  (site / "fcn-project.pth").write_text("%s\n%s\n" % (root, root / "layers"))' "$(CURDIR)"
 
 caffe: venv
 	@bash caffe-recipe/build.sh --venv $(VENV)

@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    sys.path[:0] = [str(REPO), str(REPO / "layers")]
     print(json.dumps(measure(args.experiment, args.data_root, tuple(args.size), args.repeats)))
     return 0
 

@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefetch", action="store_true", help="keep the layer's prefetch on")
     args = parser.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    sys.path[:0] = [str(REPO), str(REPO / "layers")]
     result = measure(args.experiment, args.data_root, width=args.width,
                      iterations=args.iterations, prefetch=args.prefetch)
     print(json.dumps(result))

@@ -65,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write the net's output here (.npy)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    sys.path[:0] = [str(REPO), str(REPO / "layers")]
     print(json.dumps(measure(args.experiment, tuple(args.size), repeats=args.repeats,
                              sgemm_n=args.sgemm_n, save=args.save, width=args.width)))
     return 0

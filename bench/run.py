@@ -229,9 +229,6 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    for path in (str(REPO / "layers"), str(REPO)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
     import caffe
     from tqdm import tqdm
 

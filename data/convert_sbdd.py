@@ -18,7 +18,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from data.palette import voc_palette
+from core.palette import voc_palette
 
 FIELDS = {"cls": "GTcls", "inst": "GTinst"}
 

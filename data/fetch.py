@@ -15,8 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from core.download import DownloadError, fetch, file_digest
 from data.archives import ArchiveError, extract, find_folder, move_into
-from data.download import DownloadError, fetch, file_digest
 from data.sources import DATASETS, Place
 from data.splits import (
     SplitError,

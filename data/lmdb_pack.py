@@ -15,14 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from data.registry import LAYERS, dataset_for, layer_params, use_layers
+from data.registry import NAMES, dataset_for, layer_params
 
 MAP_SLACK = 1.25  # LMDB needs its maximum size up front
 
 
 def split_files(name: str, params: dict) -> tuple[object, list, list[str]]:
     """(source, every file reference the split reads, the split's example ids)."""
-    use_layers()
     from seg_dataset import read_split
     from seg_io import FileSource
 
@@ -39,8 +38,6 @@ def pack(name: str, root: Path, split: str, out: Path, *, check: bool = True,
          progress: bool = True) -> Path:
     """Write the LMDB for split `split` of dataset `name` under data root `root`."""
     import lmdb
-
-    use_layers()
     from seg_dataset import load_example
     from seg_io import lmdb_key
     from tqdm import tqdm
@@ -67,14 +64,13 @@ def pack(name: str, root: Path, split: str, out: Path, *, check: bool = True,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=sorted(LAYERS))
+    parser.add_argument("dataset", choices=sorted(NAMES))
     parser.add_argument("split", help="e.g. seg11valid, train, trainval, test, val")
     parser.add_argument("--root", type=Path, default=Path("datasets"), help="data root")
     parser.add_argument("--out", type=Path, help="LMDB folder (<root>/lmdb/<dataset>-<split>)")
     parser.add_argument("--no-check", action="store_true", help="skip decoding every example")
     args = parser.parse_args(argv)
     out = args.out or args.root / "lmdb" / f"{args.dataset}-{args.split}"
-    use_layers()
     from seg_io import DataError
 
     try:

@@ -23,12 +23,10 @@ import scipy.io
 from PIL import Image
 from scipy import ndimage
 
-from data.palette import voc_palette  # solvers.palette imports it from here too
+from core.catalog import PASCALCONTEXT_CLASSES, SIFTFLOW_SEMANTIC_CLASSES, VOID
+from core.palette import voc_palette
 from data.splits import derive_seg11valid
-from solvers.classes import PASCALCONTEXT, SIFTFLOW_SEMANTIC
 
-DATASETS = ("voc", "nyud", "siftflow", "pascalcontext")
-VOID = 255
 SIFTFLOW_CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
 SIFTFLOW_SCENES = ("coast", "forest", "highway", "insidecity", "mountain", "opencountry",
                    "street", "tallbuilding")
@@ -271,7 +269,7 @@ GEOMETRIC_BY_NAME = {  # SIFT Flow's geometric classes: 1 sky, 2 horizontal, 3 v
 
 def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
     """sift-flow/ with Images, SemanticLabels and GeoLabels .mat files (key S)."""
-    names = SIFTFLOW_SEMANTIC
+    names = SIFTFLOW_SEMANTIC_CLASSES
     classes = class_choice(num_classes, len(names) + 1, first=1)
     sky = names.index("sky") + 1
     objects = [k for k in classes if k != sky] or classes
@@ -295,7 +293,7 @@ def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classe
 def context_names() -> tuple[list[str], dict[int, int]]:
     """A 459-name list holding the 59 task classes (full spelling) among placeholders,
     and the raw LabelMap value of each task class."""
-    task = PASCALCONTEXT[1:]
+    task = PASCALCONTEXT_CLASSES[1:]
     full_spelling = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
     names = [f"other {n}" for n in range(459)]
     raw_of = {}
@@ -324,7 +322,7 @@ def make_pascalcontext(root: Path, rng, n_train, n_val, size, size_jitter, num_c
     write_list(voc / "ImageSets" / "Main" / "val.txt", ids[n_train:])
     (context / "labels.txt").write_text("".join(f"{n}: {name}\n"
                                                 for n, name in enumerate(names, 1)))
-    task = PASCALCONTEXT[1:]
+    task = PASCALCONTEXT_CLASSES[1:]
     (context / "59_labels.txt").write_text("".join(f"{n}: {name}\n"
                                                    for n, name in enumerate(task, 1)))
 
@@ -345,7 +343,7 @@ def make_dataset(dataset: str, root: Path, *, n_train: int, n_val: int,
     `size_jitter` > 0 makes each image up to that many pixels shorter and narrower.
     """
     if dataset not in WRITERS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {DATASETS}")
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(WRITERS)}")
     if n_train < 1 or n_val < 1:
         raise ValueError(f"need at least one training and one validation image, "
                          f"found n_train={n_train}, n_val={n_val}")
@@ -388,7 +386,7 @@ def make_classification(root: Path, n: int, size: tuple[int, int], num_classes: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=(*DATASETS, "classification"))
+    parser.add_argument("dataset", choices=(*WRITERS, "classification"))
     parser.add_argument("root", type=Path, help="data root to write under")
     parser.add_argument("--n-train", type=int, default=20, help="training images (or all "
                         "images, for classification)")

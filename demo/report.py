@@ -60,8 +60,8 @@ def figure(out: Path, width: float, results: dict, examples: int = 3) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from core.palette import colorize
     from solvers.infer import load_segmenter
-    from solvers.palette import colorize
 
     voc, names = val_names(out)
     names = names[:examples]
@@ -94,12 +94,12 @@ def zoo_round_trip(out: Path, width: float, weights: Path) -> str:
     """Export the FCN-8s in the model-zoo convention, import it back through the zoo's
     fetch path (HTTP on 127.0.0.1, sha1 checked) and compare weights and outputs bit for
     bit."""
+    from compare.cli import compare_files
+    from compare.forward import compare_forward
     from nets.generate import write_experiment
-    from zoo.compare import compare_files
-    from zoo.compare_forward import compare_forward
     from zoo.export import export_model
     from zoo.fetch import import_weights
-    from zoo.fixtures import serve_directory
+    from zoo.serve import serve_directory
 
     nets = write_experiment("voc-fcn8s", out / "zoo-nets" / "voc-fcn8s", width=width,
                             data_root=str(out / "data"))

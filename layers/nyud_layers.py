@@ -17,17 +17,18 @@ from seg_data import SegDataLayer
 from seg_dataset import SegDataset
 from seg_io import (
     DataError,
-    bgr_minus_mean,
     check_label_values,
     open_image,
     read_mat,
     read_rgb,
 )
 
-NUM_CLASSES = 40
-MEAN_BGR = np.array((116.190, 97.203, 92.318), dtype=np.float32)
-MEAN_HHA = np.array((132.431, 94.076, 118.477), dtype=np.float32)
-MEAN_LOG_DEPTH = np.array((7.844,), dtype=np.float32)
+from core.catalog import DATASETS
+from core.images import bgr_minus_mean
+
+NYUD = DATASETS["nyud"]
+NUM_CLASSES = NYUD.num_classes
+MEAN_BGR, MEAN_HHA, MEAN_LOG_DEPTH = NYUD.mean("color"), NYUD.mean("hha"), NYUD.mean("depth")
 TOPS = ("color", "depth", "hha", "label")
 RAW_LABELS = np.arange(NUM_CLASSES + 1)  # 0 = void, then the classes
 
@@ -36,7 +37,7 @@ class NYUDSegData(SegDataset):
     keys = ("nyud_dir", "tops")
     required = ("nyud_dir", "split", "tops")
     label_classes = {"label": NUM_CLASSES}
-    background_is_zero = False  # class 0 is a real class (wall / awning)
+    background_is_zero = NYUD.background_is_zero  # class 0 is a real class (wall)
 
     def __init__(self, params: dict, where: str = "param_str"):
         super().__init__(params, where)

@@ -17,13 +17,15 @@ from seg_data import SegDataLayer
 from seg_dataset import SegDataset
 from seg_io import (
     DataError,
-    bgr_minus_mean,
     read_mat,
     read_rgb,
 )
 
-NUM_CLASSES = 60  # background + 59
-MEAN = np.array((104.007, 116.669, 122.679), dtype=np.float32)
+from core.catalog import DATASETS
+from core.images import bgr_minus_mean
+
+NUM_CLASSES = DATASETS["pascalcontext"].num_classes  # background + 59
+MEAN = DATASETS["pascalcontext"].mean("data")
 # task spelling in 59_labels.txt → spelling in labels.txt
 TASK_TO_FULL_NAME = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
 LABELS_FULL = "labels.txt"

@@ -97,6 +97,11 @@ class SegDataLayer(caffe.Layer):
         self._advance(1)
         self.prefetch.submit(self.indices[self.idx])
 
+    @property
+    def next_index(self) -> str:
+        """The id of the example the next forward emits (scoring names its images so)."""
+        return self.indices[self.idx]
+
     def skip(self, n: int) -> None:
         """Move on by `n` examples without decoding them, as if `n` forwards had run (a
         resumed run then reads what the uninterrupted one would have read next)."""

@@ -21,7 +21,7 @@ class SegDataset:
 
     keys: tuple[str, ...] = ()
     required: tuple[str, ...] = ("split",)
-    label_classes: dict[str, int] = {"label": 21}
+    label_classes: dict[str, int] = {}
     background_is_zero = True
 
     def __init__(self, params: dict, where: str = "param_str"):

@@ -16,11 +16,13 @@ import numpy as np
 import scipy.io  # imported here so a forked prefetch worker never imports it itself
 from PIL import Image
 
-VOID = 255
+from core.catalog import VOID  # noqa: F401  (the layers' label checks import it from here)
+from core.errors import InputError
+
 FileRef = tuple  # (root name, path relative to that root), e.g. ("voc", "JPEGImages/x.jpg")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Bad input to a data layer; the message names the file and what is wrong."""
 
 
@@ -139,13 +141,6 @@ def read_mat(source, ref: FileRef, key: str) -> np.ndarray:
         found = sorted(k for k in mat if not k.startswith("__"))
         raise DataError(f"label {source.where(ref)} has no variable {key!r} (found {found})")
     return mat[key]
-
-
-def bgr_minus_mean(rgb: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """H×W×3 RGB float32 → C×H×W BGR minus mean (the release's arithmetic, same dtypes)."""
-    bgr = rgb[:, :, ::-1]
-    bgr -= mean
-    return bgr.transpose((2, 0, 1))
 
 
 def check_label_values(values: np.ndarray, allowed: np.ndarray, where: str) -> None:

@@ -15,16 +15,19 @@ import numpy as np
 from seg_data import SegDataLayer
 from seg_dataset import SegDataset
 from seg_io import (
-    bgr_minus_mean,
     check_label_values,
     read_mat,
     read_rgb,
 )
 
+from core.catalog import DATASETS
+from core.images import bgr_minus_mean
+
+SIFTFLOW = DATASETS["siftflow"]
 CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
-SEMANTIC_CLASSES = 33
-GEOMETRIC_CLASSES = 3
-MEAN = np.array((114.578, 115.294, 108.353), dtype=np.float32)
+SEMANTIC_CLASSES = SIFTFLOW.head("sem").num_classes
+GEOMETRIC_CLASSES = SIFTFLOW.head("geo").num_classes
+MEAN = SIFTFLOW.mean("data")
 RAW_SEMANTIC = np.arange(SEMANTIC_CLASSES + 1)
 RAW_GEOMETRIC = np.array([-1, *range(GEOMETRIC_CLASSES + 1)])
 
@@ -33,7 +36,7 @@ class SIFTFlowSegData(SegDataset):
     keys = ("siftflow_dir",)
     required = ("siftflow_dir", "split")
     label_classes = {"sem": SEMANTIC_CLASSES, "geo": GEOMETRIC_CLASSES}
-    background_is_zero = False  # class 0 is a real class (wall / awning)
+    background_is_zero = SIFTFLOW.background_is_zero  # class 0 is a real class (awning)
 
     def roots(self) -> dict[str, Path]:
         return {"siftflow": Path(self.params["siftflow_dir"])}

@@ -17,14 +17,16 @@ from seg_dataset import SegDataset
 from seg_io import (
     VOID,
     DataError,
-    bgr_minus_mean,
     check_label_values,
     read_index_png,
     read_mat,
     read_rgb,
 )
 
-NUM_CLASSES = 21  # background + 20 object classes
+from core.catalog import DATASETS
+from core.images import bgr_minus_mean
+
+NUM_CLASSES = DATASETS["voc"].num_classes  # background + 20 object classes
 VOC_LABELS = np.array([*range(NUM_CLASSES), VOID])
 SBDD_LABELS = np.arange(NUM_CLASSES)
 
@@ -40,6 +42,8 @@ def parse_mean(params: dict, where: str) -> np.ndarray:
 class VOCSegData(SegDataset):
     keys = ("voc_dir", "mean")
     required = ("voc_dir", "split", "mean")
+    label_classes = {"label": NUM_CLASSES}
+    background_is_zero = DATASETS["voc"].background_is_zero
 
     def __init__(self, params: dict, where: str = "param_str"):
         super().__init__(params, where)

@@ -32,7 +32,7 @@ synthetic: venv
 	@$(PY) -m data.synthetic $(DATASET) $(or $(OUT),synthetic) --n-train $(or $(N_TRAIN),20) --n-val $(or $(N_VAL),5) --size $(or $(SIZE),64 80) --seed $(or $(SEED),0)
 
 bench-data: setup
-	@GLOG_minloglevel=2 $(PY) -m data.bench_layers
+	@GLOG_minloglevel=2 $(PY) -m bench.data_layers
 
 test-data: setup
 	@$(PY) -m pytest -q tests/test_data_*.py tests/test_layers_*.py

@@ -8,11 +8,9 @@ TRAIN_DATA = $(or $(DATA),datasets)
 TRAIN_RUNS = $(or $(RUNS),runs)
 TRAIN_WIDTH = $(or $(WIDTH),1.0)
 
-TRAIN_EXPERIMENTS := voc-fcn32s voc-fcn16s voc-fcn8s voc-fcn8s-atonce voc-fcn-alexnet \
-  voc-fcn-googlenet voc-fcn-pool5 voc-fcn-pool4 voc-fcn-pool3 voc-fcn32s-fixed \
-  nyud-fcn32s-color nyud-fcn32s-hha nyud-fcn32s-color-d nyud-fcn32s-color-hha \
-  siftflow-fcn32s siftflow-fcn16s siftflow-fcn8s \
-  pascalcontext-fcn32s pascalcontext-fcn16s pascalcontext-fcn8s
+# TRAIN_EXPERIMENTS: every registered experiment, from mk/experiments.generated (written by
+# `make nets` from nets/experiments.py).
+include mk/experiments.generated
 
 TRAIN_FLAGS = --data $(TRAIN_DATA) --runs $(TRAIN_RUNS) --width $(TRAIN_WIDTH) \
   $(if $(GPU),--gpu $(GPU)) $(if $(ITERS),--iters $(ITERS)) \

@@ -12,13 +12,13 @@ zoo-fetch: setup
 
 compare: setup
 	@if test -n "$(NET_A)"; then \
-	  GLOG_minloglevel=2 $(PY) -m zoo.compare --net-a $(NET_A) $(if $(WEIGHTS_A),--weights-a $(WEIGHTS_A)) \
+	  GLOG_minloglevel=2 $(PY) -m compare.cli --net-a $(NET_A) $(if $(WEIGHTS_A),--weights-a $(WEIGHTS_A)) \
 	    $(if $(NET_B),--net-b $(NET_B)) $(if $(WEIGHTS_B),--weights-b $(WEIGHTS_B)) --input $(INPUT); \
-	elif test -n "$(A)" && test -n "$(B)"; then GLOG_minloglevel=2 $(PY) -m zoo.compare $(A) $(B); \
+	elif test -n "$(A)" && test -n "$(B)"; then GLOG_minloglevel=2 $(PY) -m compare.cli $(A) $(B); \
 	else echo "usage: make compare A=file B=file  (prototxt, caffemodel or segmentation PNG)"; \
 	  echo "       make compare NET_A=deploy.prototxt WEIGHTS_A=a.caffemodel [NET_B=...] WEIGHTS_B=b.caffemodel INPUT=image.jpg"; exit 2; fi
 
 release-check: setup
 	@test -n "$(IMAGE)" && test -n "$(OUTPUT)" && test -n "$(WEIGHTS)" || { echo "usage: make release-check IMAGE=demo/image.jpg OUTPUT=demo/output.png WEIGHTS=fcn8s-heavy-pascal.caffemodel [LABEL=demo/label.png] [FETCH=1]   (zoo/README.md: where to get them)"; exit 2; }
-	@GLOG_minloglevel=2 $(PY) -m zoo.release_check --image $(IMAGE) --output $(OUTPUT) --weights $(WEIGHTS) \
+	@GLOG_minloglevel=2 $(PY) -m compare.release_check --image $(IMAGE) --output $(OUTPUT) --weights $(WEIGHTS) \
 	  $(if $(LABEL),--label $(LABEL)) $(if $(FETCH),--download)

@@ -14,9 +14,9 @@ from caffe import layers as L
 from caffe import params as P
 from caffe.proto import caffe_pb2
 
+from core.catalog import DATASETS, INPUT_CHANNELS, SEED, data_param
 from nets import backbones, heads
-from nets.datasets import MODALITY_CHANNELS, SEED, data_param
-from solvers.settings import SolverSettings, alexnet_normalized, heavy
+from nets.solver_settings import SolverSettings, alexnet_normalized, heavy
 
 # output stride of a net scored from this pooling layer alone (Table 3's ablations)
 TRUNCATED_STRIDE = {"pool5": 32, "pool4": 16, "pool3": 8}
@@ -25,8 +25,7 @@ TRUNCATED_STRIDE = {"pool5": 32, "pool4": 16, "pool3": 8}
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    dataset: str                      # voc | nyud | siftflow | pascalcontext
-    num_classes: int
+    dataset: str                      # a core.catalog dataset: voc | nyud | siftflow | …
     stride: int = 32                  # output stride: 32, 16 or 8 (skips from pool4, pool3)
     backbone: str = "vgg16"           # vgg16 | alexnet | googlenet
     base: str = "vgg16-fcn"           # starting weights: a converted classifier, or the
@@ -49,19 +48,21 @@ class Experiment:
                              f"{TRUNCATED_STRIDE[self.truncate]}, not {self.stride}")
 
     @property
+    def num_classes(self) -> int:
+        return DATASETS[self.dataset].num_classes
+
+    @property
     def heads(self) -> tuple[tuple[str, int], ...]:
-        """(suffix, classes) per output; SIFT Flow predicts semantics and geometry."""
-        if self.dataset == "siftflow":
-            return (("_sem", 33), ("_geo", 3))
-        return (("", self.num_classes),)
+        """(suffix, classes) per output, from the catalog (SIFT Flow: semantics, geometry)."""
+        return tuple((h.suffix, h.num_classes) for h in DATASETS[self.dataset].heads)
 
     @property
     def score_blobs(self) -> tuple[str, ...]:
-        return tuple("score" + suffix for suffix, _ in self.heads)
+        return tuple(h.score_blob for h in DATASETS[self.dataset].heads)
 
     @property
     def label_blobs(self) -> tuple[str, ...]:
-        return ("sem", "geo") if self.dataset == "siftflow" else ("label",)
+        return DATASETS[self.dataset].label_tops
 
     @property
     def input_blobs(self) -> tuple[str, ...]:
@@ -70,25 +71,25 @@ class Experiment:
 
 
 def _voc(name: str, **kw) -> Experiment:
-    return Experiment(name, "voc", 21, **kw)
+    return Experiment(name, "voc", **kw)
 
 
 def _nyud(name: str, modalities: tuple[str, ...], lr: float = 1e-10, **kw) -> Experiment:
     solver = heavy(32, train_net="trainval.prototxt", test_net="test.prototxt", test_iter=654,
                    max_iter=300000, snapshot=2000).with_(base_lr=lr)
-    return Experiment(name, "nyud", 40, phases=("trainval", "test"),
+    return Experiment(name, "nyud", phases=("trainval", "test"),
                       splits=("trainval", "test"), modalities=modalities, solver=solver, **kw)
 
 
 def _siftflow(name: str, stride: int, lr: float, base: str) -> Experiment:
     solver = heavy(32, train_net="trainval.prototxt", test_net="test.prototxt", test_iter=200,
                    max_iter=300000, snapshot=None).with_(base_lr=lr)
-    return Experiment(name, "siftflow", 33, stride=stride, base=base,
+    return Experiment(name, "siftflow", stride=stride, base=base,
                       phases=("trainval", "test"), splits=("trainval", "test"), solver=solver)
 
 
 def _context(name: str, stride: int, base: str) -> Experiment:
-    return Experiment(name, "pascalcontext", 60, stride=stride, base=base,
+    return Experiment(name, "pascalcontext", stride=stride, base=base,
                       splits=("train", "val"), release_root="../../data",
                       solver=heavy(stride, test_iter=5105, max_iter=300000))
 
@@ -130,7 +131,7 @@ def _inputs(n, exp: Experiment, phase: str, data_root: str, seed: int, split: st
     """The data layer (train/test phases) or Input layer (deploy); returns the input tops."""
     tops = list(exp.input_blobs)
     if phase == "deploy":
-        shapes = [dict(dim=[1, MODALITY_CHANNELS[m], *size]) for m in exp.modalities]
+        shapes = [dict(dim=[1, INPUT_CHANNELS[m], *size]) for m in exp.modalities]
         made = L.Input(name="input", shape=shapes, ntop=len(tops))
         made = made if isinstance(made, tuple) else (made,)
         for name, top in zip(tops, made):

@@ -20,19 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nets.datasets import VOC_MEAN
-from solvers.palette import overlay, save_label_png
+from core.catalog import DATASETS
+from core.images import preprocess
+from core.palette import overlay, save_label_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff")
-
-# BGR means the release subtracts per dataset (its data layers' values)
-MEANS = {
-    "voc": VOC_MEAN,
-    "pascalcontext": (104.007, 116.669, 122.679),
-    "siftflow": (114.578, 115.294, 108.353),
-    "nyud": (116.190, 97.203, 92.318),
-}
-
 
 def list_images(inputs: list[Path]) -> list[Path]:
     """Image files named directly or found (sorted, not recursively) in named folders."""
@@ -58,19 +50,13 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
 
-def preprocess(rgb: np.ndarray, mean) -> np.ndarray:
-    """H×W×3 RGB uint8 → 3×H×W float32 BGR minus the mean (the data layers' input)."""
-    bgr = rgb[:, :, ::-1].astype(np.float32) - np.asarray(mean, dtype=np.float32)
-    return np.ascontiguousarray(bgr.transpose(2, 0, 1))
-
-
 @dataclass
 class Segmenter:
     """A deploy net with weights, ready to label whole images of any size."""
     net: object
     input_blob: str
     score_blobs: tuple[str, ...]
-    mean: tuple[float, float, float]
+    mean: np.ndarray   # in the dtype of the dataset's data layer (core.images)
 
     def __call__(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """Class maps (H×W uint8) by score blob for one RGB picture."""
@@ -93,11 +79,12 @@ class Segmenter:
 def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
                    mean: tuple[float, float, float] | None = None) -> Segmenter:
     """`net`: an experiment name (its deploy net is generated at `width`) or a deploy
-    prototxt path (then give `mean`, default VOC's)."""
+    prototxt path (then give `mean`, default VOC's). The input is what the dataset's data
+    layer feeds the net, bit for bit (core.images, the catalog's mean and its dtype)."""
     import caffe
 
+    from core.caffe_files import load_weights
     from nets.experiments import EXPERIMENTS
-    from surgery.weights import load_weights
 
     if net in EXPERIMENTS:
         from nets.generate import write_experiment
@@ -110,13 +97,13 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
             deploy = write_experiment(net, tmp, width=width)["deploy"]
             model = caffe.Net(str(deploy), caffe.TEST)
         input_blob, scores = exp.input_blobs[0], exp.score_blobs
-        mean = mean or MEANS[exp.dataset]
+        dataset = DATASETS[exp.dataset]
     else:
         path = Path(net)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: neither an experiment name nor a prototxt "
                                     f"(experiments: {', '.join(EXPERIMENTS)})")
-        from surgery.weights import read_prototxt
+        from core.caffe_files import read_prototxt
 
         read_prototxt(path)  # a clear error for a file that is not a net
         model = caffe.Net(str(path), caffe.TEST)
@@ -125,12 +112,15 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
         input_blob = model.inputs[0]
         scores = tuple(b for b in model.outputs if b.startswith("score")) or \
             tuple(model.outputs[:1])
-        mean = mean or MEANS["voc"]
+        dataset = DATASETS["voc"]
     if model.blobs[input_blob].data.shape[1] != 3:
         raise ValueError(f"input {input_blob} has {model.blobs[input_blob].data.shape[1]} "
                          f"channels; infer feeds RGB pictures")
     load_weights(model, weights)
-    return Segmenter(model, input_blob, tuple(scores), tuple(mean))
+    mean_top = input_blob if input_blob in dataset.means else "data"
+    mean_array = (dataset.mean(mean_top) if mean is None
+                  else np.array(mean, dtype=dataset.mean_dtype))
+    return Segmenter(model, input_blob, tuple(scores), mean_array)
 
 
 def segment_files(segmenter: Segmenter, images: list[Path], out_dir: Path,

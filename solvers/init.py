@@ -103,8 +103,8 @@ def load_start(net, weights: Path | str | None, *, seed: int, what: str) -> str:
     """Put starting weights in `net`: a caffemodel (checked, then copied by layer name)
     or, for weights None, random init with a loud warning. Bilinear kernels are set on
     every Deconvolution either way (they are frozen at lr 0). Returns a description."""
+    from core.caffe_files import load_weights
     from surgery.interp import interp
-    from surgery.weights import load_weights
 
     if weights is None:
         warn_random(what)

@@ -1,5 +1,5 @@
-"""Where Caffe runs and what it needs before a net is built: device, seeds, the data
-layers' modules, and the dataset files a net will read.
+"""Where Caffe runs and what it needs before a net is built: device, seeds, and the
+dataset files a net will read.
 
 Caffe aborts the process (a glog CHECK) on a missing split list or a GPU call in a CPU
 build; everything here checks first and raises a Python error that says what to do.
@@ -12,25 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from core.catalog import DATASETS, split_list
 
-# The make target that fetches each dataset (mk/data.mk), named in "missing data" messages.
-DATA_TARGETS = {name: f"data-fetch DATASET={name}"
-                for name in ("voc", "nyud", "siftflow", "pascalcontext")}
+REPO = Path(__file__).resolve().parents[1]
 
 
 def bar_interval() -> float:
     """Seconds between progress-bar updates: live on a terminal, every 30 s into a log file
     (a bar redrawn each iteration makes a log of megabytes)."""
     return 0.1 if sys.stderr.isatty() else 30.0
-
-
-def use_layers() -> None:
-    """Put layers/ on sys.path: the prototxt name the data layers as top-level modules
-    (voc_layers, nyud_layers …), as the release did."""
-    layers = str(REPO / "layers")
-    if layers not in sys.path:
-        sys.path.insert(0, layers)
 
 
 def check_gpu(device: int) -> None:
@@ -62,20 +52,6 @@ def select_device(gpu: int | None) -> str:
     return f"GPU {gpu}"
 
 
-def split_list(dataset: str, root: Path, split: str, phase_index: int) -> Path:
-    """The split list file a dataset's data layer reads (phase_index 0 = training layer)."""
-    if dataset == "voc":
-        return (root / "sbdd/dataset" / f"{split}.txt" if phase_index == 0
-                else root / "pascal/VOC2011/ImageSets/Segmentation" / f"{split}.txt")
-    if dataset == "nyud":
-        return root / "nyud" / f"{split}.txt"
-    if dataset == "siftflow":
-        return root / "sift-flow" / f"{split}.txt"
-    if dataset == "pascalcontext":
-        return root / "pascal/VOC2010/ImageSets/Main" / f"{split}.txt"
-    raise ValueError(f"unknown dataset {dataset!r}")
-
-
 def check_data_root(exp, root: Path, splits: tuple[str, ...] | None = None) -> None:
     """Raise FileNotFoundError naming the first missing split list of `exp`'s phases
     (or of `splits`, read by the test-phase layer) and the target that fetches it."""
@@ -83,10 +59,10 @@ def check_data_root(exp, root: Path, splits: tuple[str, ...] | None = None) -> N
     wanted = ([(0, exp.splits[0]), (1, exp.splits[1])] if splits is None
               else [(1, s) for s in splits])
     for phase_index, split in wanted:
-        path = split_list(exp.dataset, root, split, phase_index)
+        path = split_list(exp.dataset, "train" if phase_index == 0 else "test", root, split)
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path}: split list not found for {exp.name} (dataset root {root}); fetch "
-                f"the dataset with `make {DATA_TARGETS[exp.dataset]}` or point DATA= at a "
+                f"the dataset with `make {DATASETS[exp.dataset].fetch_target}` or point DATA= at a "
                 f"dataset root (`make synthetic DATASET={exp.dataset} OUT=ROOT` writes a "
                 f"small synthetic one)")

@@ -19,11 +19,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.catalog import SEED
 from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
 from solvers import snapshots
 from solvers.init import warn_random
-from solvers.runtime import REPO, check_data_root, select_device, use_layers
+from solvers.runtime import REPO, check_data_root, select_device
 from solvers.train import TrainConfig, train
 
 # Where `make vgg16-fcn` etc. (surgery) put the converted classifiers.
@@ -54,7 +55,7 @@ class ScheduleConfig:
     test_every: int | None = 4000
     width: float = 1.0
     gpu: int | None = None
-    seed: int = 1337
+    seed: int = SEED
     lr: float | None = None                # the first stage's lr; later stages keep the
     lr_drop: float | None = None           # paper's ratio unless lr_drop (per stage) is given
     overrides: dict = field(default_factory=dict)
@@ -131,7 +132,6 @@ def run_schedule(config: ScheduleConfig) -> dict:
     for name in names:
         check_data_root(EXPERIMENTS[name], Path(config.data_root))
     select_device(config.gpu)
-    use_layers()
     summary = {"stages": []}
     for name in names:
         exp, run_dir = EXPERIMENTS[name], config.runs / name
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seg test interval (0: at the end of each stage only)")
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
-    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--lr", type=float, help="first stage's lr (quick runs); later stages "
                                                  "keep the paper's ratio unless --lr-drop")
     parser.add_argument("--lr-drop", type=float, help="lr divisor per stage with --lr")

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from solvers.classes import class_names
+from core.catalog import class_names
+from core.palette import save_label_png
 from solvers.metrics import (
     Scores,
     background_baseline,
@@ -28,7 +29,6 @@ from solvers.metrics import (
     present_classes,
     scores,
 )
-from solvers.palette import save_label_png
 from solvers.runtime import bar_interval
 
 
@@ -97,10 +97,7 @@ def data_layer(net):
 
 def next_example(layer) -> str | None:
     """The id of the example the data layer emits on its next forward, when it says."""
-    if layer is None:
-        return None
-    position = getattr(layer, "idx", getattr(layer, "position", None))
-    return layer.indices[position] if position is not None else None
+    return getattr(layer, "next_index", None)
 
 
 def split_size(net, default: int | None = None) -> int:
@@ -150,17 +147,16 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
     of the dataset under data_root."""
     import caffe
 
+    from core.caffe_files import load_weights
     from nets.experiments import EXPERIMENTS
     from nets.generate import write_experiment
-    from solvers.runtime import check_data_root, use_layers
-    from surgery.weights import load_weights
+    from solvers.runtime import check_data_root
 
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {list(EXPERIMENTS)}")
     exp = EXPERIMENTS[experiment]
     split = split or exp.splits[1]
     check_data_root(exp, Path(data_root), splits=(split,))
-    use_layers()
     with tempfile.TemporaryDirectory(prefix="fcn-score-") as tmp:
         paths = write_experiment(experiment, tmp, width=width,
                                  data_root=str(Path(data_root).resolve()),

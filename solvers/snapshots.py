@@ -112,7 +112,7 @@ def restore(solver, state_path: Path) -> int:
     """Resume `solver` from a solverstate written by take() (or by Caffe: learned_net is
     looked up beside the state when its own path does not exist). Checks the weights and
     the momentum history fit the net first; returns the iteration resumed at."""
-    from surgery.weights import check_fits, read_caffemodel
+    from core.caffe_files import check_fits, read_caffemodel
 
     state_path = Path(state_path)
     state = read_state(state_path)
@@ -125,7 +125,7 @@ def restore(solver, state_path: Path) -> int:
         model = state_path.parent / Path(state.learned_net).name
     if not model.is_file():
         raise FileNotFoundError(f"{state_path}: its weights {state.learned_net} are missing")
-    check_fits(solver.net, read_caffemodel(model, values=False), str(model))
+    check_fits(solver.net, read_caffemodel(model), str(model))
     params = [blob for blobs in solver.net.params.values() for blob in blobs]
     if len(state.history) != len(params):
         raise ValueError(f"{state_path}: {len(state.history)} history blobs, the net has "

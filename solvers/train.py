@@ -35,15 +35,16 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from tqdm import tqdm
 
+from core.catalog import SEED
 from nets.experiments import EXPERIMENTS
 from nets.generate import write_experiment
 from solvers import snapshots
 from solvers.init import load_start
 from solvers.runlog import RunLog
-from solvers.runtime import REPO, bar_interval, check_data_root, select_device, use_layers
+from solvers.runtime import REPO, bar_interval, check_data_root, select_device
 from solvers.score import data_layer, experiment_heads, seg_test, split_size
 
-DEFAULT_SEED = 1337  # the release's data-layer seed
+DEFAULT_SEED = SEED  # the release's data-layer seed
 SOLVER_OVERRIDES = ("base_lr", "momentum", "iter_size", "weight_decay")
 
 
@@ -178,7 +179,6 @@ def train(config: TrainConfig) -> TrainOutcome:
     run_dir = config.folder()
     run_dir.mkdir(parents=True, exist_ok=True)
     device = select_device(config.gpu)
-    use_layers()
     solver_path, param = write_solver(config, run_dir)
     max_iter = param.max_iter
     base_lr, momentum = _tidy(param.base_lr), _tidy(param.momentum)  # float32 → as written

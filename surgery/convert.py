@@ -19,18 +19,19 @@ from pathlib import Path
 import caffe
 from caffe.proto import caffe_pb2
 
-from surgery.definition import (
+from core.caffe_files import (
     as_file,
     check_buildable,
-    data_layers,
+    check_fits,
+    params_of,
+    read_caffemodel,
     read_prototxt,
-    with_batch_one,
-    without_fillers,
     write_prototxt,
 )
+from core.errors import InputError
+from surgery.definition import data_layers, with_batch_one, without_fillers
 from surgery.errors import SurgeryError
 from surgery.transplant import Report, transplant
-from surgery.weights import check_fits, layer_params, read_net_parameter
 
 
 def fully_convolutional(classifier: caffe_pb2.NetParameter,
@@ -103,8 +104,11 @@ def convolutionalize(deploy: Path | str, caffemodel: Path | str, out_caffemodel:
         raise SurgeryError(f"{deploy}: reads data through {readers}; give the deploy "
                            f"definition (an Input layer)")
     check_buildable(definition, str(deploy))
-    weights = read_net_parameter(caffemodel)
-    shapes_in_file = layer_params(weights, str(caffemodel), values=False)
+    weights = read_caffemodel(caffemodel)
+    shapes_in_file = {name: layer for name, layer in weights.items() if layer.blobs}
+    if not shapes_in_file:
+        raise SurgeryError(f"{caffemodel}: no layer with weights (empty or truncated "
+                           f"caffemodel?)")
     with as_file(without_fillers(definition)) as path:
         classifier = caffe.Net(path, caffe.TEST)
     missing = [name for name in classifier.params if name not in shapes_in_file]
@@ -121,7 +125,7 @@ def convolutionalize(deploy: Path | str, caffemodel: Path | str, out_caffemodel:
                                   out_prototxt or out_caffemodel.with_suffix(".prototxt"))
     with as_file(without_fillers(fcn_definition)) as path:
         fcn = caffe.Net(path, caffe.TEST)
-    report = transplant(fcn, layer_params(weights, str(caffemodel)), verbose=verbose)
+    report = transplant(fcn, params_of(weights), verbose=verbose)
     del weights
     if report.left_at_init:
         raise SurgeryError(f"{caffemodel}: no weights for {report.left_at_init} of the "
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         convolutionalize(args.deploy, args.caffemodel, args.out, drop=tuple(args.drop),
                          check_against=args.check)
-    except SurgeryError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(args.out)

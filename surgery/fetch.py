@@ -18,7 +18,8 @@ from pathlib import Path
 
 import caffe
 
-from data.download import DownloadError, fetch
+from core.download import DownloadError, fetch
+from core.errors import InputError
 from surgery.convert import convolutionalize
 from surgery.errors import SurgeryError
 
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print("files this needs (put them there by hand if this machine is offline):\n  "
               + "\n  ".join(files_needed(classifier, args.dir)), file=sys.stderr)
         return 1
-    except SurgeryError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

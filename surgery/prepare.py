@@ -28,11 +28,12 @@ from pathlib import Path
 import caffe
 import numpy as np
 
-from surgery.definition import check_buildable, data_layers, read_prototxt
+from core.caffe_files import check_buildable, read_params, read_prototxt
+from core.errors import InputError
+from surgery.definition import data_layers
 from surgery.errors import SurgeryError
 from surgery.interp import interp
 from surgery.transplant import Report, nonzero_layers, transplant
-from surgery.weights import read_caffemodel
 
 MODES = ("fcn", "staged", "color-d", "late-fusion")
 # Left at init on purpose: score layers (zero, as the paper) and the all-at-once scaling of
@@ -60,7 +61,7 @@ def load_target(prototxt: Path | str):
 def color_d_params(base: Path | str, net) -> dict[str, list[np.ndarray]]:
     """The base's parameters with conv1_1 (3 input channels) as conv1_1_bgrd (4: B, G, R
     and depth, the depth filter the mean of the colour filters)."""
-    params = dict(read_caffemodel(base))
+    params = dict(read_params(base))
     if "conv1_1_bgrd" not in net.params:
         raise SurgeryError("color-d: the net has no conv1_1_bgrd layer")
     if "conv1_1_bgrd" in params:
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prepare(args.net, args.out, base=args.base, mode=args.mode, streams=streams,
                 allow_missing=args.allow_missing)
-    except SurgeryError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(args.out)

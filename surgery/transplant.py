@@ -16,8 +16,8 @@ from typing import Union
 import caffe
 import numpy as np
 
+from core.caffe_files import read_params
 from surgery.errors import SurgeryError
-from surgery.weights import read_caffemodel
 
 # What weights come from: a caffe.Net, a caffemodel path, or {layer: [arrays]}.
 Source = Union[caffe.Net, str, Path, Mapping[str, Sequence[np.ndarray]]]
@@ -47,7 +47,7 @@ def source_params(net: Source) -> Mapping[str, Sequence[np.ndarray]]:
     """Parameters by layer name from a caffe.Net, a caffemodel path (V1 or V2), or a
     mapping already in that form."""
     if isinstance(net, (str, Path)):
-        return read_caffemodel(net)
+        return read_params(net)
     if hasattr(net, "params"):
         return {name: [b.data for b in blobs] for name, blobs in net.params.items()}
     if isinstance(net, Mapping):

@@ -5,11 +5,11 @@ import shutil
 import caffe
 import numpy as np
 import pytest
-
+from testkit.tiny_nets import flip_bit, random_caffemodel, write_tiny_deploy
 from zoo.caffemodel import read_caffemodel
-from zoo.compare import compare_files, main
-from zoo.errors import ZooError
-from zoo.fixtures import flip_bit, random_caffemodel, write_tiny_deploy
+
+from compare.cli import compare_files, main
+from compare.errors import CompareError
 
 
 @pytest.fixture
@@ -81,9 +81,9 @@ def test_truncated_or_wrong_file_is_a_clear_error(tmp_path, model, capsys):
     deploy, a = model
     truncated = tmp_path / "cut.caffemodel"
     truncated.write_bytes(a.read_bytes()[:-7])
-    with pytest.raises(ZooError, match=r"cut\.caffemodel: not a binary caffemodel"):
+    with pytest.raises(CompareError, match=r"cut\.caffemodel: not a binary caffemodel"):
         read_caffemodel(truncated)
     assert main([str(a), str(truncated)]) == 2
     assert "cut.caffemodel" in capsys.readouterr().err
-    with pytest.raises(ZooError, match="deploy.prototxt: not a binary caffemodel"):
+    with pytest.raises(CompareError, match="deploy.prototxt: not a binary caffemodel"):
         compare_files(deploy, a, kind="caffemodel")

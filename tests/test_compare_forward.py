@@ -4,11 +4,11 @@ import caffe
 import numpy as np
 import pytest
 from PIL import Image
+from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
-from zoo.compare import main
-from zoo.compare_forward import compare_forward
-from zoo.errors import ZooError
-from zoo.fixtures import random_caffemodel, write_tiny_deploy
+from compare.cli import main
+from compare.errors import CompareError
+from compare.forward import compare_forward
 
 
 @pytest.fixture
@@ -68,12 +68,12 @@ def test_bad_inputs_are_clear_errors_not_aborts(tmp_path, setup, capsys):
     deploy, weights, image = setup
     grey = tmp_path / "grey.png"
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(grey)
-    with pytest.raises(ZooError, match=r"grey\.png: image mode L, expected an RGB image"):
+    with pytest.raises(CompareError, match=r"grey\.png: image mode L, expected an RGB image"):
         compare_forward(deploy, weights, deploy, weights, [grey])
     wide = write_tiny_deploy(tmp_path / "wide.prototxt", width=6)
     wide_weights = random_caffemodel(wide, tmp_path / "wide.caffemodel")
     # Caffe itself would abort the process here (CHECK in CopyTrainedLayersFrom)
-    with pytest.raises(ZooError, match=r"wide\.caffemodel: layer 'conv1' blob 0 is 6×3×3×3 "
+    with pytest.raises(CompareError, match=r"wide\.caffemodel: layer 'conv1' blob 0 is 6×3×3×3 "
                                        r"but .*deploy\.prototxt needs 4×3×3×3"):
         compare_forward(deploy, weights, deploy, wide_weights, [image])
     four = tmp_path / "four.npy"

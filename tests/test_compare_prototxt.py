@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
+from testkit.tiny_nets import flip_bit, write_tiny_deploy
 
-from zoo.compare import compare_files, main
-from zoo.errors import ZooError
-from zoo.fixtures import flip_bit, write_tiny_deploy
+from compare.cli import compare_files, main
+from compare.errors import CompareError
 
 PYTHON_LAYER = '''layer {
   name: "data"
@@ -91,7 +91,7 @@ def test_malformed_prototxt_is_a_clear_error(tmp_path, capsys):
     a = write_tiny_deploy(tmp_path / "a.prototxt")
     b = tmp_path / "b.prototxt"
     b.write_text(a.read_text().replace("num_output: 3", "num_output: three"))
-    with pytest.raises(ZooError, match=r"b\.prototxt: not a net or solver prototxt"):
+    with pytest.raises(CompareError, match=r"b\.prototxt: not a net or solver prototxt"):
         compare_files(a, b)
     assert main([str(a), str(b)]) == 2
     assert "b.prototxt" in capsys.readouterr().err

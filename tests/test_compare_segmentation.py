@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.compare import compare_files, main
-from zoo.compare_segmentation import agreement_and_mean_iu, load_label_map
-from zoo.errors import ZooError
-from zoo.palette import indices_to_colours, voc_palette
+from compare.cli import compare_files, main
+from compare.errors import CompareError
+from compare.segmentation import agreement_and_mean_iu, load_label_map
+from core.palette import colorize, palette_array, voc_palette
 
 
 def _label_map(seed=0, shape=(30, 40)):
@@ -19,18 +19,18 @@ def _label_map(seed=0, shape=(30, 40)):
 
 def _palette_png(path, labels):
     image = Image.fromarray(labels, mode="P")
-    image.putpalette(voc_palette().reshape(-1).tolist())
+    image.putpalette(voc_palette())
     image.save(path)
     return path
 
 
 def _rgb_png(path, labels):
-    Image.fromarray(indices_to_colours(labels)).save(path)
+    Image.fromarray(colorize(labels)).save(path)
     return path
 
 
 def test_voc_palette_facts():
-    palette = voc_palette()
+    palette = palette_array()
     assert palette[2].tolist() == [0, 128, 0]          # bicycle
     assert palette[15].tolist() == [192, 128, 128]     # person
     assert palette[255].tolist() == [224, 224, 192]    # void
@@ -81,11 +81,11 @@ def test_sizes_differ(tmp_path):
 
 
 def test_colour_outside_the_palette_is_a_clear_error(tmp_path, capsys):
-    rgb = indices_to_colours(_label_map())
+    rgb = colorize(_label_map())
     rgb[4, 6] = (1, 2, 3)
     Image.fromarray(rgb).save(tmp_path / "bad.png")
     good = _rgb_png(tmp_path / "good.png", _label_map())
-    with pytest.raises(ZooError, match=r"bad\.png: 1 pixels .* RGB \(1, 2, 3\) at row 4, "
+    with pytest.raises(CompareError, match=r"bad\.png: 1 pixels .* RGB \(1, 2, 3\) at row 4, "
                                        r"column 6"):
         compare_files(good, tmp_path / "bad.png")
     assert main([str(good), str(tmp_path / "bad.png")]) == 2

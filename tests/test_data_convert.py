@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat, savemat
 
+from core.palette import voc_palette
 from data.convert_sbdd import ConvertError, convert
-from data.palette import voc_palette
 from data.synthetic import make_dataset
 
 

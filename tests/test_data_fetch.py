@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from core.download import DownloadError, fetch
 from data.archives import ArchiveError, extract
-from data.download import DownloadError, fetch
 from data.fetch import fetch_dataset
 from data.sources import Download, Place
 from data.synthetic import make_dataset

@@ -3,9 +3,9 @@ byte, through pycaffe."""
 
 import pytest
 
+from bench.data_rate import data_layer_net
 from data.lmdb_pack import pack
-from data.netspec import data_layer_net
-from data.registry import LAYERS, layer_params, top_names
+from data.registry import layer_params, module_and_class, top_names
 from data.synthetic import make_dataset
 
 CASES = [("voc", "seg11valid", "voc"), ("sbdd", "train", "voc"), ("nyud", "test", "nyud"),
@@ -22,7 +22,7 @@ def root(tmp_path_factory):
 
 def tops_of(name, params, folder, steps):
     folder.mkdir()
-    module, layer = LAYERS[name][:2]
+    module, layer = module_and_class(name)
     names = top_names(name, params)
     net = data_layer_net(folder / "n.prototxt", module, layer, repr(params), names)
     out = []

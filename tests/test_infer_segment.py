@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.palette import read_label
 from nets.generate import write_experiment
 from solvers.infer import load_segmenter, main
 from solvers.init import random_init
-from solvers.palette import read_label
 
 WIDTH = 0.125
 SIZES = [(37, 53), (101, 67), (7, 3)]

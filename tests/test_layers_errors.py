@@ -7,9 +7,11 @@ import pytest
 from PIL import Image
 from seg_io import DataError
 
-from data.netspec import data_layer_net
+from bench.data_rate import data_layer_net
+from core.catalog import DATASETS
 from data.synthetic import make_dataset
-from nets.datasets import VOC_MEAN
+
+VOC_MEAN = DATASETS["voc"].means["data"]
 
 
 @pytest.fixture(scope="module")

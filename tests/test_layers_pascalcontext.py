@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from data.netspec import data_layer_net
+from bench.data_rate import data_layer_net
+from core.catalog import data_param
 from data.synthetic import make_dataset
-from nets.datasets import data_param
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.netspec import data_layer_net
+from bench.data_rate import data_layer_net
+from core.catalog import DATASETS
 from data.synthetic import make_dataset
-from nets.datasets import VOC_MEAN
+
+VOC_MEAN = DATASETS["voc"].means["data"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,11 +79,10 @@ def test_process_worker_ends_when_its_parent_dies_abruptly(root, tmp_path):
     import time
 
     script = f"""
-import os, sys
-sys.path[:0] = [{str(REPO)!r}, {str(REPO / "layers")!r}]
+import os
 os.environ["GLOG_minloglevel"] = "2"
 from pathlib import Path
-from data.netspec import data_layer_net
+from bench.data_rate import data_layer_net
 params = {{"sbdd_dir": {str(root / "sbdd/dataset")!r}, "seed": 1, "split": "train",
           "mean": (104.0, 117.0, 123.0), "prefetch": "process"}}
 net = data_layer_net(Path({str(tmp_path / "n.prototxt")!r}), "voc_layers",
@@ -115,11 +116,11 @@ def test_skip_lands_where_forwards_would(root, tmp_path, mode):
                                                ("siftflow", "siftflow", "test"),
                                                ("pascalcontext", "pascalcontext", "train")])
 def test_every_dataset_gives_the_same_tops_prefetched_or_not(tmp_path, name, writer, split):
-    from data.registry import LAYERS, layer_params, top_names
+    from data.registry import layer_params, module_and_class, top_names
 
     root = make_dataset(writer, tmp_path / "data", n_train=3, n_val=2, size=(24, 32),
                         size_jitter=4, seed=1)
-    module, layer = LAYERS[name][:2]
+    module, layer = module_and_class(name)
     runs = []
     for mode in (False, "process"):
         params = layer_params(name, root, split, prefetch=mode)

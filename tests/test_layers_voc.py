@@ -8,9 +8,11 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from data.netspec import data_layer_net
+from bench.data_rate import data_layer_net
+from core.catalog import DATASETS, data_param
 from data.synthetic import make_dataset
-from nets.datasets import VOC_MEAN, data_param
+
+VOC_MEAN = DATASETS["voc"].means["data"]
 
 
 @pytest.fixture(scope="module")

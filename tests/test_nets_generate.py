@@ -92,6 +92,15 @@ def test_committed_files_are_fresh(release_like):
                 f"{committed} is stale: run `make nets`")
 
 
+def test_make_targets_are_the_registry():
+    """mk/experiments.generated lists exactly the registered experiments (`make nets` writes it)."""
+    from nets.generate import MAKE_TARGETS, make_targets
+
+    assert MAKE_TARGETS.read_text() == make_targets(), f"{MAKE_TARGETS} is stale: run `make nets`"
+    listed = MAKE_TARGETS.read_text().split(":=", 1)[1].replace("\\", " ").split()
+    assert listed == list(EXPERIMENTS)
+
+
 def test_fcn8s_deploy_matches_the_release_declaration():
     net = caffe_pb2.NetParameter()
     text_format.Merge((NETS_DIR / "voc-fcn8s/deploy.prototxt").read_text(), net)

@@ -10,11 +10,11 @@ import pytest
 import scipy.io
 from PIL import Image
 
+from core.palette import read_label
 from data.synthetic import make_dataset
 from nets.generate import write_experiment
 from solvers.init import random_init
 from solvers.metrics import fast_hist, present_classes, scores
-from solvers.palette import read_label
 from solvers.score import main, score_weights
 
 WIDTH = 0.125

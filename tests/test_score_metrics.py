@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from solvers.classes import NAMES, class_names
+from core.catalog import DATASETS, class_names
+from core.palette import (
+    colorize,
+    overlay,
+    read_label,
+    rgb_to_label,
+    save_label_png,
+)
 from solvers.metrics import (
     background_baseline,
     class_iu,
@@ -15,13 +22,6 @@ from solvers.metrics import (
     fast_hist,
     present_classes,
     scores,
-)
-from solvers.palette import (
-    colorize,
-    overlay,
-    read_label,
-    rgb_to_label,
-    save_label_png,
 )
 
 # label 0 0 1 1 2 255, prediction 0 1 1 1 0 2 (the void pixel is ignored):
@@ -96,7 +96,8 @@ def test_class_table_names_and_nan():
 
 
 def test_class_lists_have_the_heads_sizes():
-    sizes = {key: len(names) for key, names in NAMES.items()}
+    sizes = {(name, head.label): head.num_classes
+             for name, entry in DATASETS.items() for head in entry.heads}
     assert sizes == {("voc", "label"): 21, ("nyud", "label"): 40, ("siftflow", "sem"): 33,
                      ("siftflow", "geo"): 3, ("pascalcontext", "label"): 60}
     assert class_names("voc", "label", 21)[15] == "person"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from surgery.weights import read_caffemodel
 
 from data.synthetic import make_dataset
 from solvers import snapshots
 from solvers.runlog import read_records
 from solvers.schedule import ScheduleConfig, run_schedule
 from solvers.train import TrainConfig, train
-from surgery.weights import read_caffemodel
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 0.125

@@ -5,13 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from surgery.weights import read_caffemodel
 
 from data.synthetic import make_dataset
 from solvers import snapshots
 from solvers.runlog import read_records
 from solvers.schedule import ScheduleConfig, chain, run_schedule
 from solvers.train import TrainConfig, train
-from surgery.weights import read_caffemodel
 
 WIDTH = 0.125
 QUICK = dict(base_lr=1e-6, momentum=0.9)  # the paper's 1e-10 is for VGG16 on 500×375 images

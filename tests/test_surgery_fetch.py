@@ -11,8 +11,10 @@ from pathlib import Path
 import caffe
 import numpy as np
 import pytest
+from surgery.weights import read_caffemodel
+from testkit.classifiers import net_params, small_classifier, to_v1_caffemodel, to_v1_prototxt
 
-from data.download import DownloadError
+from core.download import DownloadError
 from surgery.definition import as_file, read_prototxt, without_fillers
 from surgery.fetch import (
     CLASSIFIERS,
@@ -23,9 +25,7 @@ from surgery.fetch import (
     fetch_and_convert,
     zoo_remote,
 )
-from surgery.fixtures import net_params, small_classifier, to_v1_caffemodel, to_v1_prototxt
 from surgery.prepare import prepare
-from surgery.weights import read_caffemodel
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from caffe import layers as L
 from caffe.proto import caffe_pb2
+from surgery.weights import read_caffemodel
+from testkit.classifiers import write_prototxt
 
 from nets.experiments import build
 from surgery import SurgeryError, upsample_filt
-from surgery.fixtures import write_prototxt
 from surgery.prepare import main, prepare
-from surgery.weights import read_caffemodel
 
 WIDTH = 1 / 16
 

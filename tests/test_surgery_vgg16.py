@@ -6,13 +6,13 @@ from pathlib import Path
 
 import caffe
 import numpy as np
+from surgery.weights import read_caffemodel
+from testkit.classifiers import write_prototxt
 
 from nets.classifiers import vgg16_classifier
 from surgery import upsample_filt
 from surgery.convert import convolutionalize
-from surgery.fixtures import write_prototxt
 from surgery.prepare import prepare
-from surgery.weights import read_caffemodel
 
 NETS = Path(__file__).resolve().parents[1] / "nets"
 VGG16_PARAMS = 138_357_544

@@ -7,16 +7,11 @@ Caffe's script needs PyYAML; under PyYAML 6 it only runs with zoo.caffe_download
 import hashlib
 
 import pytest
+from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 
 from zoo.caffe_downloader import downloader_script, run_caffe_downloader
 from zoo.export import export_model
-from zoo.fixtures import (
-    random_caffemodel,
-    serve_directory,
-    write_solver,
-    write_tiny_deploy,
-    write_tiny_train,
-)
+from zoo.serve import serve_directory
 
 yaml = pytest.importorskip("yaml", reason="Caffe's downloader imports PyYAML: add PyYAML to "
                                           "requirements.txt")

@@ -5,17 +5,12 @@ import shutil
 import socket
 
 import pytest
+from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 
 from zoo.errors import ZooError
 from zoo.export import export_model
 from zoo.fetch import import_weights, main
-from zoo.fixtures import (
-    random_caffemodel,
-    serve_directory,
-    write_solver,
-    write_tiny_deploy,
-    write_tiny_train,
-)
+from zoo.serve import serve_directory
 
 
 @pytest.fixture

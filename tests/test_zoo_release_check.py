@@ -9,11 +9,10 @@ import hashlib
 import numpy as np
 import pytest
 from PIL import Image
+from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
-from zoo.errors import ZooError
-from zoo.fixtures import random_caffemodel, write_tiny_deploy
-from zoo.palette import indices_to_colours
-from zoo.release_check import (
+from compare.errors import CompareError
+from compare.release_check import (
     DEMO_SHA256,
     WEIGHTS_SHA1,
     WEIGHTS_URL,
@@ -22,6 +21,7 @@ from zoo.release_check import (
     release_check,
     render_segmentation,
 )
+from core.palette import colorize
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def demo(tmp_path):
     image = tmp_path / "image.jpg"
     Image.fromarray(rng.integers(0, 256, (26, 34, 3), dtype=np.uint8)).save(image, quality=90)
     label = tmp_path / "label.png"
-    Image.fromarray(indices_to_colours(rng.choice([0, 2, 15], (26, 34)).astype(np.uint8))
+    Image.fromarray(colorize(rng.choice([0, 2, 15], (26, 34)).astype(np.uint8))
                     ).save(label)
     return deploy, weights, image, label
 
@@ -70,7 +70,7 @@ def test_one_pixel_off_is_caught(tmp_path, demo, capsys):
 
 def test_missing_weights_say_where_to_get_them(tmp_path, demo):
     deploy, _, image, _ = demo
-    with pytest.raises(ZooError, match=rf"missing\.caffemodel: not found\. Download "
+    with pytest.raises(CompareError, match=rf"missing\.caffemodel: not found\. Download "
                                        rf"{WEIGHTS_URL}"):
         release_check(image, image, tmp_path / "missing.caffemodel", deploy=deploy,
                       release_files=False)
@@ -78,10 +78,10 @@ def test_missing_weights_say_where_to_get_them(tmp_path, demo):
 
 def test_release_files_are_checked_by_digest(tmp_path, demo):
     deploy, weights, image, _ = demo
-    with pytest.raises(ZooError, match=r"image .*image\.jpg: sha256 [0-9a-f]{64} is not the "
+    with pytest.raises(CompareError, match=r"image .*image\.jpg: sha256 [0-9a-f]{64} is not the "
                                        r"release's 657b36fe"):
         release_check(image, image, weights, deploy=deploy)
-    with pytest.raises(ZooError, match=r"output .*nothing\.png: not found; it comes from the "
+    with pytest.raises(CompareError, match=r"output .*nothing\.png: not found; it comes from the "
                                        r"release's demo/ folder"):
         release_check(image, tmp_path / "nothing.png", weights, deploy=deploy, release_files=False)
     assert DEMO_SHA256["output"] != hashlib.sha256(image.read_bytes()).hexdigest()
@@ -89,7 +89,7 @@ def test_release_files_are_checked_by_digest(tmp_path, demo):
 
 def test_weights_that_are_not_the_releases_are_refused(tmp_path, demo):
     deploy, weights, _, _ = demo
-    with pytest.raises(ZooError, match=rf"weights\.caffemodel from the release's fcn8s-heavy-"
+    with pytest.raises(CompareError, match=rf"weights\.caffemodel from the release's fcn8s-heavy-"
                                        rf"pascal weights: checksum mismatch, expected sha1 "
                                        rf"{WEIGHTS_SHA1}"):
         ensure_weights(weights, download=False)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.errors import InputError
 from zoo.errors import ZooError
 
 SHIM = ("import functools, runpy, sys, yaml; "
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         command = downloader_command(args.model_dir, as_is=args.as_is)
-    except ZooError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return subprocess.call(command)

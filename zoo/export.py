@@ -13,9 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from data.download import file_digest
-from zoo.caffemodel import read_caffemodel
-from zoo.compare_prototxt import parse_prototxt
+from core.caffe_files import parse_prototxt, read_caffemodel, uncovered_layers
+from core.download import file_digest
+from core.errors import InputError
 from zoo.errors import ZooError
 from zoo.frontmatter import check_fields, render_readme
 from zoo.scores import describe_scores, read_scores, summary_line
@@ -23,8 +23,6 @@ from zoo.scores import describe_scores, read_scores, summary_line
 CAFFE_COMMIT = "99bd99795dcdf0b1d3086a8d67ab1782a8a08383"  # the BVLC commit the recipe builds
 NETS_DIR = Path(__file__).resolve().parents[1] / "nets"
 PHASE_NETS = ("train.prototxt", "val.prototxt", "trainval.prototxt", "test.prototxt")
-LEARNABLE_TYPES = {"Convolution", "Deconvolution", "InnerProduct", "Embed", "BatchNorm",
-                   "Bias", "PReLU", "RNN", "LSTM"}
 
 
 def resolve_net_dir(net: str | Path) -> Path:
@@ -47,13 +45,10 @@ def check_weights_cover_deploy(deploy: Path, weights: Path) -> None:
     Caffe silently keeps its random initialisation for a layer the weights do not name,
     which would publish a model that scores at chance.
     """
-    layers = read_caffemodel(weights)
-    net = parse_prototxt(deploy)
-    for layer in net.layer:
-        if layer.type in LEARNABLE_TYPES and not (layer.name in layers
-                                                  and layers[layer.name].blobs):
-            raise ZooError(f"{weights}: no parameters for layer {layer.name!r} "
-                           f"({layer.type}) of {deploy}")
+    missing = uncovered_layers(parse_prototxt(deploy), read_caffemodel(weights))
+    if missing:
+        name, kind = missing[0]
+        raise ZooError(f"{weights}: no parameters for layer {name!r} ({kind}) of {deploy}")
 
 
 def export_model(net: str | Path, weights: Path | str, out: Path | str, *,
@@ -149,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         readme = export_model(args.net, args.weights, args.out, log=args.log, url=args.url,
                               name=args.name, license=args.license, gist_id=args.gist_id,
                               caffemodel_name=args.caffemodel_name, force=args.force)
-    except ZooError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {readme.parent}")

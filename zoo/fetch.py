@@ -1,7 +1,7 @@
 """`python -m zoo.fetch`: import a model's weights from a zoo folder or a caffemodel-url file.
 
 A zoo folder's readme.md names the caffemodel, its URL and its sha1: the download is
-resumable and verified (data/download.py). The release's caffemodel-url files carry only a
+resumable and verified (core/download.py). The release's caffemodel-url files carry only a
 URL; a digest can be given on the command line, and the file is always checked to be a
 caffemodel that covers the deploy net beside it.
 """
@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from data.download import DownloadError, fetch, file_digest
-from zoo.caffemodel import read_caffemodel
+from core.caffe_files import read_caffemodel
+from core.download import DownloadError, fetch, file_digest
+from core.errors import InputError
 from zoo.errors import ZooError
 from zoo.export import check_weights_cover_deploy
 from zoo.frontmatter import parse_readme
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = import_weights(args.source, args.dest, sha1=args.sha1, sha256=args.sha256)
-    except ZooError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{path}  sha1 {file_digest(path, 'sha1')}")

@@ -1,4 +1,4 @@
-"""`python -m zoo.release_check`: the release's demo image through voc-fcn8s, bit for bit.
+"""`python -m compare.release_check`: the release's demo image through voc-fcn8s, bit for bit.
 
 PASCAL VOC 2007_000129 goes through nets/voc-fcn8s/deploy.prototxt with the release's
 fcn8s-heavy-pascal.caffemodel, preprocessed exactly as the release's infer.py; the
@@ -15,14 +15,15 @@ from pathlib import Path
 
 from PIL import Image
 
-from data.download import DownloadError, fetch, file_digest, verify
-from zoo.compare_segmentation import agreement_and_mean_iu, compare_segmentation, load_label_map
-from zoo.errors import ZooError
+from compare.errors import CompareError
+from compare.release_infer import read_rgb, segment
+from compare.segmentation import agreement_and_mean_iu, compare_segmentation, load_label_map
+from compare.table import Comparison
+from core.caffe_files import load_net
+from core.download import DownloadError, fetch, file_digest, verify
+from core.errors import InputError
+from core.palette import colorize
 from zoo.fetch import KNOWN_SHA1
-from zoo.infer import read_rgb, segment
-from zoo.netload import load_net
-from zoo.palette import indices_to_colours
-from zoo.table import Comparison
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "nets" / "voc-fcn8s" / "deploy.prototxt"
@@ -39,11 +40,11 @@ WHERE = ("the release's demo/ folder (image.jpg, label.png, output.png) in the "
 
 def _check_file(role: str, path: Path, expected_sha256: str | None) -> None:
     if not path.is_file():
-        raise ZooError(f"{role} {path}: not found; it comes from {WHERE}")
+        raise CompareError(f"{role} {path}: not found; it comes from {WHERE}")
     if expected_sha256 is not None:
         got = file_digest(path, "sha256")
         if got != expected_sha256:
-            raise ZooError(f"{role} {path}: sha256 {got} is not the release's "
+            raise CompareError(f"{role} {path}: sha256 {got} is not the release's "
                            f"{expected_sha256} (a different or re-encoded file)")
 
 
@@ -55,11 +56,11 @@ def ensure_weights(weights: Path, *, download: bool, sha1: str | None = WEIGHTS_
             verify(weights, sha1=sha1, source="the release's fcn8s-heavy-pascal weights")
             return
         if not download:
-            raise ZooError(f"{weights}: not found. Download {WEIGHTS_URL} (about 513 MB) to "
+            raise CompareError(f"{weights}: not found. Download {WEIGHTS_URL} (about 513 MB) to "
                            "that path, or rerun with --download (make release-check FETCH=1)")
         fetch(WEIGHTS_URL, weights, sha1=sha1)
     except DownloadError as e:
-        raise ZooError(str(e)) from e
+        raise CompareError(str(e)) from e
 
 
 def render_segmentation(image: Path, weights: Path, deploy: Path, save: Path):
@@ -67,7 +68,7 @@ def render_segmentation(image: Path, weights: Path, deploy: Path, save: Path):
     net = load_net(deploy, weights)
     indices = segment(net, read_rgb(image))
     save.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(indices_to_colours(indices)).save(save)
+    Image.fromarray(colorize(indices)).save(save)
     return indices
 
 
@@ -103,7 +104,7 @@ def release_check(image: Path, output: Path, weights: Path, *, label: Path | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoo.release_check",
+    parser = argparse.ArgumentParser(prog="python -m compare.release_check",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path, required=True, help="the release's image.jpg")
     parser.add_argument("--output", type=Path, required=True, help="the release's output.png")
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         result = release_check(args.image, args.output, args.weights, label=args.label,
                                deploy=args.deploy, save=args.save, download=args.download,
                                release_files=not args.any_files)
-    except ZooError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(result.render())

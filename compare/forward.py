@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import ZooError
-from zoo.infer import RELEASE_INFER_MEAN, read_rgb, release_preprocess
-from zoo.netload import load_net
-from zoo.numeric import compare_arrays
-from zoo.table import Comparison
+from compare.errors import CompareError
+from compare.numeric import compare_arrays
+from compare.release_infer import RELEASE_INFER_MEAN, read_rgb, release_preprocess
+from compare.table import Comparison
+from core.caffe_files import load_net
 
 COLUMNS = ("input", "blob", "shape A", "shape B", "status", "differing", "max |Δ|", "max ULP")
 
@@ -23,7 +23,7 @@ def read_input(path: Path, mean: tuple[float, ...]) -> dict[str | None, np.ndarr
     """
     path = Path(path)
     if not path.is_file():
-        raise ZooError(f"{path}: no such input file")
+        raise CompareError(f"{path}: no such input file")
     if path.suffix == ".npz":
         with np.load(path) as arrays:
             return {name: arrays[name] for name in arrays.files}
@@ -36,12 +36,12 @@ def _feed(net, arrays: dict[str | None, np.ndarray], source: Path, which: str) -
     for name, array in arrays.items():
         blob_name = name if name is not None else (net.inputs[0] if net.inputs else None)
         if blob_name is None or blob_name not in net.inputs:
-            raise ZooError(f"{source}: net {which} has no input blob "
+            raise CompareError(f"{source}: net {which} has no input blob "
                            f"{blob_name or '(none at all)'}; its inputs: {list(net.inputs)}")
         array = array[None] if array.ndim == 3 else array
         expected = net.blobs[blob_name].data.shape
         if array.ndim != len(expected) or (len(expected) > 1 and array.shape[1] != expected[1]):
-            raise ZooError(f"{source}: input {blob_name!r} of net {which} is "
+            raise CompareError(f"{source}: input {blob_name!r} of net {which} is "
                            f"{'×'.join(map(str, expected))}, the file gives "
                            f"{'×'.join(map(str, array.shape))}")
         net.blobs[blob_name].reshape(*array.shape)
@@ -84,7 +84,7 @@ def compare_forward(net_a: Path, weights_a: Path | None, net_b: Path, weights_b:
     result = Comparison("forward", f"{net_a} + {weights_a}", f"{net_b} + {weights_b}",
                         identical=True, columns=COLUMNS)
     if not inputs and (loaded_a.inputs or loaded_b.inputs):
-        raise ZooError("the nets take inputs: give at least one --input")
+        raise CompareError("the nets take inputs: give at least one --input")
     for source in inputs or [None]:
         if source is not None:
             arrays = read_input(source, mean)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
-from zoo.caffemodel import Layer, read_caffemodel
-from zoo.messages import describe, message_differences
-from zoo.numeric import compare_arrays
-from zoo.table import Comparison
+from compare.messages import describe, message_differences
+from compare.numeric import compare_arrays
+from compare.table import Comparison
+from core.caffe_files import Layer, read_caffemodel
 
 COLUMNS = ("layer", "blob", "shape A", "shape B", "status", "differing", "max |Δ|", "max ULP")
 

@@ -1,4 +1,4 @@
-"""Tiny nets, weights and a loopback HTTP server for the zoo tests and quick trials.
+"""Tiny nets and weights for the tests of the zoo and comparison tools.
 
 The nets have FCN's shape (conv → pool → score → 2× deconvolution → crop to the input) at a
 few channels wide, so a forward pass, a training step or an export takes milliseconds
@@ -7,11 +7,6 @@ while every code path of the full-size tools is exercised on real Caffe.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,24 +103,3 @@ def flip_bit(source: Path | str, dest: Path | str, byte: int, bit: int = 0) -> P
     data[byte] ^= 1 << bit
     Path(dest).write_bytes(bytes(data))
     return Path(dest)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def serve_directory(root: Path | str) -> Iterator[str]:
-    """Serve `root` over HTTP on 127.0.0.1 (a free port) while inside the block; yield its URL."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

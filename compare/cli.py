@@ -1,4 +1,4 @@
-"""`python -m zoo.compare A B`: exit 0 only when the two artifacts are identical.
+"""`python -m compare.cli A B`: exit 0 only when the two artifacts are identical.
 
 The kind is detected from the files: prototxt (bytes, then parsed messages), caffemodel
 (blob by blob), segmentation image (class indices per pixel). With --net-a/--net-b and
@@ -12,8 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoo.errors import ZooError
-from zoo.table import Comparison
+from compare.errors import CompareError
+from compare.table import Comparison
+from core.errors import InputError
 
 KINDS = ("prototxt", "caffemodel", "segmentation")
 SUFFIX_KINDS = {".prototxt": "prototxt", ".pbtxt": "prototxt", ".caffemodel": "caffemodel",
@@ -26,7 +27,7 @@ def detect_kind(path: Path) -> str:
     """The artifact kind of one file, from its suffix or else its first bytes."""
     path = Path(path)
     if not path.is_file():
-        raise ZooError(f"{path}: no such file")
+        raise CompareError(f"{path}: no such file")
     if path.suffix.lower() in SUFFIX_KINDS:
         return SUFFIX_KINDS[path.suffix.lower()]
     with open(path, "rb") as f:
@@ -45,21 +46,21 @@ def compare_files(a: Path, b: Path, *, kind: str | None = None,
     """Compare two files of one kind (detected unless given)."""
     kind_a, kind_b = (kind, kind) if kind else (detect_kind(a), detect_kind(b))
     if kind_a != kind_b:
-        raise ZooError(f"cannot compare {a} ({kind_a}) with {b} ({kind_b}); "
+        raise CompareError(f"cannot compare {a} ({kind_a}) with {b} ({kind_b}); "
                        "pass --kind if the detection is wrong")
     if kind_a == "prototxt":
-        from zoo.compare_prototxt import compare_prototxt
+        from compare.prototxt import compare_prototxt
         return compare_prototxt(a, b, semantic=semantic)
     if kind_a == "caffemodel":
-        from zoo.compare_caffemodel import compare_caffemodel
+        from compare.caffemodel import compare_caffemodel
         return compare_caffemodel(a, b)
-    from zoo.compare_segmentation import compare_segmentation
+    from compare.segmentation import compare_segmentation
     return compare_segmentation(a, b)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m zoo.compare", description=__doc__.splitlines()[0],
+        prog="python -m compare.cli", description=__doc__.splitlines()[0],
         epilog="Examples: compare a.prototxt b.prototxt | compare a.caffemodel b.caffemodel | "
                "compare out.png release/output.png | compare --net-a deploy.prototxt "
                "--weights-a a.caffemodel --weights-b b.caffemodel --input image.jpg")
@@ -85,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.net_a is not None:
             if args.a is not None:
                 parser.error("give either two files or --net-a/--net-b, not both")
-            from zoo.compare_forward import compare_forward
+            from compare.forward import compare_forward
             result = compare_forward(args.net_a, args.weights_a, args.net_b or args.net_a,
                                      args.weights_b, args.input)
         else:
             if args.a is None or args.b is None:
                 parser.error("two files to compare, or --net-a with --input")
             result = compare_files(args.a, args.b, kind=args.kind, semantic=args.semantic)
-    except ZooError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(result.render())

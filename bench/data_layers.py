@@ -5,7 +5,7 @@ layer alone (decoding speed), and followed by a convolution standing in for the 
 prefetching can overlap with). Synthetic data at the real datasets' image sizes; a
 measurement, not a test.
 
-    python -m data.bench_layers --steps 20 --repeats 3
+    python -m bench.data_layers --steps 20 --repeats 3
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from data.registry import layer_params, top_names, use_layers
+from bench.data_rate import data_layer_net
+from data.registry import layer_params, top_names
 from data.synthetic import make_dataset
 
 # dataset layer → (synthetic writer, split read, image size of the real data)
@@ -36,10 +37,9 @@ def measure(name: str, root: Path, split: str, mode, steps: int, work: int,
             folder: Path, repeats: int = 1) -> tuple[float, float]:
     """(images/s, ms Caffe waited per image): the best of `repeats` runs of `steps`
     forwards, the best being the least disturbed by whatever else the machine runs."""
-    from data.netspec import data_layer_net
-    from data.registry import LAYERS
+    from data.registry import module_and_class
 
-    module, layer = LAYERS[name][:2]
+    module, layer = module_and_class(name)
     params = layer_params(name, root, split, prefetch=mode)
     net = data_layer_net(folder / f"{name}-{mode}-{work}.prototxt", module, layer,
                          repr(params), top_names(name, params), conv_outputs=work)
@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    use_layers()
     import caffe
 
     caffe.set_mode_cpu()

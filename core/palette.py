@@ -1,8 +1,11 @@
-"""Label maps as pictures: palette PNGs in the VOC colour map, overlays, and back.
+"""Label maps as pictures: the VOC colour map, palette PNGs, overlays, and back.
 
-A palette PNG stores the class index per pixel and shows it in colour, so a saved
-prediction is both viewable and scoreable (VOC's ground truth is stored the same way).
-The colour map is data.palette.voc_palette, the one definition in the project.
+The VOC devkit colours class k by spreading k's bits over the high bits of R, G and B
+(bit 0 → R, 1 → G, 2 → B, then the next three one bit lower); void (255) comes out cream
+(224, 224, 192). A palette PNG stores the class index per pixel and shows it in colour, so
+a saved prediction is both viewable and scoreable (VOC's ground truth is stored the same
+way). One definition for the project: label PNGs of the SBD converter and the synthetic
+sets, predictions of the scorer and of infer, renderings compared bit for bit.
 """
 
 from __future__ import annotations
@@ -12,7 +15,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.palette import voc_palette
+
+def voc_palette() -> list[int]:
+    """The 256-entry colour map as a flat [R0, G0, B0, R1, ...] list (Image.putpalette)."""
+    palette = []
+    for k in range(256):
+        r = g = b = 0
+        bits = k
+        for shift in range(7, -1, -1):  # bit j of each colour triple goes high to low
+            r |= (bits & 1) << shift
+            g |= ((bits >> 1) & 1) << shift
+            b |= ((bits >> 2) & 1) << shift
+            bits >>= 3
+        palette += [r, g, b]
+    return palette
 
 
 def palette_array() -> np.ndarray:
@@ -40,8 +56,11 @@ def save_label_png(label: np.ndarray, path: Path | str) -> Path:
 
 
 def colorize(label: np.ndarray) -> np.ndarray:
-    """H×W class map → H×W×3 RGB in the VOC colours."""
-    return palette_array()[np.asarray(label, dtype=np.uint8)]
+    """H×W class map (values 0..255) → H×W×3 RGB uint8 in the VOC colours."""
+    label = np.asarray(label)
+    if label.size and (label.max() > 255 or label.min() < 0):
+        raise ValueError("class indices must lie in 0..255 to have a VOC colour")
+    return palette_array()[label.astype(np.intp)]
 
 
 def overlay(rgb: np.ndarray, label: np.ndarray, alpha: float = 0.5,
@@ -78,18 +97,28 @@ def read_label(path: Path | str) -> np.ndarray:
     return rgb_to_label(np.asarray(image.convert("RGB")), where=str(path))
 
 
-def rgb_to_label(rgb: np.ndarray, where: str = "image") -> np.ndarray:
-    """Class indices of an H×W×3 image drawn in the VOC colours."""
+def colours_to_indices(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices of an H×W×3 VOC-coloured image (0 where unknown) and a mask of the
+    pixels whose colour is not in the map (the 256 colours are distinct)."""
     palette = palette_array().astype(np.int64)
     keys = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
-    lookup = {int(k): i for i, k in reversed(list(enumerate(keys)))}  # first index wins
+    order = np.argsort(keys)
     rgb = np.asarray(rgb, dtype=np.int64)
     pixels = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    colours, inverse = np.unique(pixels, return_inverse=True)
-    unknown = [c for c in colours if int(c) not in lookup]
-    if unknown:
-        shown = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in unknown[:3])
-        raise ValueError(f"{where}: {len(unknown)} colour(s) outside the VOC colour map, "
+    slot = np.minimum(np.searchsorted(keys[order], pixels), len(keys) - 1)
+    indices = order[slot]
+    unknown = keys[indices] != pixels
+    return np.where(unknown, 0, indices).astype(np.uint8), unknown
+
+
+def rgb_to_label(rgb: np.ndarray, where: str = "image") -> np.ndarray:
+    """Class indices of an H×W×3 image drawn in the VOC colours; ValueError naming `where`
+    and some of the colours outside the map otherwise."""
+    indices, unknown = colours_to_indices(rgb)
+    if unknown.any():
+        rgb = np.asarray(rgb, dtype=np.int64)
+        colours = np.unique(rgb[unknown].reshape(-1, 3), axis=0)
+        shown = ", ".join(f"({r}, {g}, {b})" for r, g, b in colours[:3].tolist())
+        raise ValueError(f"{where}: {len(colours)} colour(s) outside the VOC colour map, "
                          f"e.g. {shown}")
-    indices = np.array([lookup[int(c)] for c in colours], dtype=np.uint8)
-    return indices[inverse].reshape(pixels.shape)
+    return indices

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoo.errors import ZooError
-from zoo.palette import VOID, colours_to_indices
-from zoo.table import Comparison
+from compare.errors import CompareError
+from compare.table import Comparison
+from core.catalog import VOID
+from core.palette import colours_to_indices
 
 INDEX_MODES = {"P": "palette PNG", "L": "grey index PNG", "I": "32-bit index image",
                "I;16": "16-bit index image"}
@@ -26,25 +27,25 @@ def load_label_map(path: Path | str) -> tuple[np.ndarray, str]:
         with Image.open(path) as image:
             image.load()
     except (OSError, SyntaxError) as e:
-        raise ZooError(f"{path}: cannot read as an image ({e})") from e
+        raise CompareError(f"{path}: cannot read as an image ({e})") from e
     if image.mode in INDEX_MODES:
         indices = np.array(image)
         if indices.min(initial=0) < 0:
-            raise ZooError(f"{path}: negative class index {indices.min()}")
+            raise CompareError(f"{path}: negative class index {indices.min()}")
         return indices.astype(np.int64), INDEX_MODES[image.mode]
     if image.mode == "RGBA":
         alpha = np.array(image)[..., 3]
         if (alpha != 255).any():
-            raise ZooError(f"{path}: RGBA with transparent pixels is not a label rendering")
+            raise CompareError(f"{path}: RGBA with transparent pixels is not a label rendering")
         image = image.convert("RGB")
     if image.mode != "RGB":
-        raise ZooError(f"{path}: image mode {image.mode} is neither an index nor an RGB label")
+        raise CompareError(f"{path}: image mode {image.mode} is neither an index nor an RGB label")
     rgb = np.array(image)
     indices, unknown = colours_to_indices(rgb)
     if unknown.any():
         row, col = (int(v) for v in np.argwhere(unknown)[0])
         colour = tuple(int(v) for v in rgb[row, col])
-        raise ZooError(f"{path}: {int(unknown.sum())} pixels have colours outside the VOC "
+        raise CompareError(f"{path}: {int(unknown.sum())} pixels have colours outside the VOC "
                        f"palette, e.g. RGB {colour} at row {row}, column {col} "
                        "(a JPEG or a resized rendering?)")
     return indices.astype(np.int64), "VOC-coloured RGB"

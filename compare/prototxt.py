@@ -4,35 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from google.protobuf import text_format
-
-from zoo.errors import ZooError
-from zoo.messages import describe, message_differences
-from zoo.table import Comparison
+from compare.messages import describe, message_differences
+from compare.table import Comparison
+from core.caffe_files import parse_prototxt
 
 SHOWN_DIFFERENCES = 10
-
-
-def _message_types():
-    from caffe.proto import caffe_pb2  # the build's own schema
-    return (caffe_pb2.NetParameter, caffe_pb2.SolverParameter)
-
-
-def parse_prototxt(path: Path):
-    """Parse a net or solver prototxt; ZooError names the file and the parser's complaint."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ZooError(f"{path}: not UTF-8 text, so not a prototxt ({e})") from e
-    errors = []
-    for message_type in _message_types():
-        message = message_type()
-        try:
-            text_format.Parse(text, message)
-            return message
-        except text_format.ParseError as e:
-            errors.append(f"as {message_type.__name__}: {e}")
-    raise ZooError(f"{path}: not a net or solver prototxt ({'; '.join(errors)})")
 
 
 def first_byte_difference(a: bytes, b: bytes) -> tuple[int, int]:

@@ -1,0 +1,383 @@
+"""Caffe's files, read and checked before Caffe sees them: caffemodels, net definitions.
+
+Caffe aborts the whole process (a glog CHECK) on a truncated caffemodel, on weights whose
+shapes do not fit the net, on a layer type it does not know or a bottom no layer makes.
+Everything here checks first and raises CaffeFileError naming the file, the layer and
+what was expected. Caffemodels are read from the protobuf wire format directly (core.wire):
+blob payloads stay zero-copy slices of the memory-mapped file, fast enough for VGG16's
+138M values and exact for a bitwise comparison. Old V1 files (`layers {}`, legacy
+num/channels/height/width blob dims, as the 2014 VGG16 release) are read too.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import InputError
+from core.wire import (
+    FIXED32,
+    FIXED64,
+    LENGTH_DELIMITED,
+    Field,
+    WireError,
+    iter_fields,
+    packed_varints,
+)
+
+
+class CaffeFileError(InputError):
+    """A caffemodel or net definition that Caffe would abort on, or that does not fit."""
+
+
+# Field numbers from caffe.proto.
+NET_LAYER, NET_V1_LAYERS = 100, 2
+LAYER_NAME, LAYER_TYPE, LAYER_BLOBS = 1, 2, 7
+V1_NAME, V1_BLOBS = 4, 6
+BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH = 1, 2, 3, 4
+BLOB_DATA, BLOB_DIFF, BLOB_SHAPE, BLOB_DOUBLE_DATA, BLOB_DOUBLE_DIFF = 5, 6, 7, 8, 9
+SHAPE_DIM = 1
+
+
+@dataclass
+class Blob:
+    """One parameter blob: its shape and its values' bytes as stored (little-endian).
+    `legacy`: the shape came from V1 num/channels/height/width dims (Caffe then matches a
+    target shape padded to 4 axes with leading ones)."""
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    payload: bytes | memoryview
+    legacy: bool = False
+
+    @property
+    def count(self) -> int:
+        return len(self.payload) // self.dtype.itemsize
+
+    def array(self) -> np.ndarray:
+        """The values as a flat read-only array over the payload (no copy)."""
+        return np.frombuffer(self.payload, dtype=self.dtype)
+
+    def values(self) -> np.ndarray:
+        """The values in the blob's shape (read-only, no copy)."""
+        return self.array().reshape(self.shape)
+
+
+@dataclass
+class Layer:
+    name: str
+    type: str
+    blobs: list[Blob] = field(default_factory=list)
+    definition: bytes = b""   # the layer's fields other than blobs (a LayerParameter)
+    legacy: bool = False      # a V1LayerParameter ("layers" in old caffemodels)
+
+
+def _payload(parts: list[memoryview]) -> bytes | memoryview:
+    return parts[0] if len(parts) == 1 else b"".join(bytes(p) for p in parts)
+
+
+def _scalar_parts(fld: Field, size: int) -> memoryview:
+    """A repeated float/double field's bytes, whether packed or one element per field."""
+    if fld.wire_type == LENGTH_DELIMITED:
+        return fld.value
+    if fld.wire_type == (FIXED32 if size == 4 else FIXED64):
+        return fld.value
+    raise WireError(f"blob values have wire type {fld.wire_type}")
+
+
+def _read_blob(buf: memoryview) -> Blob:
+    legacy = {BLOB_NUM: 0, BLOB_CHANNELS: 0, BLOB_HEIGHT: 0, BLOB_WIDTH: 0}
+    shape: list[int] | None = None
+    floats: list[memoryview] = []
+    doubles: list[memoryview] = []
+    for fld in iter_fields(buf):
+        if fld.number == BLOB_SHAPE:
+            shape = []
+            for dim in iter_fields(fld.value):
+                if dim.number == SHAPE_DIM:
+                    shape.extend(packed_varints(dim))
+        elif fld.number == BLOB_DATA:
+            floats.append(_scalar_parts(fld, 4))
+        elif fld.number == BLOB_DOUBLE_DATA:
+            doubles.append(_scalar_parts(fld, 8))
+        elif fld.number in legacy and fld.wire_type == 0:
+            legacy[fld.number] = fld.value
+    is_legacy = shape is None
+    if is_legacy:  # Caffe reads the deprecated 4-D fields as (num, channels, h, w)
+        shape = [legacy[BLOB_NUM], legacy[BLOB_CHANNELS], legacy[BLOB_HEIGHT],
+                 legacy[BLOB_WIDTH]]
+    if doubles and not floats:
+        dtype, payload = np.dtype("<f8"), _payload(doubles)
+    else:
+        dtype, payload = np.dtype("<f4"), _payload(floats) if floats else b""
+    blob = Blob(tuple(int(d) for d in shape), dtype, payload, is_legacy)
+    expected = int(np.prod(blob.shape, dtype=np.int64))
+    if len(payload) % dtype.itemsize or (blob.count and blob.count != expected):
+        raise WireError(f"blob of shape {blob.shape} holds {len(payload)} bytes of values")
+    return blob
+
+
+def _read_layer(buf: memoryview, legacy: bool) -> Layer:
+    name_field, blobs_field = (V1_NAME, V1_BLOBS) if legacy else (LAYER_NAME, LAYER_BLOBS)
+    layer = Layer(name="", type="", legacy=legacy)
+    definition = []
+    for fld in iter_fields(buf):
+        if fld.number == blobs_field and fld.wire_type == LENGTH_DELIMITED:
+            layer.blobs.append(_read_blob(fld.value))
+            continue
+        definition.append(bytes(fld.raw))
+        if fld.number == name_field and fld.wire_type == LENGTH_DELIMITED:
+            layer.name = bytes(fld.value).decode("utf-8", "replace")
+        elif not legacy and fld.number == LAYER_TYPE and fld.wire_type == LENGTH_DELIMITED:
+            layer.type = bytes(fld.value).decode("utf-8", "replace")
+    layer.definition = b"".join(definition)
+    return layer
+
+
+def read_caffemodel(path: Path | str) -> dict[str, Layer]:
+    """The layers of a binary NetParameter by name, in file order.
+
+    Raises CaffeFileError naming the file for anything that is not a well-formed caffemodel
+    (truncated, a text prototxt, an HDF5 file, duplicate layer names).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CaffeFileError(f"{path}: is a directory, not a caffemodel")
+    if not path.is_file():
+        raise CaffeFileError(f"{path}: caffemodel not found")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head.startswith(b"\x89HDF"):
+            raise CaffeFileError(f"{path}: an HDF5 caffemodel; only binary protobuf is supported")
+        if path.stat().st_size == 0:
+            raise CaffeFileError(f"{path}: empty file, not a caffemodel")
+        buf = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+    layers: dict[str, Layer] = {}
+    try:
+        for fld in iter_fields(buf):
+            if fld.number not in (NET_LAYER, NET_V1_LAYERS):
+                continue
+            if fld.wire_type != LENGTH_DELIMITED:
+                raise WireError(f"layer field with wire type {fld.wire_type}")
+            layer = _read_layer(fld.value, legacy=fld.number == NET_V1_LAYERS)
+            if layer.name in layers:
+                raise CaffeFileError(f"{path}: two layers are named {layer.name!r}")
+            layers[layer.name] = layer
+    except WireError as e:
+        raise CaffeFileError(f"{path}: not a binary caffemodel (NetParameter): {e}") from e
+    if not layers:
+        raise CaffeFileError(f"{path}: holds no layers; is it a caffemodel?")
+    return layers
+
+
+def params_of(layers: dict[str, Layer]) -> dict[str, list[np.ndarray]]:
+    """Parameter arrays (read-only, in the file's shapes) of the layers that have any."""
+    return {name: [blob.values() for blob in layer.blobs]
+            for name, layer in layers.items() if layer.blobs}
+
+
+def read_params(path: Path | str) -> dict[str, list[np.ndarray]]:
+    """Parameters by layer name, in file order, from a V1 or V2 caffemodel."""
+    params = params_of(read_caffemodel(path))
+    if not params:
+        raise CaffeFileError(f"{path}: no layer with weights (empty or truncated caffemodel?)")
+    return params
+
+
+# --- fitting weights to a net -------------------------------------------------------------
+def caffe_would_copy(target: tuple[int, ...], blob: Blob) -> bool:
+    """Caffe's own test (Blob::ShapeEquals) for copying `blob` into a `target`-shaped one:
+    equal shapes, or for V1 legacy dims the target padded to 4 axes with leading ones."""
+    if blob.legacy and len(target) <= 4:
+        return (1,) * (4 - len(target)) + tuple(target) == tuple(blob.shape)
+    return tuple(target) == tuple(blob.shape)
+
+
+def check_fits(net, layers: dict[str, Layer], source: str) -> None:
+    """Raise unless every layer of `layers` that caffe.Net `net` has gets blobs Caffe can
+    copy (net.copy_from CHECK-aborts the process otherwise). Layers the file lacks are
+    left as they are, as Caffe does."""
+    for name, layer in layers.items():
+        if name not in net.params or not layer.blobs:
+            continue
+        target = net.params[name]
+        if len(target) != len(layer.blobs):
+            raise CaffeFileError(f"{source}: layer {name} has {len(layer.blobs)} blobs, the "
+                                 f"net expects {len(target)}: wrong prototxt for these "
+                                 f"weights?")
+        for i, (t, blob) in enumerate(zip(target, layer.blobs)):
+            if not caffe_would_copy(t.data.shape, blob):
+                raise CaffeFileError(f"{source}: layer {name} blob {i} has shape "
+                                     f"{tuple(blob.shape)}, the net expects {t.data.shape}: "
+                                     f"wrong prototxt for these weights?")
+
+
+# Layer types whose parameters a trained net must get from its weights file (Scale is
+# left out: the all-at-once net's pool scalings are constants a base file need not hold).
+LEARNABLE_TYPES = frozenset({"Convolution", "Deconvolution", "InnerProduct", "Embed",
+                             "BatchNorm", "Bias", "PReLU", "RNN", "LSTM"})
+
+
+def uncovered_layers(definition, layers: dict[str, Layer], *,
+                     allow: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Learnable layers of a net definition that `layers` (a caffemodel) gives no
+    parameters for, except those in `allow`: Caffe would silently keep their initial
+    values (zeros, or random fillers) and a score would mean nothing."""
+    return [(layer.name, layer.type) for layer in definition.layer
+            if layer.type in LEARNABLE_TYPES and layer.name not in allow
+            and not (layer.name in layers and layers[layer.name].blobs)]
+
+
+def load_weights(net, path: Path | str) -> None:
+    """net.copy_from, after checking the file is whole and fits (Caffe would abort)."""
+    check_fits(net, read_caffemodel(path), str(path))
+    net.copy_from(str(path))
+
+
+# --- net definitions ----------------------------------------------------------------------
+def caffe_tool(name: str) -> Path:
+    """A tool of the Caffe build pycaffe comes from (build/tools/NAME), or one on PATH."""
+    import caffe
+
+    here = Path(caffe.__file__).resolve()
+    for root in here.parents[2:5]:
+        tool = root / "build" / "tools" / name
+        if tool.is_file() and os.access(tool, os.X_OK):
+            return tool
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise CaffeFileError(f"Caffe's {name} tool is neither beside {here} (build/tools) nor on "
+                         f"PATH; needed to read V1 net definitions")
+
+
+def needs_upgrade(net) -> bool:
+    """V1 layers or the deprecated input fields, which Caffe upgrades on load."""
+    return bool(net.layers or net.input or net.input_dim or net.input_shape)
+
+
+def read_prototxt(path: Path | str, *, upgrade: bool = True):
+    """A net definition (NetParameter); V1 files in the current format (V2, Input layer)
+    unless upgrade=False. Caffe's own upgrade_net_proto_text tool does the upgrade, in a
+    separate process, so its CHECK failures cannot abort this one."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    path = Path(path)
+    net = caffe_pb2.NetParameter()
+    try:
+        text_format.Merge(path.read_text(), net)
+    except FileNotFoundError:
+        raise CaffeFileError(f"{path}: prototxt not found") from None
+    except IsADirectoryError:
+        raise CaffeFileError(f"{path}: is a directory, not a prototxt") from None
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise CaffeFileError(f"{path}: not a Caffe net definition ({e})") from None
+    if net.layers and net.layer:
+        raise CaffeFileError(f"{path}: mixes V1 `layers` and V2 `layer` entries")
+    return _upgrade(path) if upgrade and needs_upgrade(net) else net
+
+
+def _upgrade(path: Path):
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "upgraded.prototxt"
+        done = subprocess.run([str(caffe_tool("upgrade_net_proto_text")), str(path), str(out)],
+                              capture_output=True, text=True,
+                              env={**os.environ, "GLOG_minloglevel": "1"})
+        if done.returncode != 0 or not out.exists():
+            reason = done.stderr.strip().splitlines()
+            raise CaffeFileError(f"{path}: Caffe could not upgrade this V1 net definition: "
+                                 f"{reason[0] if reason else 'exit ' + str(done.returncode)}")
+        net = caffe_pb2.NetParameter()
+        text_format.Merge(out.read_text(), net)
+    return net
+
+
+def parse_prototxt(path: Path | str):
+    """A net or solver prototxt as its message (NetParameter or SolverParameter), as
+    written (no upgrade); CaffeFileError names the file and the parser's complaint."""
+    from caffe.proto import caffe_pb2  # the build's own schema
+    from google.protobuf import text_format
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CaffeFileError(f"{path}: prototxt not found") from None
+    except UnicodeDecodeError as e:
+        raise CaffeFileError(f"{path}: not UTF-8 text, so not a prototxt ({e})") from e
+    errors = []
+    for message_type in (caffe_pb2.NetParameter, caffe_pb2.SolverParameter):
+        message = message_type()
+        try:
+            text_format.Parse(text, message)
+            return message
+        except text_format.ParseError as e:
+            errors.append(f"as {message_type.__name__}: {e}")
+    raise CaffeFileError(f"{path}: not a net or solver prototxt ({'; '.join(errors)})")
+
+
+def write_prototxt(net, path: Path | str) -> Path:
+    from google.protobuf import text_format
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text_format.MessageToString(net))
+    return path
+
+
+@contextmanager
+def as_file(net) -> Iterator[str]:
+    """A NetParameter written to a temporary prototxt, for caffe.Net."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield str(write_prototxt(net, Path(tmp) / "net.prototxt"))
+
+
+def _in_test_net(layer) -> bool:
+    from caffe.proto import caffe_pb2
+
+    test = caffe_pb2.TEST
+    if layer.include:
+        return any(not rule.HasField("phase") or rule.phase == test for rule in layer.include)
+    return not any(rule.HasField("phase") and rule.phase == test for rule in layer.exclude)
+
+
+def check_buildable(net, source: str) -> None:
+    """Raise for what Caffe would CHECK-abort on while building the TEST net: a layer type
+    it does not know, or a bottom that neither an input nor an earlier layer produces."""
+    import caffe
+
+    known = set(caffe.layer_type_list())
+    tops: set[str] = set(net.input)
+    for layer in filter(_in_test_net, net.layer):
+        if layer.type not in known:
+            raise CaffeFileError(f"{source}: layer {layer.name} has type {layer.type!r}, "
+                                 f"which this Caffe build does not know")
+        missing = [b for b in layer.bottom if b not in tops]
+        if missing:
+            raise CaffeFileError(f"{source}: layer {layer.name} reads {missing}, which no "
+                                 f"input or earlier layer produces")
+        tops.update(layer.top)
+
+
+def load_net(prototxt: Path | str, weights: Path | str | None = None):
+    """caffe.Net in TEST phase with `weights` copied in, after the checks Caffe would
+    abort on: a readable definition it can build, weights that are whole and fit."""
+    import caffe
+
+    prototxt = Path(prototxt)
+    check_buildable(read_prototxt(prototxt), str(prototxt))
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    if weights is not None:
+        load_weights(net, weights)
+    return net

@@ -1,0 +1,225 @@
+"""The dataset catalog: every fact about a dataset, once.
+
+Each entry says what a dataset's classes are (per label top, in label order), which
+score blob predicts them, the BGR mean its data layer subtracts, where its files and
+split lists live under a data root, which of the release's Python data layers reads it
+in training and in testing, and which make target fetches it. nets/, layers/, data/,
+solvers/ and the tools read these entries; none re-types a fact.
+
+Facts from the release: its class lists, its layers' means and param_str keys (in the
+order its Python 2 generator printed them, so generated prototxt match its bytes), its
+data folder layout and its seed. VOC's mean travels in param_str as Python floats
+(float64, the release's arithmetic); the other datasets' layers hold float32 means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SEED = 1337  # the release's data-layer seed, also the default solver seed here
+VOID = 255   # label value that no class has; ignored by the loss and the metrics
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)
+NYUD_CLASSES = (
+    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window",
+    "bookshelf", "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser",
+    "pillow", "mirror", "floor mat", "clothes", "ceiling", "books", "refridgerator",
+    "television", "paper", "towel", "shower curtain", "box", "whiteboard", "person",
+    "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure",
+    "otherfurniture", "otherprop",
+)
+SIFTFLOW_SEMANTIC_CLASSES = (
+    "awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car", "cow",
+    "crosswalk", "desert", "door", "fence", "field", "grass", "moon", "mountain", "person",
+    "plant", "pole", "river", "road", "rock", "sand", "sea", "sidewalk", "sign", "sky",
+    "staircase", "streetlight", "sun", "tree", "window",
+)
+SIFTFLOW_GEOMETRIC_CLASSES = ("sky", "horizontal", "vertical")
+PASCALCONTEXT_CLASSES = VOC_CLASSES + (
+    "bag", "bed", "bench", "book", "building", "cabinet", "ceiling", "clothes", "computer",
+    "cup", "door", "fence", "floor", "flower", "food", "grass", "ground", "keyboard", "light",
+    "mountain", "mouse", "curtain", "platform", "sign", "plate", "road", "rock", "shelves",
+    "sidewalk", "sky", "snow", "bedcloth", "track", "tree", "truck", "wall", "water",
+    "window", "wood",
+)
+
+# Input channels per input top (NYUD's depth is one channel of log depth).
+INPUT_CHANNELS = {"data": 3, "color": 3, "hha": 3, "depth": 1}
+
+
+@dataclass(frozen=True)
+class Head:
+    """One output of a net: the label top it learns and the score blob that predicts it."""
+    label: str                 # label top of the data layer: label, sem, geo
+    suffix: str                # score blob = "score" + suffix
+    classes: tuple[str, ...]   # names in label order (index = class id, void is VOID)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def score_blob(self) -> str:
+        return "score" + self.suffix
+
+
+@dataclass(frozen=True)
+class DataLayer:
+    """One of the release's Python data layers, as a net's prototxt names it."""
+    module: str                      # layers/<module>.py
+    layer: str                       # the caffe.Layer class
+    dataset_class: str               # its Caffe-free dataset (packers, checks, tests)
+    keys: tuple[str, ...]            # param_str key order (the release's)
+    folders: tuple[tuple[str, str], ...]  # (param_str key, folder under the data root)
+    split_list: str                  # the split list under the data root, with {split}
+
+    def param_values(self, root: str, split: str, seed: int, *,
+                     mean: tuple[float, ...] | None = None,
+                     tops: list[str] | None = None) -> dict:
+        """The param_str dict under data root `root` (a string, as written into prototxt)."""
+        values = {key: f"{root}/{folder}" for key, folder in self.folders}
+        values.update(seed=seed, split=split)
+        if "mean" in self.keys:
+            values["mean"] = mean
+        if "tops" in self.keys:
+            values["tops"] = tops
+        return values
+
+    def param_str(self, values: dict) -> str:
+        """param_str text with the keys in the release's order."""
+        differ = set(self.keys) ^ set(values)
+        if differ:
+            raise ValueError(f"{self.module}.{self.layer}: param_str keys differ: {differ}")
+        return "{" + ", ".join(f"{k!r}: {values[k]!r}" for k in self.keys) + "}"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    heads: tuple[Head, ...]
+    train_layer: DataLayer
+    test_layer: DataLayer
+    means: dict[str, tuple[float, ...]]  # input top → mean its layer subtracts (BGR order)
+    mean_dtype: str                      # the release's arithmetic: float64 (VOC's
+                                         # param_str floats) or float32 (the layer's array)
+    background_is_zero: bool             # class 0 is background (masking, Table 8)
+    fetch_target: str                    # `make <this>` fetches the dataset
+
+    def layer(self, phase: str) -> DataLayer:
+        """The data layer of a phase: 'train' (the first phase of an experiment) or 'test'."""
+        if phase not in ("train", "test"):
+            raise ValueError(f"phase is 'train' or 'test', not {phase!r}")
+        return self.train_layer if phase == "train" else self.test_layer
+
+    def head(self, label: str) -> Head:
+        for head in self.heads:
+            if head.label == label:
+                return head
+        raise KeyError(f"{self.name} has no label top {label!r}; it has "
+                       f"{[h.label for h in self.heads]}")
+
+    def mean(self, top: str = "data") -> np.ndarray:
+        """The mean input `top`'s layer subtracts, in the dtype its arithmetic uses."""
+        if top not in self.means:
+            raise KeyError(f"{self.name} has no mean for input {top!r}; it has "
+                           f"{sorted(self.means)}")
+        return np.array(self.means[top], dtype=self.mean_dtype)
+
+    @property
+    def label_tops(self) -> tuple[str, ...]:
+        return tuple(h.label for h in self.heads)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the first head (the only one, except SIFT Flow's semantic head)."""
+        return self.heads[0].num_classes
+
+
+_SBDD = DataLayer("voc_layers", "SBDDSegDataLayer", "SBDDSegData",
+                  ("sbdd_dir", "seed", "split", "mean"), (("sbdd_dir", "sbdd/dataset"),),
+                  "sbdd/dataset/{split}.txt")
+_VOC = DataLayer("voc_layers", "VOCSegDataLayer", "VOCSegData",
+                 ("voc_dir", "seed", "split", "mean"), (("voc_dir", "pascal/VOC2011"),),
+                 "pascal/VOC2011/ImageSets/Segmentation/{split}.txt")
+_NYUD = DataLayer("nyud_layers", "NYUDSegDataLayer", "NYUDSegData",
+                  ("tops", "seed", "nyud_dir", "split"), (("nyud_dir", "nyud"),),
+                  "nyud/{split}.txt")
+_SIFTFLOW = DataLayer("siftflow_layers", "SIFTFlowSegDataLayer", "SIFTFlowSegData",
+                      ("siftflow_dir", "seed", "split"), (("siftflow_dir", "sift-flow"),),
+                      "sift-flow/{split}.txt")
+_PASCALCONTEXT = DataLayer("pascalcontext_layers", "PASCALContextSegDataLayer",
+                           "PASCALContextSegData", ("context_dir", "seed", "split", "voc_dir"),
+                           (("context_dir", "pascal-context"), ("voc_dir", "pascal")),
+                           "pascal/VOC2010/ImageSets/Main/{split}.txt")
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (
+    # PASCAL VOC: trained on SBD's images (train layer), tested on VOC2011 (seg11valid)
+    Dataset("voc", (Head("label", "", VOC_CLASSES),), _SBDD, _VOC,
+            means={"data": (104.00699, 116.66877, 122.67892)}, mean_dtype="float64",
+            background_is_zero=True,
+            fetch_target="data-fetch DATASET=voc"),
+    # NYUDv2: 40 classes (the layer shifts 1..40 to 0..39); colour, HHA and log depth inputs
+    Dataset("nyud", (Head("label", "", NYUD_CLASSES),), _NYUD, _NYUD,
+            means={"color": (116.190, 97.203, 92.318), "hha": (132.431, 94.076, 118.477),
+                   "depth": (7.844,)}, mean_dtype="float32", background_is_zero=False,
+            fetch_target="data-fetch DATASET=nyud"),
+    # SIFT Flow: a semantic (33) and a geometric (3) head
+    Dataset("siftflow", (Head("sem", "_sem", SIFTFLOW_SEMANTIC_CLASSES),
+                         Head("geo", "_geo", SIFTFLOW_GEOMETRIC_CLASSES)), _SIFTFLOW, _SIFTFLOW,
+            means={"data": (114.578, 115.294, 108.353)}, mean_dtype="float32",
+            background_is_zero=False,
+            fetch_target="data-fetch DATASET=siftflow"),
+    # PASCAL-Context, 59 classes + background
+    Dataset("pascalcontext", (Head("label", "", PASCALCONTEXT_CLASSES),), _PASCALCONTEXT,
+            _PASCALCONTEXT, means={"data": (104.007, 116.669, 122.679)}, mean_dtype="float32",
+            background_is_zero=True, fetch_target="data-fetch DATASET=pascalcontext"),
+)}
+
+# Data-layer names for the tools that read one layer's files (packing, checks, benches):
+# the test layer of each dataset under the dataset's name, and SBD (VOC's training layer).
+LAYER_NAMES: dict[str, tuple[str, str]] = {
+    "voc": ("voc", "test"), "sbdd": ("voc", "train"), "nyud": ("nyud", "train"),
+    "siftflow": ("siftflow", "train"), "pascalcontext": ("pascalcontext", "train"),
+}
+
+
+def dataset(name: str) -> Dataset:
+    """The catalog entry `name`, or a ValueError listing the known ones."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def data_param(name: str, phase: str, split: str, root: str, *, seed: int = SEED,
+               modalities: tuple[str, ...] = ()) -> tuple[DataLayer, str]:
+    """The data layer and its param_str for one phase ('train' | 'test') of dataset `name`
+    under data root `root`; `modalities` are NYUD's input tops (the label is added)."""
+    entry = dataset(name)
+    layer = entry.layer(phase)
+    values = layer.param_values(root, split, seed, mean=entry.means.get("data"),
+                                tops=[*modalities, *entry.label_tops])
+    return layer, layer.param_str(values)
+
+
+def split_list(name: str, phase: str, root: Path | str, split: str) -> Path:
+    """The split list file dataset `name`'s `phase` layer reads under data root `root`."""
+    return Path(root) / dataset(name).layer(phase).split_list.format(split=split)
+
+
+def class_names(name: str, label: str, num_classes: int) -> list[str]:
+    """The names of a head's classes; plain numbers where the catalog's list does not match
+    the head (a synthetic dataset with fewer classes, an unknown dataset)."""
+    entry = DATASETS.get(name)
+    names = None
+    if entry is not None and label in entry.label_tops:
+        names = entry.head(label).classes
+    if names is None or len(names) != num_classes:
+        return [str(i) for i in range(num_classes)]
+    return list(names)
