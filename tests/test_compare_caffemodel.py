@@ -5,11 +5,11 @@ import shutil
 import caffe
 import numpy as np
 import pytest
-from testkit.tiny_nets import flip_bit, random_caffemodel, write_tiny_deploy
 from zoo.caffemodel import read_caffemodel
 
 from compare.cli import compare_files, main
 from compare.errors import CompareError
+from testkit.tiny_nets import flip_bit, random_caffemodel, write_tiny_deploy
 
 
 @pytest.fixture

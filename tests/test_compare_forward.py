@@ -4,11 +4,11 @@ import caffe
 import numpy as np
 import pytest
 from PIL import Image
-from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
 from compare.cli import main
 from compare.errors import CompareError
 from compare.forward import compare_forward
+from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
 
 @pytest.fixture

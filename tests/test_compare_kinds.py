@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
 from compare.cli import detect_kind, main
+from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
-from testkit.tiny_nets import flip_bit, write_tiny_deploy
 
 from compare.cli import compare_files, main
 from compare.errors import CompareError
+from testkit.tiny_nets import flip_bit, write_tiny_deploy
 
 PYTHON_LAYER = '''layer {
   name: "data"

@@ -5,6 +5,9 @@ import caffe
 import numpy as np
 import pytest
 from google.protobuf import text_format
+
+from surgery.convert import convolutionalize
+from surgery.definition import read_prototxt
 from testkit.classifiers import (
     net_params,
     small_classifier,
@@ -12,9 +15,6 @@ from testkit.classifiers import (
     to_v1_prototxt,
     write_prototxt,
 )
-
-from surgery.convert import convolutionalize
-from surgery.definition import read_prototxt
 
 SIZE, STRIDE = 76, 8  # 76 → 6×6 at pool3; the net's total stride is 8
 

@@ -10,10 +10,10 @@ import caffe
 import pytest
 from caffe import layers as L
 from surgery.weights import load_weights, read_caffemodel
-from testkit.classifiers import small_classifier, write_prototxt
 
 from surgery import SurgeryError
 from surgery.convert import convolutionalize
+from testkit.classifiers import small_classifier, write_prototxt
 
 REPO = Path(__file__).resolve().parents[1]
 

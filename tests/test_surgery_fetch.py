@@ -12,7 +12,6 @@ import caffe
 import numpy as np
 import pytest
 from surgery.weights import read_caffemodel
-from testkit.classifiers import net_params, small_classifier, to_v1_caffemodel, to_v1_prototxt
 
 from core.download import DownloadError
 from surgery.definition import as_file, read_prototxt, without_fillers
@@ -26,6 +25,7 @@ from surgery.fetch import (
     zoo_remote,
 )
 from surgery.prepare import prepare
+from testkit.classifiers import net_params, small_classifier, to_v1_caffemodel, to_v1_prototxt
 
 
 @pytest.fixture

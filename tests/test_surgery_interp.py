@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from caffe import layers as L
 from scipy.interpolate import RegularGridInterpolator
-from testkit.classifiers import write_prototxt
 
 from surgery import SurgeryError, interp, upsample_filt
+from testkit.classifiers import write_prototxt
 
 
 def deconv_net(tmp_path, c_in, c_out, kernel, stride, *, group=1, h=6, w=7, bias=False,

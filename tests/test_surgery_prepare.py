@@ -7,11 +7,11 @@ import pytest
 from caffe import layers as L
 from caffe.proto import caffe_pb2
 from surgery.weights import read_caffemodel
-from testkit.classifiers import write_prototxt
 
 from nets.experiments import build
 from surgery import SurgeryError, upsample_filt
 from surgery.prepare import main, prepare
+from testkit.classifiers import write_prototxt
 
 WIDTH = 1 / 16
 

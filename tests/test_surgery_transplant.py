@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from caffe import layers as L
 from surgery.weights import read_caffemodel
-from testkit.classifiers import to_v1_caffemodel, write_prototxt
 
 from surgery import SurgeryError, expand_score, transplant
+from testkit.classifiers import to_v1_caffemodel, write_prototxt
 
 
 def small_fcn(tmp_path, name="net", fc6_kernel=2, classes=3, suffix=""):

@@ -7,12 +7,12 @@ from pathlib import Path
 import caffe
 import numpy as np
 from surgery.weights import read_caffemodel
-from testkit.classifiers import write_prototxt
 
 from nets.classifiers import vgg16_classifier
 from surgery import upsample_filt
 from surgery.convert import convolutionalize
 from surgery.prepare import prepare
+from testkit.classifiers import write_prototxt
 
 NETS = Path(__file__).resolve().parents[1] / "nets"
 VGG16_PARAMS = 138_357_544

@@ -6,8 +6,9 @@ See zoo/README.md (Determinism) for what breaks bit-exactness and how CPU runs s
 import hashlib
 
 import caffe
-from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 from zoo.caffemodel import read_caffemodel
+
+from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 
 ITERATIONS = 4
 

@@ -7,8 +7,10 @@ Caffe's script needs PyYAML; under PyYAML 6 it only runs with zoo.caffe_download
 import hashlib
 
 import pytest
-from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 
+from testkit.tiny_nets import (
+    published_model,
+)
 from zoo.caffe_downloader import downloader_script, run_caffe_downloader
 from zoo.export import export_model
 from zoo.serve import serve_directory
@@ -19,15 +21,7 @@ yaml = pytest.importorskip("yaml", reason="Caffe's downloader imports PyYAML: ad
 
 @pytest.fixture
 def zoo_folder(tmp_path):
-    server = tmp_path / "server"
-    server.mkdir()
-    net_dir = tmp_path / "net"
-    net_dir.mkdir()
-    deploy = write_tiny_deploy(net_dir / "deploy.prototxt")
-    write_tiny_train(net_dir / "train.prototxt")
-    write_solver(net_dir / "solver.prototxt", "train.prototxt")
-    weights = random_caffemodel(deploy, server / "tiny-fcn.caffemodel", seed=11)
-    return server, net_dir, weights
+    return published_model(tmp_path, "tiny-fcn", seed=11)
 
 
 def _export(tmp_path, net_dir, weights, url):

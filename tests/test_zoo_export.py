@@ -4,8 +4,8 @@ import hashlib
 import shutil
 
 import pytest
-from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 
+from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 from zoo.errors import ZooError
 from zoo.export import CAFFE_COMMIT, export_model, main
 from zoo.frontmatter import parse_readme

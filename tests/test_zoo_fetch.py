@@ -5,8 +5,12 @@ import shutil
 import socket
 
 import pytest
-from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 
+from testkit.tiny_nets import (
+    published_model,
+    random_caffemodel,
+    write_tiny_deploy,
+)
 from zoo.errors import ZooError
 from zoo.export import export_model
 from zoo.fetch import import_weights, main
@@ -16,15 +20,7 @@ from zoo.serve import serve_directory
 @pytest.fixture
 def published(tmp_path):
     """A trained tiny model on a 'server' folder, and the experiment's net folder."""
-    server = tmp_path / "server"
-    server.mkdir()
-    net_dir = tmp_path / "net"
-    net_dir.mkdir()
-    deploy = write_tiny_deploy(net_dir / "deploy.prototxt")
-    write_tiny_train(net_dir / "train.prototxt")
-    write_solver(net_dir / "solver.prototxt", "train.prototxt")
-    weights = random_caffemodel(deploy, server / "tiny.caffemodel", seed=5)
-    return server, net_dir, weights
+    return published_model(tmp_path, "tiny", seed=5)
 
 
 def _zoo(tmp_path, net_dir, weights, url):

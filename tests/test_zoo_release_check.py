@@ -9,7 +9,6 @@ import hashlib
 import numpy as np
 import pytest
 from PIL import Image
-from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
 from compare.errors import CompareError
 from compare.release_check import (
@@ -22,6 +21,7 @@ from compare.release_check import (
     render_segmentation,
 )
 from core.palette import colorize
+from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
 
 @pytest.fixture

@@ -103,3 +103,16 @@ def flip_bit(source: Path | str, dest: Path | str, byte: int, bit: int = 0) -> P
     data[byte] ^= 1 << bit
     Path(dest).write_bytes(bytes(data))
     return Path(dest)
+
+
+def published_model(root: Path, name: str, seed: int) -> tuple[Path, Path, Path]:
+    """A tiny trained model as a model-zoo user meets it: (server folder holding
+    `name`.caffemodel, the experiment's net folder with deploy/train/solver, the weights)."""
+    server, net_dir = Path(root) / "server", Path(root) / "net"
+    server.mkdir()
+    net_dir.mkdir()
+    deploy = write_tiny_deploy(net_dir / "deploy.prototxt")
+    write_tiny_train(net_dir / "train.prototxt")
+    write_solver(net_dir / "solver.prototxt", "train.prototxt")
+    weights = random_caffemodel(deploy, server / f"{name}.caffemodel", seed=seed)
+    return server, net_dir, weights
