@@ -14,7 +14,7 @@ from pathlib import Path
 
 from compare.errors import CompareError
 from compare.table import Comparison
-from core.errors import InputError
+from core.errors import reports_input_errors
 
 KINDS = ("prototxt", "caffemodel", "segmentation")
 SUFFIX_KINDS = {".prototxt": "prototxt", ".pbtxt": "prototxt", ".caffemodel": "caffemodel",
@@ -79,23 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_input_errors(exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.net_a is not None:
-            if args.a is not None:
-                parser.error("give either two files or --net-a/--net-b, not both")
-            from compare.forward import compare_forward
-            result = compare_forward(args.net_a, args.weights_a, args.net_b or args.net_a,
-                                     args.weights_b, args.input)
-        else:
-            if args.a is None or args.b is None:
-                parser.error("two files to compare, or --net-a with --input")
-            result = compare_files(args.a, args.b, kind=args.kind, semantic=args.semantic)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.net_a is not None:
+        if args.a is not None:
+            parser.error("give either two files or --net-a/--net-b, not both")
+        from compare.forward import compare_forward
+        result = compare_forward(args.net_a, args.weights_a, args.net_b or args.net_a,
+                                 args.weights_b, args.input)
+    else:
+        if args.a is None or args.b is None:
+            parser.error("two files to compare, or --net-a with --input")
+        result = compare_files(args.a, args.b, kind=args.kind, semantic=args.semantic)
     print(result.render())
     return 0 if result.identical else 1
 

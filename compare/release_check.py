@@ -21,7 +21,7 @@ from compare.segmentation import agreement_and_mean_iu, compare_segmentation, lo
 from compare.table import Comparison
 from core.caffe_files import load_net
 from core.download import DownloadError, fetch, file_digest, verify
-from core.errors import InputError
+from core.errors import reports_input_errors
 from core.palette import colorize
 from zoo.fetch import KNOWN_SHA1
 
@@ -103,6 +103,7 @@ def release_check(image: Path, output: Path, weights: Path, *, label: Path | Non
     return result
 
 
+@reports_input_errors(exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m compare.release_check",
                                      description=__doc__.splitlines()[0])
@@ -118,13 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--any-files", action="store_true",
                         help="skip the release digest checks (other images or nets)")
     args = parser.parse_args(argv)
-    try:
-        result = release_check(args.image, args.output, args.weights, label=args.label,
-                               deploy=args.deploy, save=args.save, download=args.download,
-                               release_files=not args.any_files)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = release_check(args.image, args.output, args.weights, label=args.label,
+                           deploy=args.deploy, save=args.save, download=args.download,
+                           release_files=not args.any_files)
     print(result.render())
     return 0 if result.identical else 1
 

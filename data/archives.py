@@ -13,8 +13,10 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+from core.errors import InputError
 
-class ArchiveError(RuntimeError):
+
+class ArchiveError(InputError):
     """An archive that cannot be unpacked, or that lacks what the dataset needs."""
 
 

@@ -18,12 +18,13 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
+from core.errors import InputError, reports_input_errors
 from core.palette import voc_palette
 
 FIELDS = {"cls": "GTcls", "inst": "GTinst"}
 
 
-class ConvertError(RuntimeError):
+class ConvertError(InputError):
     """A .mat file that is not an SBD annotation."""
 
 
@@ -64,16 +65,13 @@ def convert(sbdd: Path, kinds: tuple[str, ...] = ("cls",), *, progress: bool = T
     return written
 
 
+@reports_input_errors(exit_code=1)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sbdd", type=Path, help="the SBD dataset folder (img/, cls/, inst/)")
     parser.add_argument("--kinds", nargs="+", choices=sorted(FIELDS), default=["cls"])
     args = parser.parse_args(argv)
-    try:
-        print(f"{convert(args.sbdd, tuple(args.kinds))} PNGs written")
-    except ConvertError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    print(f"{convert(args.sbdd, tuple(args.kinds))} PNGs written")
     return 0
 
 

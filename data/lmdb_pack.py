@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.errors import reports_input_errors
 from data.registry import NAMES, dataset_for, layer_params
 
 MAP_SLACK = 1.25  # LMDB needs its maximum size up front
@@ -62,6 +63,7 @@ def pack(name: str, root: Path, split: str, out: Path, *, check: bool = True,
     return out
 
 
+@reports_input_errors(exit_code=1)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(NAMES))
@@ -71,13 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-check", action="store_true", help="skip decoding every example")
     args = parser.parse_args(argv)
     out = args.out or args.root / "lmdb" / f"{args.dataset}-{args.split}"
-    from seg_io import DataError
 
-    try:
-        pack(args.dataset, args.root, args.split, out, check=not args.no_check)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    pack(args.dataset, args.root, args.split, out, check=not args.no_check)
     print(f"{out} (add 'lmdb': '{out}' to the layer's param_str)")
     return 0
 

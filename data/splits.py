@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from core.errors import InputError, reports_input_errors
+
 SIFTFLOW_CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
 SIFTFLOW_UNANNOTATED = ("highway_bost181", "street_urb506")
 SIFTFLOW_ABSENT_FROM_TEST = ("cow", "desert", "moon")  # semantic classes 9, 11, 16 (1-based)
@@ -66,7 +68,7 @@ RELEASE = {
 PASCALCONTEXT_COUNTS = {"train": 4998, "val": 5105}
 
 
-class SplitError(RuntimeError):
+class SplitError(InputError):
     """A derived split that does not match the release, or inputs it cannot come from."""
 
 
@@ -211,6 +213,7 @@ def check_pascalcontext(voc2010: Path) -> dict[str, int]:
     return counts
 
 
+@reports_input_errors(exit_code=1)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=("voc", "nyud", "siftflow", "pascalcontext"))
@@ -221,26 +224,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="derive without comparing with the release (other data)")
     args = parser.parse_args(argv)
     check_release = not args.no_check
-    try:
-        if args.dataset == "voc":
-            path = derive_seg11valid(args.root / "pascal" / "VOC2011",
-                                     args.root / "sbdd" / "dataset",
-                                     check_release=check_release)
-            print(f"{path}: {len(read_ids(path))} images"
-                  + (", identical to the release's list" if check_release else ""))
-        elif args.dataset == "nyud":
-            print(derive_nyud(args.root / "nyud", splits_mat=args.splits_mat,
+    if args.dataset == "voc":
+        path = derive_seg11valid(args.root / "pascal" / "VOC2011",
+                                 args.root / "sbdd" / "dataset",
+                                 check_release=check_release)
+        print(f"{path}: {len(read_ids(path))} images"
+              + (", identical to the release's list" if check_release else ""))
+    elif args.dataset == "nyud":
+        print(derive_nyud(args.root / "nyud", splits_mat=args.splits_mat,
+                          check_release=check_release))
+    elif args.dataset == "siftflow":
+        if args.test_list is None:
+            parser.error("siftflow needs --test-list (the dataset's test images)")
+        print(derive_siftflow(args.root / "sift-flow", args.test_list,
                               check_release=check_release))
-        elif args.dataset == "siftflow":
-            if args.test_list is None:
-                parser.error("siftflow needs --test-list (the dataset's test images)")
-            print(derive_siftflow(args.root / "sift-flow", args.test_list,
-                                  check_release=check_release))
-        else:
-            print(check_pascalcontext(args.root / "pascal" / "VOC2010"))
-    except SplitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    else:
+        print(check_pascalcontext(args.root / "pascal" / "VOC2010"))
     return 0
 
 

@@ -28,7 +28,7 @@ from core.caffe_files import (
     read_prototxt,
     write_prototxt,
 )
-from core.errors import InputError
+from core.errors import reports_input_errors
 from surgery.definition import data_layers, with_batch_one, without_fillers
 from surgery.errors import SurgeryError
 from surgery.transplant import Report, transplant
@@ -162,6 +162,7 @@ def check_base_fits(base, fcn_prototxt: Path | str, *, verbose: bool = True) -> 
     return fresh
 
 
+@reports_input_errors(exit_code=1)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m surgery.convert",
@@ -176,12 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="an FCN definition the result must fit (e.g. "
                              "nets/voc-fcn32s/deploy.prototxt)")
     args = parser.parse_args(argv)
-    try:
-        convolutionalize(args.deploy, args.caffemodel, args.out, drop=tuple(args.drop),
-                         check_against=args.check)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    convolutionalize(args.deploy, args.caffemodel, args.out, drop=tuple(args.drop),
+                     check_against=args.check)
     print(args.out)
     return 0
 

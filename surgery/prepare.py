@@ -29,7 +29,7 @@ import caffe
 import numpy as np
 
 from core.caffe_files import check_buildable, read_params, read_prototxt
-from core.errors import InputError
+from core.errors import reports_input_errors
 from surgery.definition import data_layers
 from surgery.errors import SurgeryError
 from surgery.interp import interp
@@ -131,6 +131,7 @@ def _check_left_at_init(net, report: Report, upsampled: list[str], allow_missing
                            f"pass --allow-missing")
 
 
+@reports_input_errors(exit_code=1)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m surgery.prepare",
@@ -153,12 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not modality or not weights:
             parser.error(f"--stream wants MODALITY=WEIGHTS, got {item!r}")
         streams[modality] = Path(weights)
-    try:
-        prepare(args.net, args.out, base=args.base, mode=args.mode, streams=streams,
-                allow_missing=args.allow_missing)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    prepare(args.net, args.out, base=args.base, mode=args.mode, streams=streams,
+            allow_missing=args.allow_missing)
     print(args.out)
     return 0
 

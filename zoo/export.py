@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.caffe_files import parse_prototxt, read_caffemodel, uncovered_layers
 from core.download import file_digest
-from core.errors import InputError
+from core.errors import reports_input_errors
 from zoo.errors import ZooError
 from zoo.frontmatter import check_fields, render_readme
 from zoo.scores import describe_scores, read_scores, summary_line
@@ -124,6 +124,7 @@ def _body(experiment: str, fields: dict[str, str], phase_nets: list[Path],
     return "\n".join(parts)
 
 
+@reports_input_errors(exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.export",
                                      description=__doc__.splitlines()[0])
@@ -140,13 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--caffemodel-name", help="file name of the exported weights")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     args = parser.parse_args(argv)
-    try:
-        readme = export_model(args.net, args.weights, args.out, log=args.log, url=args.url,
-                              name=args.name, license=args.license, gist_id=args.gist_id,
-                              caffemodel_name=args.caffemodel_name, force=args.force)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    readme = export_model(args.net, args.weights, args.out, log=args.log, url=args.url,
+                          name=args.name, license=args.license, gist_id=args.gist_id,
+                          caffemodel_name=args.caffemodel_name, force=args.force)
     print(f"wrote {readme.parent}")
     return 0
 

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from core.caffe_files import read_caffemodel
 from core.download import DownloadError, fetch, file_digest
-from core.errors import InputError
+from core.errors import reports_input_errors
 from zoo.errors import ZooError
 from zoo.export import check_weights_cover_deploy
 from zoo.frontmatter import parse_readme
@@ -78,6 +78,7 @@ def import_weights(source: Path | str, dest: Path | str | None = None, *,
     return target
 
 
+@reports_input_errors(exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.fetch",
                                      description=__doc__.splitlines()[0])
@@ -88,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sha1", help="expected sha1 (a zoo readme already gives one)")
     parser.add_argument("--sha256", help="expected sha256")
     args = parser.parse_args(argv)
-    try:
-        path = import_weights(args.source, args.dest, sha1=args.sha1, sha256=args.sha256)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    path = import_weights(args.source, args.dest, sha1=args.sha1, sha256=args.sha256)
     print(f"{path}  sha1 {file_digest(path, 'sha1')}")
     return 0
 
