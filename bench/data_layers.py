@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.data_rate import data_layer_net
 from data.registry import layer_params, top_names
 from data.synthetic import make_dataset
 
@@ -33,10 +32,32 @@ CASES = {
 MODES = (False, "thread", "process")
 
 
+def data_layer_net(prototxt: Path, module: str, layer: str, param_str: str,
+                   tops: list[str], *, phase: str = "test", conv_outputs: int = 0):
+    """Write and load a net whose only input is the Python data layer `module.layer`.
+
+    `conv_outputs` > 0 adds a 3×3 convolution on the first top, standing in for the work
+    Caffe does between two forwards (what prefetching overlaps with).
+    """
+    import caffe
+    from caffe import layers as L
+
+    n = caffe.NetSpec()
+    outputs = L.Python(module=module, layer=layer, param_str=param_str, ntop=len(tops))
+    for name, blob in zip(tops, outputs if len(tops) > 1 else [outputs]):
+        n[name] = blob
+    if conv_outputs:
+        n.work = L.Convolution(n[tops[0]], num_output=conv_outputs, kernel_size=3, pad=1,
+                               weight_filler=dict(type="gaussian", std=0.01))
+    Path(prototxt).write_text(str(n.to_proto()))
+    return caffe.Net(str(prototxt), caffe.TRAIN if phase == "train" else caffe.TEST)
+
+
 def measure(name: str, root: Path, split: str, mode, steps: int, work: int,
-            folder: Path, repeats: int = 1) -> tuple[float, float]:
-    """(images/s, ms Caffe waited per image): the best of `repeats` runs of `steps`
-    forwards, the best being the least disturbed by whatever else the machine runs."""
+            folder: Path, repeats: int = 1) -> dict:
+    """images_per_s and wait_ms (Caffe's wait per image), the best of `repeats` runs of
+    `steps` forwards (the least disturbed by whatever else the machine runs), and the
+    shape of the first input top."""
     from data.registry import module_and_class
 
     module, layer = module_and_class(name)
@@ -55,7 +76,8 @@ def measure(name: str, root: Path, split: str, mode, steps: int, work: int,
         wait_ms = 1000 * (data.waited_s - waited) / steps
         best = (max(best[0], rate), min(best[1], wait_ms))
     data.prefetch.close()
-    return best
+    shape = list(net.blobs[top_names(name, params)[0]].data.shape)
+    return {"images_per_s": best[0], "wait_ms": best[1], "shape": shape}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                              seed=0)
             for work in sorted({0, args.work}):
                 for mode in MODES:
-                    rate, wait = measure(name, root, split, mode, args.steps, work, tmp,
-                                         args.repeats)
+                    measured = measure(name, root, split, mode, args.steps, work, tmp,
+                                       args.repeats)
+                    rate, wait = measured["images_per_s"], measured["wait_ms"]
                     results[f"{name} work={work} prefetch={mode}"] = {
                         "images_per_s": round(rate, 2), "wait_ms": round(wait, 2)}
                     print(f"{name:14s} work={work:<3d} prefetch={str(mode):8s} "

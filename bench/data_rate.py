@@ -14,45 +14,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import caffe
-from caffe import layers as L
 
-from bench.timing import paired, timed
-from data.registry import layer_params, module_and_class
-
-
-def data_layer_net(prototxt: Path, module: str, layer: str, param_str: str,
-                   tops: list[str], *, phase: str = "test", conv_outputs: int = 0):
-    """Write and load a net whose only input is the Python data layer `module.layer`.
-
-    `conv_outputs` > 0 adds a 3×3 convolution on the first top, standing in for the work
-    Caffe does between two forwards (what prefetching overlaps with).
-    """
-    n = caffe.NetSpec()
-    outputs = L.Python(module=module, layer=layer, param_str=param_str, ntop=len(tops))
-    for name, blob in zip(tops, outputs if len(tops) > 1 else [outputs]):
-        n[name] = blob
-    if conv_outputs:
-        n.work = L.Convolution(n[tops[0]], num_output=conv_outputs, kernel_size=3, pad=1,
-                               weight_filler=dict(type="gaussian", std=0.01))
-    Path(prototxt).write_text(str(n.to_proto()))
-    return caffe.Net(str(prototxt), caffe.TRAIN if phase == "train" else caffe.TEST)
+from bench.data_layers import measure
+from bench.timing import paired
 
 
 def loading_rates(data_root: Path, workdir: Path, *, images: int = 20) -> dict:
-    """Images/s of the VOC (JPEG + PNG) and SBDD (JPEG + .mat) layers, prefetch on and off."""
+    """Images/s of the VOC (JPEG + PNG) and SBDD (JPEG + .mat) layers, prefetch on and off:
+    the data layer alone (bench.data_layers.measure, the `make bench-data` table's figure)."""
     layers = {"voc_jpeg_png": ("voc", "seg11valid"), "sbdd_jpeg_mat": ("sbdd", "train")}
     rates = {}
     for label, (name, split) in layers.items():
-        module, layer = module_and_class(name)
         for prefetch in (False, True):
-            params = layer_params(name, data_root, split, prefetch=prefetch)
-            net = data_layer_net(Path(workdir) / f"data-{label}-{prefetch}.prototxt",
-                                 module, layer, repr(params), ["data", "label"])
-            result = timed(lambda net=net: [net.forward() for _ in range(images)], 3)
-            rates[f"{label}_{'prefetch' if prefetch else 'no_prefetch'}"] = {
-                "images_per_s": images / result["median_s"],
-                "shape": list(net.blobs["data"].data.shape), **result}
-            del net
+            rates[f"{label}_{'prefetch' if prefetch else 'no_prefetch'}"] = measure(
+                name, data_root, split, prefetch, images, 0, Path(workdir), repeats=3)
     return rates
 
 

@@ -3,7 +3,7 @@ byte, through pycaffe."""
 
 import pytest
 
-from bench.data_rate import data_layer_net
+from bench.data_layers import data_layer_net
 from data.lmdb_pack import pack
 from data.registry import layer_params, module_and_class, top_names
 from data.synthetic import make_dataset

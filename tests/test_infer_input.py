@@ -11,7 +11,7 @@ import caffe
 import numpy as np
 import pytest
 
-from bench.data_rate import data_layer_net
+from bench.data_layers import data_layer_net
 from core.catalog import DATASETS, data_param
 from data.synthetic import make_dataset
 from nets.experiments import EXPERIMENTS

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench.data_rate import data_layer_net
+from bench.data_layers import data_layer_net
 from core.catalog import DATASETS
 from data.synthetic import make_dataset
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from seg_io import DataError
 
-from bench.data_rate import data_layer_net
+from bench.data_layers import data_layer_net
 from core.catalog import DATASETS
 from data.synthetic import make_dataset
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data_rate import data_layer_net
+from bench.data_layers import data_layer_net
 from core.catalog import DATASETS
 from data.synthetic import make_dataset
 
@@ -82,7 +82,7 @@ def test_process_worker_ends_when_its_parent_dies_abruptly(root, tmp_path):
 import os
 os.environ["GLOG_minloglevel"] = "2"
 from pathlib import Path
-from bench.data_rate import data_layer_net
+from bench.data_layers import data_layer_net
 params = {{"sbdd_dir": {str(root / "sbdd/dataset")!r}, "seed": 1, "split": "train",
           "mean": (104.0, 117.0, 123.0), "prefetch": "process"}}
 net = data_layer_net(Path({str(tmp_path / "n.prototxt")!r}), "voc_layers",

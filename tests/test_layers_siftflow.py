@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from bench.data_rate import data_layer_net
+from bench.data_layers import data_layer_net
 from core.catalog import data_param
 from data.synthetic import make_dataset
 
