@@ -97,7 +97,7 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
             deploy = write_experiment(net, tmp, width=width)["deploy"]
             model = caffe.Net(str(deploy), caffe.TEST)
         input_blob, scores = exp.input_blobs[0], exp.score_blobs
-        dataset = DATASETS[exp.dataset]
+        dataset, mean_top = DATASETS[exp.dataset], exp.modalities[0]
     else:
         path = Path(net)
         if not path.is_file():
@@ -112,12 +112,11 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
         input_blob = model.inputs[0]
         scores = tuple(b for b in model.outputs if b.startswith("score")) or \
             tuple(model.outputs[:1])
-        dataset = DATASETS["voc"]
+        dataset, mean_top = DATASETS["voc"], "data"
     if model.blobs[input_blob].data.shape[1] != 3:
         raise ValueError(f"input {input_blob} has {model.blobs[input_blob].data.shape[1]} "
                          f"channels; infer feeds RGB pictures")
     load_weights(model, weights)
-    mean_top = input_blob if input_blob in dataset.means else "data"
     mean_array = (dataset.mean(mean_top) if mean is None
                   else np.array(mean, dtype=dataset.mean_dtype))
     return Segmenter(model, input_blob, tuple(scores), mean_array)

@@ -18,7 +18,7 @@ from nets.experiments import EXPERIMENTS
 from nets.generate import write_experiment
 from solvers.infer import load_segmenter, read_rgb
 
-# experiment → (its test split in the synthetic set, the data layer's input top)
+# experiment → (its test split in the synthetic set, the dataset's input top)
 CASES = {
     "voc-fcn32s": ("seg11valid", "data"),
     "nyud-fcn32s-color": ("test", "color"),
@@ -39,7 +39,7 @@ def data_layer_input(name: str, split: str, top: str, root, tmp_path):
     index = data.next_index
     image = data.source.path(data.dataset.files(index)[top])
     net.forward()
-    return net.blobs[top].data[0].copy(), image
+    return net.blobs[exp.input_blobs[0]].data[0].copy(), image
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

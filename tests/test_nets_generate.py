@@ -189,4 +189,4 @@ def test_declared_stride_is_the_final_upsampling(name):
 
 def test_a_truncated_net_must_declare_its_layer_stride():
     with pytest.raises(ValueError, match="pool4 alone gives stride 16"):
-        Experiment("bad", "voc", 21, stride=32, truncate="pool4")
+        Experiment("bad", "voc", stride=32, truncate="pool4")
