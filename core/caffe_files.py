@@ -131,7 +131,10 @@ def _read_layer(buf: memoryview, legacy: bool) -> Layer:
     definition = []
     for fld in iter_fields(buf):
         if fld.number == blobs_field and fld.wire_type == LENGTH_DELIMITED:
-            layer.blobs.append(_read_blob(fld.value))
+            try:
+                layer.blobs.append(_read_blob(fld.value))
+            except WireError as e:
+                raise _named(e, layer) from None
             continue
         definition.append(bytes(fld.raw))
         if fld.number == name_field and fld.wire_type == LENGTH_DELIMITED:
@@ -140,6 +143,10 @@ def _read_layer(buf: memoryview, legacy: bool) -> Layer:
             layer.type = bytes(fld.value).decode("utf-8", "replace")
     layer.definition = b"".join(definition)
     return layer
+
+
+def _named(error: WireError, layer: Layer) -> WireError:
+    return WireError(f"layer {layer.name}: {error}") if layer.name else error
 
 
 def read_caffemodel(path: Path | str) -> dict[str, Layer]:
@@ -172,7 +179,8 @@ def read_caffemodel(path: Path | str) -> dict[str, Layer]:
                 raise CaffeFileError(f"{path}: two layers are named {layer.name!r}")
             layers[layer.name] = layer
     except WireError as e:
-        raise CaffeFileError(f"{path}: not a binary caffemodel (NetParameter): {e}") from e
+        raise CaffeFileError(f"{path}: not a readable caffemodel (truncated, or not a binary "
+                             f"Caffe NetParameter: {e})") from e
     if not layers:
         raise CaffeFileError(f"{path}: holds no layers; is it a caffemodel?")
     return layers

@@ -5,10 +5,9 @@ import shutil
 import caffe
 import numpy as np
 import pytest
-from zoo.caffemodel import read_caffemodel
 
 from compare.cli import compare_files, main
-from compare.errors import CompareError
+from core.caffe_files import CaffeFileError, read_caffemodel
 from testkit.tiny_nets import flip_bit, random_caffemodel, write_tiny_deploy
 
 
@@ -81,9 +80,9 @@ def test_truncated_or_wrong_file_is_a_clear_error(tmp_path, model, capsys):
     deploy, a = model
     truncated = tmp_path / "cut.caffemodel"
     truncated.write_bytes(a.read_bytes()[:-7])
-    with pytest.raises(CompareError, match=r"cut\.caffemodel: not a binary caffemodel"):
+    with pytest.raises(CaffeFileError, match=r"cut\.caffemodel: not a readable caffemodel"):
         read_caffemodel(truncated)
     assert main([str(a), str(truncated)]) == 2
     assert "cut.caffemodel" in capsys.readouterr().err
-    with pytest.raises(CompareError, match="deploy.prototxt: not a binary caffemodel"):
+    with pytest.raises(CaffeFileError, match="deploy.prototxt: not a readable caffemodel"):
         compare_files(deploy, a, kind="caffemodel")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from surgery.weights import read_caffemodel
 
+from core.caffe_files import read_params
 from data.synthetic import make_dataset
 from solvers import snapshots
 from solvers.runlog import read_records
@@ -46,9 +46,9 @@ def test_nyud_late_fusion_starts_from_both_streams(tmp_path):
         width=WIDTH, lr=1e-6, overrides={"momentum": 0.9}, progress=False, score=False))
     assert [s["experiment"] for s in summary["stages"]] == [
         "nyud-fcn32s-color", "nyud-fcn32s-hha", "nyud-fcn32s-color-hha"]
-    init = read_caffemodel(runs / "nyud-fcn32s-color-hha" / "init.caffemodel")
+    init = read_params(runs / "nyud-fcn32s-color-hha" / "init.caffemodel")
     for stream, modality in (("nyud-fcn32s-color", "color"), ("nyud-fcn32s-hha", "hha")):
-        final = read_caffemodel(runs / stream / "final.caffemodel")
+        final = read_params(runs / stream / "final.caffemodel")
         for layer in ("conv1_1", "fc7", "score_fr"):
             np.testing.assert_array_equal(init[layer + modality][0], final[layer][0])
     # the fusion stage's lr is the release's 1e-12 against the streams' 1e-10

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from surgery.weights import read_caffemodel
 
+from core.caffe_files import read_params
 from data.synthetic import make_dataset
 from solvers import snapshots
 from solvers.runlog import read_records
@@ -67,13 +67,13 @@ def test_each_stage_starts_from_the_previous_final_weights(staged):
     config, _ = staged
     for previous, stage, new_score in (("voc-fcn32s", "voc-fcn16s", "score_pool4"),
                                        ("voc-fcn16s", "voc-fcn8s", "score_pool3")):
-        final = read_caffemodel(config.runs / previous / "final.caffemodel")
-        init = read_caffemodel(config.runs / stage / "init.caffemodel")
+        final = read_params(config.runs / previous / "final.caffemodel")
+        init = read_params(config.runs / stage / "init.caffemodel")
         for layer in ("conv1_1", "fc7", "score_fr"):
             for a, b in zip(final[layer], init[layer]):
                 np.testing.assert_array_equal(a, b)
         assert not np.array_equal(final["fc7"][0],
-                                  read_caffemodel(config.runs / stage / "final.caffemodel")
+                                  read_params(config.runs / stage / "final.caffemodel")
                                   ["fc7"][0])  # and it trained on from there
         assert new_score not in final and not init[new_score][0].any()
 
@@ -112,8 +112,8 @@ def test_resume_repeats_the_next_steps_exactly(voc, tmp_path):
                               iters=6, test_every=0, resume=middle.solverstate,
                               overrides=QUICK, progress=False))
     assert again.losses == first.losses[3:]
-    a = read_caffemodel(first.final_weights)
-    b = read_caffemodel(again.final_weights)
+    a = read_params(first.final_weights)
+    b = read_params(again.final_weights)
     assert a.keys() == b.keys()
     for layer in a:
         for x, y in zip(a[layer], b[layer]):
@@ -172,10 +172,10 @@ def test_at_once_from_a_base(voc, staged, tmp_path):
         width=WIDTH, lr=QUICK["base_lr"], overrides={"momentum": QUICK["momentum"]},
         progress=False))
     run = runs / "voc-fcn8s-atonce"
-    init, source = read_caffemodel(run / "init.caffemodel"), read_caffemodel(base)
+    init, source = read_params(run / "init.caffemodel"), read_params(base)
     np.testing.assert_array_equal(init["fc7"][0], source["fc7"][0])
     assert not any(init[name][0].any() for name in ("score_fr", "score_pool4", "score_pool3"))
-    final = read_caffemodel(run / "final.caffemodel")
+    final = read_params(run / "final.caffemodel")
     assert np.all(final["scale_pool4"][0] == np.float32(0.01))
     assert np.all(final["scale_pool3"][0] == np.float32(0.0001))
     losses = [r["loss"] for r in read_records(run / "train.jsonl", "step")]

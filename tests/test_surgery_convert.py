@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from core.caffe_files import read_prototxt
 from surgery.convert import convolutionalize
-from surgery.definition import read_prototxt
 from testkit.classifiers import (
     net_params,
     small_classifier,

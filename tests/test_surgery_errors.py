@@ -9,9 +9,8 @@ from pathlib import Path
 import caffe
 import pytest
 from caffe import layers as L
-from surgery.weights import load_weights, read_caffemodel
 
-from surgery import SurgeryError
+from core.caffe_files import CaffeFileError, load_weights, read_params
 from surgery.convert import convolutionalize
 from testkit.classifiers import small_classifier, write_prototxt
 
@@ -38,23 +37,23 @@ def test_truncated_caffemodel(tmp_path):
     whole = weights.read_bytes()
     cut = tmp_path / "cut.caffemodel"
     cut.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(SurgeryError, match=r"cut.caffemodel: not a readable caffemodel"):
+    with pytest.raises(CaffeFileError, match=r"cut.caffemodel: not a readable caffemodel"):
         convolutionalize(proto, cut, tmp_path / "out.caffemodel", verbose=False)
     done = run_cli("surgery.convert", proto, cut, tmp_path / "out.caffemodel")
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {cut}: not a readable caffemodel")
-    with pytest.raises(SurgeryError, match="caffemodel not found"):
-        read_caffemodel(tmp_path / "missing.caffemodel")
+    with pytest.raises(CaffeFileError, match="caffemodel not found"):
+        read_params(tmp_path / "missing.caffemodel")
 
 
 def test_wrong_prototxt_for_the_weights(tmp_path):
     _, weights = classifier_files(tmp_path, classes=5)
     other, _ = classifier_files(tmp_path, classes=7)
     expected = r"layer fc8 blob 0 has shape \(5, 12\), the net expects \(7, 12\): wrong prototxt"
-    with pytest.raises(SurgeryError, match=expected):
+    with pytest.raises(CaffeFileError, match=expected):
         convolutionalize(other, weights, tmp_path / "out.caffemodel", verbose=False)
-    with pytest.raises(SurgeryError, match=expected):
+    with pytest.raises(CaffeFileError, match=expected):
         load_weights(caffe.Net(other, caffe.TEST), weights)
     done = run_cli("surgery.convert", other, weights, tmp_path / "out.caffemodel")
     assert done.returncode == 1 and "wrong prototxt for these weights?" in done.stderr
@@ -66,7 +65,7 @@ def test_classifier_weights_given_to_the_fcn_net_directly(tmp_path):
     proto, weights = classifier_files(tmp_path)
     convolutionalize(proto, weights, tmp_path / "fcn.caffemodel", verbose=False)
     fcn = caffe.Net(str(tmp_path / "fcn.prototxt"), caffe.TEST)
-    with pytest.raises(SurgeryError, match=r"layer fc6 blob 0 has shape \(12, 288\), the net "
+    with pytest.raises(CaffeFileError, match=r"layer fc6 blob 0 has shape \(12, 288\), the net "
                                            r"expects \(12, 8, 6, 6\)"):
         load_weights(fcn, weights)
 
@@ -91,19 +90,19 @@ def test_definitions_caffe_would_abort_on(tmp_path):
     _, weights = classifier_files(tmp_path)
     garbage = tmp_path / "garbage.prototxt"
     garbage.write_text("layer { name: 'x' type: \n")
-    with pytest.raises(SurgeryError, match="garbage.prototxt: not a Caffe net definition"):
+    with pytest.raises(CaffeFileError, match="garbage.prototxt: not a Caffe net definition"):
         convolutionalize(garbage, weights, tmp_path / "o.caffemodel")
     unknown = small_classifier(76)
     unknown.layer[1].type = "Convolution3000"
     path = write_prototxt(unknown, tmp_path / "unknown.prototxt")
-    with pytest.raises(SurgeryError, match="type 'Convolution3000', which this Caffe build"):
+    with pytest.raises(CaffeFileError, match="type 'Convolution3000', which this Caffe build"):
         convolutionalize(path, weights, tmp_path / "o.caffemodel")
     dangling = small_classifier(76)
     dangling.layer[1].bottom[0] = "image"
     path = write_prototxt(dangling, tmp_path / "dangling.prototxt")
-    with pytest.raises(SurgeryError, match=r"conv1_1 reads \['image'\], which no earlier"):
+    with pytest.raises(CaffeFileError, match=r"conv1_1 reads \[.image.\], which no input"):
         convolutionalize(path, weights, tmp_path / "o.caffemodel")
-    with pytest.raises(SurgeryError, match="missing.prototxt: prototxt not found"):
+    with pytest.raises(CaffeFileError, match="missing.prototxt: prototxt not found"):
         convolutionalize(tmp_path / "missing.prototxt", weights, tmp_path / "o.caffemodel")
 
 
@@ -116,5 +115,5 @@ def test_blob_with_fewer_values_than_its_shape(tmp_path):
     blob.shape.dim.extend([4, 3])
     blob.data.extend([1.0] * 11)
     (tmp_path / "short.caffemodel").write_bytes(net.SerializeToString())
-    with pytest.raises(SurgeryError, match=r"layer fc6: blob of shape \(4, 3\) holds 11 values"):
-        read_caffemodel(tmp_path / "short.caffemodel")
+    with pytest.raises(CaffeFileError, match=r"layer fc6: blob of shape \(4, 3\) holds 44 bytes"):
+        read_params(tmp_path / "short.caffemodel")

@@ -11,10 +11,10 @@ from pathlib import Path
 import caffe
 import numpy as np
 import pytest
-from surgery.weights import read_caffemodel
 
+from core.caffe_files import as_file, read_params, read_prototxt
 from core.download import DownloadError
-from surgery.definition import as_file, read_prototxt, without_fillers
+from surgery.definition import without_fillers
 from surgery.fetch import (
     CLASSIFIERS,
     REPO,
@@ -85,7 +85,7 @@ def test_googlenet_downloads_verifies_and_fits_voc_fcn_googlenet(tmp_path, serve
     out = fetch_and_convert(CLASSIFIERS["googlenet"], tmp_path / "ilsvrc-nets",
                             models_dir=models, progress=False)
     assert out == tmp_path / "ilsvrc-nets" / "googlenet-fcn.caffemodel"
-    base = read_caffemodel(out, values=False)
+    base = read_params(out)
     assert "loss3/classifier" not in base and "inception_5b/pool_proj" in base
     report = prepare(REPO / "nets" / "voc-fcn-googlenet" / "deploy.prototxt",
                      tmp_path / "start.caffemodel", base=out, verbose=False)
@@ -101,7 +101,7 @@ def test_caffenet_converts_to_the_alexnet_fcn_base(tmp_path):
     models = zoo_copy(tmp_path, "bvlc_reference_caffenet", "http://127.0.0.1:9/unused", sha1)
     out = fetch_and_convert(CLASSIFIERS["caffenet"], weights_dir, models_dir=models,
                             progress=False, verbose=False)
-    base = read_caffemodel(out, values=False)
+    base = read_params(out)
     assert list(base) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
     assert base["fc6"][0].shape == (4096, 256, 6, 6)
     report = prepare(REPO / "nets" / "voc-fcn-alexnet" / "deploy.prototxt",
@@ -124,7 +124,7 @@ def test_v1_remote_files_with_md5_like_vgg16(tmp_path, server):
         caffemodel=Remote(url + "cls.caffemodel", "cls.caffemodel", md5=md5,
                           size=len(weights)))
     out = fetch_and_convert(classifier, tmp_path / "w", progress=False, verbose=False)
-    assert list(read_caffemodel(out, values=False))[-2:] == ["fc6", "fc7"]
+    assert list(read_params(out))[-2:] == ["fc6", "fc7"]
 
     wrong = Classifier("x", ("fc8",), "none", deploy=classifier.deploy,
                        caffemodel=Remote(url + "cls.caffemodel", "other.caffemodel",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from caffe import layers as L
 from caffe.proto import caffe_pb2
-from surgery.weights import read_caffemodel
 
+from core.caffe_files import read_params
 from nets.experiments import build
 from surgery import SurgeryError, upsample_filt
 from surgery.prepare import main, prepare
@@ -54,7 +54,7 @@ def test_staged_16s_from_32s_keeps_score_fr_and_zeroes_score_pool4(tmp_path):
     report = prepare(deploy(tmp_path, "voc-fcn16s"), out, base=base, mode="staged")
     assert "score_fr" in report.copied and report.dropped == ["upscore"]
     assert report.left_at_init == ["upscore2", "score_pool4", "upscore16"]
-    start = read_caffemodel(out)
+    start = read_params(out)
     np.testing.assert_array_equal(start["score_fr"][0], params["score_fr"][0])
     np.testing.assert_array_equal(start["conv3_1"][0], params["conv3_1"][0])
     assert not any(b.any() for b in start["score_pool4"])
@@ -86,7 +86,7 @@ def test_color_d_fourth_channel_is_the_mean_of_the_colour_filters(tmp_path):
     out = tmp_path / "color-d.caffemodel"
     report = prepare(deploy(tmp_path, "nyud-fcn32s-color-d"), out, base=base, mode="color-d")
     assert "conv1_1_bgrd" in report.copied
-    start = read_caffemodel(out)
+    start = read_params(out)
     weights = start["conv1_1_bgrd"][0]
     assert weights.shape[1] == 4
     np.testing.assert_array_equal(weights[:, :3], params["conv1_1"][0])
@@ -102,7 +102,7 @@ def test_late_fusion_takes_each_stream_with_its_suffix(tmp_path):
     report = prepare(deploy(tmp_path, "nyud-fcn32s-color-hha"), out, mode="late-fusion",
                      streams={"color": color, "hha": hha})
     assert report.left_at_init == ["upscore"]
-    start = read_caffemodel(out)
+    start = read_params(out)
     np.testing.assert_array_equal(start["conv1_1color"][0], color_params["conv1_1"][0])
     np.testing.assert_array_equal(start["conv1_1hha"][0], hha_params["conv1_1"][0])
     np.testing.assert_array_equal(start["score_frhha"][0], hha_params["score_fr"][0])

@@ -5,8 +5,8 @@ import caffe
 import numpy as np
 import pytest
 from caffe import layers as L
-from surgery.weights import read_caffemodel
 
+from core.caffe_files import read_params
 from surgery import SurgeryError, expand_score, transplant
 from testkit.classifiers import to_v1_caffemodel, write_prototxt
 
@@ -32,7 +32,7 @@ def v1_classifier_file(tmp_path):
 
 def test_v1_caffemodel_fc_weights_become_convolution_weights(tmp_path, capsys):
     path, params = v1_classifier_file(tmp_path)
-    assert read_caffemodel(path)["fc6"][0].shape == (1, 1, 8, 12)  # legacy dims
+    assert read_params(path)["fc6"][0].shape == (1, 1, 8, 12)  # legacy dims
     net = small_fcn(tmp_path)
     report = transplant(net, path)
     assert report.coerced == ["fc6"] and report.copied == []

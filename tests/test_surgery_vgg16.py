@@ -6,8 +6,8 @@ from pathlib import Path
 
 import caffe
 import numpy as np
-from surgery.weights import read_caffemodel
 
+from core.caffe_files import read_params
 from nets.classifiers import vgg16_classifier
 from surgery import upsample_filt
 from surgery.convert import convolutionalize
@@ -33,7 +33,7 @@ def test_full_size_vgg16_converts_and_fcn8s_starts_from_it(tmp_path):
                               check_against=NETS / "voc-fcn32s" / "deploy.prototxt")
     assert report.coerced == ["fc6", "fc7"] and report.dropped == ["fc8"]
     assert report.reshapes["fc6"] == "(4096, 25088) → (4096, 512, 7, 7)"
-    base = read_caffemodel(tmp_path / "vgg16-fcn.caffemodel", values=False)
+    base = read_params(tmp_path / "vgg16-fcn.caffemodel")
     assert list(base) == [f"conv{s}_{i}" for s, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
                           for i in range(1, n + 1)] + ["fc6", "fc7"]
 
@@ -43,7 +43,7 @@ def test_full_size_vgg16_converts_and_fcn8s_starts_from_it(tmp_path):
     assert report.left_at_init == ["score_fr", "upscore2", "score_pool4", "upscore_pool4",
                                    "score_pool3", "upscore8"]
     assert report.dropped == []
-    weights = read_caffemodel(start)
+    weights = read_params(start)
     for name in ("score_fr", "score_pool4", "score_pool3"):
         assert all(not b.any() for b in weights[name])
     np.testing.assert_array_equal(weights["upscore8"][0][7, 7], upsample_filt(16))

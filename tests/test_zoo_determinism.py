@@ -6,8 +6,8 @@ See zoo/README.md (Determinism) for what breaks bit-exactness and how CPU runs s
 import hashlib
 
 import caffe
-from zoo.caffemodel import read_caffemodel
 
+from core.caffe_files import read_caffemodel
 from testkit.tiny_nets import random_caffemodel, write_solver, write_tiny_deploy, write_tiny_train
 
 ITERATIONS = 4
