@@ -209,7 +209,7 @@ def caffe_would_copy(target: tuple[int, ...], blob: Blob) -> bool:
     return tuple(target) == tuple(blob.shape)
 
 
-def check_fits(net, layers: dict[str, Layer], source: str) -> None:
+def check_fits(net, layers: dict[str, Layer], source: str, net_name: str = "the net") -> None:
     """Raise unless every layer of `layers` that caffe.Net `net` has gets blobs Caffe can
     copy (net.copy_from CHECK-aborts the process otherwise). Layers the file lacks are
     left as they are, as Caffe does."""
@@ -218,13 +218,13 @@ def check_fits(net, layers: dict[str, Layer], source: str) -> None:
             continue
         target = net.params[name]
         if len(target) != len(layer.blobs):
-            raise CaffeFileError(f"{source}: layer {name} has {len(layer.blobs)} blobs, the "
-                                 f"net expects {len(target)}: wrong prototxt for these "
+            raise CaffeFileError(f"{source}: layer {name} has {len(layer.blobs)} blobs, "
+                                 f"{net_name} expects {len(target)}: wrong prototxt for these "
                                  f"weights?")
         for i, (t, blob) in enumerate(zip(target, layer.blobs)):
             if not caffe_would_copy(t.data.shape, blob):
                 raise CaffeFileError(f"{source}: layer {name} blob {i} has shape "
-                                     f"{tuple(blob.shape)}, the net expects {t.data.shape}: "
+                                     f"{tuple(blob.shape)}, {net_name} expects {t.data.shape}: "
                                      f"wrong prototxt for these weights?")
 
 
@@ -244,9 +244,9 @@ def uncovered_layers(definition, layers: dict[str, Layer], *,
             and not (layer.name in layers and layers[layer.name].blobs)]
 
 
-def load_weights(net, path: Path | str) -> None:
+def load_weights(net, path: Path | str, net_name: str = "the net") -> None:
     """net.copy_from, after checking the file is whole and fits (Caffe would abort)."""
-    check_fits(net, read_caffemodel(path), str(path))
+    check_fits(net, read_caffemodel(path), str(path), net_name)
     net.copy_from(str(path))
 
 
@@ -387,5 +387,5 @@ def load_net(prototxt: Path | str, weights: Path | str | None = None):
     check_buildable(read_prototxt(prototxt), str(prototxt))
     net = caffe.Net(str(prototxt), caffe.TEST)
     if weights is not None:
-        load_weights(net, weights)
+        load_weights(net, weights, str(prototxt))
     return net

@@ -8,6 +8,7 @@ from PIL import Image
 from compare.cli import main
 from compare.errors import CompareError
 from compare.forward import compare_forward
+from core.caffe_files import CaffeFileError
 from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
 
@@ -73,8 +74,9 @@ def test_bad_inputs_are_clear_errors_not_aborts(tmp_path, setup, capsys):
     wide = write_tiny_deploy(tmp_path / "wide.prototxt", width=6)
     wide_weights = random_caffemodel(wide, tmp_path / "wide.caffemodel")
     # Caffe itself would abort the process here (CHECK in CopyTrainedLayersFrom)
-    with pytest.raises(CompareError, match=r"wide\.caffemodel: layer 'conv1' blob 0 is 6×3×3×3 "
-                                       r"but .*deploy\.prototxt needs 4×3×3×3"):
+    with pytest.raises(CaffeFileError, match=r"wide\.caffemodel: layer conv1 blob 0 has shape "
+                                         r"\(6, 3, 3, 3\), .*deploy\.prototxt expects "
+                                         r"\(4, 3, 3, 3\)"):
         compare_forward(deploy, weights, deploy, wide_weights, [image])
     four = tmp_path / "four.npy"
     np.save(four, np.zeros((4, 8, 8), dtype=np.float32))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from compare.cli import compare_files, main
-from compare.errors import CompareError
+from core.caffe_files import CaffeFileError
 from testkit.tiny_nets import flip_bit, write_tiny_deploy
 
 PYTHON_LAYER = '''layer {
@@ -91,7 +91,7 @@ def test_malformed_prototxt_is_a_clear_error(tmp_path, capsys):
     a = write_tiny_deploy(tmp_path / "a.prototxt")
     b = tmp_path / "b.prototxt"
     b.write_text(a.read_text().replace("num_output: 3", "num_output: three"))
-    with pytest.raises(CompareError, match=r"b\.prototxt: not a net or solver prototxt"):
+    with pytest.raises(CaffeFileError, match=r"b\.prototxt: not a net or solver prototxt"):
         compare_files(a, b)
     assert main([str(a), str(b)]) == 2
     assert "b.prototxt" in capsys.readouterr().err
