@@ -6,26 +6,31 @@
 #   caffe-recipe/build.sh --venv .venv            build (or reuse) and expose pycaffe to the venv
 #   caffe-recipe/build.sh --venv .venv --print-dir   print the cache entry this recipe maps to
 #   caffe-recipe/build.sh --venv .venv --no-expose   build only; leave the venv's pycaffe as it is
+#   caffe-recipe/build.sh --venv .venv --configure-only DIR   configure the built entry's source
+#                                            again in DIR with $CMAKE (checks another CMake)
 #
 # Environment: CUDA=0|1, CUDA_ARCH=90, CUDNN=0|1, NCCL=0|1 (GPU build, see caffe-recipe/README.md),
-# CAFFE_SOURCE=apt|git (default apt), CAFFE_CACHE (default ~/.cache/fcn-caffe),
-# JOBS (default: number of cores).
+# CAFFE_SOURCE=apt|git (default apt), CAFFE_BLAS=pinned|system (default pinned: NUMERICS.md),
+# CAFFE_CACHE (default ~/.cache/fcn-caffe), JOBS (default: number of cores), CMAKE (default cmake).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=recipe.env
 source "$here/recipe.env"
+# shellcheck source=openblas.sh
+source "$here/openblas.sh"
 
 die() { echo "caffe-recipe/build.sh: error: $*" >&2; exit 1; }
 say() { echo "caffe-recipe/build.sh: $*" >&2; }
 
-venv="" print_dir=0 expose_build=1
+venv="" print_dir=0 expose_build=1 configure_dir=
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) venv=$2; shift 2 ;;
     --print-dir) print_dir=1; shift ;;
     --no-expose) expose_build=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --configure-only) configure_dir=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -38,12 +43,23 @@ CUDA=${CUDA:-0} CUDA_ARCH=${CUDA_ARCH:-90} CUDNN=${CUDNN:-0} NCCL=${NCCL:-0}
 CAFFE_SOURCE=${CAFFE_SOURCE:-apt}
 cache_root=${CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fcn-caffe}
 jobs=${JOBS:-$(nproc)}
+CMAKE=${CMAKE:-cmake}
+CAFFE_BLAS=${CAFFE_BLAS:-pinned}
+case "$CAFFE_BLAS" in pinned|system) ;; *) die "CAFFE_BLAS must be pinned or system, not '$CAFFE_BLAS'" ;; esac
+if [ "$CAFFE_BLAS" = pinned ] && ! cpu_runs_pinned_kernels; then
+  say "this CPU ($(uname -m)) lacks AVX2 or FMA, which the pinned OpenBLAS kernels need: linking the system OpenBLAS instead. Results will not be bit-identical to the README's; every run's fingerprint records numerics=system (caffe-recipe/NUMERICS.md)"
+  CAFFE_BLAS=system
+fi
 
 py_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 numpy_major=$("$python" -c 'import numpy; print(numpy.__version__.split(".")[0])' 2>/dev/null) \
   || die "numpy is not installed in $venv; run 'make setup'"
 
+# CMAKE_POLICY_VERSION_MINIMUM: CMake 4 refuses Caffe's cmake_minimum_required(VERSION 2.8.7)
+# ("Compatibility with CMake < 3.5 has been removed"); this lets it configure with the 3.5
+# policies. CMake 3.x ignores it (the generated build is the same; see README.md).
 cmake_flags=(
+  -DCMAKE_POLICY_VERSION_MINIMUM=3.5
   -DCMAKE_BUILD_TYPE=Release
   -DBLAS=Open
   -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version="$py_version"
@@ -51,6 +67,11 @@ cmake_flags=(
   -DBUILD_docs=OFF -DBUILD_matlab=OFF
 )
 if [ -n "${CONDA_PREFIX:-}" ]; then cmake_flags+=(-DCMAKE_PREFIX_PATH="$CONDA_PREFIX"); fi
+openblas_dir=""
+if [ "$CAFFE_BLAS" = pinned ]; then
+  openblas_dir=$(openblas_entry_dir)
+  cmake_flags+=(-DOpenBLAS_INCLUDE_DIR="$openblas_dir/include" -DOpenBLAS_LIB="$openblas_dir/lib/$OPENBLAS_SONAME")
+fi
 if [ "$CUDA" = 1 ]; then
   # shellcheck source=cuda.sh
   source "$here/cuda.sh"
@@ -65,7 +86,7 @@ recipe_key=$(
     echo "source=$CAFFE_SOURCE $ORIG_SHA256 $DEBIAN_SHA256 $GIT_TREE"
     echo "python=$py_version numpy=$numpy_major"
     printf '%s\n' "${cmake_flags[@]}"
-    cat "$here/build.sh" "$here/recipe.env" "$here/patches/series"
+    cat "$here/build.sh" "$here/recipe.env" "$here/openblas.sh" "$here/patches/series"
     while read -r p; do [ -n "$p" ] && cat "$here/patches/$p"; done < "$here/patches/series"
     if [ "$CUDA" = 1 ]; then
       cat "$here/cuda.sh" "$here/patches/cuda/series"
@@ -112,10 +133,11 @@ check_system() {
   fi
 }
 
-fetch_apt() {
+fetch_apt() {  # dir [package version suite]: default Caffe's source package
   # Debian's source package through a deb-src entry derived from this machine's own mirror,
   # in a private apt state directory: the system's sources are never touched.
-  local dl=$1 mirror apt_dir opts
+  local dl=$1 package=${2:-$DEB_PACKAGE} version=${3:-$DEB_VERSION} suite=${4:-$DEB_SUITE}
+  local mirror apt_dir opts
   mirror=$(
     { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{for(i=2;i<=NF;i++) print $i}'
       grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
@@ -123,17 +145,17 @@ fetch_apt() {
     } | grep -E '/debian/?$' | head -n1
   ) || true
   [ -n "$mirror" ] || die "no Debian mirror in this machine's apt sources; on other systems use CAFFE_SOURCE=git (see caffe-recipe/README.md)"
-  apt_dir="$dl/apt-state"
+  apt_dir="$dl/apt-state-$suite"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
   [ -f "$keyring" ] || die "missing $keyring; install the debian-archive-keyring package"
-  echo "deb-src [signed-by=$keyring] $mirror $DEB_SUITE main" > "$apt_dir/sources.list"
+  echo "deb-src [signed-by=$keyring] $mirror $suite main" > "$apt_dir/sources.list"
   opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
         -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
-  say "fetching Debian source package $DEB_PACKAGE=$DEB_VERSION ($DEB_SUITE)"
+  say "fetching Debian source package $package=$version ($suite)"
   apt-get "${opts[@]}" -qq update || die "apt-get update of the private deb-src list failed (mirror $mirror)"
-  (cd "$dl" && apt-get "${opts[@]}" -qq source --download-only "$DEB_PACKAGE=$DEB_VERSION") \
-    || die "apt-get source $DEB_PACKAGE=$DEB_VERSION failed"
+  (cd "$dl" && apt-get "${opts[@]}" -qq source --download-only "$package=$version") \
+    || die "apt-get source $package=$version failed"
 }
 
 verify() {
@@ -182,6 +204,22 @@ apply_series() {  # our patches: caffe-recipe/patches/series always, caffe-recip
   done < "$dir/series"
 }
 
+configure() {  # build dir, log: CMake over the entry's source with the recipe's flags
+  local build=$1 log=$2 py_include py_library
+  py_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  py_library=$("$python" -c 'import sysconfig, os; v = sysconfig.get_config_var; print(os.path.join(v("LIBDIR"), v("LDLIBRARY")))')
+  [ -f "$py_library" ] || die "Python $py_version has no shared library at $py_library; pycaffe needs a Python built with --enable-shared"
+  say "configuring ($flavour, key $recipe_key, $("$CMAKE" --version | head -n1)) in $build"
+  mkdir -p "$build"
+  (cd "$build" && "$CMAKE" "$entry/src" "${cmake_flags[@]}" \
+     -DPYTHON_EXECUTABLE="$python" \
+     -DPYTHON_INCLUDE_DIR="$py_include" -DPYTHON_LIBRARY="$py_library" \
+     > "$log" 2>&1) || { tail -n 30 "$log" >&2; die "cmake failed; full log: $log"; }
+  if grep -q "Python interface is disabled" "$log"; then
+    die "cmake could not find Python $py_version, its headers, numpy or Boost.Python; see $log"
+  fi
+}
+
 compile_entry() {  # fetch, verify, patch, configure, compile; ends with the .compiled marker
   check_system
   mkdir -p "$entry"
@@ -192,19 +230,8 @@ compile_entry() {  # fetch, verify, patch, configure, compile; ends with the .co
   esac
   apply_series "$here/patches"
   if [ "$CUDA" = 1 ]; then apply_series "$here/patches/cuda"; fi
-
-  py_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-  py_library=$("$python" -c 'import sysconfig, os; v = sysconfig.get_config_var; print(os.path.join(v("LIBDIR"), v("LDLIBRARY")))')
-  [ -f "$py_library" ] || die "Python $py_version has no shared library at $py_library; pycaffe needs a Python built with --enable-shared"
-
-  say "configuring ($flavour, key $recipe_key) in $entry/build"
-  mkdir -p "$entry/build"
-  (cd "$entry/build" && cmake "$entry/src" "${cmake_flags[@]}" \
-     -DPYTHON_EXECUTABLE="$python" \
-     -DPYTHON_INCLUDE_DIR="$py_include" -DPYTHON_LIBRARY="$py_library" \
-     > "$entry/cmake.log" 2>&1) || { tail -n 30 "$entry/cmake.log" >&2; die "cmake failed; full log: $entry/cmake.log"; }
-  grep -q "Python interface is disabled" "$entry/cmake.log" && \
-    die "cmake could not find Python $py_version, its headers, numpy or Boost.Python; see $entry/cmake.log"
+  if [ -n "$openblas_dir" ]; then build_openblas "$openblas_dir"; fi
+  configure "$entry/build" "$entry/cmake.log"
 
   say "compiling with $jobs jobs (a few minutes on CPU; log: $entry/build.log)"
   (cd "$entry/build" && make -j"$jobs" all test.testbin > "$entry/build.log" 2>&1) \
@@ -218,6 +245,12 @@ compile_entry() {  # fetch, verify, patch, configure, compile; ends with the .co
 # A finished entry is used as it is. A compiled one whose import check failed (say, a Python
 # package was missing) is checked again without recompiling; anything else is a half-written
 # build: removed and rebuilt.
+if [ -n "$configure_dir" ]; then
+  [ -f "$entry/.complete" ] || die "no finished build at $entry to configure again; run 'make setup' first"
+  configure_dir=$(mkdir -p "$configure_dir" && cd "$configure_dir" && pwd)
+  configure "$configure_dir" "$configure_dir/cmake.log"
+  exit 0
+fi
 if [ -f "$entry/.complete" ]; then
   expose
   say "using cached build $entry"
@@ -237,6 +270,7 @@ sys.path.insert(0, sys.argv[1])
 import caffe
 assert "Python" in caffe.layer_type_list(), "Caffe was built without the Python layer"
 EOF
+if [ -n "$openblas_dir" ]; then link_native_blas "$entry"; fi
 touch "$entry/.complete"
 expose
 say "built $entry"
