@@ -1,0 +1,346 @@
+"""What decides a run's bits, recorded beside its numbers so two runs can be told apart.
+
+Caffe on the CPU is deterministic on one machine; across machines the bits follow the BLAS
+kernels (OpenBLAS picks them by CPU unless it is the recipe's pinned build), the library
+versions that read and decode the data, and the inputs. `fingerprint()` gathers those facts
+from the running process (the BLAS is the one libcaffe actually loaded, found in
+/proc/self/maps, checked against a float64 reference before it is trusted); `diff()` names the
+fields in which two fingerprints differ. caffe-recipe/NUMERICS.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import re
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+PINNED_PREFIX = "libopenblas_pinned"   # the pinned build's file names (caffe-recipe/openblas.sh)
+# Fields that decide the BLAS's bits: equal in two runs => same kernels on the same inputs.
+PINNED_FIELDS = ("numerics", "blas_version", "blas_kernel", "blas_probe")
+# The environment that can change which kernels or threads run (recorded, never changed).
+ENV_PREFIXES = ("OPENBLAS_", "GOTO_", "OMP_", "MKL_", "BLIS_")
+ENV_NAMES = ("NUMERICS", "LD_LIBRARY_PATH", "LD_PRELOAD")
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw",
+             "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
+BLAS_NAME = re.compile(r"lib(?:open)?blas|libmkl_rt|libblis|libcblas")
+PROBE_SHAPE = (8, 40, 300)   # M, N, K of the self-check GEMM (Caffe's InnerProduct)
+
+
+class NumericsError(RuntimeError):
+    """The BLAS Caffe runs on computes wrong results or cannot run on this CPU."""
+
+
+def digest_bytes(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def file_digest(path: Path | str) -> str:
+    """sha256 (first 16 hex digits) of a file's bytes: nets, solvers, weights."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def split_digest(split_file: Path | str, data_root: Path | str) -> dict:
+    """A data split's identity: its list file, and every file under data_root whose name
+    (without suffix) is one of the split's items, by relative path and content."""
+    split_file, data_root = Path(split_file), Path(data_root)
+    names = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+    wanted = set(names)
+    lines = []
+    for folder, _, files in os.walk(data_root):
+        for name in files:
+            path = Path(folder, name)
+            if name.split(".")[0] in wanted and path.resolve() != split_file.resolve():
+                lines.append(f"{path.relative_to(data_root)} {file_digest(path)}")
+    lines.sort()
+    return {"split": split_file.name, "items": len(names),
+            "names": digest_bytes("\n".join(names).encode()), "files": len(lines),
+            "digest": digest_bytes("\n".join(lines).encode())}
+
+
+def dataset_split_digest(dataset: str, phase: str, root: Path | str, split: str) -> dict:
+    """split_digest() of a catalog dataset's split: its list file, and the split's files
+    under the dataset's top folder in the data root (sbdd/, pascal/, nyud/ …)."""
+    from core.catalog import split_list  # noqa: PLC0415
+
+    listing = split_list(dataset, phase, root, split)
+    if not listing.is_file():
+        return {"split": str(listing), "digest": "missing"}
+    top = Path(root) / listing.relative_to(root).parts[0]
+    return split_digest(listing, top)
+
+
+def cpu() -> dict:
+    """Model and the instruction-set flags that decide which kernels can run."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "vendor_id", "cpu family", "model", "flags") \
+                    and key not in fields:
+                fields[key] = value.strip()
+            if key == "flags":
+                break
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split())
+    return {"cpu_model": fields.get("model name", platform.processor() or platform.machine()),
+            "cpu_id": "{} family {} model {}".format(fields.get("vendor_id", "?"),
+                                                     fields.get("cpu family", "?"),
+                                                     fields.get("model", "?")),
+            "cpu_flags": " ".join(f for f in CPU_FLAGS if f in flags),
+            "cpu_count": os.cpu_count()}
+
+
+def blas_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """OPENBLAS_* (CORETYPE, L2_SIZE, NUM_THREADS …) and kin as this process has them."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in sorted(environ)
+            if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
+
+
+def mapped_blas_libraries(maps: Path = Path("/proc/self/maps")) -> list[Path]:
+    """Shared objects with BLAS in this process, in the order they were mapped."""
+    found: list[Path] = []
+    try:
+        text = maps.read_text()
+    except OSError:
+        return found
+    for line in text.splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and ".so" in parts[5] and BLAS_NAME.search(Path(parts[5]).name):
+            path = Path(parts[5].strip())
+            if path not in found:
+                found.append(path)
+    return found
+
+
+def _open(path: Path) -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError:
+        return None
+
+
+def describe_blas(path: Path) -> dict:
+    """What a loaded BLAS says about itself (OpenBLAS answers; others give blanks)."""
+    lib = _open(path)
+    info = {"blas_library": path.name, "blas_path": str(path), "blas_version": "",
+            "blas_config": "", "blas_kernel": "", "blas_threads": -1}
+    if lib is None:
+        return info
+    for field, symbol in (("blas_config", "openblas_get_config"),
+                          ("blas_kernel", "openblas_get_corename")):
+        if hasattr(lib, symbol):
+            fn = getattr(lib, symbol)
+            fn.restype = ctypes.c_char_p
+            info[field] = fn().decode().strip()
+    match = re.match(r"OpenBLAS ([0-9.]+)", info["blas_config"])
+    info["blas_version"] = f"OpenBLAS {match.group(1)}" if match else ""
+    if hasattr(lib, "openblas_get_num_threads"):
+        lib.openblas_get_num_threads.restype = ctypes.c_int
+        info["blas_threads"] = lib.openblas_get_num_threads()
+    return info
+
+
+def _sgemm_nt(lib: ctypes.CDLL, x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """x · wᵀ through lib's cblas_sgemm, the call Caffe's InnerProduct makes."""
+    if not hasattr(lib, "cblas_sgemm"):
+        return None
+    (m, k), n = x.shape, w.shape[0]
+    out = np.zeros((m, n), np.float32)
+    ptr, i32 = ctypes.c_void_p, ctypes.c_int
+    lib.cblas_sgemm.restype = None
+    lib.cblas_sgemm.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.c_float, ptr, i32, ptr,
+                                i32, ctypes.c_float, ptr, i32]
+    lib.cblas_sgemm(101, 111, 112, m, n, k, 1.0, x.ctypes.data, k, w.ctypes.data, k, 0.0,
+                    out.ctypes.data, n)   # row-major, A as is, B transposed
+    return out
+
+
+def _probe_inputs() -> tuple[np.ndarray, np.ndarray]:
+    m, n, k = PROBE_SHAPE
+    rng = np.random.RandomState(1234)
+    return (rng.standard_normal((m, k)).astype(np.float32),
+            rng.standard_normal((n, k)).astype(np.float32))
+
+
+def caffe_gemm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x · wᵀ computed by Caffe itself: a one-layer InnerProduct net, forward on the CPU."""
+    import caffe  # noqa: PLC0415  (only here: fingerprint's other parts need no Caffe)
+
+    (m, k), n = x.shape, w.shape[0]
+    text = (f'input: "x" input_shape {{ dim: {m} dim: {k} }}\n'
+            f'layer {{ name: "ip" type: "InnerProduct" bottom: "x" top: "y" '
+            f'inner_product_param {{ num_output: {n} bias_term: false }} }}\n')
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
+        f.write(text)
+        f.flush()
+        caffe.set_mode_cpu()
+        net = caffe.Net(f.name, caffe.TEST)
+    net.params["ip"][0].data[...] = w
+    net.blobs["x"].data[...] = x
+    return net.forward()["y"].copy()
+
+
+def check_blas(caffe_out: np.ndarray, x: np.ndarray, w: np.ndarray) -> float:
+    """Largest error of Caffe's GEMM against float64, in units of the worst-case float32
+    rounding bound; raises NumericsError above 1 (the kernels compute wrong results)."""
+    reference = x.astype(np.float64) @ w.astype(np.float64).T
+    bound = np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64).T \
+        * x.shape[1] * np.finfo(np.float32).eps
+    ratio = float(np.max(np.abs(caffe_out - reference) / bound))
+    if not np.isfinite(ratio) or ratio > 1.0:
+        raise NumericsError(
+            f"Caffe's BLAS computes a wrong GEMM on this CPU (error {ratio:.3g}× the float32 "
+            f"bound against a float64 reference). The kernels cannot be trusted here: rebuild "
+            f"with CAFFE_BLAS=system (make setup), see caffe-recipe/NUMERICS.md")
+    return ratio
+
+
+def check_cpu(libraries: list[Path], cpu_flags: list[str]) -> None:
+    """Refuse the pinned kernels on a CPU without AVX2/FMA (they would stop the process with
+    an illegal instruction, or worse, on an emulator, compute)."""
+    pinned = [p for p in libraries if p.name.startswith(PINNED_PREFIX)]
+    missing = sorted({"avx2", "fma"} - set(cpu_flags))
+    if pinned and missing:
+        raise NumericsError(
+            f"this CPU lacks {' and '.join(missing)}, which the pinned OpenBLAS ({pinned[0]}) "
+            f"needs. Run `make setup` again (on such a CPU it links the system OpenBLAS), or "
+            f"run with NUMERICS=native; see caffe-recipe/NUMERICS.md")
+
+
+def caffe_blas() -> dict:
+    """The BLAS libcaffe computes with: which library, its kernels and threads, a check of its
+    GEMM against float64, and a digest of that GEMM's bits (same digest = same kernels)."""
+    import caffe  # noqa: PLC0415, F401  (loads libcaffe and its BLAS)
+
+    candidates = mapped_blas_libraries()   # real files: symlinks resolved by the kernel
+    check_cpu(candidates, cpu()["cpu_flags"].split())
+    x, w = _probe_inputs()
+    out = caffe_gemm(x, w)
+    ratio = check_blas(out, x, w)
+    # Which mapped library is Caffe's: the one whose own sgemm gives Caffe's bits.
+    used = None
+    for path in candidates:
+        lib = _open(path)
+        direct = _sgemm_nt(lib, x, w) if lib is not None else None
+        if direct is not None and direct.tobytes() == out.tobytes():
+            used = path
+            break
+    info = describe_blas(used) if used else {"blas_library": "unknown", "blas_path": "",
+                                              "blas_version": "", "blas_config": "",
+                                              "blas_kernel": "", "blas_threads": -1}
+    if used is None:
+        numerics = "unknown"
+    elif used.name.startswith(PINNED_PREFIX):
+        numerics = "pinned"
+    elif (caffe_entry() / "blas-native").is_dir():
+        numerics = "native"   # a pinned build run on the system's library (NUMERICS=native)
+    else:
+        numerics = "system"   # a build linked against the system's OpenBLAS (no AVX2/FMA)
+    info.update(numerics=numerics, blas_probe=digest_bytes(out.tobytes()),
+                blas_selfcheck=f"ok: error {ratio:.2g} of the float32 bound")
+    return info
+
+
+def caffe_entry() -> Path:
+    """The cache entry of the Caffe build this process imported (…/caffe-<flavour>-<key>)."""
+    import caffe  # noqa: PLC0415
+
+    return Path(caffe.__file__).resolve().parents[3]   # <entry>/src/python/caffe/__init__.py
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name, dist in (("numpy", "numpy"), ("pillow", "pillow"), ("protobuf", "protobuf"),
+                       ("scipy", "scipy")):
+        try:
+            out[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+_PROCESS_CACHE: dict = {}
+
+
+def fingerprint(*, net: Path | str | None = None, solver: Path | str | None = None,
+                weights: Path | str | None = None, data: dict | None = None,
+                seed: int | None = None) -> dict:
+    """Everything that decides this run's bits. The process part (Caffe build, BLAS, CPU,
+    versions) is computed once per process; net/solver/weights are file digests, `data` a
+    split_digest(), `seed` the run's seed."""
+    if not _PROCESS_CACHE:
+        _PROCESS_CACHE.update(caffe_recipe=caffe_entry().name, **caffe_blas(), **cpu(),
+                              **versions())
+    result = dict(_PROCESS_CACHE)
+    result["env"] = blas_environment()
+    for key, path in (("net", net), ("solver", solver), ("weights", weights)):
+        if path is not None:
+            result[key] = file_digest(path)
+    if data is not None:
+        result["data"] = data
+    if seed is not None:
+        result["seed"] = seed
+    return result
+
+
+def diff(a: dict, b: dict) -> list[tuple[str, object, object]]:
+    """(field, a's value, b's value) for every field that differs or is only in one."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, "(absent)"), b.get(key, "(absent)")
+        if va != vb:
+            out.append((key, va, vb))
+    return out
+
+
+def pinned_differences(expected: dict, actual: dict) -> list[tuple[str, object, object]]:
+    """Differences in the fields that decide the BLAS's bits (PINNED_FIELDS)."""
+    return [d for d in diff({k: expected.get(k) for k in PINNED_FIELDS},
+                            {k: actual.get(k) for k in PINNED_FIELDS})]
+
+
+def summary(fp: dict) -> str:
+    """One line for logs and reports."""
+    env = ", ".join(f"{k}={v}" for k, v in fp.get("env", {}).items()) or "none set"
+    return (f"numerics {fp.get('numerics')} ({fp.get('blas_version')} {fp.get('blas_kernel')} "
+            f"kernels, {fp.get('blas_threads')} threads, probe {fp.get('blas_probe')}); "
+            f"Caffe {fp.get('caffe_recipe')}; CPU {fp.get('cpu_model')} [{fp.get('cpu_flags')}]; "
+            f"numpy {fp.get('numpy')}, Pillow {fp.get('pillow')}, protobuf {fp.get('protobuf')}; "
+            f"BLAS environment: {env}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="python -m core.fingerprint",
+        description="Print what decides this machine's bits: Caffe build, BLAS (checked), "
+                    "CPU, library versions, BLAS environment.")
+    parser.add_argument("--json", action="store_true", help="the whole fingerprint as JSON")
+    args = parser.parse_args(argv)
+    try:
+        fp = fingerprint()
+    except NumericsError as e:
+        print(f"fingerprint: error: {e}")
+        return 1
+    print(json.dumps(fp, indent=2) if args.json else summary(fp))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
