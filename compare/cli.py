@@ -1,7 +1,8 @@
 """`python -m compare.cli A B`: exit 0 only when the two artifacts are identical.
 
 The kind is detected from the files: prototxt (bytes, then parsed messages), caffemodel
-(blob by blob), segmentation image (class indices per pixel). With --net-a/--net-b and
+(blob by blob), segmentation image (class indices per pixel), runs (run folders, train.jsonl
+or results JSON: numbers, and the fingerprint fields that differ). With --net-a/--net-b and
 --input, two nets run on the same inputs and every blob of the forward pass is compared.
 A table explains any difference; exit status 1 means different, 2 means bad input.
 """
@@ -16,7 +17,7 @@ from compare.errors import CompareError
 from compare.table import Comparison
 from core.errors import reports_input_errors
 
-KINDS = ("prototxt", "caffemodel", "segmentation")
+KINDS = ("prototxt", "caffemodel", "segmentation", "runs")
 SUFFIX_KINDS = {".prototxt": "prototxt", ".pbtxt": "prototxt", ".caffemodel": "caffemodel",
                 ".png": "segmentation", ".bmp": "segmentation", ".gif": "segmentation",
                 ".tif": "segmentation", ".tiff": "segmentation"}
@@ -26,6 +27,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def detect_kind(path: Path) -> str:
     """The artifact kind of one file, from its suffix or else its first bytes."""
     path = Path(path)
+    from compare.runs import is_run
+    if is_run(path):
+        return "runs"
     if not path.is_file():
         raise CompareError(f"{path}: no such file")
     if path.suffix.lower() in SUFFIX_KINDS:
@@ -51,6 +55,9 @@ def compare_files(a: Path, b: Path, *, kind: str | None = None,
     if kind_a == "prototxt":
         from compare.prototxt import compare_prototxt
         return compare_prototxt(a, b, semantic=semantic)
+    if kind_a == "runs":
+        from compare.runs import compare_runs
+        return compare_runs(a, b)
     if kind_a == "caffemodel":
         from compare.caffemodel import compare_caffemodel
         return compare_caffemodel(a, b)
@@ -62,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m compare.cli", description=__doc__.splitlines()[0],
         epilog="Examples: compare a.prototxt b.prototxt | compare a.caffemodel b.caffemodel | "
-               "compare out.png release/output.png | compare --net-a deploy.prototxt "
+               "compare out.png release/output.png | compare runs/a runs/b | "
+               "compare a/score.json b/score.json | compare --net-a deploy.prototxt "
                "--weights-a a.caffemodel --weights-b b.caffemodel --input image.jpg")
     parser.add_argument("a", nargs="?", type=Path, help="first file")
     parser.add_argument("b", nargs="?", type=Path, help="second file")

@@ -15,7 +15,7 @@ compare: setup
 	  GLOG_minloglevel=2 $(PY) -m compare.cli --net-a $(NET_A) $(if $(WEIGHTS_A),--weights-a $(WEIGHTS_A)) \
 	    $(if $(NET_B),--net-b $(NET_B)) $(if $(WEIGHTS_B),--weights-b $(WEIGHTS_B)) --input $(INPUT); \
 	elif test -n "$(A)" && test -n "$(B)"; then GLOG_minloglevel=2 $(PY) -m compare.cli $(A) $(B); \
-	else echo "usage: make compare A=file B=file  (prototxt, caffemodel or segmentation PNG)"; \
+	else echo "usage: make compare A=file B=file  (prototxt, caffemodel, segmentation PNG, run folder or score.json)"; \
 	  echo "       make compare NET_A=deploy.prototxt WEIGHTS_A=a.caffemodel [NET_B=...] WEIGHTS_B=b.caffemodel INPUT=image.jpg"; exit 2; fi
 
 release-check: setup
