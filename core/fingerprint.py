@@ -22,8 +22,12 @@ from pathlib import Path
 import numpy as np
 
 PINNED_PREFIX = "libopenblas_pinned"   # the pinned build's file names (caffe-recipe/openblas.sh)
+# The pinned build's thread count. Its Haswell GEMM kernels round an element differently
+# depending on where the threads' partition of the matrix puts it, so 1, 2 and 3 threads give
+# three different results (caffe-recipe/NUMERICS.md): the count is part of the kernel choice.
+PINNED_THREADS = 2
 # Fields that decide the BLAS's bits: equal in two runs => same kernels on the same inputs.
-PINNED_FIELDS = ("numerics", "blas_version", "blas_kernel", "blas_probe")
+PINNED_FIELDS = ("numerics", "blas_version", "blas_kernel", "blas_threads", "blas_probe")
 # The environment that can change which kernels or threads run (recorded, never changed).
 ENV_PREFIXES = ("OPENBLAS_", "GOTO_", "OMP_", "MKL_", "BLIS_")
 ENV_NAMES = ("NUMERICS", "LD_LIBRARY_PATH", "LD_PRELOAD")
@@ -221,6 +225,21 @@ def check_cpu(libraries: list[Path], cpu_flags: list[str]) -> None:
             f"run with NUMERICS=native; see caffe-recipe/NUMERICS.md")
 
 
+def pin_blas_threads(threads: int = PINNED_THREADS) -> int | None:
+    """Run the pinned OpenBLAS on exactly `threads` threads, whatever this machine's core
+    count or OPENBLAS_NUM_THREADS (which is recorded, not changed). A system OpenBLAS
+    (NUMERICS=native, or a build without the pinned library) is left as it is: None."""
+    import caffe  # noqa: PLC0415, F401  (loads libcaffe and its BLAS)
+
+    for path in mapped_blas_libraries():
+        if path.name.startswith(PINNED_PREFIX):
+            lib = _open(path)
+            if lib is not None and hasattr(lib, "openblas_set_num_threads"):
+                lib.openblas_set_num_threads(threads)
+                return threads
+    return None
+
+
 def caffe_blas() -> dict:
     """The BLAS libcaffe computes with: which library, its kernels and threads, a check of its
     GEMM against float64, and a digest of that GEMM's bits (same digest = same kernels)."""
@@ -286,6 +305,8 @@ def fingerprint(*, net: Path | str | None = None, solver: Path | str | None = No
         _PROCESS_CACHE.update(caffe_recipe=caffe_entry().name, **caffe_blas(), **cpu(),
                               **versions())
     result = dict(_PROCESS_CACHE)
+    if result.get("blas_path"):   # threads can be set after the first call: read them now
+        result["blas_threads"] = describe_blas(Path(result["blas_path"]))["blas_threads"]
     result["env"] = blas_environment()
     for key, path in (("net", net), ("solver", solver), ("weights", weights)):
         if path is not None:

@@ -168,6 +168,19 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
                     progress=progress, desc=f"{experiment} {split}")
 
 
+def run_fingerprint(experiment: str, data_root: Path | str, split: str | None = None,
+                    phase: int = 1, **files) -> dict:
+    """core.fingerprint of a run on an experiment's split (phase 0 train, 1 test) and
+    files (net=, solver=, weights=)."""
+    from core.fingerprint import dataset_split_digest, fingerprint
+    from nets.experiments import EXPERIMENTS
+
+    exp = EXPERIMENTS[experiment]
+    data = dataset_split_digest(exp.dataset, exp.phases[phase], data_root,
+                                split or exp.splits[phase])
+    return fingerprint(data=data, **files)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Score a caffemodel on a split: pixel accuracy, mean accuracy, mean IU, "
@@ -198,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     print(result.report())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        args.json.write_text(json.dumps({**result.as_dict(), "fingerprint": run_fingerprint(
+            args.net, args.data, args.split, weights=args.weights)}, indent=2) + "\n")
     return 0
 
 

@@ -42,7 +42,7 @@ from solvers import snapshots
 from solvers.init import load_start
 from solvers.runlog import RunLog
 from solvers.runtime import REPO, bar_interval, check_data_root, select_device
-from solvers.score import data_layer, experiment_heads, seg_test, split_size
+from solvers.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 
 DEFAULT_SEED = SEED  # the release's data-layer seed
 SOLVER_OVERRIDES = ("base_lr", "momentum", "iter_size", "weight_decay")
@@ -203,7 +203,9 @@ def train(config: TrainConfig) -> TrainOutcome:
             log.record("start", experiment=exp.name, device=device, weights=what,
                        max_iter=max_iter, base_lr=base_lr, momentum=momentum,
                        iter_size=param.iter_size, width=config.width, seed=config.seed,
-                       data=str(config.data_root))
+                       data=str(config.data_root), fingerprint=run_fingerprint(
+                           exp.name, config.data_root, phase=0, solver=solver_path,
+                           net=param.train_net, weights=config.weights, seed=config.seed))
         test_net.share_with(net)
         meter = LossMeter(net)
         heads = experiment_heads(exp)
