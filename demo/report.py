@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.fingerprint import fingerprint, pinned_differences, summary
+
+EXPECTED = Path(__file__).with_name("expected.json")  # the README's numbers, and CI's
 METRICS = (("pixel acc.", "pixel_accuracy"), ("mean acc.", "mean_accuracy"),
            ("mean IU", "mean_iu"), ("f.w. IU", "fw_iu"))
 FIGURE_NETS = (("FCN-32s", "voc-fcn32s"), ("FCN-16s", "voc-fcn16s"),
@@ -133,6 +136,28 @@ def zoo_round_trip(out: Path, width: float, weights: Path) -> str:
             f"{verdict(outputs_check)}")
 
 
+def reproduction(cfg, rows: dict, fp: dict) -> str:
+    """Whether these numbers are the stored ones for these settings (demo/expected.json),
+    and if not, whether the BLAS fields that decide the bits explain it."""
+    if not EXPECTED.is_file():
+        return f"none stored ({EXPECTED.name} is missing)"
+    expected = json.loads(EXPECTED.read_text())
+    settings = json.loads(json.dumps(cfg.__dict__))
+    name = next((n for n, run in expected["runs"].items() if run["config"] == settings), None)
+    if name is None:
+        return "none stored for these settings"
+    if rows == expected["runs"][name]["results"]:
+        return f"identical to the stored '{name}' run, bit for bit"
+    differing = [row for row in rows if rows[row] != expected["runs"][name]["results"].get(row)]
+    pinned = pinned_differences(expected["fingerprint"], fp)
+    if pinned:
+        return (f"differ from the stored '{name}' run ({', '.join(differing)}), as expected: "
+                f"this machine's numerics differ in " + ", ".join(
+                    f"{k} ({a} stored, {b} here)" for k, a, b in pinned))
+    return (f"DIFFERENT from the stored '{name}' run ({', '.join(differing)}) with the same "
+            f"pinned numerics: something other than the machine changed the bits")
+
+
 def write_report(out: Path, cfg, results: dict) -> Path:
     table = results_table(results)
     say("5/7 figure: input, ground truth, 32s, 16s, 8s")
@@ -155,6 +180,9 @@ def write_report(out: Path, cfg, results: dict) -> Path:
     segmenter = load_segmenter("voc-fcn8s", Path(results["FCN-8s staged"]["weights"]),
                                width=cfg.width)
     segment_files(segmenter, [fresh], out / "inference")
+    rows = {name: {k: v for k, v in r["test"].items() if k != "time"}  # the clock is no result
+            for name, r in results.items()}
+    fp = fingerprint(seed=cfg.seed)
     report = out / "report.md"
     report.write_text(
         "# FCN in miniature (synthetic data, CPU)\n\n"
@@ -163,10 +191,10 @@ def write_report(out: Path, cfg, results: dict) -> Path:
         f"![Figure 4 in miniature]({picture.name})\n\n"
         f"Model-zoo round trip of FCN-8s:\n\n```\n{zoo}\n```\n\n"
         f"Inference: {fresh.parent.name}/fresh.png, fresh_overlay.jpg\n\n"
-        f"Settings: `{json.dumps(cfg.__dict__)}`\n")
-    (out / "results.json").write_text(json.dumps(  # the wall-clock stamp is not a result
-        {name: {k: v for k, v in r["test"].items() if k != "time"}
-         for name, r in results.items()}, indent=1) + "\n")
+        f"Settings: `{json.dumps(cfg.__dict__)}`\n\n"
+        f"Numerics: {summary(fp)}\n\n"
+        f"Against the stored numbers (demo/expected.json): {reproduction(cfg, rows, fp)}\n")
+    (out / "results.json").write_text(json.dumps({**rows, "fingerprint": fp}, indent=1) + "\n")
     print(table)
     print(expectations(results))
     return report

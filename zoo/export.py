@@ -9,6 +9,7 @@ caffemodel-url file like the release's.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from core.caffe_files import parse_prototxt, read_caffemodel, uncovered_layers
 from core.download import file_digest
 from core.errors import reports_input_errors
+from core.fingerprint import fingerprint, summary
 from zoo.errors import ZooError
 from zoo.frontmatter import check_fields, render_readme
 from zoo.scores import describe_scores, read_scores, summary_line
@@ -88,11 +90,24 @@ def export_model(net: str | Path, weights: Path | str, out: Path | str, *,
               "caffe_commit": CAFFE_COMMIT, "description": description}
     if gist_id:
         fields["gist_id"] = gist_id
+    fields["fingerprint"] = json.dumps(training_fingerprint(weights), sort_keys=True)
     check_fields(fields, out / "readme.md")
     (out / "caffemodel-url").write_text(url)
     readme = out / "readme.md"
     readme.write_text(render_readme(fields, _body(experiment, fields, phase_nets, scores)))
     return readme
+
+
+def training_fingerprint(weights: Path) -> dict:
+    """What decided the weights' bits: the fingerprint of the run that wrote them (the start
+    record of a train.jsonl beside them or one folder up), else this process's, marked so."""
+    for log in (weights.parent / "train.jsonl", weights.parent.parent / "train.jsonl"):
+        if log.is_file():
+            starts = [r for r in map(json.loads, filter(None, log.read_text().splitlines()))
+                      if r.get("type") == "start" and "fingerprint" in r]
+            if starts:
+                return {**starts[-1]["fingerprint"], "recorded_by": str(log.name)}
+    return {**fingerprint(weights=weights), "recorded_by": "export (no train.jsonl found)"}
 
 
 def _body(experiment: str, fields: dict[str, str], phase_nets: list[Path],
@@ -120,6 +135,9 @@ def _body(experiment: str, fields: dict[str, str], phase_nets: list[Path],
         "or with this project: `python -m zoo.fetch <this folder>`.",
         "",
         f"Caffe commit: {fields['caffe_commit']}. License: {fields['license']}.",
+        "",
+        f"Numerics: {summary(json.loads(fields['fingerprint']))} (the `fingerprint` field "
+        "has all of it; `python -m compare.cli` names the fields two runs differ in).",
     ]
     return "\n".join(parts)
 
