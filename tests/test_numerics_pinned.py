@@ -1,0 +1,94 @@
+"""Pinned numerics: a reduced-width FCN-8s forward gives the bits recorded on another machine,
+whatever OPENBLAS_NUM_THREADS says and whatever the machine's own OpenBLAS would pick; the
+opt-out runs the system's library and says so. Each setting is a fresh process
+(tests/testkit/numerics_probe.py), since a BLAS reads its environment once, when it loads.
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are never set or unset here: the machine's values pass
+through untouched.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.fingerprint import PINNED_FIELDS
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRY = Path((REPO / ".venv/caffe-root").read_text().strip())
+# Recorded on AMD EPYC (Zen 4, AVX-512) with the pinned build: voc-fcn8s at width 1/8 on a
+# 96×96 input (bench.models' seeded weights and picture). Any AVX2+FMA CPU must agree.
+PINNED = {"numerics": "pinned", "blas_version": "OpenBLAS 0.3.21", "blas_kernel": "HASWELL",
+          "blas_threads": 2, "blas_probe": "sha256:TODO"}
+PINNED_SCORE = "sha256:TODO"
+
+
+def probe(*args: str, **env: str) -> dict:
+    done = subprocess.run([sys.executable, "tests/testkit/numerics_probe.py", *args], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def pinned():
+    result = probe(OPENBLAS_NUM_THREADS="2")
+    if result["fingerprint"]["numerics"] != "pinned":
+        pytest.skip("this build runs the system's OpenBLAS (CPU without AVX2/FMA, or "
+                    f"CAFFE_BLAS=system): {result['fingerprint']['blas_config']}")
+    return result
+
+
+def test_the_pinned_build_gives_the_recorded_bits(pinned):
+    fp = pinned["fingerprint"]
+    assert {k: fp[k] for k in PINNED_FIELDS} == PINNED
+    assert pinned["score"] == PINNED_SCORE
+
+
+def test_the_environments_thread_count_is_recorded_but_does_not_change_the_bits(pinned):
+    one = probe(OPENBLAS_NUM_THREADS="1")     # CI's setting
+    assert one["fingerprint"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert one["fingerprint"]["blas_threads"] == pinned["fingerprint"]["blas_threads"] == 2
+    assert one["score"] == pinned["score"]
+
+
+def test_the_thread_count_is_pinned_because_it_changes_the_bits(pinned):
+    # the Haswell kernels round an element by where the threads' partition puts it
+    one = probe("--threads", "1")
+    assert one["fingerprint"]["blas_threads"] == 1
+    assert one["score"] != pinned["score"]
+
+
+def test_native_runs_the_system_openblas_and_records_it(pinned):
+    native_dir = ENTRY / "blas-native"
+    if not native_dir.is_dir():
+        pytest.skip(f"no {native_dir}: the system has no libopenblas.so.0")
+    native = probe(LD_LIBRARY_PATH=f"{native_dir}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+                   NUMERICS="native")
+    fp = native["fingerprint"]
+    assert fp["numerics"] == "native"
+    assert "libopenblas_pinned" not in fp["blas_path"]
+    assert fp["env"]["NUMERICS"] == "native"
+    # the system library picks its kernels by CPU; its AVX-512 ones sum in another order:
+    # other bits (what the pinned build protects against)
+    if fp["blas_kernel"].lower() in ("skylakex", "cooperlake", "sapphirerapids"):
+        assert native["score"] != pinned["score"]
+        assert fp["blas_probe"] != pinned["fingerprint"]["blas_probe"]
+
+
+def test_a_preloaded_system_openblas_is_never_reported_as_pinned(pinned):
+    # LD_PRELOAD puts the system's cblas_sgemm in front of the pinned one for every library
+    # in the process; the fingerprint must see which library computed, not which was linked
+    system = next((p for p in ("/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+                               "/lib/x86_64-linux-gnu/libopenblas.so.0") if Path(p).exists()),
+                  None)
+    if system is None:
+        pytest.skip("no system libopenblas.so.0 to preload")
+    preloaded = probe(LD_PRELOAD=system)
+    fp = preloaded["fingerprint"]
+    if preloaded["score"] != pinned["score"]:
+        assert fp["numerics"] != "pinned" and fp["blas_probe"] != PINNED["blas_probe"]
+    else:
+        assert fp["blas_probe"] == pinned["fingerprint"]["blas_probe"]

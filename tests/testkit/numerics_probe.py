@@ -1,0 +1,43 @@
+"""A reduced-width FCN-8s forward in a fresh process, for runs under different BLAS settings
+(a BLAS reads its environment when it loads, so each setting needs its own process).
+
+    python tests/testkit/numerics_probe.py [--width 0.125] [--size 96]
+
+prints one JSON line: the digest of the score map's bytes and the process's fingerprint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+from bench.models import deploy_net, fill_weights, random_image  # noqa: E402
+from core.fingerprint import digest_bytes, fingerprint, pin_blas_threads  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=float, default=0.125)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--experiment", default="voc-fcn8s")
+    parser.add_argument("--workdir", default="/tmp")
+    parser.add_argument("--threads", type=int, help="pin the pinned BLAS to this many threads "
+                        "(default: the harness's count; 0 = leave as the environment says)")
+    args = parser.parse_args()
+    if args.threads != 0:
+        pin_blas_threads(*([args.threads] if args.threads else []))
+    fp = fingerprint()   # the self-check runs before the net is trusted
+    net, _ = deploy_net(args.experiment, (args.size, args.size), Path(args.workdir),
+                        width=args.width)
+    fill_weights(net, seed=0)
+    net.blobs["data"].data[...] = random_image((args.size, args.size), seed=0)
+    score = net.forward()["score"]
+    print(json.dumps({"score": digest_bytes(score.tobytes()), "fingerprint": fp}))
+
+
+if __name__ == "__main__":
+    main()
