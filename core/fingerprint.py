@@ -114,8 +114,8 @@ def blas_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
             if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
 
 
-def mapped_blas_libraries(maps: Path = Path("/proc/self/maps")) -> list[Path]:
-    """Shared objects with BLAS in this process, in the order they were mapped."""
+def mapped_libraries(maps: Path = Path("/proc/self/maps")) -> list[Path]:
+    """Shared objects mapped into this process (real files: symlinks resolved)."""
     found: list[Path] = []
     try:
         text = maps.read_text()
@@ -123,11 +123,16 @@ def mapped_blas_libraries(maps: Path = Path("/proc/self/maps")) -> list[Path]:
         return found
     for line in text.splitlines():
         parts = line.split(maxsplit=5)
-        if len(parts) == 6 and ".so" in parts[5] and BLAS_NAME.search(Path(parts[5]).name):
+        if len(parts) == 6 and ".so" in parts[5]:
             path = Path(parts[5].strip())
             if path not in found:
                 found.append(path)
     return found
+
+
+def mapped_blas_libraries(maps: Path = Path("/proc/self/maps")) -> list[Path]:
+    """The mapped shared objects that are BLAS libraries."""
+    return [p for p in mapped_libraries(maps) if BLAS_NAME.search(p.name)]
 
 
 def _open(path: Path) -> ctypes.CDLL | None:
@@ -199,11 +204,12 @@ def caffe_gemm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def check_blas(caffe_out: np.ndarray, x: np.ndarray, w: np.ndarray) -> float:
-    """Largest error of Caffe's GEMM against float64, in units of the worst-case float32
-    rounding bound; raises NumericsError above 1 (the kernels compute wrong results)."""
+    """Largest error of Caffe's GEMM against float64, in units of float32 rounding over the
+    sum (√K·ε·Σ|x·w|: the statistical bound; correct kernels stay far below it, ~0.05);
+    raises NumericsError above 1 (the kernels compute wrong results)."""
     reference = x.astype(np.float64) @ w.astype(np.float64).T
     bound = np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64).T \
-        * x.shape[1] * np.finfo(np.float32).eps
+        * np.sqrt(x.shape[1]) * np.finfo(np.float32).eps
     ratio = float(np.max(np.abs(caffe_out - reference) / bound))
     if not np.isfinite(ratio) or ratio > 1.0:
         raise NumericsError(
@@ -211,6 +217,32 @@ def check_blas(caffe_out: np.ndarray, x: np.ndarray, w: np.ndarray) -> float:
             f"bound against a float64 reference). The kernels cannot be trusted here: rebuild "
             f"with CAFFE_BLAS=system (make setup), see caffe-recipe/NUMERICS.md")
     return ratio
+
+
+def _library_at(address: int, maps: Path = Path("/proc/self/maps")) -> Path | None:
+    """The mapped file that holds `address`."""
+    for line in maps.read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        start, _, end = parts[0].partition("-")
+        if len(parts) == 6 and int(start, 16) <= address < int(end, 16):
+            return Path(parts[5].strip())
+    return None
+
+
+def caffe_sgemm_library() -> Path | None:
+    """The file whose cblas_sgemm libcaffe's calls reach, found as the dynamic linker finds
+    it: the global scope first (the program, LD_PRELOAD, libraries loaded RTLD_GLOBAL),
+    then libcaffe's own dependencies (pycaffe loads libcaffe RTLD_LOCAL)."""
+    address = None
+    try:
+        address = ctypes.cast(ctypes.CDLL(None).cblas_sgemm, ctypes.c_void_p).value
+    except AttributeError:
+        libcaffe = next((p for p in mapped_libraries() if p.name.startswith("libcaffe.so")),
+                        None)
+        lib = _open(libcaffe) if libcaffe is not None else None
+        if lib is not None and hasattr(lib, "cblas_sgemm"):
+            address = ctypes.cast(lib.cblas_sgemm, ctypes.c_void_p).value
+    return _library_at(address) if address else None
 
 
 def check_cpu(libraries: list[Path], cpu_flags: list[str]) -> None:
@@ -250,14 +282,12 @@ def caffe_blas() -> dict:
     x, w = _probe_inputs()
     out = caffe_gemm(x, w)
     ratio = check_blas(out, x, w)
-    # Which mapped library is Caffe's: the one whose own sgemm gives Caffe's bits.
-    used = None
-    for path in candidates:
-        lib = _open(path)
-        direct = _sgemm_nt(lib, x, w) if lib is not None else None
-        if direct is not None and direct.tobytes() == out.tobytes():
-            used = path
-            break
+    # Caffe's library, confirmed: its own sgemm must give Caffe's bits.
+    used = caffe_sgemm_library()
+    lib = _open(used) if used is not None else None
+    direct = _sgemm_nt(lib, x, w) if lib is not None else None
+    if direct is None or direct.tobytes() != out.tobytes():
+        used = None
     info = describe_blas(used) if used else {"blas_library": "unknown", "blas_path": "",
                                               "blas_version": "", "blas_config": "",
                                               "blas_kernel": "", "blas_threads": -1}
