@@ -55,9 +55,13 @@ def load_run(path: Path) -> tuple[dict[str, float], dict]:
     """(numbers, fingerprint) of a run folder, train.jsonl or results JSON."""
     path = Path(path)
     if path.is_dir():
-        if (path / "score.json").is_file():
-            return load_run(path / "score.json")
-        return load_run(path / "train.jsonl")
+        log = path / "train.jsonl"
+        if not (path / "score.json").is_file():
+            return load_run(log)
+        numbers, fingerprint = load_run(path / "score.json")
+        if not fingerprint and log.is_file():   # the run's scores; its start's fingerprint
+            fingerprint = load_run(log)[1]
+        return numbers, fingerprint
     if not path.is_file():
         raise CompareError(f"{path}: no such file")
     if path.name.endswith(".jsonl"):

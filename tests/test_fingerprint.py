@@ -157,3 +157,15 @@ def test_the_recipe_links_the_system_openblas_on_a_cpu_without_avx2_or_fma(tmp_p
                                f'|| echo system'],
                               capture_output=True, text=True, check=True)
         assert done.stdout.strip() == verdict, flags
+
+
+def test_a_run_folder_pairs_its_scores_with_its_start_fingerprint(tmp_path):
+    for name, kernel in (("a", "HASWELL"), ("b", "SkylakeX")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "train.jsonl").write_text(json.dumps(
+            {"type": "start", "fingerprint": {"blas_kernel": kernel}}) + "\n")
+        (run / "score.json").write_text(json.dumps({"label": {"mean_iu": 0.2}}))
+    result = compare_files(tmp_path / "a", tmp_path / "b")
+    assert [row[0] for row in result.rows] == ["fingerprint.blas_kernel"]
+    assert not result.identical

@@ -53,6 +53,10 @@ def test_score_cli_matches_a_recount(tmp_path, capsys):
     expected = scores(hist)
     result = json.loads(report.read_text())
     assert result["images"] == len(ids)
+    # what decided these bits travels with them (core/fingerprint.py)
+    assert result["fingerprint"]["data"]["items"] == len(ids)
+    assert result["fingerprint"]["weights"].startswith("sha256:")
+    assert result["fingerprint"]["numerics"] in ("pinned", "system")
     for key, value in expected.as_dict().items():
         assert result["label"][key] == pytest.approx(value)
 

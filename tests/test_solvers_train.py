@@ -63,6 +63,15 @@ def test_stage_lr_drops_100x(staged):
     assert lrs == pytest.approx([1e-6, 1e-8, 1e-10])
 
 
+def test_the_start_record_carries_what_decides_the_bits(staged):
+    config, _ = staged
+    start = read_records(config.runs / "voc-fcn32s" / "train.jsonl", "start")[0]
+    fingerprint = start["fingerprint"]
+    assert fingerprint["seed"] == start["seed"]
+    assert fingerprint["solver"].startswith("sha256:") and fingerprint["net"].startswith("sha256:")
+    assert fingerprint["data"]["items"] > 0 and fingerprint["blas_selfcheck"].startswith("ok")
+
+
 def test_each_stage_starts_from_the_previous_final_weights(staged):
     config, _ = staged
     for previous, stage, new_score in (("voc-fcn32s", "voc-fcn16s", "score_pool4"),
