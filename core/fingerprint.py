@@ -185,8 +185,9 @@ def _probe_inputs() -> tuple[np.ndarray, np.ndarray]:
             rng.standard_normal((n, k)).astype(np.float32))
 
 
-def caffe_gemm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """x · wᵀ computed by Caffe itself: a one-layer InnerProduct net, forward on the CPU."""
+def caffe_gemm(x: np.ndarray, w: np.ndarray, gpu: int | None = None) -> np.ndarray:
+    """x · wᵀ computed by Caffe itself: a one-layer InnerProduct net, forward on the CPU
+    (then back to GPU `gpu` if the run uses one: pycaffe cannot say which mode is set)."""
     import caffe  # noqa: PLC0415  (only here: fingerprint's other parts need no Caffe)
 
     (m, k), n = x.shape, w.shape[0]
@@ -200,7 +201,11 @@ def caffe_gemm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
         net = caffe.Net(f.name, caffe.TEST)
     net.params["ip"][0].data[...] = w
     net.blobs["x"].data[...] = x
-    return net.forward()["y"].copy()
+    out = net.forward()["y"].copy()
+    if gpu is not None:
+        caffe.set_mode_gpu()
+        caffe.set_device(gpu)
+    return out
 
 
 def check_blas(caffe_out: np.ndarray, x: np.ndarray, w: np.ndarray) -> float:
@@ -272,7 +277,7 @@ def pin_blas_threads(threads: int = PINNED_THREADS) -> int | None:
     return None
 
 
-def caffe_blas() -> dict:
+def caffe_blas(gpu: int | None = None) -> dict:
     """The BLAS libcaffe computes with: which library, its kernels and threads, a check of its
     GEMM against float64, and a digest of that GEMM's bits (same digest = same kernels)."""
     import caffe  # noqa: PLC0415, F401  (loads libcaffe and its BLAS)
@@ -280,7 +285,7 @@ def caffe_blas() -> dict:
     candidates = mapped_blas_libraries()   # real files: symlinks resolved by the kernel
     check_cpu(candidates, cpu()["cpu_flags"].split())
     x, w = _probe_inputs()
-    out = caffe_gemm(x, w)
+    out = caffe_gemm(x, w, gpu)
     ratio = check_blas(out, x, w)
     # Caffe's library, confirmed: its own sgemm must give Caffe's bits.
     used = caffe_sgemm_library()
@@ -327,14 +332,16 @@ _PROCESS_CACHE: dict = {}
 
 def fingerprint(*, net: Path | str | None = None, solver: Path | str | None = None,
                 weights: Path | str | None = None, data: dict | None = None,
-                seed: int | None = None) -> dict:
+                seed: int | None = None, gpu: int | None = None) -> dict:
     """Everything that decides this run's bits. The process part (Caffe build, BLAS, CPU,
     versions) is computed once per process; net/solver/weights are file digests, `data` a
-    split_digest(), `seed` the run's seed."""
+    split_digest(), `seed` the run's seed, `gpu` the GPU a run computes on (None: the CPU;
+    the BLAS is checked on the CPU either way, and the GPU mode restored)."""
     if not _PROCESS_CACHE:
-        _PROCESS_CACHE.update(caffe_recipe=caffe_entry().name, **caffe_blas(), **cpu(),
+        _PROCESS_CACHE.update(caffe_recipe=caffe_entry().name, **caffe_blas(gpu), **cpu(),
                               **versions())
     result = dict(_PROCESS_CACHE)
+    result["device"] = "CPU" if gpu is None else f"GPU {gpu}"
     if result.get("blas_path"):   # threads can be set after the first call: read them now
         result["blas_threads"] = describe_blas(Path(result["blas_path"]))["blas_threads"]
     result["env"] = blas_environment()

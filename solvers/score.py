@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**result.as_dict(), "fingerprint": run_fingerprint(
-            args.net, args.data, args.split, weights=args.weights)}, indent=2) + "\n")
+            args.net, args.data, args.split, weights=args.weights, gpu=args.gpu)}, indent=2)
+            + "\n")
     return 0
 
 

@@ -205,7 +205,8 @@ def train(config: TrainConfig) -> TrainOutcome:
                        iter_size=param.iter_size, width=config.width, seed=config.seed,
                        data=str(config.data_root), fingerprint=run_fingerprint(
                            exp.name, config.data_root, phase=0, solver=solver_path,
-                           net=param.train_net, weights=config.weights, seed=config.seed))
+                           net=param.train_net, weights=config.weights, seed=config.seed,
+                           gpu=config.gpu))
         test_net.share_with(net)
         meter = LossMeter(net)
         heads = experiment_heads(exp)
