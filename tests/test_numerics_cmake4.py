@@ -42,7 +42,9 @@ def cmake4() -> Path:
 
 def compile_flags(build: Path) -> dict[str, str]:
     """libcaffe's generated compile flags and link line, with the build folder's path
-    replaced, so two configures of one source can be compared."""
+    replaced, so two configures of one source can be compared. A library in the system's
+    own folder is written as -lNAME: CMake 4 names it by full path where 3.25, under Caffe's
+    old policies, wrote -lNAME (policy CMP0060); the linker finds the same file."""
     flags = (build / "src/caffe/CMakeFiles/caffe.dir/flags.make").read_text()
     link = (build / "src/caffe/CMakeFiles/caffe.dir/link.txt").read_text()
     out = {}
@@ -51,7 +53,9 @@ def compile_flags(build: Path) -> dict[str, str]:
         if sep and name in ("CXX_DEFINES", "CXX_INCLUDES", "CXX_FLAGS"):
             out[name] = value.replace(str(build), "BUILD")
     words = link.replace(str(build), "BUILD").split()
-    out["LINK_LIBS"] = " ".join(w for w in words if w.endswith((".so", ".a")) or "-l" in w[:2])
+    system_lib = re.compile(r"^/usr/lib/x86_64-linux-gnu/lib([^/]+?)\.(?:so|a)$")
+    out["LINK_LIBS"] = " ".join(system_lib.sub(r"-l\1", w) for w in words
+                                if w.endswith((".so", ".a")) or w.startswith("-l"))
     return out
 
 
