@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.fingerprint import fingerprint, pinned_differences, summary
+from core.fingerprint import PINNED_FIELDS, fingerprint, pinned_differences, summary
 
 EXPECTED = Path(__file__).with_name("expected.json")  # the README's numbers, and CI's
 METRICS = (("pixel acc.", "pixel_accuracy"), ("mean acc.", "mean_accuracy"),
@@ -136,26 +136,45 @@ def zoo_round_trip(out: Path, width: float, weights: Path) -> str:
             f"{verdict(outputs_check)}")
 
 
-def reproduction(cfg, rows: dict, fp: dict) -> str:
+def stored_run(cfg, expected_path: Path = EXPECTED) -> tuple[str, dict] | None:
+    """(name, entry) of the stored run made with these settings, if any."""
+    if not expected_path.is_file():
+        return None
+    settings = json.loads(json.dumps(cfg.__dict__))
+    runs = json.loads(expected_path.read_text())["runs"]
+    return next(((n, run) for n, run in runs.items() if run["config"] == settings), None)
+
+
+def reproduction(cfg, rows: dict, fp: dict, expected_path: Path = EXPECTED) -> str:
     """Whether these numbers are the stored ones for these settings (demo/expected.json),
     and if not, whether the BLAS fields that decide the bits explain it."""
-    if not EXPECTED.is_file():
-        return f"none stored ({EXPECTED.name} is missing)"
-    expected = json.loads(EXPECTED.read_text())
-    settings = json.loads(json.dumps(cfg.__dict__))
-    name = next((n for n, run in expected["runs"].items() if run["config"] == settings), None)
-    if name is None:
-        return "none stored for these settings"
-    if rows == expected["runs"][name]["results"]:
+    stored = stored_run(cfg, expected_path)
+    if stored is None:
+        return f"none stored for these settings in {expected_path.name}"
+    name, run = stored
+    if rows == run["results"]:
         return f"identical to the stored '{name}' run, bit for bit"
-    differing = [row for row in rows if rows[row] != expected["runs"][name]["results"].get(row)]
-    pinned = pinned_differences(expected["fingerprint"], fp)
+    differing = [row for row in rows if rows[row] != run["results"].get(row)]
+    pinned = pinned_differences(run["fingerprint"], fp)
     if pinned:
         return (f"differ from the stored '{name}' run ({', '.join(differing)}), as expected: "
                 f"this machine's numerics differ in " + ", ".join(
                     f"{k} ({a} stored, {b} here)" for k, a, b in pinned))
     return (f"DIFFERENT from the stored '{name}' run ({', '.join(differing)}) with the same "
             f"pinned numerics: something other than the machine changed the bits")
+
+
+def store_expected(out: Path, cfg, name: str, expected_path: Path = EXPECTED) -> None:
+    """Record a finished run's numbers as the expected ones for its settings, with the
+    fingerprint fields a machine must share to reproduce them and the CPU they came from."""
+    results = json.loads((out / "results.json").read_text())
+    fp = results.pop("fingerprint")
+    expected = json.loads(expected_path.read_text()) if expected_path.is_file() else {"runs": {}}
+    expected["runs"][name] = {
+        "config": json.loads(json.dumps(cfg.__dict__)), "results": results,
+        "fingerprint": {k: fp[k] for k in PINNED_FIELDS},
+        "made_on": f"{fp['cpu_model']} ({fp['cpu_id']}), {fp['caffe_recipe']}"}
+    expected_path.write_text(json.dumps(expected, indent=1) + "\n")
 
 
 def write_report(out: Path, cfg, results: dict) -> Path:

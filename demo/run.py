@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "demo")
     parser.add_argument("--quick", action="store_true",
                         help="a shortened run (the test suite's): fewer images and steps")
+    parser.add_argument("--store-expected", action="store_true",
+                        help="record this run's numbers in demo/expected.json as the ones "
+                             "machines with the same pinned numerics must reproduce")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else DemoConfig()
     out = args.out
@@ -161,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     from demo.report import write_report
 
     report = write_report(out, cfg, results)
+    if args.store_expected:
+        from demo.report import store_expected
+        store_expected(out, cfg, "quick" if args.quick else "full")
     say(f"done in {time.time() - began:.0f} s")
     print(f"report: {report}")
     return 0
