@@ -176,7 +176,7 @@ def run_fingerprint(experiment: str, data_root: Path | str, split: str | None = 
     from nets.experiments import EXPERIMENTS
 
     exp = EXPERIMENTS[experiment]
-    data = dataset_split_digest(exp.dataset, exp.phases[phase], data_root,
+    data = dataset_split_digest(exp.dataset, "train" if phase == 0 else "test", data_root,
                                 split or exp.splits[phase])
     return fingerprint(data=data, **files)
 
