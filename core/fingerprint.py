@@ -279,7 +279,7 @@ def pin_blas_threads(threads: int = PINNED_THREADS) -> int | None:
 
 def caffe_blas(gpu: int | None = None) -> dict:
     """The BLAS libcaffe computes with: which library, its kernels and threads, a check of its
-    GEMM against float64, and a digest of that GEMM's bits (same digest = same kernels)."""
+    GEMM against float64, and a digest of that GEMM's bits (another digest: other kernels)."""
     import caffe  # noqa: PLC0415, F401  (loads libcaffe and its BLAS)
 
     candidates = mapped_blas_libraries()   # real files: symlinks resolved by the kernel
