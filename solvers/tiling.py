@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 FLOAT = 4  # bytes per float32 (and per int32 argmax index)
+# share of a budget the estimate may fill: what it leaves out (the BLAS's work buffers, the
+# tile's copy into the input blob, allocator slack) measured at up to ~5 % of the peak
+HEADROOM = 0.9
 # the same value at every spatial position; these layers do not move anything in space
 POINTWISE = {"ReLU", "Dropout", "Scale", "Sigmoid", "TanH", "Power", "Softmax", "BatchNorm",
              "Bias", "AbsVal", "BNLL", "ELU", "PReLU", "Split", "Exp", "Log", "Threshold"}
@@ -34,6 +37,10 @@ POINTWISE = {"ReLU", "Dropout", "Scale", "Sigmoid", "TanH", "Power", "Softmax", 
 
 class NotTileable(ValueError):
     """The net has a layer whose output does not depend on a bounded input window."""
+
+
+class BudgetTooSmall(ValueError):
+    """Not even the smallest tile fits in the memory budget."""
 
 
 # ---------------------------------------------------------------- layer geometry
@@ -280,7 +287,7 @@ def spans(length: int, core: int, r: Reach) -> list[Span]:
 class Plan:
     rows: tuple[Span, ...]
     cols: tuple[Span, ...]
-    tile_bytes: int  # estimated forward bytes of the largest tile
+    tile_bytes: int | None  # estimated forward bytes of the largest tile (None: unknown)
 
     @property
     def tiles(self) -> int:
@@ -294,21 +301,34 @@ class Plan:
 def plan(net_param, output: str, size: tuple[int, int], budget: int,
          channels: int = 3) -> Plan:
     """The fewest tiles whose forward fits in `budget` bytes (Caffe's share, see
-    forward_bytes): the whole picture as one tile when it fits, else the largest square
-    core, a multiple of the stride, whose tiles fit. Raises MemoryError when not even a
-    core of one stride fits."""
+    forward_bytes; the estimate may fill HEADROOM of it): the whole picture as one tile
+    when it fits (or when the net has layers whose shapes are not known here: then as
+    before tiling existed), else the largest
+    square core, a multiple of the stride, whose tiles fit. Raises BudgetTooSmall when not
+    even a core of one stride fits, NotTileable when the net cannot be tiled."""
     height, width = size
+    budget = int(budget * HEADROOM)
+    whole_spans = ((Span(0, height, 0, height),), (Span(0, width, 0, width),))
+    try:
+        whole_bytes = forward_bytes(net_param, (1, channels, height, width))
+    except NotTileable:
+        return Plan(*whole_spans, None)
+    if whole_bytes <= budget:
+        return Plan(*whole_spans, whole_bytes)
     rh, rw = reach(net_param, output)
 
+    def balanced(length: int, core: int) -> int:
+        """The same number of tiles with cores as even as the stride allows (no sliver
+        of a last core that costs a whole tile's reach)."""
+        return _round_up(-(-length // -(-length // core)), stride)
+
     def make(core_h: int, core_w: int) -> Plan:
-        rows, cols = spans(height, core_h, rh), spans(width, core_w, rw)
+        rows = spans(height, balanced(height, core_h), rh)
+        cols = spans(width, balanced(width, core_w), rw)
         tile = (max(s.stop - s.start for s in rows), max(s.stop - s.start for s in cols))
         return Plan(tuple(rows), tuple(cols), forward_bytes(net_param, (1, channels, *tile)))
 
     stride = math.lcm(rh.stride, rw.stride)
-    whole = make(_round_up(height, stride), _round_up(width, stride))
-    if whole.tile_bytes <= budget:
-        return whole
     low, high = 1, max(_round_up(height, stride), _round_up(width, stride)) // stride
     best = None
     while low <= high:  # the largest core (in strides) that fits
@@ -321,7 +341,7 @@ def plan(net_param, output: str, size: tuple[int, int], budget: int,
             high = mid - 1
     if best is None:
         need = make(stride, stride).tile_bytes
-        raise MemoryError(f"even the smallest tile ({stride}-pixel core plus the net's "
+        raise BudgetTooSmall(f"even the smallest tile ({stride}-pixel core plus the net's "
                           f"reach) needs {need / 2**30:.2f} GiB, over the "
                           f"{budget / 2**30:.2f} GiB budget; raise the budget (--memory)")
     return best
@@ -368,9 +388,10 @@ def forward_tiles(net, net_param, input_blob: str, data: np.ndarray, outputs: tu
     so a huge picture never holds its whole score map."""
     height, width = data.shape[1:]
     the_plan = plan(net_param, outputs[0], (height, width), budget, data.shape[0])
-    for name in outputs[1:]:  # every head must be tileable with the same reach
-        if reach(net_param, name) != reach(net_param, outputs[0]):
-            raise NotTileable(f"heads {outputs[0]} and {name} reach differently")
+    if the_plan.tiles > 1:
+        for name in outputs[1:]:  # every head must be tileable with the same reach
+            if reach(net_param, name) != reach(net_param, outputs[0]):
+                raise NotTileable(f"heads {outputs[0]} and {name} reach differently")
     stitched: dict[str, np.ndarray] = {}
     blob = net.blobs[input_blob]
     for row in the_plan.rows:
@@ -381,6 +402,10 @@ def forward_tiles(net, net_param, input_blob: str, data: np.ndarray, outputs: tu
             net.forward()
             for name in outputs:
                 scores = net.blobs[name].data[0]
+                if scores.shape[1:] != tile.shape[1:]:
+                    raise RuntimeError(f"{name} is {scores.shape[1]}×{scores.shape[2]} for a "
+                                       f"{tile.shape[1]}×{tile.shape[2]} input: the net's "
+                                       f"crop layers do not restore the input size")
                 kept = scores[:, row.keep_start - row.start:row.keep_stop - row.start,
                               col.keep_start - col.start:col.keep_stop - col.start]
                 kept = kept.copy() if reduce is None else reduce(kept)
@@ -389,3 +414,12 @@ def forward_tiles(net, net_param, input_blob: str, data: np.ndarray, outputs: tu
                 stitched[name][..., row.keep_start:row.keep_stop,
                                col.keep_start:col.keep_stop] = kept
     return stitched, the_plan
+
+
+def label_maps(net, net_param, input_blob: str, data: np.ndarray, outputs: tuple[str, ...],
+               budget: int) -> dict[str, np.ndarray]:
+    """Class maps (H×W uint8) by output blob for one preprocessed picture (C×H×W): the
+    whole picture in one forward when it fits in `budget` bytes, else exact tiles."""
+    labels, _ = forward_tiles(net, net_param, input_blob, data, outputs, budget,
+                              reduce=lambda scores: scores.argmax(0).astype(np.uint8))
+    return labels

@@ -95,8 +95,10 @@ def test_threaded_max_pooling_is_bit_exact_on_fcn8s_shapes(tmp_path):
         n.pool = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_size=2, stride=2)
         n.pool2, n.mask = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_size=2, stride=2,
                                     ntop=2)
+        proto = n.to_proto()
+        proto.force_backward = True  # the Input needs no gradient otherwise
         path = tmp_path / "pool.prototxt"
-        path.write_text(str(n.to_proto()))
+        path.write_text(str(proto))
         pool = caffe.Net(str(path), caffe.TRAIN)
         x = np.floor(rng.standard_normal(shape, dtype=np.float32) * 2)  # many ties
         pool.blobs["data"].data[...] = x

@@ -41,7 +41,7 @@ def test_shapes_are_caffes(tmp_path, experiment):
         net, param = deploy(tmp_path, experiment, size, 1 / 16)
         shapes = tiling.blob_shapes(param, (1, 3, *size))
         assert {k: tuple(v.data.shape) for k, v in net.blobs.items()
-                if not k.endswith("_split")} == \
+                if "_split_" not in k} == \
             {k: v for k, v in shapes.items() if k in net.blobs}
 
 
@@ -75,9 +75,8 @@ def test_spans_partition_and_align():
 
 
 @pytest.mark.parametrize("experiment,size,width", [
-    ("voc-fcn8s", (531, 467), 1 / 16),
-    ("voc-fcn32s", (450, 610), 1 / 16),
-    ("voc-fcn-alexnet", (500, 377), 1 / 8),
+    ("voc-fcn8s", (720, 690), 1 / 16),
+    ("voc-fcn-alexnet", (700, 611), 1 / 16),
 ])
 def test_stitched_tiles_equal_the_whole_picture(tmp_path, experiment, size, width):
     net, param = deploy(tmp_path, experiment, size, width)
@@ -85,19 +84,49 @@ def test_stitched_tiles_equal_the_whole_picture(tmp_path, experiment, size, widt
     output = net.outputs[0]
     net.blobs["data"].data[...] = image
     whole = net.forward()[output][0].copy()
-    full = tiling.forward_bytes(param, (1, 3, *size))
-    stitched, plan = tiling.forward_tiles(net, param, "data", image, (output,),
-                                          budget=full // 3)
-    assert plan.tiles >= 4 and len(plan.rows) >= 2 and len(plan.cols) >= 2
-    assert plan.tile_bytes <= full // 3
+    rh, rw = tiling.reach(param, output)
+    side = 128 + rh.before + rh.after + rh.stride  # budget for 128-pixel cores
+    budget = int(tiling.forward_bytes(param, (1, 3, side, side)) / tiling.HEADROOM)
+    stitched, plan = tiling.forward_tiles(net, param, "data", image, (output,), budget)
+    assert len(plan.rows) >= 2 and len(plan.cols) >= 2
+    assert plan.tile_bytes <= budget * tiling.HEADROOM
+    assert budget < tiling.forward_bytes(param, (1, 3, *size))
     got = stitched[output]
     assert got.shape == whole.shape
-    # bit-exact: same grid, same reach, and the BLAS sums each output in an order that
-    # does not depend on the matrix's width (measured, see solvers/README.md)
-    assert np.array_equal(got, whole), np.abs(got - whole).max()
-    labels, _ = tiling.forward_tiles(net, param, "data", image, (output,), budget=full // 3,
-                                     reduce=lambda s: s.argmax(0).astype(np.uint8))
-    assert np.array_equal(labels[output], whole.argmax(0))
+    # Same grid and same reach: equal up to float32 rounding. Not bit for bit, because
+    # OpenBLAS's sgemm sums an output column in an order that depends on where the column
+    # falls in its blocking of the matrix (solvers/README.md); anything beyond rounding
+    # (a reach too short, a misaligned grid) would show as differences of order 1.
+    relative = np.abs(got - whole).max() / np.abs(whole).max()
+    assert relative < 2e-6, relative
+    if experiment == "voc-fcn8s":
+        labels = tiling.label_maps(net, param, "data", image, (output,), budget)[output]
+        top2 = np.sort(whole, axis=0)[-2:]
+        clear = (top2[1] - top2[0]) > 1e-4 * np.abs(whole).max()  # not a near tie
+        assert clear.mean() > 0.99
+        assert np.array_equal(labels[clear], whole.argmax(0)[clear])
+
+
+def test_a_short_reach_would_show(tmp_path):
+    """The equality above is not loose: tiles that reach less than the net's field
+    differ by far more than rounding."""
+    size = (700, 700)
+    net, param = deploy(tmp_path, "voc-fcn-alexnet", size, 1 / 16)
+    image = np.random.default_rng(1).standard_normal((3, *size), dtype=np.float32) * 60
+    net.blobs["data"].data[...] = image
+    whole = net.forward()["score"][0].copy()
+    r = tiling.reach(param, "score")[0]
+    short = tiling.Reach(r.stride, r.before // 3, r.after // 3)
+    got = np.empty_like(whole)
+    for row in tiling.spans(size[0], 256, short):
+        for col in tiling.spans(size[1], 256, short):
+            net.blobs["data"].reshape(1, 3, row.stop - row.start, col.stop - col.start)
+            net.blobs["data"].data[...] = image[:, row.start:row.stop, col.start:col.stop]
+            out = net.forward()["score"][0]
+            got[:, row.keep_start:row.keep_stop, col.keep_start:col.keep_stop] = \
+                out[:, row.keep_start - row.start:row.keep_stop - row.start,
+                    col.keep_start - col.start:col.keep_stop - col.start]
+    assert np.abs(got - whole).max() / np.abs(whole).max() > 1e-3
 
 
 def test_whole_picture_when_it_fits():
@@ -108,7 +137,7 @@ def test_whole_picture_when_it_fits():
 
 def test_budget_too_small_says_what_to_do():
     param = build("voc-fcn8s", "deploy", width=1 / 16)
-    with pytest.raises(MemoryError, match="raise the budget"):
+    with pytest.raises(tiling.BudgetTooSmall, match="raise the budget"):
         tiling.plan(param, "score", (3000, 3000), budget=2**20)
 
 
@@ -168,8 +197,8 @@ def test_memory_estimate_within_ten_percent_of_the_measured_peak(tmp_path):
 
 
 def test_tiled_huge_picture_stays_under_budget(tmp_path):
-    budget = 400 * 2**20
-    got = measure(tmp_path, (1800, 1500), 1 / 8, budget)
+    budget = 600 * 2**20  # the whole 1200×1000 forward would take ~985 MiB at this width
+    got = measure(tmp_path, (1200, 1000), 1 / 8, budget)
     assert got["tiles"] > 1
-    # the stitched labels (uint8) and the tile-sized score copies come on top
-    assert got["peak"] <= budget + 1800 * 1500 * 4 * 2, got
+    # the stitched labels (uint8) and one tile's kept scores come on top of the net's share
+    assert got["peak"] <= budget + 1200 * 1000 * 2, got
