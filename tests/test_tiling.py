@@ -202,3 +202,35 @@ def test_tiled_huge_picture_stays_under_budget(tmp_path):
     assert got["tiles"] > 1
     # the stitched labels (uint8) and one tile's kept scores come on top of the net's share
     assert got["peak"] <= budget + 1200 * 1000 * 2, got
+
+
+def test_infer_tiles_a_picture_over_its_memory_budget(tmp_path, capsys):
+    """`make infer MEMORY=…`: a picture whose forward exceeds the budget is labelled in
+    tiles, with the class map of the whole-picture run wherever scores are not near-tied."""
+    from PIL import Image
+
+    from core.palette import read_label
+    from solvers.infer import load_segmenter, main
+
+    param = build("voc-fcn8s", "deploy", width=1 / 16)
+    deploy = tmp_path / "deploy.prototxt"
+    deploy.write_text(str(param))
+    net = caffe.Net(str(deploy), caffe.TEST)
+    rng = np.random.default_rng(3)
+    for blobs in net.params.values():
+        fan_in = int(np.prod(blobs[0].data.shape[1:]))
+        blobs[0].data[...] = rng.standard_normal(blobs[0].data.shape, dtype=np.float32) * \
+            np.float32(np.sqrt(2.0 / fan_in))
+    weights = tmp_path / "w.caffemodel"
+    net.save(str(weights))
+    picture = rng.integers(0, 255, (700, 660, 3)).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "big.png")
+    budget = tiling.forward_bytes(param, (1, 3, 700, 660)) // 2
+    whole = load_segmenter(str(deploy), weights)(picture)["score"]
+    assert main([str(tmp_path / "big.png"), "--net", str(deploy), "--weights", str(weights),
+                 "--out", str(tmp_path / "out"), "--memory", str(budget)]) == 0
+    tiled = read_label(tmp_path / "out" / "big.png")
+    assert tiled.shape == whole.shape and (tiled == whole).mean() > 0.999
+    assert main([str(tmp_path / "big.png"), "--net", str(deploy), "--weights", str(weights),
+                 "--out", str(tmp_path / "out"), "--memory", "1M"]) == 1
+    assert "raise the budget" in capsys.readouterr().err
