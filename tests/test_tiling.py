@@ -223,9 +223,10 @@ def test_infer_tiles_a_picture_over_its_memory_budget(tmp_path, capsys):
             np.float32(np.sqrt(2.0 / fan_in))
     weights = tmp_path / "w.caffemodel"
     net.save(str(weights))
-    picture = rng.integers(0, 255, (700, 660, 3)).astype(np.uint8)
+    picture = rng.integers(0, 255, (820, 780, 3)).astype(np.uint8)
     Image.fromarray(picture).save(tmp_path / "big.png")
-    budget = tiling.forward_bytes(param, (1, 3, 700, 660)) // 2
+    budget = tiling.forward_bytes(param, (1, 3, 820, 780)) * 3 // 4  # the whole does not fit
+    assert tiling.plan(param, "score", (820, 780), budget).tiles > 1
     whole = load_segmenter(str(deploy), weights)(picture)["score"]
     assert main([str(tmp_path / "big.png"), "--net", str(deploy), "--weights", str(weights),
                  "--out", str(tmp_path / "out"), "--memory", str(budget)]) == 0
