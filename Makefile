@@ -21,6 +21,8 @@ help:
 	@echo "make caffe-test  Caffe's own C++ (gtest) and pycaffe unittests against this build"
 	@echo "make caffe CUDA=1 [CUDA_ARCH=90]   a GPU build beside the CPU one"
 	@echo "make caffe-cuda-check  compile-and-link check of the CUDA build (caffe-recipe/CUDA.md)"
+	@echo "make gpu-check   on a machine with an NVIDIA GPU: CUDA build, GPU tests, GPU vs CPU FCN-8s, timing"
+	@echo "make caffe-unpatched  the recipe without its speed/memory patches, for make bench to compare"
 	@echo "make caffe-prune remove cached CPU builds of older recipes"
 	@echo "make lint        ruff over the project"
 	@echo "make bench       speed and memory against the sgemm bound and the PyTorch peer"

@@ -1,14 +1,11 @@
-"""Build-level levers on Caffe's convolution overhead, measured without rebuilding Caffe.
+"""The convolution's column copy (im2col/col2im) as Caffe had it and as the recipe builds it.
 
 Caffe turns every convolution into im2col + sgemm (and deconvolution into sgemm +
-col2im). The GEMM is the BLAS's; the column copy is Caffe's own C++ and is what compiler
-flags or a code change could speed up. Here that code is compiled three ways and timed on
-FCN-8s's own layer shapes: Caffe's im2col.cpp with the build's flags, the same with
-candidate flags (-march=native), and bench/fast_im2col.cpp (the same copy with the border
-tests hoisted and channels split over threads). Result hashes show whether a variant is
-bit-exact. fast_im2col (and fast_pooling.cpp, Caffe's MAX pooling over threads) are also
-built as shared libraries for the LD_PRELOAD levers, so their effect on a whole Caffe
-forward is measured too (bench.levers).
+col2im). The GEMM is the BLAS's; the column copy is Caffe's own C++, which the recipe's
+patch 0002 rewrites. Here the copy is timed on FCN-8s's own layer shapes three ways:
+Caffe's original im2col.cpp (recovered by reversing the patch, bench.builds) with the
+build's flags, the same with candidate flags (-march=native), and the build's own
+libcaffe. Result hashes show whether each is bit-exact with the original.
 """
 
 from __future__ import annotations
@@ -20,6 +17,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 CANDIDATE_FLAGS = "-march=native"
+UNPATCHED = "caffe (unpatched)"
+PATCHED = "recipe build (patch 0002)"
 
 
 class BuildError(RuntimeError):
@@ -44,38 +43,29 @@ def _compile(command: list[str]) -> None:
         raise BuildError(f"{shlex.join(command[:3])} … failed:\n{tail}")
 
 
-def build_preload(workdir: Path, caffe_root: Path) -> dict[str, Path]:
-    """fast_im2col.cpp and fast_pooling.cpp as libraries for LD_PRELOAD, by lever name."""
-    im2col = Path(workdir) / "libfcn_fast_im2col.so"
-    _compile(["g++", "-O3", "-DNDEBUG", "-fPIC", "-shared", "-pthread",
-              str(BENCH / "fast_im2col.cpp"), "-o", str(im2col)])
-    pooling = Path(workdir) / "libfcn_fast_pool.so"
-    _compile(["g++", "-O3", "-DNDEBUG", "-fPIC", "-shared", "-pthread", "-DCPU_ONLY",
-              f"-I{caffe_root}/src/include", f"-I{caffe_root}/build/include",
-              str(BENCH / "fast_pooling.cpp"), "-o", str(pooling), "-ldl"])
-    return {"fast-im2col": im2col, "fast-pool": pooling}
-
-
 def build_probes(workdir: Path, caffe_root: Path,
                  only: tuple[str, ...] | None = None) -> dict[str, Path]:
     """The im2col probe linked with each variant (or those in `only`): name → executable."""
+    from bench.builds import COLUMN_PATCH, reversed_source
+
     flags = build_flags(caffe_root)
     include = ["-DCPU_ONLY", f"-I{caffe_root}/src/include", f"-I{caffe_root}/build/include"]
-    caffe_source = str(caffe_root / "src/src/caffe/util/im2col.cpp")
+    original = str(reversed_source(caffe_root, "src/caffe/util/im2col.cpp", COLUMN_PATCH,
+                                   Path(workdir) / "unpatched"))
     link = [f"-L{caffe_root}/build/lib", "-lcaffe", "-lglog",
             f"-Wl,-rpath,{caffe_root}/build/lib"]
-    variants = {
-        "caffe": (flags, caffe_source, link),
-        "caffe+" + CANDIDATE_FLAGS: (f"{flags} {CANDIDATE_FLAGS}", caffe_source, link),
-        "fast_im2col": (flags, str(BENCH / "fast_im2col.cpp"), ["-pthread"]),
+    variants = {  # the first is the reference for bit-exactness
+        UNPATCHED: (flags, [original], link),
+        f"{UNPATCHED} {CANDIDATE_FLAGS}": (f"{flags} {CANDIDATE_FLAGS}", [original], link),
+        PATCHED: (flags, [], link),
     }
     probes = {}
-    for name, (variant_flags, source, libraries) in variants.items():
+    for name, (variant_flags, sources, libraries) in variants.items():
         if only is not None and name not in only:
             continue
         out = Path(workdir) / f"im2col-probe-{len(probes)}"
         _compile(["g++", *shlex.split(variant_flags), *include,
-                  str(BENCH / "im2col_probe.cpp"), source, *libraries, "-o", str(out)])
+                  str(BENCH / "im2col_probe.cpp"), *sources, *libraries, "-o", str(out)])
         probes[name] = out
     return probes
 
@@ -123,7 +113,7 @@ def run(workdir: Path, caffe_root: Path, net, net_param, *, repeats: int = 3) ->
         reference = reference or hashes
         results["variants"][name] = {"column_ms_per_forward": total,
                                      "bit_exact": hashes == reference}
-    base = results["variants"]["caffe"]["column_ms_per_forward"]
+    base = results["variants"][UNPATCHED]["column_ms_per_forward"]
     for row in results["variants"].values():
         row["speedup"] = base / row["column_ms_per_forward"]
     results["layers"] = [{"layer": n, "kind": k, "shape": list(s)} for n, k, s in shapes]

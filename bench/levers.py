@@ -1,9 +1,14 @@
-"""Levers on Caffe's CPU speed that need no rebuild: the BLAS, its kernels, its threads.
+"""Levers on Caffe's CPU speed: the BLAS, its kernels, its threads, and the build.
 
 Each lever runs bench.probe in its own process (a BLAS reads its settings when it loads)
 and is reported as FCN-8s forward seconds, its ratio to the sgemm bound measured under the
 same lever, and how far its output moved from the default's (bit-exact or not). The
 default is probed the same way, next to the others, so the comparison shares conditions.
+"unpatched-build" is the same recipe without the speed patches (bench.builds), when built.
+
+A lever that picks OpenBLAS kernels itself (OPENBLAS_CORETYPE) on a machine that sets
+OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE on purpose drops both variables in that one probe
+process only, and says so; the harness, its tests and every other run keep them.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from bench.torch_peer import max_relative_difference
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS_DIR = Path.home() / ".cache/fcn-bench/blas"
 # what `make bench` probes by default; BLIS (much slower here: 0.9 has no Zen 4 kernels) on request
-STANDARD = ("default", "openblas-1-thread", "openblas-haswell-kernels", "openblas-openmp",
-            "openblas-numpy", "fast-im2col", "fast-im2col+fast-pool",
-            "fast-im2col+fast-pool+haswell-kernels")
+STANDARD = ("default", "unpatched-build", "openblas-1-thread", "openblas-haswell-kernels",
+            "openblas-openmp", "openblas-numpy", "openblas-numpy+haswell-kernels")
+MACHINE_KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def build_numpy_openblas(workdir: Path) -> Path | None:
@@ -49,37 +54,47 @@ def _prepend(variable: str, value: str) -> str:
     return os.pathsep.join(p for p in (value, os.environ.get(variable)) if p)
 
 
-def levers(cores: int, variants_dir: Path = VARIANTS_DIR, preload: dict | None = None,
-           numpy_openblas: Path | None = None) -> list[tuple[str, dict, str]]:
+def kernel_override(coretype: str) -> dict:
+    """Environment overrides selecting OpenBLAS's `coretype` kernels in one probe: the
+    machine's own OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE, if set, are dropped there (None)."""
+    return {"OPENBLAS_CORETYPE": coretype,
+            **{k: None for k in MACHINE_KERNEL_ENV[1:] if k in os.environ}}
+
+
+def machine_kernel_note(overrides: dict) -> str:
+    """' (…unset in this probe only)' when a lever overrides variables the machine sets."""
+    dropped = [k for k in MACHINE_KERNEL_ENV if k in overrides and k in os.environ]
+    if not dropped:
+        return ""
+    return (f" (this machine sets {', '.join(dropped)}; unset in this probe only, as every "
+            f"other run keeps them)")
+
+
+def levers(cores: int, variants_dir: Path = VARIANTS_DIR, numpy_openblas: Path | None = None,
+           unpatched: Path | None = None) -> list[tuple[str, dict, str]]:
     """(name, environment overrides, what it is) for every lever available here;
-    `preload` maps 'fast-im2col' / 'fast-pool' to the libraries bench.flags.build_preload
-    makes, `numpy_openblas` is the folder from build_numpy_openblas."""
-    found = [
-        ("default", {}, "the system OpenBLAS (pthread), its own kernel choice and threads"),
+    `numpy_openblas` is the folder from build_numpy_openblas, `unpatched` the unpatched
+    build's cache entry (bench.builds.unpatched_build)."""
+    from bench.builds import environment
+
+    found = [("default", {}, "the recipe's build and BLAS, its own kernel choice and threads")]
+    if unpatched is not None:
+        found.append(("unpatched-build", environment(unpatched),
+                      "the same recipe without patches 0002-0004 (bench.builds)"))
+    haswell = kernel_override("Haswell")
+    found += [
         ("openblas-1-thread", {"OPENBLAS_NUM_THREADS": "1"}, "OPENBLAS_NUM_THREADS=1"),
-        ("openblas-haswell-kernels", {"OPENBLAS_CORETYPE": "Haswell"},
-         "OPENBLAS_CORETYPE=Haswell (AVX2 kernels instead of AVX-512)"),
+        ("openblas-haswell-kernels", haswell,
+         "OPENBLAS_CORETYPE=Haswell (AVX2 kernels)" + machine_kernel_note(haswell)),
     ]
     newer = None if numpy_openblas is None else {
         "LD_LIBRARY_PATH": _prepend("LD_LIBRARY_PATH", str(numpy_openblas))}
     if newer is not None:
         found.append(("openblas-numpy", newer,
                       "numpy's bundled OpenBLAS (a newer release) through bench/blas_shim.c"))
-    preload = preload or {}
-    if "fast-im2col" in preload:
-        fast = {"LD_PRELOAD": _prepend("LD_PRELOAD", str(preload["fast-im2col"]))}
-        found.append(("fast-im2col", fast,
-                      "bench/fast_im2col.cpp in place of Caffe's im2col/col2im (LD_PRELOAD)"))
-        if newer is not None:
-            found.append(("fast-im2col+openblas-numpy", {**fast, **newer}, "both of the above"))
-        if "fast-pool" in preload:
-            both = {"LD_PRELOAD": _prepend("LD_PRELOAD", ":".join(
-                str(preload[k]) for k in ("fast-im2col", "fast-pool")))}
-            found.append(("fast-im2col+fast-pool", both, "and bench/fast_pooling.cpp's "
-                          "threaded MAX pooling in place of Caffe's (LD_PRELOAD)"))
-            found.append(("fast-im2col+fast-pool+haswell-kernels",
-                          {**both, "OPENBLAS_CORETYPE": "Haswell"},
-                          "both preloads and OPENBLAS_CORETYPE=Haswell"))
+        found.append(("openblas-numpy+haswell-kernels", {**newer, **haswell},
+                      "numpy's OpenBLAS forced to its Haswell kernels" +
+                      machine_kernel_note(haswell)))
     threads = str(cores)
     for variant, extra, what in (
             ("openblas-openmp", {"OMP_NUM_THREADS": threads},
@@ -93,10 +108,72 @@ def levers(cores: int, variants_dir: Path = VARIANTS_DIR, preload: dict | None =
     return found
 
 
+def child_environment(overrides: dict) -> dict:
+    """os.environ with `overrides` applied; a None value removes the variable."""
+    env = dict(os.environ)
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def sgemm_by_blas(cores: int, sgemm_n: int, numpy_openblas: Path | None = None,
+                  timeout: float = 120) -> list[dict]:
+    """The square-sgemm rate of every BLAS option here (the BLAS levers, not the build
+    ones), each checked against numpy first, in its own process."""
+    rows = []
+    for name, overrides, what in levers(cores, numpy_openblas=numpy_openblas):
+        if name in ("unpatched-build", "openblas-1-thread"):
+            continue
+        command = [sys.executable, "-m", "bench.probe", "--sgemm-only", "--sgemm-n",
+                   str(sgemm_n)]
+        try:
+            done = subprocess.run(command, cwd=REPO, env=child_environment(overrides),
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            rows.append({"lever": name, "what": what, "error": "timed out"})
+            continue
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+            rows.append({"lever": name, "what": what, "error": tail[-1]})
+            continue
+        rows.append({"lever": name, "what": what, "env": overrides,
+                     **json.loads(done.stdout.strip().splitlines()[-1])})
+    return rows
+
+
+# OpenBLAS kernel sets older than AVX2: on a CPU with AVX2 they mean OpenBLAS did not
+# recognise the CPU and fell back (Debian 12's 0.3.21 on newer Intel parts picks Prescott)
+GENERIC_KERNELS = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai",
+                   "coppermine", "northwood", "banias", "opteron", "opteron_sse3", "barcelona",
+                   "bobcat", "generic", "sandybridge"}
+
+
+def cpu_has_avx2() -> bool:
+    try:
+        return " avx2" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def is_fallback(corename: str) -> bool:
+    """True when OpenBLAS runs pre-AVX2 kernels on a CPU that has AVX2."""
+    return corename.strip().lower() in GENERIC_KERNELS and cpu_has_avx2()
+
+
+def machine_bound(rows: list[dict]) -> dict | None:
+    """The best checked sgemm among the BLAS options, never a fallback kernel set."""
+    usable = [r for r in rows if "sgemm" in r and r.get("correct")
+              and not is_fallback(r["blas"]["corename"])]
+    return max(usable, key=lambda r: r["sgemm"]["gflops"]) if usable else None
+
+
 def probe(overrides: dict, save: Path, *, experiment: str, size: tuple[int, int],
           width: float, repeats: int, sgemm_n: int, timeout: float = 300) -> dict:
     """Run bench.probe under os.environ + overrides; its JSON, or an 'error'."""
-    env = dict(os.environ, **overrides)
+    env = child_environment(overrides)
     command = [sys.executable, "-m", "bench.probe", "--experiment", experiment,
                "--size", *map(str, size), "--width", str(width), "--repeats", str(repeats),
                "--sgemm-n", str(sgemm_n),
@@ -115,12 +192,12 @@ def probe(overrides: dict, save: Path, *, experiment: str, size: tuple[int, int]
 def run(workdir: Path, *, cores: int, experiment: str = "voc-fcn8s",
         size: tuple[int, int] = (500, 500), width: float = 1.0, repeats: int = 3,
         sgemm_n: int = 4096,
-        only: tuple[str, ...] | None = STANDARD, preload: dict | None = None,
+        only: tuple[str, ...] | None = STANDARD, unpatched: Path | None = None,
         numpy_openblas: Path | None = None, deadline: float | None = None,
         progress=None) -> list[dict]:
     """Probe the available levers named in `only` (None: all), the default first; past
     `deadline` (time.monotonic()), the rest are listed as skipped."""
-    chosen = [lv for lv in levers(cores, preload=preload, numpy_openblas=numpy_openblas)
+    chosen = [lv for lv in levers(cores, numpy_openblas=numpy_openblas, unpatched=unpatched)
               if only is None or lv[0] in only or lv[0] == "default"]
     results, reference, longest = [], None, 0.0
     for name, overrides, what in chosen:

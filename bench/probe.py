@@ -2,8 +2,10 @@
 
 `python -m bench.probe --save out.npy` times the experiment's deploy forward, each repeat
 right after one sgemm of the BLAS libcaffe links, under this process's environment
-(OPENBLAS_NUM_THREADS, OPENBLAS_CORETYPE, LD_LIBRARY_PATH, LD_PRELOAD …), saves the net's
-output for the exactness comparison, and prints one JSON line.
+(OPENBLAS_NUM_THREADS, OPENBLAS_CORETYPE, LD_LIBRARY_PATH, another build's PYTHONPATH …),
+saves the net's output for the exactness comparison, and prints one JSON line.
+`--sgemm-only` skips the net: the BLAS's square-sgemm rate, after checking its result
+against numpy in double precision (a kernel set that computes wrongly is never a bound).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def caffe_root() -> Path:
-    """The Caffe build the venv uses (make setup writes .venv/caffe-root)."""
+    """The Caffe build this process uses: BENCH_CAFFE_ROOT when the bench runs another
+    build (bench.builds.environment), else the venv's (make setup writes .venv/caffe-root)."""
+    if os.environ.get("BENCH_CAFFE_ROOT"):
+        return Path(os.environ["BENCH_CAFFE_ROOT"])
     marker = REPO / ".venv/caffe-root"
     if not marker.exists():
         raise FileNotFoundError(f"{marker}: missing; run `make setup` first")
@@ -54,6 +59,30 @@ def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: in
             "sgemm": {"n": sgemm_n, "gflops": float(np.median(forward["sgemm_gflops_runs"]))}}
 
 
+def sgemm_only(sgemm_n: int, repeats: int = 5, seed: int = 0) -> dict:
+    """The BLAS libcaffe links (under this environment): checked, then timed."""
+    import numpy as np
+
+    from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas, sgemm
+
+    path = linked_blas(caffe_library(caffe_root()))
+    lib = open_blas(path)
+    rng = np.random.default_rng(seed)
+    a, b = (rng.standard_normal((192, 160), dtype=np.float32),
+            rng.standard_normal((160, 224), dtype=np.float32))
+    out = np.empty((192, 224), np.float32)
+    sgemm(lib, a, b, out)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    error = float(np.abs(out - exact).max() / np.abs(exact).max())
+    probe = SgemmProbe(lib, sgemm_n, seed)
+    probe()
+    rates = [probe() for _ in range(repeats)]
+    return {"blas": describe(lib, path).as_dict(), "check_max_relative_error": error,
+            "correct": error < 1e-5,
+            "sgemm": {"n": sgemm_n, "gflops": float(np.median(rates)),
+                      "runs": [round(r, 2) for r in rates]}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sgemm and deploy forward under this "
                                                  "environment (one JSON line on stdout).")
@@ -63,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sgemm-n", type=int, default=4096)
     parser.add_argument("--save", type=Path, help="write the net's output here (.npy)")
+    parser.add_argument("--sgemm-only", action="store_true",
+                        help="only check and time the BLAS's sgemm")
     args = parser.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
+    if args.sgemm_only:
+        print(json.dumps(sgemm_only(args.sgemm_n)))
+        return 0
     print(json.dumps(measure(args.experiment, tuple(args.size), repeats=args.repeats,
                              sgemm_n=args.sgemm_n, save=args.save, width=args.width)))
     return 0

@@ -13,11 +13,23 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.2f} %"
 
 
+def machine_factor(results: dict) -> float | None:
+    """Best sgemm of any BLAS here ÷ the sgemm of Caffe's BLAS (both at the start)."""
+    best = results.get("machine_bound")
+    return best["over_caffe_blas"] if best else None
+
+
+def _times(x, factor):
+    return None if x is None or factor is None else x * factor
+
+
 def nets_table(results: dict) -> list[str]:
     size = "×".join(map(str, results["size"]))
+    factor = machine_factor(results)
     lines = [f"| net ({size}, CPU) | GFLOP fwd | fwd s | GFLOP/s | fwd / bound | "
-             f"GFLOP fwd+bwd | fwd+bwd s | GFLOP/s | fwd+bwd / bound |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"fwd / machine bound | GFLOP fwd+bwd | fwd+bwd s | GFLOP/s | fwd+bwd / bound | "
+             f"fwd+bwd / machine bound |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = [(f"{NAMES.get(k, k)} Caffe", v) for k, v in results["nets"].items()]
     peer = results.get("peer") or {}
     if "forward" in peer:
@@ -28,8 +40,10 @@ def nets_table(results: dict) -> list[str]:
         lines.append(
             f"| {label} | {_f(row['forward_flops'] / 1e9, 1)} | {_f(fwd.get('median_s'))} | "
             f"{_f(row.get('forward_gflops'), 1)} | {_f(row.get('forward_over_bound'))} | "
+            f"{_f(_times(row.get('forward_over_bound'), factor))} | "
             f"{_f(row['train_flops'] / 1e9, 1)} | {_f(train.get('median_s'))} | "
-            f"{_f(row.get('train_gflops'), 1)} | {_f(row.get('train_over_bound'))} |")
+            f"{_f(row.get('train_gflops'), 1)} | {_f(row.get('train_over_bound'))} | "
+            f"{_f(_times(row.get('train_over_bound'), factor))} |")
     return lines
 
 
@@ -40,9 +54,14 @@ def ratios_table(results: dict) -> list[str]:
               for g in (row.get(key) or {}).get("sgemm_gflops_runs", [])]
     spread = (f" (probes paired with the timings: {min(paired):.0f}–{max(paired):.0f})"
               if paired else "")
-    lines.append(f"| sgemm bound ({blas['sgemm']['n']}³, {blas['corename']} kernels, "
-                 f"{blas['threads']} threads) | {_f(blas['sgemm']['gflops'], 1)} GFLOP/s"
-                 f"{spread} |")
+    lines.append(f"| sgemm bound of Caffe's BLAS ({blas['sgemm']['n']}³, {blas['corename']} "
+                 f"kernels, {blas['threads']} threads) | {_f(blas['sgemm']['gflops'], 1)} "
+                 f"GFLOP/s{spread} |")
+    best = results.get("machine_bound")
+    if best:
+        lines.append(f"| machine bound: best checked sgemm of any BLAS here | "
+                     f"{_f(best['gflops'], 1)} GFLOP/s ({best['lever']}, {best['corename']} "
+                     f"kernels; {_f(best['over_caffe_blas'])}× Caffe's BLAS) |")
     if "forward" in peer:
         lines.append(f"| Caffe / PyTorch time, forward · fwd+bwd (torch {peer['threads']} "
                      f"threads) | {_f(peer['caffe_over_torch_forward'])} · "
@@ -71,9 +90,13 @@ def ratios_table(results: dict) -> list[str]:
                      f"{_pct(data.get('wait_fraction_no_prefetch'))} |")
     memory = results.get("memory") or {}
     if "peak_rss_mib" in memory:
+        before = results.get("memory_unpatched") or {}
+        was = (f" (unpatched build: {before['peak_rss_mib'] / 1024:.2f} GiB)"
+               if "peak_rss_mib" in before else
+               " (unpatched build not measured: `make caffe-unpatched` builds it)")
         lines.append(f"| peak RSS, FCN-8s training iteration "
                      f"{'×'.join(map(str, memory['input_shape'][2:]))} | "
-                     f"{memory['peak_rss_mib'] / 1024:.2f} GiB |")
+                     f"{memory['peak_rss_mib'] / 1024:.2f} GiB{was} |")
     gpu = results.get("gpu") or {}
     lines.append("| GPU FCN-8s forward · fwd+bwd | " + (
         f"{_f(gpu['forward_ms'], 1)} ms · {_f(gpu['forward_backward_ms'], 1)} ms "
@@ -90,6 +113,61 @@ def breakdown_lines(results: dict) -> list[str]:
             f"{_f(b['gemm_s'])} s (bound {_f(b['bound_s'])} s) + convolution overhead "
             f"(im2col, bias) {_f(b['conv_overhead_s'])} s + other layers "
             f"{_f(b['other_layers_s'])} s."]
+
+
+def blas_table(results: dict) -> list[str]:
+    rows = results.get("blas_options") or []
+    if not rows:
+        return []
+    from bench.levers import is_fallback
+
+    lines = ["| BLAS option | kernels | threads | sgemm GFLOP/s | result check |",
+             "|---|---|---:|---:|---|"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['lever']} | – | – | – | failed: {row['error']} |")
+            continue
+        blas = row["blas"]
+        kernels = blas["corename"] or "?"
+        if is_fallback(kernels):
+            kernels = f"**{kernels}: GENERIC FALLBACK, not a bound**"
+        check = (f"ok ({row['check_max_relative_error']:.0e})" if row["correct"] else
+                 f"**WRONG** ({row['check_max_relative_error']:.0e}), not a bound")
+        lines.append(f"| {row['lever']} | {kernels} | {blas['threads']} | "
+                     f"{_f(row['sgemm']['gflops'], 1)} | {check} |")
+    return lines
+
+
+def goals(results: dict) -> list[str]:
+    """Each goal of the speed/memory issue, met or the measured gap."""
+    lines = []
+    fcn8s = (results.get("nets") or {}).get("voc-fcn8s") or {}
+    factor = machine_factor(results)
+    forward = _times(fcn8s.get("forward_over_bound"), factor)
+    if forward is not None:
+        lines.append(f"- FCN-8s forward ≤ 1.25× the machine bound: {forward:.2f}× — "
+                     f"{'met' if forward <= 1.25 else 'NOT met'}")
+    peer = results.get("peer") or {}
+    if "caffe_over_torch_forward" in peer:
+        f, t = peer["caffe_over_torch_forward"], peer.get("caffe_over_torch_train")
+        lines.append(f"- faster than PyTorch, forward · fwd+bwd: Caffe takes {f:.2f}× · "
+                     f"{_f(t)}× PyTorch's time — "
+                     f"{'met' if f < 1 and t is not None and t < 1 else 'NOT met'}")
+    memory = results.get("memory") or {}
+    if "peak_rss_mib" in memory:
+        gib = memory["peak_rss_mib"] / 1024
+        lines.append(f"- FCN-8s training iteration peak RSS ≤ 3.0 GiB: {gib:.2f} GiB — "
+                     f"{'met' if gib <= 3.0 else 'NOT met'}")
+    unpatched = next((r for r in results.get("levers") or []
+                      if r.get("lever") == "unpatched-build" and "bit_exact_vs_default" in r),
+                     None)
+    if unpatched is not None:
+        lines.append(f"- default output bit-exact with the unpatched build: "
+                     f"{'met' if unpatched['bit_exact_vs_default'] else 'NOT met'}")
+    if "elapsed_s" in results:
+        lines.append(f"- `make bench` ≤ 15 min: {results['elapsed_s'] / 60:.1f} min — "
+                     f"{'met' if results['elapsed_s'] <= 900 else 'NOT met'}")
+    return lines
 
 
 def flags_table(results: dict) -> list[str]:
@@ -135,6 +213,10 @@ def markdown(results: dict) -> str:
             f"Caffe {results['caffe_build']}; {_f(results['elapsed_s'], 0)} s in all.", ""]
     parts = [head, nets_table(results), [""], ratios_table(results), [""],
              breakdown_lines(results)]
+    blas = blas_table(results)
+    if blas:
+        parts += [[""], ["sgemm of each BLAS option here (each in its own process, checked "
+                         "against numpy first):", ""], blas]
     flag_lines = flags_table(results)
     if flag_lines:
         parts += [[""], ["Convolution overhead outside the GEMM (Caffe's column copy, timed "
@@ -142,4 +224,7 @@ def markdown(results: dict) -> str:
     lev = levers_table(results)
     if lev:
         parts += [[""], ["Levers (each in its own process; FCN-8s deploy forward):", ""], lev]
+    goal_lines = goals(results)
+    if goal_lines:
+        parts += [[""], ["Goals:", ""], goal_lines]
     return "\n".join(line for part in parts for line in part) + "\n"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NETS = ("voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet")
-STEPS = ("nets", "breakdown", "peer", "patches", "data", "memory", "flags", "levers", "gpu")
+STEPS = ("blas", "nets", "breakdown", "peer", "patches", "data", "memory", "flags", "levers", "gpu")
 PEER_TOLERANCE = 1e-4  # max |caffe - torch| / max |caffe| on the score map
 
 
@@ -102,8 +102,8 @@ def forward_breakdown(args, workdir: Path, lib, gflops: float) -> dict:
 
 
 def column_copy_levers(args, workdir: Path, root: Path) -> dict:
-    """Caffe's im2col/col2im compiled with the build's flags, -march=native, and
-    bench/fast_im2col.cpp, timed on FCN-8s's layer shapes (bench.flags)."""
+    """Caffe's original im2col/col2im with the build's flags and -march=native, and the
+    build's own (patch 0002), timed on FCN-8s's layer shapes (bench.flags)."""
     from bench import flags
     from bench.models import deploy_net
 
@@ -179,12 +179,14 @@ def _time_inference(peer, x, repeats: int, flops: int, probe) -> dict:
     return timed_against_bound(forward, flops, probe, repeats)
 
 
-def subprocess_json(module: str, *arguments: str, timeout: float = 300) -> dict:
-    """Run `python -m module ...` from the repository; its last stdout line as JSON."""
+def subprocess_json(module: str, *arguments: str, timeout: float = 300,
+                    env: dict | None = None) -> dict:
+    """Run `python -m module ...` from the repository (with `env` overrides); its last
+    stdout line as JSON."""
     command = [sys.executable, "-m", module, *arguments]
     try:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"error": f"{module} timed out after {timeout:.0f} s"}
     if done.returncode != 0:
@@ -219,6 +221,9 @@ def parse_args(argv):
     parser.add_argument("--levers", nargs="+", default=list(levers_standard()),
                         help="levers to probe ('all': every one available, BLIS included)")
     parser.add_argument("--lever-repeats", type=int, default=3)
+    parser.add_argument("--unpatched", action="store_true",
+                        help="build the unpatched recipe first if it is not cached (~6 min "
+                             "on 2 cores), so it is compared; by default it is used when built")
     parser.add_argument("--budget", type=float, default=540,
                         help="seconds the whole run may take; levers past it are skipped")
     parser.add_argument("--seed", type=int, default=0)
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     import caffe
     from tqdm import tqdm
 
-    from bench import data_rate, flags, levers, patches, report
+    from bench import builds, data_rate, levers, patches, report
     from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas
     from bench.gpu import unavailable_reason
     from bench.probe import caffe_root
@@ -240,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     from data.synthetic import make_dataset
 
     caffe.set_mode_cpu()
+    if args.unpatched:
+        builds.build_unpatched()
     started = time.perf_counter()
     now = datetime.now()
     results: dict = {"date": now.strftime("%Y-%m-%d %H:%M"), "size": list(args.size),
@@ -265,6 +272,24 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [round(g, 2) for g in first]}}
         gflops = results["blas"]["sgemm"]["gflops"]
         done(f"sgemm {gflops:.1f} GFLOP/s ({info.corename}, {info.threads} threads)")
+        if levers.is_fallback(info.corename):
+            tqdm.write(f"bench: WARNING: Caffe's OpenBLAS runs its generic {info.corename} "
+                       f"kernels on this CPU (it does not recognise it); its sgemm is not "
+                       f"this machine's bound", file=sys.stderr)
+        numpy_openblas = levers.build_numpy_openblas(workdir)
+        unpatched = builds.unpatched_build()
+        results["unpatched_build"] = str(unpatched) if unpatched else None
+        if "blas" in steps:
+            rows = levers.sgemm_by_blas(os.cpu_count() or 1, args.sgemm_n, numpy_openblas)
+            best = levers.machine_bound(rows)
+            results["blas_options"] = rows
+            results["machine_bound"] = None if best is None else {
+                "lever": best["lever"], "gflops": best["sgemm"]["gflops"],
+                "corename": best["blas"]["corename"], "config": best["blas"]["config"],
+                "over_caffe_blas": best["sgemm"]["gflops"] / gflops}
+            done("machine bound: " + (f"{best['sgemm']['gflops']:.1f} GFLOP/s "
+                                      f"({best['lever']}, {best['blas']['corename']})"
+                                      if best else "none usable"))
 
         train_root = make_dataset("voc", workdir / "data-train", n_train=4, n_val=1,
                                   size=tuple(args.size), seed=args.seed)
@@ -307,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
             memory = subprocess_json("bench.memory", "--data-root", str(train_root),
                                      "--width", str(args.width), "--iterations", "1")
             results["memory"] = memory
+            if unpatched is not None:
+                results["memory_unpatched"] = subprocess_json(
+                    "bench.memory", "--data-root", str(train_root), "--width",
+                    str(args.width), "--iterations", "1", env=builds.environment(unpatched))
             if "iteration" in memory and "data" in results:
                 results["data"]["wait_fraction_no_prefetch"] = \
                     memory["iteration"]["data_wait_fraction"]
@@ -317,14 +346,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{k} {v['column_ms_per_forward']:.0f} ms"
                 for k, v in results["flags"].get("variants", {}).items()))
         if "levers" in steps:
-            try:
-                preload = flags.build_preload(workdir, caffe_root())
-            except flags.BuildError as e:
-                preload, results["preload_error"] = None, str(e)
             results["levers"] = levers.run(
                 workdir, cores=os.cpu_count() or 1, size=tuple(args.size), width=args.width,
-                repeats=args.lever_repeats, sgemm_n=args.sgemm_n, preload=preload,
-                numpy_openblas=levers.build_numpy_openblas(workdir),
+                repeats=args.lever_repeats, sgemm_n=args.sgemm_n, unpatched=unpatched,
+                numpy_openblas=numpy_openblas,
                 only=None if args.levers == ["all"] else tuple(args.levers),
                 deadline=time.monotonic() + args.budget - (time.perf_counter() - started),
                 progress=lambda row: tqdm.write(

@@ -20,3 +20,9 @@ bench: setup bench-torch bench-blas-variants
 
 # The bench tests compare the peer with Caffe, so the test suite needs it too.
 test: bench-torch
+
+# The same recipe without the speed/memory patches (0002–0004), as its own cache entry, for
+# side-by-side comparison in `make bench` and tests/test_caffe_patches.py (bench/builds.py).
+.PHONY: caffe-unpatched
+caffe-unpatched: venv
+	@$(PY) -c 'from bench.builds import build_unpatched; print(build_unpatched())'

@@ -31,10 +31,13 @@ score: setup
 	  $(if $(SAVE),--save $(SAVE)) $(if $(JSON),--json $(JSON))
 
 # make infer NET=voc-fcn8s WEIGHTS=file.caffemodel IMAGES="a.jpg folder/" [OUT=runs/infer] [GPU=0]
+#            [MEMORY=6G: pictures whose forward would need more go in exact tiles; default half
+#            of the available memory]
 infer: setup
-	@test -n "$(NET)" && test -n "$(WEIGHTS)" && test -n "$(IMAGES)" || { echo "usage: make infer NET=experiment|deploy.prototxt WEIGHTS=file.caffemodel IMAGES='image.jpg folder/' [OUT=$(TRAIN_RUNS)/infer] [WIDTH=1.0] [GPU=0]"; exit 2; }
+	@test -n "$(NET)" && test -n "$(WEIGHTS)" && test -n "$(IMAGES)" || { echo "usage: make infer NET=experiment|deploy.prototxt WEIGHTS=file.caffemodel IMAGES='image.jpg folder/' [OUT=$(TRAIN_RUNS)/infer] [WIDTH=1.0] [GPU=0] [MEMORY=6G]"; exit 2; }
 	@GLOG_minloglevel=2 $(PY) -m solvers.infer $(IMAGES) --net $(NET) --weights $(WEIGHTS) \
-	  --out $(or $(OUT),$(TRAIN_RUNS)/infer) --width $(TRAIN_WIDTH) $(if $(GPU),--gpu $(GPU))
+	  --out $(or $(OUT),$(TRAIN_RUNS)/infer) --width $(TRAIN_WIDTH) $(if $(GPU),--gpu $(GPU)) \
+	  $(if $(MEMORY),--memory $(MEMORY))
 
 # make curves RUN=runs/voc-fcn32s  ->  runs/voc-fcn32s/curves.png
 curves: venv

@@ -57,10 +57,17 @@ class Segmenter:
     input_blob: str
     score_blobs: tuple[str, ...]
     mean: np.ndarray   # in the dtype of the dataset's data layer (core.images)
+    net_param: object = None   # the deploy NetParameter: with `memory`, tiles when needed
+    memory: int | None = None  # bytes a forward may take (solvers.tiling); None: no limit
 
     def __call__(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """Class maps (H×W uint8) by score blob for one RGB picture."""
         data = preprocess(rgb, self.mean)
+        if self.memory is not None:
+            from solvers.tiling import label_maps
+
+            return label_maps(self.net, self.net_param, self.input_blob, data,
+                              self.score_blobs, self.memory)
         blob = self.net.blobs[self.input_blob]
         blob.reshape(1, *data.shape)
         blob.data[...] = data
@@ -77,13 +84,15 @@ class Segmenter:
 
 
 def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
-                   mean: tuple[float, float, float] | None = None) -> Segmenter:
+                   mean: tuple[float, float, float] | None = None,
+                   memory: int | None = None) -> Segmenter:
     """`net`: an experiment name (its deploy net is generated at `width`) or a deploy
     prototxt path (then give `mean`, default VOC's). The input is what the dataset's data
-    layer feeds the net, bit for bit (core.images, the catalog's mean and its dtype)."""
+    layer feeds the net, bit for bit (core.images, the catalog's mean and its dtype).
+    `memory`: bytes one forward may take; larger pictures go in exact tiles (solvers.tiling)."""
     import caffe
 
-    from core.caffe_files import load_weights
+    from core.caffe_files import load_weights, read_prototxt
     from nets.experiments import EXPERIMENTS
 
     if net in EXPERIMENTS:
@@ -96,6 +105,7 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
         with tempfile.TemporaryDirectory(prefix="fcn-infer-") as tmp:
             deploy = write_experiment(net, tmp, width=width)["deploy"]
             model = caffe.Net(str(deploy), caffe.TEST)
+            net_param = read_prototxt(deploy)
         input_blob, scores = exp.input_blobs[0], exp.score_blobs
         dataset, mean_top = DATASETS[exp.dataset], exp.modalities[0]
     else:
@@ -103,9 +113,7 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
         if not path.is_file():
             raise FileNotFoundError(f"{path}: neither an experiment name nor a prototxt "
                                     f"(experiments: {', '.join(EXPERIMENTS)})")
-        from core.caffe_files import read_prototxt
-
-        read_prototxt(path)  # a clear error for a file that is not a net
+        net_param = read_prototxt(path)  # a clear error for a file that is not a net
         model = caffe.Net(str(path), caffe.TEST)
         if len(model.inputs) != 1:
             raise ValueError(f"{path} has inputs {list(model.inputs)}; infer feeds one")
@@ -119,7 +127,7 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
     load_weights(model, weights)
     mean_array = (dataset.mean(mean_top) if mean is None
                   else np.array(mean, dtype=dataset.mean_dtype))
-    return Segmenter(model, input_blob, tuple(scores), mean_array)
+    return Segmenter(model, input_blob, tuple(scores), mean_array, net_param, memory)
 
 
 def segment_files(segmenter: Segmenter, images: list[Path], out_dir: Path,
@@ -159,15 +167,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="BGR mean to subtract (default: the dataset's)")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    parser.add_argument("--memory", help="memory one forward may take, e.g. 6G (default: half "
+                        "of what is available); larger pictures go in exact tiles")
     args = parser.parse_args(argv)
 
     from solvers.runtime import select_device
+    from solvers.tiling import default_budget, parse_budget
 
     try:
         device = select_device(args.gpu)
         images = list_images(args.inputs)
+        memory = parse_budget(args.memory) if args.memory else default_budget()
         segmenter = load_segmenter(args.net, args.weights, width=args.width,
-                                   mean=tuple(args.mean) if args.mean else None)
+                                   mean=tuple(args.mean) if args.mean else None, memory=memory)
         seconds = segment_files(segmenter, images, args.out, args.alpha)
     except (ValueError, OSError, RuntimeError) as e:
         print(f"infer: error: {e}", file=sys.stderr)

@@ -1,0 +1,87 @@
+"""The recipe's Caffe with and without its speed and memory patches, side by side.
+
+The default build carries caffe-recipe/patches/0002–0004 (column copy, threaded max
+pooling, one shared column buffer). The bench compares it with the *same recipe minus
+those patches*: a separate cache entry (`make caffe-unpatched` builds it, about 6 minutes
+on 2 cores; the bench uses it when it is there). Its key is found by running build.sh from
+a copy of caffe-recipe/ whose series lacks the speed patches, so the two entries differ in
+nothing else (same source, flags, BLAS). The unpatched im2col.cpp is also recovered
+without a build, by reversing patch 0002 on the patched source (bench.flags times both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "caffe-recipe"
+SPEED_PATCHES = ("0002-im2col-col2im-border-once-and-threads.patch",
+                 "0003-max-pooling-forward-threads.patch",
+                 "0004-shared-col-buffer.patch")
+COLUMN_PATCH = SPEED_PATCHES[0]
+
+
+def unpatched_recipe(into: Path) -> Path:
+    """A copy of caffe-recipe/ in `into` whose series omits the speed patches."""
+    copy = Path(into) / "caffe-recipe"
+    shutil.copytree(RECIPE, copy)
+    series = copy / "patches/series"
+    kept = [p for p in series.read_text().splitlines() if p and p not in SPEED_PATCHES]
+    series.write_text("".join(f"{p}\n" for p in kept))
+    return copy
+
+
+def unpatched_entry(venv: Path = REPO / ".venv") -> Path:
+    """The cache folder the unpatched recipe maps to (built or not)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = unpatched_recipe(Path(tmp))
+        done = subprocess.run(["bash", str(recipe / "build.sh"), "--venv", str(venv),
+                               "--print-dir"], capture_output=True, text=True, check=True,
+                              env={**os.environ, "CUDA": "0"})
+    return Path(done.stdout.strip())
+
+
+def unpatched_build(venv: Path = REPO / ".venv") -> Path | None:
+    """The unpatched entry when it is built (has its .complete marker), else None."""
+    entry = unpatched_entry(venv)
+    return entry if (entry / ".complete").exists() else None
+
+
+def build_unpatched(venv: Path = REPO / ".venv") -> Path:
+    """Build (or reuse) the unpatched entry without switching the venv to it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = unpatched_recipe(Path(tmp))
+        subprocess.run(["bash", str(recipe / "build.sh"), "--venv", str(venv), "--no-expose"],
+                       check=True, env={**os.environ, "CUDA": "0"})
+    return unpatched_entry(venv)
+
+
+def environment(entry: Path) -> dict[str, str]:
+    """Environment overrides that make a child Python import `entry`'s pycaffe (ahead of
+    the venv's .pth) and tell the bench which build it runs."""
+    python = str(Path(entry) / "src/python")
+    path = os.pathsep.join(p for p in (python, os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONPATH": path, "BENCH_CAFFE_ROOT": str(entry)}
+
+
+def reversed_source(caffe_root: Path, relative: str, patch: str, into: Path) -> Path:
+    """`relative` (e.g. src/caffe/util/im2col.cpp) of the build at caffe_root with our
+    `patch` taken back out: the code as Caffe had it, written under `into`."""
+    into = Path(into)
+    text = (RECIPE / "patches" / patch).read_text()
+    touched = [line[len("+++ b/"):].split("\t")[0] for line in text.splitlines()
+               if line.startswith("+++ b/")]
+    for name in touched:
+        target = into / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(caffe_root) / "src" / name, target)
+    done = subprocess.run(["patch", "-R", "-p1", "-s", "--no-backup-if-mismatch", "-d",
+                           str(into)], input=text, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"reversing {patch} on {caffe_root}/src failed: "
+                           f"{(done.stdout + done.stderr).strip()}")
+    return into / relative

@@ -1,0 +1,237 @@
+"""solvers.tiling: exact tiles for huge pictures, and memory estimated from blob shapes.
+
+Real nets (the experiments' deploy nets at reduced width, seeded weights), real Caffe: the
+stitched score maps must equal the whole-picture forward, the shapes the tiling plans with
+must be Caffe's own, and the memory estimate must match the peak a fresh process measures.
+"""
+
+import json
+import subprocess
+import sys
+
+import caffe
+import numpy as np
+import pytest
+
+from nets.experiments import build
+from solvers import tiling
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def deploy(tmp_path, experiment, size, width):
+    param = build(experiment, "deploy", width=width, size=size)
+    path = tmp_path / f"{experiment}.prototxt"
+    path.write_text(str(param))
+    net = caffe.Net(str(path), caffe.TEST)
+    rng = np.random.default_rng(0)
+    for blobs in net.params.values():
+        fan_in = int(np.prod(blobs[0].data.shape[1:]))
+        blobs[0].data[...] = rng.standard_normal(blobs[0].data.shape, dtype=np.float32) * \
+            np.float32(np.sqrt(2.0 / fan_in))
+        for bias in blobs[1:]:
+            bias.data[...] = rng.standard_normal(bias.data.shape, dtype=np.float32) * 0.01
+    return net, param
+
+
+@pytest.mark.parametrize("experiment", ["voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet",
+                                        "siftflow-fcn16s"])
+def test_shapes_are_caffes(tmp_path, experiment):
+    for size in ((77, 130), (500, 353)):
+        net, param = deploy(tmp_path, experiment, size, 1 / 16)
+        shapes = tiling.blob_shapes(param, (1, 3, *size))
+        assert {k: tuple(v.data.shape) for k, v in net.blobs.items()
+                if "_split_" not in k} == \
+            {k: v for k, v in shapes.items() if k in net.blobs}
+
+
+def test_reach_of_fcn8s():
+    rh, rw = tiling.reach(build("voc-fcn8s", "deploy", width=1 / 16), "score")
+    assert rh == rw and rh.stride == 32
+    # VGG16's fc7 sees 404 pixels; the skips and upsampling add a little around it
+    assert 202 <= rh.before <= 260 and 202 <= rh.after <= 260
+
+
+def test_pointless_nets_are_refused():
+    from caffe import layers as L
+
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, 20, 20]))
+    n.fc = L.InnerProduct(n.data, num_output=4)
+    with pytest.raises(tiling.NotTileable, match="InnerProduct"):
+        tiling.reach(n.to_proto(), "fc")
+
+
+def test_spans_partition_and_align():
+    r = tiling.Reach(stride=32, before=230, after=240)
+    for length in (1, 31, 32, 700, 1000, 1337):
+        spans = tiling.spans(length, 128, r)
+        kept = [i for s in spans for i in range(s.keep_start, s.keep_stop)]
+        assert kept == list(range(length))
+        for s in spans:
+            assert s.start % 32 == 0 and s.start <= s.keep_start and s.stop >= s.keep_stop
+            assert s.start == 0 or s.keep_start - s.start >= r.before
+            assert s.stop == length or s.stop - s.keep_stop >= r.after
+
+
+@pytest.mark.parametrize("experiment,size,width", [
+    ("voc-fcn8s", (720, 690), 1 / 16),
+    ("voc-fcn-alexnet", (700, 611), 1 / 16),
+])
+def test_stitched_tiles_equal_the_whole_picture(tmp_path, experiment, size, width):
+    net, param = deploy(tmp_path, experiment, size, width)
+    image = np.random.default_rng(1).standard_normal((3, *size), dtype=np.float32) * 60
+    output = net.outputs[0]
+    net.blobs["data"].data[...] = image
+    whole = net.forward()[output][0].copy()
+    rh, rw = tiling.reach(param, output)
+    side = 128 + rh.before + rh.after + rh.stride  # budget for 128-pixel cores
+    budget = int(tiling.forward_bytes(param, (1, 3, side, side)) / tiling.HEADROOM)
+    stitched, plan = tiling.forward_tiles(net, param, "data", image, (output,), budget)
+    assert len(plan.rows) >= 2 and len(plan.cols) >= 2
+    assert plan.tile_bytes <= budget * tiling.HEADROOM
+    assert budget < tiling.forward_bytes(param, (1, 3, *size))
+    got = stitched[output]
+    assert got.shape == whole.shape
+    # Same grid and same reach: equal up to float32 rounding. Not bit for bit, because
+    # OpenBLAS's sgemm sums an output column in an order that depends on where the column
+    # falls in its blocking of the matrix (solvers/README.md); anything beyond rounding
+    # (a reach too short, a misaligned grid) would show as differences of order 1.
+    relative = np.abs(got - whole).max() / np.abs(whole).max()
+    assert relative < 2e-6, relative
+    if experiment == "voc-fcn8s":
+        labels = tiling.label_maps(net, param, "data", image, (output,), budget)[output]
+        top2 = np.sort(whole, axis=0)[-2:]
+        clear = (top2[1] - top2[0]) > 1e-4 * np.abs(whole).max()  # not a near tie
+        assert clear.mean() > 0.99
+        assert np.array_equal(labels[clear], whole.argmax(0)[clear])
+
+
+def test_a_short_reach_would_show(tmp_path):
+    """The equality above is not loose: tiles that reach less than the net's field
+    differ by far more than rounding."""
+    size = (700, 700)
+    net, param = deploy(tmp_path, "voc-fcn-alexnet", size, 1 / 16)
+    image = np.random.default_rng(1).standard_normal((3, *size), dtype=np.float32) * 60
+    net.blobs["data"].data[...] = image
+    whole = net.forward()["score"][0].copy()
+    r = tiling.reach(param, "score")[0]
+    short = tiling.Reach(r.stride, r.before // 3, r.after // 3)
+    got = np.empty_like(whole)
+    for row in tiling.spans(size[0], 256, short):
+        for col in tiling.spans(size[1], 256, short):
+            net.blobs["data"].reshape(1, 3, row.stop - row.start, col.stop - col.start)
+            net.blobs["data"].data[...] = image[:, row.start:row.stop, col.start:col.stop]
+            out = net.forward()["score"][0]
+            got[:, row.keep_start:row.keep_stop, col.keep_start:col.keep_stop] = \
+                out[:, row.keep_start - row.start:row.keep_stop - row.start,
+                    col.keep_start - col.start:col.keep_stop - col.start]
+    assert np.abs(got - whole).max() / np.abs(whole).max() > 1e-3
+
+
+def test_whole_picture_when_it_fits():
+    param = build("voc-fcn8s", "deploy", width=1 / 16)
+    plan = tiling.plan(param, "score", (300, 200), budget=2**40)
+    assert plan.tiles == 1 and plan.rows[0] == tiling.Span(0, 300, 0, 300)
+
+
+def test_budget_too_small_says_what_to_do():
+    param = build("voc-fcn8s", "deploy", width=1 / 16)
+    with pytest.raises(tiling.BudgetTooSmall, match="raise the budget"):
+        tiling.plan(param, "score", (3000, 3000), budget=2**20)
+
+
+def test_budget_parsing():
+    assert tiling.parse_budget("6G") == 6 * 2**30
+    assert tiling.parse_budget("512MiB") == 512 * 2**20
+    assert tiling.parse_budget("1000") == 1000
+    for bad in ("lots", "-1G", "0"):
+        with pytest.raises(ValueError, match="memory budget"):
+            tiling.parse_budget(bad)
+    assert tiling.default_budget() > 2**27
+
+
+MEASURE = """
+import json, sys, numpy as np
+sys.path[:0] = [{repo!r}]
+import caffe
+from nets.experiments import build
+from solvers import tiling
+
+def rss(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+
+size, width, budget = tuple({size}), {width}, {budget}
+param = build('voc-fcn8s', 'deploy', width=width, size=(64, 64))
+open(sys.argv[1], 'w').write(str(param))
+image = np.random.default_rng(0).standard_normal((3, *size), dtype=np.float32)
+before = rss('VmRSS')
+net = caffe.Net(sys.argv[1], caffe.TEST)
+if budget:
+    _, plan = tiling.forward_tiles(net, param, 'data', image, ('score',), budget,
+                                   reduce=lambda s: s.argmax(0).astype(np.uint8))
+    estimate, tiles = plan.tile_bytes, plan.tiles
+else:
+    net.blobs['data'].reshape(1, *image.shape)
+    net.blobs['data'].data[...] = image
+    net.forward()
+    estimate, tiles = tiling.forward_bytes(param, (1, 3, *size)), 1
+print(json.dumps(dict(peak=rss('VmHWM') - before, estimate=estimate, tiles=tiles)))
+"""
+
+
+def measure(tmp_path, size, width, budget=0):
+    code = MEASURE.format(repo=str(REPO), size=list(size), width=width, budget=budget)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "net.prototxt")],
+                          capture_output=True, text=True, timeout=300, check=True,
+                          env={**__import__("os").environ, "GLOG_minloglevel": "2"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_memory_estimate_within_ten_percent_of_the_measured_peak(tmp_path):
+    got = measure(tmp_path, (700, 600), 1 / 4)
+    assert got["estimate"] > 2**28  # large enough that the process's own noise is small
+    assert abs(got["peak"] - got["estimate"]) <= 0.10 * got["peak"], got
+
+
+def test_tiled_huge_picture_stays_under_budget(tmp_path):
+    budget = 600 * 2**20  # the whole 1200×1000 forward would take ~985 MiB at this width
+    got = measure(tmp_path, (1200, 1000), 1 / 8, budget)
+    assert got["tiles"] > 1
+    # the stitched labels (uint8) and one tile's kept scores come on top of the net's share
+    assert got["peak"] <= budget + 1200 * 1000 * 2, got
+
+
+def test_infer_tiles_a_picture_over_its_memory_budget(tmp_path, capsys):
+    """`make infer MEMORY=…`: a picture whose forward exceeds the budget is labelled in
+    tiles, with the class map of the whole-picture run wherever scores are not near-tied."""
+    from PIL import Image
+
+    from core.palette import read_label
+    from solvers.infer import load_segmenter, main
+
+    param = build("voc-fcn8s", "deploy", width=1 / 16)
+    deploy = tmp_path / "deploy.prototxt"
+    deploy.write_text(str(param))
+    net = caffe.Net(str(deploy), caffe.TEST)
+    rng = np.random.default_rng(3)
+    for blobs in net.params.values():
+        fan_in = int(np.prod(blobs[0].data.shape[1:]))
+        blobs[0].data[...] = rng.standard_normal(blobs[0].data.shape, dtype=np.float32) * \
+            np.float32(np.sqrt(2.0 / fan_in))
+    weights = tmp_path / "w.caffemodel"
+    net.save(str(weights))
+    picture = rng.integers(0, 255, (820, 780, 3)).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "big.png")
+    budget = tiling.forward_bytes(param, (1, 3, 820, 780)) * 3 // 4  # the whole does not fit
+    assert tiling.plan(param, "score", (820, 780), budget).tiles > 1
+    whole = load_segmenter(str(deploy), weights)(picture)["score"]
+    assert main([str(tmp_path / "big.png"), "--net", str(deploy), "--weights", str(weights),
+                 "--out", str(tmp_path / "out"), "--memory", str(budget)]) == 0
+    tiled = read_label(tmp_path / "out" / "big.png")
+    assert tiled.shape == whole.shape and (tiled == whole).mean() > 0.999
+    assert main([str(tmp_path / "big.png"), "--net", str(deploy), "--weights", str(weights),
+                 "--out", str(tmp_path / "out"), "--memory", "1M"]) == 1
+    assert "raise the budget" in capsys.readouterr().err
