@@ -92,12 +92,14 @@ class DataLayer:
             values["tops"] = tops
         return values
 
-    def param_str(self, values: dict) -> str:
-        """param_str text with the keys in the release's order."""
+    def param_str(self, values: dict, extra: dict | None = None) -> str:
+        """param_str text with the keys in the release's order, then `extra` keys (the
+        layers' optional mask, mirror, jitter)."""
         differ = set(self.keys) ^ set(values)
         if differ:
             raise ValueError(f"{self.module}.{self.layer}: param_str keys differ: {differ}")
-        return "{" + ", ".join(f"{k!r}: {values[k]!r}" for k in self.keys) + "}"
+        items = [(k, values[k]) for k in self.keys] + list((extra or {}).items())
+        return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in items) + "}"
 
 
 @dataclass(frozen=True)
@@ -198,14 +200,16 @@ def dataset(name: str) -> Dataset:
 
 
 def data_param(name: str, phase: str, split: str, root: str, *, seed: int = SEED,
-               modalities: tuple[str, ...] = ()) -> tuple[DataLayer, str]:
+               modalities: tuple[str, ...] = (),
+               extra: dict | None = None) -> tuple[DataLayer, str]:
     """The data layer and its param_str for one phase ('train' | 'test') of dataset `name`
-    under data root `root`; `modalities` are NYUD's input tops (the label is added)."""
+    under data root `root`; `modalities` are NYUD's input tops (the label is added);
+    `extra` optional layer keys (mask, mirror, jitter) follow the release's."""
     entry = dataset(name)
     layer = entry.layer(phase)
     values = layer.param_values(root, split, seed, mean=entry.means.get("data"),
                                 tops=[*modalities, *entry.label_tops])
-    return layer, layer.param_str(values)
+    return layer, layer.param_str(values, extra)
 
 
 def split_list(name: str, phase: str, root: Path | str, split: str) -> Path:

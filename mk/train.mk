@@ -24,11 +24,12 @@ $(TRAIN_EXPERIMENTS): setup
 
 # make score NET=voc-fcn8s WEIGHTS=runs/voc-fcn8s/final.caffemodel [SPLIT=seg11valid] [DATA=…]
 #            [WIDTH=…] [GPU=…] [SAVE=folder for palette PNGs] [JSON=scores.json]
+#            [MASK=fg|bg|both: masked test inputs, Table 8]
 score: setup
-	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make score NET=experiment WEIGHTS=file.caffemodel [SPLIT=name] [DATA=$(TRAIN_DATA)] [WIDTH=1.0] [GPU=0] [SAVE=dir] [JSON=file]"; exit 2; }
+	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make score NET=experiment WEIGHTS=file.caffemodel [SPLIT=name] [DATA=$(TRAIN_DATA)] [WIDTH=1.0] [GPU=0] [SAVE=dir] [JSON=file] [MASK=fg|bg|both]"; exit 2; }
 	@GLOG_minloglevel=2 $(PY) -m solvers.score --net $(NET) --weights $(WEIGHTS) --data $(TRAIN_DATA) \
 	  --width $(TRAIN_WIDTH) $(if $(SPLIT),--split $(SPLIT)) $(if $(GPU),--gpu $(GPU)) \
-	  $(if $(SAVE),--save $(SAVE)) $(if $(JSON),--json $(JSON))
+	  $(if $(SAVE),--save $(SAVE)) $(if $(JSON),--json $(JSON)) $(if $(MASK),--mask $(MASK))
 
 # make infer NET=voc-fcn8s WEIGHTS=file.caffemodel IMAGES="a.jpg folder/" [OUT=runs/infer] [GPU=0]
 #            [MEMORY=6G: pictures whose forward would need more go in exact tiles; default half

@@ -61,3 +61,16 @@ def learned_parameter_count(net) -> int:
             continue
         total += sum(b.data.size for b in blobs)
     return total
+
+
+def conv_depth(net: caffe_pb2.NetParameter, top: str) -> int:
+    """Convolutions on the longest path from the input to blob `top`: Table 1's "conv.
+    layers" (AlexNet 8, VGG16 16, GoogLeNet 22 when `top` is the class scoring layer)."""
+    depth: dict[str, int] = {}
+    for layer in net.layer:
+        below = max((depth.get(b, 0) for b in layer.bottom), default=0)
+        for t in layer.top:
+            depth[t] = below + (layer.type == "Convolution")
+    if top not in depth:
+        raise KeyError(f"blob {top!r} is not in the net")
+    return depth[top]

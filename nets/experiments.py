@@ -16,10 +16,23 @@ from caffe.proto import caffe_pb2
 
 from core.catalog import DATASETS, INPUT_CHANNELS, SEED, data_param
 from nets import backbones, heads
-from nets.solver_settings import SolverSettings, alexnet_normalized, heavy
+from nets.solver_settings import (
+    SolverSettings,
+    accumulated,
+    alexnet_normalized,
+    heavy,
+    online,
+    sampled,
+    summed_lr,
+    table1,
+)
 
 # output stride of a net scored from this pooling layer alone (Table 3's ablations)
 TRUNCATED_STRIDE = {"pool5": 32, "pool4": 16, "pool3": 8}
+# softmax: the release's; sigmoid: sigmoid cross-entropy on one-hot targets (Section 4.4,
+# 6.1's control); null-background: the same with background fixed at score 0 (6.1);
+# balanced: softmax weighted per class by inverse training-set frequency (4.4)
+LOSSES = ("softmax", "sigmoid", "null-background", "balanced")
 
 
 @dataclass(frozen=True)
@@ -41,11 +54,23 @@ class Experiment:
     release_root: str = "../data"     # the data-root string the release wrote
     in_release: bool = True
     solver: SolverSettings = field(default_factory=heavy)
+    # the paper's analyses (all default to the release's behaviour)
+    train_layer: str = "train"        # the catalog layer reading the training split: the
+                                      # dataset's own ('train': SBD for VOC) or its test
+                                      # layer ('test': VOC2011's train split, Table 1)
+    data_options: tuple[tuple[str, object], ...] = ()   # data-layer keys, both phases (mask)
+    train_options: tuple[tuple[str, object], ...] = ()  # training data only (mirror, jitter)
+    loss: str = "softmax"             # one of LOSSES
+    sample_p: float | None = None     # loss sampling: keep each 32×32 loss cell with prob. p
 
     def __post_init__(self) -> None:
         if self.truncate and TRUNCATED_STRIDE[self.truncate] != self.stride:
             raise ValueError(f"{self.name}: scoring {self.truncate} alone gives stride "
                              f"{TRUNCATED_STRIDE[self.truncate]}, not {self.stride}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"{self.name}: loss {self.loss!r} is not one of {LOSSES}")
+        if self.sample_p is not None and not 0 < self.sample_p <= 1:
+            raise ValueError(f"{self.name}: sample_p must lie in (0, 1], not {self.sample_p}")
 
     @property
     def num_classes(self) -> int:
@@ -123,7 +148,44 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     _voc("voc-fcn-pool4", stride=16, truncate="pool4", in_release=False),
     _voc("voc-fcn-pool3", stride=8, truncate="pool3", in_release=False),
     _voc("voc-fcn32s-fixed", fixed=True, in_release=False),
+    # Table 3's control: FCN-32s continued at FCN-16s's lower rate, without the skip
+    _voc("voc-fcn32s-lrdrop", base="voc-fcn32s", solver=heavy(16), in_release=False),
+    # Table 1: VOC2011 train only (1,112 images), 20 images accumulated, momentum 0.9
+    _voc("table1-fcn-alexnet", backbone="alexnet", base="alexnet-fcn", train_layer="test",
+         solver=table1(1e-3), in_release=False),
+    _voc("table1-fcn-vgg16", train_layer="test", solver=table1(1e-4), in_release=False),
+    _voc("table1-fcn-googlenet", backbone="googlenet", base="googlenet-fcn",
+         train_layer="test", solver=table1(5e-5, weight_decay=0.0002), in_release=False),
+    # Table 2: one seeded sequence of 100,000 SBD images, unnormalised loss
+    _voc("table2-accumulated", solver=accumulated(summed_lr(1e-10, 20), max_iter=5000),
+         in_release=False),
+    _voc("table2-online", solver=online(32), in_release=False),
+    _voc("table2-heavy", solver=heavy(32), in_release=False),
+    # Table 8: FCN-32s on masked inputs (Reference-FG/-BG mask only mask-reference's test)
+    _voc("mask-reference", in_release=False),
+    _voc("mask-fg-only", data_options=(("mask", "bg"),), in_release=False),
+    _voc("mask-bg-only", data_options=(("mask", "fg"),), in_release=False),
+    _voc("mask-shape", data_options=(("mask", "both"),), in_release=False),
+    # Section 6.1: the null background and its sigmoid control
+    _voc("nullbg-fcn32s", loss="null-background", in_release=False),
+    _voc("sigmoid-fcn32s", loss="sigmoid", in_release=False),
+    # Section 4.4: loss sampling (p = 1 is voc-fcn32s), class balancing, augmentation
+    _voc("sampling-p50", sample_p=0.5, solver=sampled(0.5), in_release=False),
+    _voc("sampling-p25", sample_p=0.25, solver=sampled(0.25), in_release=False),
+    _voc("balance-fcn32s", loss="balanced", in_release=False),
+    _voc("augment-fcn32s", train_options=(("mirror", True), ("jitter", 32)),
+         in_release=False),
 )}
+
+# Table 8's test-time conditions: the masks applied when scoring mask-reference
+TEST_MASKS = {"reference": None, "reference-fg": "bg", "reference-bg": "fg"}
+
+
+def class_weights_file(root: str, split: str) -> str:
+    """Where balance-fcn32s's per-class loss weights (a BlobProto holding the diagonal H of
+    Caffe's InfogainLoss) live: beside the SBD split they are computed over
+    (`python -m solvers.balance`, or the training loop when they are missing)."""
+    return f"{root}/sbdd/dataset/{split}-class-weights.binaryproto"
 
 
 def _inputs(n, exp: Experiment, phase: str, data_root: str, seed: int, split: str | None,
@@ -138,15 +200,34 @@ def _inputs(n, exp: Experiment, phase: str, data_root: str, seed: int, split: st
             n[name] = top
         return [n[m] for m in tops]
     index = exp.phases.index(phase)
-    layer, param_str = data_param(exp.dataset, "train" if index == 0 else "test",
+    extra = dict(exp.data_options) | (dict(exp.train_options) if index == 0 else {})
+    layer, param_str = data_param(exp.dataset, exp.train_layer if index == 0 else "test",
                                   split or exp.splits[index], data_root, seed=seed,
-                                  modalities=exp.modalities)
+                                  modalities=exp.modalities, extra=extra)
     all_tops = tops + list(exp.label_blobs)
     made = L.Python(module=layer.module, layer=layer.layer, param_str=param_str,
                     ntop=len(all_tops))
     for name, top in zip(all_tops, made):
         n[name] = top
     return [n[m] for m in tops]
+
+
+def _loss(n, exp: Experiment, scores, label, *, name: str, training: bool, root: str,
+          seed: int):
+    """The experiment's loss on `scores` (for the null background: the learned class
+    scores). Sampling and class weights shape the training loss only; the test net reports
+    the plain loss of the same family."""
+    normalize = exp.solver.normalized_loss
+    if exp.loss in ("sigmoid", "null-background"):
+        first = 1 if exp.loss == "null-background" else 0
+        return heads.sigmoid_loss(n, scores, heads.one_hot(n, label, exp.num_classes, first),
+                                  name=name, normalize=normalize)
+    if training and exp.sample_p is not None:
+        label = heads.sampled_label(n, label, exp.sample_p, seed)
+    if training and exp.loss == "balanced":
+        return heads.weighted_loss(n, scores, label, class_weights_file(root, exp.splits[0]),
+                                   name=name)
+    return heads.loss(n, scores, label, name=name, normalize=normalize)
 
 
 def build(exp: Experiment | str, phase: str, *, width: float = 1.0,
@@ -162,7 +243,8 @@ def build(exp: Experiment | str, phase: str, *, width: float = 1.0,
         raise ValueError(f"{exp.name} has phases {exp.phases} and 'deploy', not {phase!r}")
     train = phase != "deploy"
     n = caffe.NetSpec()
-    inputs = _inputs(n, exp, phase, data_root or exp.release_root, seed, split, size)
+    root = data_root or exp.release_root
+    inputs = _inputs(n, exp, phase, root, seed, split, size)
 
     if exp.fusion == "late":
         scores = []
@@ -190,19 +272,21 @@ def build(exp: Experiment | str, phase: str, *, width: float = 1.0,
         else:
             body = backbones.googlenet(n, reference, width=width)
         outputs = []
+        null = exp.loss == "null-background"
         for suffix, classes in exp.heads:
             if exp.truncate:
                 out = heads.single_layer_head(n, body, reference, classes, exp.stride)
             else:
-                out = heads.fcn_head(n, body, reference, classes, stride=exp.stride,
+                out = heads.fcn_head(n, body, reference, classes - null, stride=exp.stride,
                                      suffix=suffix, at_once=exp.at_once,
                                      final_kernel=63 if exp.backbone != "vgg16" else None,
-                                     score_top="score" + suffix)
+                                     score_top="score_classes" if null else "score" + suffix)
+            learned, out = out, heads.null_background(n, out) if null else out
             outputs.append(out)
             if train:
-                label = n[exp.label_blobs[len(outputs) - 1]]
-                heads.loss(n, out, label, name="loss" if suffix in ("", "_sem") else
-                           "loss" + suffix, normalize=exp.solver.normalized_loss)
+                _loss(n, exp, learned, n[exp.label_blobs[len(outputs) - 1]],
+                      name="loss" if suffix in ("", "_sem") else "loss" + suffix,
+                      training=phase == exp.phases[0], root=root, seed=seed)
     if train and exp.fusion == "late":
         heads.loss(n, outputs[0], n["label"])
     return n.to_proto()

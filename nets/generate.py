@@ -11,14 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from nets.experiments import EXPERIMENTS, build
+from nets.experiments import EXPERIMENTS, Experiment, build
 from nets.prototxt import to_prototxt
 from nets.solver_settings import solver_prototxt
 
 NETS_DIR = Path(__file__).resolve().parent
 
 
-def write_experiment(name: str, out_dir: Path | str, *, width: float = 1.0,
+def write_experiment(name: str | Experiment, out_dir: Path | str, *, width: float = 1.0,
                      data_root: str | None = None, seed: int | None = None,
                      splits: tuple[str, str] | None = None,
                      solver_overrides: dict | None = None) -> dict[str, Path]:
@@ -28,7 +28,7 @@ def write_experiment(name: str, out_dir: Path | str, *, width: float = 1.0,
     data_root replaces the release's '../data' in the data layers' paths; the solver
     names the nets by bare file name (train from out_dir, as the release does).
     """
-    exp = EXPERIMENTS[name]
+    exp = EXPERIMENTS[name] if isinstance(name, str) else name
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     options = dict(width=width, data_root=data_root)

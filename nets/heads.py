@@ -97,3 +97,50 @@ def loss(n, score_top, label, *, name: str = "loss", normalize: bool = False):
     n[name] = L.SoftmaxWithLoss(score_top, label,
                                 loss_param=dict(ignore_label=255, normalize=normalize))
     return n[name]
+
+
+def null_background(n, class_scores, *, score_top: str = "score"):
+    """Section 6.1's null background: class 0's score is the constant zero, the other
+    classes' are `class_scores`. The zero channel is a 1×1 convolution with zero weights,
+    no bias and lr 0 (a constant for any finite input; named score_* so surgery and the
+    quick-run init leave it at zero); argmax over n[score_top] then picks background
+    wherever every class scores below zero."""
+    n["score_null"] = zero = L.Convolution(
+        class_scores, num_output=1, kernel_size=1, bias_term=False,
+        param=[dict(lr_mult=0, decay_mult=0)])
+    n[score_top] = out = L.Concat(zero, class_scores)
+    return out
+
+
+def one_hot(n, label, classes: int, first: int = 0, *, name: str = "target"):
+    """One-hot targets of `label` for classes first..classes−1, void 255 in every channel
+    (layers/loss_layers.py: Caffe has no layer for it)."""
+    n[name] = L.Python(label, module="loss_layers", layer="OneHotLayer",
+                       param_str=repr({"classes": classes, "first": first}))
+    return n[name]
+
+
+def sigmoid_loss(n, score_top, target, *, name: str = "loss", normalize: bool = False):
+    """Caffe's sigmoid cross-entropy: each class scored on its own, void targets (255)
+    ignored element by element; unnormalised (divided by the batch size, 1) like the
+    softmax loss of the heavy nets."""
+    n[name] = L.SigmoidCrossEntropyLoss(score_top, target,
+                                        loss_param=dict(ignore_label=255, normalize=normalize))
+    return n[name]
+
+
+def sampled_label(n, label, p: float, seed: int, cell: int = 32, *, name: str = "label_kept"):
+    """Section 4.4's loss sampling: `label` with each cell×cell block (one final-layer cell
+    of FCN-32s) turned void with probability 1 − p, drawn per forward from `seed`."""
+    n[name] = L.Python(label, module="loss_layers", layer="LossSamplingLayer",
+                       param_str=repr({"p": p, "cell": cell, "seed": seed}))
+    return n[name]
+
+
+def weighted_loss(n, score_top, label, weights_file: str, *, name: str = "loss"):
+    """Class-balanced softmax loss: Caffe's InfogainLoss (softmax inside) with a diagonal H
+    of per-class weights read from `weights_file` (a BlobProto); void ignored, summed over
+    pixels (normalization NONE) like the unnormalised softmax loss it replaces."""
+    n[name] = L.InfogainLoss(score_top, label, infogain_loss_param=dict(source=weights_file),
+                             loss_param=dict(ignore_label=255, normalization=P.Loss.NONE))
+    return n[name]

@@ -56,6 +56,46 @@ def alexnet_normalized(**changes) -> SolverSettings:
                           **changes)
 
 
+def summed_lr(lr: float, iter_size: int) -> float:
+    """The base_lr that makes Caffe's accumulated step the paper's sum over the batch.
+
+    Section 6.2 writes an accumulated step as -lr × (the sum of the batch's gradients); Caffe
+    divides the accumulated gradient by iter_size. So a regime meant to take the paper's
+    step with rate `lr` runs at lr × iter_size.
+    """
+    return lr * iter_size
+
+
+def table1(base_lr: float, **changes) -> SolverSettings:
+    """Table 1's classifier-style training: 20 images accumulated, momentum 0.9, fixed lr
+    chosen per net (1e-3 AlexNet, 1e-4 VGG16, 5e-5 GoogLeNet), normalised loss (those rates
+    are a classifier's, for a per-pixel mean), weight decay 5e-4 unless changed; 10,000
+    iterations = 180 epochs of VOC2011 train's 1,112 images ("at least 175 epochs")."""
+    return SolverSettings(base_lr=base_lr, momentum=0.9, iter_size=20, normalized_loss=True,
+                          max_iter=10000, **changes)
+
+
+def sampled(p: float, stride: int = 32, **changes) -> SolverSettings:
+    """Section 4.4's loss sampling: keep a loss cell with probability p and take 1/p images
+    per batch (iter_size) so the expected number of loss terms per step stays one image's;
+    the rate is summed_lr's so each step sums those terms as the unsampled net's does."""
+    images = round(1 / p)
+    if abs(images * p - 1) > 1e-9:
+        raise ValueError(f"loss sampling needs 1/p to be a whole number of images, p = {p}")
+    return heavy(stride, iter_size=images, **changes).with_(
+        base_lr=summed_lr(HEAVY_LR[stride], images))
+
+
+def equivalent_momentum(momentum: float, batch: int, new_batch: int) -> float:
+    """Section 6.2: momentum p with batch k weighs an example seen j examples ago by about
+    p^(j/k), so batch k' with momentum p^(k'/k) weighs the past alike (0.9 at 20 images ≈
+    0.99 at one). An approximation: the smaller batch also updates more often."""
+    if not 0 <= momentum < 1 or batch < 1 or new_batch < 1:
+        raise ValueError(f"need 0 <= momentum < 1 and batches >= 1, found {momentum}, "
+                         f"{batch}, {new_batch}")
+    return momentum ** (new_batch / batch)
+
+
 def _rate(x: float) -> str:
     """Write a learning rate the way the release does: 1e-10, 1e-4, 0.99."""
     if x != 0 and abs(x) < 1e-3:

@@ -61,7 +61,8 @@ def check_data_root(exp, root: Path, splits: tuple[str, ...] | None = None) -> N
     wanted = ([(0, exp.splits[0]), (1, exp.splits[1])] if splits is None
               else [(1, s) for s in splits])
     for phase_index, split in wanted:
-        path = split_list(exp.dataset, "train" if phase_index == 0 else "test", root, split)
+        path = split_list(exp.dataset, exp.train_layer if phase_index == 0 else "test", root,
+                          split)
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path}: split list not found for {exp.name} (dataset root {root}); fetch "

@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.catalog import class_names
+from core.catalog import DATASETS, class_names
 from core.palette import save_label_png
 from solvers.metrics import (
     Scores,
     background_baseline,
     class_table,
     fast_hist,
+    mean_iu_no_bg,
     present_classes,
     scores,
 )
@@ -40,6 +41,7 @@ class Head:
     num_classes: int
     names: tuple[str, ...] = ()
     present_only: bool = False     # mean IU over the classes present in the split (SIFT Flow)
+    background: int | None = None  # the background class, when there is one (Table 8)
 
 
 def experiment_heads(exp) -> list[Head]:
@@ -49,7 +51,9 @@ def experiment_heads(exp) -> list[Head]:
                                                      exp.label_blobs):
         heads.append(Head(score_blob, label_blob, classes,
                           tuple(class_names(exp.dataset, label_blob, classes)),
-                          present_only=exp.dataset == "siftflow" and label_blob == "sem"))
+                          present_only=exp.dataset == "siftflow" and label_blob == "sem",
+                          background=0 if DATASETS[exp.dataset].background_is_zero
+                          else None))
     return heads
 
 
@@ -71,6 +75,8 @@ class TestResult:
             hist = self.hists[head.label_blob]
             metrics = self.scores(head).as_dict()
             metrics["background_mean_iu"] = background_baseline(hist).mean_iu
+            if head.background is not None:
+                metrics["mean_iu_no_bg"] = mean_iu_no_bg(hist, head.background)
             if head.present_only:
                 metrics["classes_scored"] = int(len(present_classes(hist)))
             out[head.label_blob] = metrics
@@ -84,6 +90,8 @@ class TestResult:
             line = f"{head.label_blob}: {self.scores(head)}"
             if head.present_only:
                 line += f"  (over the {len(present_classes(hist))} classes present)"
+            if head.background is not None:
+                line += f"  mean IU w/o background {100 * mean_iu_no_bg(hist, head.background):.2f}"
             lines.append(line)
             if tables:
                 lines.append(class_table(hist, list(head.names) or None))
@@ -142,9 +150,13 @@ def seg_test(net, heads: list[Head], *, images: int, save_dir: Path | None = Non
 
 def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str | None = None,
                   width: float = 1.0, save_dir: Path | None = None,
-                  images: int | None = None, progress: bool = True) -> TestResult:
+                  images: int | None = None, progress: bool = True,
+                  mask: str | None = None) -> TestResult:
     """Score a caffemodel of `experiment` on `split` (default: the experiment's test split)
-    of the dataset under data_root."""
+    of the dataset under data_root. `mask` ('fg', 'bg', 'both') masks the test inputs
+    (Table 8's Reference-BG / Reference-FG score mask-reference with 'fg' / 'bg')."""
+    from dataclasses import replace
+
     import caffe
 
     from core.caffe_files import load_weights
@@ -155,10 +167,12 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {list(EXPERIMENTS)}")
     exp = EXPERIMENTS[experiment]
+    if mask is not None:
+        exp = replace(exp, data_options=(*exp.data_options, ("mask", mask)))
     split = split or exp.splits[1]
     check_data_root(exp, Path(data_root), splits=(split,))
     with tempfile.TemporaryDirectory(prefix="fcn-score-") as tmp:
-        paths = write_experiment(experiment, tmp, width=width,
+        paths = write_experiment(exp, tmp, width=width,
                                  data_root=str(Path(data_root).resolve()),
                                  splits=(exp.splits[0], split))
         net = caffe.Net(str(paths["test"]), caffe.TEST)
@@ -197,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write predictions as palette PNGs here")
     parser.add_argument("--json", type=Path, help="write the scores as JSON here")
     parser.add_argument("--images", type=int, help="score only the first N images")
+    parser.add_argument("--mask", choices=("fg", "bg", "both"),
+                        help="mask the test inputs (Table 8): fg = objects at the mean colour, "
+                             "bg = background at the mean, both = the shape alone")
     args = parser.parse_args(argv)
 
     from solvers.runtime import select_device
@@ -204,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         select_device(args.gpu)
         result = score_weights(args.net, args.weights, args.data, split=args.split,
-                               width=args.width, save_dir=args.save, images=args.images)
+                               width=args.width, save_dir=args.save, images=args.images,
+                               mask=args.mask)
     except (ValueError, OSError, RuntimeError) as e:
         print(f"score: error: {e}", file=sys.stderr)
         return 1

@@ -178,6 +178,9 @@ def train(config: TrainConfig) -> TrainOutcome:
         raise FileNotFoundError(f"{config.weights}: starting weights not found")
     run_dir = config.folder()
     run_dir.mkdir(parents=True, exist_ok=True)
+    if exp.loss == "balanced":  # the loss reads per-class weights: make them before Caffe
+        from solvers.balance import keep_with_run
+        keep_with_run(exp.name, Path(config.data_root), run_dir, progress=config.progress)
     device = select_device(config.gpu)
     solver_path, param = write_solver(config, run_dir)
     max_iter = param.max_iter
@@ -193,6 +196,9 @@ def train(config: TrainConfig) -> TrainOutcome:
         if resume_from is not None:
             start = snapshots.restore(solver, resume_from)
             fast_forward(data_layer(net), start * param.iter_size)
+            for layer in net.layers:  # per-forward seeded layers (loss sampling) follow
+                if hasattr(layer, "skip_forwards"):
+                    layer.skip_forwards(start * param.iter_size)
             log.say(f"resumed {exp.name} at iteration {start} from {resume_from}")
             log.record("resume", iter=start, solverstate=str(resume_from))
         else:

@@ -1,0 +1,158 @@
+"""Read finished runs the way the paper reports them: Table 2's best scores with Section
+6.2's equivalent regimes, Figure 5's mean IU against iterations and wall-clock time.
+
+    python -m solvers.reports table2 [--runs runs]
+    python -m solvers.reports figure5 [--runs runs] [--out runs/figure5.png]
+
+Scores come from each run's train.jsonl (every seg test the loop ran): "the best achieved
+during training" is the test with the highest mean IU, reported with its other metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from nets.experiments import EXPERIMENTS
+from nets.solver_settings import equivalent_momentum
+from solvers.runlog import JSON_NAME, read_records
+
+TABLE2 = ("table2-accumulated", "table2-online", "table2-heavy")
+FIGURE5 = ("voc-fcn32s", "sampling-p50", "sampling-p25")
+METRICS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu")
+
+
+def tests(run_dir: Path, head: str = "label") -> list[dict]:
+    """The run's seg tests in order, each {'iter', 'time', metrics…} (the latest record of a
+    repeated iteration, as after a resume)."""
+    log = Path(run_dir) / JSON_NAME
+    if not log.is_file():
+        raise FileNotFoundError(f"{log}: no training log (train the experiment first)")
+    by_iter = {}
+    for record in read_records(log, "test"):
+        if isinstance(record.get(head), dict):
+            by_iter[record["iter"]] = {"iter": record["iter"], "time": record.get("time"),
+                                       **record[head]}
+    return [by_iter[k] for k in sorted(by_iter)]
+
+
+def best_test(run_dir: Path, metric: str = "mean_iu", head: str = "label") -> dict:
+    """The test with the highest `metric` (Table 2: "the best achieved during training")."""
+    found = tests(run_dir, head)
+    if not found:
+        raise ValueError(f"{run_dir}: the run has no seg test yet")
+    return max(found, key=lambda t: t[metric])
+
+
+def training_seconds(run_dir: Path) -> dict[int, float]:
+    """Wall-clock seconds of training (tests excluded) reached at each tested iteration.
+    A test's duration is its record's time less the step record just before it; a resumed
+    segment's clock restarts at zero and is added on."""
+    log = Path(run_dir) / JSON_NAME
+    offset = last = step_clock = testing = 0.0
+    out = {}
+    for record in read_records(log):
+        if record["type"] not in ("step", "test") or record.get("time") is None:
+            continue
+        if record["time"] < last:  # a resumed segment's clock starts again at zero
+            offset += last
+        last = record["time"]
+        clock = offset + last
+        if record["type"] == "step":
+            step_clock = clock
+        else:
+            out[record["iter"]] = step_clock - testing
+            testing += clock - step_clock
+            step_clock = clock
+    return out
+
+
+def table2(runs: Path) -> str:
+    """Table 2 from the three runs, with each regime's momentum at batch 1 and 20 by 6.2."""
+    lines = ["| run | batch | momentum | ≈ momentum at batch 1 | ≈ at batch 20 | pixel acc. "
+             "| mean acc. | mean IU | f.w. IU | best at iter |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in TABLE2:
+        solver = EXPERIMENTS[name].solver
+        k, p = solver.iter_size, solver.momentum
+        row = [name, str(k), f"{p:g}", f"{equivalent_momentum(p, k, 1):.4f}",
+               f"{equivalent_momentum(p, k, 20):.4f}"]
+        try:
+            best = best_test(runs / name)
+            row += [f"{100 * best[m]:.1f}" for m in METRICS] + [str(best["iter"])]
+        except (OSError, ValueError):
+            row += ["-"] * 5
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def figure5(runs: Path, out: Path, names=FIGURE5) -> Path:
+    """Mean IU against iterations (left) and against training wall-clock time relative to
+    unsampled training's end (right), one line per sampling rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_iter, by_time) = plt.subplots(1, 2, figsize=(10, 4))
+    reference = None
+    drawn = 0
+    for name in names:
+        run = runs / name
+        if not (run / JSON_NAME).is_file():
+            continue
+        found = tests(run)
+        seconds = training_seconds(run)
+        p = EXPERIMENTS[name].sample_p or 1.0
+        iters = np.array([t["iter"] for t in found])
+        iu = np.array([100 * t["mean_iu"] for t in found])
+        times = np.array([seconds.get(t["iter"], np.nan) for t in found])
+        if reference is None and p == 1.0 and times.size:
+            reference = np.nanmax(times)
+        by_iter.plot(iters, iu, marker="o", label=f"p = {p:g}")
+        by_time.plot(times, iu, marker="o", label=f"p = {p:g}")
+        drawn += 1
+    if not drawn:
+        raise FileNotFoundError(f"{runs}: none of {list(names)} has a training log")
+    if reference:
+        for line in by_time.get_lines():
+            line.set_xdata(np.asarray(line.get_xdata()) / reference)
+        by_time.relim()
+        by_time.autoscale_view()
+    by_iter.set_xlabel("iteration")
+    by_time.set_xlabel("relative wall-clock time" if reference else "training seconds")
+    for axes in (by_iter, by_time):
+        axes.set_ylabel("mean IU")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    fig.suptitle("Loss sampling (Section 4.4, Figure 5)")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Table 2 and Figure 5 from finished runs.")
+    parser.add_argument("what", choices=("table2", "figure5"))
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder")
+    parser.add_argument("--out", type=Path, help="figure5: PNG (default RUNS/figure5.png)")
+    args = parser.parse_args(argv)
+    try:
+        if args.what == "table2":
+            print(table2(args.runs))
+        else:
+            print(figure5(args.runs, args.out or args.runs / "figure5.png"))
+    except (OSError, ValueError) as e:
+        print(f"reports: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

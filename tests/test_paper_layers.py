@@ -1,0 +1,221 @@
+"""The loss pieces of the paper's analyses against NumPy: one-hot targets into Caffe's
+sigmoid cross-entropy (void ignored), the null background's argmax, loss-cell sampling
+into the softmax loss, InfogainLoss with a diagonal H as a class-weighted softmax."""
+
+import caffe
+import numpy as np
+import pytest
+from caffe import layers as L
+from caffe import params as P
+from loss_layers import LossLayerError, cell_mask, one_hot
+
+from nets import heads
+from solvers.balance import inverse_frequency, read_infogain, write_infogain
+
+C, H, W = 5, 37, 45
+
+
+def make_net(tmp_path, build, name="net"):
+    """A net from Input blobs 'score' (1×C×H×W) and 'label' (1×1×H×W) and `build(n)`."""
+    n = caffe.NetSpec()
+    n.score = L.Input(shape=dict(dim=[1, C, H, W]))
+    n.label = L.Input(shape=dict(dim=[1, 1, H, W]))
+    build(n)
+    proto = n.to_proto()
+    proto.force_backward = True
+    path = tmp_path / f"{name}.prototxt"
+    path.write_text(str(proto))
+    return caffe.Net(str(path), caffe.TRAIN)
+
+
+def inputs(seed=0, classes=C):
+    rng = np.random.RandomState(seed)
+    score = rng.normal(0, 3, (1, C, H, W)).astype(np.float32)
+    label = rng.randint(0, classes, (1, 1, H, W)).astype(np.float32)
+    label[0, 0, rng.rand(H, W) < 0.15] = 255  # void
+    return score, label
+
+
+def run(net, score, label):
+    net.blobs["score"].data[...] = score
+    net.blobs["label"].data[...] = label
+    net.forward()
+    net.backward()
+    return float(net.blobs["loss"].data), net.blobs["score"].diff.copy()
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x.astype(np.float64)))
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_one_hot_targets_and_sigmoid_loss_match_numpy(tmp_path, first):
+    """first=0: 21 learned scores (the control); first=1: the null background's 20 class
+    targets, background = no class. Void pixels add no loss and get no gradient."""
+    classes = C + first  # the score blob holds the learned classes
+    score, label = inputs(1, classes)
+
+    def build(n):
+        heads.sigmoid_loss(n, n.score, heads.one_hot(n, n.label, classes, first))
+    loss, diff = run(make_net(tmp_path, build), score, label)
+
+    target = np.stack([(label[0, 0] == c) for c in range(first, classes)])[None].astype(float)
+    valid = np.broadcast_to(label != 255, score.shape)
+    x = score.astype(np.float64)
+    per = -(target * np.log(sigmoid(x)) + (1 - target) * np.log(1 - sigmoid(x)))
+    assert loss == pytest.approx(per[valid].sum(), rel=1e-5)
+    expected = np.where(valid, sigmoid(x) - target, 0)
+    np.testing.assert_allclose(diff, expected, rtol=1e-5, atol=1e-6)
+    assert (diff[~valid] == 0).all()
+
+
+def test_one_hot_reference_and_errors():
+    label = np.array([[[[0, 2, 255], [1, 1, 0]]]], np.float32)
+    out = one_hot(label, 3, first=1)
+    np.testing.assert_array_equal(out[0, 0], [[0, 0, 255], [1, 1, 0]])
+    np.testing.assert_array_equal(out[0, 1], [[0, 1, 255], [0, 0, 0]])
+    with pytest.raises(LossLayerError, match=r"label values \[7\]"):
+        one_hot(np.array([[[[7]]]], np.float32), 3)
+
+
+def test_a_bad_declaration_is_an_error_naming_the_key(tmp_path):
+    def build(n):
+        n.target = L.Python(n.label, module="loss_layers", layer="OneHotLayer",
+                            param_str="{'clases': 21}")
+    with pytest.raises(LossLayerError, match="unknown keys \\['clases'\\].*missing keys "
+                                             "\\['classes'\\]"):
+        make_net(tmp_path, build)
+
+
+def test_null_background_argmax_picks_background_exactly_when_every_class_is_negative(
+        tmp_path):
+    n = caffe.NetSpec()
+    n.score_classes = L.Input(shape=dict(dim=[1, C, H, W]))
+    heads.null_background(n, n.score_classes)
+    path = tmp_path / "null.prototxt"
+    path.write_text(str(n.to_proto()))
+    net = caffe.Net(str(path), caffe.TEST)
+    net.params["score_null"][0].data[...] = 0  # as surgery and the init leave it
+    scores = np.random.RandomState(2).normal(-1, 2, (1, C, H, W)).astype(np.float32)
+    net.blobs["score_classes"].data[...] = scores
+    full = net.forward()["score"][0]
+    assert full.shape == (C + 1, H, W)
+    assert (full[0] == 0).all()
+    np.testing.assert_array_equal(full[1:], scores[0])
+    prediction = full.argmax(0)
+    all_negative = (scores[0] < 0).all(0)
+    assert all_negative.any() and (~all_negative).any()
+    np.testing.assert_array_equal(prediction == 0, all_negative)
+    chosen = np.take_along_axis(full, prediction[None], 0)[0]
+    assert (chosen >= 0).all()  # a class whose score is below zero never wins
+
+
+def sampler(tmp_path, p, seed=7, name="s"):
+    def build(n):
+        heads.sampled_label(n, n.label, p, seed)
+        n.loss = L.SoftmaxWithLoss(n.score, n.label_kept,
+                                   loss_param=dict(ignore_label=255, normalize=False))
+    return make_net(tmp_path, build, name)
+
+
+def test_sampling_keeps_or_voids_whole_cells_independently(tmp_path):
+    score, label = inputs(3)
+    net = sampler(tmp_path, 0.5)
+    kept_fraction, masks = [], []
+    for _ in range(40):
+        run(net, score, label)
+        kept = net.blobs["label_kept"].data[0, 0]
+        same = kept == label[0, 0]
+        for y in range(0, H, 32):
+            for x in range(0, W, 32):
+                block = (slice(y, y + 32), slice(x, x + 32))
+                assert same[block].all() or (kept[block] == 255).all()
+        mask = np.array([[(kept[y:y + 32, x:x + 32] != 255).any() for x in range(0, W, 32)]
+                         for y in range(0, H, 32)])  # every block has labelled pixels
+        masks.append(mask)
+        kept_fraction.append(mask.mean())
+    assert 0.3 < np.mean(kept_fraction) < 0.7
+    assert len({m.tobytes() for m in masks}) > 5  # a new draw each forward
+
+
+def test_sampled_softmax_gradient_is_the_full_gradient_on_kept_cells_only(tmp_path):
+    score, label = inputs(4)
+    full = make_net(tmp_path, lambda n: heads.loss(n, n.score, n.label), "full")
+    full_loss, full_diff = run(full, score, label)
+    x = score[0].astype(np.float64)
+    prob = np.exp(x - x.max(0)) / np.exp(x - x.max(0)).sum(0)
+    onehot = np.stack([label[0, 0] == c for c in range(C)])
+    reference = np.where(label[0] != 255, prob - onehot, 0)
+    np.testing.assert_allclose(full_diff[0], reference, rtol=1e-5, atol=1e-6)
+
+    net = sampler(tmp_path, 0.25)
+    for _ in range(3):
+        loss, diff = run(net, score, label)
+        kept = net.blobs["label_kept"].data[0, 0] != 255
+        np.testing.assert_allclose(diff[0][:, kept], full_diff[0][:, kept], rtol=1e-6)
+        assert (diff[0][:, ~kept] == 0).all()
+        assert loss <= full_loss
+
+
+def test_sampling_with_p_one_copies_the_label_bit_for_bit(tmp_path):
+    score, label = inputs(5)
+    full_loss, full_diff = run(make_net(tmp_path, lambda n: heads.loss(n, n.score, n.label),
+                                        "full"), score, label)
+    net = sampler(tmp_path, 1.0)
+    for _ in range(2):
+        loss, diff = run(net, score, label)
+        np.testing.assert_array_equal(net.blobs["label_kept"].data, label)
+        assert loss == full_loss
+        np.testing.assert_array_equal(diff, full_diff)
+
+
+def test_sampling_draws_depend_on_seed_and_forward_number_only(tmp_path):
+    """What resume relies on: skip_forwards(n) then a forward = the (n+1)-th forward."""
+    score, label = inputs(6)
+    a = sampler(tmp_path, 0.5, name="a")
+    drawn = []
+    for _ in range(4):
+        run(a, score, label)
+        drawn.append(a.blobs["label_kept"].data.copy())
+    b = sampler(tmp_path, 0.5, name="b")
+    layer = next(x for x in b.layers if hasattr(x, "skip_forwards"))
+    layer.skip_forwards(3)
+    run(b, score, label)
+    np.testing.assert_array_equal(b.blobs["label_kept"].data, drawn[3])
+    other = sampler(tmp_path, 0.5, seed=8, name="c")
+    run(other, score, label)
+    assert not np.array_equal(other.blobs["label_kept"].data, drawn[0])
+
+
+def test_cell_mask_cuts_edge_cells_at_the_border():
+    keep = cell_mask((70, 33), 32, 0.5, np.random.default_rng(0))
+    assert keep.shape == (70, 33)
+    assert all(len(np.unique(keep[y:y + 32, x:x + 32])) == 1
+               for y in (0, 32, 64) for x in (0, 32))
+
+
+def test_infogain_with_diagonal_h_is_the_class_weighted_softmax(tmp_path):
+    score, label = inputs(7)
+    counts = np.array([700, 50, 0, 200, 50])
+    weights = inverse_frequency(counts)
+    assert weights[2] == 1.0  # absent class
+    present = counts > 0
+    assert (counts[present] / counts.sum() * weights[present]).sum() == pytest.approx(1)
+    source = write_infogain(tmp_path / "h.binaryproto", weights)
+    np.testing.assert_allclose(read_infogain(source), weights, rtol=1e-6)
+    loss, diff = run(make_net(tmp_path, lambda n: heads.weighted_loss(n, n.score, n.label,
+                                                                      str(source))),
+                     score, label)
+    x = score[0].astype(np.float64)
+    prob = np.exp(x - x.max(0)) / np.exp(x - x.max(0)).sum(0)
+    valid = label[0, 0] != 255
+    y = np.where(valid, label[0, 0], 0).astype(int)
+    w = np.where(valid, weights[y], 0)
+    picked = np.take_along_axis(prob, y[None], 0)[0]
+    assert loss == pytest.approx(-(w * np.log(picked))[valid].sum(), rel=1e-5)
+    onehot = np.stack([y == c for c in range(C)])
+    np.testing.assert_allclose(diff[0], w * (prob - onehot), rtol=1e-4, atol=1e-6)
+
+
+def test_the_loss_enums_exist_in_this_caffe():
+    assert P.Loss.NONE == caffe.proto.caffe_pb2.LossParameter.NONE
