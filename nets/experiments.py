@@ -277,12 +277,12 @@ def build(exp: Experiment | str, phase: str, *, width: float = 1.0,
             if exp.truncate:
                 out = heads.single_layer_head(n, body, reference, classes, exp.stride)
             else:
-                out = heads.fcn_head(n, body, reference, classes - null, stride=exp.stride,
+                out = heads.fcn_head(n, body, reference, classes, stride=exp.stride,
                                      suffix=suffix, at_once=exp.at_once,
                                      final_kernel=63 if exp.backbone != "vgg16" else None,
-                                     score_top="score_classes" if null else "score" + suffix)
-            learned, out = out, heads.null_background(n, out) if null else out
+                                     score_top="score" + suffix, null_background=null)
             outputs.append(out)
+            learned = heads.class_scores(n, out) if null and train else out
             if train:
                 _loss(n, exp, learned, n[exp.label_blobs[len(outputs) - 1]],
                       name="loss" if suffix in ("", "_sem") else "loss" + suffix,

@@ -54,33 +54,61 @@ def upsample(bottom, num_classes: int, factor: int, kernel: int | None = None):
 
 def fcn_head(n, top, data, num_classes: int, *, stride: int = 32, suffix: str = "",
              at_once: bool = False, final_kernel: int | None = None,
-             score_top: str = "score"):
+             score_top: str = "score", null_background: bool = False):
     """Score `top` and upsample to `data`'s size, fusing pool4 (stride 16) and pool3 (8).
 
     `suffix` names the layers of one head of a multi-head net (SIFT Flow: _sem, _geo).
+    `null_background`: the score layers learn the num_classes − 1 object classes and class
+    0 is a constant zero channel joined before the final upsampling (Section 6.1).
     Returns the cropped score top, stored as n[score_top].
     """
     s = suffix
-    n["score_fr" + s] = fused = score(top, num_classes)
+    learned = num_classes - 1 if null_background else num_classes
+    n["score_fr" + s] = fused = score(top, learned)
     if stride == 32:
+        if null_background:
+            fused = with_null_background(n, fused, s)
         n["upscore" + s] = up = upsample(fused, num_classes, 32, final_kernel)
     else:
         skips = ("pool4",) if stride == 16 else ("pool4", "pool3")
-        n["upscore2" + s] = up = upsample(fused, num_classes, 2)
+        n["upscore2" + s] = up = upsample(fused, learned, 2)
         for i, pool in enumerate(skips):
             bottom = n[pool]
             if at_once:
                 n["scale_" + pool + s] = bottom = L.Scale(
                     bottom, param=[dict(lr_mult=0)],
                     filler=dict(type="constant", value=AT_ONCE_SCALE[pool]))
-            n[f"score_{pool}{s}"] = scored = score(bottom, num_classes)
+            n[f"score_{pool}{s}"] = scored = score(bottom, learned)
             n[f"score_{pool}{s}c"] = aligned = crop(scored, up)
             n[f"fuse_{pool}{s}"] = fused = L.Eltwise(up, aligned, operation=P.Eltwise.SUM)
             if i + 1 < len(skips):
-                n[f"upscore_{pool}{s}"] = up = upsample(fused, num_classes, 2)
+                n[f"upscore_{pool}{s}"] = up = upsample(fused, learned, 2)
+        if null_background:
+            fused = with_null_background(n, fused, s)
         n[f"upscore{stride}{s}"] = up = upsample(fused, num_classes, stride)
     n[score_top] = out = crop(up, data)
     return out
+
+
+def with_null_background(n, class_scores, suffix: str = ""):
+    """Section 6.1's null background: a constant zero score for class 0 in front of the
+    learned `class_scores`. The zero is a 1×1 convolution with zero weights, no bias and
+    lr 0 (named score_* so surgery and the quick-run init leave it at zero); the bilinear
+    upsampling after it maps each channel on its own, so class 0 stays exactly 0 and
+    argmax picks background wherever every class scores below zero."""
+    n["score_null" + suffix] = zero = L.Convolution(
+        class_scores, num_output=1, kernel_size=1, bias_term=False,
+        param=[dict(lr_mult=0, decay_mult=0)])
+    n["score_fr_null" + suffix] = out = L.Concat(zero, class_scores)
+    return out
+
+
+def class_scores(n, score_top, *, name: str = "score_classes"):
+    """The learned classes' scores of a null-background net (channels 1…), for its loss;
+    the constant background channel goes to a top of its own."""
+    n["score_background"], n[name] = L.Slice(score_top, slice_param=dict(axis=1, slice_point=[1]),
+                                             ntop=2)
+    return n[name]
 
 
 def single_layer_head(n, bottom, data, num_classes: int, factor: int):
@@ -97,19 +125,6 @@ def loss(n, score_top, label, *, name: str = "loss", normalize: bool = False):
     n[name] = L.SoftmaxWithLoss(score_top, label,
                                 loss_param=dict(ignore_label=255, normalize=normalize))
     return n[name]
-
-
-def null_background(n, class_scores, *, score_top: str = "score"):
-    """Section 6.1's null background: class 0's score is the constant zero, the other
-    classes' are `class_scores`. The zero channel is a 1×1 convolution with zero weights,
-    no bias and lr 0 (a constant for any finite input; named score_* so surgery and the
-    quick-run init leave it at zero); argmax over n[score_top] then picks background
-    wherever every class scores below zero."""
-    n["score_null"] = zero = L.Convolution(
-        class_scores, num_output=1, kernel_size=1, bias_term=False,
-        param=[dict(lr_mult=0, decay_mult=0)])
-    n[score_top] = out = L.Concat(zero, class_scores)
-    return out
 
 
 def one_hot(n, label, classes: int, first: int = 0, *, name: str = "target"):

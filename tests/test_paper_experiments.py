@@ -111,10 +111,13 @@ def test_null_background_learns_20_scores_and_adds_a_fixed_zero():
     assert layers["score_fr"].convolution_param.num_output == 20
     assert layers["score_null"].param[0].lr_mult == 0
     assert not layers["score_null"].convolution_param.bias_term
-    assert list(layers["score"].bottom) == ["score_null", "score_classes"]
+    assert list(layers["score_fr_null"].bottom) == ["score_null", "score_fr"]
+    assert layers["upscore"].convolution_param.num_output == 21
     assert layers["loss"].type == "SigmoidCrossEntropyLoss"
     assert list(layers["loss"].bottom) == ["score_classes", "target"]
     assert "'first': 1" in layers["target"].python_param.param_str
+    deploy = {x.name for x in build("nullbg-fcn32s", "deploy").layer}
+    assert {"score_null", "score_fr_null"} <= deploy and "score_classes" not in deploy
     control = layers_of("sigmoid-fcn32s")
     assert control["score_fr"].convolution_param.num_output == 21
     assert "'first': 0" in control["target"].python_param.param_str

@@ -89,21 +89,28 @@ def test_a_bad_declaration_is_an_error_naming_the_key(tmp_path):
 
 def test_null_background_argmax_picks_background_exactly_when_every_class_is_negative(
         tmp_path):
+    """The null channel joined at the coarse scores and upsampled bilinearly with the learned
+    ones stays exactly zero; argmax never picks a class scoring below it."""
+    from surgery.interp import interp
+
     n = caffe.NetSpec()
-    n.score_classes = L.Input(shape=dict(dim=[1, C, H, W]))
-    heads.null_background(n, n.score_classes)
+    n.score_fr = L.Input(shape=dict(dim=[1, C, 6, 7]))
+    n.upscore = heads.upsample(heads.with_null_background(n, n.score_fr), C + 1, 32)
+    heads.class_scores(n, n.upscore)
     path = tmp_path / "null.prototxt"
     path.write_text(str(n.to_proto()))
     net = caffe.Net(str(path), caffe.TEST)
-    net.params["score_null"][0].data[...] = 0  # as surgery and the init leave it
-    scores = np.random.RandomState(2).normal(-1, 2, (1, C, H, W)).astype(np.float32)
-    net.blobs["score_classes"].data[...] = scores
-    full = net.forward()["score"][0]
-    assert full.shape == (C + 1, H, W)
+    interp(net)
+    assert not net.params["score_null"][0].data.any()  # as surgery and the init leave it
+    coarse = np.random.RandomState(2).normal(-1, 2, (1, C, 6, 7)).astype(np.float32)
+    net.blobs["score_fr"].data[...] = coarse
+    net.forward()
+    full = net.blobs["upscore"].data[0]
+    assert full.shape[0] == C + 1
     assert (full[0] == 0).all()
-    np.testing.assert_array_equal(full[1:], scores[0])
+    np.testing.assert_array_equal(net.blobs["score_classes"].data[0], full[1:])
     prediction = full.argmax(0)
-    all_negative = (scores[0] < 0).all(0)
+    all_negative = (full[1:] < 0).all(0)
     assert all_negative.any() and (~all_negative).any()
     np.testing.assert_array_equal(prediction == 0, all_negative)
     chosen = np.take_along_axis(full, prediction[None], 0)[0]
