@@ -6,6 +6,8 @@
 #                                                computes them when they are missing)
 #   make table2-scores [RUNS=runs]              (best seg test of each Table 2 run, 6.2's regimes)
 #   make sampling-figure [RUNS=runs] [OUT=png]  (Figure 5: mean IU vs iterations and time)
+#   make table8-scores DATA=datasets [RUNS=runs] (Table 8 from the mask-* runs)
+#   make table1-nets [SIZE=500]                 (Table 1's architecture columns)
 .PHONY: iu-bounds shift-stitch class-weights table2-scores sampling-figure
 
 iu-bounds: setup
@@ -29,3 +31,10 @@ sampling-figure: setup
 .PHONY: table1-nets
 table1-nets: setup
 	@GLOG_minloglevel=2 $(PY) -m nets.table1 $(if $(SIZE),--size $(SIZE))
+
+# make table8-scores DATA=datasets [RUNS=runs] [WIDTH=1.0]: Table 8 from the mask-* runs
+# (Reference-FG / -BG score mask-reference's weights with masked test inputs)
+.PHONY: table8-scores
+table8-scores: setup
+	@GLOG_minloglevel=2 $(PY) -m solvers.reports table8 --data $(or $(DATA),datasets) \
+	  --runs $(or $(RUNS),runs) $(if $(WIDTH),--width $(WIDTH))

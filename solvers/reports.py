@@ -3,6 +3,7 @@
 
     python -m solvers.reports table2 [--runs runs]
     python -m solvers.reports figure5 [--runs runs] [--out runs/figure5.png]
+    python -m solvers.reports table8 --data DATA [--runs runs] [--width 1.0]
 
 Scores come from each run's train.jsonl (every seg test the loop ran): "the best achieved
 during training" is the test with the highest mean IU, reported with its other metrics.
@@ -11,6 +12,7 @@ during training" is the test with the highest mean IU, reported with its other m
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,6 +23,13 @@ from nets.solver_settings import equivalent_momentum
 from solvers.runlog import JSON_NAME, read_records
 
 TABLE2 = ("table2-accumulated", "table2-online", "table2-heavy")
+# Table 8's rows: (condition, the run whose final weights are scored, a mask added at test
+# time); the masked trainings' nets mask their test inputs as they masked training's
+TABLE8 = (("Reference", "mask-reference", None), ("Reference-FG", "mask-reference", "bg"),
+          ("Reference-BG", "mask-reference", "fg"), ("FG-only", "mask-fg-only", None),
+          ("BG-only", "mask-bg-only", None), ("Shape", "mask-shape", None))
+TABLE8_PAPER = {"Reference": 84.8, "Reference-FG": 81.0, "Reference-BG": 19.8,
+                "FG-only": 76.1, "BG-only": 37.8, "Shape": 29.1}
 FIGURE5 = ("voc-fcn32s", "sampling-p50", "sampling-p25")
 METRICS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu")
 
@@ -137,15 +146,47 @@ def figure5(runs: Path, out: Path, names=FIGURE5) -> Path:
     return out
 
 
+def table8(runs: Path, data_root: Path, *, width: float = 1.0, progress: bool = True) -> str:
+    """Table 8: each condition's mean IU without background on the test split, from the
+    run's score.json (the schedule's final scoring) or, for Reference-FG / -BG, mask-reference
+    scored once with the test-time mask (kept as score-mask-<mask>.json and reused)."""
+    from solvers.score import score_weights
+
+    lines = ["| condition | run | mask added at test | mean IU w/o background | paper |",
+             "|---|---|---|---:|---:|"]
+    for condition, name, mask in TABLE8:
+        run = Path(runs) / name
+        cached = run / (f"score-mask-{mask}.json" if mask else "score.json")
+        value = "-"
+        if cached.is_file():
+            value = json.loads(cached.read_text())["label"].get("mean_iu_no_bg")
+        elif (run / "final.caffemodel").is_file():
+            result = score_weights(name, run / "final.caffemodel", data_root, width=width,
+                                   progress=progress, mask=mask).as_dict()
+            cached.write_text(json.dumps(result, indent=2) + "\n")
+            value = result["label"]["mean_iu_no_bg"]
+        shown = f"{100 * value:.1f}" if isinstance(value, float) else "-"
+        lines.append(f"| {condition} | {name} | {mask or 'none'} | {shown} | "
+                     f"{TABLE8_PAPER[condition]} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Table 2 and Figure 5 from finished runs.")
-    parser.add_argument("what", choices=("table2", "figure5"))
+    parser = argparse.ArgumentParser(description="Table 2, Figure 5 and Table 8 from finished "
+                                                 "runs.")
+    parser.add_argument("what", choices=("table2", "figure5", "table8"))
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder")
     parser.add_argument("--out", type=Path, help="figure5: PNG (default RUNS/figure5.png)")
+    parser.add_argument("--data", type=Path, help="table8: dataset root the runs test on")
+    parser.add_argument("--width", type=float, default=1.0, help="table8: the runs' width")
     args = parser.parse_args(argv)
+    if args.what == "table8" and args.data is None:
+        parser.error("table8 scores the runs' weights: give --data DATA")
     try:
         if args.what == "table2":
             print(table2(args.runs))
+        elif args.what == "table8":
+            print(table8(args.runs, args.data, width=args.width))
         else:
             print(figure5(args.runs, args.out or args.runs / "figure5.png"))
     except (OSError, ValueError) as e:

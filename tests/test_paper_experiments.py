@@ -237,8 +237,11 @@ def test_class_weights_are_computed_once_and_kept_with_the_run(voc, tmp_path):
 
 
 def test_table8_test_time_masks_score_the_reference_net(voc, tmp_path):
-    run = train(TrainConfig("mask-reference", voc, run_dir=tmp_path, weights=None, iters=2,
-                            test_every=0, width=WIDTH, overrides=QUICK, progress=False))
+    from solvers.reports import table8
+
+    run = train(TrainConfig("mask-reference", voc, run_dir=tmp_path / "mask-reference",
+                            weights=None, iters=2, test_every=0, width=WIDTH, overrides=QUICK,
+                            progress=False))
     plain = score_weights("mask-reference", run.final_weights, voc, width=WIDTH,
                           progress=False)
     masked = {mask: score_weights("mask-reference", run.final_weights, voc, width=WIDTH,
@@ -250,6 +253,11 @@ def test_table8_test_time_masks_score_the_reference_net(voc, tmp_path):
     # when two iterations' predictions are still all background)
     assert len({r.losses["loss"] for r in (plain, *masked.values())}) == 3
     assert plain.hists["label"].sum() == masked["fg"].hists["label"].sum()
+    text = table8(tmp_path, voc, width=WIDTH, progress=False)
+    row = next(line for line in text.splitlines() if line.startswith("| Reference-BG |"))
+    assert f"| {100 * masked['fg'].as_dict()['label']['mean_iu_no_bg']:.1f} |" in row
+    assert (tmp_path / "mask-reference" / "score-mask-fg.json").is_file()
+    assert text.splitlines()[-1].startswith("| Shape | mask-shape | none | - |")
 
 
 @pytest.mark.parametrize("name, depth", [("table1-fcn-alexnet", 8), ("table1-fcn-vgg16", 16),
