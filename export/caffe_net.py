@@ -25,6 +25,7 @@ class CaffeNet:
     net_param: object                # caffe_pb2.NetParameter of the deploy net
     net: object                      # caffe.Net in TEST phase, weights loaded
     graph: Graph
+    weights: str = ""                # the caffemodel's file name
 
 
 def deploy_param(name: str, width: float):
@@ -95,7 +96,9 @@ def load(name: str, weights: Path | str, width: float = 1.0) -> CaffeNet:
         net = caffe.Net(str(deploy), caffe.TEST)
     check_weights_fit(net, name, width, weights)
     net.copy_from(str(weights))
-    return from_net(name, width, net_param, net)
+    loaded = from_net(name, width, net_param, net)
+    loaded.weights = weights.name
+    return loaded
 
 
 def from_net(name: str, width: float, net_param, net) -> CaffeNet:

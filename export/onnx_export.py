@@ -196,20 +196,25 @@ class OnnxRunner:
         return dict(zip(self.outputs, self.session.run(self.outputs, inputs)))
 
 
-def export(name: str, weights: Path, out: Path, width: float = 1.0):
-    """Write experiment `name` with `weights` as ONNX to `out`; returns the loaded CaffeNet
-    (for verification) and the path."""
+def write(caffe_net, out: Path) -> Path:
+    """Save a loaded CaffeNet (export/caffe_net.py) as an ONNX file at `out`."""
     import onnx
-
-    from export.caffe_net import load
-    caffe_net = load(name, weights, width)
+    name, width = caffe_net.name, caffe_net.width
     model = to_onnx(caffe_net.graph, name=name.replace("-", "_"),
                     doc=f"{name} (width {width:g}) exported from Caffe's deploy net and "
-                        f"{Path(weights).name}; inputs are BGR, mean-subtracted, N×C×H×W.",
-                    metadata=dict(experiment=name, width=width, weights=Path(weights).name))
+                        f"{caffe_net.weights}; inputs are BGR minus the mean, N×C×H×W.",
+                    metadata=dict(experiment=name, width=width, weights=caffe_net.weights))
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
-    return caffe_net, out
+    return out
+
+
+def export(name: str, weights: Path, out: Path, width: float = 1.0):
+    """Experiment `name` with `weights` as ONNX at `out`; returns the loaded CaffeNet (for
+    verification) and the path."""
+    from export.caffe_net import load
+    caffe_net = load(name, weights, width)
+    return caffe_net, write(caffe_net, out)
 
 
 def main(argv: list[str] | None = None) -> int:

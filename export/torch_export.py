@@ -26,7 +26,7 @@ import numpy as np
 
 from export.graph import ExportError, Graph, Op
 
-RESERVED = {"self", "torch", "nn", "F", "crop", "caffe_max_pool", "load", "Path"}
+RESERVED = {"self", "torch", "nn", "F", "crop", "caffe_pool", "load", "Path", "Scale"}
 
 PREAMBLE = '''\
 """{title}
@@ -51,17 +51,19 @@ def crop(x: torch.Tensor, reference: torch.Tensor, axis: int, offsets: tuple) ->
     return x[tuple(index)]
 
 
-def caffe_max_pool(x, kernel, stride, pad):
-    """Caffe's padded MAX pooling in ceil mode where PyTorch's own limits padding to half
-    the kernel: explicit -inf padding up to what Caffe's last window needs, then floor."""
-    right = []
+def caffe_pool(x, kernel, stride, pad, ceil, average):
+    """Caffe's pooling where PyTorch's own limits padding to half the kernel: explicit
+    padding (zeros count in Caffe's average, -inf never wins a max), then Caffe's size."""
+    sizes = []
     for size, k, s, p in zip(x.shape[2:], kernel, stride, pad):
-        steps = -(-(size + 2 * p - k) // s)
-        if steps * s >= size + p:
-            steps -= 1
-        right.append(max(0, steps * s + k - size - p))
-    x = F.pad(x, (pad[1], right[1], pad[0], right[0]), value=float("-inf"))
-    return F.max_pool2d(x, kernel, stride)
+        span = size + 2 * p - k
+        out = (-(-span // s) if ceil else span // s) + 1
+        if p and (out - 1) * s >= size + p:
+            out -= 1
+        sizes.append(out)
+    x = F.pad(x, (pad[1], pad[1], pad[0], pad[0]), value=0.0 if average else float("-inf"))
+    pooled = (F.avg_pool2d if average else F.max_pool2d)(x, kernel, stride, ceil_mode=True)
+    return pooled[:, :, :sizes[0], :sizes[1]]
 
 
 class {cls}(nn.Module):
@@ -155,15 +157,12 @@ def _pool_expr(a: dict, x: str) -> str:
         reduce = "amax" if a["method"] == "max" else "mean"
         return f"{x}.{reduce}(dim=(2, 3), keepdim=True)"
     k, s, p, ceil = a["kernel"], a["stride"], a["pad"], a["ceil"]
+    if any(2 * pi > ki for pi, ki in zip(p, k)):
+        return f"caffe_pool({x}, {k}, {s}, {p}, ceil={ceil}, average={a['method'] == 'ave'})"
     if a["method"] == "ave":  # PyTorch divides as Caffe: window clipped at size + pad
         return (f"F.avg_pool2d({x}, {k}, {s}, {p}, ceil_mode={ceil}, "
                 "count_include_pad=True)")
-    if all(2 * pi <= ki for pi, ki in zip(p, k)):  # PyTorch's ceil mode clips as Caffe does
-        return f"F.max_pool2d({x}, {k}, {s}, {p}, ceil_mode={ceil})"
-    if not ceil:
-        padded = f"F.pad({x}, {(p[1], p[1], p[0], p[0])}, value=float('-inf'))"
-        return f"F.max_pool2d({padded}, {k}, {s})"
-    return f"caffe_max_pool({x}, {k}, {s}, {p})"
+    return f"F.max_pool2d({x}, {k}, {s}, {p}, ceil_mode={ceil})"  # clips as Caffe does
 
 
 def _forward_expr(op: Op, attr: str | None, args: list[str]) -> str:
@@ -256,20 +255,25 @@ def state_dict(graph: Graph) -> dict:
     return state
 
 
-def export(name: str, weights: Path, out_dir: Path, width: float = 1.0):
-    """Write <out_dir>/<module>.py and .pt for experiment `name`; returns the loaded
-    CaffeNet (for verification) and the module file's path."""
+def write(caffe_net, out_dir: Path) -> Path:
+    """Save a loaded CaffeNet as <out_dir>/<module>.py and .pt; returns the .py path."""
     import torch
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = out_dir / (module_name(caffe_net.name) + ".py")
+    source.write_text(to_source(
+        caffe_net.graph, caffe_net.name,
+        title=f"{caffe_net.name} (width {caffe_net.width:g}) as a PyTorch module.",
+        weights_file=caffe_net.weights))
+    torch.save(state_dict(caffe_net.graph), source.with_suffix(".pt"))
+    return source
 
+
+def export(name: str, weights: Path, out_dir: Path, width: float = 1.0):
+    """Experiment `name` with `weights` as <out_dir>/<module>.py and .pt; returns the loaded
+    CaffeNet (for verification) and the module file's path."""
     from export.caffe_net import load
     caffe_net = load(name, weights, width)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    source = out_dir / (module_name(name) + ".py")
-    source.write_text(to_source(caffe_net.graph, name,
-                                title=f"{name} (width {width:g}) as a PyTorch module.",
-                                weights_file=Path(weights).name))
-    torch.save(state_dict(caffe_net.graph), source.with_suffix(".pt"))
-    return caffe_net, source
+    return caffe_net, write(caffe_net, out_dir)
 
 
 def import_module(path: Path):
