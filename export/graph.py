@@ -212,7 +212,10 @@ def read_graph(net_param, params: dict[str, list[np.ndarray]], outputs: list[str
     unknown = [o for o in outputs if o not in current]
     if unknown:
         raise ExportError(f"output {unknown[0]!r} is not a blob of the net")
-    return Graph(inputs, ops, {o: current[o] for o in outputs}, blob_of)
+    # in the order the net computes them (Caffe lists its outputs alphabetically)
+    made_at = {v: i for i, op in enumerate(ops) for v in op.outputs}
+    ordered = sorted(outputs, key=lambda o: made_at.get(current[o], -1))
+    return Graph(inputs, ops, {o: current[o] for o in ordered}, blob_of)
 
 
 _KIND = {"Convolution": "conv", "Deconvolution": "deconv", "ReLU": "relu", "Pooling": "pool",

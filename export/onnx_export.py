@@ -41,9 +41,8 @@ class _Builder:
         return name
 
     def const(self, hint: str, value) -> str:
-        from onnx import numpy_helper
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        self.initializers.append((name, np.asarray(value)))
         return name
 
     def node(self, op_type: str, inputs: list[str], hint: str, **attrs) -> str:
@@ -153,8 +152,7 @@ def _eltwise(b: _Builder, op: Op, out: str) -> None:
 
 
 def to_onnx(graph: Graph, *, name: str, doc: str = "", metadata: dict | None = None):
-    """The graph as an onnx.ModelProto (checked by onnx.checker), inputs N×C×height×width."""
-    import onnx
+    """The graph as an onnx.ModelProto, inputs N×C×height×width (save() checks it)."""
     from onnx import TensorProto, helper
     b = _Builder()
     b._names.update(graph.inputs)
@@ -171,14 +169,28 @@ def to_onnx(graph: Graph, *, name: str, doc: str = "", metadata: dict | None = N
     inputs = [helper.make_tensor_value_info(v, TensorProto.FLOAT,
                                             ["batch", c, "height", "width"])
               for v, c in graph.inputs.items()]
-    onnx_graph = helper.make_graph(b.nodes, name, inputs, outputs, b.initializers)
+    onnx_graph = helper.make_graph(b.nodes, name, inputs, outputs)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="fcn-caffe export", doc_string=doc)
-    model.ir_version = min(model.ir_version, 10)   # what onnxruntime 1.31 reads
+    model.ir_version = min(model.ir_version, 10)   # IR of opset 21: older runtimes read it
+    for const_name, value in b.initializers:  # added last: make_graph/make_model copy
+        tensor = model.graph.initializer.add()
+        tensor.name, tensor.data_type = const_name, helper.np_dtype_to_tensor_dtype(value.dtype)
+        tensor.dims.extend(value.shape)
+        tensor.raw_data = np.ascontiguousarray(value).tobytes()
     if metadata:
         helper.set_model_props(model, {k: str(v) for k, v in metadata.items()})
-    onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def save(model, path: Path) -> Path:
+    """Write the model and check the file with onnx.checker (full check: shape inference
+    too). Checking the file spares a serialized copy of the weights in memory."""
+    import onnx
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
 
 
 class OnnxRunner:
@@ -198,15 +210,12 @@ class OnnxRunner:
 
 def write(caffe_net, out: Path) -> Path:
     """Save a loaded CaffeNet (export/caffe_net.py) as an ONNX file at `out`."""
-    import onnx
     name, width = caffe_net.name, caffe_net.width
     model = to_onnx(caffe_net.graph, name=name.replace("-", "_"),
                     doc=f"{name} (width {width:g}) exported from Caffe's deploy net and "
                         f"{caffe_net.weights}; inputs are BGR minus the mean, N×C×H×W.",
                     metadata=dict(experiment=name, width=width, weights=caffe_net.weights))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
-    return out
+    return save(model, out)
 
 
 def export(name: str, weights: Path, out: Path, width: float = 1.0):

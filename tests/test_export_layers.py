@@ -21,7 +21,7 @@ from export_helpers import fill_random
 from export import verify
 from export.caffe_net import forward, from_net
 from export.graph import ExportError, caffe_pooled_size, read_graph
-from export.onnx_export import OnnxRunner, to_onnx
+from export.onnx_export import OnnxRunner, save, to_onnx
 from export.torch_export import TorchRunner, to_source
 from export.torch_export import state_dict as torch_state
 
@@ -72,7 +72,7 @@ def exported(tmp_path_factory):
     fill_random(net, seed=3)
     caffe_net = from_net("every-layer", 1.0, net_param, net)
     onnx_path = tmp / "every_layer.onnx"
-    onnx_path.write_bytes(to_onnx(caffe_net.graph, name="every_layer").SerializeToString())
+    save(to_onnx(caffe_net.graph, name="every_layer"), onnx_path)
     module = tmp / "every_layer.py"
     module.write_text(to_source(caffe_net.graph, "every-layer"))
     import torch

@@ -56,4 +56,5 @@ def test_the_module_runs_without_caffe_and_matches_it(tmp_path):
     found = verify.compare((41, 29), reference, {
         "score_sem": np.load(tmp_path / "sem.npy"), "score_geo": np.load(tmp_path / "geo.npy")})
     assert verify.failures(found) == []
-    assert [c.shape for c in found] == [(1, 33, 41, 29), (1, 3, 41, 29)]
+    assert {c.blob: c.shape for c in found} == {"score_sem": (1, 33, 41, 29),
+                                                "score_geo": (1, 3, 41, 29)}
