@@ -79,8 +79,13 @@ def run_export(kind: str, argv: list[str] | None = None) -> int:
     args = parser(kind).parse_args(argv)
     try:
         sizes = verify.parse_sizes(args.sizes)
-        if args.image is not None and not args.image.is_file():
-            raise ExportError(f"{args.image}: no such picture")
+        if args.image is not None:
+            if not args.image.is_file():
+                raise ExportError(f"{args.image}: no such picture")
+            try:
+                verify.picture((1, 1), args.seed, args.image)
+            except OSError as e:
+                raise ExportError(f"{args.image}: not a picture PIL can read ({e})") from None
         caffe_net, path, make_runner = _export(kind, args)
     except (ExportError, ValueError, OSError) as e:
         print(f"export: error: {e}", file=sys.stderr)
@@ -106,7 +111,7 @@ def run_export(kind: str, argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     comparisons = verify.check(runner, references, channels, args.seed, args.image)
-    print(f"verify: Caffe vs {kind} ({caffe_seconds:.1f} s / {time.time() - start:.1f} s), "
+    print(f"verify: Caffe ({caffe_seconds:.1f} s) vs {kind} ({time.time() - start:.1f} s); "
           f"tolerance: max rel ≤ {args.rtol:g}, argmax agreement ≥ "
           f"{100 * args.min_agreement:g}%")
     print(verify.HEADER)

@@ -126,6 +126,22 @@ def test_a_bad_size_is_one_clear_error(weights, tmp_path, capsys):
     _one_clear_error(onnx_main, argv, capsys, "at least 1x1")
 
 
+def test_an_unreadable_picture_is_one_clear_error(weights, tmp_path, capsys):
+    picture = tmp_path / "picture.jpg"
+    picture.write_text("not a jpeg")
+    _one_clear_error(onnx_main, _args(weights, tmp_path / "m.onnx", "--image", str(picture)),
+                     capsys, "picture.jpg: not a picture PIL can read")
+
+
+def test_verification_on_a_given_picture(weights, tmp_path, capsys):
+    from PIL import Image
+    picture = tmp_path / "picture.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), np.uint8)).save(
+        picture)
+    assert onnx_main(_args(weights, tmp_path / "m.onnx", "--image", str(picture))) == 0
+    assert "agrees with Caffe" in capsys.readouterr().out
+
+
 def test_checking_a_missing_export_is_one_clear_error(weights, tmp_path, capsys):
     _one_clear_error(onnx_main, _args(weights, tmp_path / "m.onnx", "--check-existing"),
                      capsys, "no such export to check")
