@@ -74,6 +74,11 @@ def _export(kind: str, args):
     return caffe_net, path, lambda: runner(path)
 
 
+def _progress(step: str) -> None:
+    """On a terminal only: a log file gets the table, not the steps."""
+    print(f"verify: {step} …".ljust(40), end="\r", file=sys.stderr, flush=True)
+
+
 def run_export(kind: str, argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     args = parser(kind).parse_args(argv)
@@ -98,8 +103,9 @@ def run_export(kind: str, argv: list[str] | None = None) -> int:
     from export.caffe_net import forward
     start = time.time()
     channels = caffe_net.graph.inputs
+    progress = _progress if sys.stderr.isatty() else None
     references = verify.reference_outputs(partial(forward, caffe_net.net), channels, sizes,
-                                          args.seed, args.image)
+                                          args.seed, args.image, progress)
     caffe_seconds = time.time() - start
     del caffe_net
     gc.collect()  # Caffe's blobs go before the exported model allocates its own
@@ -110,7 +116,9 @@ def run_export(kind: str, argv: list[str] | None = None) -> int:
         print(f"export: error: {path}: cannot be loaded ({str(e).strip().splitlines()[-1]})",
               file=sys.stderr)
         return 2
-    comparisons = verify.check(runner, references, channels, args.seed, args.image)
+    comparisons = verify.check(runner, references, channels, args.seed, args.image, progress)
+    if progress:
+        print(" " * 40, end="\r", file=sys.stderr)
     print(f"verify: Caffe ({caffe_seconds:.1f} s) vs {kind} ({time.time() - start:.1f} s); "
           f"tolerance: max rel ≤ {args.rtol:g}, argmax agreement ≥ "
           f"{100 * args.min_agreement:g}%")

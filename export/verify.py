@@ -109,9 +109,15 @@ def compare(size: tuple[int, int], reference: dict[str, np.ndarray],
 
 
 def reference_outputs(caffe_forward: Forward, channels: dict[str, int],
-                      sizes, seed: int = SEED, image: Path | None = None) -> dict:
+                      sizes, seed: int = SEED, image: Path | None = None,
+                      progress: Callable[[str], None] | None = None) -> dict:
     """Caffe's outputs by size (kept, so Caffe's memory can go before the other runs)."""
-    return {size: caffe_forward(net_inputs(channels, size, seed, image)) for size in sizes}
+    outputs = {}
+    for size in sizes:
+        if progress:
+            progress(f"Caffe at {size[0]}×{size[1]}")
+        outputs[size] = caffe_forward(net_inputs(channels, size, seed, image))
+    return outputs
 
 
 def check(run: Forward, references: dict, channels: dict[str, int], seed: int = SEED,
@@ -120,11 +126,9 @@ def check(run: Forward, references: dict, channels: dict[str, int], seed: int = 
     """The exported model's outputs on the same pictures, compared with Caffe's."""
     comparisons = []
     for size, reference in references.items():
-        found = compare(size, reference, run(net_inputs(channels, size, seed, image)))
-        comparisons += found
         if progress:
-            for c in found:
-                progress(format_row(c))
+            progress(f"export at {size[0]}×{size[1]}")
+        comparisons += compare(size, reference, run(net_inputs(channels, size, seed, image)))
     return comparisons
 
 
