@@ -200,6 +200,7 @@ class OnnxRunner:
         import onnxruntime
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False  # sizes vary: free each run's buffers
         self.session = onnxruntime.InferenceSession(str(path), options,
                                                     providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
