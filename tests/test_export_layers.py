@@ -150,6 +150,7 @@ def test_the_generated_module_reads_like_the_net(exported):
     source = to_source(exported[0].graph, "every-layer")
     compile(source, "every_layer.py", "exec")
     assert "import caffe" not in source and "from caffe" not in source
-    assert "self.c1 = nn.Conv2d(3, 8, kernel_size=(3, 3)" in source
+    assert "        self.c1 = nn.Conv2d(3, 8, 3, padding=6)\n" in source
+    assert "self.u1 = nn.ConvTranspose2d(8, 8, 4, stride=2, groups=2, bias=False)\n" in source
     assert "        c1 = F.leaky_relu(c1, " in source          # in place: the blob's name
     assert "caffe_pool(c2, (3, 3), (2, 2), (2, 2), ceil=True, average=False)" in source
