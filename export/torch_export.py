@@ -290,7 +290,7 @@ def export(name: str, weights: Path, out_dir: Path, width: float = 1.0):
 
 
 def import_module(path: Path):
-    """Import a generated module file by path (no sys.path change)."""
+    """Import a generated module file by its path (the import path stays as it is)."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from export_helpers import random_caffemodel
 
 from export.onnx_export import main as onnx_main
 from export.torch_export import main as torch_main
 from nets.experiments import build
+from testkit.random_weights import random_caffemodel
 
 WIDTH = "0.0625"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import partial
 
 import pytest
-from export_helpers import random_caffemodel, random_net
 
 from export import verify
 from export.caffe_net import forward, from_net, load
@@ -21,6 +20,7 @@ from export.onnx_export import write as write_onnx
 from export.torch_export import TorchRunner
 from export.torch_export import write as write_torch
 from nets.experiments import EXPERIMENTS, build
+from testkit.random_weights import random_caffemodel, random_net
 
 WIDTH = 1 / 16
 SIZES = ((1, 1), (37, 51), (5, 3))

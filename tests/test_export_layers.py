@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from caffe import layers as L
 from caffe import params as P
-from export_helpers import fill_random
 
 from export import verify
 from export.caffe_net import forward, from_net
@@ -24,6 +23,7 @@ from export.graph import ExportError, caffe_pooled_size, read_graph
 from export.onnx_export import OnnxRunner, save, to_onnx
 from export.torch_export import TorchRunner, to_source
 from export.torch_export import state_dict as torch_state
+from testkit.random_weights import fill_random
 
 SIZES = [(1, 1), (2, 3), (3, 2), (4, 4), (5, 7), (6, 9), (7, 6), (8, 8), (11, 13), (16, 15)]
 

@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import numpy as np
-from export_helpers import random_caffemodel
 
 from export import verify
 from export.caffe_net import forward
 from export.torch_export import export
 from nets.experiments import build
+from testkit.random_weights import random_caffemodel
 
 # A fresh interpreter in which importing caffe, or anything of this project, fails.
 SCRIPT = """

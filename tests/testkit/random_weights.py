@@ -1,4 +1,4 @@
-"""Helpers the export tests share: random weights for a deploy net, written as a caffemodel."""
+"""Random weights for deploy nets, as a caffe.Net or written as a caffemodel (export tests)."""
 
 from __future__ import annotations
 
