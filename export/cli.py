@@ -14,6 +14,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from core.errors import InputError
 from export import verify
 from export.graph import ExportError
 
@@ -92,8 +93,8 @@ def run_export(kind: str, argv: list[str] | None = None) -> int:
             except OSError as e:
                 raise ExportError(f"{args.image}: not a picture PIL can read ({e})") from None
         caffe_net, path, make_runner = _export(kind, args)
-    except (ExportError, ValueError, OSError) as e:
-        print(f"export: error: {e}", file=sys.stderr)
+    except (InputError, ValueError, OSError) as e:   # InputError: core's and ours
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if not args.check_existing:
         size_mb = sum(p.stat().st_size for p in path.parent.glob(path.stem + ".*")) / 1e6
@@ -113,7 +114,7 @@ def run_export(kind: str, argv: list[str] | None = None) -> int:
     try:
         runner = make_runner()
     except (OSError, RuntimeError, ValueError) as e:   # onnxruntime / torch cannot load it
-        print(f"export: error: {path}: cannot be loaded ({str(e).strip().splitlines()[-1]})",
+        print(f"error: {path}: cannot be loaded ({str(e).strip().splitlines()[-1]})",
               file=sys.stderr)
         return 2
     comparisons = verify.check(runner, references, channels, args.seed, args.image, progress)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import InputError
 
-class ExportError(ValueError):
+
+class ExportError(InputError):
     """Input that cannot be exported or verified; the message names the cause and the fix."""
 
 

@@ -87,7 +87,7 @@ def test_the_tolerance_is_the_stated_one(weights, tmp_path, capsys):
 def _one_clear_error(main, argv, capsys, *expected: str) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("export: error: ") and err.count("\n") == 1, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
     for text in expected:
         assert text in err
@@ -103,21 +103,22 @@ def test_an_unknown_net_is_one_clear_error(main, weights, tmp_path, capsys):
 def test_weights_of_another_width_are_one_clear_error(weights, tmp_path, capsys):
     argv = _args(weights, tmp_path / "m.onnx")
     argv[argv.index("--width") + 1] = "0.125"
-    _one_clear_error(onnx_main, argv, capsys, "layer 'conv1_1' holds 4×3×3×3",
-                     "needs 8×3×3×3", "WIDTH")
+    _one_clear_error(onnx_main, argv, capsys, "layer conv1_1 blob 0 has shape (4, 3, 3, 3)",
+                     "voc-fcn16s at WIDTH=0.125 expects (8, 3, 3, 3)")
 
 
 def test_weights_of_another_net_are_one_clear_error(weights, tmp_path, capsys):
     _one_clear_error(torch_main, _args(weights, tmp_path, net="voc-fcn32s"), capsys,
-                     "no weights for voc-fcn32s's layers upscore", "NET")
+                     "no weights for voc-fcn32s at WIDTH=0.0625's layers upscore", "NET")
 
 
 def test_a_file_that_is_no_caffemodel_is_one_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.caffemodel"
     bad.write_bytes(b"\xff" * 64)
-    _one_clear_error(onnx_main, _args(bad, tmp_path / "m.onnx"), capsys, "not a caffemodel")
+    _one_clear_error(onnx_main, _args(bad, tmp_path / "m.onnx"), capsys,
+                     "bad.caffemodel: not a readable caffemodel")
     _one_clear_error(onnx_main, _args(tmp_path / "none.caffemodel", tmp_path / "m.onnx"),
-                     capsys, "no such weights file")
+                     capsys, "none.caffemodel: caffemodel not found")
 
 
 def test_a_bad_size_is_one_clear_error(weights, tmp_path, capsys):
