@@ -29,6 +29,7 @@ help:
 	@echo "make voc-fcn8s [DATA=… WIDTH=… GPU=0]   train an experiment (mk/train.mk lists them all)"
 	@echo "make vgg16-fcn   convert the model zoo's VGG16 into FCN base weights"
 	@echo "make zoo / compare / release-check   model-zoo export and bit-for-bit comparison"
+	@echo "make onnx / torch NET=… WEIGHTS=…   export to ONNX / PyTorch, verified against Caffe"
 
 setup: system-deps venv caffe
 

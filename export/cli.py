@@ -1,0 +1,134 @@
+"""The command line both exporters share: export, then verify against Caffe.
+
+Exit status: 0 exported and verified, 1 exported but over the tolerance, 2 bad input
+(one line naming the cause; no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+from core.errors import InputError
+from export import verify
+from export.graph import ExportError
+
+FORMATS = {"onnx": "ONNX (onnxruntime checks it)", "torch": "a PyTorch module + state_dict"}
+
+
+def parser(kind: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"python -m export.{kind}_export",
+        description=f"Export an FCN experiment's deploy net and weights as {FORMATS[kind]}, "
+                    "then run it beside Caffe's forward pass and fail above the tolerance.")
+    p.add_argument("--net", required=True, help="experiment name (nets/experiments.py)")
+    p.add_argument("--weights", required=True, type=Path, help="its .caffemodel")
+    p.add_argument("--out", type=Path, help="output file (.onnx) or folder (torch); default "
+                   "runs/export/<net>/")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="the channel width the weights were trained at (default 1.0)")
+    p.add_argument("--sizes", default=",".join(f"{h}x{w}" for h, w in verify.SIZES),
+                   help="picture sizes HxW to verify at (default %(default)s)")
+    p.add_argument("--image", type=Path, help="verify on this picture (resized to each "
+                   "size) instead of synthetic scenes")
+    p.add_argument("--seed", type=int, default=verify.SEED, help="synthetic pictures' seed")
+    p.add_argument("--rtol", type=float, default=verify.RTOL,
+                   help="max |caffe − exported| / max |caffe| per output (default %(default)g)")
+    p.add_argument("--min-agreement", type=float, default=verify.MIN_ARGMAX_AGREEMENT,
+                   help="fraction of pixels whose argmax must agree (default %(default)g)")
+    p.add_argument("--no-verify", action="store_true", help="export only")
+    p.add_argument("--check-existing", action="store_true",
+                   help="verify the export already at --out against Caffe; write nothing")
+    return p
+
+
+def _target(kind: str, args) -> Path:
+    """The .onnx file, or the generated module file inside the torch output folder."""
+    if kind == "onnx":
+        return args.out or Path("runs/export") / args.net / f"{args.net}.onnx"
+    from export.torch_export import module_name
+    return (args.out or Path("runs/export") / args.net) / (module_name(args.net) + ".py")
+
+
+def _export(kind: str, args):
+    """(the loaded Caffe net, the written or checked path, a runner factory)."""
+    path = _target(kind, args)
+    if kind == "onnx":
+        from export.onnx_export import OnnxRunner as runner
+        from export.onnx_export import export
+    else:
+        from export.torch_export import TorchRunner as runner
+        from export.torch_export import export
+    if args.check_existing:
+        from export.caffe_net import load
+        if not path.is_file():
+            raise ExportError(f"{path}: no such export to check; run without "
+                              "--check-existing first")
+        return load(args.net, args.weights, args.width), path, lambda: runner(path)
+    caffe_net, path = export(args.net, args.weights, path if kind == "onnx" else path.parent,
+                             args.width)
+    return caffe_net, path, lambda: runner(path)
+
+
+def _progress(step: str) -> None:
+    """On a terminal only: a log file gets the table, not the steps."""
+    print(f"verify: {step} …".ljust(40), end="\r", file=sys.stderr, flush=True)
+
+
+def run_export(kind: str, argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    args = parser(kind).parse_args(argv)
+    try:
+        sizes = verify.parse_sizes(args.sizes)
+        if args.image is not None:
+            if not args.image.is_file():
+                raise ExportError(f"{args.image}: no such picture")
+            try:
+                verify.picture((1, 1), args.seed, args.image)
+            except OSError as e:
+                raise ExportError(f"{args.image}: not a picture PIL can read ({e})") from None
+        caffe_net, path, make_runner = _export(kind, args)
+    except (InputError, ValueError, OSError) as e:   # InputError: core's and ours
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not args.check_existing:
+        size_mb = sum(p.stat().st_size for p in path.parent.glob(path.stem + ".*")) / 1e6
+        print(f"export: wrote {path} ({size_mb:.1f} MB with its weights)")
+    if args.no_verify:
+        return 0
+    from export.caffe_net import forward
+    start = time.time()
+    channels = caffe_net.graph.inputs
+    progress = _progress if sys.stderr.isatty() else None
+    references = verify.reference_outputs(partial(forward, caffe_net.net), channels, sizes,
+                                          args.seed, args.image, progress)
+    caffe_seconds = time.time() - start
+    del caffe_net
+    gc.collect()  # Caffe's blobs go before the exported model allocates its own
+    start = time.time()
+    try:
+        runner = make_runner()
+    except (OSError, RuntimeError, ValueError) as e:   # onnxruntime / torch cannot load it
+        print(f"error: {path}: cannot be loaded ({str(e).strip().splitlines()[-1]})",
+              file=sys.stderr)
+        return 2
+    comparisons = verify.check(runner, references, channels, args.seed, args.image, progress)
+    if progress:
+        print(" " * 40, end="\r", file=sys.stderr)
+    print(f"verify: Caffe ({caffe_seconds:.1f} s) vs {kind} ({time.time() - start:.1f} s); "
+          f"tolerance: max rel ≤ {args.rtol:g}, argmax agreement ≥ "
+          f"{100 * args.min_agreement:g}%")
+    print(verify.HEADER)
+    for c in comparisons:
+        print(verify.format_row(c, args.rtol, args.min_agreement))
+    failed = verify.failures(comparisons, args.rtol, args.min_agreement)
+    if failed:
+        print(f"export: FAILED verification of {path}:", *failed, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"verify: {path} agrees with Caffe at every size")
+    return 0
