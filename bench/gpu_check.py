@@ -87,7 +87,6 @@ COMPARE = r"""
 import json, sys, tempfile, time
 from pathlib import Path
 import numpy as np
-sys.path[:0] = [sys.argv[1], sys.argv[1] + '/layers']
 import caffe
 from bench.models import deploy_net, fill_weights, random_image
 from bench.timing import timed
