@@ -4,7 +4,8 @@ A dataset says which files an example reads and how to turn them into tops (a pl
 `SegDataset`, no Caffe in it, so packers and tests can use it too). The layer parses
 `param_str` (a Python literal, never eval'd), orders the examples the way the release did
 (sequential for evaluation; for training `random.seed(seed)`, then `randint` once at setup
-and once after every forward, so a seeded run visits the release's images), reshapes the
+and once after every forward, drawn as Python 2 drew it, so a seeded run visits the
+release's images), reshapes the
 tops to each whole image (batch 1, any size), validates before Caffe sees anything, and
 decodes the next example ahead of time (seg_prefetch: in a thread by default, or in a
 worker process).
@@ -42,6 +43,13 @@ def parse_param_str(param_str: str, where: str) -> dict:
     return params
 
 
+def release_randint(order: random.Random, count: int) -> int:
+    """The release's `random.randint(0, count - 1)` as Python 2 computed it, int(random() *
+    count). The release ran on Python 2; Python 3's randint draws differently from the same
+    seed (getrandbits), so it would visit other images than the release's seeded run."""
+    return int(order.random() * count)
+
+
 def open_source(params: dict, dataset: SegDataset):
     if params.get("lmdb"):
         return LmdbSource(Path(params["lmdb"]))
@@ -75,7 +83,7 @@ class SegDataLayer(caffe.Layer):
         # evaluation is sequential; training follows the release's seeded sequence
         self.random = bool(params.get("randomize", True)) and "train" in self.dataset.split
         self.order = random.Random(params.get("seed"))
-        self.idx = self.order.randint(0, len(self.indices) - 1) if self.random else 0
+        self.idx = release_randint(self.order, len(self.indices)) if self.random else 0
         self.prefetch = PREFETCHERS[PREFETCH_MODES[mode]](self.dataset, self.source)
         weakref.finalize(self, self.prefetch.close)
         self.current: dict[str, np.ndarray] | None = None
@@ -110,7 +118,7 @@ class SegDataLayer(caffe.Layer):
     def _advance(self, n: int) -> None:
         for _ in range(n):
             if self.random:
-                self.idx = self.order.randint(0, len(self.indices) - 1)
+                self.idx = release_randint(self.order, len(self.indices))
             else:
                 self.idx = (self.idx + 1) % len(self.indices)
         self.served += n

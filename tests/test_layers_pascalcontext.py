@@ -60,3 +60,25 @@ def test_renamed_classes_map_to_their_task_index(root):
     lookup = pc.task_lookup(full, task, "test")
     assert lookup[2] == 11 and lookup[3] == 52 and lookup[4] == 28
     assert lookup[1] == 0 and lookup[5] == 0  # names outside the task are background
+
+
+# The release's training order over a 6-name list, seed 1337: random.seed(1337), then
+# random.randint(0, 5) at setup and after each forward as Python 2 drew it, int(random() * 6).
+RELEASE_ORDER_6 = [3, 3, 2, 3, 0, 4, 2, 4]
+
+
+def test_train_follows_the_release_seeded_sequence(tmp_path):
+    """Mutants this kills: reading sequentially after one random pick (3, 4, 5, 0 …), and
+    Python 3's randint in place of the release's Python 2 draw (4, 4, 5, 2 …)."""
+    root = make_dataset("pascalcontext", tmp_path / "data", n_train=6, n_val=1,
+                        size=(24, 32), seed=7)
+    layer, text = data_param("pascalcontext", "train", "train", str(root))
+    net = data_layer_net(tmp_path / "n.prototxt", layer.module, layer.layer, text,
+                         ["data", "label"])
+    names = (root / "pascal/VOC2010/ImageSets/Main/train.txt").read_text().split()
+    assert len(names) == 6 and "'seed': 1337" in text
+    for i in RELEASE_ORDER_6:
+        net.forward()
+        data, label = expected(root, names[i])
+        np.testing.assert_array_equal(net.blobs["data"].data[0], data)
+        np.testing.assert_array_equal(net.blobs["label"].data[0], label)

@@ -55,3 +55,27 @@ def test_trainval_is_shuffled(root, tmp_path):
         net.forward()
         sizes.add(float(net.blobs["data"].data.sum()))
     assert len(sizes) > 1
+
+
+# The release's training order over a 6-name list, seed 1337: random.seed(1337), then
+# random.randint(0, 5) at setup and after each forward as Python 2 drew it, int(random() * 6).
+RELEASE_ORDER_6 = [3, 3, 2, 3, 0, 4, 2, 4]
+
+
+def test_trainval_follows_the_release_seeded_sequence(tmp_path):
+    """Mutants this kills: reading sequentially after one random pick (3, 4, 5, 0 …), and
+    Python 3's randint in place of the release's Python 2 draw (4, 4, 5, 2 …)."""
+    root = make_dataset("siftflow", tmp_path / "data", n_train=6, n_val=1, size=(24, 24),
+                        seed=6)
+    layer, text = data_param("siftflow", "train", "trainval", str(root))
+    net = data_layer_net(tmp_path / "n.prototxt", layer.module, layer.layer, text,
+                         ["data", "sem", "geo"])
+    base = root / "sift-flow"
+    names = (base / "trainval.txt").read_text().split()
+    assert len(names) == 6 and "'seed': 1337" in text
+    for i in RELEASE_ORDER_6:
+        net.forward()
+        data, sem, geo = expected(base, names[i])
+        np.testing.assert_array_equal(net.blobs["data"].data[0], data)
+        np.testing.assert_array_equal(net.blobs["sem"].data[0], sem)
+        np.testing.assert_array_equal(net.blobs["geo"].data[0], geo)
