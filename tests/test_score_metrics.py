@@ -56,6 +56,25 @@ def test_four_metrics_by_hand():
     assert s.fw_iu == pytest.approx((2 * (1 / 3) + 2 * (2 / 3) + 1 * 0) / 5)
 
 
+def test_void_pixels_change_no_score_by_hand():
+    """Void (255), SIFT Flow's unlabelled (-1) and out-of-range (3 of 3 classes) pixels,
+    predicted as every class, leave all four scores where the labelled pixels alone put
+    them. Worked out by hand:
+    labelled: truth 0 0 0 1 1 → prediction 0 0 1 1 1, so the histogram (rows truth,
+    columns prediction) is [[2 1 0] [0 2 0] [0 0 0]];
+    pixel acc 4/5; class acc 2/3, 2/2, (class 2 absent: left out) → mean 5/6;
+    IU 2/(3+2-2), 2/(2+3-2), (absent) → mean 2/3; f.w. IU (3·2/3 + 2·2/3)/5 = 2/3.
+    Class 2 is predicted only on void pixels: counted, it would enter the means at IU 0.
+    Mutants this kills: void folded into background, the -1 or the value n kept."""
+    label = np.array([[0, 0, 0, 1, 1], [255, 255, 255, -1, 3]])
+    prediction = np.array([[0, 0, 1, 1, 1], [1, 1, 0, 2, 2]])
+    s = scores(fast_hist(label, prediction, 3))
+    assert s.pixel_accuracy == pytest.approx(4 / 5)
+    assert s.mean_accuracy == pytest.approx(5 / 6)
+    assert s.mean_iu == pytest.approx(2 / 3)
+    assert s.fw_iu == pytest.approx(2 / 3)
+
+
 def test_class_absent_everywhere_is_left_out_of_the_means():
     padded = np.zeros((4, 4), int)
     padded[:3, :3] = HIST
