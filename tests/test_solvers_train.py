@@ -129,6 +129,46 @@ def test_resume_repeats_the_next_steps_exactly(voc, tmp_path):
             np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("iter_size", [2, 3])
+def test_resume_with_accumulated_gradients_repeats_exactly(voc, tmp_path, iter_size):
+    """With iter_size forwards per iteration (FCN-AlexNet's 20, Tables 1-2's accumulated
+    regime) a resume skips iteration × iter_size examples: steps and weights repeat the
+    uninterrupted run. Mutant this kills: fast-forward counting iterations, not forwards."""
+    quick = {**QUICK, "iter_size": iter_size}
+    first = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "a", weights=None,
+                              iters=4, test_every=0, snapshot_every=2, width=WIDTH,
+                              overrides=quick, progress=False))
+    middle = snapshots.available(tmp_path / "a" / "snapshots")[0]
+    assert middle.iteration == 2
+    again = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "b", width=WIDTH,
+                              iters=4, test_every=0, resume=middle.solverstate,
+                              overrides=quick, progress=False))
+    assert again.losses == first.losses[2:]
+    a = read_caffemodel(first.final_weights)
+    b = read_caffemodel(again.final_weights)
+    for layer in a:
+        for x, y in zip(a[layer], b[layer]):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_logged_loss_is_the_mean_over_the_iterations_forwards(tmp_path):
+    """At lr 0 the weights never move, so iteration i of an iter_size-2 run sees the
+    examples of iterations 2i-1 and 2i of an iter_size-1 run (same seeded order): its
+    logged loss is their mean. Pictures of several sizes make the examples' losses differ.
+    Mutants this kills: the sum, or the last forward only."""
+    root = make_dataset("voc", tmp_path / "data", n_train=6, n_val=1, size=(40, 48),
+                        size_jitter=8, num_classes=3, seed=5)
+    runs = {}
+    for iter_size, iters in ((1, 6), (2, 3)):
+        runs[iter_size] = train(TrainConfig(
+            "voc-fcn32s", root, run_dir=tmp_path / str(iter_size), weights=None, iters=iters,
+            test_every=0, width=WIDTH, progress=False,
+            overrides={"base_lr": 0.0, "momentum": 0.9, "iter_size": iter_size})).losses
+    single = np.array(runs[1])
+    assert len(set(single.tolist())) > 1  # the examples differ, so the check has teeth
+    np.testing.assert_allclose(runs[2], (single[0::2] + single[1::2]) / 2, rtol=1e-6)
+
+
 def test_restore_refuses_another_nets_snapshot(voc, tmp_path):
     run = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "a", weights=None, iters=1,
                             test_every=0, width=WIDTH, overrides=QUICK, progress=False))
