@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import caffe
 import numpy as np
 import pytest
 
@@ -70,6 +71,9 @@ def _steps(log: Path) -> int:
 
 
 def test_ctrl_c_snapshots_and_resumes(tmp_path):
+    """Ctrl-C, then --resume, repeats the uninterrupted run: every step's loss and the final
+    weights bit for bit. Mutant this kills (the iteration numbers alone let it through):
+    a resume that does not advance the data layer (fast_forward by 0)."""
     root = make_dataset("voc", tmp_path / "data", n_train=4, n_val=2, seed=3)
     run = tmp_path / "run"
     env = {**os.environ, "GLOG_minloglevel": "2"}
@@ -90,19 +94,49 @@ def test_ctrl_c_snapshots_and_resumes(tmp_path):
     done = subprocess.run(_cli(*args, "--resume", "--iters", str(stopped + 2)), cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    iters = [s["iter"] for s in read_records(run / "train.jsonl", "step")]
-    assert iters[-2:] == [stopped + 1, stopped + 2]
+    steps = read_records(run / "train.jsonl", "step")
+    assert [s["iter"] for s in steps] == list(range(1, stopped + 3))
     assert (run / "final.caffemodel").is_file()
+
+    straight = train(TrainConfig("voc-fcn32s", root, run_dir=tmp_path / "straight",
+                                 weights=None, iters=stopped + 2, test_every=0, width=WIDTH,
+                                 overrides=QUICK, progress=False))
+    assert [s["loss"] for s in steps] == [
+        s["loss"] for s in read_records(tmp_path / "straight" / "train.jsonl", "step")]
+    resumed = read_caffemodel(run / "final.caffemodel")
+    uninterrupted = read_caffemodel(straight.final_weights)
+    assert resumed.keys() == uninterrupted.keys()
+    for layer in resumed:
+        for x, y in zip(resumed[layer], uninterrupted[layer]):
+            np.testing.assert_array_equal(x, y)
+
+
+def cpu_only_build() -> bool:
+    """Whether the pycaffe in use was built CPU_ONLY, read from the build itself: the CMake
+    cache of the build its module comes from (<entry>/src/python/caffe and <entry>/build in
+    the recipe's cache entry; a build folder beside or above the module elsewhere)."""
+    for folder in Path(caffe.__file__).resolve().parents:
+        for cache in (folder / "CMakeCache.txt", folder / "build" / "CMakeCache.txt"):
+            if cache.is_file():
+                settings = dict(line.split("=", 1) for line in cache.read_text().splitlines()
+                                if "=" in line and not line.startswith(("#", "//")))
+                return settings.get("CPU_ONLY:BOOL") == "ON"
+    raise AssertionError(f"no CMakeCache.txt around {caffe.__file__}: which build is this?")
 
 
 def test_gpu_request_on_a_cpu_build_is_a_clear_error(tmp_path):
+    """Decided from the build, not from the run's result: on a CPU_ONLY Caffe, --gpu 0 must
+    fail with one clear error. Mutant this kills: --gpu silently ignored (the run then
+    exits 0 on the CPU, which the old test took for a GPU build and skipped)."""
+    if not cpu_only_build():
+        pytest.skip("this pycaffe is a CUDA build; the CPU-only refusal does not apply")
     root = make_dataset("voc", tmp_path / "data", n_train=2, n_val=1, seed=4)
     done = subprocess.run(_cli("voc-fcn32s", "--data", str(root), "--run-dir",
                                str(tmp_path / "run"), "--weights", "none", "--iters", "1",
                                "--gpu", "0"),
                           cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "GLOG_minloglevel": "2"})
-    if done.returncode == 0:  # a GPU build on a machine with a GPU
-        pytest.skip("this Caffe can use GPU 0")
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stderr[-2000:]
     assert "GPU 0 is not usable" in done.stderr and "CPU-only" in done.stderr
+    assert "make caffe CUDA=1" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run" / "final.caffemodel").exists()
