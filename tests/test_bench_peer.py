@@ -1,17 +1,19 @@
 """The PyTorch peer computes what Caffe computes: FCN-8s, FCN-AlexNet and the loss.
 
-torch is bench-only (make bench installs it), so these tests skip without it.
+torch is bench-only (`make test` and `make bench` install it through `make bench-torch`),
+so without it these tests skip, before bench.torch_peer (which imports torch) is imported.
 """
 
-import caffe
-import numpy as np
 import pytest
-from caffe import layers as L
 
-from bench.models import deploy_net, fill_weights, random_image
-from bench.torch_peer import UnsupportedLayer, from_caffe, max_relative_difference
+torch = pytest.importorskip("torch", reason="the bench peer needs torch: make bench-torch")
 
-torch = pytest.importorskip("torch")
+import caffe  # noqa: E402
+import numpy as np  # noqa: E402
+from caffe import layers as L  # noqa: E402
+
+from bench.models import deploy_net, fill_weights, random_image  # noqa: E402
+from bench.torch_peer import UnsupportedLayer, from_caffe, max_relative_difference  # noqa: E402
 
 
 @pytest.mark.parametrize("experiment, size", [("voc-fcn8s", (67, 75)),
