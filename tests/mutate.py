@@ -1,0 +1,267 @@
+"""`make mutate`: mutation testing (cosmic-ray) of the code where a silent error would change
+the paper's numbers, each module against the fast tests that guard it.
+
+    python tests/mutate.py [--only metrics interp …] [--budget-min 60] [--out runs/mutate]
+
+For each target below: copy the repository's tracked files into OUT/tree (mutants never
+touch the working tree, so work can go on meanwhile), let cosmic-ray list every mutant of
+the module, skip those outside the functions (and lines) named, then apply each mutant in
+the copy and run the target's tests (real Caffe, subprocesses included: the copy is a
+repository of its own). Sessions are sqlite files in OUT, so a run cut short by the time
+budget resumes where it stopped. OUT/report.md lists the counts and every survivor's diff.
+
+This file is the driver, not a test (pytest collects test_*.py only). It runs under the
+mutation tool's own venv (cosmic-ray and its dependencies stay out of the project's venv);
+the tests run under the project's .venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTEST = "{python} -m pytest -x -q -p no:cacheprovider -o addopts= {tests}"
+# Operators left out to fit the time: each binary operator becomes every other one, but a test
+# that notices `+` turning into `-`, `*` or `/` notices `%`, `**`, shifts and bit operations
+# too (`/` → `//` is kept: integer division is a real risk in metrics); `<` turning into
+# `is` / `is not` only fails on numbers (`is` ↔ `is not` is kept).
+OPERATORS_SKIPPED = re.compile(
+    r"ReplaceBinaryOperator_\w+_(Mod|Pow|RShift|LShift|BitOr|BitAnd|BitXor)$"
+    r"|ReplaceBinaryOperator_(?!Div_)\w+_FloorDiv$"
+    r"|ReplaceComparisonOperator_(?!Is_|IsNot_)\w+_(Is|IsNot)$")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    module: str                      # path relative to the repository
+    functions: tuple[str, ...]       # qualified names (Class.method); () = the whole module
+    tests: str                       # pytest arguments, relative to the repository
+    lines: str | None = None         # also keep only lines matching this regex (in functions)
+    timeout_s: int = 120
+
+
+LAYER_TESTS = ("tests/test_layers_voc.py tests/test_layers_siftflow.py "
+               "tests/test_layers_pascalcontext.py tests/test_layers_nyud.py")
+# In order of what a silent error would cost; a time budget cuts the list from the end.
+TARGETS = (
+    Target("metrics", "solvers/metrics.py",
+           ("fast_hist", "_ratio", "class_accuracy", "class_iu", "_nanmean", "scores",
+            "present_classes", "background_baseline"),
+           "tests/test_score_metrics.py", timeout_s=60),
+    Target("heads", "nets/heads.py",
+           ("_concat_passes_through", "crop", "upsample", "fcn_head", "single_layer_head"),
+           "tests/test_nets_crop_offsets.py", timeout_s=90),
+    Target("data-order", "layers/seg_data.py",
+           ("release_randint", "SegDataLayer.setup", "SegDataLayer.reshape",
+            "SegDataLayer.forward", "SegDataLayer.skip", "SegDataLayer._advance"),
+           LAYER_TESTS, timeout_s=180),
+    Target("preprocessing", "layers/seg_io.py",
+           ("read_rgb", "read_index_png", "read_mat", "bgr_minus_mean"),
+           LAYER_TESTS, timeout_s=180),
+    Target("resume", "solvers/train.py",
+           ("fast_forward", "LossMeter.__init__", "LossMeter._after", "LossMeter.take",
+            "_resume_target", "train"),
+           "tests/test_solvers_train.py -k 'accumulated and 2 or mean_over'",
+           lines=r"fast_forward|restore|set_random_seed|resume_from|layer\.skip|forwards",
+           timeout_s=300),
+    Target("transplant", "surgery/transplant.py",
+           ("source_params", "_same_shape", "transplant", "expand_score"),
+           "tests/test_surgery_transplant.py", timeout_s=120),
+    Target("interp", "surgery/interp.py", (), "tests/test_surgery_interp.py", timeout_s=90),
+)
+
+
+def function_lines(path: Path, names: tuple[str, ...]) -> set[int]:
+    """Line numbers (1-based) of the bodies of the named functions and methods."""
+    tree = ast.parse(path.read_text())
+    found: dict[str, set[int]] = {}
+
+    def visit(node, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                qualified = prefix + child.name
+                if isinstance(child, ast.ClassDef):
+                    visit(child, qualified + ".")
+                else:
+                    found[qualified] = set(range(child.lineno, child.end_lineno + 1))
+    visit(tree, "")
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SystemExit(f"mutate: {path} has no function {missing}; update tests/mutate.py")
+    return set().union(*(found[n] for n in names))
+
+
+def copy_tree(out: Path) -> Path:
+    """The repository's tracked and untracked-but-not-ignored files, copied to out/tree."""
+    tree = out / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                           check=True, capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, tree / name)
+    return tree
+
+
+def write_config(target: Target, out: Path, python: str) -> Path:
+    """cosmic-ray's TOML config for one target (JSON strings are valid TOML strings)."""
+    command = PYTEST.format(python=python, tests=target.tests)
+    config = out / f"{target.name}.toml"
+    config.write_text("[cosmic-ray]\n"
+                      f"module-path = {json.dumps(target.module)}\n"
+                      f"timeout = {float(target.timeout_s)}\n"
+                      "excluded-modules = []\n"
+                      f"test-command = {json.dumps(command)}\n\n"
+                      "[cosmic-ray.distributor]\n"
+                      'name = "local"\n')
+    return config
+
+
+def restrict(session: Path, tree: Path, target: Target) -> tuple[int, int]:
+    """Mark every mutant outside the target's functions (and line pattern), or made by an
+    operator of OPERATORS_SKIPPED, as skipped; returns (kept, skipped)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    path = tree / target.module
+    text = path.read_text().splitlines()
+    wanted = (function_lines(path, target.functions) if target.functions
+              else set(range(1, len(text) + 1)))
+    if target.lines:
+        pattern = re.compile(target.lines)
+        wanted = {n for n in wanted if pattern.search(text[n - 1])}
+    kept = skipped = 0
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = {job_id for job_id, _ in db.results}
+        for item in db.work_items:
+            if item.job_id in done:
+                continue
+            lines = {m.start_pos[0] for m in item.mutations}
+            operators = {m.operator_name for m in item.mutations}
+            if lines <= wanted and not any(OPERATORS_SKIPPED.search(o) for o in operators):
+                kept += 1
+            else:
+                skipped += 1
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+    return kept, skipped
+
+
+def tally(session: Path) -> dict:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "pending": 0, "skipped": 0}
+    survivors = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        results = dict(db.results)
+        for item in db.work_items:
+            result = results.get(item.job_id)
+            if result is None:
+                counts["pending"] += 1
+            elif result.worker_outcome == WorkerOutcome.SKIPPED:
+                counts["skipped"] += 1
+            elif result.test_outcome == TestOutcome.SURVIVED:
+                counts["survived"] += 1
+                m = item.mutations[0]
+                survivors.append((f"{m.module_path}:{m.start_pos[0]} {m.operator_name}",
+                                  result.diff or ""))
+            elif result.test_outcome == TestOutcome.INCOMPETENT:
+                counts["incompetent"] += 1
+            else:
+                counts["killed"] += 1
+    counts["survivors"] = survivors
+    return counts
+
+
+def run(targets: list[Target], out: Path, budget_s: float, python: str) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    tree = copy_tree(out)
+    tool = Path(sys.executable).parent
+    deadline = time.monotonic() + budget_s
+    summary = []
+    for target in targets:
+        config = write_config(target, out, python)
+        session = out / f"{target.name}.sqlite"
+        if not session.exists():
+            subprocess.run([tool / "cosmic-ray", "init", str(config), str(session)], cwd=tree,
+                           check=True)
+        kept, skipped = restrict(session, tree, target)
+        baseline = subprocess.run(shlex.split(PYTEST.format(python=python, tests=target.tests)),
+                                  cwd=tree, capture_output=True, text=True, check=False,
+                                  env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        if baseline.returncode != 0:  # every mutant would count as killed
+            print(f"mutate: {target.name}: its tests fail without any mutant; fix them "
+                  f"first:\n{baseline.stdout[-3000:]}", flush=True)
+            summary.append((target, tally(session)))
+            continue
+        left = deadline - time.monotonic()
+        print(f"mutate: {target.name}: {kept} mutants to run in {target.module} "
+              f"({skipped} skipped: other functions, operators left out); {left / 60:.0f} min "
+              f"left",
+              flush=True)
+        if left > 0 and kept:
+            try:
+                subprocess.run([tool / "cosmic-ray", "exec", str(config), str(session)],
+                               cwd=tree, timeout=left, check=False)
+            except subprocess.TimeoutExpired:
+                print(f"mutate: time budget spent during {target.name}; rerun to go on",
+                      flush=True)
+        summary.append((target, tally(session)))
+    write_report(out / "report.md", summary)
+    print((out / "report.md").read_text())
+    return 0
+
+
+def write_report(path: Path, summary) -> None:
+    lines = ["# Mutation report", "",
+             "| target | module | killed | survived | incompetent | pending | skipped |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for target, c in summary:
+        lines.append(f"| {target.name} | {target.module} | {c['killed']} | {c['survived']} | "
+                     f"{c['incompetent']} | {c['pending']} | {c['skipped']} |")
+    lines += ["", "killed: a test failed (or the run timed out) with the mutant in; "
+              "incompetent: the mutant could not even be imported; skipped: outside the "
+              "guarded functions, or an operator left out (OPERATORS_SKIPPED in "
+              "tests/mutate.py); pending: not run yet (time budget).", ""]
+    for target, c in summary:
+        for where, diff in c["survivors"]:
+            lines += [f"## survived: {target.name} {where}", "", "```diff", diff.strip(), "```",
+                      ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=[t.name for t in TARGETS],
+                        help="run these targets only")
+    parser.add_argument("--budget-min", type=float, default=90,
+                        help="stop starting new mutants after this many minutes")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "mutate")
+    parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"),
+                        help="the project's Python, which runs the tests")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier sessions")
+    args = parser.parse_args(argv)
+    targets = [t for t in TARGETS if not args.only or t.name in args.only]
+    if args.fresh:
+        for t in targets:
+            (args.out / f"{t.name}.sqlite").unlink(missing_ok=True)
+    return run(targets, args.out, args.budget_min * 60, args.python)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
