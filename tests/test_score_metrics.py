@@ -43,8 +43,23 @@ def test_fast_hist_counts_and_ignores_void():
 def test_fast_hist_rejects_mismatch_and_bad_predictions():
     with pytest.raises(ValueError, match="pixels"):
         fast_hist(np.zeros(4), np.zeros(5), 3)
-    with pytest.raises(ValueError, match="outside"):
-        fast_hist(np.zeros(2), np.array([0, 5]), 3)
+    # the message names the range and only the offending classes (0..2 are fine, 3 and -1 not)
+    with pytest.raises(ValueError, match=r"outside 0\.\.2: \[-1  3\]$"):
+        fast_hist(np.zeros(5), np.array([0, 1, 2, 3, -1]), 3)
+    # a prediction without class 0, or with the top class only, is valid (mutants: the
+    # range check as min != 0, min > 0)
+    assert fast_hist(np.array([1, 2]), np.array([1, 2]), 3).trace() == 2
+
+
+def test_scores_refuse_a_histogram_that_is_not_square():
+    for hist in (np.zeros((2, 3)), np.zeros((3, 2)), np.zeros((2, 2, 2)), np.zeros(4)):
+        with pytest.raises(ValueError, match="square"):
+            scores(hist)
+
+
+def test_a_class_with_one_pixel_is_present():
+    hist = np.array([[3, 0, 0], [0, 1, 0], [0, 0, 0]])
+    assert list(present_classes(hist)) == [0, 1]
 
 
 def test_four_metrics_by_hand():
