@@ -62,7 +62,9 @@ TARGETS = (
            "tests/test_score_metrics.py", timeout_s=60),
     Target("heads", "nets/heads.py",
            ("_concat_passes_through", "crop", "upsample", "fcn_head", "single_layer_head"),
-           "tests/test_nets_crop_offsets.py", timeout_s=90),
+           "tests/test_nets_crop_offsets.py tests/test_nets_generate.py "
+           "-k 'crop_offsets or closed_forms or byte_for_byte or declared_once or as_a_message'",
+           timeout_s=120),
     Target("data-order", "layers/seg_data.py",
            ("release_randint", "SegDataLayer.setup", "SegDataLayer.reshape",
             "SegDataLayer.forward", "SegDataLayer.skip", "SegDataLayer._advance"),
@@ -161,6 +163,16 @@ def restrict(session: Path, tree: Path, target: Target) -> tuple[int, int]:
     return kept, skipped
 
 
+def forget_survivors(session: Path) -> int:
+    """Drop the survivors' results so they run again (after tests were added for them)."""
+    from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    with use_db(str(session), WorkDB.Mode.open) as db, db._session_maker.begin() as rows:
+        return rows.query(WorkResultStorage).filter(
+            WorkResultStorage.test_outcome == TestOutcome.SURVIVED).delete()
+
+
 def tally(session: Path) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
@@ -255,11 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"),
                         help="the project's Python, which runs the tests")
     parser.add_argument("--fresh", action="store_true", help="forget earlier sessions")
+    parser.add_argument("--retest-survivors", action="store_true",
+                        help="run the survivors of earlier sessions again (after new tests)")
     args = parser.parse_args(argv)
     targets = [t for t in TARGETS if not args.only or t.name in args.only]
-    if args.fresh:
-        for t in targets:
-            (args.out / f"{t.name}.sqlite").unlink(missing_ok=True)
+    for t in targets:
+        session = args.out / f"{t.name}.sqlite"
+        if args.fresh:
+            session.unlink(missing_ok=True)
+        elif args.retest_survivors and session.exists():
+            print(f"mutate: {t.name}: {forget_survivors(session)} survivors to run again")
     return run(targets, args.out, args.budget_min * 60, args.python)
 
 

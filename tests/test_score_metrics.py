@@ -41,8 +41,14 @@ def test_fast_hist_counts_and_ignores_void():
 
 
 def test_fast_hist_rejects_mismatch_and_bad_predictions():
-    with pytest.raises(ValueError, match="pixels"):
-        fast_hist(np.zeros(4), np.zeros(5), 3)
+    for label, prediction in ((np.zeros(4), np.zeros(5)), (np.zeros(5), np.zeros(4))):
+        with pytest.raises(ValueError, match="pixels"):
+            fast_hist(label, prediction, 3)
+    # each out-of-range prediction alone is refused: silently, -1 or n would be counted in a
+    # neighbouring cell of the histogram
+    for wrong in (-1, 3):
+        with pytest.raises(ValueError, match=rf"outside 0\.\.2: \[{wrong}\]$"):
+            fast_hist(np.zeros(2), np.array([0, wrong]), 3)
     # the message names the range and only the offending classes (0..2 are fine, 3 and -1 not)
     with pytest.raises(ValueError, match=r"outside 0\.\.2: \[-1  3\]$"):
         fast_hist(np.zeros(5), np.array([0, 1, 2, 3, -1]), 3)
@@ -118,6 +124,15 @@ def test_background_baseline():
     assert base.pixel_accuracy == pytest.approx(0.6)
     assert base.mean_iu == pytest.approx((6 / 10 + 0) / 2)
     assert scores(hist).mean_iu == 1.0
+
+
+def test_background_baseline_counts_the_truth_not_the_prediction():
+    """Truth rows 6 and 4 pixels, predicted columns 7 and 3: the baseline predicts class 0
+    for the 6 + 4 true pixels (pixel acc 0.6, IU 6/10 and 0). Mutant this kills: column
+    sums (the prediction's counts) in place of row sums."""
+    base = background_baseline(np.array([[5, 1], [2, 2]]))
+    assert base.pixel_accuracy == pytest.approx(0.6)
+    assert base.mean_iu == pytest.approx(0.3)
 
 
 def test_class_table_names_and_nan():
