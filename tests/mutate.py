@@ -1,5 +1,7 @@
-"""`make mutate`: mutation testing (cosmic-ray) of the code where a silent error would change
-the paper's numbers, each module against the fast tests that guard it.
+"""`make mutate`: mutation testing (cosmic-ray) of the modules that decide the paper's numbers.
+
+Each module is mutated against the fast tests that guard it, where a silent error would
+change the paper's numbers.
 
     python tests/mutate.py [--only metrics interp …] [--budget-min 60] [--out runs/mutate]
 
@@ -263,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run these targets only")
     parser.add_argument("--budget-min", type=float, default=90,
                         help="stop starting new mutants after this many minutes")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "mutate")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "mutate",
+                        help="sessions, the repository copy and report.md (runs/mutate)")
     parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"),
                         help="the project's Python, which runs the tests")
     parser.add_argument("--fresh", action="store_true", help="forget earlier sessions")
