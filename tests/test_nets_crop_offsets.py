@@ -146,3 +146,13 @@ def test_crop_offsets_follow_the_derivation(name):
     want = expected(exp)
     for phase in (*exp.phases, "deploy"):
         assert crops(build(exp, phase, width=0.0625)) == want, (name, phase)
+
+
+def test_concat_passes_through_only_while_googlenet_is_cropped():
+    """coord_map's list of pass-through layers is pycaffe's global: heads.crop adds Concat
+    for GoogLeNet's inception outputs and must take it out again (mutant: `if not added`)."""
+    from caffe import coord_map
+
+    before = list(coord_map.PASS_THROUGH_LAYERS)
+    build(EXPERIMENTS["voc-fcn-googlenet"], "deploy", width=0.0625)
+    assert coord_map.PASS_THROUGH_LAYERS == before and "Concat" not in before
