@@ -141,3 +141,20 @@ def test_error_in_a_prefetched_example_surfaces_at_its_forward(root, tmp_path):
         net.forward()  # the first image is fine; the second is decoded in the background
         with pytest.raises(DataError, match=rf"{second}.jpg is not a readable image"):
             net.forward()
+
+
+def test_a_bottom_is_refused(root, tmp_path):
+    """A data layer reads files, not blobs (make mutate survivor: `len(bottom) < 0`)."""
+    import caffe
+    from caffe import layers as L
+
+    params = {"voc_dir": f"{root}/pascal/VOC2011", "seed": 1337, "split": "seg11valid",
+              "mean": VOC_MEAN}
+    n = caffe.NetSpec()
+    n.given = L.Input(shape=[dict(dim=[1, 1, 2, 2])])
+    n.data, n.label = L.Python(n.given, module="voc_layers", layer="VOCSegDataLayer",
+                               param_str=repr(params), ntop=2)
+    prototxt = tmp_path / "n.prototxt"
+    prototxt.write_text(str(n.to_proto()))
+    with pytest.raises(DataError, match="VOCSegDataLayer takes no bottoms, the net gives 1"):
+        caffe.Net(str(prototxt), caffe.TEST)
