@@ -55,7 +55,8 @@ class Target:
 
 
 LAYER_TESTS = ("tests/test_layers_voc.py tests/test_layers_siftflow.py "
-               "tests/test_layers_pascalcontext.py tests/test_layers_nyud.py")
+               "tests/test_layers_pascalcontext.py tests/test_layers_nyud.py "
+               "tests/test_layers_errors.py tests/test_layers_augment.py")
 # In order of what a silent error would cost; a time budget cuts the list from the end.
 TARGETS = (
     Target("metrics", "solvers/metrics.py",
