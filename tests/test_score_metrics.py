@@ -46,7 +46,7 @@ def test_fast_hist_rejects_mismatch_and_bad_predictions():
             fast_hist(label, prediction, 3)
     # each out-of-range prediction alone is refused: silently, -1 or n would be counted in a
     # neighbouring cell of the histogram
-    for wrong in (-1, 3):
+    for wrong in (-1, 3, 7):
         with pytest.raises(ValueError, match=rf"outside 0\.\.2: \[{wrong}\]$"):
             fast_hist(np.zeros(2), np.array([0, wrong]), 3)
     # the message names the range and only the offending classes (0..2 are fine, 3 and -1 not)
