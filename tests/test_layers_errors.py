@@ -158,3 +158,28 @@ def test_a_bottom_is_refused(root, tmp_path):
     prototxt.write_text(str(n.to_proto()))
     with pytest.raises(DataError, match="VOCSegDataLayer takes no bottoms, the net gives 1"):
         caffe.Net(str(prototxt), caffe.TEST)
+
+
+def test_image_and_mat_readers_say_what_is_wrong(tmp_path):
+    """seg_io's readers (make mutate survivors: the RGB check as `>` or `<`, the .mat
+    reader's exception handling and the variables it lists)."""
+    from scipy.io import savemat
+    from seg_io import FileSource, read_mat, read_rgb
+
+    source = FileSource({"d": tmp_path})
+    Image.fromarray(np.zeros((3, 4), np.uint8)).save(tmp_path / "grey.jpg")
+    Image.fromarray(np.zeros((3, 4, 4), np.uint8)).save(tmp_path / "rgba.png")
+    Image.fromarray(np.zeros((3, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
+    for name, mode in (("grey.jpg", "L"), ("rgba.png", "RGBA")):
+        with pytest.raises(DataError, match=rf"{name} is {mode}, expected RGB"):
+            read_rgb(source, ("d", name))
+    assert read_rgb(source, ("d", "rgb.png")).shape == (3, 4, 3)
+    savemat(tmp_path / "other.mat", {"S": np.zeros((2, 2)), "T": np.ones(1)})
+    with pytest.raises(DataError,
+                       match=r"other\.mat has no variable 'GTcls' \(found \['S', 'T'\]\)"):
+        read_mat(source, ("d", "other.mat"), "GTcls")
+    (tmp_path / "torn.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(20))
+    with pytest.raises(DataError, match=r"torn\.mat is not a readable \.mat file"):
+        read_mat(source, ("d", "torn.mat"), "S")
+    with pytest.raises(DataError, match=r"absent\.mat: file not found$"):
+        read_mat(source, ("d", "absent.mat"), "S")
