@@ -103,8 +103,8 @@ def test_ctrl_c_snapshots_and_resumes(tmp_path):
                                  overrides=QUICK, progress=False))
     assert [s["loss"] for s in steps] == [
         s["loss"] for s in read_records(tmp_path / "straight" / "train.jsonl", "step")]
-    resumed = read_caffemodel(run / "final.caffemodel")
-    uninterrupted = read_caffemodel(straight.final_weights)
+    resumed = read_params(run / "final.caffemodel")
+    uninterrupted = read_params(straight.final_weights)
     assert resumed.keys() == uninterrupted.keys()
     for layer in resumed:
         for x, y in zip(resumed[layer], uninterrupted[layer]):

@@ -11,7 +11,7 @@ from data.synthetic import make_dataset
 from solvers import snapshots
 from solvers.runlog import read_records
 from solvers.schedule import ScheduleConfig, chain, run_schedule
-from solvers.train import TrainConfig, train
+from solvers.train import TrainConfig, fast_forward, train
 
 WIDTH = 0.125
 QUICK = dict(base_lr=1e-6, momentum=0.9)  # the paper's 1e-10 is for VGG16 on 500×375 images
@@ -133,29 +133,49 @@ def test_resume_repeats_the_next_steps_exactly(voc, tmp_path):
 def test_resume_with_accumulated_gradients_repeats_exactly(voc, tmp_path, iter_size):
     """With iter_size forwards per iteration (FCN-AlexNet's 20, Tables 1-2's accumulated
     regime) a resume skips iteration × iter_size examples: steps and weights repeat the
-    uninterrupted run. Mutant this kills: fast-forward counting iterations, not forwards."""
+    uninterrupted run. Mutants this kill: fast-forward counting iterations, not forwards,
+    or adding iter_size instead of multiplying by it."""
     quick = {**QUICK, "iter_size": iter_size}
     first = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "a", weights=None,
-                              iters=4, test_every=0, snapshot_every=2, width=WIDTH,
+                              iters=5, test_every=0, snapshot_every=3, width=WIDTH,
                               overrides=quick, progress=False))
     middle = snapshots.available(tmp_path / "a" / "snapshots")[0]
-    assert middle.iteration == 2
+    assert middle.iteration == 3  # 3 × iter_size forwards to skip, not 3 + iter_size
     again = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "b", width=WIDTH,
-                              iters=4, test_every=0, resume=middle.solverstate,
+                              iters=5, test_every=0, resume=middle.solverstate,
                               overrides=quick, progress=False))
-    assert again.losses == first.losses[2:]
-    a = read_caffemodel(first.final_weights)
-    b = read_caffemodel(again.final_weights)
+    assert again.losses == first.losses[3:]
+    a = read_params(first.final_weights)
+    b = read_params(again.final_weights)
     for layer in a:
         for x, y in zip(a[layer], b[layer]):
             np.testing.assert_array_equal(x, y)
+
+
+def test_fast_forward_skips_exactly_the_forwards_given():
+    """Mutants this kills: nothing skipped for one forward (`<= 1`), a skip(0) call,
+    `and` for `or` (a net without a data layer would then fail)."""
+    class Layer:
+        def __init__(self):
+            self.skipped = []
+
+        def skip(self, n):
+            self.skipped.append(n)
+
+    layer = Layer()
+    for n in (0, 1, 4):
+        fast_forward(layer, n)
+    assert layer.skipped == [1, 4]
+    fast_forward(None, 5)  # no training data layer: nothing to advance
+    with pytest.raises(RuntimeError, match="cannot be advanced"):
+        fast_forward(object(), 1)
 
 
 def test_logged_loss_is_the_mean_over_the_iterations_forwards(tmp_path):
     """At lr 0 the weights never move, so iteration i of an iter_size-2 run sees the
     examples of iterations 2i-1 and 2i of an iter_size-1 run (same seeded order): its
     logged loss is their mean. Pictures of several sizes make the examples' losses differ.
-    Mutants this kills: the sum, or the last forward only."""
+    Mutants this kills: the sum, the last forward only, forwards counted twice."""
     root = make_dataset("voc", tmp_path / "data", n_train=6, n_val=1, size=(40, 48),
                         size_jitter=8, num_classes=3, seed=5)
     runs = {}
@@ -166,6 +186,13 @@ def test_logged_loss_is_the_mean_over_the_iterations_forwards(tmp_path):
             overrides={"base_lr": 0.0, "momentum": 0.9, "iter_size": iter_size})).losses
     single = np.array(runs[1])
     assert len(set(single.tolist())) > 1  # the examples differ, so the check has teeth
+    # and each is an example's own loss: zero scores give ln 21 per labelled pixel
+    from scipy.io import loadmat
+
+    labelled = [(loadmat(path)["GTcls"][0]["Segmentation"][0] != 255).sum()
+                for path in sorted((root / "sbdd/dataset/cls").glob("*.mat"))]
+    for loss in single:
+        assert min(abs(loss - n * np.log(21)) / loss for n in labelled) < 1e-4  # float32 sums
     np.testing.assert_allclose(runs[2], (single[0::2] + single[1::2]) / 2, rtol=1e-6)
 
 
