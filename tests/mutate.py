@@ -78,7 +78,7 @@ TARGETS = (
     Target("resume", "solvers/train.py",
            ("fast_forward", "LossMeter.__init__", "LossMeter._after", "LossMeter.take",
             "_resume_target", "train"),
-           "tests/test_solvers_train.py -k 'accumulated and 2 or mean_over'",
+           "tests/test_solvers_train.py -k 'accumulated and 2 or mean_over or fast_forward'",
            lines=r"fast_forward|restore|set_random_seed|resume_from|layer\.skip|forwards",
            timeout_s=300),
     Target("transplant", "surgery/transplant.py",
@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retest-survivors", action="store_true",
                         help="run the survivors of earlier sessions again (after new tests)")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # cosmic-ray runs in the copy, not here
     targets = [t for t in TARGETS if not args.only or t.name in args.only]
     for t in targets:
         session = args.out / f"{t.name}.sqlite"
