@@ -85,3 +85,14 @@ def test_expand_score_keeps_the_old_classes_first(tmp_path):
         expand_score(old, "score", new, "score")
     with pytest.raises(SurgeryError, match="differ beyond the class axis"):
         expand_score(new, "score", {"score": [np.zeros((2, 7, 1, 1)), np.zeros(2)]}, "score")
+
+
+def test_a_dropped_layer_does_not_stop_the_copy(tmp_path):
+    """A source layer the target lacks, first in the source, is dropped and the copy goes
+    on (make mutate survivor: `continue` → `break` left every later layer at init)."""
+    net = small_fcn(tmp_path)
+    weights = [np.full(b.data.shape, 0.5, np.float32) for b in net.params["score"]]
+    report = transplant(net, {"fc8": [np.ones(2, np.float32)], "score": weights},
+                        verbose=False)
+    assert report.dropped == ["fc8"] and report.copied == ["score"]
+    np.testing.assert_array_equal(net.params["score"][0].data, weights[0])
