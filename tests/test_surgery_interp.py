@@ -97,3 +97,11 @@ def test_interp_refuses_what_is_not_bilinear(tmp_path):
     net = deconv_net(tmp_path, 3, 3, 4, 2)
     with pytest.raises(SurgeryError, match="no layer 'nope'"):
         interp(net, ["nope"])
+
+
+def test_a_kernel_needs_a_size():
+    """upsample_filt(0) is refused (make mutate survivor: `size < 0`)."""
+    for size in (0, -2):
+        with pytest.raises(SurgeryError, match=rf"kernel size must be positive, got {size}"):
+            upsample_filt(size)
+    assert upsample_filt(1).tolist() == [[1.0]]
