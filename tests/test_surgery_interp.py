@@ -105,3 +105,10 @@ def test_a_kernel_needs_a_size():
         with pytest.raises(SurgeryError, match=rf"kernel size must be positive, got {size}"):
             upsample_filt(size)
     assert upsample_filt(1).tolist() == [[1.0]]
+
+
+def test_odd_kernels_centre_on_the_middle_tap():
+    """Size 5 (odd, like FCN-AlexNet's and GoogLeNet's 63): factor 3, centre 2, ramp
+    1 - |i - 2| / 3 (make mutate survivor: `size - 2 == 1` for `size % 2 == 1`)."""
+    ramp = np.array([1, 2, 3, 2, 1], np.float32) / 3
+    np.testing.assert_allclose(upsample_filt(5), np.outer(ramp, ramp), rtol=1e-6)
