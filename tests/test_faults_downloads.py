@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from data.download import REJECTED, DownloadError, fetch, sidecar, structural_check
+from core.download import REJECTED, DownloadError, fetch, sidecar, structural_check
 
 
 class Server(BaseHTTPRequestHandler):
