@@ -26,11 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-for path in (REPO, REPO / "layers"):
-    sys.path.insert(0, str(path))
-
-from solvers import snapshots, train  # noqa: E402
+from solvers import snapshots, train  # the venv's .pth puts the repository on the path
 
 POINTS = ("staged", "model", "state-part", "state", "manifest-part", "final-part",
           "slow-snapshot")
