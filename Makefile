@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= $(if $(CONDA_PREFIX),$(CONDA_PREFIX)/bin/python,python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# A make value as one shell word, so paths with spaces (DATA="my data") stay whole: 'x'
+q = '$(subst ','\'',$(1))'
 # GPU build knobs (see caffe-recipe/README.md); CPU_ONLY by default.
 CUDA ?= 0
 CUDA_ARCH ?= 90

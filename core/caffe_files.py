@@ -378,6 +378,39 @@ def check_buildable(net, source: str) -> None:
         tops.update(layer.top)
 
 
+_BUILD_PROBE = """
+import sys
+import caffe
+caffe.set_mode_cpu()
+caffe.Net(sys.argv[1], caffe.TEST)
+"""
+
+
+def check_builds(prototxt: Path | str) -> None:
+    """Raise CaffeFileError naming the layer if Caffe cannot build the TEST net of
+    `prototxt` (kernel_size 0, a bad pooling or crop …: what check_buildable cannot see).
+    Caffe CHECK-aborts the process that builds such a net, so a child process builds it,
+    with INFO logging on to see the layer it stopped at."""
+    import re
+    import sys
+
+    prototxt = Path(prototxt)
+    env = {**os.environ, "GLOG_minloglevel": "0", "GLOG_logtostderr": "1"}
+    done = subprocess.run([sys.executable, "-c", _BUILD_PROBE, str(prototxt)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode == 0:
+        return
+    lines = done.stderr.splitlines()
+    fatal = [line.split("] ", 1)[-1] for line in lines if re.match(r"[FE]\d+ ", line)]
+    layers = [m.group(1) for line in lines
+              if (m := re.search(r"\] Creating Layer (\S+)", line, re.IGNORECASE))]
+    python_error = [line for line in lines if re.match(r"\w+(Error|Exception): ", line)]
+    cause = (fatal or python_error or lines or ["(no output)"])[-1]
+    where = f"layer {layers[-1]}" if layers else "the net"
+    raise CaffeFileError(f"{prototxt}: Caffe cannot build {where}: {cause}; fix the net "
+                         f"definition")
+
+
 def load_net(prototxt: Path | str, weights: Path | str | None = None):
     """caffe.Net in TEST phase with `weights` copied in, after the checks Caffe would
     abort on: a readable definition it can build, weights that are whole and fit."""
@@ -385,6 +418,7 @@ def load_net(prototxt: Path | str, weights: Path | str | None = None):
 
     prototxt = Path(prototxt)
     check_buildable(read_prototxt(prototxt), str(prototxt))
+    check_builds(prototxt)
     net = caffe.Net(str(prototxt), caffe.TEST)
     if weights is not None:
         load_weights(net, weights, str(prototxt))

@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from core.download import DownloadError, fetch, file_digest
+from core.download import DownloadError, fetch, file_digest, sidecar
 from data.archives import ArchiveError, extract, find_folder, move_into
 from data.sources import DATASETS, Place
 from data.splits import (
@@ -39,8 +39,10 @@ def place(item: Place, root: Path, downloads: Path, *, progress: bool = True) ->
     archive = fetch(d.url, downloads / d.filename, md5=d.md5, sha256=d.sha256, size=d.size,
                     progress=progress)
     if not (d.md5 or d.sha256):
-        print(f"{archive.name}: no published checksum; sha256 {file_digest(archive, 'sha256')}"
-              f" (pin it in data/sources.py)", file=sys.stderr)
+        print(f"{archive.name}: no published checksum; accepted by "
+              f"{sidecar(archive).read_text().splitlines()[-1].removeprefix('# verified by: ')}"
+              f", sha256 {file_digest(archive, 'sha256')} recorded in {sidecar(archive).name} "
+              f"(pin it in data/sources.py)", file=sys.stderr)
     if not item.markers:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(archive, dest)

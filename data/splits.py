@@ -83,7 +83,8 @@ def members_digest(ids: list[str]) -> str:
 def read_ids(path: Path) -> list[str]:
     if not path.is_file():
         raise SplitError(f"{path}: split list not found")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()
+            if line.strip()]
 
 
 def write_ids(path: Path, ids: list[str]) -> Path:

@@ -70,7 +70,7 @@ def read_split(dataset: SegDataset, source) -> list[str]:
     ignored; a blank line inside the list is an error, as it names no example)."""
     ref = dataset.split_file()
     try:
-        text = source.read(ref).decode()
+        text = source.read(ref).decode("utf-8-sig")  # a byte-order mark is not part of a name
     except DataError:
         raise DataError(f"split list {source.where(ref)} not found") from None
     except UnicodeDecodeError as e:

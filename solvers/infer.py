@@ -45,7 +45,13 @@ def list_images(inputs: list[Path]) -> list[Path]:
 def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
+            if image.width * image.height > Image.MAX_IMAGE_PIXELS:
+                raise ValueError(f"{path}: {image.width}×{image.height} pixels, more than "
+                                 f"the {Image.MAX_IMAGE_PIXELS} a picture may have here "
+                                 f"(a decompression bomb, or a picture to scale down first)")
             return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: {e} (scale the picture down first)") from None
     except OSError as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
@@ -58,19 +64,21 @@ class Segmenter:
     score_blobs: tuple[str, ...]
     mean: np.ndarray   # in the dtype of the dataset's data layer (core.images)
     net_param: object = None   # the deploy NetParameter: with `memory`, tiles when needed
-    memory: int | None = None  # bytes a forward may take (solvers.tiling); None: no limit
+    memory: int | None = None  # bytes a forward may take (solvers.tiling); None: no tiling
+    memory_limit: int | None = None  # without tiling: refuse beyond this (None: what is free)
 
     def __call__(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """Class maps (H×W uint8) by score blob for one RGB picture."""
-        data = preprocess(rgb, self.mean)
         if self.memory is not None:
             from solvers.tiling import label_maps
 
-            return label_maps(self.net, self.net_param, self.input_blob, data,
-                              self.score_blobs, self.memory)
-        blob = self.net.blobs[self.input_blob]
-        blob.reshape(1, *data.shape)
-        blob.data[...] = data
+            return label_maps(self.net, self.net_param, self.input_blob,
+                              preprocess(rgb, self.mean), self.score_blobs, self.memory)
+        from solvers.runtime import reshape_checked
+
+        reshape_checked(self.net, *rgb.shape[:2], f"a {rgb.shape[0]}×{rgb.shape[1]} picture",
+                        self.memory_limit)  # refused before Caffe's allocator aborts
+        self.net.blobs[self.input_blob].data[...] = preprocess(rgb, self.mean)
         self.net.forward()
         out = {}
         for name in self.score_blobs:
@@ -85,15 +93,18 @@ class Segmenter:
 
 def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
                    mean: tuple[float, float, float] | None = None,
-                   memory: int | None = None) -> Segmenter:
+                   memory: int | None = None,
+                   allow_missing: tuple[str, ...] = ()) -> Segmenter:
     """`net`: an experiment name (its deploy net is generated at `width`) or a deploy
     prototxt path (then give `mean`, default VOC's). The input is what the dataset's data
     layer feeds the net, bit for bit (core.images, the catalog's mean and its dtype).
-    `memory`: bytes one forward may take; larger pictures go in exact tiles (solvers.tiling)."""
+    `memory`: bytes one forward may take; larger pictures go in exact tiles (solvers.tiling).
+    The weights must cover every learned layer except those in `allow_missing`."""
     import caffe
 
-    from core.caffe_files import load_weights, read_prototxt
+    from core.caffe_files import read_prototxt
     from nets.experiments import EXPERIMENTS
+    from solvers.score import load_covering
 
     if net in EXPERIMENTS:
         from nets.generate import write_experiment
@@ -113,7 +124,11 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
         if not path.is_file():
             raise FileNotFoundError(f"{path}: neither an experiment name nor a prototxt "
                                     f"(experiments: {', '.join(EXPERIMENTS)})")
+        from core.caffe_files import check_buildable, check_builds
+
         net_param = read_prototxt(path)  # a clear error for a file that is not a net
+        check_buildable(net_param, str(path))
+        check_builds(path)  # a clear error, not an abort, for a net Caffe cannot build
         model = caffe.Net(str(path), caffe.TEST)
         if len(model.inputs) != 1:
             raise ValueError(f"{path} has inputs {list(model.inputs)}; infer feeds one")
@@ -124,7 +139,7 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
     if model.blobs[input_blob].data.shape[1] != 3:
         raise ValueError(f"input {input_blob} has {model.blobs[input_blob].data.shape[1]} "
                          f"channels; infer feeds RGB pictures")
-    load_weights(model, weights)
+    load_covering(model, weights, allow_missing)
     mean_array = (dataset.mean(mean_top) if mean is None
                   else np.array(mean, dtype=dataset.mean_dtype))
     return Segmenter(model, input_blob, tuple(scores), mean_array, net_param, memory)
@@ -167,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="BGR mean to subtract (default: the dataset's)")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    parser.add_argument("--allow-missing", action="append", default=[], metavar="LAYER",
+                        help="a layer the weights may lack (stays at its initial values)")
     parser.add_argument("--memory", help="memory one forward may take, e.g. 6G (default: half "
                         "of what is available); larger pictures go in exact tiles")
     args = parser.parse_args(argv)
@@ -175,13 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     from solvers.tiling import default_budget, parse_budget
 
     try:
+        from solvers.score import check_writable
+
+        check_writable(args.out / ".fcn-infer-probe")  # before any work, not after it
         device = select_device(args.gpu)
         images = list_images(args.inputs)
         memory = parse_budget(args.memory) if args.memory else default_budget()
         segmenter = load_segmenter(args.net, args.weights, width=args.width,
-                                   mean=tuple(args.mean) if args.mean else None, memory=memory)
+                                   mean=tuple(args.mean) if args.mean else None, memory=memory,
+                                   allow_missing=tuple(args.allow_missing))
         seconds = segment_files(segmenter, images, args.out, args.alpha)
-    except (ValueError, OSError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError, MemoryError) as e:
         print(f"infer: error: {e}", file=sys.stderr)
         return 1
     later = seconds[1:] or seconds

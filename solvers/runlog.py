@@ -38,8 +38,11 @@ class RunLog:
         self.started = time.time()
 
     def close(self) -> None:
-        self.text.close()
-        self.json.close()
+        for handle in (self.text, self.json):
+            try:
+                handle.close()
+            except OSError:  # a full disk: the write that failed has said so already
+                pass
 
     def __enter__(self) -> RunLog:
         return self
@@ -47,15 +50,24 @@ class RunLog:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @staticmethod
+    def _append(handle, path: Path, text: str) -> None:
+        """Write and flush; a full disk names the log (Python's own error does not)."""
+        try:
+            handle.write(text)
+            handle.flush()
+        except OSError as e:
+            raise OSError(e.errno, f"{path}: cannot append to the log ({e.strerror}); "
+                                   f"free some space and resume (the snapshots are "
+                                   f"intact)") from None
+
     def record(self, kind: str, **fields) -> None:
         fields = {"type": kind, "time": round(time.time() - self.started, 3), **fields}
-        self.json.write(json.dumps(_clean(fields), sort_keys=False) + "\n")
-        self.json.flush()
+        self._append(self.json, self.json_path, json.dumps(_clean(fields)) + "\n")
 
     def say(self, message: str) -> None:
         line = f"{datetime.now():%Y-%m-%d %H:%M:%S} {message}"
-        self.text.write(line + "\n")
-        self.text.flush()
+        self._append(self.text, self.text_path, line + "\n")
         if self.echo:
             print(message, flush=True)
 
@@ -65,9 +77,9 @@ class RunLog:
         self.record("step", iter=iteration, loss=total, losses=losses, lr=lr)
         if self.display and iteration % self.display == 0:
             parts = ", ".join(f"{k} = {v:.6g}" for k, v in losses.items())
-            self.text.write(f"{datetime.now():%Y-%m-%d %H:%M:%S} Iteration {iteration}, "
-                            f"lr = {lr:g}, {parts}\n")
-            self.text.flush()
+            self._append(self.text, self.text_path,
+                         f"{datetime.now():%Y-%m-%d %H:%M:%S} Iteration {iteration}, "
+                         f"lr = {lr:g}, {parts}\n")
 
     def test(self, iteration: int, result: dict, split: str) -> None:
         """A test's metrics: JSON, and the release's score.py lines per head."""
@@ -85,8 +97,7 @@ class RunLog:
                       f"{metrics['mean_accuracy']}",
                       f">>> {stamp} Iteration {iteration} {tag}mean IU {metrics['mean_iu']}",
                       f">>> {stamp} Iteration {iteration} {tag}fwavacc {metrics['fw_iu']}"]
-        self.text.write("\n".join(lines) + "\n")
-        self.text.flush()
+        self._append(self.text, self.text_path, "\n".join(lines) + "\n")
         if self.echo:
             heads = [f"{h}: pixel acc {m['pixel_accuracy']:.4f} mean acc "
                      f"{m['mean_accuracy']:.4f} mean IU {m['mean_iu']:.4f} f.w. IU "

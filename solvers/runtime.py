@@ -69,3 +69,121 @@ def check_data_root(exp, root: Path, splits: tuple[str, ...] | None = None) -> N
                 f"the dataset with `make {DATASETS[exp.dataset].fetch_target}` or point DATA= at a "
                 f"dataset root (`make synthetic DATASET={exp.dataset} OUT=ROOT` writes a "
                 f"small synthetic one)")
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may still take (MemAvailable; else physical memory)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _counts(net) -> tuple[int, int, int, int]:
+    """(values in blobs, parameters, im2col values, largest single buffer) of `net` at its
+    current shapes."""
+    values = sum(blob.count for blob in net.blobs.values())
+    params = sum(blob.count for blobs in net.params.values() for blob in blobs)
+    columns = []
+    for name, layer in zip(net._layer_names, net.layers):
+        if layer.type not in ("Convolution", "Deconvolution") or name not in net.params:
+            continue
+        kh, kw = net.params[name][0].shape[2:]
+        bottom = net.blobs[net.bottom_names[name][0]].shape
+        top = net.blobs[net.top_names[name][0]].shape
+        if layer.type == "Convolution":  # im2col: in-channels·taps × output pixels
+            columns.append(bottom[1] * kh * kw * top[2] * top[3])
+        else:  # col2im: out-channels·taps × input pixels
+            columns.append(top[1] * kh * kw * bottom[2] * bottom[3])
+    largest = max([blob.count for blob in net.blobs.values()] + columns)
+    return values, params, sum(columns), largest
+
+
+def _bytes(values: float, params: int, columns: float, training: bool) -> float:
+    """float32 values (and gradients when training) of blobs and parameters, plus the
+    im2col buffers (one per convolution, reused by forward and backward)."""
+    return 4 * ((2 if training else 1) * (values + params) + columns)
+
+
+def forward_bytes(net, training: bool = False) -> int:
+    """Memory a forward (training: forward and backward) of `net` at its current shapes
+    takes, from the blob shapes alone (call net.reshape() first; Caffe allocates lazily,
+    so nothing is allocated by asking)."""
+    values, params, columns, _ = _counts(net)
+    return int(_bytes(values, params, columns, training))
+
+
+CAFFE_BLOB_LIMIT = 2**31 - 1  # Blob::Reshape CHECK-aborts past INT_MAX values
+
+
+def reshape_checked(net, height: int, width: int, what: str, limit: int | None = None,
+                    training: bool = False) -> int:
+    """Reshape `net`'s inputs to height×width and return the memory a step will take,
+    refusing (MemoryError) beyond `limit` (default: the memory available now).
+
+    Reshaping to a huge size would itself abort Caffe (a blob over 2^31 values), so the
+    figures at the current shapes are first scaled by the padded pixel ratio (FCN pads
+    conv1_1 by 100) and a size clearly out of reach (a blob Caffe cannot hold, or twice
+    the limit) is refused before Caffe sees it; otherwise the exact figure decides."""
+    limit = available_memory() if limit is None else limit
+    now = net.blobs[net.inputs[0]].shape
+    scale = (height + 200) * (width + 200) / ((now[2] + 200) * (now[3] + 200))
+    values, params, columns, largest = _counts(net)
+    rough = _bytes(values * scale, params, columns * scale, training)
+    too_big = largest * scale > CAFFE_BLOB_LIMIT
+    if too_big:
+        raise MemoryError(f"{what} needs a buffer of about {largest * scale:.3g} values, more "
+                          f"than the 2^31 values Caffe can hold in one (and about "
+                          f"{rough / 2**30:.1f} GiB in all); scale the picture down")
+    if rough > 2 * limit:
+        raise MemoryError(f"{what} needs about {rough / 2**30:.1f} GiB (scaled from the net's "
+                          f"blob shapes), more than the {limit / 2**30:.2f} GiB available; "
+                          f"scale the picture down or free memory")
+    for name in net.inputs:
+        net.blobs[name].reshape(1, net.blobs[name].shape[1], height, width)
+    net.reshape()  # shapes only: Caffe allocates on first use
+    return check_memory(net, what, limit, training)
+
+
+def check_memory(net, what: str, limit: int | None = None, training: bool = False) -> int:
+    """Raise MemoryError before Caffe's allocator aborts the process: the estimate of
+    forward_bytes against `limit` (default: the memory available now). Returns it."""
+    need = forward_bytes(net, training)
+    limit = available_memory() if limit is None else limit
+    if need > limit:
+        raise MemoryError(f"{what} needs about {need / 2**30:.2f} GiB "
+                          f"(estimated from the net's blob shapes), more than the "
+                          f"{limit / 2**30:.2f} GiB available; scale the picture down or "
+                          f"free memory")
+    return need
+
+
+def _shape_net(deploy: Path):
+    """A deploy net built without fillers: only its parameters are allocated."""
+    import tempfile
+
+    import caffe
+    from google.protobuf import text_format
+
+    from core.caffe_files import read_prototxt
+    from surgery.definition import without_fillers
+
+    with tempfile.TemporaryDirectory(prefix="fcn-memory-") as tmp:
+        probe = Path(tmp) / "deploy.prototxt"
+        probe.write_text(text_format.MessageToString(without_fillers(read_prototxt(deploy))))
+        net = caffe.Net(str(probe), caffe.TEST)
+    return net
+
+
+def training_bytes(deploy: Path, height: int, width: int, limit: int | None = None) -> int:
+    """The memory one training step on a height×width picture takes (deploy net with every
+    input at that size; built without fillers, so only its parameters are allocated);
+    MemoryError beyond `limit` (default: what is available)."""
+    net = _shape_net(deploy)
+    return reshape_checked(net, height, width, f"a training step on a {height}×{width} "
+                                                f"picture", limit, training=True)

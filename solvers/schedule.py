@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from nets.generate import write_experiment
 from solvers import snapshots
 from solvers.init import warn_random
 from solvers.runtime import REPO, check_data_root, select_device
-from solvers.train import TrainConfig, train
+from solvers.score import json_scores
+from solvers.train import Diverged, TrainConfig, train
 
 # Where `make vgg16-fcn` etc. (surgery) put the converted classifiers.
 BASE_WEIGHTS_DIR = REPO / "ilsvrc-nets"
@@ -61,6 +63,7 @@ class ScheduleConfig:
     overrides: dict = field(default_factory=dict)
     progress: bool = True
     score: bool = True
+    check_data: bool | None = None         # read every file first; None: for long runs
     base_dir: Path = BASE_WEIGHTS_DIR      # where `make vgg16-fcn` … put the base weights
 
 
@@ -98,9 +101,6 @@ def _depth(name: str) -> int:
 
 def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig) -> Path | None:
     """Starting weights for one stage via surgery.prepare; None means random init."""
-    from surgery.prepare import prepare
-
-    deploy = write_experiment(exp.name, run_dir / "nets", width=config.width)["deploy"]
     init = run_dir / "init.caffemodel"
     if exp.base == "streams":
         streams = {}
@@ -109,21 +109,50 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig) -> Pat
             if not final.is_file():
                 raise FileNotFoundError(f"{final}: stream {stream} of {exp.name} has not "
                                         f"finished (make {stream})")
+            check_finite(final, stream)
             streams[EXPERIMENTS[stream].modalities[0]] = final
-        prepare(deploy, init, mode="late-fusion", streams=streams)
+        _prepare(exp, config, init, mode="late-fusion", streams=streams)
         return init
     if exp.base in EXPERIMENTS:
         base = config.runs / exp.base / "final.caffemodel"
         if not base.is_file():
             raise FileNotFoundError(f"{base}: {exp.name} starts from {exp.base}'s final "
                                     f"weights (make {exp.base})")
+        check_finite(base, exp.base)
     else:
         base = base_weights(exp, config.weights, config.base_dir)
         if base is None:
             warn_random(exp.name)
             return None
-    prepare(deploy, init, base=base, mode="color-d" if exp.fusion == "early" else "fcn")
+    _prepare(exp, config, init, base=base, mode="color-d" if exp.fusion == "early" else "fcn")
     return init
+
+
+def _prepare(exp: Experiment, config: ScheduleConfig, init: Path, **how) -> None:
+    """surgery.prepare over the stage's deploy net (generated aside: the run's nets/ are
+    the training's to write)."""
+    import tempfile
+
+    from surgery.prepare import prepare
+
+    with tempfile.TemporaryDirectory(prefix="fcn-deploy-") as tmp:
+        deploy = write_experiment(exp.name, tmp, width=config.width)["deploy"]
+        prepare(deploy, init, **how)
+
+
+def check_finite(weights: Path, stage: str) -> None:
+    """A later stage never starts from weights holding NaN or infinity (a diverged run
+    written by older code, or a file damaged since)."""
+    import numpy as np
+
+    from core.caffe_files import read_params
+
+    bad = [layer for layer, blobs in read_params(weights).items()
+           if not all(np.isfinite(blob).all() for blob in blobs)]
+    if bad:
+        raise Diverged(f"{weights}: the final weights of {stage} hold NaN or infinite values "
+                       f"(layers {', '.join(bad[:5])}); retrain {stage} (remove its folder) "
+                       f"with a lower learning rate before the stages after it")
 
 
 def run_schedule(config: ScheduleConfig) -> dict:
@@ -145,16 +174,19 @@ def run_schedule(config: ScheduleConfig) -> dict:
         lr = stage_lr(config, names, name)
         if lr is not None:
             overrides["base_lr"] = lr
-        resume = bool(snapshots.available(run_dir / "snapshots"))
-        print(f"== {name}: {'resuming' if resume else 'starting'} in {run_dir}", flush=True)
-        weights = None if resume else prepare_stage(exp, run_dir, config)
-        outcome = train(TrainConfig(
-            name, config.data_root, run_dir=run_dir, weights=weights, iters=config.iters,
-            test_every=config.test_every, width=config.width, gpu=config.gpu,
-            seed=config.seed, overrides=overrides, resume=resume,
-            progress=config.progress))
+        with snapshots.RunLock(run_dir):  # held from the starting weights to the last step
+            resume = bool(snapshots.available(run_dir / "snapshots"))
+            print(f"== {name}: {'resuming' if resume else 'starting'} in {run_dir}",
+                  flush=True)
+            weights = None if resume else prepare_stage(exp, run_dir, config)
+            outcome = train(TrainConfig(
+                name, config.data_root, run_dir=run_dir, weights=weights, iters=config.iters,
+                test_every=config.test_every, width=config.width, gpu=config.gpu,
+                seed=config.seed, overrides=overrides, resume=resume,
+                progress=config.progress, check_data=config.check_data))
         if outcome.interrupted:
-            raise KeyboardInterrupt(f"{name} stopped at iteration {outcome.iterations}")
+            raise KeyboardInterrupt(f"{name} stopped at iteration {outcome.iterations}",
+                                    outcome.signal)
         _plot(run_dir)
         summary["stages"].append({"experiment": name, "final": str(outcome.final_weights),
                                   "iterations": outcome.iterations,
@@ -170,8 +202,9 @@ def run_schedule(config: ScheduleConfig) -> dict:
                                progress=config.progress)
         print(f"== score of {config.experiment} on "
               f"{EXPERIMENTS[config.experiment].splits[1]}\n{result.report()}", flush=True)
-        summary["score"] = result.as_dict()
-        (last / "score.json").write_text(json.dumps(summary["score"], indent=2) + "\n")
+        summary["score"] = json_scores(result.as_dict())
+        (last / "score.json").write_text(json.dumps(summary["score"], indent=2,
+                                                    allow_nan=False) + "\n")
     return summary
 
 
@@ -205,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-drop", type=float, help="lr divisor per stage with --lr")
     parser.add_argument("--momentum", type=float, help="override momentum (every stage)")
     parser.add_argument("--no-score", action="store_true", help="skip the final scoring")
+    parser.add_argument("--check-data", action=argparse.BooleanOptionalAction, default=None,
+                        help="read every file of the splits before each stage (default: for "
+                             "stages of 1000+ iterations; cached)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     overrides = {"momentum": args.momentum} if args.momentum is not None else {}
@@ -212,13 +248,16 @@ def main(argv: list[str] | None = None) -> int:
                             iters=args.iters, test_every=args.test_every, width=args.width,
                             gpu=args.gpu, seed=args.seed, lr=args.lr, lr_drop=args.lr_drop,
                             overrides=overrides, progress=not args.quiet,
-                            score=not args.no_score)
+                            score=not args.no_score, check_data=args.check_data)
     try:
         run_schedule(config)
     except KeyboardInterrupt as e:
-        print(f"schedule: stopped ({e}); run the same command again to resume",
-              file=sys.stderr)
-        return 130
+        print(f"schedule: stopped ({e.args[0] if e.args else 'interrupt'}); run the same "
+              f"command again to resume", file=sys.stderr)
+        return 128 + (e.args[1] if len(e.args) > 1 and e.args[1] else signal.SIGINT)
+    except Diverged as e:
+        print(f"schedule: error: {e}", file=sys.stderr)
+        return 3
     except (ValueError, OSError, RuntimeError) as e:
         print(f"schedule: error: {e}", file=sys.stderr)
         return 1

@@ -98,6 +98,50 @@ class TestResult:
         return "\n".join(lines)
 
 
+def load_covering(net, weights: Path, allow_missing: tuple[str, ...] = ()) -> None:
+    """Copy `weights` into `net` after checking they fit and cover it: every layer with
+    parameters must be in the file (Caffe would leave a missing one at zero and the scores
+    would mean nothing), except the layers named in allow_missing."""
+    from core.caffe_files import LEARNABLE_TYPES, check_fits, read_caffemodel
+
+    layers = read_caffemodel(weights)
+    check_fits(net, layers, str(weights))
+    unknown = sorted(set(allow_missing) - set(net.params))
+    if unknown:
+        raise ValueError(f"--allow-missing names {unknown}, which the net does not have "
+                         f"(its layers with parameters: {', '.join(net.params)})")
+    learned = [name for name in net.params if net.layer_dict[name].type in LEARNABLE_TYPES]
+    missing = [name for name in learned if name not in allow_missing
+               and not (name in layers and layers[name].blobs)]
+    if missing:
+        raise ValueError(f"{weights}: no weights for {len(missing)} of the net's "
+                         f"{len(learned)} learned layers ({', '.join(missing[:8])}"
+                         f"{' …' if len(missing) > 8 else ''}): weights of another net (e.g. "
+                         f"FCN-32s weights for FCN-8s)? Give the matching NET=/WEIGHTS=, or "
+                         f"--allow-missing LAYER for each layer meant to stay at its "
+                         f"initial values")
+    net.copy_from(str(weights))
+
+
+def json_scores(result: dict) -> dict:
+    """`result` with every NaN/infinity replaced by null (JSON has none) and listed under
+    "non_finite", so a diverged net's scores are valid JSON and visibly not numbers."""
+    marked: list[str] = []
+
+    def clean(value, where: str):
+        if isinstance(value, dict):
+            return {k: clean(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+        if isinstance(value, float) and not np.isfinite(value):
+            marked.append(where)
+            return None
+        return value
+
+    cleaned = clean(result, "")
+    if marked:
+        cleaned["non_finite"] = marked
+    return cleaned
+
+
 def data_layer(net):
     """The net's Python data layer when it is one of the project's (it has `indices`)."""
     return next((layer for layer in net.layers if hasattr(layer, "indices")), None)
@@ -151,7 +195,8 @@ def seg_test(net, heads: list[Head], *, images: int, save_dir: Path | None = Non
 def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str | None = None,
                   width: float = 1.0, save_dir: Path | None = None,
                   images: int | None = None, progress: bool = True,
-                  mask: str | None = None) -> TestResult:
+                  mask: str | None = None,
+                  allow_missing: tuple[str, ...] = ()) -> TestResult:
     """Score a caffemodel of `experiment` on `split` (default: the experiment's test split)
     of the dataset under data_root. `mask` ('fg', 'bg', 'both') masks the test inputs
     (Table 8's Reference-BG / Reference-FG score mask-reference with 'fg' / 'bg')."""
@@ -159,7 +204,6 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
 
     import caffe
 
-    from core.caffe_files import load_weights
     from nets.experiments import EXPERIMENTS
     from nets.generate import write_experiment
     from solvers.runtime import check_data_root
@@ -176,7 +220,7 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
                                  data_root=str(Path(data_root).resolve()),
                                  splits=(exp.splits[0], split))
         net = caffe.Net(str(paths["test"]), caffe.TEST)
-    load_weights(net, weights)
+    load_covering(net, weights, allow_missing)
     count = images or split_size(net)
     return seg_test(net, experiment_heads(exp), images=count, save_dir=save_dir,
                     progress=progress, desc=f"{experiment} {split}")
@@ -214,25 +258,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask", choices=("fg", "bg", "both"),
                         help="mask the test inputs (Table 8): fg = objects at the mean colour, "
                              "bg = background at the mean, both = the shape alone")
+    parser.add_argument("--allow-missing", action="append", default=[], metavar="LAYER",
+                        help="a layer the weights may lack (stays at its initial values); "
+                             "repeat for several")
     args = parser.parse_args(argv)
 
     from solvers.runtime import select_device
 
     try:
+        if args.json:
+            check_writable(args.json)
         select_device(args.gpu)
         result = score_weights(args.net, args.weights, args.data, split=args.split,
                                width=args.width, save_dir=args.save, images=args.images,
-                               mask=args.mask)
+                               mask=args.mask, allow_missing=tuple(args.allow_missing))
     except (ValueError, OSError, RuntimeError) as e:
         print(f"score: error: {e}", file=sys.stderr)
         return 1
     print(result.report())
+    scores_json = json_scores(result.as_dict())
+    if "non_finite" in scores_json:
+        print(f"score: warning: not-a-number scores ({', '.join(scores_json['non_finite'])}): "
+              f"the weights have diverged", file=sys.stderr)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**result.as_dict(), "fingerprint": run_fingerprint(
-            args.net, args.data, args.split, weights=args.weights, gpu=args.gpu)}, indent=2)
-            + "\n")
+        scores_json["fingerprint"] = run_fingerprint(args.net, args.data, args.split,
+                                                     weights=args.weights, gpu=args.gpu)
+        args.json.write_text(json.dumps(scores_json, indent=2, allow_nan=False) + "\n")
     return 0
+
+
+def check_writable(path: Path) -> None:
+    """Raise before any work if `path` cannot be written (its folder is made if missing)."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as e:
+        raise OSError(f"{path}: cannot be written ({e.strerror}); give another "
+                      f"path (JSON=/--json, OUT=/--out)") from None
 
 
 if __name__ == "__main__":

@@ -3,40 +3,47 @@
     python -m solvers.train voc-fcn32s --data DATA [--weights W | --weights none] ...
 
 One run = one experiment in one folder (runs/<experiment>/ by default):
+  .lock                  held (flock) by the one process training here
   nets/                  the experiment's generated nets and solver (nets.generate)
   solver.prototxt        the solver Caffe runs: absolute net paths, the overrides, the seed
-  snapshots/             train_iter_N.{caffemodel,solverstate}, written atomically
+  snapshots/             train_iter_N.{caffemodel,solverstate,manifest.json}, atomic, verified
   final.caffemodel       the weights after the last iteration (what a next stage starts from)
-  train.log, train.jsonl text log and JSON lines (every step's loss, every test's metrics)
+  train.log, train.jsonl text log and JSON lines (every step's loss, every test's metrics,
+                         and why a run stopped: interrupt, divergence, bad data)
 
-What the loop does: pick CPU or GPU N; build the solver; load the starting weights (or
-resume from a solverstate: weights, momentum history, iteration, and the data order);
-set bilinear kernels on the upsampling layers; step one iteration at a time so every
-step's loss is logged and Ctrl-C stops cleanly after the current one with a snapshot;
-every `test_every` iterations score the test split with the test net sharing the train
-net's weights. Caffe's random generator is reseeded with seed + iteration before each
-step, so dropout masks depend only on (seed, iteration) and a resumed run repeats the
-uninterrupted one exactly.
+The loop, as in solve.py: step, log, test every N, snapshot every M, stop. Around it: the
+run folder is locked for the run; the starting weights come from a caffemodel, the
+quick-run init or the latest intact snapshot (weights, momentum, iteration, data order);
+Caffe's generator is reseeded with seed + iteration before each step, so dropout masks
+depend only on (seed, iteration) and a resumed run repeats the uninterrupted one exactly.
+Ctrl-C or SIGTERM stops after the current iteration with a snapshot (a second one aborts);
+a non-finite loss or weight stops the run without writing from the diverged state; a bad
+data file is recorded in both logs and a snapshot taken before the run exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import signal
 import sys
+import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import caffe
+import numpy as np
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from tqdm import tqdm
 
 from core.catalog import SEED
-from nets.experiments import EXPERIMENTS
+from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
 from solvers import snapshots
 from solvers.init import load_start
@@ -46,6 +53,15 @@ from solvers.score import data_layer, experiment_heads, run_fingerprint, seg_tes
 
 DEFAULT_SEED = SEED  # the release's data-layer seed
 SOLVER_OVERRIDES = ("base_lr", "momentum", "iter_size", "weight_decay")
+CHECK_DATA_FROM = 1000  # iterations: a run at least this long reads its splits first
+
+
+class Diverged(RuntimeError):
+    """The loss or the weights became NaN/inf; nothing was written from that state."""
+
+
+class DataFault(RuntimeError):
+    """A data file failed mid-run; recorded in the logs, with a snapshot taken first."""
 
 
 @dataclass
@@ -61,10 +77,12 @@ class TrainConfig:
     gpu: int | None = None
     seed: int = DEFAULT_SEED
     overrides: dict = field(default_factory=dict)   # base_lr, momentum, iter_size, weight_decay
-    resume: Path | bool = False            # True: the latest snapshot in run_dir
+    resume: Path | bool = False            # True: the latest intact snapshot in run_dir
     save_predictions: bool = False
     progress: bool = True
     display: int = 20
+    check_data: bool | None = None         # read every file first; None: for long runs only
+    memory_limit: int | None = None        # bytes a step may take (None: what is free)
 
     def folder(self) -> Path:
         return Path(self.run_dir or REPO / "runs" / self.experiment)
@@ -78,6 +96,7 @@ class TrainOutcome:
     snapshot: snapshots.Snapshot | None
     interrupted: bool = False
     losses: list[float] = field(default_factory=list)
+    signal: int | None = None              # the signal that stopped the run early
 
 
 class LossMeter:
@@ -108,32 +127,53 @@ class LossMeter:
 
 
 class StopRequest:
-    """SIGINT sets a flag the loop checks between iterations; a second one interrupts."""
+    """SIGINT or SIGTERM (what `timeout`, schedulers and container runtimes send) sets a
+    flag the loop checks between iterations; a second one interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self.previous = None
+        self.signal: int | None = None
+        self.previous: dict = {}
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():  # signals reach only it
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\ninterrupt: stopping after this iteration with a snapshot "
-              "(Ctrl-C again to abort without one)", file=sys.stderr, flush=True)
+        self.requested, self.signal = True, signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this iteration with a "
+              f"snapshot (send it again to abort without one)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
-def write_solver(config: TrainConfig, run_dir: Path) -> tuple[Path, caffe_pb2.SolverParameter]:
+def solver_parameter(config: TrainConfig, nets: dict[str, Path],
+                     run_dir: Path) -> caffe_pb2.SolverParameter:
+    """The solver Caffe will run: the generated one with absolute net paths, the
+    overrides' values, the seed, and our own snapshotting instead of Caffe's."""
+    param = caffe_pb2.SolverParameter()
+    text_format.Merge(nets["solver"].read_text(), param)
+    param.train_net = str((run_dir / "nets" / nets["train"].name).resolve())
+    param.test_net[0] = str((run_dir / "nets" / nets["test"].name).resolve())
+    param.snapshot = 0  # the loop snapshots, atomically
+    param.snapshot_prefix = str(snapshots.staging_prefix(run_dir / "snapshots").resolve())
+    param.random_seed = config.seed
+    param.display = 0
+    return param
+
+
+def write_solver(config: TrainConfig, run_dir: Path, *,
+                 resuming: bool = False) -> tuple[Path, caffe_pb2.SolverParameter]:
     """Generate the experiment's files into run_dir/nets and the solver Caffe will run
-    (absolute paths, overrides, our own snapshotting) into run_dir/solver.prototxt."""
+    into run_dir/solver.prototxt. Resuming, they must equal what the run was started with
+    (only max_iter may change): a changed setting is refused before anything is written."""
     unknown = set(config.overrides) - set(SOLVER_OVERRIDES)
     if unknown:
         raise ValueError(f"solver overrides {sorted(unknown)} not supported; "
@@ -141,20 +181,60 @@ def write_solver(config: TrainConfig, run_dir: Path) -> tuple[Path, caffe_pb2.So
     overrides = dict(config.overrides)
     if config.iters is not None:
         overrides["max_iter"] = config.iters
-    paths = write_experiment(config.experiment, run_dir / "nets", width=config.width,
-                             data_root=str(Path(config.data_root).resolve()),
-                             seed=config.seed, solver_overrides=overrides)
-    param = caffe_pb2.SolverParameter()
-    text_format.Merge(paths["solver"].read_text(), param)
-    param.train_net = str(paths["train"].resolve())
-    param.test_net[0] = str(paths["test"].resolve())
-    param.snapshot = 0  # the loop snapshots, atomically
-    param.snapshot_prefix = str(snapshots.staging_prefix(run_dir / "snapshots").resolve())
-    param.random_seed = config.seed
-    param.display = 0
+    with tempfile.TemporaryDirectory(prefix="fcn-nets-") as tmp:
+        generated = write_experiment(config.experiment, tmp, width=config.width,
+                                     data_root=str(Path(config.data_root).resolve()),
+                                     seed=config.seed, solver_overrides=overrides)
+        param = solver_parameter(config, generated, run_dir)
+        files = {path.name: path.read_bytes() for path in generated.values()}
+        files_solver = generated["solver"].name
+    solver_text = text_format.MessageToString(param)
+    if resuming:
+        _check_unchanged(run_dir, files, files_solver, solver_text)
+    (run_dir / "nets").mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (run_dir / "nets" / name).write_bytes(data)
     solver_path = run_dir / "solver.prototxt"
-    solver_path.write_text(text_format.MessageToString(param))
+    solver_path.write_text(solver_text)
     return solver_path, param
+
+
+def _settings_only(text: str) -> str:
+    """A solver without what may change between a run and its resume: max_iter, and the
+    paths into the run folder (a run folder may be moved)."""
+    param = caffe_pb2.SolverParameter()
+    text_format.Merge(text, param)
+    for name in ("max_iter", "train_net", "test_net", "snapshot_prefix"):
+        param.ClearField(name)
+    return text_format.MessageToString(param)
+
+
+def _check_unchanged(run_dir: Path, files: dict[str, bytes], solver_name: str,
+                     solver_text: str) -> None:
+    """Raise naming the first run file whose content these settings would change."""
+    wanted = {f"nets/{name}": data.decode() for name, data in files.items()}
+    wanted["solver.prototxt"] = solver_text
+    for name, text in wanted.items():
+        path = run_dir / name
+        if not path.is_file():
+            continue  # a run from before the file existed: nothing to compare
+        old = path.read_text()
+        if name.endswith(solver_name) or name == "solver.prototxt":
+            old, text = _settings_only(old), _settings_only(text)
+        if old != text:
+            before, after = _first_difference(old, text)
+            raise ValueError(
+                f"{path}: resuming with other settings than the run was started with "
+                f"(was `{before}`, now `{after}`); resume with the same WIDTH/DATA/LR/"
+                f"MOMENTUM/SEED, or start a new run in another folder (only ITERS may "
+                f"change). Nothing was changed")
+
+
+def _first_difference(a: str, b: str) -> tuple[str, str]:
+    for x, y in zip(a.splitlines(), b.splitlines()):
+        if x != y:
+            return x.strip(), y.strip()
+    return f"{len(a.splitlines())} lines", f"{len(b.splitlines())} lines"
 
 
 def fast_forward(layer, forwards: int) -> None:
@@ -168,7 +248,207 @@ def fast_forward(layer, forwards: int) -> None:
     layer.skip(forwards)
 
 
+def non_finite_layers(net) -> list[str]:
+    """The layers of `net` holding a NaN or an infinity in any parameter blob."""
+    return [name for name, blobs in net.params.items()
+            if not all(np.isfinite(blob.data).all() for blob in blobs)]
+
+
+class Run:
+    """One training run's state and its named steps: step, log, test, snapshot, stop."""
+
+    def __init__(self, config: TrainConfig, exp: Experiment, run_dir: Path, log: RunLog):
+        self.config, self.exp, self.run_dir, self.log = config, exp, run_dir, log
+        self.resume_from = _resume_target(config, run_dir, log)
+        if self.resume_from is None:
+            _check_fresh(run_dir)
+        self.device = select_device(config.gpu)
+        self.solver_path, self.param = write_solver(config, run_dir,
+                                                    resuming=self.resume_from is not None)
+        self.max_iter = self.param.max_iter
+        self.base_lr, self.momentum = _tidy(self.param.base_lr), _tidy(self.param.momentum)
+        self.test_every = config.test_every or 0
+        self.snapshot_every = (config.snapshot_every if config.snapshot_every is not None
+                               else exp.solver.snapshot or self.test_every)
+        if _wants_data_check(config, self.max_iter - _iteration_of(self.resume_from)):
+            self._check_data()  # before Caffe builds the nets (which read a first example)
+        if exp.loss == "balanced":  # the loss reads per-class weights: make them before Caffe
+            from solvers.balance import keep_with_run
+            keep_with_run(exp.name, Path(config.data_root), run_dir, progress=config.progress)
+        self.solver = caffe.get_solver(str(self.solver_path))
+        self.net, self.test_net = self.solver.net, self.solver.test_nets[0]
+        self.outcome = TrainOutcome(0, None, None, None)
+
+    @property
+    def iteration(self) -> int:
+        return self.solver.iter
+
+    def start(self) -> None:
+        """Starting weights (or the resumed state), checked finite; the test net shares
+        them; the data checked first when the run is long."""
+        exp, param, config = self.exp, self.param, self.config
+        if self.resume_from is not None:
+            start = snapshots.restore(self.solver, self.resume_from)
+            fast_forward(data_layer(self.net), start * param.iter_size)
+            for layer in self.net.layers:  # per-forward seeded layers (loss sampling) follow
+                if hasattr(layer, "skip_forwards"):
+                    layer.skip_forwards(start * param.iter_size)
+            self.log.say(f"resumed {exp.name} at iteration {start} from {self.resume_from}")
+            self.log.record("resume", iter=start, solverstate=str(self.resume_from))
+        else:
+            what = load_start(self.net, config.weights, seed=config.seed, what=exp.name)
+            self.log.say(f"start {exp.name} on {self.device} from {what}; {self.max_iter} "
+                         f"iterations, lr {self.base_lr:g}, momentum {self.momentum:g}, "
+                         f"iter_size {param.iter_size}, width {config.width:g}, "
+                         f"seed {config.seed}")
+            self.log.record("start", experiment=exp.name, device=self.device, weights=what,
+                            max_iter=self.max_iter, base_lr=self.base_lr,
+                            momentum=self.momentum, iter_size=param.iter_size,
+                            width=config.width, seed=config.seed, data=str(config.data_root),
+                            fingerprint=run_fingerprint(
+                                exp.name, config.data_root, phase=0, solver=self.solver_path,
+                                net=param.train_net, weights=config.weights,
+                                seed=config.seed, gpu=config.gpu))
+        bad = non_finite_layers(self.net)
+        if bad:
+            source = self.resume_from or config.weights
+            self.stop_diverged(f"the starting weights ({source}) hold NaN or infinite values "
+                               f"in {', '.join(bad[:5])}")
+        self.test_net.share_with(self.net)
+        self.meter = LossMeter(self.net)
+        self.heads = experiment_heads(exp)
+        self.test_images = split_size(self.test_net, default=param.test_iter[0])
+        self.outcome.iterations = self.iteration
+
+    def _check_data(self) -> None:
+        """Every file of both splits read first; on the CPU, the step on the largest
+        picture must fit in memory (Caffe's allocator aborts the process otherwise)."""
+        from solvers.check_data import check_experiment
+        from solvers.runtime import training_bytes
+
+        self.log.say("checking every file of the splits first (cached once checked)")
+        height, width = check_experiment(self.exp, Path(self.config.data_root),
+                                         progress=self.config.progress)
+        if self.config.gpu is not None or not height:
+            return
+        try:
+            training_bytes(self.run_dir / "nets" / "deploy.prototxt", height, width,
+                           self.config.memory_limit)
+        except MemoryError as e:
+            raise ValueError(f"the largest picture of {self.exp.name}'s splits: {e} (or "
+                             f"lower WIDTH, or train where there is more memory)") from None
+
+    def step(self) -> dict[str, float]:
+        """One iteration, reseeded by iteration; a data error is recorded with a snapshot,
+        a non-finite loss stops the run."""
+        caffe.set_random_seed(self.config.seed + self.iteration)
+        try:
+            self.solver.step(1)
+        except Exception as e:  # a data layer's error, raised through Caffe's step
+            self.stop_data_error(e)
+        losses = self.meter.take()
+        total = sum(losses.values())
+        self.outcome.losses.append(total)
+        if not math.isfinite(total):
+            self.log.step(self.iteration, losses, self.base_lr)
+            self.stop_diverged(f"the loss is {total} at iteration {self.iteration}")
+        return losses
+
+    def log_step(self, losses: dict[str, float], bar, seconds: float) -> None:
+        self.log.step(self.iteration, losses, self.base_lr)
+        bar.update(1)
+        bar.set_postfix(loss=f"{self.outcome.losses[-1]:.4g}", s_it=f"{seconds:.2f}",
+                        refresh=False)  # the bar's own interval decides when to draw
+
+    def test(self) -> None:
+        """Score the test split with the test net (sharing the train net's weights)."""
+        save = (self.run_dir / "predictions" / f"iter_{self.iteration}"
+                if self.config.save_predictions else None)
+        try:
+            result = seg_test(self.test_net, self.heads, images=self.test_images,
+                              save_dir=save, progress=self.config.progress,
+                              desc=f"test @ {self.iteration}")
+        except Exception as e:  # a bad file in the test split
+            self.stop_data_error(e, during="the test")
+        self.outcome.last_test = result.as_dict()
+        self.log.test(self.iteration, self.outcome.last_test, self.exp.splits[1])
+
+    def snapshot(self) -> None:
+        """An atomic, manifested snapshot, never of non-finite weights."""
+        bad = non_finite_layers(self.net)
+        if bad:
+            self.stop_diverged(f"the weights of {', '.join(bad[:5])} became NaN or infinite "
+                               f"by iteration {self.iteration}")
+        try:
+            self.outcome.snapshot = snapshots.take(self.solver, self.run_dir / "snapshots")
+        except snapshots.SnapshotSpaceError as e:
+            self.log.say(f"error: {e.strerror}")
+            self.log.record("error", iter=self.iteration, cause="disk full",
+                            message=e.strerror)
+            raise
+        self.log.record("snapshot", iter=self.iteration,
+                        solverstate=str(self.outcome.snapshot.solverstate))
+
+    def due(self, every: int) -> bool:
+        return bool(every) and self.iteration % every == 0
+
+    def finished(self) -> bool:
+        return self.iteration >= self.max_iter
+
+    def finish(self, stop: StopRequest) -> TrainOutcome:
+        """The final weights (after a last test) or a 'stopped' record saying how to resume."""
+        outcome = self.outcome
+        outcome.iterations = self.iteration
+        if self.finished():
+            if outcome.last_test is None:  # resumed at the end: score once anyway
+                self.test()
+            bad = non_finite_layers(self.net)
+            if bad:
+                self.stop_diverged(f"the final weights of {', '.join(bad[:5])} are not finite")
+            outcome.final_weights = snapshots.save_weights(self.net,
+                                                           self.run_dir / "final.caffemodel")
+            self.log.say(f"done: {outcome.final_weights}")
+            self.log.record("done", iter=self.iteration, weights=str(outcome.final_weights))
+        else:
+            outcome.interrupted, outcome.signal = True, stop.signal
+            cause = signal.Signals(stop.signal).name if stop.signal else "interrupt"
+            self.log.say(f"stopped ({cause}) at iteration {self.iteration}; resume with "
+                         f"--resume (snapshot "
+                         f"{outcome.snapshot.solverstate if outcome.snapshot else '-'})")
+            self.log.record("stopped", iter=self.iteration, signal=cause)
+        return outcome
+
+    def last_snapshot(self) -> str:
+        found = snapshots.available(self.run_dir / "snapshots")
+        return str(found[-1].solverstate) if found else "none"
+
+    def stop_diverged(self, why: str) -> None:
+        message = (f"{self.exp.name} diverged: {why}. Nothing was written from this state; "
+                   f"the last snapshot ({self.last_snapshot()}) is kept and no "
+                   f"final.caffemodel is written. Lower the learning rate (LR=) or check "
+                   f"the starting weights, then start again in a new folder (remove "
+                   f"{self.run_dir} or give another RUNS=/--run-dir)")
+        self.log.say(f"error: {message}")
+        self.log.record("diverged", iter=self.iteration, message=why)
+        raise Diverged(message)
+
+    def stop_data_error(self, error: Exception, during: str = "training") -> None:
+        """Record a data error in both logs, snapshot (a failed step leaves the state it
+        started from: weights change only at an iteration's end), and stop."""
+        self.log.say(f"error: bad data in {during} after iteration {self.iteration}: {error}")
+        self.log.record("data_error", iter=self.iteration, during=during, message=str(error))
+        try:
+            self.snapshot()
+            kept = f"snapshot {self.outcome.snapshot.solverstate} written"
+        except (OSError, RuntimeError) as e:
+            kept = f"no snapshot ({e}); the last one is {self.last_snapshot()}"
+        raise DataFault(f"{self.exp.name} stopped at iteration {self.iteration}: {error} "
+                        f"({kept}). Fix or replace the file (`make check-data` lists every "
+                        f"bad one), then resume with the same command") from error
+
+
 def train(config: TrainConfig) -> TrainOutcome:
+    """Run one experiment in its folder: the release's solve.py loop, made safe."""
     exp = EXPERIMENTS.get(config.experiment)
     if exp is None:
         raise ValueError(f"unknown experiment {config.experiment!r}; choose from "
@@ -177,90 +457,35 @@ def train(config: TrainConfig) -> TrainOutcome:
     if config.weights is not None and not Path(config.weights).is_file():
         raise FileNotFoundError(f"{config.weights}: starting weights not found")
     run_dir = config.folder()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if exp.loss == "balanced":  # the loss reads per-class weights: make them before Caffe
-        from solvers.balance import keep_with_run
-        keep_with_run(exp.name, Path(config.data_root), run_dir, progress=config.progress)
-    device = select_device(config.gpu)
-    solver_path, param = write_solver(config, run_dir)
-    max_iter = param.max_iter
-    base_lr, momentum = _tidy(param.base_lr), _tidy(param.momentum)  # float32 → as written
-    test_every = config.test_every or 0
-    snapshot_every = (config.snapshot_every if config.snapshot_every is not None
-                      else exp.solver.snapshot or test_every)
-
-    with RunLog(run_dir, display=config.display, echo=config.progress) as log:
-        solver = caffe.get_solver(str(solver_path))
-        net, test_net = solver.net, solver.test_nets[0]
-        resume_from = _resume_target(config, run_dir)
-        if resume_from is not None:
-            start = snapshots.restore(solver, resume_from)
-            fast_forward(data_layer(net), start * param.iter_size)
-            for layer in net.layers:  # per-forward seeded layers (loss sampling) follow
-                if hasattr(layer, "skip_forwards"):
-                    layer.skip_forwards(start * param.iter_size)
-            log.say(f"resumed {exp.name} at iteration {start} from {resume_from}")
-            log.record("resume", iter=start, solverstate=str(resume_from))
-        else:
-            what = load_start(net, config.weights, seed=config.seed, what=exp.name)
-            log.say(f"start {exp.name} on {device} from {what}; {max_iter} iterations, "
-                    f"lr {base_lr:g}, momentum {momentum:g}, iter_size "
-                    f"{param.iter_size}, width {config.width:g}, seed {config.seed}")
-            log.record("start", experiment=exp.name, device=device, weights=what,
-                       max_iter=max_iter, base_lr=base_lr, momentum=momentum,
-                       iter_size=param.iter_size, width=config.width, seed=config.seed,
-                       data=str(config.data_root), fingerprint=run_fingerprint(
-                           exp.name, config.data_root, phase=0, solver=solver_path,
-                           net=param.train_net, weights=config.weights, seed=config.seed,
-                           gpu=config.gpu))
-        test_net.share_with(net)
-        meter = LossMeter(net)
-        heads = experiment_heads(exp)
-        test_images = split_size(test_net, default=param.test_iter[0])
-        outcome = TrainOutcome(solver.iter, None, None, None)
-
-        def run_test() -> None:
-            save = (run_dir / "predictions" / f"iter_{solver.iter}"
-                    if config.save_predictions else None)
-            result = seg_test(test_net, heads, images=test_images, save_dir=save,
-                              progress=config.progress, desc=f"test @ {solver.iter}")
-            outcome.last_test = result.as_dict()
-            log.test(solver.iter, outcome.last_test, exp.splits[1])
-
-        with StopRequest() as stop, tqdm(total=max_iter, initial=solver.iter, unit="it",
-                                         desc=exp.name, disable=not config.progress,
-                                         mininterval=bar_interval(), leave=False) as bar:
-            while solver.iter < max_iter and not stop.requested:
-                caffe.set_random_seed(config.seed + solver.iter)
+    with ExitStack() as held:
+        held.enter_context(snapshots.RunLock(run_dir))
+        removed = snapshots.clean_orphans(run_dir)
+        log = held.enter_context(RunLog(run_dir, display=config.display,
+                                        echo=config.progress))
+        if removed:
+            log.say(f"removed {len(removed)} half-written file(s) of an earlier run "
+                    f"({sum(size for _, size in removed) / 2**20:.1f} MiB)")
+        run = Run(config, exp, run_dir, log)
+        run.start()
+        stop = held.enter_context(StopRequest())
+        bar = held.enter_context(tqdm(total=run.max_iter, initial=run.iteration, unit="it",
+                                      desc=exp.name, disable=not config.progress,
+                                      mininterval=bar_interval(), leave=False))
+        try:
+            while not run.finished() and not stop.requested:
                 began = time.perf_counter()
-                solver.step(1)
-                losses = meter.take()
-                outcome.losses.append(sum(losses.values()))
-                log.step(solver.iter, losses, base_lr)
-                bar.update(1)
-                bar.set_postfix(loss=f"{outcome.losses[-1]:.4g}",
-                                s_it=f"{time.perf_counter() - began:.2f}")
-                done = solver.iter == max_iter
-                if (test_every and solver.iter % test_every == 0) or done:
-                    run_test()
-                if (snapshot_every and solver.iter % snapshot_every == 0) or done \
-                        or stop.requested:
-                    outcome.snapshot = snapshots.take(solver, run_dir / "snapshots")
-                    log.record("snapshot", iter=solver.iter,
-                               solverstate=str(outcome.snapshot.solverstate))
-        outcome.iterations = solver.iter
-        if solver.iter >= max_iter:
-            if outcome.last_test is None:  # resumed at the end: score once anyway
-                run_test()
-            outcome.final_weights = snapshots.save_weights(net, run_dir / "final.caffemodel")
-            log.say(f"done: {outcome.final_weights}")
-            log.record("done", iter=solver.iter, weights=str(outcome.final_weights))
-        else:
-            outcome.interrupted = True
-            log.say(f"stopped at iteration {solver.iter}; resume with --resume "
-                    f"(snapshot {outcome.snapshot.solverstate if outcome.snapshot else '-'})")
-            log.record("stopped", iter=solver.iter)
-    return outcome
+                losses = run.step()
+                run.log_step(losses, bar, time.perf_counter() - began)
+                if run.due(run.test_every) or run.finished():
+                    run.test()
+                if run.due(run.snapshot_every) or run.finished() or stop.requested:
+                    run.snapshot()
+        except KeyboardInterrupt:
+            log.say(f"aborted at iteration {run.iteration} without a snapshot (second "
+                    f"interrupt); resume from {run.last_snapshot()}")
+            log.record("aborted", iter=run.iteration)
+            raise
+        return run.finish(stop)
 
 
 def _tidy(value: float) -> float:
@@ -268,16 +493,45 @@ def _tidy(value: float) -> float:
     return float(f"{value:.7g}")
 
 
-def _resume_target(config: TrainConfig, run_dir: Path) -> Path | None:
+def _wants_data_check(config: TrainConfig, iterations: int) -> bool:
+    return config.check_data if config.check_data is not None else \
+        iterations >= CHECK_DATA_FROM
+
+
+def _iteration_of(solverstate: Path | None) -> int:
+    """The iteration a snapshot was taken at, from its name (0 for a fresh start)."""
+    match = re.search(r"_iter_(\d+)\.solverstate$", str(solverstate or ""))
+    return int(match.group(1)) if match else 0
+
+
+def _check_fresh(run_dir: Path) -> None:
+    """A new run never starts over a folder that holds another run's results."""
+    found = snapshots.available(run_dir / "snapshots")
+    final = run_dir / "final.caffemodel"
+    if found or final.is_file():
+        what = f"snapshots up to iteration {found[-1].iteration}" if found else final.name
+        raise ValueError(f"{run_dir} holds an earlier run ({what}); resume it (--resume), "
+                         f"or give the new run its own folder (--run-dir / RUNS=)")
+
+
+def _resume_target(config: TrainConfig, run_dir: Path, log: RunLog) -> Path | None:
+    """The solverstate to resume from: the one named, or the latest intact snapshot
+    (passing over damaged or half-written ones, and saying so)."""
     if config.resume is False or config.resume is None:
         return None
-    if config.resume is True:
-        found = snapshots.available(run_dir / "snapshots")
-        if not found:
-            raise FileNotFoundError(f"{run_dir / 'snapshots'}: no complete snapshot to "
-                                    f"resume from")
-        return found[-1].solverstate
-    return Path(config.resume)
+    if config.resume is not True:
+        return Path(config.resume)
+    snapshot_dir = run_dir / "snapshots"
+    found, passed = snapshots.latest_intact(snapshot_dir)
+    for problem in passed:
+        log.say(f"passing over a snapshot: {problem}")
+        log.record("snapshot_skipped", message=problem)
+    if found is None:
+        detail = f" ({'; '.join(passed)})" if passed else ""
+        raise FileNotFoundError(f"{snapshot_dir}: no intact snapshot to resume from{detail}")
+    if passed:
+        log.say(f"resuming from the previous intact snapshot, iteration {found.iteration}")
+    return found.solverstate
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -306,6 +560,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="resume from SOLVERSTATE, or the run's latest snapshot")
     parser.add_argument("--save-predictions", action="store_true",
                         help="write each test's predictions as palette PNGs")
+    parser.add_argument("--check-data", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"read every file of the splits before training (default: "
+                             f"for runs of {CHECK_DATA_FROM}+ iterations; cached)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -322,20 +579,29 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        iters=args.iters, test_every=args.test_every,
                        snapshot_every=args.snapshot_every, width=args.width, gpu=args.gpu,
                        seed=args.seed, overrides=overrides, resume=resume,
-                       save_predictions=args.save_predictions, progress=not args.quiet)
+                       save_predictions=args.save_predictions, progress=not args.quiet,
+                       check_data=args.check_data)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 done, 1 error, 3 diverged, 130/143 stopped by SIGINT/SIGTERM (resumable)."""
     args = parse_args(argv)
     try:
         outcome = train(config_from_args(args))
+    except Diverged as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 3
     except (ValueError, OSError, RuntimeError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("train: aborted without a snapshot; --resume continues from the last one",
+              file=sys.stderr)
+        return 130
     print(json.dumps({"iterations": outcome.iterations,
                       "final": str(outcome.final_weights) if outcome.final_weights else None,
                       "interrupted": outcome.interrupted}))
-    return 130 if outcome.interrupted else 0
+    return 128 + (outcome.signal or signal.SIGINT) if outcome.interrupted else 0
 
 
 if __name__ == "__main__":

@@ -67,12 +67,22 @@ def import_weights(source: Path | str, dest: Path | str | None = None, *,
     target = Path(dest) if dest is not None else folder / name
     if target.is_dir():
         target = target / name
+    deploy = folder / "deploy.prototxt"
+
+    def whole_and_fitting(path: Path) -> str:
+        """The structural check of a download with no known digest, before it is kept."""
+        read_caffemodel(path)  # its errors are ValueErrors: the download is refused
+        if deploy.is_file():
+            check_weights_cover_deploy(deploy, path)
+        covers = f" and covers {deploy.name}" if deploy.is_file() else ""
+        return f"caffemodel parses to its end{covers}"
+
     try:
-        fetch(url, target, sha1=sha1, sha256=sha256, progress=progress)
+        fetch(url, target, sha1=sha1, sha256=sha256, check=whole_and_fitting,
+              progress=progress)
     except DownloadError as e:
         raise ZooError(str(e)) from e
     read_caffemodel(target)
-    deploy = folder / "deploy.prototxt"
     if deploy.is_file():
         check_weights_cover_deploy(deploy, target)
     return target

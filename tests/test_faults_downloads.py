@@ -1,0 +1,208 @@
+"""Downloads with no known checksum, against a 127.0.0.1 server: a transfer cut with and
+without Content-Length is never promoted under the final name; what is accepted has its
+sha256 recorded and is re-verified on the next run; a failing file is moved aside."""
+
+import gzip
+import hashlib
+import io
+import socket
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import scipy.io
+
+from core.download import REJECTED, DownloadError, fetch, sidecar, structural_check
+
+
+class Server(BaseHTTPRequestHandler):
+    """Serves `files`; paths in `no_length` are sent without Content-Length (the body
+    ends when the connection closes), paths in `cut` lose the connection halfway."""
+
+    files: dict = {}
+    cut: set = set()
+    no_length: set = set()
+    log: list = []
+
+    def do_GET(self):
+        body = self.files.get(self.path)
+        self.log.append((self.path, self.headers.get("Range")))
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        if self.headers.get("Range") and self.path not in self.no_length:
+            start = int(self.headers["Range"].split("=")[1].split("-")[0])
+            if start >= len(body):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        if self.path not in self.no_length:
+            self.send_header("Content-Length", str(len(body) - start))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        rest = body[start:]
+        if self.path in self.cut:
+            self.cut.discard(self.path)
+            rest = rest[: len(rest) // 2]
+        self.wfile.write(rest)
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    handler = type("Handler", (Server,), {"files": {}, "cut": set(), "no_length": set(),
+                                          "log": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def archive_bytes() -> bytes:
+    """A tar.gz of incompressible members: half of it cannot list to its end."""
+    rng = np.random.RandomState(0)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for k in range(4):
+            data = rng.bytes(50_000)
+            info = tarfile.TarInfo(f"nyud/data/images/img_{k}.png")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_cut_archive_without_length_or_digest_is_moved_aside_not_promoted(server, tmp_path):
+    body = archive_bytes()
+    server.files["/nyud.tar.gz"] = body
+    server.no_length.add("/nyud.tar.gz")
+    server.cut.add("/nyud.tar.gz")
+    dest = tmp_path / "nyud.tar.gz"
+    with pytest.raises(DownloadError, match=r"fails verification .*not a whole"):
+        fetch(f"{server.url}/nyud.tar.gz", dest, progress=False)
+    assert not dest.exists() and not sidecar(dest).exists()
+    aside = tmp_path / f"nyud.tar.gz.part{REJECTED}"
+    assert aside.read_bytes() == body[: len(body) // 2]
+    # the next run fetches it anew and accepts it because it lists completely
+    fetch(f"{server.url}/nyud.tar.gz", dest, progress=False)
+    assert dest.read_bytes() == body
+    recorded = sidecar(dest).read_text()
+    assert recorded.split()[0] == sha256(body) and "tar archive lists completely" in recorded
+
+
+def test_a_cut_transfer_with_length_is_resumed_and_accepted_by_its_length(server, tmp_path):
+    body = np.random.RandomState(1).bytes(300_000)
+    server.files["/splits.bin"] = body
+    server.cut.add("/splits.bin")
+    dest = fetch(f"{server.url}/splits.bin", tmp_path / "splits.bin", progress=False)
+    assert dest.read_bytes() == body
+    assert [r for p, r in server.log] == [None, f"bytes={len(body) // 2}-"]
+    assert sidecar(dest).read_text().split()[0] == sha256(body)
+    assert "Content-Length" in sidecar(dest).read_text()
+
+
+def test_no_length_no_digest_no_check_is_refused_and_the_part_kept(server, tmp_path):
+    body = b"x" * 100_000
+    server.files["/unknown.bin"] = body
+    server.no_length.add("/unknown.bin")
+    dest = tmp_path / "unknown.bin"
+    with pytest.raises(DownloadError, match="cut transfer cannot be told from a whole one"):
+        fetch(f"{server.url}/unknown.bin", dest, progress=False)
+    assert not dest.exists()
+    assert (tmp_path / "unknown.bin.part").read_bytes() == body
+
+
+def test_a_cut_mat_file_without_length_fails_its_check(server, tmp_path):
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, {"trainNdxs": np.arange(1, 796)[:, None],
+                              "testNdxs": np.arange(796, 1450)[:, None]})
+    body = buffer.getvalue()
+    server.files["/splits.mat"] = body
+    server.no_length.add("/splits.mat")
+    server.cut.add("/splits.mat")
+    with pytest.raises(DownloadError, match="splits.mat"):
+        fetch(f"{server.url}/splits.mat", tmp_path / "splits.mat", progress=False)
+    assert not (tmp_path / "splits.mat").exists()
+    fetch(f"{server.url}/splits.mat", tmp_path / "splits.mat", progress=False)
+    assert ".mat file loads" in sidecar(tmp_path / "splits.mat").read_text()
+
+
+def test_an_accepted_file_damaged_later_is_moved_aside_and_fetched_again(server, tmp_path):
+    body = archive_bytes()
+    server.files["/SiftFlowDataset.tar.gz"] = body
+    server.no_length.add("/SiftFlowDataset.tar.gz")
+    dest = tmp_path / "SiftFlowDataset.tar.gz"
+    fetch(f"{server.url}/SiftFlowDataset.tar.gz", dest, progress=False)
+    requests = len(server.log)
+    fetch(f"{server.url}/SiftFlowDataset.tar.gz", dest, progress=False)  # re-verified, kept
+    assert len(server.log) == requests
+    damaged = bytearray(body)
+    damaged[1000] ^= 0xFF
+    dest.write_bytes(bytes(damaged))
+    fetch(f"{server.url}/SiftFlowDataset.tar.gz", dest, progress=False)
+    assert dest.read_bytes() == body and len(server.log) == requests + 1
+    assert (tmp_path / f"SiftFlowDataset.tar.gz{REJECTED}").read_bytes() == bytes(damaged)
+
+
+def test_a_file_placed_by_hand_is_checked_and_recorded(tmp_path):
+    dest = tmp_path / "nyud.tar.gz"
+    dest.write_bytes(archive_bytes())
+    fetch("http://127.0.0.1:9/nyud.tar.gz", dest, progress=False)  # no network needed
+    assert "tar archive lists completely" in sidecar(dest).read_text()
+
+
+def test_structural_checks_catch_cut_files(tmp_path):
+    body = archive_bytes()
+    cut = tmp_path / "a.tar.gz"
+    cut.write_bytes(body[: len(body) // 2])
+    with pytest.raises(ValueError, match="not a whole"):
+        structural_check(cut)
+    plain = tmp_path / "b.gz.tar"
+    plain.write_bytes(gzip.decompress(body)[:70_000])
+    with pytest.raises(ValueError):
+        structural_check(plain)
+    assert structural_check(tmp_path / "c.txt") is None
+
+
+def test_a_caffemodel_url_download_is_checked_before_it_is_kept(server, tmp_path):
+    """zoo.fetch with a release-style caffemodel-url and no known digest: a cut file is
+    moved aside, never left under the final name to be trusted later."""
+    from caffe.proto import caffe_pb2
+
+    from zoo.errors import ZooError
+    from zoo.fetch import import_weights
+
+    net = caffe_pb2.NetParameter()
+    layer = net.layer.add(name="conv1", type="Convolution")
+    blob = layer.blobs.add()
+    blob.shape.dim.extend([4, 3, 3, 3])
+    blob.data.extend(np.random.RandomState(2).rand(108).tolist())
+    body = net.SerializeToString()
+    server.files["/w.caffemodel"] = body
+    server.no_length.add("/w.caffemodel")
+    server.cut.add("/w.caffemodel")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "caffemodel-url").write_text(f"{server.url}/w.caffemodel\n")
+    with pytest.raises(ZooError, match="fails verification"):
+        import_weights(folder, progress=False)
+    assert not (folder / "w.caffemodel").exists()
+    assert import_weights(folder, progress=False).read_bytes() == body
