@@ -5,8 +5,8 @@
 A table is a list of groups; a group (the paper's table, or a control the paper states in
 words) is shown whole or not at all: while any of its runs is missing, the report says
 what is missing instead of partial numbers. A row names the experiment whose final
-weights it scores (nets/experiments.py), optionally scored through another experiment's
-test net (Table 8's test-time masks: the reference net's weights in the FG-only net).
+weights it scores (nets/experiments.py), optionally with its test inputs masked (Table 8's
+Reference-FG / -BG: the reference net scored on masked pictures).
 Runs that share stages (voc-fcn8s and voc-fcn32s-lrdrop both start from voc-fcn32s) form
 one component: components are what a worker trains, one after the other inside it.
 """
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 class Row:
     label: str                       # the paper's row label (numbers.ROWS) or a control's
     experiment: str | None = None    # None: another method's row, the paper's numbers only
-    scored_as: str | None = None     # score the weights with this experiment's test net
+    test_mask: str | None = None     # Table 8: mask the test inputs ('fg' / 'bg') only
     best: bool = False               # Table 2: the best test during training, not the last
     equal_images: bool = False       # iterations = images / iter_size (Tables 1 and 2)
     paper_from: tuple[str, str] | None = None   # (table, row) whose printed numbers apply
@@ -48,10 +48,8 @@ class Group:
         return list(dict.fromkeys(r.experiment for r in self.rows if r.experiment))
 
     def needed(self) -> list[str]:
-        """Experiments that must be registered: trained ones and scoring nets."""
-        names = [r.experiment for r in self.rows if r.experiment]
-        names += [r.scored_as for r in self.rows if r.scored_as]
-        return list(dict.fromkeys(names))
+        """Experiments that must be registered."""
+        return self.runs()
 
 
 S = N.STANDARD
@@ -103,8 +101,8 @@ TABLES: dict[str, tuple[Group, ...]] = {
     "8": (Group("8", "Table 8: foreground, background and shape (mean IU without background)",
                 (N.MEAN_IU_NO_BG,),
                 (Row("Reference", "mask-reference"),
-                 Row("Reference-FG", "mask-reference", scored_as="mask-fg-only"),
-                 Row("Reference-BG", "mask-reference", scored_as="mask-bg-only"),
+                 Row("Reference-FG", "mask-reference", test_mask="bg"),
+                 Row("Reference-BG", "mask-reference", test_mask="fg"),
                  Row("FG-only", "mask-fg-only"), Row("BG-only", "mask-bg-only"),
                  Row("Shape", "mask-shape"))),),
     "bounds": (Group("bounds", "Section 6.3: upper bounds on mean IU by output stride",
@@ -212,20 +210,32 @@ def missing_experiments(group: Group) -> list[str]:
     return [name for name in group.needed() if name not in have]
 
 
-def bounds_function():
-    """Issue 17's IU upper bounds (`make iu-bounds`), when this checkout has them."""
-    import importlib
+def missing_features(group: Group) -> list[str]:
+    """What this checkout lacks besides experiments: test-time masking in the scorer,
+    the IU-bounds computation (both issue 17's)."""
+    import inspect
 
-    for module, name in (("solvers.bounds", "iu_bounds"), ("data.bounds", "iu_bounds"),
-                         ("solvers.metrics", "iu_upper_bounds"), ("solvers.metrics",
-                                                                  "iu_bounds")):
-        try:
-            found = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            continue
-        if found is not None:
-            return found
-    return None
+    from solvers.score import score_weights
+
+    lacking = []
+    if any(r.test_mask for r in group.rows) and \
+            "mask" not in inspect.signature(score_weights).parameters:
+        lacking.append("test-time masking (solvers.score.score_weights(mask=…)) not in this "
+                       "checkout")
+    if group.computed == "bounds" and bounds_functions() is None:
+        lacking.append("the IU upper-bound computation (solvers.iu_bounds, `make iu-bounds`) "
+                       "not in this checkout")
+    return lacking
+
+
+def bounds_functions():
+    """(iu_bounds, split_labels) of issue 17's `make iu-bounds`, when this checkout has them."""
+    try:
+        from solvers.iu_bounds import iu_bounds
+        from solvers.labels import split_labels
+    except ImportError:
+        return None
+    return iu_bounds, split_labels
 
 
 def chain(name: str) -> list[str]:
@@ -391,6 +401,7 @@ class Plan:
     tables: list[str]
     groups: list[Group]
     missing: dict[str, list[str]]          # group key → unregistered experiments
+    lacking: dict[str, list[str]]          # group key → features this checkout lacks
     targets: list[str]                     # experiments to train (final stages)
     equal_images: set[str]
     stages: dict[str, Stage]
@@ -398,8 +409,8 @@ class Plan:
     weights: dict[str, str]                # experiment → missing-weights message
 
     def runnable(self, group: Group) -> bool:
-        return (not self.missing.get(group.key) and group.computed is None
-                and not any(name in self.data or name in self.weights
+        return (not self.missing.get(group.key) and not self.lacking.get(group.key)
+                and group.computed is None and not any(name in self.data or name in self.weights
                             for name in group.runs()))
 
     def components(self) -> list[list[str]]:
@@ -411,9 +422,10 @@ class Plan:
 def make_plan(tables: list[str], settings: Settings) -> Plan:
     groups = [g for key in tables for g in TABLES[key]]
     missing = {g.key: missing_experiments(g) for g in groups}
+    lacking = {g.key: missing_features(g) for g in groups}
     targets, equal = [], set()
     for group in groups:
-        if missing[group.key]:
+        if missing[group.key] or lacking[group.key]:
             continue
         for row in group.rows:
             if row.experiment and row.experiment not in targets:
@@ -441,7 +453,8 @@ def make_plan(tables: list[str], settings: Settings) -> Plan:
                                  stage_state(settings.runs / name),
                                  gpu_hours(name, iterations),
                                  snapshot_gb(name, settings, iterations))
-    return Plan(settings, tables, groups, missing, targets, equal, stages, data, weights)
+    return Plan(settings, tables, groups, missing, lacking, targets, equal, stages, data,
+                weights)
 
 
 def render(plan: Plan) -> str:
@@ -455,17 +468,17 @@ def render(plan: Plan) -> str:
             lines.append("  missing: experiment(s) " + ", ".join(plan.missing[group.key])
                          + " not registered in nets/experiments.py")
             continue
+        if plan.lacking.get(group.key):
+            lines.append("  missing: " + "; ".join(plan.lacking[group.key]))
+            continue
         if group.computed == "bounds":
-            state = ("ready (no training)" if bounds_function() else
-                     "missing: the IU-bounds computation (`make iu-bounds`) is not in "
-                     "this checkout")
-            lines.append(f"  {state}; reads the VOC 2011 seg11valid labels under {s.data}")
+            lines.append(f"  no training: reads the VOC 2011 seg11valid labels under {s.data}")
             continue
         for row in group.rows:
             if not row.experiment:
                 lines.append(f"  {row.label}: the paper's numbers only (another method)")
                 continue
-            scored = f" scored through {row.scored_as}'s test net" if row.scored_as else ""
+            scored = f", test inputs' {row.test_mask} masked" if row.test_mask else ""
             lines.append(f"  {row.label}: {row.experiment}{scored}")
         for name in group.runs():
             for problem in (plan.data.get(name), plan.weights.get(name)):

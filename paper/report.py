@@ -89,7 +89,7 @@ def group_table(group: Group, result: dict, mini: bool) -> str:
     for row in group.rows:
         printed = paper_row(group, row)
         ours = {**rows.get(row.label, {}), **nets.get(row.label, {})} \
-            if row.experiment and "missing" not in result else None
+            if (row.experiment or group.computed) and "missing" not in result else None
         cells = []
         for column in group.columns:
             paper = printed.value(column) if printed else None

@@ -119,7 +119,7 @@ def metrics_of(result: dict, hists: dict | None) -> dict:
 
 
 def score_key(row: Row) -> str:
-    return row.experiment + (f"@{row.scored_as}" if row.scored_as else "") + \
+    return row.experiment + (f"@mask-{row.test_mask}" if row.test_mask else "") + \
         ("#best" if row.best else "")
 
 
@@ -139,8 +139,9 @@ def score_row(row: Row, settings: Settings) -> dict:
     else:
         from solvers.score import score_weights
 
-        result = score_weights(row.scored_as or row.experiment, final, settings.data,
-                               width=settings.width, progress=False)
+        masked = {"mask": row.test_mask} if row.test_mask else {}
+        result = score_weights(row.experiment, final, settings.data, width=settings.width,
+                               progress=False, **masked)
         metrics = metrics_of(result.as_dict(), {k: v.tolist() for k, v in
                                                 result.hists.items()})
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +190,9 @@ def collect(plan: Plan) -> dict:
         if reason:
             out[group.key] = {"missing": reason}
             continue
+        if group.computed == "bounds":
+            out[group.key] = {"rows": bounds_rows(group, plan.settings)}
+            continue
         rows = {}
         for row in group.rows:
             if row.experiment:
@@ -203,8 +207,16 @@ def group_missing(plan: Plan, group: Group) -> str | None:
     if plan.missing.get(group.key):
         return "; ".join(f"experiment {name} not registered" for name in
                          plan.missing[group.key])
+    if plan.lacking.get(group.key):
+        return "; ".join(plan.lacking[group.key])
     if group.computed == "bounds":
-        return bounds_missing(plan)
+        from solvers.runtime import split_list
+
+        listing = split_list("voc", Path(plan.settings.data), "seg11valid", 1)
+        if not listing.is_file():
+            return (f"{listing}: the VOC 2011 seg11valid list is missing (`make data-fetch "
+                    f"DATASET=voc`)")
+        return None
     problems = [plan.data.get(n) or plan.weights.get(n) for n in group.runs()]
     problems = [p for p in problems if p]
     if problems:
@@ -216,13 +228,27 @@ def group_missing(plan: Plan, group: Group) -> str | None:
     return None
 
 
-def bounds_missing(plan: Plan) -> str | None:
-    from paper.plan import bounds_function
+def bounds_rows(group: Group, settings: Settings) -> dict:
+    """Section 6.3 on this run's VOC seg11valid labels (issue 17's solvers.iu_bounds),
+    cached by the split list's digest. Mean IU as a fraction, like every other score."""
+    from paper.plan import bounds_functions
+    from solvers.runtime import split_list
 
-    if bounds_function() is None:
-        return ("the IU upper-bound computation (issue 17's `make iu-bounds`) is not in "
-                "this checkout")
-    return "the IU upper-bound computation is present but not yet wired into the report"
+    iu_bounds, split_labels = bounds_functions()
+    listing = split_list("voc", Path(settings.data), "seg11valid", 1)
+    cache = settings.report_dir / "scores" / "iu-bounds.json"
+    stamp = hashlib.sha256(f"{Path(settings.data).resolve()}\n".encode()
+                           + listing.read_bytes()).hexdigest()
+    if cache.is_file() and json.loads(cache.read_text()).get("split_sha256") == stamp:
+        return json.loads(cache.read_text())["rows"]
+    _, num_classes, labels = split_labels("voc", Path(settings.data), "seg11valid", "test",
+                                          progress=False)
+    factors = [int(r.label) for r in group.rows]
+    bounds = iu_bounds(labels, num_classes, factors)
+    rows = {str(f): {N.MEAN_IU: bounds[f] / 100} for f in factors}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"split_sha256": stamp, "rows": rows}, indent=1) + "\n")
+    return rows
 
 
 def net_facts(group: Group, settings: Settings) -> dict:
@@ -239,6 +265,8 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
     plan = make_plan(tables, settings)
     if mini is not None:
         datasets = {registered()[s].dataset for t in plan.targets for s in chain(t)}
+        if any(g.computed == "bounds" for g in plan.groups):
+            datasets.add("voc")
         mini_data(settings, mini, datasets)
         plan = make_plan(tables, settings)  # the data is there now
     for key, names in plan.missing.items():
