@@ -340,9 +340,10 @@ def gpu_hours(name: str, iterations: int) -> float:
     return images * VGG16_SECONDS_PER_IMAGE * scale * streams * PIXELS[exp.dataset] / 3600
 
 
-def parameter_count(name: str, width: float = 1.0) -> int:
-    """Learned parameters of an experiment's deploy net, counted from the prototxt (no
-    net is built): convolutions' weights and biases, upsampling that learns."""
+def parameter_count(name: str, width: float = 1.0, learned_only: bool = True) -> int:
+    """Parameters of an experiment's deploy net, counted from the prototxt (no net is
+    built): convolutions' weights and biases; with learned_only, not those at lr 0 (the
+    fixed bilinear upsampling, a fixed body)."""
     from nets.experiments import build
 
     net = build(name, "deploy", width=width)
@@ -359,7 +360,7 @@ def parameter_count(name: str, width: float = 1.0) -> int:
             k = p.kernel_size[0] if p.kernel_size else 1
             out = p.num_output
             learns = not layer.param or any(s.lr_mult for s in layer.param)
-            if learns:
+            if learns or not learned_only:
                 total += out * (inputs[0] // (p.group or 1)) * k * k
                 total += out if p.bias_term else 0
             channels[layer.top[0]] = out
@@ -379,7 +380,7 @@ def snapshot_gb(name: str, settings: Settings, iterations: int) -> float:
     exp = registered()[name]
     every = exp.solver.snapshot or settings.test_every or iterations
     count = max(1, iterations // every) if every else 1
-    params = parameter_count(name, settings.width)
+    params = parameter_count(name, settings.width, learned_only=False)  # snapshots keep all
     return params * 4 * (2 * count + 2) / 1e9
 
 
@@ -412,6 +413,23 @@ class Plan:
         return (not self.missing.get(group.key) and not self.lacking.get(group.key)
                 and group.computed is None and not any(name in self.data or name in self.weights
                             for name in group.runs()))
+
+    def problems(self, group: Group) -> list[str]:
+        """Missing files of the group's runs, one line per file: the file, the runs that
+        need it, the target that makes it."""
+        found: dict[str, list[str]] = {}
+        for name in group.runs():
+            for message in (self.data.get(name), self.weights.get(name)):
+                if message:
+                    found.setdefault(message.split(": ", 1)[0], []).append(
+                        name if "`make " not in message else
+                        f"{name}|make {message.split('`make ')[1].split('`')[0]}")
+        lines = []
+        for path, users in found.items():
+            names = ", ".join(dict.fromkeys(u.split("|")[0] for u in users))
+            target = users[0].split("|")[1] if "|" in users[0] else "DATA=/WEIGHTS="
+            lines.append(f"{path} (for {names}): `{target}`")
+        return lines
 
     def components(self) -> list[list[str]]:
         wanted = [t for t in self.targets
@@ -480,10 +498,7 @@ def render(plan: Plan) -> str:
                 continue
             scored = f", test inputs' {row.test_mask} masked" if row.test_mask else ""
             lines.append(f"  {row.label}: {row.experiment}{scored}")
-        for name in group.runs():
-            for problem in (plan.data.get(name), plan.weights.get(name)):
-                if problem:
-                    lines.append(f"    missing for {name}: {problem}")
+        lines += [f"  missing: {line}" for line in plan.problems(group)]
     lines.append("\nstages (each trained once, shared by every table that needs it):")
     lines.append(f"  {'experiment':28} {'iterations':>10} {'data':>14}  {'state':24} "
                  f"{'GPU h':>6} {'disk GB':>8}  starts from")

@@ -217,10 +217,9 @@ def group_missing(plan: Plan, group: Group) -> str | None:
             return (f"{listing}: the VOC 2011 seg11valid list is missing (`make data-fetch "
                     f"DATASET=voc`)")
         return None
-    problems = [plan.data.get(n) or plan.weights.get(n) for n in group.runs()]
-    problems = [p for p in problems if p]
+    problems = plan.problems(group)
     if problems:
-        return "; ".join(dict.fromkeys(problems))
+        return "; ".join(problems)
     unfinished = [n for n in group.runs()
                   if not (plan.settings.runs / n / "final.caffemodel").is_file()]
     if unfinished:
