@@ -252,11 +252,12 @@ def components(names: list[str]) -> list[list[str]]:
         stages = set(chain(name))
         joined = [g for g in groups if g[0] & stages]
         merged_stages, merged_targets = set(stages), []
+        at = groups.index(joined[0]) if joined else len(groups)  # keep the first's place
         for g in joined:
             merged_stages |= g[0]
             merged_targets += g[1]
             groups.remove(g)
-        groups.append((merged_stages, merged_targets + [name]))
+        groups.insert(at, (merged_stages, merged_targets + [name]))
     return [targets for _, targets in groups]
 
 

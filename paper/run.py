@@ -73,7 +73,9 @@ def train_targets(targets: list[str], settings: Settings, equal_images: set[str]
     """Train each target's chain in order (shared stages once; finished ones skipped)."""
     from solvers.schedule import ScheduleConfig, run_schedule
 
-    for target in targets:
+    # a target that is a stage of another one's chain is trained as part of that chain
+    leaves = [t for t in targets if not any(t != o and t in chain(o) for o in targets)]
+    for target in leaves:
         overrides = {"momentum": settings.momentum} if settings.momentum is not None else {}
         iters = (stage_iterations(target, settings, target in equal_images)
                  if settings.iters else None)
