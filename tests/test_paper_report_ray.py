@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray", reason="Ray is optional: `make test-paper-ray` 
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = "6,7"                      # two independent chains: SIFT Flow and PASCAL-Context
-ITERS = ["--iters", "30", "--test-every", "5"]
+ITERS = ["--iters", "12", "--test-every", "3"]
 
 
 def paper(runs: Path, *extra: str, wait: bool = True):
