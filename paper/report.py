@@ -138,7 +138,7 @@ def figure_outputs(plan: Plan, experiments: list[tuple[str, str]], out: Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from solvers.palette import colorize
+    from core.palette import colorize
 
     columns: list[list[np.ndarray]] = []
     inputs = truths = None
@@ -175,14 +175,13 @@ def test_net_outputs(experiment: str, weights: Path, plan: Plan, count: int):
 
     import caffe
 
+    from core.caffe_files import load_weights
+    from core.catalog import DATASETS
     from nets.experiments import EXPERIMENTS
     from nets.generate import write_experiment
-    from solvers.infer import MEANS
-    from solvers.runtime import use_layers
-    from surgery.weights import load_weights
 
     exp = EXPERIMENTS[experiment]
-    use_layers()
+    means = DATASETS[exp.dataset].means
     with tempfile.TemporaryDirectory(prefix="fcn-figure-") as tmp:
         paths = write_experiment(experiment, tmp, width=plan.settings.width,
                                  data_root=str(Path(plan.settings.data).resolve()))
@@ -193,7 +192,8 @@ def test_net_outputs(experiment: str, weights: Path, plan: Plan, count: int):
         net.forward()
         data = net.blobs[exp.input_blobs[0]].data[0]
         if data.shape[0] == 3:
-            bgr = data.transpose(1, 2, 0) + np.asarray(MEANS.get(exp.dataset, MEANS["voc"]))
+            mean = means.get(exp.input_blobs[0]) or means.get(exp.modalities[0]) or (0, 0, 0)
+            bgr = data.transpose(1, 2, 0) + np.asarray(mean, dtype=np.float64)
             picture = np.clip(bgr[:, :, ::-1], 0, 255).astype(np.uint8)
         else:  # one channel (a mask, depth): stretched to grey
             plane = data[0]

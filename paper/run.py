@@ -212,9 +212,9 @@ def group_missing(plan: Plan, group: Group) -> str | None:
     if plan.lacking.get(group.key):
         return "; ".join(plan.lacking[group.key])
     if group.computed == "bounds":
-        from solvers.runtime import split_list
+        from core.catalog import split_list
 
-        listing = split_list("voc", Path(plan.settings.data), "seg11valid", 1)
+        listing = split_list("voc", "test", Path(plan.settings.data), "seg11valid")
         if not listing.is_file():
             return (f"{listing}: the VOC 2011 seg11valid list is missing (`make data-fetch "
                     f"DATASET=voc`)")
@@ -232,11 +232,11 @@ def group_missing(plan: Plan, group: Group) -> str | None:
 def bounds_rows(group: Group, settings: Settings) -> dict:
     """Section 6.3 on this run's VOC seg11valid labels (issue 17's solvers.iu_bounds),
     cached by the split list's digest. Mean IU as a fraction, like every other score."""
+    from core.catalog import split_list
     from paper.plan import bounds_functions
-    from solvers.runtime import split_list
 
     iu_bounds, split_labels = bounds_functions()
-    listing = split_list("voc", Path(settings.data), "seg11valid", 1)
+    listing = split_list("voc", "test", Path(settings.data), "seg11valid")
     cache = settings.report_dir / "scores" / "iu-bounds.json"
     stamp = hashlib.sha256(f"{Path(settings.data).resolve()}\n".encode()
                            + listing.read_bytes()).hexdigest()

@@ -46,8 +46,8 @@ def write_predictions(weights: Path, year: str, data: Path, out: Path, *,
                       net: str = "voc-fcn8s", width: float = 1.0,
                       progress: bool = True) -> tuple[Path, Path]:
     """Label every test picture; returns (the PNG folder, the archive)."""
+    from core.palette import save_label_png
     from solvers.infer import load_segmenter, read_rgb
-    from solvers.palette import save_label_png
 
     if year not in YEARS:
         raise ValueError(f"YEAR must be one of {', '.join(YEARS)}, found {year!r}")

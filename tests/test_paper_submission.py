@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.palette import voc_palette
+from core.palette import voc_palette
 from data.synthetic import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
