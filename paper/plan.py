@@ -516,10 +516,12 @@ def render(plan: Plan) -> str:
                  f"GPU hours on one {N.GPU} (the paper's figures: {N.STAGED_FCN8S_GPU_HOURS:g} "
                  f"h for the staged FCN-8s, Table 1's forward times for other backbones)"
                  + ("; on 2 CPU cores in minutes for the miniature" if s.mini else ""))
-    lines.append(f"disk: about {disk:.1f} GB of weights and snapshots under {s.runs}; "
+    data_line = (f"synthetic {', '.join(datasets) or '-'} written by the run" if s.mini else
                  f"datasets {', '.join(datasets) or '-'} ≈ {sum(known):.1f} GB of downloads"
                  + (" (+ NYUD / SIFT Flow, sizes not published)"
                     if any(DATA_GB[d] is None for d in datasets) else ""))
+    lines.append(f"disk: about {disk:.1f} GB of weights and snapshots under {s.runs}; "
+                 + data_line)
     fetch = sorted({p.split("`make ")[1].split("`")[0] for p in
                     (*plan.data.values(), *plan.weights.values()) if "`make " in p})
     if fetch:
