@@ -286,8 +286,12 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
             work(targets, settings, plan.equal_images, plan.groups, progress)
     from paper.report import write_report
 
-    report = write_report(plan, collect(plan))
-    say(f"done in {time.time() - began:.0f} s")
+    results = collect(plan)
+    report = write_report(plan, results)
+    missing = [key for key, value in results.items() if "missing" in value]
+    say(f"done in {time.time() - began:.0f} s; {len(results) - len(missing)} of {len(results)} "
+        f"groups have numbers" + (f" (missing: {', '.join(missing)}; `make paper PLAN=1` "
+                                  f"says what each needs)" if missing else ""))
     return report
 
 
