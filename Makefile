@@ -19,6 +19,7 @@ export CUDA CUDA_ARCH CUDNN NCCL
 help:
 	@echo "make setup       system packages, .venv with pinned deps, Caffe built from source (cached)"
 	@echo "make demo        the whole method in miniature on CPU (synthetic data)"
+	@echo "make paper [MINI=1|PLAN=1] [TABLES=…]   the paper's tables beside this run's (paper/README.md)"
 	@echo "make test        the project's test suite, including Caffe's own suites"
 	@echo "make caffe-test  Caffe's own C++ (gtest) and pycaffe unittests against this build"
 	@echo "make caffe CUDA=1 [CUDA_ARCH=90]   a GPU build beside the CPU one"

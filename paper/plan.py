@@ -1,0 +1,558 @@
+"""What each table of the paper needs: its rows, the runs behind them, and where they stand.
+
+    python -m paper.plan [--tables 3,5] [--data DATA] [--runs RUNS] [--mini]
+
+A table is a list of groups; a group (the paper's table, or a control the paper states in
+words) is shown whole or not at all: while any of its runs is missing, the report says
+what is missing instead of partial numbers. A row names the experiment whose final
+weights it scores (nets/experiments.py), optionally with its test inputs masked (Table 8's
+Reference-FG / -BG: the reference net scored on masked pictures).
+Runs that share stages (voc-fcn8s and voc-fcn32s-lrdrop both start from voc-fcn32s) form
+one component: components are what a worker trains, one after the other inside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paper import numbers as N
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- the tables -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    label: str                       # the paper's row label (numbers.ROWS) or a control's
+    experiment: str | None = None    # None: another method's row, the paper's numbers only
+    test_mask: str | None = None     # Table 8: mask the test inputs ('fg' / 'bg') only
+    best: bool = False               # Table 2: the best test during training, not the last
+    equal_images: bool = False       # iterations = images / iter_size (Tables 1 and 2)
+    paper_from: tuple[str, str] | None = None   # (table, row) whose printed numbers apply
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str                         # numbers.ROWS table key, or a control's name
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+    claim: str = ""                  # the paper's finding in words, when it prints no number
+    computed: str | None = None      # not trained: 'bounds' (Section 6.3)
+
+    def runs(self) -> list[str]:
+        """Experiments that must be trained for this group, in row order."""
+        return list(dict.fromkeys(r.experiment for r in self.rows if r.experiment))
+
+    def needed(self) -> list[str]:
+        """Experiments that must be registered."""
+        return self.runs()
+
+
+S = N.STANDARD
+_REF32 = Row("FCN-32s", "voc-fcn32s", paper_from=("3", "FCN-32s"))
+
+TABLES: dict[str, tuple[Group, ...]] = {
+    "1": (
+        Group("1", "Table 1: classifiers as FCNs (VOC 2011 train, 20-image batches)",
+              ("mean_iu", "conv_layers", "parameters_m", "rf_size", "max_stride"),
+              (Row("FCN-AlexNet", "table1-fcn-alexnet", equal_images=True),
+               Row("FCN-VGG16", "table1-fcn-vgg16", equal_images=True),
+               Row("FCN-GoogLeNet", "table1-fcn-googlenet", equal_images=True))),
+        Group("1-data", "More training data (Section 4.4): VOC 2011 train → SBD", (N.MEAN_IU,),
+              (Row("FCN-AlexNet, VOC 2011 train (1,112 images)", "table1-fcn-alexnet",
+                   equal_images=True),
+               Row("FCN-AlexNet, SBD train (8,498 images)", "voc-fcn-alexnet"),
+               Row("FCN-32s, VOC 2011 train (1,112 images)"),
+               Row("FCN-32s, SBD train (8,498 images)", "voc-fcn32s"))),
+    ),
+    "2": (Group("2", "Table 2: accumulated, online and heavy learning (best during training)",
+                S, (Row("FCN-accum", "table2-accumulated", best=True, equal_images=True),
+                    Row("FCN-online", "table2-online", best=True, equal_images=True),
+                    Row("FCN-heavy", "table2-heavy", best=True, equal_images=True))),),
+    "3": (
+        Group("3", "Table 3: skip architectures and ablations", S,
+              (Row("FCN-32s", "voc-fcn32s"), Row("FCN-16s", "voc-fcn16s"),
+               Row("FCN-8s at-once", "voc-fcn8s-atonce"), Row("FCN-8s staged", "voc-fcn8s"),
+               Row("FCN-32s fixed", "voc-fcn32s-fixed"), Row("FCN-pool5", "voc-fcn-pool5"),
+               Row("FCN-pool4", "voc-fcn-pool4"), Row("FCN-pool3", "voc-fcn-pool3"))),
+        Group("3-control", "Table 3's control: the lower rates without skips", S,
+              (_REF32, Row("FCN-32s, lr dropped, no skip", "voc-fcn32s-lrdrop")),
+              claim=N.CLAIMS["3-control"]),
+    ),
+    "5": (Group("5", "Table 5: NYUDv2", S,
+                (Row("Gupta et al."), Row("FCN-32s RGB", "nyud-fcn32s-color"),
+                 Row("FCN-32s RGB-D", "nyud-fcn32s-color-d"),
+                 Row("FCN-32s HHA", "nyud-fcn32s-hha"),
+                 Row("FCN-32s RGB-HHA", "nyud-fcn32s-color-hha"))),),
+    "6": (Group("6", "Table 6: SIFT Flow (semantics over the classes present; geometry)",
+                (*S, N.GEOM_ACC),
+                (Row("Liu et al."), Row("Tighe et al. transfer"), Row("Tighe et al. SVM"),
+                 Row("Tighe et al. SVM+MRF"), Row("Farabet et al. natural"),
+                 Row("Farabet et al. balanced"), Row("Pinheiro et al."),
+                 Row("FCN-8s", "siftflow-fcn8s"))),),
+    "7": (Group("7", "Table 7: PASCAL-Context, 59 classes", S,
+                (Row("O2P"), Row("CFM"), Row("FCN-32s", "pascalcontext-fcn32s"),
+                 Row("FCN-16s", "pascalcontext-fcn16s"),
+                 Row("FCN-8s", "pascalcontext-fcn8s"))),),
+    "8": (Group("8", "Table 8: foreground, background and shape (mean IU without background)",
+                (N.MEAN_IU_NO_BG,),
+                (Row("Reference", "mask-reference"),
+                 Row("Reference-FG", "mask-reference", test_mask="bg"),
+                 Row("Reference-BG", "mask-reference", test_mask="fg"),
+                 Row("FG-only", "mask-fg-only"), Row("BG-only", "mask-bg-only"),
+                 Row("Shape", "mask-shape"))),),
+    "bounds": (Group("bounds", "Section 6.3: upper bounds on mean IU by output stride",
+                     (N.MEAN_IU,), tuple(Row(r.row) for r in N.rows("bounds")),
+                     computed="bounds"),),
+    "nullbg": (Group("nullbg", "Section 6.1: a null background model", S,
+                     (Row("FCN-32s, softmax (reference)", "voc-fcn32s",
+                          paper_from=("3", "FCN-32s")),
+                      Row("FCN-32s, sigmoid cross-entropy (control)", "sigmoid-fcn32s"),
+                      Row("FCN-32s, null background", "nullbg-fcn32s")),
+                     claim=N.CLAIMS["nullbg"]),),
+    "sampling": (Group("sampling", "Section 4.4 and Figure 5: loss sampling", S,
+                       (Row("p = 1 (whole image)", "voc-fcn32s", paper_from=("3", "FCN-32s")),
+                        Row("p = 0.5", "sampling-p50"), Row("p = 0.25", "sampling-p25")),
+                       claim=N.CLAIMS["sampling"]),),
+    "balance": (Group("balance", "Section 4.4: class balancing", S,
+                      (_REF32, Row("FCN-32s, class-balanced loss", "balance-fcn32s")),
+                      claim=N.CLAIMS["balance"]),),
+    "augment": (Group("augment", "Section 4.4: augmentation", S,
+                      (_REF32, Row("FCN-32s, mirror + jitter 32 px", "augment-fcn32s")),
+                      claim=N.CLAIMS["augment"]),),
+}
+ALL_TABLES = tuple(TABLES)
+
+
+def parse_tables(text: str | None) -> list[str]:
+    """'1,3,bounds' → ['1', '3', 'bounds'] (all when empty); an unknown key is an error."""
+    if not text:
+        return list(ALL_TABLES)
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in TABLES]
+    if "4" in unknown:
+        raise ValueError("Table 4 is the VOC test server's: `make voc-submission WEIGHTS=… "
+                         "YEAR=2011|2012` writes what it accepts")
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; choose from {', '.join(ALL_TABLES)}")
+    return list(dict.fromkeys(keys))
+
+
+def paper_row(group: Group, row: Row) -> N.PaperRow | None:
+    """The paper's printed numbers for a row, if it prints any."""
+    table, label = row.paper_from or (group.key, row.label)
+    return next((r for r in N.ROWS if r.table == table and r.row == label), None)
+
+
+# --- how a run is done -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    """Everything that makes a run's numbers what they are, in one place."""
+    data: Path
+    runs: Path
+    weights: str | None = None         # base weights (None: ilsvrc-nets/<base>; 'none': random)
+    width: float = 1.0
+    iters: int | None = None           # per stage; None: the experiment's solver
+    test_every: int = 4000
+    lr: float | None = None            # the chain's first-stage lr (quick runs)
+    momentum: float | None = None
+    gpu: int | None = None
+    seed: int = 1337
+    mini: bool = False
+    picture: tuple[int, int] = (500, 375)   # typical picture, for the normalised-loss lr rule
+    base_dir: Path = REPO / "ilsvrc-nets"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.runs / "paper"
+
+
+@dataclass(frozen=True)
+class Miniature:
+    """MINI=1: synthetic data in each dataset's real layout, width-reduced nets, the
+    quick-run init and rates of solvers/README.md ("Quick runs: what they change")."""
+    n_train: int = 24
+    n_val: int = 8
+    size: tuple[int, int] = (64, 80)
+    classes: dict = field(default_factory=lambda: {"voc": 4, "nyud": 4, "siftflow": 4,
+                                                   "pascalcontext": 4})
+    width: float = 0.125
+    iters: int = 60
+    test_every: int = 20
+    lr: float = 1e-6
+    momentum: float = 0.9
+
+
+MINI = Miniature()
+SHORT = Miniature(n_train=6, n_val=3, iters=4, test_every=2)   # CI's shortened miniature
+
+
+def mini_settings(runs: Path, mini: Miniature = MINI, gpu: int | None = None) -> Settings:
+    return Settings(data=runs / "data", runs=runs, weights="none", width=mini.width,
+                    iters=mini.iters, test_every=mini.test_every, lr=mini.lr,
+                    momentum=mini.momentum, gpu=gpu, mini=True,
+                    picture=(mini.size[1], mini.size[0]))
+
+
+# --- registry lookups (issue 17 adds experiments concurrently) --------------------------------
+def registered() -> dict:
+    from nets.experiments import EXPERIMENTS
+
+    return EXPERIMENTS
+
+
+def missing_experiments(group: Group) -> list[str]:
+    have = registered()
+    return [name for name in group.needed() if name not in have]
+
+
+def missing_features(group: Group) -> list[str]:
+    """What this checkout lacks besides experiments: test-time masking in the scorer,
+    the IU-bounds computation (both issue 17's)."""
+    import inspect
+
+    from solvers.score import score_weights
+
+    lacking = []
+    if any(r.test_mask for r in group.rows) and \
+            "mask" not in inspect.signature(score_weights).parameters:
+        lacking.append("test-time masking (solvers.score.score_weights(mask=…)) not in this "
+                       "checkout")
+    if group.computed == "bounds" and bounds_functions() is None:
+        lacking.append("the IU upper-bound computation (solvers.iu_bounds, `make iu-bounds`) "
+                       "not in this checkout")
+    return lacking
+
+
+def bounds_functions():
+    """(iu_bounds, split_labels) of issue 17's `make iu-bounds`, when this checkout has them."""
+    try:
+        from solvers.iu_bounds import iu_bounds
+        from solvers.labels import split_labels
+    except ImportError:
+        return None
+    return iu_bounds, split_labels
+
+
+def chain(name: str) -> list[str]:
+    from solvers.schedule import chain as schedule_chain
+
+    return schedule_chain(name)
+
+
+def components(names: list[str]) -> list[list[str]]:
+    """Group the experiments to train so that no two groups share a stage: each group's
+    targets are trained one after another by one worker (shared stages once)."""
+    groups: list[tuple[set[str], list[str]]] = []
+    for name in names:
+        stages = set(chain(name))
+        joined = [g for g in groups if g[0] & stages]
+        merged_stages, merged_targets = set(stages), []
+        at = groups.index(joined[0]) if joined else len(groups)  # keep the first's place
+        for g in joined:
+            merged_stages |= g[0]
+            merged_targets += g[1]
+            groups.remove(g)
+        groups.insert(at, (merged_stages, merged_targets + [name]))
+    return [targets for _, targets in groups]
+
+
+def stage_iterations(name: str, settings: Settings, equal_images: bool) -> int:
+    """Iterations of one stage: ITERS (or the solver's max_iter); with equal_images, the
+    same number of images seen whatever the batch (Table 2: 100,000 images for every row)."""
+    exp = registered()[name]
+    iters = settings.iters or exp.solver.max_iter
+    if equal_images and settings.iters:
+        return max(1, iters // exp.solver.iter_size)
+    return iters
+
+
+def first_lr(name: str, settings: Settings) -> float | None:
+    """The chain's first-stage lr in a quick run. A normalised loss is the pixel sum ÷ the
+    pixel count, so the same step needs lr × pixels (the quick rate is for a summed loss)."""
+    if settings.lr is None:
+        return None
+    root = registered()[chain(name)[0]]
+    if root.solver.normalized_loss:
+        return settings.lr * settings.picture[0] * settings.picture[1]
+    return settings.lr
+
+
+# --- where things stand ------------------------------------------------------------------------
+def stage_state(run_dir: Path) -> str:
+    """'done', 'partial (iteration N)' or 'missing' for runs/<stage>/."""
+    from solvers import snapshots
+
+    if (run_dir / "final.caffemodel").is_file():
+        return "done"
+    found = snapshots.available(run_dir / "snapshots")
+    return f"partial (iteration {found[-1].iteration})" if found else "missing"
+
+
+def data_problem(name: str, settings: Settings) -> str | None:
+    """None when the experiment's split lists are under DATA, else the error with the
+    target that fetches them."""
+    from solvers.runtime import check_data_root
+
+    try:
+        for stage in chain(name):
+            check_data_root(registered()[stage], settings.data)
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
+def weights_problem(name: str, settings: Settings) -> str | None:
+    """None when the chain's first stage has its starting weights (or random init)."""
+    from solvers.schedule import base_weights
+
+    root = registered()[chain(name)[0]]
+    try:
+        base_weights(root, settings.weights, settings.base_dir)
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
+# --- estimates from the paper's own figures ----------------------------------------------------
+# Seconds of GPU time per training image for FCN-VGG16 on VOC-sized pictures: the staged
+# FCN-8s (3 stages × 100,000 one-image iterations, the release's solvers) took 36 hours.
+VGG16_SECONDS_PER_IMAGE = N.STAGED_FCN8S_GPU_HOURS * 3600 / 300_000
+# Pixels per picture relative to VOC's ~500×375 (NYUD 640×480 prepared crops ~560×425,
+# SIFT Flow 256×256, PASCAL-Context = VOC 2010 pictures).
+PIXELS = {"voc": 1.0, "pascalcontext": 1.0, "nyud": 560 * 425 / (500 * 375),
+          "siftflow": 256 * 256 / (500 * 375)}
+# Archive sizes of the downloads (data/sources.py), GB; None where not known.
+DATA_GB = {"voc": 1.7 + 1.4, "pascalcontext": 1.3 + 0.03, "nyud": None, "siftflow": None}
+
+
+def gpu_hours(name: str, iterations: int) -> float:
+    """One stage's estimate: images × the paper's seconds per VGG16 image, scaled by the
+    backbone's forward time (Table 1), streams and picture size. An estimate, not a
+    measurement: the paper gives only these totals."""
+    exp = registered()[name]
+    images = iterations * exp.solver.iter_size
+    scale = N.FORWARD_MS[exp.backbone] / N.FORWARD_MS["vgg16"]
+    streams = len(exp.modalities) if exp.fusion == "late" else 1
+    return images * VGG16_SECONDS_PER_IMAGE * scale * streams * PIXELS[exp.dataset] / 3600
+
+
+def parameter_count(name: str, width: float = 1.0, learned_only: bool = True) -> int:
+    """Parameters of an experiment's deploy net, counted from the prototxt (no net is
+    built): convolutions' weights and biases; with learned_only, not those at lr 0 (the
+    fixed bilinear upsampling, a fixed body)."""
+    from nets.experiments import build
+
+    net = build(name, "deploy", width=width)
+    channels: dict[str, int] = {}
+    total = 0
+    for layer in net.layer:
+        if layer.type == "Input":
+            for top, shape in zip(layer.top, layer.input_param.shape):
+                channels[top] = shape.dim[1]
+            continue
+        inputs = [channels.get(b, 0) for b in layer.bottom]
+        if layer.type in ("Convolution", "Deconvolution"):
+            p = layer.convolution_param
+            k = p.kernel_size[0] if p.kernel_size else 1
+            out = p.num_output
+            learns = not layer.param or any(s.lr_mult for s in layer.param)
+            if learns or not learned_only:
+                total += out * (inputs[0] // (p.group or 1)) * k * k
+                total += out if p.bias_term else 0
+            channels[layer.top[0]] = out
+        elif layer.type == "InnerProduct":
+            raise ValueError(f"{name}: fully connected layer {layer.name} in a deploy FCN")
+        elif layer.type == "Concat":
+            channels[layer.top[0]] = sum(inputs)
+        else:
+            for top in layer.top:
+                channels[top] = inputs[0] if inputs else 0
+    return total
+
+
+def snapshot_gb(name: str, settings: Settings, iterations: int) -> float:
+    """Disk for one stage: every snapshot keeps weights + momentum (2 × 4 bytes a
+    parameter), plus init and final weights."""
+    exp = registered()[name]
+    every = exp.solver.snapshot or settings.test_every or iterations
+    count = max(1, iterations // every) if every else 1
+    params = parameter_count(name, settings.width, learned_only=False)  # snapshots keep all
+    return params * 4 * (2 * count + 2) / 1e9
+
+
+@dataclass
+class Stage:
+    experiment: str
+    iterations: int
+    dataset: str
+    splits: tuple[str, str]
+    starts_from: str
+    state: str
+    gpu_hours: float
+    disk_gb: float
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    tables: list[str]
+    groups: list[Group]
+    missing: dict[str, list[str]]          # group key → unregistered experiments
+    lacking: dict[str, list[str]]          # group key → features this checkout lacks
+    targets: list[str]                     # experiments to train (final stages)
+    equal_images: set[str]
+    stages: dict[str, Stage]
+    data: dict[str, str]                   # experiment → missing-data message
+    weights: dict[str, str]                # experiment → missing-weights message
+
+    def runnable(self, group: Group) -> bool:
+        return (not self.missing.get(group.key) and not self.lacking.get(group.key)
+                and group.computed is None and not any(name in self.data or name in self.weights
+                            for name in group.runs()))
+
+    def problems(self, group: Group) -> list[str]:
+        """Missing files of the group's runs, one line per file: the file, the runs that
+        need it, the target that makes it."""
+        found: dict[str, list[str]] = {}
+        for name in group.runs():
+            for message in (self.data.get(name), self.weights.get(name)):
+                if message:
+                    found.setdefault(message.split(": ", 1)[0], []).append(
+                        name if "`make " not in message else
+                        f"{name}|make {message.split('`make ')[1].split('`')[0]}")
+        lines = []
+        for path, users in found.items():
+            names = ", ".join(dict.fromkeys(u.split("|")[0] for u in users))
+            target = users[0].split("|")[1] if "|" in users[0] else "DATA=/WEIGHTS="
+            lines.append(f"{path} (for {names}): `{target}`")
+        return lines
+
+    def components(self) -> list[list[str]]:
+        wanted = [t for t in self.targets
+                  if t not in self.data and t not in self.weights]
+        return components(wanted)
+
+
+def make_plan(tables: list[str], settings: Settings) -> Plan:
+    groups = [g for key in tables for g in TABLES[key]]
+    missing = {g.key: missing_experiments(g) for g in groups}
+    lacking = {g.key: missing_features(g) for g in groups}
+    targets, equal = [], set()
+    for group in groups:
+        if missing[group.key] or lacking[group.key]:
+            continue
+        for row in group.rows:
+            if row.experiment and row.experiment not in targets:
+                targets.append(row.experiment)
+            if row.experiment and row.equal_images:
+                equal.add(row.experiment)
+    stages: dict[str, Stage] = {}
+    data, weights = {}, {}
+    for target in targets:
+        for problem, found in ((data, data_problem(target, settings)),
+                               (weights, weights_problem(target, settings))):
+            if found:
+                problem[target] = found
+        for name in chain(target):
+            if name in stages:
+                continue
+            exp = registered()[name]
+            iterations = stage_iterations(name, settings, target in equal)
+            base = exp.base
+            starts = (f"runs/{base}/final.caffemodel" if base in registered()
+                      else "streams: " + " + ".join(exp.streams) if base == "streams"
+                      else "random init (quick run)" if settings.weights == "none"
+                      else str(settings.weights or settings.base_dir / f"{base}.caffemodel"))
+            stages[name] = Stage(name, iterations, exp.dataset, exp.splits, starts,
+                                 stage_state(settings.runs / name),
+                                 gpu_hours(name, iterations),
+                                 snapshot_gb(name, settings, iterations))
+    return Plan(settings, tables, groups, missing, lacking, targets, equal, stages, data,
+                weights)
+
+
+def render(plan: Plan) -> str:
+    """The plan as text: per table what it needs and what is missing, then the totals."""
+    s = plan.settings
+    lines = [f"make paper plan: tables {', '.join(plan.tables)}; data {s.data}; runs {s.runs}"
+             + ("; MINI (synthetic data, width-reduced nets, CPU)" if s.mini else "")]
+    for group in plan.groups:
+        lines.append(f"\n{group.title} [{group.key}]")
+        if plan.missing.get(group.key):
+            lines.append("  missing: experiment(s) " + ", ".join(plan.missing[group.key])
+                         + " not registered in nets/experiments.py")
+            continue
+        if plan.lacking.get(group.key):
+            lines.append("  missing: " + "; ".join(plan.lacking[group.key]))
+            continue
+        if group.computed == "bounds":
+            lines.append(f"  no training: reads the VOC 2011 seg11valid labels under {s.data}")
+            continue
+        for row in group.rows:
+            if not row.experiment:
+                lines.append(f"  {row.label}: the paper's numbers only (another method)")
+                continue
+            scored = f", test inputs' {row.test_mask} masked" if row.test_mask else ""
+            lines.append(f"  {row.label}: {row.experiment}{scored}")
+        lines += [f"  missing: {line}" for line in plan.problems(group)]
+    lines.append("\nstages (each trained once, shared by every table that needs it):")
+    lines.append(f"  {'experiment':28} {'iterations':>10} {'data':>14}  {'state':24} "
+                 f"{'GPU h':>6} {'disk GB':>8}  starts from")
+    for st in plan.stages.values():
+        lines.append(f"  {st.experiment:28} {st.iterations:>10} "
+                     f"{st.dataset + ':' + st.splits[0]:>14}  {st.state:24} "
+                     f"{st.gpu_hours:>6.1f} {st.disk_gb:>8.1f}  {st.starts_from}")
+    todo = [st for st in plan.stages.values() if st.state != "done"]
+    hours = sum(st.gpu_hours for st in todo)
+    disk = sum(st.disk_gb for st in plan.stages.values())
+    datasets = sorted({st.dataset for st in plan.stages.values()})
+    known = [DATA_GB[d] for d in datasets if DATA_GB[d] is not None]
+    lines.append(f"\n{len(todo)} of {len(plan.stages)} stages to train: about {hours:.0f} "
+                 f"GPU hours on one {N.GPU} (the paper's figures: {N.STAGED_FCN8S_GPU_HOURS:g} "
+                 f"h for the staged FCN-8s, Table 1's forward times for other backbones)"
+                 + ("; on 2 CPU cores in minutes for the miniature" if s.mini else ""))
+    data_line = (f"synthetic {', '.join(datasets) or '-'} written by the run" if s.mini else
+                 f"datasets {', '.join(datasets) or '-'} ≈ {sum(known):.1f} GB of downloads"
+                 + (" (+ NYUD / SIFT Flow, sizes not published)"
+                    if any(DATA_GB[d] is None for d in datasets) else ""))
+    lines.append(f"disk: about {disk:.1f} GB of weights and snapshots under {s.runs}; "
+                 + data_line)
+    fetch = sorted({p.split("`make ")[1].split("`")[0] for p in
+                    (*plan.data.values(), *plan.weights.values()) if "`make " in p})
+    if fetch:
+        lines.append("to fetch first: " + "; ".join(f"make {f}" for f in fetch))
+    lines.append(f"components (independent chains, one worker each): {len(plan.components())}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="List every run the paper's tables need, "
+                                     "what is done and missing, GPU hours and disk.")
+    parser.add_argument("--tables", help=f"comma-separated; default all: {','.join(TABLES)}")
+    parser.add_argument("--data", type=Path, default=REPO / "datasets", help="dataset root")
+    parser.add_argument("--runs", type=Path, help="runs folder (default runs/, MINI "
+                                                  "runs/paper-mini)")
+    parser.add_argument("--weights", help="base caffemodel for first stages; 'none': random")
+    parser.add_argument("--mini", action="store_true", help="the miniature's plan")
+    args = parser.parse_args(argv)
+    try:
+        tables = parse_tables(args.tables)
+        if args.mini:
+            settings = mini_settings(args.runs or REPO / "runs" / "paper-mini")
+        else:
+            settings = Settings(data=args.data, runs=args.runs or REPO / "runs",
+                                weights=args.weights)
+        print(render(make_plan(tables, settings)))
+    except (ValueError, OSError) as e:
+        print(f"paper plan: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

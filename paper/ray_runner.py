@@ -1,0 +1,101 @@
+"""`make paper RAY_ADDRESS=…`: each independent chain a Ray task, on any node of a cluster.
+
+Chains never share a stage (paper.plan.components), so tasks need no coordination beyond
+the run folder: RUNS must be on storage every node sees. A task is paper.run.work — the
+serial run's own unit — so the same rules hold: finished stages are reused, an interrupted
+one resumes from its latest snapshot. When a node or worker dies, Ray runs the task again
+(max_retries) and the new attempt resumes where the snapshots stop; a task that still
+fails is reported and a second `make paper` resumes it. One GPU per task (num_gpus=1:
+Ray sets CUDA_VISIBLE_DEVICES, so the task uses device 0); CPU tasks in the miniature.
+
+Each attempt leaves RUNS/paper/leases/<chain>.json (host, pid, start) so an operator can
+see which process holds a chain. Ray is optional: `make paper-ray-deps` installs the
+pinned version (requirements-ray.txt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from paper.plan import REPO, Plan, Settings
+
+RETRIES = 3
+
+
+def lease_path(settings: Settings, targets: list[str]) -> Path:
+    return settings.report_dir / "leases" / ("+".join(targets) + ".json")
+
+
+def _task(targets: list[str], settings: dict, equal_images: list[str],
+          tables: list[str]) -> dict:
+    """What runs on a worker: paper.run.work for one chain, with a lease file."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    from paper.plan import TABLES
+    from paper.run import work
+
+    config = Settings(**{k: (Path(v) if k in ("data", "runs", "base_dir") else
+                             tuple(v) if k == "picture" else v)
+                         for k, v in settings.items()})
+    if config.gpu is not None:
+        config = replace(config, gpu=0)  # Ray exposes the task's GPU as device 0
+    lease = lease_path(config, targets)
+    lease.parent.mkdir(parents=True, exist_ok=True)
+    lease.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                 "started": time.time()}) + "\n")
+    groups = [g for key in tables for g in TABLES[key]]
+    work(targets, config, set(equal_images), groups)
+    return {"targets": targets, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def blas_threads() -> dict[str, str]:
+    """The BLAS thread count of a serial run here, for CPU tasks. Ray sets
+    OMP_NUM_THREADS=1 in a one-CPU task, and OpenBLAS splits its sums differently with
+    another thread count: the last bits of the weights change and the numbers would not
+    be the serial run's. (Thread count only; OPENBLAS_CORETYPE and the like pass as set.)"""
+    threads = (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+               or str(os.cpu_count() or 1))
+    return {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+
+
+def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[dict]:
+    """Submit every chain, wait for all; raise naming the chains that failed."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("Ray is not installed; `make paper-ray-deps` installs the pinned "
+                           "version (requirements-ray.txt)") from None
+    settings = plan.settings
+    # every node needs this checkout at the same path (`make setup` there): the tasks import
+    # paper/, solvers/ … and the data layers from it
+    env = {"GLOG_minloglevel": "2", "PYTHONPATH": f"{REPO}:{REPO / 'layers'}"}
+    if settings.gpu is None:
+        env.update(blas_threads())
+    ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
+    resources = {"num_gpus": 1} if settings.gpu is not None else {"num_cpus": 1}
+    remote = ray.remote(max_retries=RETRIES, **resources)(_task)
+    payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
+    pending = {remote.remote(targets, payload, sorted(plan.equal_images), plan.tables):
+               targets for targets in work_items}
+    print(f"[paper] ray: {len(pending)} chains submitted to {address}", file=sys.stderr,
+          flush=True)
+    done, failed = [], []
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        targets = pending.pop(ready[0])
+        try:
+            done.append(ray.get(ready[0]))
+            print(f"[paper] ray: done {' + '.join(targets)}", file=sys.stderr, flush=True)
+        except Exception as e:  # a task that failed every retry: the others go on
+            failed.append(f"{' + '.join(targets)} ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''})")
+    ray.shutdown()
+    if failed:
+        raise RuntimeError("ray: chains failed after retries: " + "; ".join(failed)
+                           + "; run the same command again to resume them")
+    return done

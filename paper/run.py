@@ -1,0 +1,349 @@
+"""`make paper`: train what the chosen tables lack, score each row, write the report.
+
+    python -m paper.run [--tables 3,5,6,7] --data DATA [--runs RUNS] [--gpu N] [--mini]
+                        [--plan] [--ray-address ADDR]
+
+Training goes through solvers.schedule (the same loop and rules as `make voc-fcn8s`):
+a stage whose final weights exist is reused, one with snapshots resumes from the latest.
+Each row is then scored on its table's split with its table's metric, and the scores are
+kept in RUNS/paper/scores/ keyed by the weights' digest, so a second run recomputes
+nothing. MINI=1 writes synthetic data in each dataset's real layout first and trains
+width-reduced nets on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from paper import numbers as N
+from paper.plan import (
+    MINI,
+    REPO,
+    SHORT,
+    TABLES,
+    Group,
+    Miniature,
+    Plan,
+    Row,
+    Settings,
+    chain,
+    first_lr,
+    make_plan,
+    mini_settings,
+    parse_tables,
+    registered,
+    render,
+    stage_iterations,
+)
+
+
+def say(message: str) -> None:
+    print(f"[paper] {message}", file=sys.stderr, flush=True)
+
+
+# --- data for the miniature ------------------------------------------------------------------
+def mini_data(settings: Settings, mini: Miniature, datasets: set[str]) -> None:
+    """Synthetic datasets under settings.data, each written once (a marker says done)."""
+    from data.synthetic import make_dataset
+
+    for k, dataset in enumerate(sorted(datasets)):
+        marker = settings.data / f".{dataset}-done"
+        if marker.exists():
+            continue
+        say(f"synthetic {dataset}: {mini.n_train} train + {mini.n_val} val, "
+            f"{mini.size[0]}×{mini.size[1]}")
+        make_dataset(dataset, settings.data, n_train=mini.n_train, n_val=mini.n_val,
+                     size=mini.size, num_classes=mini.classes[dataset],
+                     seed=settings.seed + k)
+        marker.write_text("done\n")
+
+
+# --- training ----------------------------------------------------------------------------------
+def train_targets(targets: list[str], settings: Settings, equal_images: set[str],
+                  progress: bool = False) -> None:
+    """Train each target's chain in order (shared stages once; finished ones skipped)."""
+    from solvers.schedule import ScheduleConfig, run_schedule
+
+    # a target that is a stage of another one's chain is trained as part of that chain
+    leaves = [t for t in targets if not any(t != o and t in chain(o) for o in targets)]
+    for target in leaves:
+        overrides = {"momentum": settings.momentum} if settings.momentum is not None else {}
+        iters = (stage_iterations(target, settings, target in equal_images)
+                 if settings.iters else None)
+        run_schedule(ScheduleConfig(
+            target, settings.data, runs=settings.runs, weights=settings.weights,
+            iters=iters, test_every=settings.test_every, width=settings.width,
+            gpu=settings.gpu, seed=settings.seed, lr=first_lr(target, settings),
+            overrides=overrides, progress=progress, score=False,
+            base_dir=settings.base_dir))
+
+
+# --- scoring -----------------------------------------------------------------------------------
+def digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def mean_iu_no_background(hist: np.ndarray) -> float:
+    """Table 8's metric: mean IU over the classes other than background (class 0), classes
+    absent from both truth and prediction left out as in the standard mean IU."""
+    hist = np.asarray(hist, dtype=np.float64)
+    union = hist.sum(0) + hist.sum(1) - np.diag(hist)
+    keep = union[1:] > 0
+    if not keep.any():
+        return float("nan")
+    return float(np.mean(np.diag(hist)[1:][keep] / union[1:][keep]))
+
+
+def metrics_of(result: dict, hists: dict | None) -> dict:
+    """A table row's columns from a scoring (solvers.score's as_dict shape)."""
+    head = "sem" if "sem" in result else "label"
+    metrics = {k: result[head][k] for k in N.STANDARD}
+    if "geo" in result:
+        metrics[N.GEOM_ACC] = result["geo"]["pixel_accuracy"]
+    if N.MEAN_IU_NO_BG in result[head]:
+        metrics[N.MEAN_IU_NO_BG] = result[head][N.MEAN_IU_NO_BG]
+    elif hists and head in hists:
+        metrics[N.MEAN_IU_NO_BG] = mean_iu_no_background(np.array(hists[head]))
+    return metrics
+
+
+def score_key(row: Row) -> str:
+    return row.experiment + (f"@mask-{row.test_mask}" if row.test_mask else "") + \
+        ("#best" if row.best else "")
+
+
+def score_row(row: Row, settings: Settings) -> dict:
+    """The row's metrics (fractions), cached in RUNS/paper/scores/ by the weights' digest."""
+    final = settings.runs / row.experiment / "final.caffemodel"
+    if not final.is_file():
+        raise FileNotFoundError(f"{final}: {row.experiment} has not finished")
+    cache = settings.report_dir / "scores" / f"{score_key(row)}.json"
+    stamp = digest(final)
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("weights_sha256") == stamp:
+            return cached["metrics"]
+    if row.best:
+        metrics = best_during_training(settings.runs / row.experiment)
+    else:
+        from solvers.score import score_weights
+
+        masked = {"mask": row.test_mask} if row.test_mask else {}
+        result = score_weights(row.experiment, final, settings.data, width=settings.width,
+                               progress=False, **masked)
+        metrics = metrics_of(result.as_dict(), {k: v.tolist() for k, v in
+                                                result.hists.items()})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"weights": str(final), "weights_sha256": stamp,
+                                 "metrics": metrics}, indent=1) + "\n")
+    return metrics
+
+
+def best_during_training(run_dir: Path) -> dict:
+    """Table 2's scores: the test with the highest mean IU among those taken in training."""
+    from solvers.runlog import JSON_NAME, read_records
+
+    tests = [r for r in read_records(run_dir / JSON_NAME, "test") if "label" in r]
+    if not tests:
+        raise RuntimeError(f"{run_dir / JSON_NAME}: no test records")
+    best = max(tests, key=lambda r: (r["label"]["mean_iu"] or 0.0, -r["iter"]))
+    metrics = metrics_of(best, None)
+    metrics["iteration"] = best["iter"]
+    return metrics
+
+
+def score_component(targets: list[str], settings: Settings, groups: list[Group]) -> None:
+    """Score every row whose weights come from this component (run where it was trained)."""
+    stages = {s for t in targets for s in chain(t)}
+    for group in groups:
+        for row in group.rows:
+            if row.experiment in stages:
+                score_row(row, settings)
+
+
+def work(targets: list[str], settings: Settings, equal_images: set[str],
+         groups: list[Group], progress: bool = False) -> list[str]:
+    """One component: train its chains, score its rows. A serial run and each Ray task
+    call exactly this."""
+    train_targets(targets, settings, equal_images, progress)
+    score_component(targets, settings, groups)
+    return targets
+
+
+# --- the whole run -----------------------------------------------------------------------------
+def collect(plan: Plan) -> dict:
+    """Per group: 'missing' with the reason, or the metrics of every row with a run."""
+    out = {}
+    for group in plan.groups:
+        reason = group_missing(plan, group)
+        if reason:
+            out[group.key] = {"missing": reason}
+            continue
+        if group.computed == "bounds":
+            out[group.key] = {"rows": bounds_rows(group, plan.settings)}
+            continue
+        rows = {}
+        for row in group.rows:
+            if row.experiment:
+                rows[row.label] = score_row(row, plan.settings)
+        out[group.key] = {"rows": rows}
+        if group.key == "1":
+            out[group.key]["nets"] = net_facts(group, plan.settings)
+    return out
+
+
+def group_missing(plan: Plan, group: Group) -> str | None:
+    if plan.missing.get(group.key):
+        return "; ".join(f"experiment {name} not registered" for name in
+                         plan.missing[group.key])
+    if plan.lacking.get(group.key):
+        return "; ".join(plan.lacking[group.key])
+    if group.computed == "bounds":
+        from core.catalog import split_list
+
+        listing = split_list("voc", "test", Path(plan.settings.data), "seg11valid")
+        if not listing.is_file():
+            return (f"{listing}: the VOC 2011 seg11valid list is missing (`make data-fetch "
+                    f"DATASET=voc`)")
+        return None
+    problems = plan.problems(group)
+    if problems:
+        return "; ".join(problems)
+    unfinished = [n for n in group.runs()
+                  if not (plan.settings.runs / n / "final.caffemodel").is_file()]
+    if unfinished:
+        return "; ".join(f"run {n} not finished" for n in unfinished)
+    return None
+
+
+def bounds_rows(group: Group, settings: Settings) -> dict:
+    """Section 6.3 on this run's VOC seg11valid labels (issue 17's solvers.iu_bounds),
+    cached by the split list's digest. Mean IU as a fraction, like every other score."""
+    from core.catalog import split_list
+    from paper.plan import bounds_functions
+
+    iu_bounds, split_labels = bounds_functions()
+    listing = split_list("voc", "test", Path(settings.data), "seg11valid")
+    cache = settings.report_dir / "scores" / "iu-bounds.json"
+    stamp = hashlib.sha256(f"{Path(settings.data).resolve()}\n".encode()
+                           + listing.read_bytes()).hexdigest()
+    if cache.is_file() and json.loads(cache.read_text()).get("split_sha256") == stamp:
+        return json.loads(cache.read_text())["rows"]
+    _, num_classes, labels = split_labels("voc", Path(settings.data), "seg11valid", "test",
+                                          progress=False)
+    factors = [int(r.label) for r in group.rows]
+    bounds = iu_bounds(labels, num_classes, factors)
+    rows = {str(f): {N.MEAN_IU: bounds[f] / 100} for f in factors}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"split_sha256": stamp, "rows": rows}, indent=1) + "\n")
+    return rows
+
+
+def net_facts(group: Group, settings: Settings) -> dict:
+    """Table 1's architecture columns, computed from the generated nets at the run's width."""
+    from paper.report import architecture
+
+    return {row.label: architecture(row.experiment, settings.width) for row in group.rows}
+
+
+def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
+        ray_address: str | None = None, progress: bool = True) -> Path:
+    """Train, score, report; returns the report's path."""
+    began = time.time()
+    plan = make_plan(tables, settings)
+    if mini is not None:
+        datasets = {registered()[s].dataset for t in plan.targets for s in chain(t)}
+        if any(g.computed == "bounds" for g in plan.groups):
+            datasets.add("voc")
+        mini_data(settings, mini, datasets)
+        plan = make_plan(tables, settings)  # the data is there now
+    for key, names in plan.missing.items():
+        if names:
+            say(f"table {key}: missing: " + ", ".join(f"experiment {n} not registered"
+                                                      for n in names))
+    work_items = plan.components()
+    say(f"{len(work_items)} independent chains: " + "; ".join(" + ".join(c)
+                                                              for c in work_items))
+    if ray_address:
+        from paper.ray_runner import run_on_ray
+
+        run_on_ray(ray_address, work_items, plan)
+    else:
+        for targets in work_items:
+            work(targets, settings, plan.equal_images, plan.groups, progress)
+    from paper.report import write_report
+
+    results = collect(plan)
+    report = write_report(plan, results)
+    missing = [key for key, value in results.items() if "missing" in value]
+    say(f"done in {time.time() - began:.0f} s; {len(results) - len(missing)} of {len(results)} "
+        f"groups have numbers" + (f" (missing: {', '.join(missing)}; `make paper PLAN=1` "
+                                  f"says what each needs)" if missing else ""))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    parser = argparse.ArgumentParser(
+        description="Train what the paper's tables need, score each row, and write "
+                    "RUNS/paper/report.md and report.html beside the paper's numbers.")
+    parser.add_argument("--tables", help=f"comma-separated (default all): {','.join(TABLES)}")
+    parser.add_argument("--data", type=Path, default=REPO / "datasets", help="dataset root")
+    parser.add_argument("--runs", type=Path, help="runs folder, on storage every worker "
+                        "sees for Ray (default runs/, MINI runs/paper-mini)")
+    parser.add_argument("--weights", help="base caffemodel for first stages; 'none': random")
+    parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
+    parser.add_argument("--iters", type=int, help="iterations per stage (default the paper's)")
+    parser.add_argument("--test-every", type=int, help="seg test (and snapshot) interval "
+                        "(default 4000; the miniature's own)")
+    parser.add_argument("--mini", action="store_true", help="the miniature: synthetic data, "
+                        "width-reduced nets, CPU")
+    parser.add_argument("--short", action="store_true", help="with --mini: the shortened "
+                        "miniature the tests run (few images, few iterations)")
+    parser.add_argument("--plan", action="store_true", help="only list what is needed")
+    parser.add_argument("--ray-address", help="submit each chain to this Ray cluster")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        tables = parse_tables(args.tables)
+        mini = None
+        if args.mini:
+            mini = SHORT if args.short else MINI
+            settings = mini_settings(args.runs or REPO / "runs" / "paper-mini", mini,
+                                     gpu=args.gpu)
+            settings = replace(settings, iters=args.iters or settings.iters,
+                               test_every=args.test_every or settings.test_every)
+        else:
+            settings = Settings(data=args.data, runs=args.runs or REPO / "runs",
+                                weights=args.weights, gpu=args.gpu, iters=args.iters,
+                                test_every=args.test_every or 4000)
+        if args.plan:
+            print(render(make_plan(tables, settings)))
+            return 0
+        report = run(tables, settings, mini=mini, ray_address=args.ray_address,
+                     progress=not args.quiet)
+    except KeyboardInterrupt as e:
+        print(f"paper: stopped ({e}); run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"paper: error: {e}", file=sys.stderr)
+        return 1
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
