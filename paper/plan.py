@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paper import numbers as N
+from core import paper_numbers as N
 
 REPO = Path(__file__).resolve().parents[1]
 

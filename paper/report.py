@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paper import numbers as N
+from core import paper_numbers as N
 from paper.plan import Group, Plan, paper_row
 
 EXTRA_TITLES = {"conv_layers": "conv. layers", "parameters_m": "parameters (M)",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paper import numbers as N
+from core import paper_numbers as N
 from paper.plan import (
     MINI,
     REPO,
@@ -44,6 +44,7 @@ from paper.plan import (
     render,
     stage_iterations,
 )
+from solvers.metrics import mean_iu_no_bg
 
 
 def say(message: str) -> None:
@@ -96,17 +97,6 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def mean_iu_no_background(hist: np.ndarray) -> float:
-    """Table 8's metric: mean IU over the classes other than background (class 0), classes
-    absent from both truth and prediction left out as in the standard mean IU."""
-    hist = np.asarray(hist, dtype=np.float64)
-    union = hist.sum(0) + hist.sum(1) - np.diag(hist)
-    keep = union[1:] > 0
-    if not keep.any():
-        return float("nan")
-    return float(np.mean(np.diag(hist)[1:][keep] / union[1:][keep]))
-
-
 def metrics_of(result: dict, hists: dict | None) -> dict:
     """A table row's columns from a scoring (solvers.score's as_dict shape)."""
     head = "sem" if "sem" in result else "label"
@@ -116,7 +106,7 @@ def metrics_of(result: dict, hists: dict | None) -> dict:
     if N.MEAN_IU_NO_BG in result[head]:
         metrics[N.MEAN_IU_NO_BG] = result[head][N.MEAN_IU_NO_BG]
     elif hists and head in hists:
-        metrics[N.MEAN_IU_NO_BG] = mean_iu_no_background(np.array(hists[head]))
+        metrics[N.MEAN_IU_NO_BG] = mean_iu_no_bg(np.array(hists[head]))
     return metrics
 
 

@@ -8,7 +8,7 @@ tarball's layout), labels every picture at its own size with the deploy net, and
   OUT/voc<year>-comp6-results.tar.gz                            what the server takes
 comp6 is the development kit's "trained on data of your choosing" competition (the paper's
 nets use SBD's extra labels, so comp5, VOC data only, would be wrong). The test labels are
-not public: the server scores the archive; the paper's numbers are in paper/numbers.py.
+not public: the server scores the archive; the paper's numbers are in core/paper_numbers.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paper import numbers as N
+from core import paper_numbers as N
 from paper.plan import (
     TABLES,
     Settings,

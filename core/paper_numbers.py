@@ -3,8 +3,9 @@
 Transcribed from the PAMI paper (Shelhamer, Long & Darrell, 2016). Percentages as printed;
 None where the paper prints "-". Rows of other methods (Gupta et al., SDS, …) are kept so
 the report can show the paper's whole table; they have no run of their own here.
-Nothing else in the project types these numbers in: plan.py, run.py and report.py read
-them from here.
+Nothing else in the project types these numbers in: paper/ (plan, run, report) and
+solvers/iu_bounds.py read them from here (in core/, so a tool below paper/ can print the
+paper's figures beside its own).
 """
 
 from __future__ import annotations
