@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from seg_data import release_randint
 
 from data.synthetic import make_dataset
 from solvers import snapshots
@@ -344,7 +345,7 @@ def test_a_bad_file_mid_run_is_logged_with_a_snapshot_then_resumes_exactly(
     shutil.copytree(voc, data)
     names = (data / "sbdd/dataset/train.txt").read_text().split()
     draw = random.Random(1337)  # the training layer's order (seeded as the release's)
-    order = [draw.randint(0, len(names) - 1) for _ in range(ITERS)]
+    order = [release_randint(draw, len(names)) for _ in range(ITERS)]
     first_read_late = next(j for j in range(1, ITERS) if order[j] not in order[:j])
     victim = data / "sbdd/dataset/img" / f"{names[order[first_read_late]]}.jpg"
     good = victim.read_bytes()

@@ -173,4 +173,4 @@ def test_every_vgg16_experiment_starts_from_a_converted_classifier(tmp_path):
                    for name in report.left_at_init), (exp.name, report.left_at_init)
         assert any(name.startswith("score") for name in report.left_at_init) \
             or exp.base in EXPERIMENTS or exp.fusion == "late", exp.name
-    assert len(starts) == 1 + 18
+    assert len(starts) == 1 + sum(e.backbone == "vgg16" for e in EXPERIMENTS.values())
