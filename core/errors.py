@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class InputError(ValueError):
@@ -24,3 +25,20 @@ def reports_input_errors(exit_code: int = 1):
                 return exit_code
         return run
     return decorate
+
+
+def check_writable(path: Path | str, option: str = "the output option") -> None:
+    """Raise InputError before any work if the file `path` cannot be written there (its
+    folder is made if missing; nothing is left behind): a read-only output path must not
+    cost a whole run and then a traceback."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as e:
+        raise InputError(f"{path}: cannot be written ({e.strerror}); give another path "
+                         f"({option})") from None

@@ -24,6 +24,7 @@ from PIL import Image
 from scipy import ndimage
 
 from core.catalog import PASCALCONTEXT_CLASSES, SIFTFLOW_SEMANTIC_CLASSES, VOID
+from core.errors import check_writable, reports_input_errors
 from core.palette import voc_palette
 from data.splits import derive_seg11valid
 
@@ -384,6 +385,7 @@ def make_classification(root: Path, n: int, size: tuple[int, int], num_classes: 
     return paths, labels
 
 
+@reports_input_errors(exit_code=1)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=(*WRITERS, "classification"))
@@ -396,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-classes", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    check_writable(args.root / ".fcn-synthetic-probe", "OUT=, the data root")
     if args.dataset == "classification":
         paths, _ = make_classification(args.root, args.n_train, tuple(args.size),
                                        args.num_classes or 5, args.seed)

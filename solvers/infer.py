@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     from solvers.tiling import default_budget, parse_budget
 
     try:
-        from solvers.score import check_writable
+        from core.errors import check_writable
 
-        check_writable(args.out / ".fcn-infer-probe")  # before any work, not after it
+        check_writable(args.out / ".fcn-infer-probe", "OUT=/--out")  # before any work, not after it
         device = select_device(args.gpu)
         images = list_images(args.inputs)
         memory = parse_budget(args.memory) if args.memory else default_budget()

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.catalog import DATASETS, class_names
+from core.errors import check_writable
 from core.palette import save_label_png
 from solvers.metrics import (
     Scores,
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.json:
-            check_writable(args.json)
+            check_writable(args.json, "JSON=/--json")
         select_device(args.gpu)
         result = score_weights(args.net, args.weights, args.data, split=args.split,
                                width=args.width, save_dir=args.save, images=args.images,
@@ -285,21 +286,6 @@ def main(argv: list[str] | None = None) -> int:
                                                      weights=args.weights, gpu=args.gpu)
         args.json.write_text(json.dumps(scores_json, indent=2, allow_nan=False) + "\n")
     return 0
-
-
-def check_writable(path: Path) -> None:
-    """Raise before any work if `path` cannot be written (its folder is made if missing)."""
-    path = Path(path)
-    existed = path.exists()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as e:
-        raise OSError(f"{path}: cannot be written ({e.strerror}); give another "
-                      f"path (JSON=/--json, OUT=/--out)") from None
 
 
 if __name__ == "__main__":

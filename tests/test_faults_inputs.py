@@ -195,6 +195,22 @@ def test_a_read_only_out_folder_is_refused_before_inference(fcn32s, tmp_path):
     assert "a.png:" not in done.stdout  # no picture was labelled
 
 
+def test_a_read_only_zoo_out_is_refused_before_exporting(fcn32s, tmp_path):
+    with read_only_folder(tmp_path / "ro") as ro:
+        done = python("-m", "zoo.export", "--net", "voc-fcn32s", "--weights", str(fcn32s),
+                      "--out", str(ro / "zoo"))
+    assert done.returncode == 2 and "cannot be written" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_a_read_only_synthetic_root_is_refused_in_one_line(tmp_path):
+    with read_only_folder(tmp_path / "ro") as ro:
+        done = python("-m", "data.synthetic", "voc", str(ro / "data"), "--n-train", "1",
+                      "--n-val", "1")
+    assert done.returncode == 1 and "cannot be written" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 @contextmanager
 def small_disk(path: Path, mib: float, monkeypatch):
     """A folder on a tmpfs of `mib` MiB (root with mount); elsewhere the same folder on

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from core.caffe_files import parse_prototxt, read_caffemodel, uncovered_layers
 from core.download import file_digest
-from core.errors import reports_input_errors
+from core.errors import check_writable, reports_input_errors
 from core.fingerprint import fingerprint, summary
 from zoo.errors import ZooError
 from zoo.frontmatter import check_fields, render_readme
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--caffemodel-name", help="file name of the exported weights")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     args = parser.parse_args(argv)
+    check_writable(Path(args.out) / ".fcn-zoo-probe", "OUT=/--out")
     readme = export_model(args.net, args.weights, args.out, log=args.log, url=args.url,
                           name=args.name, license=args.license, gist_id=args.gist_id,
                           caffemodel_name=args.caffemodel_name, force=args.force)
