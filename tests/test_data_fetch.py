@@ -7,8 +7,6 @@ import io
 import shutil
 import socket
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,53 +15,13 @@ from data.archives import ArchiveError, extract
 from data.fetch import fetch_dataset
 from data.sources import Download, Place
 from data.synthetic import make_dataset
-
-
-class Files(BaseHTTPRequestHandler):
-    """Serves `files` (path → bytes) with Range support; paths in `cut` lose their
-    connection halfway through the first response."""
-
-    files: dict = {}
-    cut: set = set()
-    log: list = []
-
-    def do_GET(self):
-        body = self.files.get(self.path)
-        self.log.append((self.path, self.headers.get("Range")))
-        if body is None:
-            self.send_error(404)
-            return
-        start = 0
-        if self.headers.get("Range"):
-            start = int(self.headers["Range"].split("=")[1].split("-")[0])
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        if self.path in self.cut:
-            self.cut.discard(self.path)
-            self.wfile.write(body[start:start + (len(body) - start) // 2])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(body[start:])
-
-    def log_message(self, *args):
-        pass
+from testkit.http_files import serving
 
 
 @pytest.fixture
 def server():
-    handler = type("Handler", (Files,), {"files": {}, "cut": set(), "log": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield handler
-    httpd.shutdown()
-    httpd.server_close()
+    with serving() as handler:
+        yield handler
 
 
 def md5(data):
