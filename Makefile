@@ -30,7 +30,7 @@ help:
 	@echo "make lint        ruff over the project"
 	@echo "make bench       speed and memory against the sgemm bound and the PyTorch peer"
 	@echo "make mutate      mutation testing of the numbers-critical modules (slow; not in CI)"
-	@echo "make voc-fcn8s [DATA=… WIDTH=… GPU=0]   train an experiment (mk/train.mk lists them all)"
+	@echo "make voc-fcn8s [DATA=… WIDTH=… GPU=0]   train an experiment (every one in mk/experiments.generated)"
 	@echo "make vgg16-fcn   convert the model zoo's VGG16 into FCN base weights"
 	@echo "make zoo / compare / release-check   model-zoo export and bit-for-bit comparison"
 	@echo "make onnx / torch NET=… WEIGHTS=…   export to ONNX / PyTorch, verified against Caffe"
