@@ -42,15 +42,18 @@ def cmake4() -> Path:
 
 def compile_flags(build: Path) -> dict[str, str]:
     """libcaffe's generated compile flags and link line, with the build folder's path
-    replaced, so two configures of one source can be compared. A library in the system's
-    own folder is written as -lNAME: CMake 4 names it by full path where 3.25, under Caffe's
-    old policies, wrote -lNAME (policy CMP0060); the linker finds the same file."""
+    replaced, so two configures of one source can be compared (numpy's headers are named
+    by the configuring venv's path, which differs between clones: written NUMPY). A library
+    in the system's own folder is written as -lNAME: CMake 4 names it by full path where
+    3.25, under Caffe's old policies, wrote -lNAME (policy CMP0060); the linker finds the
+    same file."""
     flags = (build / "src/caffe/CMakeFiles/caffe.dir/flags.make").read_text()
     link = (build / "src/caffe/CMakeFiles/caffe.dir/link.txt").read_text()
     out = {}
     for line in flags.splitlines():
         name, sep, value = line.partition(" = ")
         if sep and name in ("CXX_DEFINES", "CXX_INCLUDES", "CXX_FLAGS"):
+            value = re.sub(r"-I\S+/site-packages/numpy/_core/include", "-INUMPY", value)
             out[name] = value.replace(str(build), "BUILD")
     words = link.replace(str(build), "BUILD").split()
     system_lib = re.compile(r"^/usr/lib/x86_64-linux-gnu/lib([^/]+?)\.(?:so|a)$")
