@@ -76,6 +76,13 @@ def plot(log: Path, out: Path, title: str | None = None, window: int = 20) -> Pa
     if data["test_iter"].size:
         bottom.legend(loc="lower right")
     fig.suptitle(title or Path(log).parent.name)
+    return save_figure(fig, out)
+
+
+def save_figure(fig, out: Path | str) -> Path:
+    """Lay out, write as PNG (its folder made) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import numpy as np
 
 from nets.experiments import EXPERIMENTS
 from nets.solver_settings import equivalent_momentum
+from solvers.curves import save_figure
 from solvers.runlog import JSON_NAME, read_records
 
 TABLE2 = ("table2-accumulated", "table2-online", "table2-heavy")
@@ -138,12 +139,7 @@ def figure5(runs: Path, out: Path, names=FIGURE5) -> Path:
         axes.grid(alpha=0.3)
         axes.legend()
     fig.suptitle("Loss sampling (Section 4.4, Figure 5)")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def table8(runs: Path, data_root: Path, *, width: float = 1.0, progress: bool = True) -> str:
