@@ -190,7 +190,10 @@ def class_choice(num_classes: int | None, full: int, first: int = 1) -> list[int
 
 
 def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
-    """sbdd/dataset (train) and pascal/VOC2011 (val, seg11valid derived from it)."""
+    """sbdd/dataset (train) and pascal/VOC2011 (train, val, seg11valid derived from it).
+
+    VOC2011's own train split (Table 1 trains on it) is the SBD train pictures outside VOC
+    val, written again in VOC's layout, as the real sets share their pictures."""
     classes = class_choice(num_classes, 21)
     palette = bytes(voc_palette())
     sbdd, voc = root / "sbdd" / "dataset", root / "pascal" / "VOC2011"
@@ -201,8 +204,7 @@ def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) ->
         scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes)
         write_jpeg(sbdd / "img" / f"{i}.jpg", scene.rgb)
         write_mat(sbdd / "cls" / f"{i}.mat", {"GTcls": sbdd_struct(scene.label)})
-        if i in overlap:
-            write_voc_example(voc, i, scene, palette)
+        write_voc_example(voc, i, scene, palette)
     for i in val_ids:
         write_voc_example(voc, i, make_scene(rng, *scene_size(rng, size, size_jitter),
                                              classes), palette)
@@ -210,7 +212,8 @@ def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) ->
     write_list(sbdd / "val.txt", [])
     voc_val = sorted(val_ids + overlap)
     write_list(voc / "ImageSets" / "Segmentation" / "val.txt", voc_val)
-    write_list(voc / "ImageSets" / "Segmentation" / "train.txt", [])
+    write_list(voc / "ImageSets" / "Segmentation" / "train.txt",
+               [i for i in train_ids if i not in overlap])
     derive_seg11valid(voc, sbdd, check_release=False)
 
 

@@ -37,6 +37,11 @@ def test_voc_layout_and_label_content(tmp_path):
     assert gt.dtype == np.uint8 and gt.shape == (64, 80) and 255 not in gt
     val = (voc / "ImageSets/Segmentation/seg11valid.txt").read_text().split()
     assert len(val) == 4
+    # VOC2011's own train split (Table 1's training set): pictures in VOC's layout, none in val
+    voc_train = (voc / "ImageSets/Segmentation/train.txt").read_text().split()
+    voc_val = (voc / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert voc_train and set(voc_train) <= set(train) and not set(voc_train) & set(voc_val)
+    assert all((voc / f"SegmentationClass/{i}.png").is_file() for i in voc_train)
     classes, thin = set(), False
     for index in val:
         label = Image.open(voc / f"SegmentationClass/{index}.png")
