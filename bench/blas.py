@@ -22,6 +22,12 @@ BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OM
             "BLIS_NUM_THREADS", "GOTO_NUM_THREADS", "LD_LIBRARY_PATH")
 
 
+# MKL's code-path constants (mkl_types.h): what MKL_CBWR_Get reports, and its STRICT bit
+MKL_CBWR_ALL, MKL_CBWR_STRICT = -1, 0x10000
+MKL_CBWR_BRANCHES = {3: "compatible", 4: "SSE2", 8: "SSE4_2", 10: "AVX2", 12: "AVX512",
+                     14: "AVX512_E1", 15: "AVX10"}
+
+
 class BlasError(RuntimeError):
     """The BLAS Caffe links could not be found or does not provide cblas_sgemm."""
 
@@ -34,9 +40,8 @@ def caffe_library(caffe_root: Path | str) -> Path:
     return lib
 
 
-def linked_blas(library: Path | str, env: dict[str, str] | None = None) -> Path:
-    """The BLAS shared object `library` loads, resolved by ldd under `env` (so an
-    LD_LIBRARY_PATH lever is honoured) and followed through the alternatives' symlinks."""
+def _ldd_blas(library: Path | str, env: dict[str, str] | None) -> tuple[str, Path]:
+    """(the BLAS file name `library` asks for, the file the dynamic linker gives it)."""
     result = subprocess.run(["ldd", str(library)], capture_output=True, text=True,
                             env=env if env is not None else os.environ.copy(), check=False)
     if result.returncode != 0:
@@ -44,8 +49,20 @@ def linked_blas(library: Path | str, env: dict[str, str] | None = None) -> Path:
     for line in result.stdout.splitlines():
         match = re.match(r"\s*(lib(?:open)?blas[^ ]*\.so[^ ]*) => (\S+)", line)
         if match:
-            return Path(match.group(2)).resolve()
+            return match.group(1), Path(match.group(2))
     raise BlasError(f"{library} links no libblas/libopenblas (ldd says:\n{result.stdout})")
+
+
+def linked_blas(library: Path | str, env: dict[str, str] | None = None) -> Path:
+    """The BLAS shared object `library` loads, resolved by ldd under `env` (so an
+    LD_LIBRARY_PATH lever is honoured) and followed through the alternatives' symlinks."""
+    return _ldd_blas(library, env)[1].resolve()
+
+
+def needed_blas(library: Path | str) -> str:
+    """The BLAS file name `library` needs (libopenblas_pinned.so.0 for the recipe's pinned
+    build): the name another BLAS must answer to on LD_LIBRARY_PATH to replace it."""
+    return _ldd_blas(library, None)[0]
 
 
 @dataclass(frozen=True)
@@ -85,7 +102,19 @@ def describe(lib: ctypes.CDLL, path: Path | str) -> BlasInfo:
         return fn().decode().strip()
 
     threads, config, corename = -1, text("openblas_get_config"), text("openblas_get_corename")
-    if hasattr(lib, "openblas_get_num_threads"):
+    if hasattr(lib, "MKL_Get_Version_String"):  # MKL: version, code path, threads
+        buffer = ctypes.create_string_buffer(256)
+        lib.MKL_Get_Version_String(buffer, len(buffer))
+        config = buffer.value.decode().split(" for ")[0]
+        lib.MKL_CBWR_Get.restype = lib.MKL_CBWR_Get_Auto_Branch.restype = ctypes.c_int
+        lib.MKL_CBWR_Get.argtypes = [ctypes.c_int]
+        mode = lib.MKL_CBWR_Get(MKL_CBWR_ALL)
+        branch = MKL_CBWR_BRANCHES.get(mode & ~MKL_CBWR_STRICT,
+                                       MKL_CBWR_BRANCHES.get(lib.MKL_CBWR_Get_Auto_Branch()))
+        corename = f"MKL {branch or 'unknown'}{' strict' if mode & MKL_CBWR_STRICT else ''}"
+        lib.mkl_get_max_threads.restype = ctypes.c_int
+        threads = lib.mkl_get_max_threads()
+    elif hasattr(lib, "openblas_get_num_threads"):
         lib.openblas_get_num_threads.restype = ctypes.c_int
         threads = lib.openblas_get_num_threads()
     elif hasattr(lib, "bli_arch_query_id"):  # BLIS: its sub-configuration and threads

@@ -26,32 +26,57 @@ from bench.torch_peer import max_relative_difference
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS_DIR = Path.home() / ".cache/fcn-bench/blas"
+LINKS_DIR = Path.home() / ".cache/fcn-bench/links"
+MKL_DIR = Path.home() / ".cache/fcn-bench/mkl"
+SYSTEM_OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/libopenblas.so.0")
 # what `make bench` probes by default; BLIS (much slower here: 0.9 has no Zen 4 kernels) on request
-STANDARD = ("default", "unpatched-build", "openblas-1-thread", "openblas-haswell-kernels",
-            "openblas-openmp", "openblas-numpy", "openblas-numpy+haswell-kernels")
+STANDARD = ("default", "unpatched-build", "system-openblas", "system-openblas-haswell-kernels",
+            "openblas-openmp", "openblas-numpy", "openblas-numpy+haswell-kernels", "mkl",
+            "mkl-cnr-avx2")
 MACHINE_KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def build_numpy_openblas(workdir: Path) -> Path | None:
-    """A folder holding libopenblas.so.0 = bench/blas_shim.c over numpy's bundled (newer)
-    OpenBLAS, for LD_LIBRARY_PATH; None when numpy bundles none or no C compiler works."""
+    """bench/blas_shim.c over numpy's bundled (newer) OpenBLAS, as a shared object for
+    as_caffes_blas; None when numpy bundles none or no C compiler works."""
     import numpy
 
     bundled = sorted((Path(numpy.__file__).parent.parent / "numpy.libs").glob(
         "libscipy_openblas*.so"))
     if not bundled:
         return None
-    folder = Path(workdir) / "openblas-numpy"
-    folder.mkdir(parents=True, exist_ok=True)
+    shim = Path(workdir) / "openblas-numpy" / "libopenblas-numpy-shim.so"
+    shim.parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["cc", "-O2", "-shared", "-fPIC", str(REPO / "bench/blas_shim.c"),
-                           "-o", str(folder / "libopenblas.so.0"), str(bundled[0]),
+                           "-o", str(shim), str(bundled[0]),
                            f"-Wl,-rpath,{bundled[0].parent}"], capture_output=True, text=True,
                           check=False)
-    return folder if done.returncode == 0 else None
+    return shim if done.returncode == 0 else None
 
 
-def _prepend(variable: str, value: str) -> str:
-    return os.pathsep.join(p for p in (value, os.environ.get(variable)) if p)
+def _prepend(variable: str, *values: str) -> str:
+    return os.pathsep.join(p for p in (*values, os.environ.get(variable)) if p)
+
+
+def caffe_blas_name() -> str:
+    """The file name libcaffe asks the dynamic linker for (libopenblas_pinned.so.0 for the
+    recipe's pinned build, libopenblas.so.0 for a system one)."""
+    from bench.blas import caffe_library, needed_blas
+    from bench.probe import caffe_root
+
+    return needed_blas(caffe_library(caffe_root()))
+
+
+def as_caffes_blas(name: str, library: Path, links_dir: Path = LINKS_DIR) -> str:
+    """A folder in which `library` answers to Caffe's BLAS file name: put first on
+    LD_LIBRARY_PATH (which outranks libcaffe's RUNPATH), Caffe computes with it, unrebuilt."""
+    folder = links_dir / name / library.name
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / caffe_blas_name()
+    if not link.is_symlink() or os.readlink(link) != str(library):
+        link.unlink(missing_ok=True)
+        link.symlink_to(library)
+    return str(folder)
 
 
 def kernel_override(coretype: str) -> dict:
@@ -70,41 +95,68 @@ def machine_kernel_note(overrides: dict) -> str:
             f"other run keeps them)")
 
 
+def mkl_library(mkl_dir: Path = MKL_DIR) -> Path | None:
+    """libmkl_rt from the wheel `make bench-mkl` unpacks (bench/mkl.sh), if it is there."""
+    found = sorted(mkl_dir.glob("*/libmkl_rt.so.*"))
+    return found[-1] if found else None
+
+
 def levers(cores: int, variants_dir: Path = VARIANTS_DIR, numpy_openblas: Path | None = None,
-           unpatched: Path | None = None) -> list[tuple[str, dict, str]]:
+           unpatched: Path | None = None, mkl: Path | None = None,
+           links_dir: Path = LINKS_DIR) -> list[tuple[str, dict, str]]:
     """(name, environment overrides, what it is) for every lever available here;
-    `numpy_openblas` is the folder from build_numpy_openblas, `unpatched` the unpatched
-    build's cache entry (bench.builds.unpatched_build)."""
+    `numpy_openblas` is the shim from build_numpy_openblas, `unpatched` the unpatched
+    build's cache entry (bench.builds.unpatched_build), `mkl` libmkl_rt (mkl_library()).
+    Every BLAS lever runs the same libcaffe on another library under Caffe's BLAS name."""
     from bench.builds import environment
 
-    found = [("default", {}, "the recipe's build and BLAS, its own kernel choice and threads")]
+    def library(name: str, path: Path, *extra_dirs: str) -> dict:
+        return {"LD_LIBRARY_PATH": _prepend(
+            "LD_LIBRARY_PATH", as_caffes_blas(name, path, links_dir), *extra_dirs)}
+
+    threads = str(cores)
+    found = [("default", {}, "the recipe's build and BLAS (pinned OpenBLAS, Haswell kernels, "
+                             "the harness's 2 threads)")]
     if unpatched is not None:
         found.append(("unpatched-build", environment(unpatched),
                       "the same recipe without patches 0002-0004 (bench.builds)"))
     haswell = kernel_override("Haswell")
-    found += [
-        ("openblas-1-thread", {"OPENBLAS_NUM_THREADS": "1"}, "OPENBLAS_NUM_THREADS=1"),
-        ("openblas-haswell-kernels", haswell,
-         "OPENBLAS_CORETYPE=Haswell (AVX2 kernels)" + machine_kernel_note(haswell)),
-    ]
-    newer = None if numpy_openblas is None else {
-        "LD_LIBRARY_PATH": _prepend("LD_LIBRARY_PATH", str(numpy_openblas))}
-    if newer is not None:
+    if SYSTEM_OPENBLAS.exists():
+        system = {**library("system-openblas", SYSTEM_OPENBLAS.resolve()),
+                  "OPENBLAS_NUM_THREADS": threads}
+        found += [
+            ("system-openblas", system, "the distribution's OpenBLAS, its own kernel choice "
+                                        "for this CPU (what NUMERICS=native runs)"),
+            ("system-openblas-haswell-kernels", {**system, **haswell},
+             "the distribution's OpenBLAS with OPENBLAS_CORETYPE=Haswell" +
+             machine_kernel_note(haswell)),
+        ]
+    if numpy_openblas is not None:
+        newer = {**library("openblas-numpy", numpy_openblas), "OPENBLAS_NUM_THREADS": threads}
         found.append(("openblas-numpy", newer,
                       "numpy's bundled OpenBLAS (a newer release) through bench/blas_shim.c"))
         found.append(("openblas-numpy+haswell-kernels", {**newer, **haswell},
                       "numpy's OpenBLAS forced to its Haswell kernels" +
                       machine_kernel_note(haswell)))
-    threads = str(cores)
     for variant, extra, what in (
             ("openblas-openmp", {"OMP_NUM_THREADS": threads},
              "the distribution's OpenMP build of the same OpenBLAS"),
             ("blis-pthread", {"BLIS_NUM_THREADS": threads}, "BLIS 0.9 (pthread), via its CBLAS"),
             ("blis-openmp", {"BLIS_NUM_THREADS": threads}, "BLIS 0.9 (OpenMP), via its CBLAS")):
-        folder = variants_dir / variant
-        if (folder / "libopenblas.so.0").exists():
-            found.append((variant, {"LD_LIBRARY_PATH": _prepend("LD_LIBRARY_PATH", str(folder)),
-                                    **extra}, what))
+        shipped = variants_dir / variant / "libopenblas.so.0"
+        if shipped.exists():
+            found.append((variant, {**library(variant, shipped.resolve()), **extra}, what))
+    if mkl is not None:
+        # libmkl_rt opens its computational and threading layers from LD_LIBRARY_PATH; the
+        # GNU layer shares libgomp with Caffe's OpenMP pooling (no second OpenMP runtime)
+        with_mkl = {**library("mkl", mkl, str(mkl.parent)), "MKL_THREADING_LAYER": "GNU",
+                    "MKL_NUM_THREADS": threads}
+        found += [
+            ("mkl", with_mkl, f"Intel MKL ({mkl.parent.name}), its own code path for this CPU"),
+            ("mkl-cnr-avx2", {**with_mkl, "MKL_CBWR": "AVX2,STRICT"},
+             "MKL in conditional numerical reproducibility mode (MKL_CBWR=AVX2,STRICT: one "
+             "code path on every AVX2 CPU, bits independent of the thread count)"),
+        ]
     return found
 
 
@@ -120,12 +172,12 @@ def child_environment(overrides: dict) -> dict:
 
 
 def sgemm_by_blas(cores: int, sgemm_n: int, numpy_openblas: Path | None = None,
-                  timeout: float = 120) -> list[dict]:
+                  mkl: Path | None = None, timeout: float = 120) -> list[dict]:
     """The square-sgemm rate of every BLAS option here (the BLAS levers, not the build
     ones), each checked against numpy first, in its own process."""
     rows = []
-    for name, overrides, what in levers(cores, numpy_openblas=numpy_openblas):
-        if name in ("unpatched-build", "openblas-1-thread"):
+    for name, overrides, what in levers(cores, numpy_openblas=numpy_openblas, mkl=mkl):
+        if name == "unpatched-build":
             continue
         command = [sys.executable, "-m", "bench.probe", "--sgemm-only", "--sgemm-n",
                    str(sgemm_n)]
@@ -193,11 +245,12 @@ def run(workdir: Path, *, cores: int, experiment: str = "voc-fcn8s",
         size: tuple[int, int] = (500, 500), width: float = 1.0, repeats: int = 3,
         sgemm_n: int = 4096,
         only: tuple[str, ...] | None = STANDARD, unpatched: Path | None = None,
-        numpy_openblas: Path | None = None, deadline: float | None = None,
-        progress=None) -> list[dict]:
+        numpy_openblas: Path | None = None, mkl: Path | None = None,
+        deadline: float | None = None, progress=None) -> list[dict]:
     """Probe the available levers named in `only` (None: all), the default first; past
     `deadline` (time.monotonic()), the rest are listed as skipped."""
-    chosen = [lv for lv in levers(cores, numpy_openblas=numpy_openblas, unpatched=unpatched)
+    chosen = [lv for lv in levers(cores, numpy_openblas=numpy_openblas, unpatched=unpatched,
+                                  mkl=mkl)
               if only is None or lv[0] in only or lv[0] == "default"]
     results, reference, longest = [], None, 0.0
     for name, overrides, what in chosen:

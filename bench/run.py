@@ -242,9 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     from bench.gpu import unavailable_reason
     from bench.probe import caffe_root
     from bench.timing import load_average
+    from core.fingerprint import pin_blas_threads
     from data.synthetic import make_dataset
 
     caffe.set_mode_cpu()
+    pin_blas_threads()   # Caffe's rows run as the harness runs them (caffe-recipe/NUMERICS.md)
     if args.unpatched:
         builds.build_unpatched()
     started = time.perf_counter()
@@ -280,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         unpatched = builds.unpatched_build()
         results["unpatched_build"] = str(unpatched) if unpatched else None
         if "blas" in steps:
-            rows = levers.sgemm_by_blas(os.cpu_count() or 1, args.sgemm_n, numpy_openblas)
+            rows = levers.sgemm_by_blas(os.cpu_count() or 1, args.sgemm_n, numpy_openblas,
+                                        mkl=levers.mkl_library())
             best = levers.machine_bound(rows)
             results["blas_options"] = rows
             results["machine_bound"] = None if best is None else {
@@ -349,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             results["levers"] = levers.run(
                 workdir, cores=os.cpu_count() or 1, size=tuple(args.size), width=args.width,
                 repeats=args.lever_repeats, sgemm_n=args.sgemm_n, unpatched=unpatched,
-                numpy_openblas=numpy_openblas,
+                numpy_openblas=numpy_openblas, mkl=levers.mkl_library(),
                 only=None if args.levers == ["all"] else tuple(args.levers),
                 deadline=time.monotonic() + args.budget - (time.perf_counter() - started),
                 progress=lambda row: tqdm.write(

@@ -1,7 +1,7 @@
 # Benchmark (bench/): `make bench` times the nets against the sgemm bound and the PyTorch
 # peer, writes bench/results/<date>.json and .md and prints the table. BENCH_ARGS passes
 # options to bench.run (e.g. BENCH_ARGS="--skip levers", or "--width 0.25" for a smoke run).
-.PHONY: bench bench-torch bench-blas-variants
+.PHONY: bench bench-torch bench-blas-variants bench-mkl
 
 BENCH_TORCH ?= 2.13.0+cpu
 BENCH_ARGS ?=
@@ -15,7 +15,11 @@ bench-torch: venv
 bench-blas-variants:
 	@bash bench/blas_variants.sh || echo "bench: continuing without the BLAS-variant levers"
 
-bench: setup bench-torch bench-blas-variants
+# Intel MKL for the MKL levers, unpacked privately from its wheel (bench/mkl.sh); optional.
+bench-mkl: venv
+	@bash bench/mkl.sh $(PY) || echo "bench: continuing without the MKL levers"
+
+bench: setup bench-torch bench-blas-variants bench-mkl
 	@GLOG_minloglevel=2 $(PY) -m bench.run $(BENCH_ARGS)
 
 # The bench tests compare the peer with Caffe, so the test suite needs it too.

@@ -2,6 +2,7 @@
 levers' list and the results files. No timing is asserted; only what the numbers mean."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,8 @@ import pytest
 
 # bench.levers and bench.patches import the torch peer: skip the module, not error, without it
 pytest.importorskip("torch", reason="the bench peer needs torch: make bench-torch")
+
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -61,14 +64,41 @@ def test_memory_probe_reports_peak_rss(voc_root):
 
 
 def test_levers_listed_only_when_available(tmp_path):
-    names = [name for name, _, _ in levers.levers(2, tmp_path)]
-    assert names[0] == "default" and "openblas-1-thread" in names
-    assert "blis-pthread" not in names
+    links = tmp_path / "links"
+    names = [name for name, _, _ in levers.levers(2, tmp_path, links_dir=links)]
+    assert names[0] == "default" and "system-openblas" in names
+    assert "blis-pthread" not in names and "mkl" not in names
     (tmp_path / "blis-pthread").mkdir()
     (tmp_path / "blis-pthread/libopenblas.so.0").write_bytes(b"")
-    found = {name: env for name, env, _ in levers.levers(2, tmp_path)}
-    assert found["blis-pthread"]["LD_LIBRARY_PATH"].startswith(str(tmp_path / "blis-pthread"))
+    mkl = tmp_path / "mkl-1/libmkl_rt.so.3"
+    mkl.parent.mkdir()
+    mkl.write_bytes(b"")
+    found = {name: env for name, env, _ in levers.levers(2, tmp_path, mkl=mkl, links_dir=links)}
+    # each BLAS answers to the file name libcaffe asks for, first on LD_LIBRARY_PATH
+    folder = Path(found["blis-pthread"]["LD_LIBRARY_PATH"].split(os.pathsep)[0])
+    link = folder / levers.caffe_blas_name()
+    assert link.resolve() == (tmp_path / "blis-pthread/libopenblas.so.0").resolve()
     assert found["blis-pthread"]["BLIS_NUM_THREADS"] == "2"
+    assert found["mkl"]["LD_LIBRARY_PATH"].split(os.pathsep)[1] == str(mkl.parent)
+    assert "MKL_CBWR" not in found["mkl"] and found["mkl-cnr-avx2"]["MKL_CBWR"] == "AVX2,STRICT"
+
+
+def test_a_blas_lever_really_replaces_caffes_blas(tmp_path):
+    """The pinned build links libopenblas_pinned.so.0; a lever must make that name load the
+    other library, or every lever row would silently time the default again."""
+    found = {name: env for name, env, _ in levers.levers(2, tmp_path, links_dir=tmp_path)}
+    if "system-openblas" not in found:
+        pytest.skip("no system OpenBLAS here")
+    rows = {}
+    for name in ("default", "system-openblas"):
+        done = subprocess.run([sys.executable, "-m", "bench.probe", "--sgemm-only",
+                               "--sgemm-n", "64"], cwd=REPO, capture_output=True, text=True,
+                              env=levers.child_environment(found[name]), timeout=120,
+                              check=True)
+        rows[name] = json.loads(done.stdout.splitlines()[-1])
+    assert rows["default"]["blas"]["path"] != rows["system-openblas"]["blas"]["path"]
+    assert Path(rows["system-openblas"]["blas"]["path"]) == levers.SYSTEM_OPENBLAS.resolve()
+    assert all(row["correct"] for row in rows.values())
 
 
 def test_bench_writes_json_and_table(tmp_path, capsys):
