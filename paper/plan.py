@@ -272,14 +272,23 @@ def stage_iterations(name: str, settings: Settings, equal_images: bool) -> int:
 
 
 def first_lr(name: str, settings: Settings) -> float | None:
-    """The chain's first-stage lr in a quick run. A normalised loss is the pixel sum ÷ the
-    pixel count, so the same step needs lr × pixels (the quick rate is for a summed loss)."""
+    """The chain's first-stage lr in a quick run; the quick rate is for a softmax loss summed
+    over pixels. A normalised loss is that sum ÷ the pixel count, so the same step needs
+    lr × pixels. A sigmoid loss (and the null background's) scores each of its C channels
+    on its own: at the zero-initialised start every channel is pushed by ½ where softmax
+    pushes a non-target class by 1/C, a first gradient ~C/2 times softmax's, so the step is
+    lr × 2/C (measured on the miniature: nullbg-fcn32s diverges by iteration 22 at the plain
+    rate and trains at 2/C of it)."""
     if settings.lr is None:
         return None
     root = registered()[chain(name)[0]]
+    lr = settings.lr
+    if root.loss in ("sigmoid", "null-background"):
+        channels = root.num_classes - (1 if root.loss == "null-background" else 0)
+        lr *= 2 / channels
     if root.solver.normalized_loss:
-        return settings.lr * settings.picture[0] * settings.picture[1]
-    return settings.lr
+        lr *= settings.picture[0] * settings.picture[1]
+    return lr
 
 
 # --- where things stand ------------------------------------------------------------------------

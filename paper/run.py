@@ -249,10 +249,14 @@ def net_facts(group: Group, settings: Settings) -> dict:
     return {row.label: architecture(row.experiment, settings.width) for row in group.rows}
 
 
+class ChainsFailed(RuntimeError):
+    """Some chains diverged or met bad data; the report was written without them."""
+
+
 def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
         ray_address: str | None = None, progress: bool = True) -> Path:
     """Train, score, report; returns the report's path."""
-    began = time.time()
+    began, failed = time.time(), []
     plan = make_plan(tables, settings)
     if mini is not None:
         datasets = {registered()[s].dataset for t in plan.targets for s in chain(t)}
@@ -272,12 +276,23 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
 
         run_on_ray(ray_address, work_items, plan)
     else:
+        from solvers.train import DataFault, Diverged
+
         for targets in work_items:
-            work(targets, settings, plan.equal_images, plan.groups, progress)
+            try:
+                work(targets, settings, plan.equal_images, plan.groups, progress)
+            except (Diverged, DataFault) as e:
+                # one chain's fault; the others still train and the report is still written
+                # (its groups say which run did not finish), then the run fails
+                failed.append(f"{' + '.join(targets)}: {e}")
+                say(f"chain {' + '.join(targets)} failed; going on with the others")
     from paper.report import write_report
 
     results = collect(plan)
     report = write_report(plan, results)
+    if failed:
+        raise ChainsFailed(f"{len(failed)} chain(s) failed, the report ({report}) shows the "
+                           f"rest: " + " | ".join(failed))
     missing = [key for key, value in results.items() if "missing" in value]
     say(f"done in {time.time() - began:.0f} s; {len(results) - len(missing)} of {len(results)} "
         f"groups have numbers" + (f" (missing: {', '.join(missing)}; `make paper PLAN=1` "

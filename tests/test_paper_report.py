@@ -16,8 +16,10 @@ from paper.plan import (
     TABLES,
     Settings,
     components,
+    first_lr,
     gpu_hours,
     make_plan,
+    mini_settings,
     parse_tables,
     render,
 )
@@ -204,3 +206,32 @@ def test_bad_tables_are_one_clear_error(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == ("paper: error: unknown table(s) ['9']; choose from "
                                    + ", ".join(TABLES))
+
+
+def test_quick_lr_scales_a_sigmoid_loss_by_two_over_its_channels(tmp_path):
+    # nullbg-fcn32s diverged (nan at iteration 22) on the miniature at the softmax rate
+    settings = mini_settings(tmp_path)
+    assert first_lr("voc-fcn32s", settings) == settings.lr
+    assert first_lr("sigmoid-fcn32s", settings) == pytest.approx(settings.lr * 2 / 21)
+    assert first_lr("nullbg-fcn32s", settings) == pytest.approx(settings.lr * 2 / 20)
+
+
+def test_a_diverging_chain_loses_nothing_else(tmp_path, monkeypatch):
+    """One chain diverging (here nullbg-fcn32s at an absurd rate) must not lose the others'
+    results: they train, the report is written with the other groups' numbers, and the run
+    fails naming the chain."""
+    import paper.run as paper_run
+    from paper.plan import SHORT
+
+    real = paper_run.first_lr
+    monkeypatch.setattr(paper_run, "first_lr", lambda name, settings: (
+        1e6 if name == "nullbg-fcn32s" else real(name, settings)))
+    settings = mini_settings(tmp_path, SHORT)
+    with pytest.raises(paper_run.ChainsFailed, match=r"nullbg-fcn32s: .*diverged"):
+        paper_run.run(parse_tables("nullbg,sampling"), settings, mini=SHORT, progress=False)
+    assert not (tmp_path / "nullbg-fcn32s" / "final.caffemodel").exists()
+    for name in ("voc-fcn32s", "sigmoid-fcn32s", "sampling-p50", "sampling-p25"):
+        assert (tmp_path / name / "final.caffemodel").is_file(), name
+    results = json.loads((tmp_path / "paper" / "results.json").read_text())
+    assert "run nullbg-fcn32s not finished" in results["nullbg"]["missing"]
+    assert set(results["sampling"]["rows"]) and "missing" not in results["sampling"]
