@@ -84,6 +84,23 @@ def dataset_split_digest(dataset: str, phase: str, root: Path | str, split: str)
     return split_digest(listing, top)
 
 
+# numpy's names for the CPUID feature bits it detects, as /proc/cpuinfo spells them
+NUMPY_CPU_FEATURES = {"SSE42": "sse4_2", "AVX": "avx", "AVX2": "avx2", "FMA3": "fma",
+                      "F16C": "f16c", "AVX512F": "avx512f", "AVX512DQ": "avx512dq",
+                      "AVX512BW": "avx512bw", "AVX512VL": "avx512vl",
+                      "AVX512VNNI": "avx512_vnni"}
+
+
+def cpuid_flags() -> dict[str, bool]:
+    """The CPU_FLAGS numpy's run-time CPUID detection answers for ({} if it cannot)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:
+        return {}
+    return {flag: bool(features[name]) for name, flag in NUMPY_CPU_FEATURES.items()
+            if name in features}
+
+
 def cpu() -> dict:
     """Model and the instruction-set flags that decide which kernels can run."""
     fields: dict[str, str] = {}
@@ -99,6 +116,11 @@ def cpu() -> dict:
     except OSError:
         pass
     flags = set(fields.get("flags", "").split())
+    # what CPUID tells this process (numpy asks it at import) outranks /proc/cpuinfo, which
+    # describes the host: under an emulator or a masked VM the two differ, and the kernels
+    # can only use what CPUID grants
+    for flag, present in cpuid_flags().items():
+        (flags.add if present else flags.discard)(flag)
     return {"cpu_model": fields.get("model name", platform.processor() or platform.machine()),
             "cpu_id": "{} family {} model {}".format(fields.get("vendor_id", "?"),
                                                      fields.get("cpu family", "?"),

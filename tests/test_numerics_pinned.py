@@ -15,14 +15,10 @@ from pathlib import Path
 import pytest
 
 from core.fingerprint import PINNED_FIELDS
+from testkit.numerics_probe import PINNED, PINNED_SCORE
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = Path((REPO / ".venv/caffe-root").read_text().strip())
-# Recorded on AMD EPYC (Zen 4, AVX-512) with the pinned build: voc-fcn8s at width 1/8 on a
-# 96×96 input (bench.models' seeded weights and picture). Any AVX2+FMA CPU must agree.
-PINNED = {"numerics": "pinned", "blas_version": "OpenBLAS 0.3.21", "blas_kernel": "HASWELL",
-          "blas_threads": 2, "blas_probe": "sha256:20de20ef7dc12a80"}
-PINNED_SCORE = "sha256:198ecc88522596a2"
 
 
 def probe(*args: str, **env: str) -> dict:
