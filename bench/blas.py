@@ -24,8 +24,8 @@ BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OM
 
 # MKL's code-path constants (mkl_types.h): what MKL_CBWR_Get reports, and its STRICT bit
 MKL_CBWR_ALL, MKL_CBWR_STRICT = -1, 0x10000
-MKL_CBWR_BRANCHES = {3: "compatible", 4: "SSE2", 8: "SSE4_2", 10: "AVX2", 12: "AVX512",
-                     14: "AVX512_E1", 15: "AVX10"}
+MKL_CBWR_BRANCHES = {1: "off", 2: "auto", 3: "compatible", 4: "SSE2", 8: "SSE4_2", 10: "AVX2",
+                     12: "AVX512", 14: "AVX512_E1", 15: "AVX10"}
 
 
 class BlasError(RuntimeError):
@@ -108,10 +108,11 @@ def describe(lib: ctypes.CDLL, path: Path | str) -> BlasInfo:
         config = buffer.value.decode().split(" for ")[0]
         lib.MKL_CBWR_Get.restype = lib.MKL_CBWR_Get_Auto_Branch.restype = ctypes.c_int
         lib.MKL_CBWR_Get.argtypes = [ctypes.c_int]
+        # the code-path setting in force (MKL_CBWR): 'off' when unset; MKL answers 'auto'
+        # for a branch it does not honour on this CPU (AVX2 on AMD, measured)
         mode = lib.MKL_CBWR_Get(MKL_CBWR_ALL)
-        branch = MKL_CBWR_BRANCHES.get(mode & ~MKL_CBWR_STRICT,
-                                       MKL_CBWR_BRANCHES.get(lib.MKL_CBWR_Get_Auto_Branch()))
-        corename = f"MKL {branch or 'unknown'}{' strict' if mode & MKL_CBWR_STRICT else ''}"
+        branch = MKL_CBWR_BRANCHES.get(mode & ~MKL_CBWR_STRICT, str(mode & ~MKL_CBWR_STRICT))
+        corename = f"MKL cbwr={branch}{' strict' if mode & MKL_CBWR_STRICT else ''}"
         lib.mkl_get_max_threads.restype = ctypes.c_int
         threads = lib.mkl_get_max_threads()
     elif hasattr(lib, "openblas_get_num_threads"):
