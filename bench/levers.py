@@ -222,6 +222,13 @@ def machine_bound(rows: list[dict]) -> dict | None:
     return max(usable, key=lambda r: r["sgemm"]["gflops"]) if usable else None
 
 
+def default_gflops(rows: list[dict], fallback: float) -> float:
+    """Caffe's own BLAS in the side-by-side sgemm table (same process setup and moment as the
+    other options, so their ratio is like for like); `fallback` when it has no such row."""
+    found = [r for r in rows if r["lever"] == "default" and "sgemm" in r]
+    return found[0]["sgemm"]["gflops"] if found else fallback
+
+
 def probe(overrides: dict, save: Path, *, experiment: str, size: tuple[int, int],
           width: float, repeats: int, sgemm_n: int, timeout: float = 300) -> dict:
     """Run bench.probe under os.environ + overrides; its JSON, or an 'error'."""

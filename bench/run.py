@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             results["machine_bound"] = None if best is None else {
                 "lever": best["lever"], "gflops": best["sgemm"]["gflops"],
                 "corename": best["blas"]["corename"], "config": best["blas"]["config"],
-                "over_caffe_blas": best["sgemm"]["gflops"] / gflops}
+                "over_caffe_blas": best["sgemm"]["gflops"] / levers.default_gflops(rows, gflops)}
             done("machine bound: " + (f"{best['sgemm']['gflops']:.1f} GFLOP/s "
                                       f"({best['lever']}, {best['blas']['corename']})"
                                       if best else "none usable"))
