@@ -196,23 +196,18 @@ def sgemm_by_blas(cores: int, sgemm_n: int, numpy_openblas: Path | None = None,
     return rows
 
 
-# OpenBLAS kernel sets older than AVX2: on a CPU with AVX2 they mean OpenBLAS did not
-# recognise the CPU and fell back (Debian 12's 0.3.21 on newer Intel parts picks Prescott)
-GENERIC_KERNELS = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai",
-                   "coppermine", "northwood", "banias", "opteron", "opteron_sse3", "barcelona",
-                   "bobcat", "generic", "sandybridge"}
-
-
 def cpu_has_avx2() -> bool:
-    try:
-        return " avx2" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    from core.fingerprint import cpu
+
+    return "avx2" in cpu()["cpu_flags"].split()
 
 
 def is_fallback(corename: str) -> bool:
-    """True when OpenBLAS runs pre-AVX2 kernels on a CPU that has AVX2."""
-    return corename.strip().lower() in GENERIC_KERNELS and cpu_has_avx2()
+    """True when OpenBLAS runs pre-AVX2 kernels on a CPU that has AVX2 (core.fingerprint's
+    rule, which training runs warn by)."""
+    from core.fingerprint import is_generic_fallback
+
+    return is_generic_fallback(corename, ["avx2"] if cpu_has_avx2() else [])
 
 
 def machine_bound(rows: list[dict]) -> dict | None:

@@ -15,6 +15,7 @@ import hashlib
 import os
 import platform
 import re
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -326,9 +327,30 @@ def caffe_blas(gpu: int | None = None) -> dict:
         numerics = "native"   # a pinned build run on the system's library (NUMERICS=native)
     else:
         numerics = "system"   # a build linked against the system's OpenBLAS (no AVX2/FMA)
+    flags = cpu()["cpu_flags"].split()
+    fallback = is_generic_fallback(info["blas_kernel"], flags)
     info.update(numerics=numerics, blas_probe=digest_bytes(out.tobytes()),
-                blas_selfcheck=f"ok: error {ratio:.2g} of the float32 bound")
+                blas_selfcheck=f"ok: error {ratio:.2g} of the float32 bound",
+                blas_fallback=fallback)
+    if fallback:
+        print(f"WARNING: Caffe computes with OpenBLAS's generic {info['blas_kernel']} kernels "
+              f"({info['blas_path']}): the library did not recognise this CPU, which has "
+              f"AVX2, and fell back (several times slower, other bits). The default pinned "
+              f"numerics (no NUMERICS=native) run the Haswell kernels here; see "
+              f"caffe-recipe/NUMERICS.md", file=sys.stderr)
     return info
+
+
+# OpenBLAS kernel sets older than AVX2: on a CPU with AVX2 they mean OpenBLAS did not
+# recognise the CPU and fell back (Debian 12's 0.3.21 picks Prescott on newer Intel parts)
+GENERIC_KERNELS = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai",
+                   "coppermine", "northwood", "banias", "opteron", "opteron_sse3", "barcelona",
+                   "bobcat", "generic", "sandybridge"}
+
+
+def is_generic_fallback(kernel: str, cpu_flags: list[str]) -> bool:
+    """True when OpenBLAS runs pre-AVX2 kernels on a CPU that has AVX2."""
+    return kernel.strip().lower() in GENERIC_KERNELS and "avx2" in cpu_flags
 
 
 def caffe_entry() -> Path:

@@ -77,11 +77,17 @@ def test_the_system_openblas_would_fall_back_to_generic_kernels_there(pinned_her
     native_dir = ENTRY / "blas-native"
     if not native_dir.is_dir():
         pytest.skip(f"no {native_dir}: the system has no libopenblas.so.0")
-    native = probe(UNKNOWN_INTEL, NUMERICS="native",
-                   LD_LIBRARY_PATH=f"{native_dir}:{os.environ.get('LD_LIBRARY_PATH', '')}")
-    assert native["fingerprint"]["numerics"] == "native"
-    assert native["fingerprint"]["blas_kernel"].lower() == "prescott"
+    done = emulated(UNKNOWN_INTEL, "tests/testkit/numerics_probe.py", NUMERICS="native",
+                    LD_LIBRARY_PATH=f"{native_dir}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    native = json.loads(done.stdout.splitlines()[-1])
+    fp = native["fingerprint"]
+    assert fp["numerics"] == "native" and fp["blas_kernel"].lower() == "prescott"
     assert native["score"] != PINNED_SCORE
+    # never on a generic fallback without saying so: recorded, and said out loud
+    assert fp["blas_fallback"] is True
+    assert "WARNING: Caffe computes with OpenBLAS's generic Prescott kernels" in done.stderr
+    assert pinned_here["fingerprint"]["blas_fallback"] is False
 
 
 def test_the_fingerprint_records_the_features_cpuid_grants():
