@@ -97,3 +97,27 @@ def test_the_fingerprint_records_the_features_cpuid_grants():
     assert done.returncode == 0, done.stderr[-2000:]
     flags = json.loads(done.stdout.splitlines()[-1])["cpu_flags"].split()
     assert "sse4_2" in flags and not {"avx", "avx2", "fma"} & set(flags)
+
+
+def test_a_training_run_ends_in_the_same_weights_on_an_intel_cpu(pinned_here, tmp_path):
+    """Four SGD iterations of FCN-32s (JPEG decoding, the data layer's seeded order, forward,
+    backward, momentum update) on this CPU and on the emulated Intel model 207: the final
+    weights are the same bytes."""
+    from data.synthetic import make_dataset
+
+    data = make_dataset("voc", tmp_path / "data", n_train=4, n_val=2, size=(64, 64),
+                        num_classes=3, seed=0)
+    args = ["-m", "solvers.schedule", "voc-fcn32s", "--data", str(data), "--weights", "none",
+            "--iters", "4", "--test-every", "0", "--width", "0.0625", "--lr", "1e-6",
+            "--no-score", "--quiet"]
+    weights = {}
+    for where in ("here", "emulated"):
+        runs = ["--runs", str(tmp_path / where)]
+        if where == "here":
+            done = subprocess.run([sys.executable, *args, *runs], cwd=REPO, capture_output=True,
+                                  text=True, timeout=600)
+        else:
+            done = emulated(UNKNOWN_INTEL, *args, *runs)
+        assert done.returncode == 0, done.stderr[-2000:]
+        weights[where] = (tmp_path / where / "voc-fcn32s/final.caffemodel").read_bytes()
+    assert weights["here"] == weights["emulated"]
