@@ -96,7 +96,9 @@ def test_a_killed_worker_is_replaced_and_the_chain_resumes(cluster, serial, tmp_
     deadline, killed = time.time() + 300, None
     while time.time() < deadline and killed is None:
         assert driver.poll() is None, driver.stderr.read()[-3000:]
-        if lease.is_file() and list((stage / "snapshots").glob("*.solverstate")) and \
+        # a snapshot counts once its manifest vouches for it (written last; a kill between
+        # the solverstate and the manifest rightly makes the next attempt start over)
+        if lease.is_file() and list((stage / "snapshots").glob("*.manifest.json")) and \
                 not (stage / "final.caffemodel").exists():
             killed = json.loads(lease.read_text())["pid"]
             os.kill(killed, signal.SIGKILL)
