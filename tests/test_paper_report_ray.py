@@ -2,8 +2,9 @@
 the shortened miniature gives exactly the serial run's numbers; a worker killed mid-stage
 is replaced, the chain resumes from its snapshot, and the numbers are still the same.
 
-Ray is optional (requirements-ray.txt): `make test-paper-ray` installs it and runs this
-file (FCN_RAY_TEST=1); `make test` skips it and says so.
+Ray is optional for users (requirements-ray.txt); `make test` installs it, so CI runs this
+file (2.3 min on 2 quiet cores): run outside CI, this test broke unseen once (a kill raced the
+snapshot manifests added later). `make test-paper-ray` runs this file alone.
 """
 
 import json
@@ -17,11 +18,8 @@ from pathlib import Path
 
 import pytest
 
-if os.environ.get("FCN_RAY_TEST") != "1":
-    pytest.skip("the Ray cluster test runs under `make test-paper-ray` (11.6 min measured "
-                "on a shared, loaded 2-core machine; Ray is an optional 80 MB install)",
-                allow_module_level=True)
-ray = pytest.importorskip("ray", reason="Ray is optional: `make test-paper-ray` installs it")
+ray = pytest.importorskip("ray", reason="Ray is optional: `make test` and `make test-paper-ray` "
+                                        "install it")
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = "6,7"                      # two independent chains: SIFT Flow and PASCAL-Context
