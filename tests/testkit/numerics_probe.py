@@ -18,8 +18,9 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 from bench.models import deploy_net, fill_weights, random_image  # noqa: E402
 from core.fingerprint import digest_bytes, fingerprint, pin_blas_threads  # noqa: E402
 
-# Recorded on AMD EPYC (Zen 4, AVX-512) with the pinned build: voc-fcn8s at width 1/8 on a
-# 96×96 input (bench.models' seeded weights and picture). Any AVX2+FMA CPU must agree.
+# Recorded on AMD EPYC (family 25 model 1, Zen 3: AVX2, no AVX-512) with the pinned build:
+# voc-fcn8s at width 1/8 on a 96×96 input (bench.models' seeded weights and picture). Any
+# AVX2+FMA CPU must agree (tests/test_numerics_other_cpus.py checks two emulated Intel ones).
 PINNED = {"numerics": "pinned", "blas_version": "OpenBLAS 0.3.21", "blas_kernel": "HASWELL",
           "blas_threads": 2, "blas_probe": "sha256:20de20ef7dc12a80"}
 PINNED_SCORE = "sha256:198ecc88522596a2"
