@@ -341,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         report = run(tables, settings, mini=mini, ray_address=args.ray_address,
                      progress=not args.quiet)
     except KeyboardInterrupt as e:
-        print(f"paper: stopped ({e}); run the same command again to resume", file=sys.stderr)
-        return 130
+        from solvers.schedule import stopped
+
+        return stopped("paper", e)
     except (ValueError, OSError, RuntimeError) as e:
         print(f"paper: error: {e}", file=sys.stderr)
         return 1

@@ -218,6 +218,16 @@ def _plot(run_dir: Path) -> None:
         print(f"curves: skipped ({e})", file=sys.stderr)
 
 
+def stopped(program: str, interrupt: KeyboardInterrupt) -> int:
+    """Say where a stopped schedule can resume and return the shell's code for the signal
+    that stopped it (130 SIGINT, 143 SIGTERM): run_schedule raises the interrupt with the
+    stage's message and the signal number."""
+    args = interrupt.args
+    print(f"{program}: stopped ({args[0] if args else 'interrupt'}); run the same command "
+          f"again to resume", file=sys.stderr)
+    return 128 + (args[1] if len(args) > 1 and args[1] else signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Train an experiment and the stages it starts from (staged 32s→16s→8s, "
@@ -252,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_schedule(config)
     except KeyboardInterrupt as e:
-        print(f"schedule: stopped ({e.args[0] if e.args else 'interrupt'}); run the same "
-              f"command again to resume", file=sys.stderr)
-        return 128 + (e.args[1] if len(e.args) > 1 and e.args[1] else signal.SIGINT)
+        return stopped("schedule", e)
     except Diverged as e:
         print(f"schedule: error: {e}", file=sys.stderr)
         return 3

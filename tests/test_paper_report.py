@@ -250,3 +250,18 @@ def test_a_diverging_chain_loses_nothing_else(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "paper" / "results.json").read_text())
     assert "run nullbg-fcn32s not finished" in results["nullbg"]["missing"]
     assert set(results["sampling"]["rows"]) and "missing" not in results["sampling"]
+
+
+def test_a_stop_by_sigterm_exits_143_and_names_where_it_stopped(monkeypatch, capsys):
+    # the same code and message as `make voc-fcn8s` (solvers.schedule), not a blanket 130
+    import signal
+
+    import paper.run as paper_run
+
+    def stopped_by_sigterm(*args, **kwargs):
+        raise KeyboardInterrupt("voc-fcn32s stopped at iteration 12", signal.SIGTERM)
+
+    monkeypatch.setattr(paper_run, "run", stopped_by_sigterm)
+    assert paper_run.main(["--mini", "--short", "--quiet"]) == 143
+    err = capsys.readouterr().err
+    assert "paper: stopped (voc-fcn32s stopped at iteration 12); run the same command" in err
