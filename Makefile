@@ -4,7 +4,10 @@ SHELL := /bin/bash
 
 PYTHON ?= $(if $(CONDA_PREFIX),$(CONDA_PREFIX)/bin/python,python3)
 VENV   ?= .venv
-PY     := $(VENV)/bin/python
+# EMULATE_CPU=MODEL: every Python process of a target runs under qemu's user-mode emulator
+# as that CPU (qemu-x86_64 -cpu MODEL), the check that results do not depend on the CPU
+# model (caffe-recipe/NUMERICS.md); ~60x slower than the host.
+PY     := $(if $(EMULATE_CPU),qemu-x86_64 -cpu $(EMULATE_CPU) )$(VENV)/bin/python
 # A make value as one shell word, so paths with spaces (DATA="my data") stay whole: 'x'
 q = '$(subst ','\'',$(1))'
 # GPU build knobs (see caffe-recipe/README.md); CPU_ONLY by default.
@@ -45,7 +48,7 @@ venv: $(VENV)/.requirements-installed
 $(VENV)/.requirements-installed: requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 9), "Python >= 3.9 needed, found %s" % sys.version.split()[0]' \
 	  || { echo "setup: error: $(PYTHON) is too old; set PYTHON=python3.11"; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(if $(CONDA_PREFIX),--system-site-packages) $(VENV)
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(if $(CONDA_PREFIX),--system-site-packages) $(VENV)
 	@echo "setup: installing pinned Python packages into $(VENV)"
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@

@@ -12,6 +12,12 @@ export LD_LIBRARY_PATH := $(NATIVE_BLAS)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PA
 export NUMERICS
 endif
 
+ifneq ($(EMULATE_CPU),)
+ifeq ($(shell command -v qemu-x86_64),)
+$(error EMULATE_CPU=$(EMULATE_CPU) needs qemu's user-mode emulator: make numerics-deps (or apt-get install qemu-user))
+endif
+endif
+
 numerics: setup
 	@$(if $(filter native,$(NUMERICS)),test -d "$(NATIVE_BLAS)" || { echo "numerics: NUMERICS=native needs the system's libopenblas.so.0 (none was found when Caffe was built)"; exit 2; };) \
 	GLOG_minloglevel=2 $(PY) -m core.fingerprint $(if $(JSON),--json)

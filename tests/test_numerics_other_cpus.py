@@ -90,6 +90,20 @@ def test_the_system_openblas_would_fall_back_to_generic_kernels_there(pinned_her
     assert pinned_here["fingerprint"]["blas_fallback"] is False
 
 
+def test_make_runs_a_target_on_the_emulated_cpu(pinned_here):
+    """`make … EMULATE_CPU=MODEL` puts qemu in front of every Python the target starts: with
+    NUMERICS=native the fingerprint then shows what Debian's OpenBLAS picks for Intel model
+    207 (Prescott), not for this CPU."""
+    if not (ENTRY / "blas-native").is_dir():
+        pytest.skip("the system has no libopenblas.so.0 to run NUMERICS=native on")
+    done = subprocess.run(["make", "--no-print-directory", "-s", "-o", "setup", "numerics",
+                           "JSON=1", "NUMERICS=native", f"EMULATE_CPU={UNKNOWN_INTEL}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fp = json.loads(done.stdout[done.stdout.index("{"):])
+    assert fp["numerics"] == "native" and fp["blas_kernel"].lower() == "prescott"
+
+
 def test_the_fingerprint_records_the_features_cpuid_grants():
     # /proc/cpuinfo describes the host (AVX2 here); the process may be granted less
     done = emulated("Westmere-v1", "-c", "import json; from core.fingerprint import cpu; "
