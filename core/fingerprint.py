@@ -122,12 +122,15 @@ def cpu() -> dict:
     # can only use what CPUID grants
     for flag, present in cpuid_flags().items():
         (flags.add if present else flags.discard)(flag)
-    return {"cpu_model": fields.get("model name", platform.processor() or platform.machine()),
-            "cpu_id": "{} family {} model {}".format(fields.get("vendor_id", "?"),
-                                                     fields.get("cpu family", "?"),
-                                                     fields.get("model", "?")),
-            "cpu_flags": " ".join(f for f in CPU_FLAGS if f in flags),
-            "cpu_count": os.cpu_count()}
+    found = {"cpu_model": fields.get("model name", platform.processor() or platform.machine()),
+             "cpu_id": "{} family {} model {}".format(fields.get("vendor_id", "?"),
+                                                      fields.get("cpu family", "?"),
+                                                      fields.get("model", "?")),
+             "cpu_flags": " ".join(f for f in CPU_FLAGS if f in flags),
+             "cpu_count": os.cpu_count()}
+    if os.environ.get("FCN_EMULATED_CPU"):   # make EMULATE_CPU=…: qemu shows this CPU instead
+        found["cpu_emulated"] = os.environ["FCN_EMULATED_CPU"]
+    return found
 
 
 def blas_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -420,7 +423,9 @@ def summary(fp: dict) -> str:
     env = ", ".join(f"{k}={v}" for k, v in fp.get("env", {}).items()) or "none set"
     return (f"numerics {fp.get('numerics')} ({fp.get('blas_version')} {fp.get('blas_kernel')} "
             f"kernels, {fp.get('blas_threads')} threads, probe {fp.get('blas_probe')}); "
-            f"Caffe {fp.get('caffe_recipe')}; CPU {fp.get('cpu_model')} [{fp.get('cpu_flags')}]; "
+            f"Caffe {fp.get('caffe_recipe')}; CPU {fp.get('cpu_model')}"
+            f"{' emulated as ' + fp['cpu_emulated'] if fp.get('cpu_emulated') else ''} "
+            f"[{fp.get('cpu_flags')}]; "
             f"numpy {fp.get('numpy')}, Pillow {fp.get('pillow')}, protobuf {fp.get('protobuf')}; "
             f"BLAS environment: {env}")
 

@@ -4,6 +4,7 @@
 # that depend on the machine); every run's fingerprint records which one ran.
 #   make numerics                      print this machine's fingerprint (BLAS checked first)
 #   make demo NUMERICS=native          the opt-out, for speed
+#   make demo DEMO_QUICK=1 EMULATE_CPU=Haswell-v4,model=207   the same run as another CPU (qemu)
 .PHONY: numerics
 
 ifeq ($(NUMERICS),native)
@@ -12,10 +13,13 @@ export LD_LIBRARY_PATH := $(NATIVE_BLAS)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PA
 export NUMERICS
 endif
 
+# EMULATE_CPU=MODEL (Makefile's PY): the fingerprint records the model as cpu_emulated, since
+# /proc/cpuinfo, where cpu_model and cpu_id come from, still describes the host
 ifneq ($(EMULATE_CPU),)
 ifeq ($(shell command -v qemu-x86_64),)
 $(error EMULATE_CPU=$(EMULATE_CPU) needs qemu's user-mode emulator: make numerics-deps (or apt-get install qemu-user))
 endif
+export FCN_EMULATED_CPU := $(EMULATE_CPU)
 endif
 
 numerics: setup

@@ -102,6 +102,9 @@ def test_make_runs_a_target_on_the_emulated_cpu(pinned_here):
     assert done.returncode == 0, done.stderr[-2000:]
     fp = json.loads(done.stdout[done.stdout.index("{"):])
     assert fp["numerics"] == "native" and fp["blas_kernel"].lower() == "prescott"
+    # /proc/cpuinfo still names the host, so the run says what it was shown
+    assert fp["cpu_emulated"] == UNKNOWN_INTEL
+    assert "cpu_emulated" not in pinned_here["fingerprint"]
 
 
 def test_the_fingerprint_records_the_features_cpuid_grants():
