@@ -8,6 +8,8 @@
 #   caffe-recipe/build.sh --venv .venv --no-expose   build only; leave the venv's pycaffe as it is
 #   caffe-recipe/build.sh --venv .venv --configure-only DIR   configure the built entry's source
 #                                            again in DIR with $CMAKE (checks another CMake)
+#   caffe-recipe/build.sh --venv .venv --blas-only   build (or reuse) only the pinned OpenBLAS;
+#                                            print its folder (the bench's variants use it)
 #
 # Environment: CUDA=0|1, CUDA_ARCH=90, CUDNN=0|1, NCCL=0|1 (GPU build, see caffe-recipe/README.md),
 # CAFFE_SOURCE=apt|git (default apt), CAFFE_BLAS=pinned|system (default pinned: NUMERICS.md),
@@ -23,14 +25,15 @@ source "$here/openblas.sh"
 die() { echo "caffe-recipe/build.sh: error: $*" >&2; exit 1; }
 say() { echo "caffe-recipe/build.sh: $*" >&2; }
 
-venv="" print_dir=0 expose_build=1 configure_dir=
+venv="" print_dir=0 expose_build=1 configure_dir= blas_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) venv=$2; shift 2 ;;
     --print-dir) print_dir=1; shift ;;
     --no-expose) expose_build=0; shift ;;
     --configure-only) configure_dir=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --blas-only) blas_only=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -245,6 +248,12 @@ compile_entry() {  # fetch, verify, patch, configure, compile; ends with the .co
 # A finished entry is used as it is. A compiled one whose import check failed (say, a Python
 # package was missing) is checked again without recompiling; anything else is a half-written
 # build: removed and rebuilt.
+if [ "$blas_only" = 1 ]; then
+  [ -n "$openblas_dir" ] || die "--blas-only: this machine builds against the system OpenBLAS (CAFFE_BLAS=system), not the pinned one"
+  build_openblas "$openblas_dir"
+  echo "$openblas_dir"
+  exit 0
+fi
 if [ -n "$configure_dir" ]; then
   [ -f "$entry/.complete" ] || die "no finished build at $entry to configure again; run 'make setup' first"
   configure_dir=$(mkdir -p "$configure_dir" && cd "$configure_dir" && pwd)

@@ -6,7 +6,9 @@
 # Single and double precision only (Caffe calls cblas_s* and cblas_d*, nothing else: no LAPACK,
 # no complex), pthreads, and its own library name, libopenblas_pinned.so.0, so that a process
 # that also loads the system's libopenblas.so.0 cannot hand Caffe the other one.
-# Built into the cache beside Caffe, keyed by its source, flags, this file and the compiler.
+# One patch (patches/openblas/) makes its bits independent of the thread count, so every core
+# can be used (NUMERICS.md). Built into the cache beside Caffe, keyed by its source, flags,
+# patches, this file and the compiler.
 
 openblas_make_flags=(
   TARGET=HASWELL DYNAMIC_ARCH=0
@@ -30,7 +32,8 @@ openblas_entry_dir() {  # the cache folder of this OpenBLAS recipe (compiler inc
       echo "source=$CAFFE_SOURCE $OPENBLAS_ORIG_SHA256 $OPENBLAS_DEBIAN_SHA256 $OPENBLAS_GIT_TAG"
       printf '%s\n' "${openblas_make_flags[@]}"
       "${CC:-cc}" --version 2>/dev/null | head -n1
-      cat "$here/openblas.sh"
+      cat "$here/openblas.sh" "$here/patches/openblas/series"
+      while read -r p; do [ -n "$p" ] && cat "$here/patches/openblas/$p"; done < "$here/patches/openblas/series"
     } | sha256sum | cut -c1-16
   )
   echo "$cache_root/openblas-haswell-$key"
@@ -57,6 +60,12 @@ build_openblas() {  # build (or reuse) the pinned OpenBLAS in $1
       git clone -q --depth 1 --branch "$OPENBLAS_GIT_TAG" "$OPENBLAS_GIT_URL" "$ob/src" \
         || die "git clone of OpenBLAS $OPENBLAS_GIT_TAG failed" ;;
   esac
+  local p
+  while read -r p; do   # ours: one reason each (patches/openblas/*.patch)
+    [ -n "$p" ] || continue
+    patch -d "$ob/src" -p1 -s --no-backup-if-mismatch < "$here/patches/openblas/$p" \
+      || die "our patch patches/openblas/$p failed to apply; the OpenBLAS source is not what the recipe expects"
+  done < "$here/patches/openblas/series"
   say "compiling the pinned OpenBLAS (Haswell kernels, $jobs jobs; log: $ob/build.log)"
   local start=$SECONDS
   # CFLAGS from the environment (conda sets some) would change the kernels' code: not passed.
