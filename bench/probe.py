@@ -40,10 +40,8 @@ def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: in
     from bench.flops import layer_flops, total_flops
     from bench.models import deploy_net, fill_weights, random_image
     from bench.timing import timed_against_bound
-    from core.fingerprint import pin_blas_threads
 
     caffe.set_mode_cpu()
-    pin_blas_threads()   # the harness's thread count on the pinned library (NUMERICS.md)
     path = linked_blas(caffe_library(caffe_root()))
     lib = open_blas(path)
     with tempfile.TemporaryDirectory() as workdir:
@@ -66,9 +64,6 @@ def sgemm_only(sgemm_n: int, repeats: int = 5, seed: int = 0) -> dict:
     import numpy as np
 
     from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas, sgemm
-    from core.fingerprint import pin_blas_threads
-
-    pin_blas_threads()   # as every run of the harness does (a no-op on another library)
     path = linked_blas(caffe_library(caffe_root()))
     lib = open_blas(path)
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from compare.errors import CompareError
 from compare.table import Comparison
-from core.fingerprint import PINNED_FIELDS, diff
+from core.fingerprint import bits_fields, diff
 
 
 def is_run(path: Path) -> bool:
@@ -98,7 +98,7 @@ def compare_runs(a: Path, b: Path) -> Comparison:
     if numbers_equal:
         notes.append(f"numbers: identical ({len(numbers_a)} compared)")
     else:
-        pinned = [k for k, _, _ in fields if k in PINNED_FIELDS]
+        pinned = [k for k, _, _ in fields if k in bits_fields(fp_a, fp_b)]
         if pinned:
             notes.append("numbers differ, and so do the BLAS fields that decide the bits ("
                          + ", ".join(pinned) + "): other kernels round differently")

@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 
 PINNED_PREFIX = "libopenblas_pinned"   # the pinned build's file names (caffe-recipe/openblas.sh)
-# The pinned build's thread count. Its Haswell GEMM kernels round an element differently
-# depending on where the threads' partition of the matrix puts it, so 1, 2 and 3 threads give
-# three different results (caffe-recipe/NUMERICS.md): the count is part of the kernel choice.
-PINNED_THREADS = 2
 # Fields that decide the BLAS's bits: equal in two runs => same kernels on the same inputs.
-PINNED_FIELDS = ("numerics", "blas_version", "blas_kernel", "blas_threads", "blas_probe")
+# The thread count is not one of them where the library is thread-count invariant (the pinned
+# build is, by its patch: caffe-recipe/NUMERICS.md); where either run's is not, it is.
+PINNED_FIELDS = ("numerics", "blas_version", "blas_kernel", "blas_probe", "blas_thread_invariant")
+# M, N, K of the invariance probe: FCN's score layer at a small size, a GEMM whose bits
+# OpenBLAS's unpatched threaded driver changes between 1, 2 and 3 threads.
+INVARIANCE_SHAPE = (21, 1024, 64)
+INVARIANCE_THREADS = (1, 2, 3)
 # The environment that can change which kernels or threads run (recorded, never changed).
 ENV_PREFIXES = ("OPENBLAS_", "GOTO_", "OMP_", "MKL_", "BLIS_")
 ENV_NAMES = ("NUMERICS", "LD_LIBRARY_PATH", "LD_PRELOAD")
@@ -288,9 +290,10 @@ def check_cpu(libraries: list[Path], cpu_flags: list[str]) -> None:
             f"run with NUMERICS=native; see caffe-recipe/NUMERICS.md")
 
 
-def pin_blas_threads(threads: int = PINNED_THREADS) -> int | None:
-    """Run the pinned OpenBLAS on exactly `threads` threads, whatever this machine's core
-    count or OPENBLAS_NUM_THREADS (which is recorded, not changed). A system OpenBLAS
+def set_blas_threads(threads: int) -> int | None:
+    """Run the pinned OpenBLAS on `threads` threads (a test or a benchmark that compares
+    counts; a run needs none of this: the library starts with every CPU of the process, or
+    OPENBLAS_NUM_THREADS, and its bits do not depend on the count). A system OpenBLAS
     (NUMERICS=native, or a build without the pinned library) is left as it is: None."""
     import caffe  # noqa: PLC0415, F401  (loads libcaffe and its BLAS)
 
@@ -301,6 +304,28 @@ def pin_blas_threads(threads: int = PINNED_THREADS) -> int | None:
                 lib.openblas_set_num_threads(threads)
                 return threads
     return None
+
+
+def thread_invariant(lib: ctypes.CDLL) -> bool | None:
+    """Whether an OpenBLAS gives the same GEMM bits at 1, 2 and 3 threads, measured on the
+    invariance probe (the count is restored); None for a library that cannot set it."""
+    if not all(hasattr(lib, f) for f in ("openblas_get_num_threads", "openblas_set_num_threads")):
+        return None
+    lib.openblas_get_num_threads.restype = ctypes.c_int
+    before = lib.openblas_get_num_threads()
+    m, n, k = INVARIANCE_SHAPE
+    rng = np.random.RandomState(4321)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    seen = set()
+    try:
+        for count in INVARIANCE_THREADS:
+            lib.openblas_set_num_threads(count)
+            out = _sgemm_nt(lib, x, w)
+            seen.add(out.tobytes() if out is not None else b"")
+    finally:
+        lib.openblas_set_num_threads(before)
+    return len(seen) == 1
 
 
 def caffe_blas(gpu: int | None = None) -> dict:
@@ -332,7 +357,9 @@ def caffe_blas(gpu: int | None = None) -> dict:
         numerics = "system"   # a build linked against the system's OpenBLAS (no AVX2/FMA)
     flags = cpu()["cpu_flags"].split()
     fallback = is_generic_fallback(info["blas_kernel"], flags)
+    invariant = thread_invariant(lib) if used is not None and lib is not None else None
     info.update(numerics=numerics, blas_probe=digest_bytes(out.tobytes()),
+                blas_thread_invariant=invariant,
                 blas_selfcheck=f"ok: error {ratio:.2g} of the float32 bound",
                 blas_fallback=fallback)
     if fallback:
@@ -412,17 +439,28 @@ def diff(a: dict, b: dict) -> list[tuple[str, object, object]]:
     return out
 
 
+def bits_fields(*fingerprints: dict) -> tuple[str, ...]:
+    """The fields that decide the BLAS's bits for these runs: PINNED_FIELDS, and the thread
+    count unless every run's library is thread-count invariant."""
+    if all(fp.get("blas_thread_invariant") is True for fp in fingerprints):
+        return PINNED_FIELDS
+    return (*PINNED_FIELDS, "blas_threads")
+
+
 def pinned_differences(expected: dict, actual: dict) -> list[tuple[str, object, object]]:
-    """Differences in the fields that decide the BLAS's bits (PINNED_FIELDS)."""
-    return [d for d in diff({k: expected.get(k) for k in PINNED_FIELDS},
-                            {k: actual.get(k) for k in PINNED_FIELDS})]
+    """Differences in the fields that decide the BLAS's bits (bits_fields)."""
+    fields = bits_fields(expected, actual)
+    return [d for d in diff({k: expected.get(k) for k in fields},
+                            {k: actual.get(k) for k in fields})]
 
 
 def summary(fp: dict) -> str:
     """One line for logs and reports."""
     env = ", ".join(f"{k}={v}" for k, v in fp.get("env", {}).items()) or "none set"
     return (f"numerics {fp.get('numerics')} ({fp.get('blas_version')} {fp.get('blas_kernel')} "
-            f"kernels, {fp.get('blas_threads')} threads, probe {fp.get('blas_probe')}); "
+            f"kernels, {fp.get('blas_threads')} threads"
+            f"{', thread-count invariant' if fp.get('blas_thread_invariant') else ''}, "
+            f"probe {fp.get('blas_probe')}); "
             f"Caffe {fp.get('caffe_recipe')}; CPU {fp.get('cpu_model')}"
             f"{' emulated as ' + fp['cpu_emulated'] if fp.get('cpu_emulated') else ''} "
             f"[{fp.get('cpu_flags')}]; "

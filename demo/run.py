@@ -152,8 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
     began = time.time()
-    from core.fingerprint import pin_blas_threads
-    pin_blas_threads()   # the pre-training runs in this process (caffe-recipe/NUMERICS.md)
 
     stage_data(out, cfg)
     pretrained = stage_pretrain(out, cfg)

@@ -53,16 +53,6 @@ def _task(targets: list[str], settings: dict, equal_images: list[str],
     return {"targets": targets, "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def blas_threads() -> dict[str, str]:
-    """The BLAS thread count of a serial run here, for CPU tasks. Ray sets
-    OMP_NUM_THREADS=1 in a one-CPU task, and OpenBLAS splits its sums differently with
-    another thread count: the last bits of the weights change and the numbers would not
-    be the serial run's. (Thread count only; OPENBLAS_CORETYPE and the like pass as set.)"""
-    threads = (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
-               or str(os.cpu_count() or 1))
-    return {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
-
-
 def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[dict]:
     """Submit every chain, wait for all; raise naming the chains that failed."""
     try:
@@ -74,8 +64,6 @@ def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[di
     # every node needs this checkout at the same path (`make setup` there): the tasks import
     # paper/, solvers/ … and the data layers from it
     env = {"GLOG_minloglevel": "2", "PYTHONPATH": f"{REPO}:{REPO / 'layers'}"}
-    if settings.gpu is None:
-        env.update(blas_threads())
     ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
     resources = {"num_gpus": 1} if settings.gpu is not None else {"num_cpus": 1}
     remote = ray.remote(max_retries=RETRIES, **resources)(_task)

@@ -41,8 +41,6 @@ def select_device(gpu: int | None) -> str:
     """CPU (gpu None) or GPU `gpu` for this process; returns a description."""
     import caffe
 
-    from core.fingerprint import pin_blas_threads
-    pin_blas_threads()   # the pinned BLAS's bits depend on its thread count (NUMERICS.md)
     if gpu is None:
         caffe.set_mode_cpu()
         return "CPU"

@@ -7,7 +7,4 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # before caffe is imported anywh
 
 import caffe  # noqa: E402  (pycaffe from the source build, via the venv's .pth)
 
-from core.fingerprint import pin_blas_threads  # noqa: E402
-
 caffe.set_mode_cpu()
-pin_blas_threads()  # the harness's BLAS thread count, whatever OPENBLAS_NUM_THREADS says

@@ -43,18 +43,23 @@ def test_the_pinned_build_gives_the_recorded_bits(pinned):
     assert pinned["score"] == PINNED_SCORE
 
 
-def test_the_environments_thread_count_is_recorded_but_does_not_change_the_bits(pinned):
-    one = probe(OPENBLAS_NUM_THREADS="1")     # CI's setting
+def test_the_environments_thread_count_is_followed_and_recorded_and_changes_no_bit(pinned):
+    one = probe(OPENBLAS_NUM_THREADS="1")     # as a user sets it
     assert one["fingerprint"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
-    assert one["fingerprint"]["blas_threads"] == pinned["fingerprint"]["blas_threads"] == 2
+    assert one["fingerprint"]["blas_threads"] == 1
+    assert pinned["fingerprint"]["blas_threads"] == 2
     assert one["score"] == pinned["score"]
 
 
-def test_the_thread_count_is_pinned_because_it_changes_the_bits(pinned):
-    # the Haswell kernels round an element by where the threads' partition puts it
-    one = probe("--threads", "1")
-    assert one["fingerprint"]["blas_threads"] == 1
-    assert one["score"] != pinned["score"]
+def test_a_run_uses_every_cpu_of_the_process_by_default(pinned):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "tests/testkit/numerics_probe.py"], cwd=REPO,
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["fingerprint"]["blas_threads"] == len(os.sched_getaffinity(0))
+    assert result["score"] == pinned["score"]
 
 
 def test_native_runs_the_system_openblas_and_records_it(pinned):

@@ -16,14 +16,16 @@ from pathlib import Path
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 from bench.models import deploy_net, fill_weights, random_image  # noqa: E402
-from core.fingerprint import digest_bytes, fingerprint, pin_blas_threads  # noqa: E402
+from core.fingerprint import digest_bytes, fingerprint, set_blas_threads  # noqa: E402
 
-# Recorded on AMD EPYC (family 25 model 1, Zen 3: AVX2, no AVX-512) with the pinned build:
-# voc-fcn8s at width 1/8 on a 96×96 input (bench.models' seeded weights and picture). Any
-# AVX2+FMA CPU must agree (tests/test_numerics_other_cpus.py checks two emulated Intel ones).
+# Recorded on an Intel Xeon (family 6 model 167, AVX-512) with the pinned, thread-count
+# invariant build: voc-fcn8s at width 1/8 on a 96×96 input (bench.models' seeded weights and
+# picture), any thread count. The same digest as the unpatched library's one-thread forward
+# on an AMD EPYC (Zen 3), recorded before the patch (caffe-recipe/NUMERICS.md). Any AVX2+FMA
+# CPU must agree (tests/test_numerics_other_cpus.py checks two emulated Intel ones).
 PINNED = {"numerics": "pinned", "blas_version": "OpenBLAS 0.3.21", "blas_kernel": "HASWELL",
-          "blas_threads": 2, "blas_probe": "sha256:20de20ef7dc12a80"}
-PINNED_SCORE = "sha256:198ecc88522596a2"
+          "blas_probe": "sha256:20de20ef7dc12a80", "blas_thread_invariant": True}
+PINNED_SCORE = "sha256:817f6165a2095bdf"
 
 
 def main() -> None:
@@ -32,11 +34,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--experiment", default="voc-fcn8s")
     parser.add_argument("--workdir", default="/tmp")
-    parser.add_argument("--threads", type=int, help="pin the pinned BLAS to this many threads "
-                        "(default: the harness's count; 0 = leave as the environment says)")
+    parser.add_argument("--threads", type=int, help="run the pinned BLAS on this many threads "
+                        "(default: as the library starts, every CPU or OPENBLAS_NUM_THREADS)")
     args = parser.parse_args()
-    if args.threads != 0:
-        pin_blas_threads(*([args.threads] if args.threads else []))
+    if args.threads:
+        set_blas_threads(args.threads)
     fp = fingerprint()   # the self-check runs before the net is trusted
     net, _ = deploy_net(args.experiment, (args.size, args.size), Path(args.workdir),
                         width=args.width)
