@@ -23,6 +23,7 @@ def test_fingerprint_names_the_blas_libcaffe_loaded_and_checks_it():
         assert fp["blas_kernel"] == "HASWELL"
         assert fp["blas_version"] == "OpenBLAS 0.3.21"
         assert "libopenblas_pinned" in fp["blas_path"] and "DYNAMIC_ARCH" not in fp["blas_config"]
+        assert fp["blas_thread_invariant"] is True   # caffe-recipe/patches/openblas/0001
     else:
         assert fp["numerics"] == "system"
     assert fp["blas_threads"] >= 1
