@@ -7,13 +7,20 @@ on 2 cores; the bench uses it when it is there). Its key is found by running bui
 a copy of caffe-recipe/ whose series lacks the speed patches, so the two entries differ in
 nothing else (same source, flags, BLAS). The unpatched im2col.cpp is also recovered
 without a build, by reversing patch 0002 on the patched source (bench.flags times both).
+
+The pinned OpenBLAS before its thread-count-invariance patch (patches/openblas/) is the
+other side-by-side build: only the library (`build.sh --blas-only` from a copy whose
+OpenBLAS series is empty, its own cache entry, about 1.5 minutes on 2 busy cores), which
+the same libcaffe loads under its BLAS name for bench.threads' "before invariance" row.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,14 +32,59 @@ SPEED_PATCHES = ("0002-im2col-col2im-border-once-and-threads.patch",
 COLUMN_PATCH = SPEED_PATCHES[0]
 
 
+class BuildError(RuntimeError):
+    """A side-by-side build could not be made."""
+
+
+def patches_needed(patch: Path) -> set[str]:
+    """The numbers of the patches a patch's header says it needs ("Needs 0003")."""
+    return set(re.findall(r"\bNeeds (\d{4})\b", patch.read_text().split("\n--- ", 1)[0]))
+
+
 def unpatched_recipe(into: Path) -> Path:
-    """A copy of caffe-recipe/ in `into` whose series omits the speed patches."""
+    """A copy of caffe-recipe/ in `into` whose series omits the speed patches and the
+    patches written on top of them (0005, a fix to 0003's loop, changes no finite bits)."""
     copy = Path(into) / "caffe-recipe"
     shutil.copytree(RECIPE, copy)
     series = copy / "patches/series"
-    kept = [p for p in series.read_text().splitlines() if p and p not in SPEED_PATCHES]
+    dropped = {p[:4] for p in SPEED_PATCHES}
+    kept = []
+    for p in filter(None, series.read_text().splitlines()):
+        if p[:4] in dropped or patches_needed(copy / "patches" / p) & dropped:
+            dropped.add(p[:4])
+        else:
+            kept.append(p)
     series.write_text("".join(f"{p}\n" for p in kept))
     return copy
+
+
+def recipe_without_blas_patches(into: Path) -> Path:
+    """A copy of caffe-recipe/ in `into` whose OpenBLAS series is empty: the pinned library
+    as it was before patches/openblas/ (its key differs, so it is cached apart)."""
+    copy = Path(into) / "caffe-recipe"
+    shutil.copytree(RECIPE, copy)
+    (copy / "patches/openblas/series").write_text("")
+    return copy
+
+
+def build_unpatched_blas(venv: Path = REPO / ".venv") -> Path:
+    """Build (or reuse: a cached one answers at once) the pinned OpenBLAS without its
+    patches; its folder (the library is in lib/). Raises BuildError saying why not (on a
+    CPU without AVX2/FMA the recipe links the system OpenBLAS and has no pinned one)."""
+    messages = []
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = recipe_without_blas_patches(Path(tmp))
+        with subprocess.Popen(["bash", str(recipe / "build.sh"), "--venv", str(venv),
+                               "--blas-only"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "CUDA": "0"}) as done:
+            for line in done.stderr:  # build.sh's progress, passed on as it comes
+                print(line, end="", file=sys.stderr)
+                messages.append(line.strip())
+            folder = done.stdout.read().strip()
+    if done.returncode != 0 or not folder:
+        raise BuildError("the pinned OpenBLAS without its patches did not build: " +
+                         (messages[-1] if messages else f"exit status {done.returncode}"))
+    return Path(folder.splitlines()[-1])
 
 
 def unpatched_entry(venv: Path = REPO / ".venv") -> Path:
