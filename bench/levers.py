@@ -116,7 +116,8 @@ def levers(cores: int, variants_dir: Path = VARIANTS_DIR, numpy_openblas: Path |
 
     threads = str(cores)
     found = [("default", {}, "the recipe's build and BLAS (pinned OpenBLAS, Haswell kernels, "
-                             "the harness's 2 threads)")]
+                             "thread-count invariant, the library's default threads: every "
+                             "CPU of the process, as the harness runs it)")]
     if unpatched is not None:
         found.append(("unpatched-build", environment(unpatched),
                       "the same recipe without patches 0002-0004 (bench.builds)"))

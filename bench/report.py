@@ -183,6 +183,82 @@ def flags_table(results: dict) -> list[str]:
     return lines
 
 
+def thread_label(row: dict, cpus: int) -> str:
+    """'patched OpenBLAS, 2 threads (all: 2 CPUs here)' and the like."""
+    what = ("patched OpenBLAS" if row["blas"] == "patched" else
+            "before invariance (OpenBLAS without the patch)")
+    n = row["threads"]
+    every = f" (all: {cpus} CPU{'s' if cpus > 1 else ''} here)" if row.get("all") else ""
+    return f"{what}, {n} thread{'s' if n > 1 else ''}{every}"
+
+
+def _yes_no(x) -> str:
+    return "–" if x is None else ("yes" if x else "**no**")
+
+
+def thread_row_line(row: dict) -> str:
+    """One row as a progress line."""
+    head = f"{row['key']}: "
+    if "forward" not in row:
+        return head + row.get("skipped", row.get("error", "not measured"))
+    return head + (f"{row['threads_used']} threads, sgemm {row['sgemm']['gflops']:.1f} GFLOP/s, "
+                   f"forward {row['forward']['median_s']:.2f} s, fwd+bwd "
+                   f"{row['train']['median_s']:.2f} s, invariant {row['thread_invariant']}")
+
+
+def thread_cost_line(results: dict) -> str | None:
+    cost = (results.get("threads") or {}).get("cost_of_invariance")
+    if not cost:
+        return None
+    return (f"cost of invariance at {cost['threads']} threads (speed before ÷ speed patched; "
+            f"above 1 the patch costs that factor): forward {_f(cost['forward'], 3)}×, "
+            f"fwd+bwd {_f(cost['train'], 3)}×, sgemm {_f(cost['sgemm'], 3)}×")
+
+
+def threads_table(results: dict) -> list[str]:
+    """The thread-count rows side by side, PyTorch's (the peer step) beside them."""
+    threads = results.get("threads")
+    if not threads:
+        return []
+    cpus, size = threads["cpus"], "×".join(map(str, threads["size"]))
+    lines = [f"| FCN-8s {size}, each row its own process | threads asked · used | "
+             f"thread-invariant (measured) | sgemm GFLOP/s | fwd s | fwd+bwd s | "
+             f"forward output bits |", "|---|---:|---|---:|---:|---:|---|"]
+    order = sorted(threads["rows"], key=lambda r: (r["blas"] != "patched", r["threads"]))
+    for row in order:
+        label = thread_label(row, cpus)
+        if "forward" not in row:
+            why = row.get("skipped") or row.get("error", "not measured")
+            lines.append(f"| {label} | {row['threads']} · – | – | – | – | – | not measured: "
+                         f"{why} |")
+            continue
+        if row["key"] == row["bits_reference"]:
+            bits = "the reference"
+        elif row["bits_equal_reference"]:
+            bits = f"identical to {row['bits_reference']}'s"
+        else:
+            bits = (f"**differ** from {row['bits_reference']}'s (max rel. "
+                    f"{row['max_relative_difference_vs_reference']:.1e})")
+        lines.append(f"| {label} | {row['threads']} · {row['threads_used']} | "
+                     f"{_yes_no(row['thread_invariant'])} | {_f(row['sgemm']['gflops'], 1)} | "
+                     f"{_f(row['forward']['median_s'])} | {_f(row['train']['median_s'])} | "
+                     f"{bits} |")
+    peer = results.get("peer") or {}
+    if "forward" in peer:
+        lines.append(f"| PyTorch {peer['torch_version']} (the peer step, main process) | "
+                     f"{peer['threads']} · {peer['threads']} | – | – | "
+                     f"{_f(peer['forward']['median_s'])} | "
+                     f"{_f((peer.get('train') or {}).get('median_s'))} | max rel. "
+                     f"{peer['max_relative_difference']:.1e} from Caffe's |")
+    if cpus in (1, 2):
+        lines += ["", f"All threads = {cpus} on this machine (the CPUs of the process's "
+                      f"affinity mask): that row is the {cpus}-thread one, not timed twice."]
+    cost = thread_cost_line(results)
+    if cost:
+        lines += ["", cost[0].upper() + cost[1:] + "."]
+    return lines
+
+
 def levers_table(results: dict) -> list[str]:
     levers = results.get("levers") or []
     if not levers:
@@ -221,6 +297,11 @@ def markdown(results: dict) -> str:
     if flag_lines:
         parts += [[""], ["Convolution overhead outside the GEMM (Caffe's column copy, timed "
                          "alone on FCN-8s's shapes):", ""], flag_lines]
+    thread_lines = threads_table(results)
+    if thread_lines:
+        parts += [[""], ["Threads (OPENBLAS_NUM_THREADS and CAFFE_NUM_THREADS set per row; "
+                         "sgemm: median of the probes paired with the timings):", ""],
+                  thread_lines]
     lev = levers_table(results)
     if lev:
         parts += [[""], ["Levers (each in its own process; FCN-8s deploy forward):", ""], lev]

@@ -5,8 +5,11 @@ and FCN-AlexNet forward (deploy net) and forward+backward (training net over a s
 dataset, data layer and loss included) on the CPU; where FCN-8s's forward time goes; the
 same FCN-8s in PyTorch (checked against Caffe's output first); Section 3.1's grid vs
 patches; the data layers' loading rate; then, each in a fresh process, peak memory of a
-training iteration (and data waiting without prefetch), the BLAS levers, and the GPU when
-there is one. Results go to bench/results/<date>.json and .md, and the table is printed.
+training iteration (and data waiting without prefetch), FCN-8s and the sgemm at 1, 2 and
+all threads and on the BLAS before its thread-count invariance (bench.threads), the BLAS
+levers, and the GPU when there is one. Results go to bench/results/<date>.json and .md,
+and the table is printed. This process runs the BLAS as the harness does: no thread pin,
+the library's default (every CPU of the process, or OPENBLAS_NUM_THREADS when set).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NETS = ("voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet")
-STEPS = ("blas", "nets", "breakdown", "peer", "patches", "data", "memory", "flags", "levers", "gpu")
+STEPS = ("blas", "nets", "breakdown", "peer", "patches", "data", "memory", "flags", "threads",
+         "levers", "gpu")
 PEER_TOLERANCE = 1e-4  # max |caffe - torch| / max |caffe| on the score map
 
 
@@ -65,25 +69,30 @@ def rates(row: dict) -> dict:
     return row
 
 
-def time_caffe_net(experiment: str, args, workdir: Path, data_root: Path, probe) -> dict:
+def time_caffe_net(experiment: str, workdir: Path, data_root: Path, probe, *,
+                   size: tuple[int, int], width: float, seed: int, repeats: int,
+                   train_repeats: int, save: Path | None = None) -> dict:
     """Deploy forward and training-iteration timings of one experiment in Caffe, each
-    repeat paired with an sgemm probe."""
+    repeat paired with an sgemm probe; `save` keeps the forward's output (.npy)."""
+    import numpy as np
+
     from bench.data_rate import iterations
     from bench.flops import layer_flops, total_flops
     from bench.models import deploy_net, fill_weights, random_image, train_net
     from bench.timing import timed_against_bound
 
-    size = tuple(args.size)
-    net, net_param = deploy_net(experiment, size, workdir, width=args.width)
-    fill_weights(net, args.seed)
-    net.blobs["data"].data[...] = random_image(size, args.seed)
+    net, net_param = deploy_net(experiment, size, workdir, width=width)
+    fill_weights(net, seed)
+    net.blobs["data"].data[...] = random_image(size, seed)
     row = {"forward_flops": total_flops(layer_flops(net, net_param))["forward"]}
-    row["forward"] = timed_against_bound(net.forward, row["forward_flops"], probe, args.repeats)
+    row["forward"] = timed_against_bound(net.forward, row["forward_flops"], probe, repeats)
+    if save is not None:
+        np.save(save, net.blobs[net.outputs[0]].data)
     del net
-    train, train_param = train_net(experiment, data_root, workdir, width=args.width)
-    fill_weights(train, args.seed)
+    train, train_param = train_net(experiment, data_root, workdir, width=width)
+    fill_weights(train, seed)
     row["train_flops"] = total_flops(layer_flops(train, train_param))["forward_backward"]
-    row["train"] = iterations(train, args.train_repeats, flops=row["train_flops"], probe=probe)
+    row["train"] = iterations(train, train_repeats, flops=row["train_flops"], probe=probe)
     row["train_input_shape"] = list(train.blobs["data"].data.shape)
     return rates(row)
 
@@ -221,12 +230,18 @@ def parse_args(argv):
     parser.add_argument("--levers", nargs="+", default=list(levers_standard()),
                         help="levers to probe ('all': every one available, BLIS included)")
     parser.add_argument("--lever-repeats", type=int, default=3)
+    parser.add_argument("--thread-repeats", type=int, default=3,
+                        help="timed forwards per thread-count row (median)")
+    parser.add_argument("--thread-train-repeats", type=int, default=2,
+                        help="timed training iterations per thread-count row (median)")
     parser.add_argument("--unpatched", action="store_true",
                         help="build the unpatched recipe first if it is not cached (~6 min "
-                             "on 2 cores), so it is compared; by default it is used when built")
+                             "on 2 cores), so it is compared; by default it is used when "
+                             "built. (The OpenBLAS without its invariance patch, ~1.5 min, "
+                             "is built when missing unless --skip threads)")
     parser.add_argument("--budget", type=float, default=840,
                         help="seconds the whole run may take (default 14 min, inside the "
-                        "15-min goal); levers past it are skipped")
+                        "15-min goal); thread rows and levers past it are skipped")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", help="results file name without suffix (default: the date)")
     return parser.parse_args(argv)
@@ -238,18 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     import caffe
     from tqdm import tqdm
 
-    from bench import builds, data_rate, levers, patches, report
+    from bench import builds, data_rate, levers, patches, report, threads
     from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas
     from bench.gpu import unavailable_reason
     from bench.probe import caffe_root
     from bench.timing import load_average
-    from core.fingerprint import pin_blas_threads
     from data.synthetic import make_dataset
 
-    caffe.set_mode_cpu()
-    pin_blas_threads()   # Caffe's rows run as the harness runs them (caffe-recipe/NUMERICS.md)
+    caffe.set_mode_cpu()   # BLAS threads: the library's default, as the harness runs it
     if args.unpatched:
         builds.build_unpatched()
+    # the OpenBLAS without its invariance patch: built when missing (~1.5 min, once), like
+    # --unpatched before the clock starts
+    before_blas, before_skipped = (threads.before_invariance_blas() if "threads" not in args.skip
+                                   else (None, None))
     started = time.perf_counter()
     now = datetime.now()
     results: dict = {"date": now.strftime("%Y-%m-%d %H:%M"), "size": list(args.size),
@@ -305,7 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         results["nets"] = {}
         if "nets" in steps:
             for experiment in args.nets:
-                row = time_caffe_net(experiment, args, workdir, train_root, probe)
+                row = time_caffe_net(experiment, workdir, train_root, probe,
+                                     size=tuple(args.size), width=args.width,
+                                     seed=args.seed, repeats=args.repeats,
+                                     train_repeats=args.train_repeats)
                 results["nets"][experiment] = row
                 tqdm.write(f"bench: {experiment}: forward {row['forward']['median_s']:.2f} s "
                            f"({row['forward_over_bound']:.2f}× bound), fwd+bwd "
@@ -349,6 +369,16 @@ def main(argv: list[str] | None = None) -> int:
             done("column copy: " + ", ".join(
                 f"{k} {v['column_ms_per_forward']:.0f} ms"
                 for k, v in results["flags"].get("variants", {}).items()))
+        if "threads" in steps:
+            results["threads"] = threads.run(
+                workdir, train_root, size=tuple(args.size), width=args.width,
+                repeats=args.thread_repeats, train_repeats=args.thread_train_repeats,
+                sgemm_n=args.sgemm_n, seed=args.seed, before_blas=before_blas,
+                before_skipped=before_skipped or "",
+                deadline=time.monotonic() + args.budget - (time.perf_counter() - started),
+                progress=lambda row: tqdm.write(
+                    "bench: threads " + report.thread_row_line(row), file=sys.stderr))
+            done(report.thread_cost_line(results) or "threads: no cost ratio")
         if "levers" in steps:
             results["levers"] = levers.run(
                 workdir, cores=os.cpu_count() or 1, size=tuple(args.size), width=args.width,

@@ -19,11 +19,19 @@ bench-blas-variants:
 bench-mkl: venv
 	@bash bench/mkl.sh $(PY) || echo "bench: continuing without the MKL levers"
 
-bench: setup bench-torch bench-blas-variants bench-mkl
+bench: setup bench-torch bench-blas-variants bench-mkl bench-openblas-unpatched
 	@GLOG_minloglevel=2 $(PY) -m bench.run $(BENCH_ARGS)
 
-# The bench tests compare the peer with Caffe, so the test suite needs it too.
-test: bench-torch
+# The bench tests compare the peer with Caffe, and the thread rows with the OpenBLAS before
+# its invariance patch, so the test suite needs both too.
+test: bench-torch bench-openblas-unpatched
+
+# The pinned OpenBLAS without caffe-recipe/patches/openblas/ (the thread-count invariance),
+# its own cache entry (~1.5 min once), for bench.threads' "before invariance" row.
+.PHONY: bench-openblas-unpatched
+bench-openblas-unpatched: venv
+	@$(PY) -c 'from bench.builds import build_unpatched_blas; build_unpatched_blas()' \
+	  || echo "bench: continuing without the before-invariance row"
 
 # The same recipe without the speed/memory patches (0002–0004), as its own cache entry, for
 # side-by-side comparison in `make bench` and tests/test_caffe_patches.py (bench/builds.py).

@@ -112,8 +112,22 @@ def test_bench_writes_json_and_table(tmp_path, capsys):
     assert results["peer"]["max_relative_difference"] < 1e-4
     assert results["patches"]["max_relative_difference"] < 1e-4
     assert 0 <= results["data"]["wait_fraction_prefetch"] < 1
+    # the thread rows: the patched library gives one forward output at 1, 2 (and all)
+    # threads and says it is invariant; the library before the patch, where built, is not
+    rows = {row["key"]: row for row in results["threads"]["rows"]}
+    patched = [row for row in rows.values() if row["blas"] == "patched"]
+    assert {"patched-1", "patched-2"} <= rows.keys()
+    for row in patched:
+        assert row["thread_invariant"] is True and row["bits_equal_reference"], row
+        assert row["threads_used"] == row["threads"]
+    before = rows["before-2"]
+    if "skipped" not in before:
+        assert before["thread_invariant"] is False
+        assert before["blas_info"]["path"] != rows["patched-2"]["blas_info"]["path"]
+        assert results["threads"]["cost_of_invariance"]["forward"] > 0
     table = (tmp_path / "smoke.md").read_text()
     assert "| FCN-8s Caffe |" in table and "| FCN-8s PyTorch" in table
+    assert "patched OpenBLAS, 1 thread |" in table
     assert table in capsys.readouterr().out
 
 
