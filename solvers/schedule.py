@@ -214,7 +214,8 @@ def _plot(run_dir: Path) -> None:
 
     try:
         print(f"curves: {plot(run_dir / JSON_NAME, run_dir / 'curves.png')}", flush=True)
-    except (ValueError, OSError) as e:  # a plot is never worth failing a run for
+    except (ValueError, OSError, ImportError) as e:  # a plot never fails a run (nor a
+        # Python without matplotlib, as the GPU bundle's)
         print(f"curves: skipped ({e})", file=sys.stderr)
 
 
