@@ -1,24 +1,30 @@
-"""`make gpu-check`: the GPU side of the harness in one run, for the day a GPU is lent.
+"""`make gpu-check`: the GPU side of the harness in one run, from the GPU bundle alone.
 
-On a machine with an NVIDIA GPU and no network it
-1. builds (or reuses) the CUDA build of the recipe for the GPU's own architecture
-   (`CUDA=1 CUDA_ARCH=<compute capability>`, every core; caffe-recipe/CUDA.md), without
-   switching the venv away from the CPU build;
-2. runs Caffe's GPU tests (`test.testbin --gtest_filter=*GPU*`);
-3. compares FCN-8s (full width, 500×500, seeded weights) on the GPU with the same build on
-   the CPU: the forward's score map and, through a softmax loss on seeded labels, every
-   parameter gradient (max relative difference; GPU and CPU sum in other orders, so the
-   two agree to float precision, not bit for bit);
-4. times the GPU forward (median of 20, as the paper averages 20 trials) against the
-   paper's ~100 ms for FCN-8s on a Titan X, and the forward+backward.
-It prints one table and writes bench/results/gpu-check.json. Without a GPU it says so and
-exits 0. Designed to finish in under 8 minutes on a 16-core machine with a warm cache
-(a cold CUDA build is most of that).
+It runs on a machine with no network and no package manager: everything comes from the
+bundle `make gpu-bundle` made (caffe-recipe/gpu_bundle.py, CUDA.md) and the working tree;
+cudart, cuBLAS and cuRAND from the machine's own NVIDIA packages (found by the bundle's
+bin/python). Run by caffe-recipe/gpu-check.sh, which unpacks the bundle if needed.
+
+The CPU half, always: the bundle's versions and libraries, a few of Caffe's CPU gtests, and
+a short training through the Python data layers on synthetic data, ending in a score. The
+GPU half, when a GPU answers (else it writes "no GPU: why" and exits 0):
+1. Caffe's GPU gtests (the typed tests' GPU devices, parameters 2 and 3, and the GPU suites);
+2. FCN-8s (full width, 500×500, seeded weights) on the GPU against the same build on the
+   CPU: the score map and every parameter gradient (max relative difference: other
+   summation orders, so float precision, not bits), and the GPU forward (median of 20, as
+   the paper averages 20 trials) and forward+backward against the paper's ~100 ms;
+3. `make voc-fcn8s GPU=0` as that target runs it (solvers.schedule: 32s → 16s → 8s from
+   random weights on synthetic data, a few hundred iterations, then the score), twice,
+   with NVIDIA_TF32_OVERRIDE=0: whether GPU training is deterministic (the final weights'
+   digests and the scores compared).
+Everything lands in --out (default $OUT, else bench/results/gpu-check): gpu-check.json,
+gpu-check.md (the table) and the logs, at most 8 files.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -29,6 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PAPER_FCN8S_MS = 100.0  # Table 1 / Table 6 of the paper: FCN-8s, 500×500, Titan X
 TOLERANCE = 1e-3        # max relative difference GPU vs CPU accepted (float32, other order)
+CPU_TESTS = ("PoolingNanTest/0.*:PoolingNanTest/1.*:ConvolutionLayerTest/0.*:"
+             "DeconvolutionLayerTest/0.*:CropLayerTest/0.*:SoftmaxWithLossLayerTest/0.*")
+GPU_TESTS = "*/2.*:*/3.*:*GPU*"
 
 
 def gpu_present() -> tuple[bool, str]:
@@ -52,35 +61,49 @@ def architecture(description: str) -> str:
     return description.rsplit(",", 1)[-1].strip().replace(".", "")
 
 
-def build(venv: Path, arch: str, jobs: int) -> Path:
-    """Build or reuse the CUDA entry (never exposed to the venv); its folder."""
-    env = {**os.environ, "CUDA": "1", "CUDA_ARCH": arch, "JOBS": str(jobs)}
-    script = str(REPO / "caffe-recipe/build.sh")
-    subprocess.run(["bash", script, "--venv", str(venv), "--no-expose"], check=True, env=env)
-    done = subprocess.run(["bash", script, "--venv", str(venv), "--print-dir"], check=True,
-                          env=env, capture_output=True, text=True)
-    return Path(done.stdout.strip())
+def why_failed(output: str) -> str:
+    """The line that says why a child failed: glog's 'Check failed', else an error line,
+    else the last line that is not a stack trace."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for marker in ("Check failed", "error:", "Error"):
+        hits = [line for line in lines if marker in line]
+        if hits:
+            return hits[-1]
+    plain = [line for line in lines if not line.startswith(("***", "@ "))]
+    return (plain or ["no output"])[-1]
 
 
-def gpu_tests(entry: Path, timeout: float) -> dict:
-    """Caffe's GPU gtests from the source root; passed/total and the failures."""
+def gtests(bundle: Path, pattern: str, timeout: float, log: Path) -> dict:
+    """Caffe's gtests matching `pattern`, from the bundle's copy of their data folders:
+    passed/total and the failures, counted from gtest's per-test lines so that a run cut
+    by its timeout still says how far it got; the output's tail in `log`."""
     started = time.perf_counter()
+    timed_out = False
     try:
-        done = subprocess.run([str(entry / "build/test/test.testbin"), "--gtest_filter=*GPU*",
-                               "--gtest_color=no"], cwd=entry / "src", capture_output=True,
-                              text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    total = passed = None
-    for line in done.stdout.splitlines():
-        if line.startswith("[==========]") and "ran." in line:
-            total = int(line.split()[1])
-        if line.startswith("[  PASSED  ]"):
-            passed = int(line.split()[3])
-    failed = [line.split("]", 1)[1].strip() for line in done.stdout.splitlines()
-              if line.startswith("[  FAILED  ]") and "," not in line]
-    return {"total": total, "passed": passed or 0, "failed": failed[:20],
-            "exit_status": done.returncode, "seconds": time.perf_counter() - started}
+        done = subprocess.run([str(bundle / "bin/test.testbin"), f"--gtest_filter={pattern}",
+                               "--gtest_color=no"], cwd=bundle / "caffe-src",
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        out, err, status = done.stdout, done.stderr, done.returncode
+    except subprocess.TimeoutExpired as cut:
+        timed_out = True
+        out, err, status = (text.decode(errors="replace") if isinstance(text, bytes)
+                            else text or "" for text in (cut.stdout, cut.stderr, None))
+    log.write_text("\n".join((out + err).splitlines()[-400:]) + "\n")
+    lines = out.splitlines()
+    planned = next((int(line.split()[2]) for line in lines
+                    if line.startswith("[==========] Running")), None)
+    passed = sum(line.startswith("[       OK ]") for line in lines)
+    failed = [line.split("]", 1)[1].strip() for line in lines
+              if line.startswith("[  FAILED  ]") and " ms)" in line]
+    seconds = time.perf_counter() - started
+    if timed_out:
+        return {"error": f"timed out after {timeout:.0f} s: {passed} of {planned} passed, "
+                         f"{len(failed)} failed so far", "failed": failed[:20]}
+    if planned is None or not any(line.startswith("[  PASSED  ]") for line in lines):
+        return {"error": f"the gtest binary stopped (exit status {status}) after {passed} "
+                         f"passed tests: {why_failed(out + err)}"}
+    return {"filter": pattern, "total": planned, "passed": passed, "failed": failed[:20],
+            "exit_status": status, "seconds": seconds}
 
 
 COMPARE = r"""
@@ -143,36 +166,118 @@ print(json.dumps({'score_max_relative_difference': rel(cpu['score'], gpu['score'
                   'forward_runs_s': forward['runs_s']}))
 """
 
+def child_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "GLOG_minloglevel": "2", **extra}
 
-def compare(entry: Path, timeout: float) -> dict:
-    """FCN-8s GPU vs CPU in the CUDA build, and the GPU timings (a child process)."""
-    env = {**os.environ, "GLOG_minloglevel": "2",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(entry / "src/python"),
-                                                     os.environ.get("PYTHONPATH")) if p)}
+
+def compare(timeout: float) -> dict:
+    """FCN-8s GPU vs CPU in the bundle's build, and the GPU timings (a child process)."""
     try:
-        done = subprocess.run([sys.executable, "-c", COMPARE, str(REPO)], cwd=REPO, env=env,
+        done = subprocess.run([sys.executable, "-c", COMPARE], cwd=REPO, env=child_env(),
                               capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+        return {"error": why_failed(done.stderr)}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def synthetic_data(root: Path, size: tuple[int, int], n_train: int) -> Path:
+    from data.synthetic import make_dataset
+
+    if not (root / ".complete").exists():
+        make_dataset("voc", root, n_train=n_train, n_val=max(2, n_train // 4), size=size,
+                     seed=0)
+        (root / ".complete").write_text("")
+    return root
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train(experiment: str, data: Path, runs: Path, *, gpu: int | None, iters: int,
+          width: float, log: Path, timeout: float) -> dict:
+    """`make <experiment> [GPU=n]` as mk/train.mk runs it, from random weights; the score
+    and the final weights' digest of its last stage."""
+    command = [sys.executable, "-m", "solvers.schedule", experiment, "--data", str(data),
+               "--runs", str(runs), "--weights", "none", "--iters", str(iters),
+               "--test-every", "0", "--width", str(width), "--quiet", "--no-check-data"]
+    if gpu is not None:
+        command += ["--gpu", str(gpu)]
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                              timeout=timeout, check=False,
+                              env=child_env(NVIDIA_TF32_OVERRIDE="0"))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    log.write_text("\n".join((done.stdout + done.stderr).splitlines()[-200:]) + "\n")
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"error": why_failed(done.stderr),
+                "seconds": seconds}
+    last = runs / experiment
+    score = json.loads((last / "score.json").read_text())
+    return {"seconds": seconds, "iterations_per_stage": iters, "score": score,
+            "final_sha256": digest(last / "final.caffemodel")}
+
+
+def environment(bundle: Path) -> dict:
+    import caffe
+    import numpy
+    import scipy
+
+    manifest = json.loads((bundle / "MANIFEST.json").read_text())
+    return {"bundle": str(bundle), "entry": manifest["entry"], "flavour": manifest["flavour"],
+            "python": sys.version.split()[0], "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "caffe": caffe.__file__,
+            "cuda_library_folders": os.environ.get("FCN_CUDA_LIB_DIRS", "").split(":"),
+            "bundled_libraries": len(manifest["libraries"])}
+
+
+def _test_row(name: str, tests: dict) -> tuple[str, bool]:
+    if tests.get("total"):
+        good = tests["passed"] == tests["total"] and tests["exit_status"] == 0
+        failures = "" if good else ": " + ", ".join(tests["failed"])
+        return (f"| {name} | {tests['passed']}/{tests['total']} passed in "
+                f"{tests['seconds']:.0f} s{failures} |", good)
+    return f"| {name} | failed: {tests.get('error', tests)} |", False
+
+
+def head_metrics(score: dict) -> dict:
+    """The first head's metrics in a schedule's score.json ({"label": {"mean_iu": …}})."""
+    return next(v for v in score.values() if isinstance(v, dict) and "mean_iu" in v)
+
+
+def _train_cell(run: dict) -> str:
+    if "score" not in run:
+        return f"failed: {run.get('error', run)}"
+    s = head_metrics(run["score"])
+    return (f"mean IU {s['mean_iu']:.4f}, pixel acc. {s['pixel_accuracy']:.4f} "
+            f"({run['seconds']:.1f} s, {run['iterations_per_stage']} iterations a stage)")
 
 
 def report(result: dict) -> tuple[str, bool]:
     """The table, and whether every check passed."""
-    rows = [f"GPU: {result['gpu']}; CUDA build {result.get('entry', '–')} "
-            f"({result.get('build_s', 0):.0f} s)", "", "| check | result |", "|---|---|"]
+    env = result.get("environment", {})
+    rows = [f"GPU: {result['gpu']}; bundle {env.get('entry', '–')}, Python "
+            f"{env.get('python', '–')}, numpy {env.get('numpy', '–')}", "",
+            "| check | result |", "|---|---|"]
     ok = True
-    tests = result.get("gpu_tests", {})
-    if "total" in tests and tests["total"]:
-        good = tests["passed"] == tests["total"] and tests["exit_status"] == 0
-        failures = "" if good else ": " + ", ".join(tests["failed"])
-        rows.append(f"| Caffe's GPU tests | {tests['passed']}/{tests['total']} passed in "
-                    f"{tests['seconds']:.0f} s{failures} |")
-    else:
-        good = False
-        rows.append(f"| Caffe's GPU tests | failed: {tests.get('error', tests)} |")
+    if "cpu_tests" in result:
+        row, good = _test_row("Caffe's CPU tests (a few)", result["cpu_tests"])
+        rows.append(row)
+        ok &= good
+    if "cpu_train" in result:
+        rows.append(f"| CPU training through the Python data layers | "
+                    f"{_train_cell(result['cpu_train'])} |")
+        ok &= "score" in result["cpu_train"]
+    if result.get("no_gpu"):
+        rows.append(f"| GPU half | {result['no_gpu']} |")
+        return "\n".join(rows), ok and result["no_gpu"].startswith("no GPU")
+    row, good = _test_row("Caffe's GPU tests", result.get("gpu_tests", {}))
+    rows.append(row)
     ok &= good
     cmp = result.get("compare", {})
     if "score_max_relative_difference" in cmp:
@@ -191,45 +296,98 @@ def report(result: dict) -> tuple[str, bool]:
     else:
         ok = False
         rows.append(f"| FCN-8s GPU vs CPU | failed: {cmp.get('error', cmp)} |")
+    runs = result.get("gpu_train", [])
+    for i, run in enumerate(runs, 1):
+        rows.append(f"| voc-fcn8s on the GPU (32s → 16s → 8s), run {i} | {_train_cell(run)} |")
+        ok &= "score" in run
+    if len(runs) == 2 and all("score" in r for r in runs):
+        same = runs[0]["final_sha256"] == runs[1]["final_sha256"]
+        rows.append("| GPU training deterministic (TF32 off) | " + (
+            "yes: the two runs' final weights are identical" if same else
+            f"**no**: final weights differ (mean IU {head_metrics(runs[0]['score'])['mean_iu']:.6f}"
+            f" · {head_metrics(runs[1]['score'])['mean_iu']:.6f})") + " |")
     rows.append(f"\n{result['elapsed_s']:.0f} s in all: " + ("every check passed" if ok else
                                                            "SOME CHECKS FAILED"))
     return "\n".join(rows), ok
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--venv", type=Path, default=REPO / ".venv")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--test-timeout", type=float, default=240,
-                        help="seconds for Caffe's GPU tests")
-    parser.add_argument("--out", type=Path, default=REPO / "bench/results/gpu-check.json")
-    args = parser.parse_args(argv)
-    present, description = gpu_present()
-    if not present:
-        print(f"gpu-check: no GPU on this machine ({description}); nothing to check. "
-              f"Run `make gpu-check` on a machine with an NVIDIA GPU.")
-        return 0
-    started = time.perf_counter()
-    result: dict = {"gpu": description}
-    print(f"gpu-check: {description}: building or reusing the CUDA build "
-          f"(CUDA_ARCH={architecture(description)}, {args.jobs} jobs)", flush=True)
-    try:
-        entry = build(args.venv, architecture(description), args.jobs)
-    except subprocess.CalledProcessError:
-        print("gpu-check: error: the CUDA build failed (see its message above); "
-              "caffe-recipe/CUDA.md lists what it needs", file=sys.stderr)
-        return 1
-    result["entry"], result["build_s"] = entry.name, time.perf_counter() - started
-    print("gpu-check: Caffe's GPU tests", flush=True)
-    result["gpu_tests"] = gpu_tests(entry, args.test_timeout)
-    print("gpu-check: FCN-8s on the GPU vs the CPU, and GPU timings", flush=True)
-    result["compare"] = compare(entry, timeout=300)
-    result["elapsed_s"] = time.perf_counter() - started
+def write(out: Path, result: dict) -> bool:
     table, ok = report(result)
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    return 0 if ok else 1
+    (out / "gpu-check.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "gpu-check.md").write_text(table + "\n")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bundle", type=Path, default=os.environ.get("FCN_BUNDLE"),
+                        help="the unpacked GPU bundle (bin/python sets FCN_BUNDLE)")
+    parser.add_argument("--out", type=Path,
+                        default=Path(os.environ.get("OUT") or REPO / "bench/results/gpu-check"))
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder for data and runs (default: --out/../gpu-check-work)")
+    parser.add_argument("--iters", type=int, default=100,
+                        help="training iterations per stage on the GPU (3 stages)")
+    parser.add_argument("--train-size", type=int, nargs=2, default=(320, 480),
+                        metavar=("H", "W"), help="synthetic pictures for the GPU training")
+    parser.add_argument("--test-timeout", type=float, default=240,
+                        help="seconds for Caffe's GPU tests")
+    parser.add_argument("--budget", type=float, default=450,
+                        help="seconds for the whole check (the GPU machine gives a command "
+                             "10 minutes; every step's timeout is cut to what is left)")
+    args = parser.parse_args(argv)
+    if args.bundle is None or not (args.bundle / "MANIFEST.json").exists():
+        parser.error("no bundle: run through caffe-recipe/gpu-check.sh (make gpu-check), "
+                     "which unpacks gpu-bundle/ and runs this with the bundle's Python")
+    started = time.perf_counter()
+
+    def left(cap: float) -> float:
+        """A step's timeout: its own cap or what is left of --budget, at least 10 s."""
+        return max(10.0, min(cap, args.budget - (time.perf_counter() - started)))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.work or args.out.parent / "gpu-check-work"
+    work.mkdir(parents=True, exist_ok=True)
+    present, description = gpu_present()
+    result: dict = {"gpu": description if present else "none",
+                    "environment": environment(args.bundle)}
+    print("gpu-check: CPU half: Caffe's CPU tests and a short CPU training", flush=True)
+    result["cpu_tests"] = gtests(args.bundle, CPU_TESTS, left(120), args.out / "gtest-cpu.log")
+    tiny = synthetic_data(work / "data-cpu", (48, 64), 4)
+    result["cpu_train"] = train("voc-fcn32s", tiny, work / "runs-cpu", gpu=None, iters=4,
+                                width=0.0625, log=args.out / "train-cpu.log",
+                                timeout=left(180))
+    if not present:
+        result["no_gpu"] = f"no GPU: {description}"
+        result["elapsed_s"] = time.perf_counter() - started
+        cpu_ok = write(args.out, result)
+        print(f"gpu-check: no GPU on this machine ({description}): the GPU half is skipped. "
+              f"Run `make gpu-check` on a machine with an NVIDIA GPU.")
+        return 0 if cpu_ok else 1
+    built_for = result["environment"]["entry"].split("-")[1]  # caffe-cuda90-… → cuda90
+    if built_for != f"cuda{architecture(description)}":
+        arch = architecture(description)
+        result["no_gpu"] = (f"not run: {description}, but the bundle is the {built_for} "
+                            f"build; make one for it (make gpu-bundle CUDA_ARCH={arch})")
+        result["elapsed_s"] = time.perf_counter() - started
+        write(args.out, result)
+        print(f"gpu-check: error: {result['no_gpu']}", file=sys.stderr)
+        return 1
+    print(f"gpu-check: GPU half on {description}: Caffe's GPU tests", flush=True)
+    result["gpu_tests"] = gtests(args.bundle, GPU_TESTS, left(args.test_timeout),
+                                 args.out / "gtest-gpu.log")
+    print("gpu-check: FCN-8s on the GPU vs the CPU, and GPU timings", flush=True)
+    result["compare"] = compare(timeout=left(150))
+    data = synthetic_data(work / "data-gpu", tuple(args.train_size), 40)
+    result["gpu_train"] = []
+    for i in (1, 2):
+        print(f"gpu-check: voc-fcn8s on the GPU, run {i} of 2", flush=True)
+        result["gpu_train"].append(train(
+            "voc-fcn8s", data, work / f"runs-gpu-{i}", gpu=0, iters=args.iters, width=1.0,
+            log=args.out / f"train-gpu-{i}.log", timeout=left(150)))
+    result["elapsed_s"] = time.perf_counter() - started
+    return 0 if write(args.out, result) else 1
 
 
 if __name__ == "__main__":
