@@ -322,8 +322,10 @@ def test_no_archive_no_folder_says_how_to_make_one(tmp_path):
 def test_make_gpu_check_reaches_no_network_and_no_package_manager():
     """The whole of `make gpu-check` is the script; the script, the bundle's Python and the
     check never call a package manager, pip, a downloader or the build."""
-    dry = subprocess.run(["make", "-n", "gpu-check"], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout.split("\n")
+    env = {k: v for k, v in os.environ.items()  # as a user types it, not inside make test
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    dry = subprocess.run(["make", "--no-print-directory", "-n", "gpu-check"], cwd=REPO,
+                         capture_output=True, text=True, check=True, env=env).stdout.split("\n")
     assert [line for line in dry if line.strip()] == ["sh caffe-recipe/gpu-check.sh"]
     for path in (RECIPE / "gpu-check.sh", RECIPE / "bundle-python.sh",
                  REPO / "bench/gpu_check.py"):
