@@ -28,6 +28,7 @@ help:
 	@echo "make caffe CUDA=1 [CUDA_ARCH=90]   a GPU build beside the CPU one"
 	@echo "make caffe-cuda-check  compile-and-link check of the CUDA build (caffe-recipe/CUDA.md)"
 	@echo "make gpu-bundle  the CUDA build, its Python and libraries in one archive for a bare GPU machine"
+	@echo "make gpu-bundle-test  that bundle run in a bare Debian root with no network (tests/test_gpu_bundle.py)"
 	@echo "make gpu-check   on the GPU machine, from the bundle alone: GPU tests, GPU vs CPU FCN-8s, timing, GPU training"
 	@echo "make caffe-unpatched  the recipe without its speed/memory patches, for make bench to compare"
 	@echo "make caffe-prune remove cached CPU builds of older recipes"

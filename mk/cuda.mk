@@ -17,6 +17,14 @@ gpu-bundle: venv gpu-bundle-deps
 	@$(PY) caffe-recipe/gpu_bundle.py \
 	  --entry "$$(CUDA=1 bash caffe-recipe/build.sh --venv $(VENV) --print-dir)"
 
+# The CUDA bundle in the bare Debian root (tests/test_gpu_bundle.py on it, not the CPU bundle
+# CI uses), its CUDA libraries from the recipe's NVIDIA wheels and /usr/local/cuda.
+.PHONY: gpu-bundle-test
+gpu-bundle-test: gpu-bundle
+	@FCN_GPU_BUNDLE=gpu-bundle/fcn-caffe-cuda$(CUDA_ARCH) \
+	  FCN_CUDA_LIBS="$$(ls -d $${CAFFE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fcn-caffe}/nvidia-cu13-*/nvidia/cu13/lib | head -n 1):/usr/local/cuda/lib64" \
+	  $(PY) -m pytest -q tests/test_gpu_bundle.py
+
 # One prepared GPU check (bench/gpu_check.py), on the GPU machine with the working tree and
 # the bundle only: no apt, no pip, no network (tests/test_gpu_bundle.py checks). Caffe's GPU
 # tests, FCN-8s GPU vs CPU and its timing, voc-fcn8s trained twice on the GPU; without a
