@@ -24,7 +24,6 @@ gpu-check.md (the table) and the logs, at most 8 files.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -192,10 +191,6 @@ def synthetic_data(root: Path, size: tuple[int, int], n_train: int) -> Path:
     return root
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def train(experiment: str, data: Path, runs: Path, *, gpu: int | None, iters: int,
           width: float, log: Path, timeout: float) -> dict:
     """`make <experiment> [GPU=n]` as mk/train.mk runs it, from random weights; the score
@@ -217,10 +212,12 @@ def train(experiment: str, data: Path, runs: Path, *, gpu: int | None, iters: in
     if done.returncode != 0:
         return {"error": why_failed(done.stderr),
                 "seconds": seconds}
+    from solvers.snapshots import sha256
+
     last = runs / experiment
     score = json.loads((last / "score.json").read_text())
     return {"seconds": seconds, "iterations_per_stage": iters, "score": score,
-            "final_sha256": digest(last / "final.caffemodel")}
+            "final_sha256": sha256(last / "final.caffemodel")}
 
 
 def environment(bundle: Path) -> dict:

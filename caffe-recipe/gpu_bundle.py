@@ -82,6 +82,7 @@ class Bundle:
         self.lib.mkdir(parents=True)
         self.ours: list[tuple[Path, str]] = []  # ELF files whose RUNPATH we set
         self.libraries: dict[str, str] = {}     # bundled library → where it came from
+        self.cuda_folders: set[str] = set()     # where this machine's CUDA libraries are
 
     def add_elf(self, source: Path, dest: Path, runpath: str) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +93,8 @@ class Bundle:
 
     def add_dependencies(self, binary: Path) -> None:
         for name, path in needed(binary, self.env).items():
+            if name in CUDA_RUNTIME and path is not None:
+                self.cuda_folders.add(str(path.parent))
             if name in BASE or name in CUDA_RUNTIME or name in self.libraries:
                 continue
             if path is None:
@@ -184,9 +187,14 @@ def entry_flavour(entry: Path) -> str:
     return "cuda" if "libcudart" in run("ldd", str(entry / "build/lib/libcaffe.so")) else "cpu"
 
 
+def bundle_name(entry: Path) -> str:
+    """caffe-cuda90-<key> → fcn-caffe-cuda90 (caffe-cpu-<key> → fcn-caffe-cpu)."""
+    return f"fcn-caffe-{entry.name.split('-')[1]}"
+
+
 def make(entry: Path, venv: Path, out: Path, archive: bool) -> dict:
     flavour = entry_flavour(entry)
-    name = f"fcn-caffe-{entry.name.split('-')[1]}"  # fcn-caffe-cuda90 or fcn-caffe-cpu
+    name = bundle_name(entry)
     root = out / name
     partial = out / f".{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -202,6 +210,8 @@ def make(entry: Path, venv: Path, out: Path, archive: bool) -> dict:
     (partial / "bin/python").chmod(0o755)
     manifest["libraries"] = dict(sorted(bundle.libraries.items()))
     manifest["needs"] = newest_versions(partial)
+    # for tests/test_gpu_bundle.py on this machine; the GPU machine's bin/python searches
+    manifest["cuda_folders_where_built"] = sorted(bundle.cuda_folders)
     manifest["left_to_the_machine"] = sorted(BASE - {"linux-vdso.so.1"}) + (
         list(CUDA_RUNTIME) if flavour == "cuda" else [])
     manifest["bytes"] = sum(f.stat().st_size for f in partial.rglob("*") if f.is_file())
@@ -237,10 +247,12 @@ def main(argv: list[str] | None = None) -> int:
                      "installs it)")
     if not (args.entry / "build/lib/libcaffe.so.1.0.0").exists():
         parser.error(f"{args.entry} is not a finished Caffe build (no build/lib/libcaffe.so)")
+    if not (args.venv / "bin/python").exists():
+        parser.error(f"{args.venv} is not a venv (no bin/python): make venv, or --venv <path>")
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = make(args.entry.resolve(), args.venv, args.out.resolve(), not args.no_archive)
     mib = manifest["bytes"] / 2**20
-    print(f"gpu-bundle: {args.out / ('fcn-caffe-' + args.entry.name.split('-')[1])}: "
+    print(f"gpu-bundle: {args.out / bundle_name(args.entry)}: "
           f"{mib:.0f} MiB, {len(manifest['libraries'])} libraries bundled")
     if "archive" in manifest:
         size = manifest["archive_bytes"] / 2**20

@@ -18,12 +18,10 @@ gpu-bundle: venv gpu-bundle-deps
 	  --entry "$$(CUDA=1 bash caffe-recipe/build.sh --venv $(VENV) --print-dir)"
 
 # The CUDA bundle in the bare Debian root (tests/test_gpu_bundle.py on it, not the CPU bundle
-# CI uses), its CUDA libraries from the recipe's NVIDIA wheels and /usr/local/cuda.
+# CI uses), its CUDA libraries from where the build found them (MANIFEST.json).
 .PHONY: gpu-bundle-test
 gpu-bundle-test: gpu-bundle
-	@FCN_GPU_BUNDLE=gpu-bundle/fcn-caffe-cuda$(CUDA_ARCH) \
-	  FCN_CUDA_LIBS="$$(ls -d $${CAFFE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fcn-caffe}/nvidia-cu13-*/nvidia/cu13/lib | head -n 1):/usr/local/cuda/lib64" \
-	  $(PY) -m pytest -q tests/test_gpu_bundle.py
+	@FCN_GPU_BUNDLE=gpu-bundle/fcn-caffe-cuda$(CUDA_ARCH) $(PY) -m pytest -q tests/test_gpu_bundle.py
 
 # One prepared GPU check (bench/gpu_check.py), on the GPU machine with the working tree and
 # the bundle only: no apt, no pip, no network (tests/test_gpu_bundle.py checks). Caffe's GPU
