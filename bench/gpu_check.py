@@ -13,7 +13,7 @@ GPU half, when a GPU answers (else it writes "no GPU: why" and exits 0):
    CPU: the score map and every parameter gradient (max relative difference: other
    summation orders, so float precision, not bits), and the GPU forward (median of 20, as
    the paper averages 20 trials) and forward+backward against the paper's ~100 ms;
-3. `make voc-fcn8s GPU=0` as that target runs it (solvers.schedule: 32s → 16s → 8s from
+3. `make voc-fcn8s GPU=0` as that target runs it (training.schedule: 32s → 16s → 8s from
    random weights on synthetic data, a few hundred iterations, then the score), twice,
    with NVIDIA_TF32_OVERRIDE=0: whether GPU training is deterministic (the final weights'
    digests and the scores compared).
@@ -195,7 +195,7 @@ def train(experiment: str, data: Path, runs: Path, *, gpu: int | None, iters: in
           width: float, log: Path, timeout: float) -> dict:
     """`make <experiment> [GPU=n]` as mk/train.mk runs it, from random weights; the score
     and the final weights' digest of its last stage."""
-    command = [sys.executable, "-m", "solvers.schedule", experiment, "--data", str(data),
+    command = [sys.executable, "-m", "training.schedule", experiment, "--data", str(data),
                "--runs", str(runs), "--weights", "none", "--iters", str(iters),
                "--test-every", "0", "--width", str(width), "--quiet", "--no-check-data"]
     if gpu is not None:
@@ -212,7 +212,7 @@ def train(experiment: str, data: Path, runs: Path, *, gpu: int | None, iters: in
     if done.returncode != 0:
         return {"error": why_failed(done.stderr),
                 "seconds": seconds}
-    from solvers.snapshots import sha256
+    from training.snapshots import sha256
 
     last = runs / experiment
     score = json.loads((last / "score.json").read_text())

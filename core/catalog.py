@@ -4,7 +4,7 @@ Each entry says what a dataset's classes are (per label top, in label order), wh
 score blob predicts them, the BGR mean its data layer subtracts, where its files and
 split lists live under a data root, which of the release's Python data layers reads it
 in training and in testing, and which make target fetches it. nets/, layers/, data/,
-solvers/ and the tools read these entries; none re-types a fact.
+training/ and the tools read these entries; none re-types a fact.
 
 Facts from the release: its class lists, its layers' means and param_str keys (in the
 order its Python 2 generator printed them, so generated prototxt match its bytes), its

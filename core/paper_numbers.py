@@ -4,7 +4,7 @@ Transcribed from the PAMI paper (Shelhamer, Long & Darrell, 2016). Percentages a
 None where the paper prints "-". Rows of other methods (Gupta et al., SDS, …) are kept so
 the report can show the paper's whole table; they have no run of their own here.
 Nothing else in the project types these numbers in: paper/ (plan, run, report) and
-solvers/iu_bounds.py read them from here (in core/, so a tool below paper/ can print the
+analyses/iu_bounds.py read them from here (in core/, so a tool below paper/ can print the
 paper's figures beside its own).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Column keys of the standard metrics (Section 5) as solvers.score names them.
+# Column keys of the standard metrics (Section 5) as evaluation.score names them.
 PIXEL_ACC, MEAN_ACC, MEAN_IU, FW_IU = "pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu"
 GEOM_ACC = "geo_pixel_accuracy"          # SIFT Flow's geometric head, pixel accuracy
 MEAN_IU_NO_BG = "mean_iu_no_bg"          # Table 8: mean IU excluding the background class

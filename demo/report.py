@@ -64,7 +64,7 @@ def figure(out: Path, width: float, results: dict, examples: int = 3) -> Path:
     import matplotlib.pyplot as plt
 
     from core.palette import colorize
-    from solvers.infer import load_segmenter
+    from evaluation.infer import load_segmenter
 
     voc, names = val_names(out)
     names = names[:examples]
@@ -188,7 +188,7 @@ def write_report(out: Path, cfg, results: dict) -> Path:
         zoo = f"zoo round trip failed: {e}"
     say("7/7 inference on a fresh synthetic picture")
     from data.synthetic import make_dataset
-    from solvers.infer import load_segmenter, segment_files
+    from evaluation.infer import load_segmenter, segment_files
 
     # a picture none of the nets saw, of an odd size
     new = make_dataset("voc", out / "inference" / "new-data", n_train=1, n_val=1,

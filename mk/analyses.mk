@@ -1,5 +1,5 @@
 # The paper's analyses beside its experiments (issue 17; the experiments themselves are
-# training targets in mk/train.mk). See nets/README.md and solvers/README.md.
+# training targets in mk/train.mk). See nets/README.md and analyses/README.md.
 #   make iu-bounds DATA=datasets [SPLIT=seg11valid] [METHOD=mode|nearest] [JSON=file]
 #   make shift-stitch [WIDTH=0.125] [SIZE=96]   (Section 3.2 on VGG16's first two stages)
 #   make class-weights DATA=datasets            (balance-fcn32s's loss weights; training
@@ -11,20 +11,20 @@
 .PHONY: iu-bounds shift-stitch class-weights table2-scores sampling-figure
 
 iu-bounds: setup
-	@GLOG_minloglevel=2 $(PY) -m solvers.iu_bounds --data $(or $(DATA),datasets) \
+	@GLOG_minloglevel=2 $(PY) -m analyses.iu_bounds --data $(or $(DATA),datasets) \
 	  $(if $(SPLIT),--split $(SPLIT)) $(if $(METHOD),--method $(METHOD)) $(if $(JSON),--json $(JSON))
 
 shift-stitch: setup
 	@GLOG_minloglevel=2 $(PY) -m nets.shift_stitch $(if $(WIDTH),--width $(WIDTH)) $(if $(SIZE),--size $(SIZE))
 
 class-weights: setup
-	@GLOG_minloglevel=2 $(PY) -m solvers.balance --data $(or $(DATA),datasets)
+	@GLOG_minloglevel=2 $(PY) -m training.balance --data $(or $(DATA),datasets)
 
 table2-scores: setup
-	@$(PY) -m solvers.reports table2 --runs $(or $(RUNS),runs)
+	@$(PY) -m analyses.reports table2 --runs $(or $(RUNS),runs)
 
 sampling-figure: setup
-	@$(PY) -m solvers.reports figure5 --runs $(or $(RUNS),runs) $(if $(OUT),--out $(OUT))
+	@$(PY) -m analyses.reports figure5 --runs $(or $(RUNS),runs) $(if $(OUT),--out $(OUT))
 
 # make table1-nets [SIZE=500]: Table 1's conv. layers, parameters, rf size, max stride and
 # forward time, computed from the generated nets (full width: minutes and ~4 GiB on a CPU)
@@ -36,5 +36,5 @@ table1-nets: setup
 # (Reference-FG / -BG score mask-reference's weights with masked test inputs)
 .PHONY: table8-scores
 table8-scores: setup
-	@GLOG_minloglevel=2 $(PY) -m solvers.reports table8 --data $(or $(DATA),datasets) \
+	@GLOG_minloglevel=2 $(PY) -m analyses.reports table8 --data $(or $(DATA),datasets) \
 	  --runs $(or $(RUNS),runs) $(if $(WIDTH),--width $(WIDTH))

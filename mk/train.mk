@@ -1,4 +1,4 @@
-# Training, scoring and inference (solvers/; see solvers/README.md).
+# Training, scoring and inference (training/ and evaluation/; see their READMEs).
 #   make voc-fcn8s [DATA=datasets] [GPU=0] [ITERS=n] [TEST_EVERY=n] [WEIGHTS=base.caffemodel|none]
 #                  [WIDTH=1.0] [LR=x] [LR_DROP=x] [MOMENTUM=x] [RUNS=runs]
 # trains the experiment and every stage it starts from (voc-fcn8s: 32s -> 16s -> 8s), each
@@ -21,7 +21,7 @@ TRAIN_FLAGS = --data $(call q,$(TRAIN_DATA)) --runs $(call q,$(TRAIN_RUNS)) --wi
 
 .PHONY: $(TRAIN_EXPERIMENTS) score infer curves check-data
 $(TRAIN_EXPERIMENTS): setup
-	@GLOG_minloglevel=2 $(PY) -m solvers.schedule $@ $(TRAIN_FLAGS)
+	@GLOG_minloglevel=2 $(PY) -m training.schedule $@ $(TRAIN_FLAGS)
 
 # make score NET=voc-fcn8s WEIGHTS=runs/voc-fcn8s/final.caffemodel [SPLIT=seg11valid] [DATA=…]
 #            [WIDTH=…] [GPU=…] [SAVE=folder for palette PNGs] [JSON=scores.json]
@@ -29,7 +29,7 @@ $(TRAIN_EXPERIMENTS): setup
 #            [ALLOW_MISSING="layer …": layers the weights may lack; every other one must be there]
 score: setup
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make score NET=experiment WEIGHTS=file.caffemodel [SPLIT=name] [DATA=$(TRAIN_DATA)] [WIDTH=1.0] [GPU=0] [SAVE=dir] [JSON=file] [MASK=fg|bg|both] [ALLOW_MISSING=layers]"; exit 2; }
-	@GLOG_minloglevel=2 $(PY) -m solvers.score --net $(NET) --weights $(call q,$(WEIGHTS)) --data $(call q,$(TRAIN_DATA)) \
+	@GLOG_minloglevel=2 $(PY) -m evaluation.score --net $(NET) --weights $(call q,$(WEIGHTS)) --data $(call q,$(TRAIN_DATA)) \
 	  --width $(TRAIN_WIDTH) $(if $(SPLIT),--split $(SPLIT)) $(if $(GPU),--gpu $(GPU)) \
 	  $(if $(SAVE),--save $(call q,$(SAVE))) $(if $(JSON),--json $(call q,$(JSON))) \
 	  $(if $(MASK),--mask $(MASK)) $(foreach layer,$(ALLOW_MISSING),--allow-missing $(layer))
@@ -39,18 +39,18 @@ score: setup
 #            of the available memory]
 infer: setup
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" && test -n "$(IMAGES)" || { echo "usage: make infer NET=experiment|deploy.prototxt WEIGHTS=file.caffemodel IMAGES='image.jpg folder/' [OUT=$(TRAIN_RUNS)/infer] [WIDTH=1.0] [GPU=0] [MEMORY=6G]"; exit 2; }
-	@GLOG_minloglevel=2 $(PY) -m solvers.infer $(IMAGES) --net $(call q,$(NET)) --weights $(call q,$(WEIGHTS)) \
+	@GLOG_minloglevel=2 $(PY) -m evaluation.infer $(IMAGES) --net $(call q,$(NET)) --weights $(call q,$(WEIGHTS)) \
 	  --out $(call q,$(or $(OUT),$(TRAIN_RUNS)/infer)) --width $(TRAIN_WIDTH) $(if $(GPU),--gpu $(GPU)) \
 	  $(if $(MEMORY),--memory $(MEMORY)) $(foreach layer,$(ALLOW_MISSING),--allow-missing $(layer))
 
 # make curves RUN=runs/voc-fcn32s  ->  runs/voc-fcn32s/curves.png
 curves: venv
 	@test -n "$(RUN)" || { echo "usage: make curves RUN=$(TRAIN_RUNS)/<experiment> [OUT=file.png]"; exit 2; }
-	@$(PY) -m solvers.curves $(call q,$(RUN)) $(if $(OUT),--out $(call q,$(OUT)))
+	@$(PY) -m training.curves $(call q,$(RUN)) $(if $(OUT),--out $(call q,$(OUT)))
 
 # make check-data DATASET=voc SPLIT=train [DATA=datasets]: read every file of a split through
 # its data layer and list every bad one (exit 1), cached so unchanged files are read once.
 # Training runs of 1000+ iterations do this by themselves before their first step.
 check-data: setup
 	@test -n "$(DATASET)" && test -n "$(SPLIT)" || { echo "usage: make check-data DATASET=voc|nyud|siftflow|pascalcontext SPLIT=name [DATA=$(TRAIN_DATA)]"; exit 2; }
-	@GLOG_minloglevel=2 $(PY) -m solvers.check_data $(DATASET) $(SPLIT) --data $(call q,$(TRAIN_DATA))
+	@GLOG_minloglevel=2 $(PY) -m training.check_data $(DATASET) $(SPLIT) --data $(call q,$(TRAIN_DATA))

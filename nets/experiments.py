@@ -184,7 +184,7 @@ TEST_MASKS = {"reference": None, "reference-fg": "bg", "reference-bg": "fg"}
 def class_weights_file(root: str, split: str) -> str:
     """Where balance-fcn32s's per-class loss weights (a BlobProto holding the diagonal H of
     Caffe's InfogainLoss) live: beside the SBD split they are computed over
-    (`python -m solvers.balance`, or the training loop when they are missing)."""
+    (`python -m training.balance`, or the training loop when they are missing)."""
     return f"{root}/sbdd/dataset/{split}-class-weights.binaryproto"
 
 

@@ -174,7 +174,7 @@ class Settings:
 @dataclass(frozen=True)
 class Miniature:
     """MINI=1: synthetic data in each dataset's real layout, width-reduced nets, the
-    quick-run init and rates of solvers/README.md ("Quick runs: what they change")."""
+    quick-run init and rates of training/README.md ("Quick runs: what they change")."""
     n_train: int = 24
     n_val: int = 8
     size: tuple[int, int] = (64, 80)
@@ -215,15 +215,15 @@ def missing_features(group: Group) -> list[str]:
     the IU-bounds computation (both issue 17's)."""
     import inspect
 
-    from solvers.score import score_weights
+    from evaluation.score import score_weights
 
     lacking = []
     if any(r.test_mask for r in group.rows) and \
             "mask" not in inspect.signature(score_weights).parameters:
-        lacking.append("test-time masking (solvers.score.score_weights(mask=…)) not in this "
+        lacking.append("test-time masking (evaluation.score.score_weights(mask=…)) not in this "
                        "checkout")
     if group.computed == "bounds" and bounds_functions() is None:
-        lacking.append("the IU upper-bound computation (solvers.iu_bounds, `make iu-bounds`) "
+        lacking.append("the IU upper-bound computation (analyses.iu_bounds, `make iu-bounds`) "
                        "not in this checkout")
     return lacking
 
@@ -231,15 +231,15 @@ def missing_features(group: Group) -> list[str]:
 def bounds_functions():
     """(iu_bounds, split_labels) of issue 17's `make iu-bounds`, when this checkout has them."""
     try:
-        from solvers.iu_bounds import iu_bounds
-        from solvers.labels import split_labels
+        from analyses.iu_bounds import iu_bounds
+        from evaluation.labels import split_labels
     except ImportError:
         return None
     return iu_bounds, split_labels
 
 
 def chain(name: str) -> list[str]:
-    from solvers.schedule import chain as schedule_chain
+    from training.schedule import chain as schedule_chain
 
     return schedule_chain(name)
 
@@ -294,7 +294,7 @@ def first_lr(name: str, settings: Settings) -> float | None:
 # --- where things stand ------------------------------------------------------------------------
 def stage_state(run_dir: Path) -> str:
     """'done', 'partial (iteration N)' or 'missing' for runs/<stage>/."""
-    from solvers import snapshots
+    from training import snapshots
 
     if (run_dir / "final.caffemodel").is_file():
         return "done"
@@ -305,7 +305,7 @@ def stage_state(run_dir: Path) -> str:
 def data_problem(name: str, settings: Settings) -> str | None:
     """None when the experiment's split lists are under DATA, else the error with the
     target that fetches them."""
-    from solvers.runtime import check_data_root
+    from evaluation.runtime import check_data_root
 
     try:
         for stage in chain(name):
@@ -317,7 +317,7 @@ def data_problem(name: str, settings: Settings) -> str | None:
 
 def weights_problem(name: str, settings: Settings) -> str | None:
     """None when the chain's first stage has its starting weights (or random init)."""
-    from solvers.schedule import base_weights
+    from training.schedule import base_weights
 
     root = registered()[chain(name)[0]]
     try:

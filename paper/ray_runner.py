@@ -62,7 +62,7 @@ def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[di
                            "version (requirements-ray.txt)") from None
     settings = plan.settings
     # every node needs this checkout at the same path (`make setup` there): the tasks import
-    # paper/, solvers/ … and the data layers from it
+    # paper/, training/ … and the data layers from it
     env = {"GLOG_minloglevel": "2", "PYTHONPATH": f"{REPO}:{REPO / 'layers'}"}
     ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
     resources = {"num_gpus": 1} if settings.gpu is not None else {"num_cpus": 1}

@@ -214,7 +214,7 @@ def sampling_figure(plan: Plan, rows: list[tuple[str, str]], out: Path) -> Path 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from solvers.runlog import JSON_NAME, read_records
+    from training.runlog import JSON_NAME, read_records
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     for label, name in rows:

@@ -3,7 +3,7 @@
     python -m paper.run [--tables 3,5,6,7] --data DATA [--runs RUNS] [--gpu N] [--mini]
                         [--plan] [--ray-address ADDR]
 
-Training goes through solvers.schedule (the same loop and rules as `make voc-fcn8s`):
+Training goes through training.schedule (the same loop and rules as `make voc-fcn8s`):
 a stage whose final weights exist is reused, one with snapshots resumes from the latest.
 Each row is then scored on its table's split with its table's metric, and the scores are
 kept in RUNS/paper/scores/ keyed by the weights' digest, so a second run recomputes
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from core import paper_numbers as N
+from evaluation.metrics import mean_iu_no_bg
 from paper.plan import (
     MINI,
     REPO,
@@ -44,7 +45,6 @@ from paper.plan import (
     render,
     stage_iterations,
 )
-from solvers.metrics import mean_iu_no_bg
 
 
 def say(message: str) -> None:
@@ -72,7 +72,7 @@ def mini_data(settings: Settings, mini: Miniature, datasets: set[str]) -> None:
 def train_targets(targets: list[str], settings: Settings, equal_images: set[str],
                   progress: bool = False) -> None:
     """Train each target's chain in order (shared stages once; finished ones skipped)."""
-    from solvers.schedule import ScheduleConfig, run_schedule
+    from training.schedule import ScheduleConfig, run_schedule
 
     # a target that is a stage of another one's chain is trained as part of that chain
     leaves = [t for t in targets if not any(t != o and t in chain(o) for o in targets)]
@@ -98,7 +98,7 @@ def digest(path: Path) -> str:
 
 
 def metrics_of(result: dict, hists: dict | None) -> dict:
-    """A table row's columns from a scoring (solvers.score's as_dict shape)."""
+    """A table row's columns from a scoring (evaluation.score's as_dict shape)."""
     head = "sem" if "sem" in result else "label"
     metrics = {k: result[head][k] for k in N.STANDARD}
     if "geo" in result:
@@ -129,7 +129,7 @@ def score_row(row: Row, settings: Settings) -> dict:
     if row.best:
         metrics = best_during_training(settings.runs / row.experiment)
     else:
-        from solvers.score import score_weights
+        from evaluation.score import score_weights
 
         masked = {"mask": row.test_mask} if row.test_mask else {}
         result = score_weights(row.experiment, final, settings.data, width=settings.width,
@@ -144,7 +144,7 @@ def score_row(row: Row, settings: Settings) -> dict:
 
 def best_during_training(run_dir: Path) -> dict:
     """Table 2's scores: the test with the highest mean IU among those taken in training."""
-    from solvers.runlog import JSON_NAME, read_records
+    from training.runlog import JSON_NAME, read_records
 
     tests = [r for r in read_records(run_dir / JSON_NAME, "test") if "label" in r]
     if not tests:
@@ -220,7 +220,7 @@ def group_missing(plan: Plan, group: Group) -> str | None:
 
 
 def bounds_rows(group: Group, settings: Settings) -> dict:
-    """Section 6.3 on this run's VOC seg11valid labels (issue 17's solvers.iu_bounds),
+    """Section 6.3 on this run's VOC seg11valid labels (issue 17's analyses.iu_bounds),
     cached by the split list's digest. Mean IU as a fraction, like every other score."""
     from core.catalog import split_list
     from paper.plan import bounds_functions
@@ -276,7 +276,7 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
 
         run_on_ray(ray_address, work_items, plan)
     else:
-        from solvers.train import DataFault, Diverged
+        from training.train import DataFault, Diverged
 
         for targets in work_items:
             try:
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run(tables, settings, mini=mini, ray_address=args.ray_address,
                      progress=not args.quiet)
     except KeyboardInterrupt as e:
-        from solvers.schedule import stopped
+        from training.schedule import stopped
 
         return stopped("paper", e)
     except (ValueError, OSError, RuntimeError) as e:

@@ -47,7 +47,7 @@ def write_predictions(weights: Path, year: str, data: Path, out: Path, *,
                       progress: bool = True) -> tuple[Path, Path]:
     """Label every test picture; returns (the PNG folder, the archive)."""
     from core.palette import save_label_png
-    from solvers.infer import load_segmenter, read_rgb
+    from evaluation.infer import load_segmenter, read_rgb
 
     if year not in YEARS:
         raise ValueError(f"YEAR must be one of {', '.join(YEARS)}, found {year!r}")
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="default runs/voc-submission-<year>")
     args = parser.parse_args(argv)
     try:
-        from solvers.runtime import select_device
+        from evaluation.runtime import select_device
 
         select_device(args.gpu)
         folder, tarball = write_predictions(

@@ -1,9 +1,9 @@
-"""Run `python -m solvers.train` and SIGKILL it at a named point of a file write (tests only).
+"""Run `python -m training.train` and SIGKILL it at a named point of a file write (tests only).
 
-    python tests/fault_runner.py POINT ITERATION -- <solvers.train arguments>
+    python tests/fault_runner.py POINT ITERATION -- <training.train arguments>
 
 A kill -9 cannot be aimed from outside at "after the caffemodel was renamed, before the
-solverstate": this runner wraps the write steps of solvers.snapshots in the child itself
+solverstate": this runner wraps the write steps of training.snapshots in the child itself
 and kills the process (SIGKILL: no handler, no cleanup) when the snapshot of ITERATION
 reaches POINT:
 
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from solvers import snapshots, train  # the venv's .pth puts the repository on the path
+from training import snapshots, train  # the venv's .pth puts the repository on the path
 
 POINTS = ("staged", "model", "state-part", "state", "manifest-part", "final-part",
           "slow-snapshot")

@@ -59,7 +59,7 @@ LAYER_TESTS = ("tests/test_layers_voc.py tests/test_layers_siftflow.py "
                "tests/test_layers_errors.py tests/test_layers_augment.py")
 # In order of what a silent error would cost; a time budget cuts the list from the end.
 TARGETS = (
-    Target("metrics", "solvers/metrics.py",
+    Target("metrics", "evaluation/metrics.py",
            ("fast_hist", "_ratio", "class_accuracy", "class_iu", "_nanmean", "scores",
             "present_classes", "background_baseline"),
            "tests/test_score_metrics.py", timeout_s=60),
@@ -75,10 +75,10 @@ TARGETS = (
     Target("preprocessing", "layers/seg_io.py",
            ("read_rgb", "read_index_png", "read_mat", "bgr_minus_mean"),
            LAYER_TESTS, timeout_s=180),
-    Target("resume", "solvers/train.py",
+    Target("resume", "training/train.py",
            ("fast_forward", "LossMeter.__init__", "LossMeter._after", "LossMeter.take",
             "_resume_target", "train"),
-           "tests/test_solvers_train.py -k 'accumulated and 2 or mean_over or fast_forward'",
+           "tests/test_training_train.py -k 'accumulated and 2 or mean_over or fast_forward'",
            lines=r"fast_forward|restore|set_random_seed|resume_from|layer\.skip|forwards",
            timeout_s=300),
     Target("transplant", "surgery/transplant.py",

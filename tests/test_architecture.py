@@ -2,9 +2,10 @@
 
 Each area may import only areas on a lower level (never a sibling, never upwards), so the
 bottom knows nothing of the top: the catalog and Caffe-file I/O (core) first, then the nets
-and the data layers, then surgery and the dataset tools, then the solvers, then the model
-zoo, then the comparison and export tools, with the demo, the benchmarks and the paper's
-tables on top. Tests may import anything.
+and the data layers, then surgery and the dataset tools, then evaluation (scoring,
+inference), training (the loop, schedules, snapshots), the paper's analyses of finished
+runs, then the model zoo, then the comparison and export tools, with the demo, the
+benchmarks and the paper's tables on top. Tests may import anything.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ LEVELS = {
     "core": 0,
     "nets": 1, "layers": 1,
     "surgery": 2, "data": 2,
-    "solvers": 3,
-    "zoo": 4,
-    "compare": 5, "export": 5,
-    "demo": 6, "bench": 6, "paper": 6,
+    "evaluation": 3,
+    "training": 4,
+    "analyses": 5,
+    "zoo": 6,
+    "compare": 7, "export": 7,
+    "demo": 8, "bench": 8, "paper": 8,
 }
 # Caffe imports the data layers by top-level module name (layers/ is on the venv's path).
 LAYER_MODULES = {p.stem for p in (REPO / "layers").glob("*.py")}

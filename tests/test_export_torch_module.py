@@ -20,7 +20,8 @@ SCRIPT = """
 import importlib.abc, sys
 class Blocked(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("caffe", "export", "nets", "surgery", "solvers", "zoo"):
+        if name.split(".")[0] in ("caffe", "export", "nets", "surgery", "evaluation",
+                                  "training", "analyses", "zoo"):
             raise ImportError(f"{name} is blocked here")
 sys.meta_path.insert(0, Blocked())
 try:

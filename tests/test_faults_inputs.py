@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 from data.synthetic import make_dataset
-from solvers import snapshots
-from solvers.check_data import check_split
-from solvers.train import TrainConfig, train
+from training import snapshots
+from training.check_data import check_split
+from training.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 0.0625
@@ -62,7 +62,7 @@ def picture(path, size=(40, 32)):
 
 # --- weights that do not cover the net ----------------------------------------------------
 def test_score_refuses_weights_missing_layers_and_names_them(voc, fcn32s):
-    done = python("-m", "solvers.score", "--net", "voc-fcn8s", "--weights", str(fcn32s),
+    done = python("-m", "evaluation.score", "--net", "voc-fcn8s", "--weights", str(fcn32s),
                   "--data", str(voc), "--width", str(WIDTH))
     assert done.returncode == 1
     assert "no weights for 5 of the net's" in done.stderr
@@ -71,7 +71,7 @@ def test_score_refuses_weights_missing_layers_and_names_them(voc, fcn32s):
     assert "mean IU" not in done.stdout
     allowed = [a for layer in ("score_pool4", "score_pool3", "upscore2", "upscore_pool4",
                                "upscore8") for a in ("--allow-missing", layer)]
-    done = python("-m", "solvers.score", "--net", "voc-fcn8s", "--weights", str(fcn32s),
+    done = python("-m", "evaluation.score", "--net", "voc-fcn8s", "--weights", str(fcn32s),
                   "--data", str(voc), "--width", str(WIDTH), *allowed)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -85,7 +85,7 @@ def test_infer_refuses_weights_of_no_layer_of_the_net(voc, fcn32s, tmp_path):
     layer.blobs[0].data.append(1.0)
     weights = tmp_path / "other.caffemodel"
     weights.write_bytes(other.SerializeToString())
-    done = python("-m", "solvers.infer", str(picture(tmp_path / "a.png")), "--net",
+    done = python("-m", "evaluation.infer", str(picture(tmp_path / "a.png")), "--net",
                   "voc-fcn32s", "--weights", str(weights), "--out", str(tmp_path / "out"),
                   "--width", str(WIDTH))
     assert done.returncode == 1 and "no weights for" in done.stderr and "conv1_1" in done.stderr
@@ -104,7 +104,7 @@ layer { name: "conv_zero" type: "Convolution" bottom: "data" top: "score"
 def test_infer_with_an_unbuildable_net_names_the_layer_instead_of_aborting(fcn32s, tmp_path):
     net = tmp_path / "deploy.prototxt"
     net.write_text(BAD_NET)
-    done = python("-m", "solvers.infer", str(picture(tmp_path / "a.png")), "--net", str(net),
+    done = python("-m", "evaluation.infer", str(picture(tmp_path / "a.png")), "--net", str(net),
                   "--weights", str(fcn32s), "--out", str(tmp_path / "out"))
     assert done.returncode == 1
     assert f"{net}: Caffe cannot build layer conv_zero" in done.stderr
@@ -127,7 +127,7 @@ def png_header_only(path, width, height):
 def test_a_decompression_bomb_is_a_clear_error(fcn32s, tmp_path, side, says):
     """PIL itself refuses past twice its limit and only warns between once and twice."""
     bomb = png_header_only(tmp_path / "bomb.png", side, side)
-    done = python("-m", "solvers.infer", str(bomb), "--net", "voc-fcn32s", "--weights",
+    done = python("-m", "evaluation.infer", str(bomb), "--net", "voc-fcn32s", "--weights",
                   str(fcn32s), "--out", str(tmp_path / "out"), "--width", str(WIDTH))
     assert done.returncode == 1, done.stderr[-2000:]
     assert f"infer: error: {bomb}: " in done.stderr and "Traceback" not in done.stderr
@@ -135,15 +135,15 @@ def test_a_decompression_bomb_is_a_clear_error(fcn32s, tmp_path, side, says):
 
 
 def test_a_picture_too_large_for_memory_is_refused_with_the_estimate(fcn32s):
-    """Without a tiling budget (make infer always gives one: MEMORY=, solvers/tiling.py),
+    """Without a tiling budget (make infer always gives one: MEMORY=, evaluation/tiling.py),
     a forward that would not fit is refused before Caffe allocates."""
-    from solvers.infer import load_segmenter
+    from evaluation.infer import load_segmenter
 
     segmenter = load_segmenter("voc-fcn32s", fcn32s, width=WIDTH)
     small = segmenter.net
     segmenter.memory_limit = 50 * 2**20
     segmenter(np.zeros((32, 40, 3), np.uint8))  # fits
-    from solvers.runtime import forward_bytes
+    from evaluation.runtime import forward_bytes
 
     at_small = forward_bytes(small)
     with pytest.raises(MemoryError, match=r"a 600×800 picture needs about .* GiB .* more "
@@ -178,7 +178,7 @@ def read_only_folder(path: Path):
 
 def test_a_read_only_json_path_is_refused_before_scoring(voc, fcn32s, tmp_path):
     with read_only_folder(tmp_path / "ro") as ro:
-        done = python("-m", "solvers.score", "--net", "voc-fcn32s", "--weights", str(fcn32s),
+        done = python("-m", "evaluation.score", "--net", "voc-fcn32s", "--weights", str(fcn32s),
                       "--data", str(voc), "--width", str(WIDTH), "--json",
                       str(ro / "score.json"))
     assert done.returncode == 1
@@ -188,7 +188,7 @@ def test_a_read_only_json_path_is_refused_before_scoring(voc, fcn32s, tmp_path):
 
 def test_a_read_only_out_folder_is_refused_before_inference(fcn32s, tmp_path):
     with read_only_folder(tmp_path / "ro") as ro:
-        done = python("-m", "solvers.infer", str(picture(tmp_path / "a.png")), "--net",
+        done = python("-m", "evaluation.infer", str(picture(tmp_path / "a.png")), "--net",
                       "voc-fcn32s", "--weights", str(fcn32s), "--out", str(ro / "out"),
                       "--width", str(WIDTH))
     assert done.returncode == 1 and "cannot be written" in done.stderr
@@ -259,7 +259,7 @@ def test_disk_full_while_snapshotting_says_how_much_and_keeps_earlier_snapshots(
 
 
 def test_a_full_disk_under_the_logs_names_the_log(tmp_path):
-    from solvers.runlog import RunLog
+    from training.runlog import RunLog
 
     (tmp_path / "train.log").symlink_to("/dev/full")  # every write: No space left on device
     with RunLog(tmp_path, echo=False) as log:
@@ -315,12 +315,12 @@ def test_check_data_lists_every_bad_file_and_caches_the_good(voc, tmp_path, monk
     names = (data / "sbdd/dataset/train.txt").read_text().split()
     (data / "sbdd/dataset/img" / f"{names[0]}.jpg").write_bytes(b"broken")
     (data / "sbdd/dataset/cls" / f"{names[2]}.mat").unlink()
-    done = python("-m", "solvers.check_data", "voc", "train", "--data", str(data), "--quiet")
+    done = python("-m", "training.check_data", "voc", "train", "--data", str(data), "--quiet")
     assert done.returncode == 1
     assert f"{names[0]}.jpg is not a readable image" in done.stdout
     assert f"{names[2]}.mat: file not found" in done.stdout
     assert "3 examples, 2 bad (3 read, 0 unchanged since checked)" in done.stdout
-    again = python("-m", "solvers.check_data", "voc", "train", "--data", str(data), "--quiet")
+    again = python("-m", "training.check_data", "voc", "train", "--data", str(data), "--quiet")
     assert "3 examples, 2 bad (2 read, 1 unchanged since checked)" in again.stdout
 
 

@@ -20,10 +20,10 @@ import pytest
 from seg_data import release_randint
 
 from data.synthetic import make_dataset
-from solvers import snapshots
-from solvers.runlog import read_records
-from solvers.schedule import ScheduleConfig, run_schedule
-from solvers.train import Diverged, TrainConfig, train
+from training import snapshots
+from training.runlog import read_records
+from training.schedule import ScheduleConfig, run_schedule
+from training.train import Diverged, TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "tests" / "fault_runner.py"
@@ -50,7 +50,7 @@ def cli_args(voc, run, *extra):
 
 def train_cli(*args, runner=None, timeout=300):
     command = ([sys.executable, str(RUNNER), *runner, "--"] if runner
-               else [sys.executable, "-m", "solvers.train"])
+               else [sys.executable, "-m", "training.train"])
     return subprocess.run([*command, *args], cwd=REPO, env=ENV, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -100,7 +100,7 @@ def start_long_run(voc, run, runner=None):
     args = cli_args(voc, run, "--weights", "none")
     args[args.index("--iters") + 1] = "100000"
     command = ([sys.executable, str(RUNNER), *runner, "--"] if runner
-               else [sys.executable, "-m", "solvers.train"])
+               else [sys.executable, "-m", "training.train"])
     process = subprocess.Popen([*command, *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -324,7 +324,7 @@ def test_a_chain_never_starts_a_stage_from_diverged_weights(voc, reference, tmp_
 def test_scores_of_nan_weights_are_valid_json_marked_not_finite(voc, reference, tmp_path):
     weights = nan_weights(reference, tmp_path / "nan.caffemodel")
     out = tmp_path / "score.json"
-    done = subprocess.run([sys.executable, "-m", "solvers.score", "--net", "voc-fcn32s",
+    done = subprocess.run([sys.executable, "-m", "evaluation.score", "--net", "voc-fcn32s",
                            "--weights", str(weights), "--data", str(voc), "--width", WIDTH,
                            "--json", str(out)], cwd=REPO, env=ENV, capture_output=True,
                           text=True, timeout=300)
@@ -411,7 +411,7 @@ def test_a_long_run_refuses_pictures_too_large_for_memory_before_caffe_allocates
                           iters=1000, test_every=0, width=float(WIDTH),
                           memory_limit=10 * 2**20, progress=False))
     assert not records(tmp_path / "run", "step")
-    from solvers.runtime import training_bytes
+    from evaluation.runtime import training_bytes
 
     deploy = tmp_path / "run" / "nets" / "deploy.prototxt"
     assert training_bytes(deploy, 320, 400) > 3 * training_bytes(deploy, 32, 40)

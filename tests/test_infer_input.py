@@ -14,9 +14,9 @@ import pytest
 from bench.data_layers import data_layer_net
 from core.catalog import DATASETS, data_param
 from data.synthetic import make_dataset
+from evaluation.infer import load_segmenter, read_rgb
 from nets.experiments import EXPERIMENTS
 from nets.generate import write_experiment
-from solvers.infer import load_segmenter, read_rgb
 
 # experiment → (its test split in the synthetic set, the dataset's input top)
 CASES = {

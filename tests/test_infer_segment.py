@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from core.palette import read_label
+from evaluation.infer import load_segmenter, main
 from nets.generate import write_experiment
-from solvers.infer import load_segmenter, main
-from solvers.init import random_init
+from training.init import random_init
 
 WIDTH = 0.125
 SIZES = [(37, 53), (101, 67), (7, 3)]

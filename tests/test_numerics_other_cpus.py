@@ -124,7 +124,7 @@ def test_a_training_run_ends_in_the_same_weights_on_an_intel_cpu(pinned_here, tm
 
     data = make_dataset("voc", tmp_path / "data", n_train=4, n_val=2, size=(64, 64),
                         num_classes=3, seed=0)
-    args = ["-m", "solvers.schedule", "voc-fcn32s", "--data", str(data), "--weights", "none",
+    args = ["-m", "training.schedule", "voc-fcn32s", "--data", str(data), "--weights", "none",
             "--iters", "4", "--test-every", "0", "--width", "0.0625", "--lr", "1e-6",
             "--no-score", "--quiet"]
     weights = {}

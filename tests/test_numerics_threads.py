@@ -82,7 +82,7 @@ def test_a_training_run_ends_in_the_same_weights_at_every_thread_count(pinned_li
                      "--no-score", "--quiet", "--runs", str(runs)]
         done = subprocess.run(
             [sys.executable, "-c", "import sys; from core.fingerprint import set_blas_threads; "
-             "from solvers.schedule import main; set_blas_threads(int(sys.argv[1])); "
+             "from training.schedule import main; set_blas_threads(int(sys.argv[1])); "
              "sys.exit(main(sys.argv[2:]))", str(threads), *arguments],
             cwd=REPO, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]

@@ -14,13 +14,13 @@ from google.protobuf import text_format
 
 from core.caffe_files import read_params as read_caffemodel
 from data.synthetic import make_dataset
+from evaluation.score import data_layer, next_example, score_weights
 from nets.experiments import EXPERIMENTS, TEST_MASKS, build
 from nets.solver_settings import HEAVY_LR, equivalent_momentum, heavy, sampled
-from solvers import snapshots
-from solvers.runlog import read_records
-from solvers.schedule import ScheduleConfig, chain, run_schedule
-from solvers.score import data_layer, next_example, score_weights
-from solvers.train import TrainConfig, train, write_solver
+from training import snapshots
+from training.runlog import read_records
+from training.schedule import ScheduleConfig, chain, run_schedule
+from training.train import TrainConfig, train, write_solver
 
 WIDTH = 0.125
 QUICK = dict(base_lr=1e-6, momentum=0.9)
@@ -141,7 +141,7 @@ def test_class_balancing_uses_infogain_on_scores_for_training_only():
 
 
 # nets whose train and val nets are voc-fcn32s's (only the solver or the chain differs):
-# built here, trained by tests/test_solvers_train.py as voc-fcn32s
+# built here, trained by tests/test_training_train.py as voc-fcn32s
 SAME_NETS_AS_FCN32S = ("voc-fcn32s-lrdrop", "table2-online", "table2-heavy", "mask-reference")
 
 
@@ -234,7 +234,7 @@ def test_class_weights_are_computed_once_and_kept_with_the_run(voc, tmp_path):
 
 
 def test_table8_test_time_masks_score_the_reference_net(voc, tmp_path):
-    from solvers.reports import table8
+    from analyses.reports import table8
 
     run = train(TrainConfig("mask-reference", voc, run_dir=tmp_path / "mask-reference",
                             weights=None, iters=2, test_every=0, width=WIDTH, overrides=QUICK,

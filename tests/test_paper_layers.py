@@ -10,7 +10,7 @@ from caffe import params as P
 from loss_layers import LossLayerError, cell_mask, one_hot
 
 from nets import heads
-from solvers.balance import inverse_frequency, read_infogain, write_infogain
+from training.balance import inverse_frequency, read_infogain, write_infogain
 
 C, H, W = 5, 37, 45
 

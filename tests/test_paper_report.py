@@ -116,7 +116,7 @@ def test_plan_names_what_is_missing_and_how_to_fetch_it(tmp_path):
 
 
 def test_mean_iu_without_background_leaves_out_class_0():
-    from solvers.metrics import mean_iu_no_bg  # what paper.run reports for Table 8
+    from evaluation.metrics import mean_iu_no_bg  # what paper.run reports for Table 8
 
     hist = np.array([[50, 5, 0], [5, 10, 0], [0, 0, 0]])  # class 2 absent everywhere
     assert mean_iu_no_bg(hist) == pytest.approx(10 / 20)
@@ -253,7 +253,7 @@ def test_a_diverging_chain_loses_nothing_else(tmp_path, monkeypatch):
 
 
 def test_a_stop_by_sigterm_exits_143_and_names_where_it_stopped(monkeypatch, capsys):
-    # the same code and message as `make voc-fcn8s` (solvers.schedule), not a blanket 130
+    # the same code and message as `make voc-fcn8s` (training.schedule), not a blanket 130
     import signal
 
     import paper.run as paper_run

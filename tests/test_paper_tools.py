@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from analyses import iu_bounds
+from analyses.iu_bounds import bound_hist, downsample, upsample
 from data.synthetic import make_dataset
+from evaluation.metrics import fast_hist, mean_iu_no_bg, scores
 from nets import shift_stitch
-from solvers import iu_bounds
-from solvers.iu_bounds import bound_hist, downsample, upsample
-from solvers.metrics import fast_hist, mean_iu_no_bg, scores
 
 
 def mean_iu(label, factor, classes=3, method="mode"):
@@ -124,7 +124,7 @@ def metrics(iu):
 
 
 def test_best_test_and_training_time_leave_out_the_tests(tmp_path):
-    from solvers.reports import best_test, training_seconds
+    from analyses.reports import best_test, training_seconds
 
     run = tmp_path / "voc-fcn32s"
     write_log(run, [
@@ -143,7 +143,7 @@ def test_best_test_and_training_time_leave_out_the_tests(tmp_path):
 
 
 def test_table2_and_figure5_from_runs(tmp_path):
-    from solvers.reports import figure5, table2
+    from analyses.reports import figure5, table2
 
     for name, ius in (("table2-heavy", (0.5, 0.636)), ("voc-fcn32s", (0.3, 0.6)),
                       ("sampling-p50", (0.2, 0.55))):

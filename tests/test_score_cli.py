@@ -12,10 +12,10 @@ from PIL import Image
 
 from core.palette import read_label
 from data.synthetic import make_dataset
+from evaluation.metrics import fast_hist, present_classes, scores
+from evaluation.score import main, score_weights
 from nets.generate import write_experiment
-from solvers.init import random_init
-from solvers.metrics import fast_hist, present_classes, scores
-from solvers.score import main, score_weights
+from training.init import random_init
 
 WIDTH = 0.125
 

@@ -15,7 +15,7 @@ from core.palette import (
     rgb_to_label,
     save_label_png,
 )
-from solvers.metrics import (
+from evaluation.metrics import (
     background_baseline,
     class_iu,
     class_table,

@@ -1,4 +1,4 @@
-"""solvers.tiling: exact tiles for huge pictures, and memory estimated from blob shapes.
+"""evaluation.tiling: exact tiles for huge pictures, and memory estimated from blob shapes.
 
 Real nets (the experiments' deploy nets at reduced width, seeded weights), real Caffe: the
 stitched score maps must equal the whole-picture forward, the shapes the tiling plans with
@@ -13,8 +13,8 @@ import caffe
 import numpy as np
 import pytest
 
+from evaluation import tiling
 from nets.experiments import build
-from solvers import tiling
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ def test_stitched_tiles_equal_the_whole_picture(tmp_path, experiment, size, widt
     assert got.shape == whole.shape
     # Same grid and same reach: equal up to float32 rounding. Not bit for bit, because
     # OpenBLAS's sgemm sums an output column in an order that depends on where the column
-    # falls in its blocking of the matrix (solvers/README.md); anything beyond rounding
+    # falls in its blocking of the matrix (evaluation/README.md); anything beyond rounding
     # (a reach too short, a misaligned grid) would show as differences of order 1.
     relative = np.abs(got - whole).max() / np.abs(whole).max()
     assert relative < 2e-6, relative
@@ -156,7 +156,7 @@ import json, sys, numpy as np
 sys.path[:0] = [{repo!r}]
 import caffe
 from nets.experiments import build
-from solvers import tiling
+from evaluation import tiling
 
 def rss(key):
     for line in open('/proc/self/status'):
@@ -210,7 +210,7 @@ def test_infer_tiles_a_picture_over_its_memory_budget(tmp_path, capsys):
     from PIL import Image
 
     from core.palette import read_label
-    from solvers.infer import load_segmenter, main
+    from evaluation.infer import load_segmenter, main
 
     param = build("voc-fcn8s", "deploy", width=1 / 16)
     deploy = tmp_path / "deploy.prototxt"

@@ -1,7 +1,7 @@
 """Read every file of a split before a long run, and report all the bad ones at once.
 
     make check-data DATASET=voc SPLIT=train [DATA=datasets]
-    python -m solvers.check_data voc train --data DATA
+    python -m training.check_data voc train --data DATA
 
 A corrupt picture found after hours of training costs the hours; found here it costs a
 pass of decoding. Each example goes through its data layer's own loading and checks
@@ -27,9 +27,9 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from tqdm import tqdm
 
+from evaluation.runtime import bar_interval
 from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
-from solvers.runtime import bar_interval
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Segmentation tests over a split, and `make score` / `python -m solvers.score`.
+"""Segmentation tests over a split, and `make score` / `python -m evaluation.score`.
 
 A test runs the net once per image of the split (whole images, batch 1), accumulates one
 confusion histogram per output head (fast_hist), and turns them into the paper's metrics
-(solvers.metrics). SIFT Flow's semantic head is scored over the classes present in the
+(evaluation.metrics). SIFT Flow's semantic head is scored over the classes present in the
 test set only (the release's own numbers averaged over all 33 and it said so); its
 geometric head reports pixel accuracy.
 """
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from core.catalog import DATASETS, class_names
 from core.errors import check_writable
 from core.palette import save_label_png
-from solvers.metrics import (
+from evaluation.metrics import (
     Scores,
     background_baseline,
     class_table,
@@ -31,7 +31,7 @@ from solvers.metrics import (
     present_classes,
     scores,
 )
-from solvers.runtime import bar_interval
+from evaluation.runtime import bar_interval
 
 
 @dataclass(frozen=True)
@@ -205,9 +205,9 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
 
     import caffe
 
+    from evaluation.runtime import check_data_root
     from nets.experiments import EXPERIMENTS
     from nets.generate import write_experiment
-    from solvers.runtime import check_data_root
 
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {list(EXPERIMENTS)}")
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                              "repeat for several")
     args = parser.parse_args(argv)
 
-    from solvers.runtime import select_device
+    from evaluation.runtime import select_device
 
     try:
         if args.json:

@@ -1,4 +1,4 @@
-"""Learning curves from a run's JSON-lines log: `python -m solvers.curves RUN_DIR|LOG`.
+"""Learning curves from a run's JSON-lines log: `python -m training.curves RUN_DIR|LOG`.
 
 One PNG with the training loss per step (and its running mean) above the test mean IU per
 test, against the iteration — the two things to look at when a run goes wrong.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solvers.runlog import JSON_NAME, read_records
+from training.runlog import JSON_NAME, read_records
 
 
 def running_mean(values: np.ndarray, window: int) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""Segment pictures with a trained FCN: `python -m solvers.infer`.
+"""Segment pictures with a trained FCN: `python -m evaluation.infer`.
 
-    python -m solvers.infer --net voc-fcn8s --weights W.caffemodel IMAGE|FOLDER ... --out DIR
+    python -m evaluation.infer --net voc-fcn8s --weights W.caffemodel IMAGE|FOLDER ... --out DIR
 
 Whole images of any size: the deploy net's input is reshaped to each picture, and the
 net's crop layers bring the output back to the input's H×W. For each picture, DIR gets
@@ -64,17 +64,17 @@ class Segmenter:
     score_blobs: tuple[str, ...]
     mean: np.ndarray   # in the dtype of the dataset's data layer (core.images)
     net_param: object = None   # the deploy NetParameter: with `memory`, tiles when needed
-    memory: int | None = None  # bytes a forward may take (solvers.tiling); None: no tiling
+    memory: int | None = None  # bytes a forward may take (evaluation.tiling); None: no tiling
     memory_limit: int | None = None  # without tiling: refuse beyond this (None: what is free)
 
     def __call__(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """Class maps (H×W uint8) by score blob for one RGB picture."""
         if self.memory is not None:
-            from solvers.tiling import label_maps
+            from evaluation.tiling import label_maps
 
             return label_maps(self.net, self.net_param, self.input_blob,
                               preprocess(rgb, self.mean), self.score_blobs, self.memory)
-        from solvers.runtime import reshape_checked
+        from evaluation.runtime import reshape_checked
 
         reshape_checked(self.net, *rgb.shape[:2], f"a {rgb.shape[0]}×{rgb.shape[1]} picture",
                         self.memory_limit)  # refused before Caffe's allocator aborts
@@ -98,13 +98,13 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
     """`net`: an experiment name (its deploy net is generated at `width`) or a deploy
     prototxt path (then give `mean`, default VOC's). The input is what the dataset's data
     layer feeds the net, bit for bit (core.images, the catalog's mean and its dtype).
-    `memory`: bytes one forward may take; larger pictures go in exact tiles (solvers.tiling).
+    `memory`: bytes one forward may take; larger pictures go in exact tiles (evaluation.tiling).
     The weights must cover every learned layer except those in `allow_missing`."""
     import caffe
 
     from core.caffe_files import read_prototxt
+    from evaluation.score import load_covering
     from nets.experiments import EXPERIMENTS
-    from solvers.score import load_covering
 
     if net in EXPERIMENTS:
         from nets.generate import write_experiment
@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                         "of what is available); larger pictures go in exact tiles")
     args = parser.parse_args(argv)
 
-    from solvers.runtime import select_device
-    from solvers.tiling import default_budget, parse_budget
+    from evaluation.runtime import select_device
+    from evaluation.tiling import default_budget, parse_budget
 
     try:
         from core.errors import check_writable

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.catalog import data_param
-from solvers.runtime import bar_interval
+from evaluation.runtime import bar_interval
 
 
 def split_labels(dataset: str, data_root: Path, split: str, phase: str = "test", *,

@@ -1,6 +1,6 @@
 """Schedules: an experiment and everything it starts from, trained in order.
 
-    python -m solvers.schedule voc-fcn8s --data DATA [--weights BASE|none] [--iters N] ...
+    python -m training.schedule voc-fcn8s --data DATA [--weights BASE|none] [--iters N] ...
 
 Staged (the paper's Section 4.2): FCN-32s from the converted classifier, FCN-16s from
 32s's final weights, FCN-8s from 16s's, lr 100× lower at each stage. All-at-once
@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.catalog import SEED
+from evaluation.runtime import REPO, check_data_root, select_device
+from evaluation.score import json_scores
 from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
-from solvers import snapshots
-from solvers.init import warn_random
-from solvers.runtime import REPO, check_data_root, select_device
-from solvers.score import json_scores
-from solvers.train import Diverged, TrainConfig, train
+from training import snapshots
+from training.init import warn_random
+from training.train import Diverged, TrainConfig, train
 
 # Where `make vgg16-fcn` etc. (surgery) put the converted classifiers.
 BASE_WEIGHTS_DIR = REPO / "ilsvrc-nets"
@@ -194,7 +194,7 @@ def run_schedule(config: ScheduleConfig) -> dict:
                                   "last_loss": outcome.losses[-1] if outcome.losses else None,
                                   "test": outcome.last_test})
     if config.score:
-        from solvers.score import score_weights
+        from evaluation.score import score_weights
 
         last = config.runs / config.experiment
         result = score_weights(config.experiment, last / "final.caffemodel",
@@ -209,8 +209,8 @@ def run_schedule(config: ScheduleConfig) -> dict:
 
 
 def _plot(run_dir: Path) -> None:
-    from solvers.curves import plot
-    from solvers.runlog import JSON_NAME
+    from training.curves import plot
+    from training.runlog import JSON_NAME
 
     try:
         print(f"curves: {plot(run_dir / JSON_NAME, run_dir / 'curves.png')}", flush=True)

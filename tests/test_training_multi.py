@@ -14,10 +14,10 @@ import pytest
 
 from core.caffe_files import read_params
 from data.synthetic import make_dataset
-from solvers import snapshots
-from solvers.runlog import read_records
-from solvers.schedule import ScheduleConfig, run_schedule
-from solvers.train import TrainConfig, train
+from training import snapshots
+from training.runlog import read_records
+from training.schedule import ScheduleConfig, run_schedule
+from training.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 0.125
@@ -59,7 +59,7 @@ def test_nyud_late_fusion_starts_from_both_streams(tmp_path):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "solvers.train", *args, "--width", str(WIDTH),
+    return [sys.executable, "-m", "training.train", *args, "--width", str(WIDTH),
             "--lr", "1e-6", "--momentum", "0.9", "--test-every", "0", "--quiet"]
 
 

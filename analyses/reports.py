@@ -1,9 +1,9 @@
 """Read finished runs the way the paper reports them: Table 2's best scores with Section
 6.2's equivalent regimes, Figure 5's mean IU against iterations and wall-clock time.
 
-    python -m solvers.reports table2 [--runs runs]
-    python -m solvers.reports figure5 [--runs runs] [--out runs/figure5.png]
-    python -m solvers.reports table8 --data DATA [--runs runs] [--width 1.0]
+    python -m analyses.reports table2 [--runs runs]
+    python -m analyses.reports figure5 [--runs runs] [--out runs/figure5.png]
+    python -m analyses.reports table8 --data DATA [--runs runs] [--width 1.0]
 
 Scores come from each run's train.jsonl (every seg test the loop ran): "the best achieved
 during training" is the test with the highest mean IU, reported with its other metrics.
@@ -20,8 +20,8 @@ import numpy as np
 
 from nets.experiments import EXPERIMENTS
 from nets.solver_settings import equivalent_momentum
-from solvers.curves import save_figure
-from solvers.runlog import JSON_NAME, read_records
+from training.curves import save_figure
+from training.runlog import JSON_NAME, read_records
 
 TABLE2 = ("table2-accumulated", "table2-online", "table2-heavy")
 # Table 8's rows: (condition, the run whose final weights are scored, a mask added at test
@@ -146,7 +146,7 @@ def table8(runs: Path, data_root: Path, *, width: float = 1.0, progress: bool = 
     """Table 8: each condition's mean IU without background on the test split, from the
     run's score.json (the schedule's final scoring) or, for Reference-FG / -BG, mask-reference
     scored once with the test-time mask (kept as score-mask-<mask>.json and reused)."""
-    from solvers.score import score_weights
+    from evaluation.score import score_weights
 
     lines = ["| condition | run | mask added at test | mean IU w/o background | paper |",
              "|---|---|---|---:|---:|"]

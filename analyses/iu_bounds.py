@@ -1,6 +1,6 @@
 """Upper bounds on mean IU at a given output stride (Section 6.3): `make iu-bounds`.
 
-    python -m solvers.iu_bounds --data DATA [--split seg11valid] [--dataset voc]
+    python -m analyses.iu_bounds --data DATA [--split seg11valid] [--dataset voc]
 
 Each ground truth is downsampled by a factor f and upsampled back, and the result is scored
 against the original with the paper's mean IU (one histogram over the split, void ignored).
@@ -28,8 +28,8 @@ import numpy as np
 
 from core import paper_numbers
 from core.catalog import VOID
-from solvers.labels import split_labels
-from solvers.metrics import fast_hist, scores
+from evaluation.labels import split_labels
+from evaluation.metrics import fast_hist, scores
 
 FACTORS = (128, 64, 32, 16, 8, 4)
 # Section 6.3's figures on PASCAL VOC seg11valid, from the paper's numbers (one place)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from solvers.curves import curves, main, running_mean
-from solvers.runlog import RunLog, read_records
+from training.curves import curves, main, running_mean
+from training.runlog import RunLog, read_records
 
 
 def test_running_mean():

@@ -1,6 +1,6 @@
 """The training loop: the release's solve.py, with the parts it left out.
 
-    python -m solvers.train voc-fcn32s --data DATA [--weights W | --weights none] ...
+    python -m training.train voc-fcn32s --data DATA [--weights W | --weights none] ...
 
 One run = one experiment in one folder (runs/<experiment>/ by default):
   .lock                  held (flock) by the one process training here
@@ -43,13 +43,13 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 from core.catalog import SEED
+from evaluation.runtime import REPO, bar_interval, check_data_root, select_device
+from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
-from solvers import snapshots
-from solvers.init import load_start
-from solvers.runlog import RunLog
-from solvers.runtime import REPO, bar_interval, check_data_root, select_device
-from solvers.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
+from training import snapshots
+from training.init import load_start
+from training.runlog import RunLog
 
 DEFAULT_SEED = SEED  # the release's data-layer seed
 SOLVER_OVERRIDES = ("base_lr", "momentum", "iter_size", "weight_decay")
@@ -273,7 +273,7 @@ class Run:
         if _wants_data_check(config, self.max_iter - _iteration_of(self.resume_from)):
             self._check_data()  # before Caffe builds the nets (which read a first example)
         if exp.loss == "balanced":  # the loss reads per-class weights: make them before Caffe
-            from solvers.balance import keep_with_run
+            from training.balance import keep_with_run
             keep_with_run(exp.name, Path(config.data_root), run_dir, progress=config.progress)
         self.solver = caffe.get_solver(str(self.solver_path))
         self.net, self.test_net = self.solver.net, self.solver.test_nets[0]
@@ -323,8 +323,8 @@ class Run:
     def _check_data(self) -> None:
         """Every file of both splits read first; on the CPU, the step on the largest
         picture must fit in memory (Caffe's allocator aborts the process otherwise)."""
-        from solvers.check_data import check_experiment
-        from solvers.runtime import training_bytes
+        from evaluation.runtime import training_bytes
+        from training.check_data import check_experiment
 
         self.log.say("checking every file of the splits first (cached once checked)")
         height, width = check_experiment(self.exp, Path(self.config.data_root),

@@ -9,7 +9,7 @@ are also the tile's borders, is computed from the same values by the same arithm
 the whole-image forward. Tiles keep only those pixels ("cores"), which partition the picture,
 and overlap by the reach. Whether the arithmetic is also the same *bits* depends on the
 BLAS summing each output of a GEMM in an order that does not depend on the matrix's other
-dimensions; the tests check it on real nets (solvers/README.md states what was measured).
+dimensions; the tests check it on real nets (evaluation/README.md states what was measured).
 
 Memory is estimated from blob shapes (propagated here without building a net): every blob
 of the deploy net, its parameters, each MAX pooling's argmax, each convolution's bias

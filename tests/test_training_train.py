@@ -8,10 +8,10 @@ import pytest
 
 from core.caffe_files import read_params
 from data.synthetic import make_dataset
-from solvers import snapshots
-from solvers.runlog import read_records
-from solvers.schedule import ScheduleConfig, chain, run_schedule
-from solvers.train import TrainConfig, fast_forward, train
+from training import snapshots
+from training.runlog import read_records
+from training.schedule import ScheduleConfig, chain, run_schedule
+from training.train import TrainConfig, fast_forward, train
 
 WIDTH = 0.125
 QUICK = dict(base_lr=1e-6, momentum=0.9)  # the paper's 1e-10 is for VGG16 on 500×375 images
@@ -244,7 +244,7 @@ def test_at_once_from_a_base_hands_over_keeps_the_scales_and_lowers_the_loss(voc
     baseline: measured here, from this base it predicts background everywhere (mean IU
     26.1, the baseline's) after 40 iterations at lr 1e-6 and after 80 at 3e-6 (91 s on 2
     shared cores), and diverges at 1e-5; the scaling makes every stream learn at FCN-32s's
-    pace (solvers/README.md). `make demo` shows it learning: 600 iterations, 17.5 vs 13.2."""
+    pace (training/README.md). `make demo` shows it learning: 600 iterations, 17.5 vs 13.2."""
     config, _ = staged
     base = body_only(config.runs / "voc-fcn32s" / "final.caffemodel", tmp_path / "base.caffemodel")
     runs = tmp_path / "runs"

@@ -1,7 +1,7 @@
 """Class-balancing weights for balance-fcn32s (Section 4.4): computed once over the training
 split, written where the net's InfogainLoss reads them.
 
-    python -m solvers.balance --data DATA [--experiment balance-fcn32s]
+    python -m training.balance --data DATA [--experiment balance-fcn32s]
 
 Weight of class c: 1 / (K · f_c), f_c its share of the split's labelled (non-void) pixels
 and K the number of classes present, so rare classes weigh more and the mean weight per
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.labels import split_labels
 from nets.experiments import EXPERIMENTS, class_weights_file
-from solvers.labels import split_labels
 
 
 def class_counts(labels, num_classes: int) -> np.ndarray:
