@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.catalog import SEED
-from evaluation.runtime import REPO, check_data_root, select_device
+from evaluation.runtime import REPO
 from evaluation.score import json_scores
 from nets.experiments import EXPERIMENTS, Experiment
-from nets.generate import write_experiment
 from training import snapshots
 from training.init import warn_random
-from training.train import Diverged, TrainConfig, train
+from training.train import Diverged, NetFiles, TrainConfig, generate_nets, preflight, train
 
 # Where `make vgg16-fcn` etc. (surgery) put the converted classifiers.
 BASE_WEIGHTS_DIR = REPO / "ilsvrc-nets"
@@ -99,8 +98,10 @@ def _depth(name: str) -> int:
     return 1 + _depth(exp.base) if exp.base in EXPERIMENTS else 0
 
 
-def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig) -> Path | None:
-    """Starting weights for one stage via surgery.prepare; None means random init."""
+def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig,
+                  nets: NetFiles) -> Path | None:
+    """Starting weights for one stage via surgery.prepare over the stage's deploy net
+    (from `nets`); None means random init."""
     init = run_dir / "init.caffemodel"
     if exp.base == "streams":
         streams = {}
@@ -111,7 +112,7 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig) -> Pat
                                         f"finished (make {stream})")
             check_finite(final, stream)
             streams[EXPERIMENTS[stream].modalities[0]] = final
-        _prepare(exp, config, init, mode="late-fusion", streams=streams)
+        _prepare(nets, init, mode="late-fusion", streams=streams)
         return init
     if exp.base in EXPERIMENTS:
         base = config.runs / exp.base / "final.caffemodel"
@@ -124,20 +125,19 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig) -> Pat
         if base is None:
             warn_random(exp.name)
             return None
-    _prepare(exp, config, init, base=base, mode="color-d" if exp.fusion == "early" else "fcn")
+    _prepare(nets, init, base=base, mode="color-d" if exp.fusion == "early" else "fcn")
     return init
 
 
-def _prepare(exp: Experiment, config: ScheduleConfig, init: Path, **how) -> None:
-    """surgery.prepare over the stage's deploy net (generated aside: the run's nets/ are
-    the training's to write)."""
+def _prepare(nets: NetFiles, init: Path, **how) -> None:
+    """surgery.prepare over the stage's deploy net (written aside: the run's nets/ are the
+    training's to write)."""
     import tempfile
 
     from surgery.prepare import prepare
 
     with tempfile.TemporaryDirectory(prefix="fcn-deploy-") as tmp:
-        deploy = write_experiment(exp.name, tmp, width=config.width)["deploy"]
-        prepare(deploy, init, **how)
+        prepare(nets.write("deploy", Path(tmp)), init, **how)
 
 
 def check_finite(weights: Path, stage: str) -> None:
@@ -158,9 +158,7 @@ def check_finite(weights: Path, stage: str) -> None:
 def run_schedule(config: ScheduleConfig) -> dict:
     """Train every stage of config.experiment's chain that is not done; score the last."""
     names = chain(config.experiment)
-    for name in names:
-        check_data_root(EXPERIMENTS[name], Path(config.data_root))
-    select_device(config.gpu)
+    device = preflight(names, config.data_root, config.gpu)
     summary = {"stages": []}
     for name in names:
         exp, run_dir = EXPERIMENTS[name], config.runs / name
@@ -178,12 +176,14 @@ def run_schedule(config: ScheduleConfig) -> dict:
             resume = bool(snapshots.available(run_dir / "snapshots"))
             print(f"== {name}: {'resuming' if resume else 'starting'} in {run_dir}",
                   flush=True)
-            weights = None if resume else prepare_stage(exp, run_dir, config)
-            outcome = train(TrainConfig(
-                name, config.data_root, run_dir=run_dir, weights=weights, iters=config.iters,
+            stage = TrainConfig(
+                name, config.data_root, run_dir=run_dir, iters=config.iters,
                 test_every=config.test_every, width=config.width, gpu=config.gpu,
                 seed=config.seed, overrides=overrides, resume=resume,
-                progress=config.progress, check_data=config.check_data))
+                progress=config.progress, check_data=config.check_data)
+            nets = generate_nets(stage)  # once: surgery's deploy net and the run's files
+            stage.weights = None if resume else prepare_stage(exp, run_dir, config, nets)
+            outcome = train(stage, device=device, nets=nets)
         if outcome.interrupted:
             raise KeyboardInterrupt(f"{name} stopped at iteration {outcome.iterations}",
                                     outcome.signal)

@@ -154,14 +154,14 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
-def solver_parameter(config: TrainConfig, nets: dict[str, Path],
-                     run_dir: Path) -> caffe_pb2.SolverParameter:
+def solver_parameter(config: TrainConfig, generated: caffe_pb2.SolverParameter,
+                     names: dict[str, str], run_dir: Path) -> caffe_pb2.SolverParameter:
     """The solver Caffe will run: the generated one with absolute net paths, the
     overrides' values, the seed, and our own snapshotting instead of Caffe's."""
     param = caffe_pb2.SolverParameter()
-    text_format.Merge(nets["solver"].read_text(), param)
-    param.train_net = str((run_dir / "nets" / nets["train"].name).resolve())
-    param.test_net[0] = str((run_dir / "nets" / nets["test"].name).resolve())
+    param.CopyFrom(generated)
+    param.train_net = str((run_dir / "nets" / names["train"]).resolve())
+    param.test_net[0] = str((run_dir / "nets" / names["test"]).resolve())
     param.snapshot = 0  # the loop snapshots, atomically
     param.snapshot_prefix = str(snapshots.staging_prefix(run_dir / "snapshots").resolve())
     param.random_seed = config.seed
@@ -169,11 +169,22 @@ def solver_parameter(config: TrainConfig, nets: dict[str, Path],
     return param
 
 
-def write_solver(config: TrainConfig, run_dir: Path, *,
-                 resuming: bool = False) -> tuple[Path, caffe_pb2.SolverParameter]:
-    """Generate the experiment's files into run_dir/nets and the solver Caffe will run
-    into run_dir/solver.prototxt. Resuming, they must equal what the run was started with
-    (only max_iter may change): a changed setting is refused before anything is written."""
+@dataclass(frozen=True)
+class NetFiles:
+    """An experiment's generated files, made once per stage: a schedule's surgery reads the
+    deploy net from them and the run writes them into its nets/ folder."""
+    files: dict[str, bytes]        # file name → content
+    roles: dict[str, str]          # 'train', 'test', 'deploy', 'solver' → file name
+
+    def write(self, role: str, folder: Path) -> Path:
+        """Write one role's file into `folder` and return its path."""
+        path = Path(folder) / self.roles[role]
+        path.write_bytes(self.files[self.roles[role]])
+        return path
+
+
+def generate_nets(config: TrainConfig) -> NetFiles:
+    """The experiment's nets and solver for these settings (nets.generate), in memory."""
     unknown = set(config.overrides) - set(SOLVER_OVERRIDES)
     if unknown:
         raise ValueError(f"solver overrides {sorted(unknown)} not supported; "
@@ -185,14 +196,25 @@ def write_solver(config: TrainConfig, run_dir: Path, *,
         generated = write_experiment(config.experiment, tmp, width=config.width,
                                      data_root=str(Path(config.data_root).resolve()),
                                      seed=config.seed, solver_overrides=overrides)
-        param = solver_parameter(config, generated, run_dir)
-        files = {path.name: path.read_bytes() for path in generated.values()}
-        files_solver = generated["solver"].name
+        return NetFiles({path.name: path.read_bytes() for path in generated.values()},
+                        {role: path.name for role, path in generated.items()})
+
+
+def write_solver(config: TrainConfig, run_dir: Path, *, resuming: bool = False,
+                 nets: NetFiles | None = None) -> tuple[Path, caffe_pb2.SolverParameter]:
+    """Write the experiment's files (`nets`, generated here when not given) into
+    run_dir/nets and the solver Caffe will run into run_dir/solver.prototxt. Resuming, they
+    must equal what the run was started with (only max_iter may change): a changed setting
+    is refused before anything is written."""
+    nets = nets or generate_nets(config)
+    solver = caffe_pb2.SolverParameter()
+    text_format.Merge(nets.files[nets.roles["solver"]].decode(), solver)
+    param = solver_parameter(config, solver, nets.roles, run_dir)
     solver_text = text_format.MessageToString(param)
     if resuming:
-        _check_unchanged(run_dir, files, files_solver, solver_text)
+        _check_unchanged(run_dir, nets.files, nets.roles["solver"], solver_text)
     (run_dir / "nets").mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
+    for name, data in nets.files.items():
         (run_dir / "nets" / name).write_bytes(data)
     solver_path = run_dir / "solver.prototxt"
     solver_path.write_text(solver_text)
@@ -257,27 +279,48 @@ def non_finite_layers(net) -> list[str]:
 class Run:
     """One training run's state and its named steps: step, log, test, snapshot, stop."""
 
-    def __init__(self, config: TrainConfig, exp: Experiment, run_dir: Path, log: RunLog):
+    def __init__(self, config: TrainConfig, exp: Experiment, run_dir: Path, log: RunLog, *,
+                 device: str | None = None, nets: NetFiles | None = None):
+        """Everything before the first step, in order: where to start from, the device,
+        the run's files, its settings, its data, then Caffe's solver. `device` and `nets`
+        come from a schedule that picked and generated them once for the stage."""
         self.config, self.exp, self.run_dir, self.log = config, exp, run_dir, log
-        self.resume_from = _resume_target(config, run_dir, log)
-        if self.resume_from is None:
-            _check_fresh(run_dir)
-        self.device = select_device(config.gpu)
-        self.solver_path, self.param = write_solver(config, run_dir,
+        self.resume_from = self._choose_start()
+        self.device = device or select_device(config.gpu)
+        self.solver_path, self.param = write_solver(config, run_dir, nets=nets,
                                                     resuming=self.resume_from is not None)
-        self.max_iter = self.param.max_iter
-        self.base_lr, self.momentum = _tidy(self.param.base_lr), _tidy(self.param.momentum)
-        self.test_every = config.test_every or 0
-        self.snapshot_every = (config.snapshot_every if config.snapshot_every is not None
-                               else exp.solver.snapshot or self.test_every)
-        if _wants_data_check(config, self.max_iter - _iteration_of(self.resume_from)):
-            self._check_data()  # before Caffe builds the nets (which read a first example)
-        if exp.loss == "balanced":  # the loss reads per-class weights: make them before Caffe
-            from training.balance import keep_with_run
-            keep_with_run(exp.name, Path(config.data_root), run_dir, progress=config.progress)
+        self._read_settings()
+        self._prepare_data()
         self.solver = caffe.get_solver(str(self.solver_path))
         self.net, self.test_net = self.solver.net, self.solver.test_nets[0]
         self.outcome = TrainOutcome(0, None, None, None)
+
+    def _choose_start(self) -> Path | None:
+        """The snapshot to resume from; a fresh run refuses a folder holding another's."""
+        resume_from = _resume_target(self.config, self.run_dir, self.log)
+        if resume_from is None:
+            _check_fresh(self.run_dir)
+        return resume_from
+
+    def _read_settings(self) -> None:
+        """Iterations, rates and intervals as the written solver says."""
+        config, param = self.config, self.param
+        self.max_iter = param.max_iter
+        self.base_lr, self.momentum = _tidy(param.base_lr), _tidy(param.momentum)
+        self.test_every = config.test_every or 0
+        self.snapshot_every = (config.snapshot_every if config.snapshot_every is not None
+                               else self.exp.solver.snapshot or self.test_every)
+
+    def _prepare_data(self) -> None:
+        """Before Caffe builds the nets (which read a first example): every file read when
+        the run is long, and the per-class weights a balanced loss reads."""
+        config = self.config
+        if _wants_data_check(config, self.max_iter - _iteration_of(self.resume_from)):
+            self._check_data()
+        if self.exp.loss == "balanced":
+            from training.balance import keep_with_run
+            keep_with_run(self.exp.name, Path(config.data_root), self.run_dir,
+                          progress=config.progress)
 
     @property
     def iteration(self) -> int:
@@ -447,13 +490,26 @@ class Run:
                         f"bad one), then resume with the same command") from error
 
 
-def train(config: TrainConfig) -> TrainOutcome:
-    """Run one experiment in its folder: the release's solve.py loop, made safe."""
+def preflight(names: list[str], data_root: Path, gpu: int | None) -> str:
+    """What a chain of runs needs before any of them starts, checked once: every stage's
+    split lists under `data_root`, and the device (CPU or GPU `gpu`, set for this process).
+    Returns the device's description."""
+    for name in names:
+        check_data_root(EXPERIMENTS[name], Path(data_root))
+    return select_device(gpu)
+
+
+def train(config: TrainConfig, *, device: str | None = None,
+          nets: NetFiles | None = None) -> TrainOutcome:
+    """Run one experiment in its folder: the release's solve.py loop, made safe. A schedule
+    passes the `device` its preflight picked and the stage's generated `nets`; alone, the
+    run checks its data root and picks the device itself."""
     exp = EXPERIMENTS.get(config.experiment)
     if exp is None:
         raise ValueError(f"unknown experiment {config.experiment!r}; choose from "
                          f"{list(EXPERIMENTS)}")
-    check_data_root(exp, Path(config.data_root))
+    if device is None:
+        check_data_root(exp, Path(config.data_root))
     if config.weights is not None and not Path(config.weights).is_file():
         raise FileNotFoundError(f"{config.weights}: starting weights not found")
     run_dir = config.folder()
@@ -465,7 +521,7 @@ def train(config: TrainConfig) -> TrainOutcome:
         if removed:
             log.say(f"removed {len(removed)} half-written file(s) of an earlier run "
                     f"({sum(size for _, size in removed) / 2**20:.1f} MiB)")
-        run = Run(config, exp, run_dir, log)
+        run = Run(config, exp, run_dir, log, device=device, nets=nets)
         run.start()
         stop = held.enter_context(StopRequest())
         bar = held.enter_context(tqdm(total=run.max_iter, initial=run.iteration, unit="it",
