@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from core.catalog import FOLDERS, SIFTFLOW_CATEGORY_DIR
+from core.defaults import DATA_ROOT
 from core.errors import InputError, reports_input_errors
 
-SIFTFLOW_CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
 SIFTFLOW_UNANNOTATED = ("highway_bost181", "street_urb506")
 SIFTFLOW_ABSENT_FROM_TEST = ("cow", "desert", "moon")  # semantic classes 9, 11, 16 (1-based)
 NYUD_FIRST_IMAGE = 5001  # img_5001 is image 1 of the labelled set
@@ -218,7 +219,7 @@ def check_pascalcontext(voc2010: Path) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=("voc", "nyud", "siftflow", "pascalcontext"))
-    parser.add_argument("--root", type=Path, default=Path("datasets"), help="data root")
+    parser.add_argument("--root", type=Path, default=DATA_ROOT, help="data root")
     parser.add_argument("--splits-mat", type=Path, help="NYUDv2's official splits.mat")
     parser.add_argument("--test-list", type=Path, help="SIFT Flow's test image list")
     parser.add_argument("--no-check", action="store_true",
@@ -226,21 +227,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_release = not args.no_check
     if args.dataset == "voc":
-        path = derive_seg11valid(args.root / "pascal" / "VOC2011",
-                                 args.root / "sbdd" / "dataset",
+        path = derive_seg11valid(args.root / FOLDERS["voc2011"], args.root / FOLDERS["sbdd"],
                                  check_release=check_release)
         print(f"{path}: {len(read_ids(path))} images"
               + (", identical to the release's list" if check_release else ""))
     elif args.dataset == "nyud":
-        print(derive_nyud(args.root / "nyud", splits_mat=args.splits_mat,
+        print(derive_nyud(args.root / FOLDERS["nyud"], splits_mat=args.splits_mat,
                           check_release=check_release))
     elif args.dataset == "siftflow":
         if args.test_list is None:
             parser.error("siftflow needs --test-list (the dataset's test images)")
-        print(derive_siftflow(args.root / "sift-flow", args.test_list,
+        print(derive_siftflow(args.root / FOLDERS["siftflow"], args.test_list,
                               check_release=check_release))
     else:
-        print(check_pascalcontext(args.root / "pascal" / "VOC2010"))
+        print(check_pascalcontext(args.root / FOLDERS["voc2010"]))
     return 0
 
 

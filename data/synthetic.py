@@ -23,12 +23,20 @@ import scipy.io
 from PIL import Image
 from scipy import ndimage
 
-from core.catalog import PASCALCONTEXT_CLASSES, SIFTFLOW_SEMANTIC_CLASSES, VOID
+from core.catalog import (
+    FOLDERS,
+    PASCALCONTEXT_CLASSES,
+    PASCALCONTEXT_FULL_NAMES,
+    PASCALCONTEXT_FULL_SPELLING,
+    PASCALCONTEXT_TASK_NAMES,
+    SIFTFLOW_CATEGORY_DIR,
+    SIFTFLOW_SEMANTIC_CLASSES,
+    VOID,
+)
 from core.errors import check_writable, reports_input_errors
 from core.palette import voc_palette
 from data.splits import derive_seg11valid
 
-SIFTFLOW_CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
 SIFTFLOW_SCENES = ("coast", "forest", "highway", "insidecity", "mountain", "opencountry",
                    "street", "tallbuilding")
 JPEG_QUALITY = 92
@@ -196,7 +204,7 @@ def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) ->
     val, written again in VOC's layout, as the real sets share their pictures."""
     classes = class_choice(num_classes, 21)
     palette = bytes(voc_palette())
-    sbdd, voc = root / "sbdd" / "dataset", root / "pascal" / "VOC2011"
+    sbdd, voc = root / FOLDERS["sbdd"], root / FOLDERS["voc2011"]
     train_ids = [f"2008_{i:06d}" for i in range(1, n_train + 1)]
     val_ids = [f"2011_{i:06d}" for i in range(1, n_val + 1)]
     overlap = train_ids[:2]  # VOC's val shares images with SBD train, as the real sets do
@@ -227,7 +235,7 @@ def write_voc_example(voc: Path, index: str, scene: Scene, palette: bytes) -> No
 def make_nyud(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
     """nyud/ in the release's prepared layout: colour, depth (mm), HHA, 40-class labels."""
     classes = class_choice(num_classes, 41, first=2)  # raw 1 (wall) is the background
-    nyud = root / "nyud"
+    nyud = root / FOLDERS["nyud"]
     ids = [str(5001 + i) for i in range(n_train + n_val)]
     for i in ids:
         h, w = scene_size(rng, size, size_jitter)
@@ -278,7 +286,7 @@ def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classe
     sky = names.index("sky") + 1
     objects = [k for k in classes if k != sky] or classes
     geometric = np.array([0] + [GEOMETRIC_BY_NAME.get(n, 3) for n in names])
-    base = root / "sift-flow"
+    base = root / FOLDERS["siftflow"]
     ids = [f"{SIFTFLOW_SCENES[i % len(SIFTFLOW_SCENES)]}_synth{i + 1}"
            for i in range(n_train + n_val)]
     for i in ids:
@@ -298,12 +306,11 @@ def context_names() -> tuple[list[str], dict[int, int]]:
     """A 459-name list holding the 59 task classes (full spelling) among placeholders,
     and the raw LabelMap value of each task class."""
     task = PASCALCONTEXT_CLASSES[1:]
-    full_spelling = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
     names = [f"other {n}" for n in range(459)]
     raw_of = {}
     for k, name in enumerate(task, 1):
         slot = (k * 7) % 459  # spread the task classes through the list
-        names[slot] = full_spelling.get(name, name)
+        names[slot] = PASCALCONTEXT_FULL_SPELLING.get(name, name)
         raw_of[k] = slot + 1
     return names, raw_of
 
@@ -313,7 +320,7 @@ def make_pascalcontext(root: Path, rng, n_train, n_val, size, size_jitter, num_c
     classes = class_choice(num_classes, 60)
     names, raw_of = context_names()
     free = sorted(set(range(1, 460)) - set(raw_of.values()))
-    voc, context = root / "pascal" / "VOC2010", root / "pascal-context"
+    voc, context = root / FOLDERS["voc2010"], root / FOLDERS["pascalcontext"]
     ids = [f"2010_{i:06d}" for i in range(1, n_train + n_val + 1)]
     for i in ids:
         scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes)
@@ -324,10 +331,10 @@ def make_pascalcontext(root: Path, rng, n_train, n_val, size, size_jitter, num_c
         write_mat(context / "trainval" / f"{i}.mat", {"LabelMap": raw})
     write_list(voc / "ImageSets" / "Main" / "train.txt", ids[:n_train])
     write_list(voc / "ImageSets" / "Main" / "val.txt", ids[n_train:])
-    (context / "labels.txt").write_text("".join(f"{n}: {name}\n"
+    (context / PASCALCONTEXT_FULL_NAMES).write_text("".join(f"{n}: {name}\n"
                                                 for n, name in enumerate(names, 1)))
     task = PASCALCONTEXT_CLASSES[1:]
-    (context / "59_labels.txt").write_text("".join(f"{n}: {name}\n"
+    (context / PASCALCONTEXT_TASK_NAMES).write_text("".join(f"{n}: {name}\n"
                                                    for n, name in enumerate(task, 1)))
 
 
