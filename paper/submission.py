@@ -21,7 +21,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from core.defaults import DATA_ROOT, RUNS_DIR
+
 YEARS = ("2011", "2012")
 COMPETITION = "comp6"
 
@@ -97,12 +98,11 @@ def archive(out: Path, year: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GLOG_minloglevel", "2")
     parser = argparse.ArgumentParser(description="VOC test-set predictions in the "
                                      "development kit's layout, and the archive to upload.")
     parser.add_argument("--weights", required=True, type=Path, help="trained caffemodel")
     parser.add_argument("--year", required=True, choices=YEARS)
-    parser.add_argument("--data", type=Path, default=REPO / "datasets",
+    parser.add_argument("--data", type=Path, default=DATA_ROOT,
                         help="data root holding pascal/VOC<year>/ (the test tarball's)")
     parser.add_argument("--net", default="voc-fcn8s", help="experiment the weights are of")
     parser.add_argument("--width", type=float, default=1.0)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         select_device(args.gpu)
         folder, tarball = write_predictions(
             args.weights, args.year, args.data,
-            args.out or REPO / "runs" / f"voc-submission-{args.year}", net=args.net,
+            args.out or RUNS_DIR / f"voc-submission-{args.year}", net=args.net,
             width=args.width)
     except (ValueError, OSError, RuntimeError) as e:
         print(f"voc-submission: error: {e}", file=sys.stderr)
