@@ -10,6 +10,11 @@ VENV   ?= .venv
 PY     := $(if $(EMULATE_CPU),qemu-x86_64 -cpu $(EMULATE_CPU) )$(VENV)/bin/python
 # A make value as one shell word, so paths with spaces (DATA="my data") stay whole: 'x'
 q = '$(subst ','\'',$(1))'
+# Where the data and the runs are: users set DATA= and RUNS=; every target reads DATA_DIR
+# and RUNS_DIR, which default to core/defaults.py's folders. DATA itself stays unset by
+# default, since `make nets` writes the release's own data root unless DATA is given.
+DATA_DIR = $(or $(DATA),datasets)
+RUNS_DIR = $(or $(RUNS),runs)
 # GPU build knobs (see caffe-recipe/README.md); CPU_ONLY by default.
 CUDA ?= 0
 CUDA_ARCH ?= 90
