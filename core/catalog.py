@@ -103,6 +103,11 @@ class FileLayout:
         folder, path = self.split_list
         return folder, path.format(split=split)
 
+    def file(self, top: str, index: str) -> str:
+        """Top `top`'s file of example `index`, relative to its folder (for the tools that
+        write or check a dataset folder by folder)."""
+        return self.example_files(index, [top])[top][1]
+
     def example_files(self, index: str, tops: list[str]) -> dict[str, tuple[str, str]]:
         """The file each of `tops` of example `index` comes from, in the order of `tops`."""
         patterns = {top: (folder, path) for top, folder, path in self.files}
