@@ -21,14 +21,16 @@ import sys
 import tarfile
 from pathlib import Path
 
+from core.catalog import DATASETS, FOLDERS
 from core.defaults import DATA_ROOT, RUNS_DIR
 
 YEARS = ("2011", "2012")
 COMPETITION = "comp6"
+VOC = DATASETS["voc"].test_layer.layout  # a VOC<year> folder's layout, as the layer reads it
 
 
 def test_ids(voc_dir: Path) -> list[str]:
-    listing = voc_dir / "ImageSets" / "Segmentation" / "test.txt"
+    listing = voc_dir / VOC.split_file("test")[1]
     if not listing.is_file():
         raise FileNotFoundError(f"{listing}: the test split list is missing; unpack the VOC "
                                 f"test tarball (VOC<year>test.tar, from the evaluation "
@@ -56,17 +58,17 @@ def write_predictions(weights: Path, year: str, data: Path, out: Path, *,
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights not found (WEIGHTS= a trained "
                                 f"{net}, e.g. runs/{net}/final.caffemodel)")
-    voc_dir = Path(data) / "pascal" / f"VOC{year}"
+    voc_dir = Path(data) / FOLDERS["pascal"] / f"VOC{year}"
     ids = test_ids(voc_dir)
-    missing = [i for i in ids if not (voc_dir / "JPEGImages" / f"{i}.jpg").is_file()]
+    missing = [i for i in ids if not (voc_dir / VOC.file("data", i)).is_file()]
     if missing:
-        raise FileNotFoundError(f"{voc_dir / 'JPEGImages' / (missing[0] + '.jpg')}: "
+        raise FileNotFoundError(f"{voc_dir / VOC.file('data', missing[0])}: "
                                 f"{len(missing)} test image(s) listed in test.txt are missing")
     segmenter = load_segmenter(net, weights, width=width)
     folder = results_dir(Path(out), year)
     first = segmenter.score_blobs[0]
     for k, image_id in enumerate(ids, 1):
-        rgb = read_rgb(voc_dir / "JPEGImages" / f"{image_id}.jpg")
+        rgb = read_rgb(voc_dir / VOC.file("data", image_id))
         save_label_png(segmenter(rgb)[first], folder / f"{image_id}.png")
         if progress and (k % 100 == 0 or k == len(ids)):
             print(f"[submission] {k}/{len(ids)}", file=sys.stderr, flush=True)
