@@ -10,6 +10,11 @@ VENV   ?= .venv
 PY     := $(if $(EMULATE_CPU),qemu-x86_64 -cpu $(EMULATE_CPU) )$(VENV)/bin/python
 # A make value as one shell word, so paths with spaces (DATA="my data") stay whole: 'x'
 q = '$(subst ','\'',$(1))'
+# Where the data and the runs are: users set DATA= and RUNS=; every target reads DATA_DIR
+# and RUNS_DIR, which default to core/defaults.py's folders. DATA itself stays unset by
+# default, since `make nets` writes the release's own data root unless DATA is given.
+DATA_DIR = $(or $(DATA),datasets)
+RUNS_DIR = $(or $(RUNS),runs)
 # GPU build knobs (see caffe-recipe/README.md); CPU_ONLY by default.
 CUDA ?= 0
 CUDA_ARCH ?= 90
@@ -56,14 +61,17 @@ $(VENV)/.requirements-installed: requirements.txt
 	@touch $@
 
 # The project's packages and layers/ (Caffe imports the data layers by top-level name, as
-# the release's prototxt name them) on the venv's path, as pycaffe is: a .pth file.
+# the release's prototxt name them) on the venv's path, as pycaffe is: a .pth file. Its last
+# line sets Caffe's log level (core/defaults.py, quiet_caffe_log) at the start of every
+# Python process of the venv, before any `import caffe`, so no target or script sets it.
 # Rewritten on every setup (cheap), so a moved clone points at itself.
 venv: project-path
 
 project-path: $(VENV)/.requirements-installed
 	@$(PY) -c 'import pathlib, sys, sysconfig; root = pathlib.Path(sys.argv[1]); \
 	  site = pathlib.Path(sysconfig.get_paths()["purelib"]); \
-	  (site / "fcn-project.pth").write_text("%s\n%s\n" % (root, root / "layers"))' "$(CURDIR)"
+	  (site / "fcn-project.pth").write_text("%s\n%s\n%s\n" % (root, root / "layers", \
+	  "import core.defaults; core.defaults.quiet_caffe_log()"))' "$(CURDIR)"
 
 caffe: venv
 	@bash caffe-recipe/build.sh --venv $(VENV)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.defaults import RUNS_DIR
+from core.weights import run_weights_path
 from nets.experiments import EXPERIMENTS
 from nets.solver_settings import equivalent_momentum
 from training.curves import save_figure
@@ -156,8 +158,8 @@ def table8(runs: Path, data_root: Path, *, width: float = 1.0, progress: bool = 
         value = "-"
         if cached.is_file():
             value = json.loads(cached.read_text())["label"].get("mean_iu_no_bg")
-        elif (run / "final.caffemodel").is_file():
-            result = score_weights(name, run / "final.caffemodel", data_root, width=width,
+        elif run_weights_path(runs, name).is_file():
+            result = score_weights(name, run_weights_path(runs, name), data_root, width=width,
                                    progress=progress, mask=mask).as_dict()
             cached.write_text(json.dumps(result, indent=2) + "\n")
             value = result["label"]["mean_iu_no_bg"]
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Table 2, Figure 5 and Table 8 from finished "
                                                  "runs.")
     parser.add_argument("what", choices=("table2", "figure5", "table8"))
-    parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder")
+    parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="runs folder")
     parser.add_argument("--out", type=Path, help="figure5: PNG (default RUNS/figure5.png)")
     parser.add_argument("--data", type=Path, help="table8: dataset root the runs test on")
     parser.add_argument("--width", type=float, default=1.0, help="table8: the runs' width")

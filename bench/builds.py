@@ -24,7 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from core.defaults import REPO
+
 RECIPE = REPO / "caffe-recipe"
 SPEED_PATCHES = ("0002-im2col-col2im-border-once-and-threads.patch",
                  "0003-max-pooling-forward-threads.patch",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -90,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="outputs of the stand-in convolution (0: data layer alone)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    os.environ.setdefault("GLOG_minloglevel", "2")
     import caffe
 
     caffe.set_mode_cpu()

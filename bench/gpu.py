@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def unavailable_reason(caffe_root: Path) -> str | None:
@@ -67,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=(500, 500), metavar=("H", "W"))
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
-    os.environ.setdefault("GLOG_minloglevel", "2")
     print(json.dumps(measure(args.experiment, args.data_root, tuple(args.size), args.repeats)))
     return 0
 

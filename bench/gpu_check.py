@@ -31,7 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from core.defaults import CAFFE_LOG_LEVEL, REPO
+
 PAPER_FCN8S_MS = 100.0  # Table 1 / Table 6 of the paper: FCN-8s, 500×500, Titan X
 TOLERANCE = 1e-3        # max relative difference GPU vs CPU accepted (float32, other order)
 CPU_TESTS = ("PoolingNanTest/0.*:PoolingNanTest/1.*:ConvolutionLayerTest/0.*:"
@@ -166,7 +167,7 @@ print(json.dumps({'score_max_relative_difference': rel(cpu['score'], gpu['score'
 """
 
 def child_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "GLOG_minloglevel": "2", **extra}
+    return {**os.environ, "GLOG_minloglevel": CAFFE_LOG_LEVEL, **extra}
 
 
 def compare(timeout: float) -> dict:

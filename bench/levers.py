@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.torch_peer import max_relative_difference
+from core.defaults import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 VARIANTS_DIR = Path.home() / ".cache/fcn-bench/blas"
 LINKS_DIR = Path.home() / ".cache/fcn-bench/links"
 MKL_DIR = Path.home() / ".cache/fcn-bench/mkl"

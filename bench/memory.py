@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_mib() -> float:
@@ -56,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--prefetch", action="store_true", help="keep the layer's prefetch on")
     args = parser.parse_args(argv)
-    os.environ.setdefault("GLOG_minloglevel", "2")
     result = measure(args.experiment, args.data_root, width=args.width,
                      iterations=args.iterations, prefetch=args.prefetch)
     print(json.dumps(result))

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from core.defaults import REPO
 
 
 def caffe_root() -> Path:
@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sgemm-only", action="store_true",
                         help="only check and time the BLAS's sgemm")
     args = parser.parse_args(argv)
-    os.environ.setdefault("GLOG_minloglevel", "2")
     if args.sgemm_only:
         print(json.dumps(sgemm_only(args.sgemm_n)))
         return 0

@@ -24,7 +24,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from core.defaults import REPO
+
 NETS = ("voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet")
 STEPS = ("blas", "nets", "breakdown", "peer", "patches", "data", "memory", "flags", "threads",
          "levers", "gpu")
@@ -249,7 +250,6 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("GLOG_minloglevel", "2")
     import caffe
     from tqdm import tqdm
 

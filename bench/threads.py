@@ -179,7 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, required=True,
                         help="write the forward's output here (.npy)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("GLOG_minloglevel", "2")
     print(json.dumps(measure(args.data_root, tuple(args.size), width=args.width,
                              repeats=args.repeats, train_repeats=args.train_repeats,
                              sgemm_n=args.sgemm_n, seed=args.seed, save=args.save)))

@@ -20,15 +20,15 @@ from compare.release_infer import read_rgb, segment
 from compare.segmentation import agreement_and_mean_iu, compare_segmentation, load_label_map
 from compare.table import Comparison
 from core.caffe_files import load_net
+from core.defaults import NETS_DIR, RUNS_DIR
 from core.download import DownloadError, fetch, file_digest, verify
 from core.errors import reports_input_errors
 from core.palette import colorize
-from zoo.fetch import KNOWN_SHA1
+from core.weights import RELEASE_VOC_FCN8S
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY = REPO / "nets" / "voc-fcn8s" / "deploy.prototxt"
-WEIGHTS_URL = "http://dl.caffe.berkeleyvision.org/fcn8s-heavy-pascal.caffemodel"
-WEIGHTS_SHA1 = KNOWN_SHA1[WEIGHTS_URL]
+DEPLOY = NETS_DIR / RELEASE_VOC_FCN8S.experiment / "deploy.prototxt"
+WEIGHTS_URL = RELEASE_VOC_FCN8S.source
+WEIGHTS_SHA1 = RELEASE_VOC_FCN8S.sha1
 DEMO_SHA256 = {
     "image": "657b36fed1ea84a44fde2ad641d52726947e9ff23652836273730f7b1ee0d7d8",
     "label": "baa7290b79283e4b4812436587af4585d5810da38752b4dfedf7b0ac910d6568",
@@ -87,7 +87,7 @@ def release_check(image: Path, output: Path, weights: Path, *, label: Path | Non
         _check_file("label", Path(label), digests.get("label"))
     ensure_weights(Path(weights), download=download,
                    sha1=WEIGHTS_SHA1 if release_files else None)
-    save = Path(save) if save is not None else REPO / "runs" / "release-check" / "output.png"
+    save = Path(save) if save is not None else RUNS_DIR / "release-check" / "output.png"
     ours = render_segmentation(image, weights, deploy, save)
     result = compare_segmentation(save, output)
     result.kind = "release check"

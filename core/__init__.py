@@ -1,6 +1,8 @@
 """The bottom of the project: facts and file formats every other area reads.
 
-`catalog` (the datasets: classes, heads, means, void, split files, data layers),
+`catalog` (the datasets: classes, heads, means, void, folders, file layouts, data layers),
+`defaults` (repository root, data and runs folders, seed, test interval, Caffe's log level),
+`weights` (a caffemodel's record: experiment, width, mean, digest, source; weight paths),
 `caffe_files` (caffemodel and prototxt reading, the checks that run before Caffe could
 abort), `images` (the one input preprocessing), `palette` (VOC colours), `download`
 (checked HTTP downloads). Nothing here imports another area of the project.

@@ -138,7 +138,6 @@ CLAIMS = {
 STAGED_FCN8S_GPU_HOURS = 36.0       # "Fine-tuning in stages takes 36 hours on a single GPU"
 ATONCE_FRACTION = 0.5               # "all-at-once takes half the time"
 FIXED_FINE_TUNING_FRACTION = 0.73   # "only 73% of the full fine-tuning performance"
-FORWARD_MS = {"alexnet": 16.0, "vgg16": 100.0, "googlenet": 20.0}   # Table 1, Titan X
 GPU = "NVIDIA Titan X"
 
 
@@ -159,3 +158,9 @@ def number(table: str, row: str, column: str) -> float | None:
                 raise KeyError(f"table {table} row {row!r} has no column {column!r}")
             return r.value(column)
     raise KeyError(f"table {table} has no row {row!r}")
+
+
+# Table 1's forward times (Titan X) by backbone, read from its rows above.
+FORWARD_MS = {backbone: float(number("1", row, "forward_ms")) for backbone, row in
+              (("alexnet", "FCN-AlexNet"), ("vgg16", "FCN-VGG16"),
+               ("googlenet", "FCN-GoogLeNet"))}

@@ -15,9 +15,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from core.catalog import FOLDERS, PASCALCONTEXT_FULL_NAMES
+from core.defaults import DATA_ROOT
 from core.download import DownloadError, fetch, file_digest, sidecar
 from data.archives import ArchiveError, extract, find_folder, move_into
-from data.sources import DATASETS, Place
+from data.sources import NYUD_SPLITS_FILE, SOURCES, Place
 from data.splits import (
     SplitError,
     check_pascalcontext,
@@ -73,21 +75,22 @@ def siftflow_test_list(siftflow: Path) -> Path:
 def finish(name: str, root: Path, check_release: bool = True) -> str:
     """Dataset-specific steps after placing the files: splits, checks."""
     if name == "voc":
-        path = derive_seg11valid(root / "pascal/VOC2011", root / "sbdd/dataset",
+        path = derive_seg11valid(root / FOLDERS["voc2011"], root / FOLDERS["sbdd"],
                                  check_release=check_release)
         return f"{path}: {len(read_ids(path))} images"
     if name == "pascalcontext":
-        labels = root / "pascal-context" / "labels.txt"
+        labels = root / FOLDERS["pascalcontext"] / PASCALCONTEXT_FULL_NAMES
         if not labels.is_file():
             raise ArchiveError(f"{labels} is missing (the 459 '<n>: <name>' lines of "
                                f"PASCAL-Context); put it there by hand")
-        return f"VOC2010 Main splits {check_pascalcontext(root / 'pascal/VOC2010')}"
+        return f"VOC2010 Main splits {check_pascalcontext(root / FOLDERS['voc2010'])}"
     if name == "nyud":
-        result = derive_nyud(root / "nyud", splits_mat=root / "nyud" / "splits.mat",
+        nyud = root / FOLDERS["nyud"]
+        result = derive_nyud(nyud, splits_mat=nyud / NYUD_SPLITS_FILE,
                              check_release=check_release)
         return f"NYUDv2 splits: {result}"
     if name == "siftflow":
-        siftflow = root / "sift-flow"
+        siftflow = root / FOLDERS["siftflow"]
         result = derive_siftflow(siftflow, siftflow_test_list(siftflow),
                                  check_release=check_release)
         return f"SIFT Flow splits: {result}"
@@ -98,19 +101,19 @@ def fetch_dataset(name: str, root: Path, *, downloads: Path | None = None,
                   places: tuple[Place, ...] | None = None, check_release: bool = True,
                   progress: bool = True) -> str:
     """Everything `make data-fetch DATASET=name` does; returns a one-line summary."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    if name not in SOURCES:
+        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(SOURCES)}")
     root = Path(root)
     downloads = Path(downloads) if downloads else root / "downloads"
-    for item in places if places is not None else DATASETS[name]:
+    for item in places if places is not None else SOURCES[name]:
         place(item, root, downloads, progress=progress)
     return finish(name, root, check_release)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=sorted(DATASETS))
-    parser.add_argument("--root", type=Path, default=Path("datasets"), help="data root")
+    parser.add_argument("dataset", choices=sorted(SOURCES))
+    parser.add_argument("--root", type=Path, default=DATA_ROOT, help="data root")
     parser.add_argument("--downloads", type=Path, help="archive folder (<root>/downloads)")
     args = parser.parse_args(argv)
     try:

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.defaults import DATA_ROOT
 from core.errors import reports_input_errors
 from data.registry import NAMES, dataset_for, layer_params
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(NAMES))
     parser.add_argument("split", help="e.g. seg11valid, train, trainval, test, val")
-    parser.add_argument("--root", type=Path, default=Path("datasets"), help="data root")
+    parser.add_argument("--root", type=Path, default=DATA_ROOT, help="data root")
     parser.add_argument("--out", type=Path, help="LMDB folder (<root>/lmdb/<dataset>-<split>)")
     parser.add_argument("--no-check", action="store_true", help="skip decoding every example")
     args = parser.parse_args(argv)

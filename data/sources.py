@@ -1,5 +1,8 @@
 """Where each dataset comes from: the official downloads and where their contents go.
 
+Keyed by the catalog's dataset names; the destinations are the catalog's folders
+(core.catalog.FOLDERS), so the layers read what fetching writes.
+
 Checksums are the published ones where a public source gives them (MD5s as distributed
 with torchvision and other loaders); where none is known the entry says so, and
 `python -m data.fetch` prints the sha256 of what it fetched so it can be pinned here.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SIFTFLOW_CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
+from core.catalog import FOLDERS, PASCALCONTEXT_TASK_NAMES, SIFTFLOW_CATEGORY_DIR
 
 
 @dataclass(frozen=True)
@@ -48,23 +51,26 @@ NYUD_RELEASE = Download("http://dl.caffe.berkeleyvision.org/nyud.tar.gz")  # no 
 NYUD_SPLITS = Download("http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat")
 SIFTFLOW = Download("http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/SiftFlowDataset.zip")
 
-DATASETS: dict[str, tuple[Place, ...]] = {
+NYUD_SPLITS_FILE = "splits.mat"  # under the nyud folder, read by data.splits
+
+# The downloads of each catalog dataset, in fetch order.
+SOURCES: dict[str, tuple[Place, ...]] = {
     "voc": (
-        Place(VOC2011, "pascal/VOC2011",
+        Place(VOC2011, FOLDERS["voc2011"],
               ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation")),
-        Place(SBD, "sbdd/dataset", ("img", "cls", "train.txt")),
+        Place(SBD, FOLDERS["sbdd"], ("img", "cls", "train.txt")),
     ),
     "pascalcontext": (
-        Place(VOC2010, "pascal/VOC2010", ("JPEGImages", "ImageSets/Main")),
-        Place(CONTEXT_TRAINVAL, "pascal-context", ("trainval",)),
-        Place(CONTEXT_59_LABELS, "pascal-context/59_labels.txt"),
+        Place(VOC2010, FOLDERS["voc2010"], ("JPEGImages", "ImageSets/Main")),
+        Place(CONTEXT_TRAINVAL, FOLDERS["pascalcontext"], ("trainval",)),
+        Place(CONTEXT_59_LABELS, f"{FOLDERS['pascalcontext']}/{PASCALCONTEXT_TASK_NAMES}"),
     ),
     "nyud": (
-        Place(NYUD_RELEASE, "nyud", ("data/images", "segmentation")),
-        Place(NYUD_SPLITS, "nyud/splits.mat"),
+        Place(NYUD_RELEASE, FOLDERS["nyud"], ("data/images", "segmentation")),
+        Place(NYUD_SPLITS, f"{FOLDERS['nyud']}/{NYUD_SPLITS_FILE}"),
     ),
     "siftflow": (
-        Place(SIFTFLOW, "sift-flow", (f"Images/{SIFTFLOW_CATEGORY_DIR}", "SemanticLabels",
-                                      "GeoLabels")),
+        Place(SIFTFLOW, FOLDERS["siftflow"], (f"Images/{SIFTFLOW_CATEGORY_DIR}",
+                                              "SemanticLabels", "GeoLabels")),
     ),
 }

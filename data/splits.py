@@ -28,9 +28,17 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from core.catalog import DATASETS, FOLDERS
+from core.defaults import DATA_ROOT
 from core.errors import InputError, reports_input_errors
 
-SIFTFLOW_CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
+# The folders' layouts, as the data layers read them (core.catalog).
+SBDD = DATASETS["voc"].train_layer.layout
+VOC = DATASETS["voc"].test_layer.layout
+NYUD = DATASETS["nyud"].train_layer.layout
+SIFTFLOW = DATASETS["siftflow"].train_layer.layout
+PASCALCONTEXT = DATASETS["pascalcontext"].train_layer.layout
+
 SIFTFLOW_UNANNOTATED = ("highway_bost181", "street_urb506")
 SIFTFLOW_ABSENT_FROM_TEST = ("cow", "desert", "moon")  # semantic classes 9, 11, 16 (1-based)
 NYUD_FIRST_IMAGE = 5001  # img_5001 is image 1 of the labelled set
@@ -112,14 +120,14 @@ def check(name: str, ids: list[str], path: Path | None = None) -> str:
 # --- PASCAL VOC ---------------------------------------------------------------------------
 def derive_seg11valid(voc2011: Path, sbdd: Path, *, check_release: bool = True) -> Path:
     """Write VOC2011/ImageSets/Segmentation/seg11valid.txt = seg val minus SBD train."""
-    val = read_ids(Path(voc2011) / "ImageSets" / "Segmentation" / "val.txt")
-    train = set(read_ids(Path(sbdd) / "train.txt"))
+    val = read_ids(Path(voc2011) / VOC.split_file("val")[1])
+    train = set(read_ids(Path(sbdd) / SBDD.split_file("train")[1]))
     ids = sorted(set(val) - train)
     if not ids:
         raise SplitError(f"every VOC2011 val image of {voc2011} is in SBD train {sbdd}")
     if check_release:
         check("voc/seg11valid", ids)
-    return write_ids(Path(voc2011) / "ImageSets" / "Segmentation" / "seg11valid.txt", ids)
+    return write_ids(Path(voc2011) / VOC.split_file("seg11valid")[1], ids)
 
 
 # --- NYUDv2 -------------------------------------------------------------------------------
@@ -145,35 +153,37 @@ def derive_nyud(nyud: Path, *, splits_mat: Path | None = None,
     from the official splits.mat, sorted.
     """
     nyud = Path(nyud)
+    listing = {s: nyud / NYUD.split_file(s)[1] for s in ("train", "val", "trainval", "test")}
     result = {}
-    if all((nyud / f"{s}.txt").is_file() for s in ("train", "val", "test")):
-        lists = {s: read_ids(nyud / f"{s}.txt") for s in ("train", "val", "test")}
+    if all(listing[s].is_file() for s in ("train", "val", "test")):
+        lists = {s: read_ids(listing[s]) for s in ("train", "val", "test")}
         if check_release:
             for s, ids in lists.items():
-                result[s] = check(f"nyud/{s}", ids, nyud / f"{s}.txt")
+                result[s] = check(f"nyud/{s}", ids, listing[s])
         trainval, test = lists["train"] + lists["val"], lists["test"]
     elif splits_mat is not None:
         trainval, test = nyud_official_split(Path(splits_mat))
-        write_ids(nyud / "test.txt", test)
+        write_ids(listing["test"], test)
     else:
         raise SplitError(f"{nyud}: neither the release's train/val/test lists nor a "
                          f"splits.mat to derive them from")
     if check_release:
         result["trainval"] = check("nyud/trainval", trainval)
         result["test"] = check("nyud/test", test)
-    write_ids(nyud / "trainval.txt", trainval)
+    write_ids(listing["trainval"], trainval)
     return result
 
 
 # --- SIFT Flow ------------------------------------------------------------------------------
 def siftflow_images(siftflow: Path) -> tuple[list[str], list[str]]:
     """(annotated, unannotated) image ids: annotated ones have both label files."""
-    images = sorted(p.stem for p in (siftflow / "Images" / SIFTFLOW_CATEGORY_DIR).glob("*.jpg"))
+    pattern = SIFTFLOW.file("data", "*")
+    images = sorted(p.stem for p in siftflow.glob(pattern))
     if not images:
-        raise SplitError(f"{siftflow}: no images under Images/{SIFTFLOW_CATEGORY_DIR}")
+        raise SplitError(f"{siftflow}: no images under {Path(pattern).parent}")
     labelled = [i for i in images
-                if (siftflow / "SemanticLabels" / SIFTFLOW_CATEGORY_DIR / f"{i}.mat").is_file()
-                and (siftflow / "GeoLabels" / SIFTFLOW_CATEGORY_DIR / f"{i}.mat").is_file()]
+                if (siftflow / SIFTFLOW.file("sem", i)).is_file()
+                and (siftflow / SIFTFLOW.file("geo", i)).is_file()]
     return labelled, sorted(set(images) - set(labelled))
 
 
@@ -197,8 +207,8 @@ def derive_siftflow(siftflow: Path, test_list: Path, *,
                              f"{SIFTFLOW_UNANNOTATED}: {unexpected[:5]}")
         result = {"trainval": check("siftflow/trainval", trainval),
                   "test": check("siftflow/test", test)}
-    write_ids(siftflow / "trainval.txt", trainval)
-    write_ids(siftflow / "test.txt", test)
+    write_ids(siftflow / SIFTFLOW.split_file("trainval")[1], trainval)
+    write_ids(siftflow / SIFTFLOW.split_file("test")[1], test)
     return result
 
 
@@ -207,7 +217,7 @@ def check_pascalcontext(voc2010: Path) -> dict[str, int]:
     """The Main train/val lists the layer reads: present, and of the known sizes."""
     counts = {}
     for split, want in PASCALCONTEXT_COUNTS.items():
-        path = Path(voc2010) / "ImageSets" / "Main" / f"{split}.txt"
+        path = Path(voc2010) / PASCALCONTEXT.split_file(split)[1]
         counts[split] = len(read_ids(path))
         if counts[split] != want:
             raise SplitError(f"{path}: {counts[split]} images, VOC2010's has {want}")
@@ -218,7 +228,7 @@ def check_pascalcontext(voc2010: Path) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=("voc", "nyud", "siftflow", "pascalcontext"))
-    parser.add_argument("--root", type=Path, default=Path("datasets"), help="data root")
+    parser.add_argument("--root", type=Path, default=DATA_ROOT, help="data root")
     parser.add_argument("--splits-mat", type=Path, help="NYUDv2's official splits.mat")
     parser.add_argument("--test-list", type=Path, help="SIFT Flow's test image list")
     parser.add_argument("--no-check", action="store_true",
@@ -226,21 +236,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_release = not args.no_check
     if args.dataset == "voc":
-        path = derive_seg11valid(args.root / "pascal" / "VOC2011",
-                                 args.root / "sbdd" / "dataset",
+        path = derive_seg11valid(args.root / FOLDERS["voc2011"], args.root / FOLDERS["sbdd"],
                                  check_release=check_release)
         print(f"{path}: {len(read_ids(path))} images"
               + (", identical to the release's list" if check_release else ""))
     elif args.dataset == "nyud":
-        print(derive_nyud(args.root / "nyud", splits_mat=args.splits_mat,
+        print(derive_nyud(args.root / FOLDERS["nyud"], splits_mat=args.splits_mat,
                           check_release=check_release))
     elif args.dataset == "siftflow":
         if args.test_list is None:
             parser.error("siftflow needs --test-list (the dataset's test images)")
-        print(derive_siftflow(args.root / "sift-flow", args.test_list,
+        print(derive_siftflow(args.root / FOLDERS["siftflow"], args.test_list,
                               check_release=check_release))
     else:
-        print(check_pascalcontext(args.root / "pascal" / "VOC2010"))
+        print(check_pascalcontext(args.root / FOLDERS["voc2010"]))
     return 0
 
 

@@ -23,15 +23,29 @@ import scipy.io
 from PIL import Image
 from scipy import ndimage
 
-from core.catalog import PASCALCONTEXT_CLASSES, SIFTFLOW_SEMANTIC_CLASSES, VOID
+from core.catalog import (
+    DATASETS,
+    FOLDERS,
+    PASCALCONTEXT_CLASSES,
+    PASCALCONTEXT_FULL_NAMES,
+    PASCALCONTEXT_FULL_SPELLING,
+    PASCALCONTEXT_TASK_NAMES,
+    SIFTFLOW_SEMANTIC_CLASSES,
+    VOID,
+)
 from core.errors import check_writable, reports_input_errors
 from core.palette import voc_palette
 from data.splits import derive_seg11valid
 
-SIFTFLOW_CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
 SIFTFLOW_SCENES = ("coast", "forest", "highway", "insidecity", "mountain", "opencountry",
                    "street", "tallbuilding")
 JPEG_QUALITY = 92
+# The file layouts written here are the ones the data layers read (core.catalog).
+SBDD_LAYOUT = DATASETS["voc"].train_layer.layout
+VOC_LAYOUT = DATASETS["voc"].test_layer.layout
+NYUD_LAYOUT = DATASETS["nyud"].train_layer.layout
+SIFTFLOW_LAYOUT = DATASETS["siftflow"].train_layer.layout
+PASCALCONTEXT_LAYOUT = DATASETS["pascalcontext"].train_layer.layout
 
 
 @dataclass
@@ -196,23 +210,23 @@ def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) ->
     val, written again in VOC's layout, as the real sets share their pictures."""
     classes = class_choice(num_classes, 21)
     palette = bytes(voc_palette())
-    sbdd, voc = root / "sbdd" / "dataset", root / "pascal" / "VOC2011"
+    sbdd, voc = root / FOLDERS["sbdd"], root / FOLDERS["voc2011"]
     train_ids = [f"2008_{i:06d}" for i in range(1, n_train + 1)]
     val_ids = [f"2011_{i:06d}" for i in range(1, n_val + 1)]
     overlap = train_ids[:2]  # VOC's val shares images with SBD train, as the real sets do
     for i in train_ids:
         scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes)
-        write_jpeg(sbdd / "img" / f"{i}.jpg", scene.rgb)
-        write_mat(sbdd / "cls" / f"{i}.mat", {"GTcls": sbdd_struct(scene.label)})
+        write_jpeg(sbdd / SBDD_LAYOUT.file("data", i), scene.rgb)
+        write_mat(sbdd / SBDD_LAYOUT.file("label", i), {"GTcls": sbdd_struct(scene.label)})
         write_voc_example(voc, i, scene, palette)
     for i in val_ids:
         write_voc_example(voc, i, make_scene(rng, *scene_size(rng, size, size_jitter),
                                              classes), palette)
-    write_list(sbdd / "train.txt", train_ids)
-    write_list(sbdd / "val.txt", [])
+    write_list(sbdd / SBDD_LAYOUT.split_file("train")[1], train_ids)
+    write_list(sbdd / SBDD_LAYOUT.split_file("val")[1], [])
     voc_val = sorted(val_ids + overlap)
-    write_list(voc / "ImageSets" / "Segmentation" / "val.txt", voc_val)
-    write_list(voc / "ImageSets" / "Segmentation" / "train.txt",
+    write_list(voc / VOC_LAYOUT.split_file("val")[1], voc_val)
+    write_list(voc / VOC_LAYOUT.split_file("train")[1],
                [i for i in train_ids if i not in overlap])
     derive_seg11valid(voc, sbdd, check_release=False)
 
@@ -220,14 +234,14 @@ def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) ->
 def write_voc_example(voc: Path, index: str, scene: Scene, palette: bytes) -> None:
     label = scene.label.astype(np.uint8)
     label[scene.outline] = VOID
-    write_jpeg(voc / "JPEGImages" / f"{index}.jpg", scene.rgb)
-    write_png(voc / "SegmentationClass" / f"{index}.png", label, palette)
+    write_jpeg(voc / VOC_LAYOUT.file("data", index), scene.rgb)
+    write_png(voc / VOC_LAYOUT.file("label", index), label, palette)
 
 
 def make_nyud(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
     """nyud/ in the release's prepared layout: colour, depth (mm), HHA, 40-class labels."""
     classes = class_choice(num_classes, 41, first=2)  # raw 1 (wall) is the background
-    nyud = root / "nyud"
+    nyud = root / FOLDERS["nyud"]
     ids = [str(5001 + i) for i in range(n_train + n_val)]
     for i in ids:
         h, w = scene_size(rng, size, size_jitter)
@@ -235,16 +249,15 @@ def make_nyud(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -
         raw = scene.label.astype(np.uint8)
         raw[scene.outline] = 0  # void
         depth = synthetic_depth(rng, scene.label)
-        write_png(nyud / "data" / "images" / f"img_{i}.png", scene.rgb)
-        write_png(nyud / "data" / "depth" / f"img_{i}.png", depth)
-        write_png(nyud / "data" / "hha" / f"img_{i}.png", synthetic_hha(depth, scene.label))
-        write_mat(nyud / "segmentation" / f"img_{i}.mat", {"segmentation": raw})
+        write_png(nyud / NYUD_LAYOUT.file("color", i), scene.rgb)
+        write_png(nyud / NYUD_LAYOUT.file("depth", i), depth)
+        write_png(nyud / NYUD_LAYOUT.file("hha", i), synthetic_hha(depth, scene.label))
+        write_mat(nyud / NYUD_LAYOUT.file("label", i), {"segmentation": raw})
     trainval, test = ids[:n_train], ids[n_train:]
     half = len(trainval) // 2
-    write_list(nyud / "train.txt", trainval[:half])
-    write_list(nyud / "val.txt", trainval[half:])
-    write_list(nyud / "trainval.txt", trainval)
-    write_list(nyud / "test.txt", test)
+    for split, split_ids in (("train", trainval[:half]), ("val", trainval[half:]),
+                             ("trainval", trainval), ("test", test)):
+        write_list(nyud / NYUD_LAYOUT.split_file(split)[1], split_ids)
 
 
 def synthetic_depth(rng, label: np.ndarray) -> np.ndarray:
@@ -278,7 +291,7 @@ def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classe
     sky = names.index("sky") + 1
     objects = [k for k in classes if k != sky] or classes
     geometric = np.array([0] + [GEOMETRIC_BY_NAME.get(n, 3) for n in names])
-    base = root / "sift-flow"
+    base = root / FOLDERS["siftflow"]
     ids = [f"{SIFTFLOW_SCENES[i % len(SIFTFLOW_SCENES)]}_synth{i + 1}"
            for i in range(n_train + n_val)]
     for i in ids:
@@ -287,23 +300,22 @@ def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classe
         sem[scene.outline] = 0  # unlabelled
         geo = geometric[scene.label].astype(np.float64)
         geo[scene.outline] = -1
-        write_jpeg(base / "Images" / SIFTFLOW_CATEGORY_DIR / f"{i}.jpg", scene.rgb)
-        write_mat(base / "SemanticLabels" / SIFTFLOW_CATEGORY_DIR / f"{i}.mat", {"S": sem})
-        write_mat(base / "GeoLabels" / SIFTFLOW_CATEGORY_DIR / f"{i}.mat", {"S": geo})
-    write_list(base / "trainval.txt", ids[:n_train])
-    write_list(base / "test.txt", ids[n_train:])
+        write_jpeg(base / SIFTFLOW_LAYOUT.file("data", i), scene.rgb)
+        write_mat(base / SIFTFLOW_LAYOUT.file("sem", i), {"S": sem})
+        write_mat(base / SIFTFLOW_LAYOUT.file("geo", i), {"S": geo})
+    write_list(base / SIFTFLOW_LAYOUT.split_file("trainval")[1], ids[:n_train])
+    write_list(base / SIFTFLOW_LAYOUT.split_file("test")[1], ids[n_train:])
 
 
 def context_names() -> tuple[list[str], dict[int, int]]:
     """A 459-name list holding the 59 task classes (full spelling) among placeholders,
     and the raw LabelMap value of each task class."""
     task = PASCALCONTEXT_CLASSES[1:]
-    full_spelling = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
     names = [f"other {n}" for n in range(459)]
     raw_of = {}
     for k, name in enumerate(task, 1):
         slot = (k * 7) % 459  # spread the task classes through the list
-        names[slot] = full_spelling.get(name, name)
+        names[slot] = PASCALCONTEXT_FULL_SPELLING.get(name, name)
         raw_of[k] = slot + 1
     return names, raw_of
 
@@ -313,22 +325,22 @@ def make_pascalcontext(root: Path, rng, n_train, n_val, size, size_jitter, num_c
     classes = class_choice(num_classes, 60)
     names, raw_of = context_names()
     free = sorted(set(range(1, 460)) - set(raw_of.values()))
-    voc, context = root / "pascal" / "VOC2010", root / "pascal-context"
+    voc, context = root / FOLDERS["voc2010"], root / FOLDERS["pascalcontext"]
     ids = [f"2010_{i:06d}" for i in range(1, n_train + n_val + 1)]
     for i in ids:
         scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes)
         raw = np.vectorize(lambda k: raw_of.get(k, 0))(scene.label).astype(np.uint16)
         background = scene.label == 0  # a name outside the task: background after mapping
         raw[background] = free[int(rng.integers(len(free)))]
-        write_jpeg(voc / "JPEGImages" / f"{i}.jpg", scene.rgb)
-        write_mat(context / "trainval" / f"{i}.mat", {"LabelMap": raw})
-    write_list(voc / "ImageSets" / "Main" / "train.txt", ids[:n_train])
-    write_list(voc / "ImageSets" / "Main" / "val.txt", ids[n_train:])
-    (context / "labels.txt").write_text("".join(f"{n}: {name}\n"
-                                                for n, name in enumerate(names, 1)))
+        write_jpeg(voc / PASCALCONTEXT_LAYOUT.file("data", i), scene.rgb)
+        write_mat(context / PASCALCONTEXT_LAYOUT.file("label", i), {"LabelMap": raw})
+    write_list(voc / PASCALCONTEXT_LAYOUT.split_file("train")[1], ids[:n_train])
+    write_list(voc / PASCALCONTEXT_LAYOUT.split_file("val")[1], ids[n_train:])
+    (context / PASCALCONTEXT_FULL_NAMES).write_text(
+        "".join(f"{n}: {name}\n" for n, name in enumerate(names, 1)))
     task = PASCALCONTEXT_CLASSES[1:]
-    (context / "59_labels.txt").write_text("".join(f"{n}: {name}\n"
-                                                   for n, name in enumerate(task, 1)))
+    (context / PASCALCONTEXT_TASK_NAMES).write_text(
+        "".join(f"{n}: {name}\n" for n, name in enumerate(task, 1)))
 
 
 WRITERS = {"voc": make_voc, "nyud": make_nyud, "siftflow": make_siftflow,

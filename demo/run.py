@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.catalog import SEED
-
-REPO = Path(__file__).resolve().parents[1]
+from core.defaults import REPO, RUNS_DIR, SEED
+from core.weights import FINAL_WEIGHTS, base_weights_path
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ def stage_surgery(out: Path, pretrained: dict) -> tuple[Path, Path]:
     training (the no-transfer control: same architecture, same init, no pre-training)."""
     from surgery.convert import convolutionalize
 
-    bases = (out / "vgg16-fcn.caffemodel", out / "vgg16-fcn-untrained.caffemodel")
+    bases = (base_weights_path("vgg16-fcn", out), base_weights_path("vgg16-fcn-untrained", out))
     for base, source in zip(bases, (pretrained["weights"], pretrained["untrained"])):
         if not base.exists():
             say(f"3/7 surgery: {Path(source).name} → {base.name} (fc6/fc7 as convolutions)")
@@ -133,14 +131,13 @@ def stage_train(out: Path, cfg: DemoConfig, base: Path, untrained: Path) -> dict
     folders = {"FCN-32s": runs / "voc-fcn32s", "FCN-16s": runs / "voc-fcn16s",
                "FCN-8s staged": runs / "voc-fcn8s", "FCN-8s at-once": runs / "voc-fcn8s-atonce",
                "FCN-32s from scratch": scratch / "voc-fcn32s"}
-    return {name: {"weights": folder / "final.caffemodel", "test": last_test(folder)}
+    return {name: {"weights": folder / FINAL_WEIGHTS, "test": last_test(folder)}
             for name, folder in folders.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GLOG_minloglevel", "2")
     parser = argparse.ArgumentParser(description="The FCN method in miniature on CPU.")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "demo")
+    parser.add_argument("--out", type=Path, default=RUNS_DIR / "demo")
     parser.add_argument("--quick", action="store_true",
                         help="a shortened run (the test suite's): fewer images and steps")
     parser.add_argument("--store-expected", action="store_true",

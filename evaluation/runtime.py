@@ -14,8 +14,6 @@ from pathlib import Path
 
 from core.catalog import DATASETS, split_list
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def bar_interval() -> float:
     """Seconds between progress-bar updates: live on a terminal, every 30 s into a log file

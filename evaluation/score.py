@@ -52,7 +52,7 @@ def experiment_heads(exp) -> list[Head]:
                                                      exp.label_blobs):
         heads.append(Head(score_blob, label_blob, classes,
                           tuple(class_names(exp.dataset, label_blob, classes)),
-                          present_only=exp.dataset == "siftflow" and label_blob == "sem",
+                          present_only=DATASETS[exp.dataset].head(label_blob).present_only,
                           background=0 if DATASETS[exp.dataset].background_is_zero
                           else None))
     return heads

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 import time
 from functools import partial
@@ -81,7 +80,6 @@ def _progress(step: str) -> None:
 
 
 def run_export(kind: str, argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GLOG_minloglevel", "2")
     args = parser(kind).parse_args(argv)
     try:
         sizes = verify.parse_sizes(args.sizes)

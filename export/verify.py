@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.defaults import SEED
+
 RTOL = 1e-5               # max |caffe − exported| / max |caffe|, per output blob
 MIN_ARGMAX_AGREEMENT = 0.9999
 SIZES = ((1, 1), (37, 501), (500, 375), (1001, 999))   # H×W, odd on purpose
-SEED = 1337
 
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 

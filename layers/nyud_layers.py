@@ -10,8 +10,6 @@ log(depth) minus the mean log depth, label is shifted to 0..39 with void 255.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from seg_data import SegDataLayer
 from seg_dataset import SegDataset
@@ -38,6 +36,7 @@ class NYUDSegData(SegDataset):
     required = ("nyud_dir", "split", "tops")
     label_classes = {"label": NUM_CLASSES}
     background_is_zero = NYUD.background_is_zero  # class 0 is a real class (wall)
+    layout = NYUD.train_layer.layout
 
     def __init__(self, params: dict, where: str = "param_str"):
         super().__init__(params, where)
@@ -50,19 +49,8 @@ class NYUDSegData(SegDataset):
             raise DataError(f"{where}: tops {list(tops)} must be distinct names from {TOPS}")
         self.tops = list(tops)
 
-    def roots(self) -> dict[str, Path]:
-        return {"nyud": Path(self.params["nyud_dir"])}
-
-    def split_file(self):
-        return ("nyud", f"{self.split}.txt")
-
     def top_names(self) -> list[str]:
         return self.tops
-
-    def files(self, index: str) -> dict:
-        every = {"color": f"data/images/img_{index}.png", "depth": f"data/depth/img_{index}.png",
-                 "hha": f"data/hha/img_{index}.png", "label": f"segmentation/img_{index}.mat"}
-        return {t: ("nyud", every[t]) for t in self.tops}
 
     def input_means(self) -> dict[str, np.ndarray]:
         return {"color": MEAN_BGR}

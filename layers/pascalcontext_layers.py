@@ -10,8 +10,6 @@ labels are 0..59 with no void.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from seg_data import SegDataLayer
 from seg_dataset import SegDataset
@@ -21,15 +19,15 @@ from seg_io import (
     read_rgb,
 )
 
-from core.catalog import DATASETS
+from core.catalog import (
+    DATASETS,
+    PASCALCONTEXT_FULL_NAMES,
+    PASCALCONTEXT_FULL_SPELLING,
+)
 from core.images import bgr_minus_mean
 
 NUM_CLASSES = DATASETS["pascalcontext"].num_classes  # background + 59
 MEAN = DATASETS["pascalcontext"].mean("data")
-# task spelling in 59_labels.txt → spelling in labels.txt
-TASK_TO_FULL_NAME = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
-LABELS_FULL = "labels.txt"
-LABELS_TASK = "59_labels.txt"
 
 
 def parse_label_names(text: str, where: str) -> dict[int, str]:
@@ -54,10 +52,10 @@ def task_lookup(full: dict[int, str], task: dict[int, str], where: str) -> np.nd
         raise DataError(f"{where}: expected {NUM_CLASSES - 1} task classes, found "
                         f"{len(classes)}")
     for task_class, name in enumerate(classes, 1):
-        full_name = TASK_TO_FULL_NAME.get(name, name)
+        full_name = PASCALCONTEXT_FULL_SPELLING.get(name, name)
         if full_name not in by_name:
             raise DataError(f"{where}: class {name!r} is not among the {len(full)} names of "
-                            f"{LABELS_FULL}")
+                            f"{PASCALCONTEXT_FULL_NAMES}")
         lookup[by_name[full_name]] = task_class
     return lookup
 
@@ -66,26 +64,13 @@ class PASCALContextSegData(SegDataset):
     keys = ("voc_dir", "context_dir")
     required = ("voc_dir", "context_dir", "split")
     label_classes = {"label": NUM_CLASSES}
-
-    def roots(self) -> dict[str, Path]:
-        return {"voc": Path(self.params["voc_dir"]) / "VOC2010",
-                "context": Path(self.params["context_dir"])}
-
-    def split_file(self):
-        return ("voc", f"ImageSets/Main/{self.split}.txt")
-
-    def setup_files(self) -> list:
-        return [("context", LABELS_FULL), ("context", LABELS_TASK)]
+    layout = DATASETS["pascalcontext"].train_layer.layout
 
     def prepare(self, source) -> None:
         full_ref, task_ref = self.setup_files()
         full = parse_label_names(source.read(full_ref).decode(), source.where(full_ref))
         task = parse_label_names(source.read(task_ref).decode(), source.where(task_ref))
         self.lookup = task_lookup(full, task, source.where(task_ref))
-
-    def files(self, index: str) -> dict:
-        return {"data": ("voc", f"JPEGImages/{index}.jpg"),
-                "label": ("context", f"trainval/{index}.mat")}
 
     def input_means(self) -> dict[str, np.ndarray]:
         return {"data": MEAN}
@@ -95,7 +80,7 @@ class PASCALContextSegData(SegDataset):
         raw = read_mat(source, files["label"], "LabelMap")
         if raw.size and (raw.min() < 0 or raw.max() >= len(self.lookup)):
             raise DataError(f"label {source.where(files['label'])} has values outside "
-                            f"0..{len(self.lookup) - 1} (the names of {LABELS_FULL})")
+                            f"0..{len(self.lookup) - 1} (the names of {PASCALCONTEXT_FULL_NAMES})")
         label = self.lookup[raw.astype(np.int64)]
         return {"data": bgr_minus_mean(read_rgb(source, files["data"]), MEAN),
                 "label": label[np.newaxis, ...]}

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from seg_io import VOID, DataError, FileRef
 
+from core.catalog import FileLayout
+
 # keys every layer accepts on top of its dataset's own (all optional, off by default)
 COMMON_KEYS = ("split", "seed", "randomize", "prefetch", "lmdb", "mask", "mirror", "jitter")
 
@@ -16,9 +18,11 @@ class SegDataset:
 
     `keys` are the param_str keys the dataset reads (besides COMMON_KEYS), `required` the
     ones it cannot do without, `label_classes` the class count of each label top,
-    `background_is_zero` whether class 0 is background (what masking needs).
+    `background_is_zero` whether class 0 is background (what masking needs), `layout` the
+    catalog's file layout (folders, split list, files per top) the defaults below read.
     """
 
+    layout: FileLayout
     keys: tuple[str, ...] = ()
     required: tuple[str, ...] = ("split",)
     label_classes: dict[str, int] = {}
@@ -37,24 +41,24 @@ class SegDataset:
 
     def roots(self) -> dict[str, Path]:
         """The named folders files are read from."""
-        raise NotImplementedError
+        return self.layout.roots(self.params)
 
     def split_file(self) -> FileRef:
-        raise NotImplementedError
+        return self.layout.split_file(self.split)
 
     def top_names(self) -> list[str]:
         return ["data", "label"]
 
     def setup_files(self) -> list[FileRef]:
         """Files read once at setup besides the split list (e.g. class lists)."""
-        return []
+        return list(self.layout.setup_files)
 
     def prepare(self, source) -> None:
         """Read the setup files."""
 
     def files(self, index: str) -> dict[str, FileRef]:
         """The file each top of example `index` comes from."""
-        raise NotImplementedError
+        return self.layout.example_files(index, self.top_names())
 
     def load(self, index: str, source) -> dict[str, np.ndarray]:
         """Decode example `index` into C×H×W arrays keyed by top name."""

@@ -9,8 +9,6 @@ void 255. Three tops: data, sem, geo.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from seg_data import SegDataLayer
 from seg_dataset import SegDataset
@@ -24,7 +22,6 @@ from core.catalog import DATASETS
 from core.images import bgr_minus_mean
 
 SIFTFLOW = DATASETS["siftflow"]
-CATEGORY_DIR = "spatial_envelope_256x256_static_8outdoorcategories"
 SEMANTIC_CLASSES = SIFTFLOW.head("sem").num_classes
 GEOMETRIC_CLASSES = SIFTFLOW.head("geo").num_classes
 MEAN = SIFTFLOW.mean("data")
@@ -37,20 +34,10 @@ class SIFTFlowSegData(SegDataset):
     required = ("siftflow_dir", "split")
     label_classes = {"sem": SEMANTIC_CLASSES, "geo": GEOMETRIC_CLASSES}
     background_is_zero = SIFTFLOW.background_is_zero  # class 0 is a real class (awning)
-
-    def roots(self) -> dict[str, Path]:
-        return {"siftflow": Path(self.params["siftflow_dir"])}
-
-    def split_file(self):
-        return ("siftflow", f"{self.split}.txt")
+    layout = SIFTFLOW.train_layer.layout
 
     def top_names(self) -> list[str]:
         return ["data", "sem", "geo"]
-
-    def files(self, index: str) -> dict:
-        return {"data": ("siftflow", f"Images/{CATEGORY_DIR}/{index}.jpg"),
-                "sem": ("siftflow", f"SemanticLabels/{CATEGORY_DIR}/{index}.mat"),
-                "geo": ("siftflow", f"GeoLabels/{CATEGORY_DIR}/{index}.mat")}
 
     def input_means(self) -> dict[str, np.ndarray]:
         return {"data": MEAN}

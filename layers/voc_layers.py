@@ -9,8 +9,6 @@ Input: RGB → BGR, minus the param_str mean, C×H×W float32. Label: 1×H×W ui
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from seg_data import SegDataLayer
 from seg_dataset import SegDataset
@@ -44,20 +42,11 @@ class VOCSegData(SegDataset):
     required = ("voc_dir", "split", "mean")
     label_classes = {"label": NUM_CLASSES}
     background_is_zero = DATASETS["voc"].background_is_zero
+    layout = DATASETS["voc"].test_layer.layout
 
     def __init__(self, params: dict, where: str = "param_str"):
         super().__init__(params, where)
         self.mean = parse_mean(params, where)
-
-    def roots(self) -> dict[str, Path]:
-        return {"voc": Path(self.params["voc_dir"])}
-
-    def split_file(self):
-        return ("voc", f"ImageSets/Segmentation/{self.split}.txt")
-
-    def files(self, index: str) -> dict:
-        return {"data": ("voc", f"JPEGImages/{index}.jpg"),
-                "label": ("voc", f"SegmentationClass/{index}.png")}
 
     def input_means(self) -> dict[str, np.ndarray]:
         return {"data": self.mean}
@@ -73,15 +62,7 @@ class VOCSegData(SegDataset):
 class SBDDSegData(VOCSegData):
     keys = ("sbdd_dir", "mean")
     required = ("sbdd_dir", "split", "mean")
-
-    def roots(self) -> dict[str, Path]:
-        return {"sbdd": Path(self.params["sbdd_dir"])}
-
-    def split_file(self):
-        return ("sbdd", f"{self.split}.txt")
-
-    def files(self, index: str) -> dict:
-        return {"data": ("sbdd", f"img/{index}.jpg"), "label": ("sbdd", f"cls/{index}.mat")}
+    layout = DATASETS["voc"].train_layer.layout
 
     def load(self, index: str, source) -> dict[str, np.ndarray]:
         files = self.files(index)

@@ -11,30 +11,30 @@
 .PHONY: iu-bounds shift-stitch class-weights table2-scores sampling-figure
 
 iu-bounds: setup
-	@GLOG_minloglevel=2 $(PY) -m analyses.iu_bounds --data $(or $(DATA),datasets) \
+	@$(PY) -m analyses.iu_bounds --data $(DATA_DIR) \
 	  $(if $(SPLIT),--split $(SPLIT)) $(if $(METHOD),--method $(METHOD)) $(if $(JSON),--json $(JSON))
 
 shift-stitch: setup
-	@GLOG_minloglevel=2 $(PY) -m nets.shift_stitch $(if $(WIDTH),--width $(WIDTH)) $(if $(SIZE),--size $(SIZE))
+	@$(PY) -m nets.shift_stitch $(if $(WIDTH),--width $(WIDTH)) $(if $(SIZE),--size $(SIZE))
 
 class-weights: setup
-	@GLOG_minloglevel=2 $(PY) -m training.balance --data $(or $(DATA),datasets)
+	@$(PY) -m training.balance --data $(DATA_DIR)
 
 table2-scores: setup
-	@$(PY) -m analyses.reports table2 --runs $(or $(RUNS),runs)
+	@$(PY) -m analyses.reports table2 --runs $(RUNS_DIR)
 
 sampling-figure: setup
-	@$(PY) -m analyses.reports figure5 --runs $(or $(RUNS),runs) $(if $(OUT),--out $(OUT))
+	@$(PY) -m analyses.reports figure5 --runs $(RUNS_DIR) $(if $(OUT),--out $(OUT))
 
 # make table1-nets [SIZE=500]: Table 1's conv. layers, parameters, rf size, max stride and
 # forward time, computed from the generated nets (full width: minutes and ~4 GiB on a CPU)
 .PHONY: table1-nets
 table1-nets: setup
-	@GLOG_minloglevel=2 $(PY) -m nets.table1 $(if $(SIZE),--size $(SIZE))
+	@$(PY) -m nets.table1 $(if $(SIZE),--size $(SIZE))
 
 # make table8-scores DATA=datasets [RUNS=runs] [WIDTH=1.0]: Table 8 from the mask-* runs
 # (Reference-FG / -BG score mask-reference's weights with masked test inputs)
 .PHONY: table8-scores
 table8-scores: setup
-	@GLOG_minloglevel=2 $(PY) -m analyses.reports table8 --data $(or $(DATA),datasets) \
-	  --runs $(or $(RUNS),runs) $(if $(WIDTH),--width $(WIDTH))
+	@$(PY) -m analyses.reports table8 --data $(DATA_DIR) \
+	  --runs $(RUNS_DIR) $(if $(WIDTH),--width $(WIDTH))

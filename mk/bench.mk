@@ -20,7 +20,7 @@ bench-mkl: venv
 	@bash bench/mkl.sh $(PY) || echo "bench: continuing without the MKL levers"
 
 bench: setup bench-torch bench-blas-variants bench-mkl bench-openblas-unpatched
-	@GLOG_minloglevel=2 $(PY) -m bench.run $(BENCH_ARGS)
+	@$(PY) -m bench.run $(BENCH_ARGS)
 
 # The bench tests compare the peer with Caffe, and the thread rows with the OpenBLAS before
 # its invariance patch, so the test suite needs both too.

@@ -1,4 +1,5 @@
-# Datasets (data/) and data layers (layers/). The data root is DATA (default: datasets),
+# Datasets (data/) and data layers (layers/). The data root is DATA (default: datasets;
+# targets read it as DATA_DIR, defined in the Makefile),
 # laid out as the experiments read it: sbdd/dataset, pascal/VOC2011, pascal/VOC2010,
 # pascal-context, nyud, sift-flow. See data/README.md.
 #   make data-fetch DATASET=voc|nyud|siftflow|pascalcontext [DATA=datasets]
@@ -10,29 +11,27 @@
 #   make test-data                 this area's tests
 .PHONY: data-fetch data-splits lmdb sbdd-png synthetic bench-data test-data
 
-DATA_ROOT = $(or $(DATA),datasets)
-
 data-fetch: venv
-	@test -n "$(DATASET)" || { echo "usage: make data-fetch DATASET=voc|nyud|siftflow|pascalcontext [DATA=$(DATA_ROOT)]"; exit 2; }
-	@$(PY) -m data.fetch $(DATASET) --root $(call q,$(DATA_ROOT))
+	@test -n "$(DATASET)" || { echo "usage: make data-fetch DATASET=voc|nyud|siftflow|pascalcontext [DATA=$(DATA_DIR)]"; exit 2; }
+	@$(PY) -m data.fetch $(DATASET) --root $(call q,$(DATA_DIR))
 
 data-splits: venv
 	@test -n "$(DATASET)" || { echo "usage: make data-splits DATASET=voc|nyud|siftflow|pascalcontext [SPLITS_MAT=…] [TEST_LIST=…]"; exit 2; }
-	@$(PY) -m data.splits $(DATASET) --root $(call q,$(DATA_ROOT)) $(if $(SPLITS_MAT),--splits-mat $(call q,$(SPLITS_MAT))) $(if $(TEST_LIST),--test-list $(call q,$(TEST_LIST)))
+	@$(PY) -m data.splits $(DATASET) --root $(call q,$(DATA_DIR)) $(if $(SPLITS_MAT),--splits-mat $(call q,$(SPLITS_MAT))) $(if $(TEST_LIST),--test-list $(call q,$(TEST_LIST)))
 
 lmdb: setup
-	@test -n "$(DATASET)" -a -n "$(SPLIT)" || { echo "usage: make lmdb DATASET=voc|sbdd|nyud|siftflow|pascalcontext SPLIT=name [DATA=$(DATA_ROOT)] [OUT=dir]"; exit 2; }
-	@GLOG_minloglevel=2 $(PY) -m data.lmdb_pack $(DATASET) $(SPLIT) --root $(call q,$(DATA_ROOT)) $(if $(OUT),--out $(call q,$(OUT)))
+	@test -n "$(DATASET)" -a -n "$(SPLIT)" || { echo "usage: make lmdb DATASET=voc|sbdd|nyud|siftflow|pascalcontext SPLIT=name [DATA=$(DATA_DIR)] [OUT=dir]"; exit 2; }
+	@$(PY) -m data.lmdb_pack $(DATASET) $(SPLIT) --root $(call q,$(DATA_DIR)) $(if $(OUT),--out $(call q,$(OUT)))
 
 sbdd-png: venv
-	@$(PY) -m data.convert_sbdd $(call q,$(DATA_ROOT)/sbdd/dataset)
+	@$(PY) -m data.convert_sbdd $(call q,$(DATA_DIR)/sbdd/dataset)
 
 synthetic: venv
 	@test -n "$(DATASET)" || { echo "usage: make synthetic DATASET=voc|nyud|siftflow|pascalcontext|classification [OUT=synthetic]"; exit 2; }
 	@$(PY) -m data.synthetic $(DATASET) $(call q,$(or $(OUT),synthetic)) --n-train $(or $(N_TRAIN),20) --n-val $(or $(N_VAL),5) --size $(or $(SIZE),64 80) --seed $(or $(SEED),0)
 
 bench-data: setup
-	@GLOG_minloglevel=2 $(PY) -m bench.data_layers
+	@$(PY) -m bench.data_layers
 
 test-data: setup
 	@$(PY) -m pytest -q tests/test_data_*.py tests/test_layers_*.py

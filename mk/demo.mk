@@ -2,4 +2,4 @@
 # [DEMO_QUICK=1 for the shortened run the tests use]. A second run reuses finished stages.
 .PHONY: demo
 demo: setup
-	@GLOG_minloglevel=2 $(PY) -m demo.run $(if $(DEMO_OUT),--out $(call q,$(DEMO_OUT))) $(if $(DEMO_QUICK),--quick)
+	@$(PY) -m demo.run $(if $(DEMO_OUT),--out $(call q,$(DEMO_OUT))) $(if $(DEMO_QUICK),--quick)

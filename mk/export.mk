@@ -18,12 +18,12 @@ $(EXPORT_STAMP): export/requirements.txt requirements.txt $(VENV)/.requirements-
 
 onnx: setup export-deps
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make onnx $(EXPORT_USAGE)"; exit 2; }
-	@GLOG_minloglevel=2 $(PY) -m export.onnx_export $(EXPORT_FLAGS)
+	@$(PY) -m export.onnx_export $(EXPORT_FLAGS)
 
 # PyTorch CPU is the bench's peer already (mk/bench.mk pins and installs it).
 torch: setup bench-torch
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make torch $(EXPORT_USAGE)"; exit 2; }
-	@GLOG_minloglevel=2 $(PY) -m export.torch_export $(EXPORT_FLAGS)
+	@$(PY) -m export.torch_export $(EXPORT_FLAGS)
 
 # The export tests run onnxruntime and PyTorch beside Caffe.
 test: export-deps bench-torch

@@ -17,4 +17,4 @@ $(MUTATE_VENV)/.installed: tests/mutate-requirements.txt
 	@touch $@
 
 mutate: setup mutate-tool
-	@GLOG_minloglevel=2 $(MUTATE_VENV)/bin/python tests/mutate.py $(MUTATE_ARGS)
+	@$(MUTATE_VENV)/bin/python tests/mutate.py $(MUTATE_ARGS)

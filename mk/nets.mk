@@ -1,4 +1,4 @@
 # Net generation (nets/): `make nets` rewrites nets/<experiment>/*.prototxt.
 .PHONY: nets
 nets: setup
-	@GLOG_minloglevel=2 $(PY) -m nets.generate $(if $(DATA),--data-root $(DATA)) $(if $(WIDTH),--width $(WIDTH))
+	@$(PY) -m nets.generate $(if $(DATA),--data-root $(DATA)) $(if $(WIDTH),--width $(WIDTH))

@@ -24,7 +24,7 @@ endif
 
 numerics: setup
 	@$(if $(filter native,$(NUMERICS)),test -d "$(NATIVE_BLAS)" || { echo "numerics: NUMERICS=native needs the system's libopenblas.so.0 (none was found when Caffe was built)"; exit 2; };) \
-	GLOG_minloglevel=2 $(PY) -m core.fingerprint $(if $(JSON),--json)
+	$(PY) -m core.fingerprint $(if $(JSON),--json)
 
 # The emulated-CPU tests (tests/test_numerics_other_cpus.py) run the pinned build under qemu's
 # user-mode emulator as Intel CPUs this machine is not; `make test` installs it (root) or says how.

@@ -6,18 +6,18 @@
 #   make test-paper       this area's tests; make test-paper-ray  the Ray cluster test
 .PHONY: paper voc-submission paper-ray-deps test-paper test-paper-ray
 
-PAPER_FLAGS = $(if $(TABLES),--tables $(TABLES)) $(if $(MINI),--mini,--data $(or $(DATA),datasets)) \
+PAPER_FLAGS = $(if $(TABLES),--tables $(TABLES)) $(if $(MINI),--mini,--data $(DATA_DIR)) \
   $(if $(RUNS),--runs $(RUNS)) $(if $(GPU),--gpu $(GPU)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
   $(if $(ITERS),--iters $(ITERS)) $(if $(TEST_EVERY),--test-every $(TEST_EVERY)) \
   $(if $(SHORT),--short) $(if $(PLAN),--plan) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
 paper: setup $(if $(RAY_ADDRESS),paper-ray-deps)
-	@GLOG_minloglevel=2 $(PY) -m paper.run $(PAPER_FLAGS)
+	@$(PY) -m paper.run $(PAPER_FLAGS)
 
 voc-submission: setup
 	@test -n "$(WEIGHTS)" && test -n "$(YEAR)" || { echo "usage: make voc-submission WEIGHTS=file.caffemodel YEAR=2011|2012 [DATA=datasets] [NET=voc-fcn8s] [WIDTH=1.0] [GPU=0] [OUT=runs/voc-submission-YEAR]"; exit 2; }
-	@GLOG_minloglevel=2 $(PY) -m paper.submission --weights $(WEIGHTS) --year $(YEAR) \
-	  --data $(or $(DATA),datasets) $(if $(NET),--net $(NET)) $(if $(WIDTH),--width $(WIDTH)) \
+	@$(PY) -m paper.submission --weights $(WEIGHTS) --year $(YEAR) \
+	  --data $(DATA_DIR) $(if $(NET),--net $(NET)) $(if $(WIDTH),--width $(WIDTH)) \
 	  $(if $(GPU),--gpu $(GPU)) $(if $(OUT),--out $(OUT))
 
 paper-ray-deps: $(VENV)/.ray-installed

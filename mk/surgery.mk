@@ -3,7 +3,6 @@
 # never committed). Put VGG_ILSVRC_16_layers.caffemodel and its deploy prototxt there by hand
 # on an offline machine; they are verified, not downloaded again.
 WEIGHTS_DIR ?= ilsvrc-nets
-SURGERY_ENV := GLOG_minloglevel=2
 
 .PHONY: vgg16-fcn alexnet-fcn googlenet-fcn start-weights test-surgery
 vgg16-fcn: $(WEIGHTS_DIR)/vgg16-fcn.caffemodel
@@ -11,17 +10,17 @@ alexnet-fcn: $(WEIGHTS_DIR)/alexnet-fcn.caffemodel
 googlenet-fcn: $(WEIGHTS_DIR)/googlenet-fcn.caffemodel
 
 $(WEIGHTS_DIR)/vgg16-fcn.caffemodel: | setup
-	@$(SURGERY_ENV) $(PY) -m surgery.fetch vgg16 --dir $(WEIGHTS_DIR)
+	@$(PY) -m surgery.fetch vgg16 --dir $(WEIGHTS_DIR)
 $(WEIGHTS_DIR)/alexnet-fcn.caffemodel: | setup
-	@$(SURGERY_ENV) $(PY) -m surgery.fetch caffenet --dir $(WEIGHTS_DIR)
+	@$(PY) -m surgery.fetch caffenet --dir $(WEIGHTS_DIR)
 $(WEIGHTS_DIR)/googlenet-fcn.caffemodel: | setup
-	@$(SURGERY_ENV) $(PY) -m surgery.fetch googlenet --dir $(WEIGHTS_DIR)
+	@$(PY) -m surgery.fetch googlenet --dir $(WEIGHTS_DIR)
 
 # make start-weights NET=nets/voc-fcn16s/deploy.prototxt BASE=runs/voc-fcn32s/final.caffemodel \
 #   OUT=runs/voc-fcn16s/start.caffemodel MODE=staged   (MODE late-fusion: STREAMS="color=A hha=B")
 start-weights: setup
 	@test -n "$(NET)" && test -n "$(OUT)" || { echo "usage: make start-weights NET=deploy.prototxt OUT=start.caffemodel [BASE=weights] [MODE=fcn|staged|color-d|late-fusion] [STREAMS=\"color=W1 hha=W2\"]"; exit 2; }
-	@$(SURGERY_ENV) $(PY) -m surgery.prepare --net $(NET) --out $(OUT) $(if $(BASE),--base $(BASE)) \
+	@$(PY) -m surgery.prepare --net $(NET) --out $(OUT) $(if $(BASE),--base $(BASE)) \
 	  $(if $(MODE),--mode $(MODE)) $(foreach s,$(STREAMS),--stream $(s))
 
 test-surgery: setup

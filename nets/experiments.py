@@ -14,7 +14,8 @@ from caffe import layers as L
 from caffe import params as P
 from caffe.proto import caffe_pb2
 
-from core.catalog import DATASETS, INPUT_CHANNELS, SEED, data_param
+from core.catalog import DATASETS, INPUT_CHANNELS, class_weights_file, data_param
+from core.defaults import SEED
 from nets import backbones, heads
 from nets.solver_settings import (
     SolverSettings,
@@ -181,13 +182,6 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 TEST_MASKS = {"reference": None, "reference-fg": "bg", "reference-bg": "fg"}
 
 
-def class_weights_file(root: str, split: str) -> str:
-    """Where balance-fcn32s's per-class loss weights (a BlobProto holding the diagonal H of
-    Caffe's InfogainLoss) live: beside the SBD split they are computed over
-    (`python -m training.balance`, or the training loop when they are missing)."""
-    return f"{root}/sbdd/dataset/{split}-class-weights.binaryproto"
-
-
 def _inputs(n, exp: Experiment, phase: str, data_root: str, seed: int, split: str | None,
             size: tuple[int, int]):
     """The data layer (train/test phases) or Input layer (deploy); returns the input tops."""
@@ -225,8 +219,8 @@ def _loss(n, exp: Experiment, scores, label, *, name: str, training: bool, root:
     if training and exp.sample_p is not None:
         label = heads.sampled_label(n, label, exp.sample_p, seed)
     if training and exp.loss == "balanced":
-        return heads.weighted_loss(n, scores, label, class_weights_file(root, exp.splits[0]),
-                                   name=name)
+        weights = class_weights_file(exp.dataset, root, exp.splits[0])
+        return heads.weighted_loss(n, scores, label, weights, name=name)
     return heads.loss(n, scores, label, name=name, normalize=normalize)
 
 

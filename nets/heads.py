@@ -12,6 +12,7 @@ from caffe import coord_map
 from caffe import layers as L
 from caffe import params as P
 
+from core.catalog import VOID
 from nets.backbones import LEARNED
 
 # The all-at-once net scales pool4 and pool3 before scoring them (Section 4.2).
@@ -120,15 +121,15 @@ def single_layer_head(n, bottom, data, num_classes: int, factor: int):
 
 
 def loss(n, score_top, label, *, name: str = "loss", normalize: bool = False):
-    """Softmax loss, void label 255 ignored; unnormalised (summed over pixels) for the
+    """Softmax loss, void label (VOID) ignored; unnormalised (summed over pixels) for the
     heavy-learning nets, normalised for FCN-AlexNet (the release's settings)."""
     n[name] = L.SoftmaxWithLoss(score_top, label,
-                                loss_param=dict(ignore_label=255, normalize=normalize))
+                                loss_param=dict(ignore_label=VOID, normalize=normalize))
     return n[name]
 
 
 def one_hot(n, label, classes: int, first: int = 0, *, name: str = "target"):
-    """One-hot targets of `label` for classes first..classes−1, void 255 in every channel
+    """One-hot targets of `label` for classes first..classes−1, void (VOID) in every channel
     (layers/loss_layers.py: Caffe has no layer for it)."""
     n[name] = L.Python(label, module="loss_layers", layer="OneHotLayer",
                        param_str=repr({"classes": classes, "first": first}))
@@ -136,11 +137,11 @@ def one_hot(n, label, classes: int, first: int = 0, *, name: str = "target"):
 
 
 def sigmoid_loss(n, score_top, target, *, name: str = "loss", normalize: bool = False):
-    """Caffe's sigmoid cross-entropy: each class scored on its own, void targets (255)
+    """Caffe's sigmoid cross-entropy: each class scored on its own, void targets (VOID)
     ignored element by element; unnormalised (divided by the batch size, 1) like the
     softmax loss of the heavy nets."""
     n[name] = L.SigmoidCrossEntropyLoss(score_top, target,
-                                        loss_param=dict(ignore_label=255, normalize=normalize))
+                                        loss_param=dict(ignore_label=VOID, normalize=normalize))
     return n[name]
 
 
@@ -157,5 +158,5 @@ def weighted_loss(n, score_top, label, weights_file: str, *, name: str = "loss")
     of per-class weights read from `weights_file` (a BlobProto); void ignored, summed over
     pixels (normalization NONE) like the unnormalised softmax loss it replaces."""
     n[name] = L.InfogainLoss(score_top, label, infogain_loss_param=dict(source=weights_file),
-                             loss_param=dict(ignore_label=255, normalization=P.Loss.NONE))
+                             loss_param=dict(ignore_label=VOID, normalization=P.Loss.NONE))
     return n[name]

@@ -20,6 +20,7 @@ from pathlib import Path
 import caffe
 import numpy as np
 
+from core import paper_numbers
 from nets.analysis import conv_depth, geometry, learned_parameter_count
 from nets.experiments import build
 from nets.prototxt import to_prototxt
@@ -28,9 +29,17 @@ TABLE1 = ("table1-fcn-alexnet", "table1-fcn-vgg16", "table1-fcn-googlenet")
 # the body's last blob, and the average pooling GoogLeNet's classifier had and FCN drops
 BODY_TOP = {"table1-fcn-alexnet": ("fc7", 0), "table1-fcn-vgg16": ("fc7", 0),
             "table1-fcn-googlenet": ("inception_5b/output", 7)}
-PAPER = {"table1-fcn-alexnet": (8, 57, 355, 32, "16 ms"),
-         "table1-fcn-vgg16": (16, 134, 404, 32, "100 ms"),
-         "table1-fcn-googlenet": (22, 6, 907, 32, "20 ms")}
+# the paper's Table 1 row of each net (core.paper_numbers holds the numbers)
+PAPER_ROW = {"table1-fcn-alexnet": "FCN-AlexNet", "table1-fcn-vgg16": "FCN-VGG16",
+             "table1-fcn-googlenet": "FCN-GoogLeNet"}
+
+
+def paper_columns(name: str) -> str:
+    """The paper's conv. layers, parameters, rf size, max stride and forward time of a net."""
+    def number(column: str):
+        return paper_numbers.number("1", PAPER_ROW[name], column)
+    return (f"{number('conv_layers')}, {number('parameters_m')}M, {number('rf_size')}, "
+            f"{number('max_stride')}, {number('forward_ms')} ms")
 
 
 def facts(name: str, *, size: int = 500, repeats: int = 3, timed: bool = True) -> dict:
@@ -68,10 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in TABLE1:
         r = facts(name, size=args.size, repeats=args.repeats, timed=not args.no_time)
         ms = f"{r['forward_ms']:.0f} ms" if "forward_ms" in r else "-"
-        paper = PAPER[name]
         print(f"| {name} | {r['conv_layers']} | {r['parameters_m']:.0f}M | "
-              f"{r['receptive_field']} | {r['max_stride']} | {ms} | {paper[0]}, {paper[1]}M, "
-              f"{paper[2]}, {paper[3]}, {paper[4]} (Titan X) |", flush=True)
+              f"{r['receptive_field']} | {r['max_stride']} | {ms} | {paper_columns(name)} "
+              f"(Titan X) |", flush=True)
     return 0
 
 

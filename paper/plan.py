@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import paper_numbers as N
-
-REPO = Path(__file__).resolve().parents[1]
+from core.catalog import DATASETS, relative_pixels
+from core.defaults import BASE_WEIGHTS_DIR, DATA_ROOT, RUNS_DIR, SEED, TEST_EVERY
+from core.weights import FINAL_WEIGHTS, base_weights_path
 
 
 # --- the tables -------------------------------------------------------------------------------
@@ -157,14 +158,14 @@ class Settings:
     weights: str | None = None         # base weights (None: ilsvrc-nets/<base>; 'none': random)
     width: float = 1.0
     iters: int | None = None           # per stage; None: the experiment's solver
-    test_every: int = 4000
+    test_every: int = TEST_EVERY
     lr: float | None = None            # the chain's first-stage lr (quick runs)
     momentum: float | None = None
     gpu: int | None = None
-    seed: int = 1337
+    seed: int = SEED
     mini: bool = False
-    picture: tuple[int, int] = (500, 375)   # typical picture, for the normalised-loss lr rule
-    base_dir: Path = REPO / "ilsvrc-nets"
+    picture: tuple[int, int] = DATASETS["voc"].picture  # for the normalised-loss lr rule
+    base_dir: Path = BASE_WEIGHTS_DIR
 
     @property
     def report_dir(self) -> Path:
@@ -296,7 +297,7 @@ def stage_state(run_dir: Path) -> str:
     """'done', 'partial (iteration N)' or 'missing' for runs/<stage>/."""
     from training import snapshots
 
-    if (run_dir / "final.caffemodel").is_file():
+    if (run_dir / FINAL_WEIGHTS).is_file():
         return "done"
     found = snapshots.available(run_dir / "snapshots")
     return f"partial (iteration {found[-1].iteration})" if found else "missing"
@@ -331,10 +332,6 @@ def weights_problem(name: str, settings: Settings) -> str | None:
 # Seconds of GPU time per training image for FCN-VGG16 on VOC-sized pictures: the staged
 # FCN-8s (3 stages × 100,000 one-image iterations, the release's solvers) took 36 hours.
 VGG16_SECONDS_PER_IMAGE = N.STAGED_FCN8S_GPU_HOURS * 3600 / 300_000
-# Pixels per picture relative to VOC's ~500×375 (NYUD 640×480 prepared crops ~560×425,
-# SIFT Flow 256×256, PASCAL-Context = VOC 2010 pictures).
-PIXELS = {"voc": 1.0, "pascalcontext": 1.0, "nyud": 560 * 425 / (500 * 375),
-          "siftflow": 256 * 256 / (500 * 375)}
 # Archive sizes of the downloads (data/sources.py), GB; None where not known.
 DATA_GB = {"voc": 1.7 + 1.4, "pascalcontext": 1.3 + 0.03, "nyud": None, "siftflow": None}
 
@@ -347,7 +344,7 @@ def gpu_hours(name: str, iterations: int) -> float:
     images = iterations * exp.solver.iter_size
     scale = N.FORWARD_MS[exp.backbone] / N.FORWARD_MS["vgg16"]
     streams = len(exp.modalities) if exp.fusion == "late" else 1
-    return images * VGG16_SECONDS_PER_IMAGE * scale * streams * PIXELS[exp.dataset] / 3600
+    return images * VGG16_SECONDS_PER_IMAGE * scale * streams * relative_pixels(exp.dataset) / 3600
 
 
 def parameter_count(name: str, width: float = 1.0, learned_only: bool = True) -> int:
@@ -473,10 +470,10 @@ def make_plan(tables: list[str], settings: Settings) -> Plan:
             exp = registered()[name]
             iterations = stage_iterations(name, settings, target in equal)
             base = exp.base
-            starts = (f"runs/{base}/final.caffemodel" if base in registered()
+            starts = (f"runs/{base}/{FINAL_WEIGHTS}" if base in registered()
                       else "streams: " + " + ".join(exp.streams) if base == "streams"
                       else "random init (quick run)" if settings.weights == "none"
-                      else str(settings.weights or settings.base_dir / f"{base}.caffemodel"))
+                      else str(settings.weights or base_weights_path(base, settings.base_dir)))
             stages[name] = Stage(name, iterations, exp.dataset, exp.splits, starts,
                                  stage_state(settings.runs / name),
                                  gpu_hours(name, iterations),
@@ -543,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="List every run the paper's tables need, "
                                      "what is done and missing, GPU hours and disk.")
     parser.add_argument("--tables", help=f"comma-separated; default all: {','.join(TABLES)}")
-    parser.add_argument("--data", type=Path, default=REPO / "datasets", help="dataset root")
+    parser.add_argument("--data", type=Path, default=DATA_ROOT, help="dataset root")
     parser.add_argument("--runs", type=Path, help="runs folder (default runs/, MINI "
                                                   "runs/paper-mini)")
     parser.add_argument("--weights", help="base caffemodel for first stages; 'none': random")
@@ -552,9 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tables = parse_tables(args.tables)
         if args.mini:
-            settings = mini_settings(args.runs or REPO / "runs" / "paper-mini")
+            settings = mini_settings(args.runs or RUNS_DIR / "paper-mini")
         else:
-            settings = Settings(data=args.data, runs=args.runs or REPO / "runs",
+            settings = Settings(data=args.data, runs=args.runs or RUNS_DIR,
                                 weights=args.weights)
         print(render(make_plan(tables, settings)))
     except (ValueError, OSError) as e:

@@ -23,7 +23,8 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from paper.plan import REPO, Plan, Settings
+from core.defaults import REPO, quiet_caffe_log
+from paper.plan import Plan, Settings
 
 RETRIES = 3
 
@@ -35,7 +36,6 @@ def lease_path(settings: Settings, targets: list[str]) -> Path:
 def _task(targets: list[str], settings: dict, equal_images: list[str],
           tables: list[str]) -> dict:
     """What runs on a worker: paper.run.work for one chain, with a lease file."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
     from paper.plan import TABLES
     from paper.run import work
 
@@ -63,7 +63,7 @@ def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[di
     settings = plan.settings
     # every node needs this checkout at the same path (`make setup` there): the tasks import
     # paper/, training/ … and the data layers from it
-    env = {"GLOG_minloglevel": "2", "PYTHONPATH": f"{REPO}:{REPO / 'layers'}"}
+    env = quiet_caffe_log({"PYTHONPATH": f"{REPO}:{REPO / 'layers'}"})
     ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
     resources = {"num_gpus": 1} if settings.gpu is not None else {"num_cpus": 1}
     remote = ray.remote(max_retries=RETRIES, **resources)(_task)

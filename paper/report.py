@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core import paper_numbers as N
+from core.weights import run_weights_path
 from paper.plan import Group, Plan, paper_row
 
 EXTRA_TITLES = {"conv_layers": "conv. layers", "parameters_m": "parameters (M)",
@@ -143,7 +144,7 @@ def figure_outputs(plan: Plan, experiments: list[tuple[str, str]], out: Path,
     columns: list[list[np.ndarray]] = []
     inputs = truths = None
     for _, name in experiments:
-        weights = plan.settings.runs / (weights_from or {}).get(name, name) / "final.caffemodel"
+        weights = run_weights_path(plan.settings.runs, (weights_from or {}).get(name, name))
         if not weights.is_file():
             return None
         images, labels, outputs = test_net_outputs(name, weights, plan, examples)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import replace
@@ -25,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from core import paper_numbers as N
+from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
+from core.weights import run_weights_path
 from evaluation.metrics import mean_iu_no_bg
 from paper.plan import (
     MINI,
-    REPO,
     SHORT,
     TABLES,
     Group,
@@ -117,7 +117,7 @@ def score_key(row: Row) -> str:
 
 def score_row(row: Row, settings: Settings) -> dict:
     """The row's metrics (fractions), cached in RUNS/paper/scores/ by the weights' digest."""
-    final = settings.runs / row.experiment / "final.caffemodel"
+    final = run_weights_path(settings.runs, row.experiment)
     if not final.is_file():
         raise FileNotFoundError(f"{final}: {row.experiment} has not finished")
     cache = settings.report_dir / "scores" / f"{score_key(row)}.json"
@@ -213,7 +213,7 @@ def group_missing(plan: Plan, group: Group) -> str | None:
     if problems:
         return "; ".join(problems)
     unfinished = [n for n in group.runs()
-                  if not (plan.settings.runs / n / "final.caffemodel").is_file()]
+                  if not run_weights_path(plan.settings.runs, n).is_file()]
     if unfinished:
         return "; ".join(f"run {n} not finished" for n in unfinished)
     return None
@@ -301,19 +301,18 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GLOG_minloglevel", "2")
     parser = argparse.ArgumentParser(
         description="Train what the paper's tables need, score each row, and write "
                     "RUNS/paper/report.md and report.html beside the paper's numbers.")
     parser.add_argument("--tables", help=f"comma-separated (default all): {','.join(TABLES)}")
-    parser.add_argument("--data", type=Path, default=REPO / "datasets", help="dataset root")
+    parser.add_argument("--data", type=Path, default=DATA_ROOT, help="dataset root")
     parser.add_argument("--runs", type=Path, help="runs folder, on storage every worker "
                         "sees for Ray (default runs/, MINI runs/paper-mini)")
     parser.add_argument("--weights", help="base caffemodel for first stages; 'none': random")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
     parser.add_argument("--iters", type=int, help="iterations per stage (default the paper's)")
     parser.add_argument("--test-every", type=int, help="seg test (and snapshot) interval "
-                        "(default 4000; the miniature's own)")
+                        f"(default {TEST_EVERY}; the miniature's own)")
     parser.add_argument("--mini", action="store_true", help="the miniature: synthetic data, "
                         "width-reduced nets, CPU")
     parser.add_argument("--short", action="store_true", help="with --mini: the shortened "
@@ -327,14 +326,14 @@ def main(argv: list[str] | None = None) -> int:
         mini = None
         if args.mini:
             mini = SHORT if args.short else MINI
-            settings = mini_settings(args.runs or REPO / "runs" / "paper-mini", mini,
+            settings = mini_settings(args.runs or RUNS_DIR / "paper-mini", mini,
                                      gpu=args.gpu)
             settings = replace(settings, iters=args.iters or settings.iters,
                                test_every=args.test_every or settings.test_every)
         else:
-            settings = Settings(data=args.data, runs=args.runs or REPO / "runs",
+            settings = Settings(data=args.data, runs=args.runs or RUNS_DIR,
                                 weights=args.weights, gpu=args.gpu, iters=args.iters,
-                                test_every=args.test_every or 4000)
+                                test_every=args.test_every or TEST_EVERY)
         if args.plan:
             print(render(make_plan(tables, settings)))
             return 0

@@ -21,13 +21,16 @@ import sys
 import tarfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from core.catalog import DATASETS, FOLDERS
+from core.defaults import DATA_ROOT, RUNS_DIR
+
 YEARS = ("2011", "2012")
 COMPETITION = "comp6"
+VOC = DATASETS["voc"].test_layer.layout  # a VOC<year> folder's layout, as the layer reads it
 
 
 def test_ids(voc_dir: Path) -> list[str]:
-    listing = voc_dir / "ImageSets" / "Segmentation" / "test.txt"
+    listing = voc_dir / VOC.split_file("test")[1]
     if not listing.is_file():
         raise FileNotFoundError(f"{listing}: the test split list is missing; unpack the VOC "
                                 f"test tarball (VOC<year>test.tar, from the evaluation "
@@ -55,17 +58,17 @@ def write_predictions(weights: Path, year: str, data: Path, out: Path, *,
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights not found (WEIGHTS= a trained "
                                 f"{net}, e.g. runs/{net}/final.caffemodel)")
-    voc_dir = Path(data) / "pascal" / f"VOC{year}"
+    voc_dir = Path(data) / FOLDERS["pascal"] / f"VOC{year}"
     ids = test_ids(voc_dir)
-    missing = [i for i in ids if not (voc_dir / "JPEGImages" / f"{i}.jpg").is_file()]
+    missing = [i for i in ids if not (voc_dir / VOC.file("data", i)).is_file()]
     if missing:
-        raise FileNotFoundError(f"{voc_dir / 'JPEGImages' / (missing[0] + '.jpg')}: "
+        raise FileNotFoundError(f"{voc_dir / VOC.file('data', missing[0])}: "
                                 f"{len(missing)} test image(s) listed in test.txt are missing")
     segmenter = load_segmenter(net, weights, width=width)
     folder = results_dir(Path(out), year)
     first = segmenter.score_blobs[0]
     for k, image_id in enumerate(ids, 1):
-        rgb = read_rgb(voc_dir / "JPEGImages" / f"{image_id}.jpg")
+        rgb = read_rgb(voc_dir / VOC.file("data", image_id))
         save_label_png(segmenter(rgb)[first], folder / f"{image_id}.png")
         if progress and (k % 100 == 0 or k == len(ids)):
             print(f"[submission] {k}/{len(ids)}", file=sys.stderr, flush=True)
@@ -97,12 +100,11 @@ def archive(out: Path, year: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GLOG_minloglevel", "2")
     parser = argparse.ArgumentParser(description="VOC test-set predictions in the "
                                      "development kit's layout, and the archive to upload.")
     parser.add_argument("--weights", required=True, type=Path, help="trained caffemodel")
     parser.add_argument("--year", required=True, choices=YEARS)
-    parser.add_argument("--data", type=Path, default=REPO / "datasets",
+    parser.add_argument("--data", type=Path, default=DATA_ROOT,
                         help="data root holding pascal/VOC<year>/ (the test tarball's)")
     parser.add_argument("--net", default="voc-fcn8s", help="experiment the weights are of")
     parser.add_argument("--width", type=float, default=1.0)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         select_device(args.gpu)
         folder, tarball = write_predictions(
             args.weights, args.year, args.data,
-            args.out or REPO / "runs" / f"voc-submission-{args.year}", net=args.net,
+            args.out or RUNS_DIR / f"voc-submission-{args.year}", net=args.net,
             width=args.width)
     except (ValueError, OSError, RuntimeError) as e:
         print(f"voc-submission: error: {e}", file=sys.stderr)

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import caffe
 
+from core.defaults import BASE_WEIGHTS_DIR, REPO
 from core.download import DownloadError, fetch
 from core.errors import InputError
+from core.weights import base_weights_path
 from surgery.convert import convolutionalize
 from surgery.errors import SurgeryError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def fetch_and_convert(classifier: Classifier, directory: Path | str, *,
         deploy = local if local.is_file() else _get(classifier.deploy, directory,
                                                     progress=progress)
         weights = _get(classifier.caffemodel, directory, progress=progress)
-    out = directory / f"{classifier.fcn_name}.caffemodel"
+    out = base_weights_path(classifier.fcn_name, directory)
     check = REPO / classifier.check_net
     if not check.is_file():
         print(f"note: {check} not found; the result is not checked against it",
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m surgery.fetch",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("classifier", choices=sorted(CLASSIFIERS))
-    parser.add_argument("--dir", type=Path, default=Path("ilsvrc-nets"),
+    parser.add_argument("--dir", type=Path, default=BASE_WEIGHTS_DIR,
                         help="where the downloads and the FCN weights go (default ilsvrc-nets)")
     args = parser.parse_args(argv)
     classifier = CLASSIFIERS[args.classifier]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
+from core.catalog import SIFTFLOW_CATEGORY_DIR
 from data import splits
 from data.splits import SplitError
 from data.synthetic import make_dataset
@@ -78,7 +79,7 @@ def test_siftflow_trainval_is_every_other_annotated_image(tmp_path):
     base = root / "sift-flow"
     ids = (base / "trainval.txt").read_text().split() + (base / "test.txt").read_text().split()
     unannotated = ids[0]
-    (base / "SemanticLabels" / splits.SIFTFLOW_CATEGORY_DIR / f"{unannotated}.mat").unlink()
+    (base / "SemanticLabels" / SIFTFLOW_CATEGORY_DIR / f"{unannotated}.mat").unlink()
     test_list = tmp_path / "TestSet1.txt"
     test_list.write_text(f"{ids[4]}.jpg\r\n{ids[2]}.jpg\r\n")
     splits.derive_siftflow(base, test_list, check_release=False)

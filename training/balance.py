@@ -8,7 +8,7 @@ and K the number of classes present, so rare classes weigh more and the mean wei
 pixel is 1 (Σ_c f_c w_c = 1): the loss keeps its scale and the lr stays the unweighted
 net's. A class absent from the split gets 1 (it never occurs as a target). The weights are
 the diagonal of InfogainLoss's H, stored as a BlobProto beside the split list
-(nets.experiments.class_weights_file) and recorded in the run folder (class_weights.json)
+(core.catalog.class_weights_file) and recorded in the run folder (class_weights.json)
 by the training loop, which computes them first when they are missing.
 """
 
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.catalog import class_weights_file
 from evaluation.labels import split_labels
-from nets.experiments import EXPERIMENTS, class_weights_file
+from nets.experiments import EXPERIMENTS
 
 
 def class_counts(labels, num_classes: int) -> np.ndarray:
@@ -71,7 +72,7 @@ def ensure_class_weights(experiment: str, data_root: Path, *,
                          progress: bool = True) -> tuple[Path, np.ndarray]:
     """The experiment's weights file, computed over its training split if missing."""
     exp = EXPERIMENTS[experiment]
-    path = Path(class_weights_file(str(Path(data_root).resolve()), exp.splits[0]))
+    path = Path(class_weights_file(exp.dataset, str(Path(data_root).resolve()), exp.splits[0]))
     if path.is_file():
         return path, read_infogain(path)
     _, num_classes, labels = split_labels(exp.dataset, data_root, exp.splits[0],

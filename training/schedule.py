@@ -20,16 +20,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.catalog import SEED
-from evaluation.runtime import REPO
+from core.defaults import BASE_WEIGHTS_DIR, RUNS_DIR, SEED, TEST_EVERY
+from core.weights import base_weights_path, run_weights_path
 from evaluation.score import json_scores
 from nets.experiments import EXPERIMENTS, Experiment
 from training import snapshots
 from training.init import warn_random
 from training.train import Diverged, NetFiles, TrainConfig, generate_nets, preflight, train
-
-# Where `make vgg16-fcn` etc. (surgery) put the converted classifiers.
-BASE_WEIGHTS_DIR = REPO / "ilsvrc-nets"
 
 
 def chain(name: str) -> list[str]:
@@ -49,11 +46,11 @@ def chain(name: str) -> list[str]:
 class ScheduleConfig:
     experiment: str
     data_root: Path
-    runs: Path = REPO / "runs"
+    runs: Path = RUNS_DIR
     weights: Path | str | None = None      # base caffemodel for the first stage(s);
                                            # None: ilsvrc-nets/<base>.caffemodel; 'none': random
     iters: int | None = None
-    test_every: int | None = 4000
+    test_every: int | None = TEST_EVERY
     width: float = 1.0
     gpu: int | None = None
     seed: int = SEED
@@ -70,7 +67,7 @@ def base_weights(exp: Experiment, weights, base_dir: Path = BASE_WEIGHTS_DIR) ->
     """The classifier weights a first stage starts from; None for random init."""
     if isinstance(weights, str) and weights.lower() == "none":
         return None
-    path = Path(weights) if weights else Path(base_dir) / f"{exp.base}.caffemodel"
+    path = Path(weights) if weights else base_weights_path(exp.base, base_dir)
     if not path.is_file():
         hint = (f"make {exp.base}" if not weights else "check WEIGHTS=")
         raise FileNotFoundError(f"{path}: base weights for {exp.name} not found; build them "
@@ -106,7 +103,7 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig,
     if exp.base == "streams":
         streams = {}
         for stream in exp.streams:
-            final = config.runs / stream / "final.caffemodel"
+            final = run_weights_path(config.runs, stream)
             if not final.is_file():
                 raise FileNotFoundError(f"{final}: stream {stream} of {exp.name} has not "
                                         f"finished (make {stream})")
@@ -115,7 +112,7 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig,
         _prepare(nets, init, mode="late-fusion", streams=streams)
         return init
     if exp.base in EXPERIMENTS:
-        base = config.runs / exp.base / "final.caffemodel"
+        base = run_weights_path(config.runs, exp.base)
         if not base.is_file():
             raise FileNotFoundError(f"{base}: {exp.name} starts from {exp.base}'s final "
                                     f"weights (make {exp.base})")
@@ -162,7 +159,7 @@ def run_schedule(config: ScheduleConfig) -> dict:
     summary = {"stages": []}
     for name in names:
         exp, run_dir = EXPERIMENTS[name], config.runs / name
-        final = run_dir / "final.caffemodel"
+        final = run_weights_path(config.runs, name)
         if final.is_file():
             print(f"== {name}: done already ({final}); skipped", flush=True)
             summary["stages"].append({"experiment": name, "final": str(final),
@@ -197,7 +194,8 @@ def run_schedule(config: ScheduleConfig) -> dict:
         from evaluation.score import score_weights
 
         last = config.runs / config.experiment
-        result = score_weights(config.experiment, last / "final.caffemodel",
+        result = score_weights(config.experiment,
+                               run_weights_path(config.runs, config.experiment),
                                Path(config.data_root), width=config.width,
                                progress=config.progress)
         print(f"== score of {config.experiment} on "
@@ -237,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, type=Path, help="dataset root (like data/)")
     parser.add_argument("--weights", help="base caffemodel for the first stage (default: "
                                           "ilsvrc-nets/<base>.caffemodel); 'none': random init")
-    parser.add_argument("--runs", type=Path, default=REPO / "runs", help="runs folder")
+    parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="runs folder")
     parser.add_argument("--iters", type=int, help="iterations per stage (default: the paper's)")
-    parser.add_argument("--test-every", type=int, default=4000,
+    parser.add_argument("--test-every", type=int, default=TEST_EVERY,
                         help="seg test interval (0: at the end of each stage only)")
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")

@@ -42,8 +42,8 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from tqdm import tqdm
 
-from core.catalog import SEED
-from evaluation.runtime import REPO, bar_interval, check_data_root, select_device
+from core.defaults import RUNS_DIR, SEED, TEST_EVERY
+from evaluation.runtime import bar_interval, check_data_root, select_device
 from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
@@ -51,7 +51,6 @@ from training import snapshots
 from training.init import load_start
 from training.runlog import RunLog
 
-DEFAULT_SEED = SEED  # the release's data-layer seed
 SOLVER_OVERRIDES = ("base_lr", "momentum", "iter_size", "weight_decay")
 CHECK_DATA_FROM = 1000  # iterations: a run at least this long reads its splits first
 
@@ -71,11 +70,11 @@ class TrainConfig:
     run_dir: Path | None = None            # default runs/<experiment>
     weights: Path | None = None            # None: random init (quick runs only)
     iters: int | None = None               # max_iter; default the experiment's solver
-    test_every: int | None = 4000          # the release's solve.py interval; 0/None: end only
+    test_every: int | None = TEST_EVERY    # the release's solve.py interval; 0/None: end only
     snapshot_every: int | None = None      # default: the solver's snapshot interval
     width: float = 1.0
     gpu: int | None = None
-    seed: int = DEFAULT_SEED
+    seed: int = SEED
     overrides: dict = field(default_factory=dict)   # base_lr, momentum, iter_size, weight_decay
     resume: Path | bool = False            # True: the latest intact snapshot in run_dir
     save_predictions: bool = False
@@ -85,7 +84,7 @@ class TrainConfig:
     memory_limit: int | None = None        # bytes a step may take (None: what is free)
 
     def folder(self) -> Path:
-        return Path(self.run_dir or REPO / "runs" / self.experiment)
+        return Path(self.run_dir or RUNS_DIR / self.experiment)
 
 
 @dataclass
@@ -602,13 +601,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "'none' for random init (quick runs only)")
     parser.add_argument("--run-dir", type=Path, help="default runs/<experiment>")
     parser.add_argument("--iters", type=int, help="max_iter (default: the experiment's)")
-    parser.add_argument("--test-every", type=int, default=4000,
+    parser.add_argument("--test-every", type=int, default=TEST_EVERY,
                         help="seg test interval in iterations (0: at the end only)")
     parser.add_argument("--snapshot-every", type=int,
                         help="snapshot interval (default: the solver's, else --test-every)")
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--lr", type=float, help="override base_lr")
     parser.add_argument("--momentum", type=float, help="override momentum")
     parser.add_argument("--iter-size", type=int, help="override iter_size")

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from core.caffe_files import parse_prototxt, read_caffemodel, uncovered_layers
+from core.defaults import NETS_DIR
 from core.download import file_digest
 from core.errors import check_writable, reports_input_errors
 from core.fingerprint import fingerprint, summary
@@ -23,7 +24,6 @@ from zoo.frontmatter import check_fields, render_readme
 from zoo.scores import describe_scores, read_scores, summary_line
 
 CAFFE_COMMIT = "99bd99795dcdf0b1d3086a8d67ab1782a8a08383"  # the BVLC commit the recipe builds
-NETS_DIR = Path(__file__).resolve().parents[1] / "nets"
 PHASE_NETS = ("train.prototxt", "val.prototxt", "trainval.prototxt", "test.prototxt")
 
 

@@ -16,16 +16,10 @@ from urllib.parse import urlparse
 from core.caffe_files import read_caffemodel
 from core.download import DownloadError, fetch, file_digest
 from core.errors import reports_input_errors
+from core.weights import PUBLISHED
 from zoo.errors import ZooError
 from zoo.export import check_weights_cover_deploy
 from zoo.frontmatter import parse_readme
-
-# Digests published for the release's weights (its caffemodel-url files carry none); the
-# sha1 of fcn8s-heavy-pascal is the one OpenCV's test-data downloader checks (513 MB).
-KNOWN_SHA1 = {
-    "http://dl.caffe.berkeleyvision.org/fcn8s-heavy-pascal.caffemodel":
-        "c449ea74dd7d83751d1357d6a8c323fcf4038962",
-}
 
 
 def read_url_file(path: Path) -> str:
@@ -61,7 +55,8 @@ def import_weights(source: Path | str, dest: Path | str | None = None, *,
         url = read_url_file(url_file)
         name = Path(urlparse(url).path).name or "weights.caffemodel"
         if not sha1 and not sha256:
-            sha1 = KNOWN_SHA1.get(url)
+            # the release's caffemodel-url files carry no digest: take a published one
+            sha1 = PUBLISHED[url].sha1 if url in PUBLISHED else None
     else:
         raise ZooError(f"{source}: neither a zoo folder (readme.md) nor a caffemodel-url file")
     target = Path(dest) if dest is not None else folder / name
