@@ -1,9 +1,9 @@
 """A Caffe deploy net as a plain list of operations, the one input both exporters read.
 
-Caffe's semantics are decided here, once: default values of every parameter, in-place
-layers (a ReLU that overwrites its bottom gives a new value, the blob name stays), Crop
-offsets per axis, Eltwise coefficients, which pooling windows Caffe's ceil mode keeps, and
-the layers that do nothing at test time (Dropout, Split). The ONNX and PyTorch writers then
+Caffe's semantics are decided here, once: in-place layers (a ReLU that overwrites its
+bottom gives a new value, the blob name stays), Eltwise coefficients, which pooling windows
+Caffe's ceil mode keeps, and the layers that do nothing at test time (Dropout, Split);
+windows, crop offsets and pooled sizes are core.geometry's. The ONNX and PyTorch writers then
 only spell each operation in their own terms. Nothing here imports Caffe: the parameters
 come in as arrays.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import InputError
+from core.geometry import ceil_mode, conv_window, crop_offsets, pool_window
 
 
 class ExportError(InputError):
@@ -41,25 +42,12 @@ class Graph:
     blob_of: dict[str, str]         # value -> the Caffe blob it is a version of
 
 
-def _pair(repeated, single_h: int, single_w: int, has_hw: bool, default: int) -> tuple[int, int]:
-    """Caffe's 2-D spatial parameter: *_h/*_w if given, else one or two repeated values."""
-    if has_hw:
-        return single_h, single_w
-    values = list(repeated)
-    if not values:
-        return default, default
-    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
-
-
 def _conv_attrs(p, layer: str) -> dict:
     if p.axis != 1 or len(p.kernel_size) > 2 or len(p.stride) > 2 or len(p.pad) > 2:
         raise ExportError(f"layer {layer!r}: only 2-D convolutions over axis 1 are exported")
-    kernel = _pair(p.kernel_size, p.kernel_h, p.kernel_w, p.HasField("kernel_h"), 1)
-    stride = _pair(p.stride, p.stride_h, p.stride_w, p.HasField("stride_h"), 1)
-    pad = _pair(p.pad, p.pad_h, p.pad_w, p.HasField("pad_h"), 0)
-    dilation = _pair(p.dilation, 0, 0, False, 1)
-    return dict(kernel=kernel, stride=stride, pad=pad, dilation=dilation, group=p.group,
-                bias=p.bias_term)
+    w = conv_window(p)
+    return dict(kernel=w.kernel, stride=w.stride, pad=w.pad, dilation=w.dilation,
+                group=p.group, bias=p.bias_term)
 
 
 def _pool_attrs(p, layer: str) -> dict:
@@ -68,12 +56,11 @@ def _pool_attrs(p, layer: str) -> dict:
     if p.pool == Pool.STOCHASTIC:
         raise ExportError(f"layer {layer!r}: stochastic pooling has no exported equivalent")
     method = "max" if p.pool == Pool.MAX else "ave"
-    ceil = p.round_mode == Pool.CEIL
+    ceil = ceil_mode(p)
     if p.global_pooling:
         return dict(method=method, glob=True)
-    kernel = (p.kernel_h, p.kernel_w) if p.HasField("kernel_h") else (p.kernel_size,) * 2
-    stride = (p.stride_h, p.stride_w) if p.HasField("stride_h") else (p.stride,) * 2
-    pad = (p.pad_h, p.pad_w) if p.HasField("pad_h") else (p.pad,) * 2
+    w = pool_window(p)
+    kernel, stride, pad = w.kernel, w.stride, w.pad
     if stride == (1, 1):
         ceil = False  # every span divides by 1: ceil and floor agree
     if ceil and any(k < s for k, s in zip(kernel, stride)):
@@ -95,16 +82,11 @@ def _eltwise_attrs(p, layer: str, n_inputs: int) -> dict:
 
 
 def _crop_attrs(p, layer: str, rank: int = 4) -> dict:
-    axis = p.axis if p.axis >= 0 else p.axis + rank
-    count = rank - axis
-    offsets = list(p.offset)
-    if len(offsets) == 1:
-        offsets *= count
-    elif not offsets:
-        offsets = [0] * count
-    elif len(offsets) != count:
-        raise ExportError(f"layer {layer!r}: {len(offsets)} crop offsets for {count} axes")
-    return dict(axis=axis, offsets=tuple(int(o) for o in offsets))
+    try:
+        axis, offsets = crop_offsets(p, rank)
+    except ValueError as e:
+        raise ExportError(f"layer {layer!r}: {e}") from None
+    return dict(axis=axis, offsets=offsets)
 
 
 def _lrn_attrs(p, layer: str) -> dict:
@@ -236,12 +218,3 @@ def _named(blobs: list[np.ndarray], layer: str, names: tuple[str, ...]) -> dict:
                           f"expected {len(names)} ({', '.join(names)})")
     return {n: np.asarray(b, dtype=np.float32) for n, b in zip(names, blobs)}
 
-
-def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
-    """Caffe's PoolingLayer::Reshape output size: ceil or floor, then, where padded, the
-    last window dropped if it would start in the padding."""
-    span = size + 2 * pad - kernel
-    out = (-(-span // stride) if ceil else span // stride) + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
