@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.geometry import Window, conv_window, crop_offsets, output_shape, window
+from core.geometry import Window, conv_window, crop_offsets, layer_parameters, output_shape, window
 
 FLOAT = 4  # bytes per float32 (and per int32 argmax index)
 # share of a budget the estimate may fill: what it leaves out (the BLAS's work buffers, the
@@ -191,26 +191,23 @@ def forward_bytes(net_param, input_shape: tuple[int, ...]) -> int:
             p = layer.convolution_param
             w = conv_window(p)
             bottom, top = shapes[layer.bottom[0]], shapes[layer.top[0]]
-            group = p.group or 1
             kh, kw = w.kernel
             if layer.type == "Convolution":
-                weights = p.num_output * (bottom[1] // group) * kh * kw
                 columns = bottom[1] * kh * kw * _count(top[2:])
                 one_by_one = (kh, kw) == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)
             else:
-                weights = bottom[1] * (p.num_output // group) * kh * kw
                 columns = p.num_output * kh * kw * _count(bottom[2:])
                 one_by_one = False  # deconvolution always goes through col2im
-            total += weights * FLOAT
+            total += layer_parameters(layer, bottom[1]) * FLOAT  # weights and bias
             if p.bias_term:
-                total += (p.num_output + _count(top[2:])) * FLOAT  # bias + multiplier
+                total += _count(top[2:]) * FLOAT  # the bias multiplier
             if not one_by_one:
                 column = max(column, columns)
         elif layer.type == "Pooling" and layer.pooling_param.pool == 0 and \
                 len(layer.top) == 1:
             total += _count(shapes[layer.top[0]]) * FLOAT
         elif layer.type == "Scale":
-            total += shapes[layer.bottom[0]][1] * FLOAT * (1 + layer.scale_param.bias_term)
+            total += layer_parameters(layer, shapes[layer.bottom[0]][1]) * FLOAT
     return total + column * FLOAT
 
 
