@@ -105,8 +105,10 @@ def crop_offsets(param, rank: int = 4) -> tuple[int, tuple[int, ...]]:
 
 
 def conv_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int:
-    """Convolution's output size (floor): (size + 2·pad − extent) // stride + 1."""
-    return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+    """Convolution's output size: (size + 2·pad − extent) / stride + 1 in C's integer
+    division (floor, except that a window larger than the padded input still gives 1)."""
+    span = size + 2 * pad - (dilation * (kernel - 1) + 1)
+    return (span // stride if span >= 0 else -(-span // stride)) + 1
 
 
 def deconv_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int:
