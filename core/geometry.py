@@ -101,6 +101,21 @@ def crop_offsets(param, rank: int = 4) -> tuple[int, tuple[int, ...]]:
     return axis, tuple(int(o) for o in offsets)
 
 
+# ---------------------------------------------------------------- coordinates
+
+
+def window_step(layer_type: str, w: Window, axis: int, scale, lo, hi) -> tuple:
+    """A window layer's coordinate map along `axis` (pycaffe's coord_map in interval
+    form): if position i of its input stands for input pixels [scale·i + lo, scale·i + hi],
+    position j of its output stands for the returned (scale', lo', hi'). Exact for
+    convolution and pooling; for deconvolution a superset (bounds are not rounded to whole
+    positions). Receptive field: hi − lo + 1; stride: scale."""
+    k, s, p, d = w.kernel[axis], w.stride[axis], w.pad[axis], w.dilation[axis]
+    if layer_type == "Deconvolution":
+        return scale / s, lo + scale * (p - d * (k - 1)) / s, hi + scale * p / s
+    return scale * s, lo - scale * p, hi + scale * (d * (k - 1) - p)
+
+
 # ---------------------------------------------------------------- output sizes
 
 

@@ -26,7 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.geometry import Window, conv_window, crop_offsets, layer_parameters, output_shape, window
+from core.geometry import (
+    WINDOW_TYPES,
+    Window,
+    conv_window,
+    crop_offsets,
+    layer_parameters,
+    output_shape,
+    window,
+    window_step,
+)
 
 FLOAT = 4  # bytes per float32 (and per int32 argmax index)
 # share of a budget the estimate may fill: what it leaves out (the BLAS's work buffers, the
@@ -84,18 +93,10 @@ def reach(net_param, output: str) -> tuple[Reach, Reach]:
         if not bottoms:
             continue
         first = bottoms[0]
-        if layer.type in ("Convolution", "Pooling"):
+        if layer.type in WINDOW_TYPES:
             w = layer_window(layer)
-            new = []
-            for axis, (a, lo, hi) in enumerate(first):
-                k, s, p, d = w.kernel[axis], w.stride[axis], w.pad[axis], w.dilation[axis]
-                new.append((a * s, lo - a * p, hi + a * (d * (k - 1) - p)))
-        elif layer.type == "Deconvolution":
-            w = layer_window(layer)
-            new = []
-            for axis, (a, lo, hi) in enumerate(first):
-                k, s, p, d = w.kernel[axis], w.stride[axis], w.pad[axis], w.dilation[axis]
-                new.append((a / s, lo + a * (p - d * (k - 1)) / s, hi + a * p / s))
+            new = [window_step(layer.type, w, axis, a, lo, hi)
+                   for axis, (a, lo, hi) in enumerate(first)]
         elif layer.type == "Crop":
             axis0, offsets = crop_offsets(layer.crop_param)
             new = []

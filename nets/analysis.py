@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from caffe.proto import caffe_pb2
 
-from core.geometry import parameter_counts, window
+from core.geometry import parameter_counts, window, window_step
 
 SPATIAL = {"Convolution", "Pooling"}
 
@@ -35,9 +35,9 @@ def geometry(net: caffe_pb2.NetParameter, top: str) -> Geometry:
             continue
         rf = max(g.receptive_field for g in inputs)
         jump = max(g.stride for g in inputs)
-        if layer.type in SPATIAL:
-            w = window(layer)  # along the height: the nets here are square
-            rf, jump = rf + (w.extent()[0] - 1) * jump, jump * w.stride[0]
+        if layer.type in SPATIAL:  # along the height: the nets here are square
+            jump, lo, hi = window_step(layer.type, window(layer), 0, jump, 0, rf - 1)
+            rf = hi - lo + 1
         elif layer.type in ("Deconvolution", "Crop", "SoftmaxWithLoss"):
             continue  # upsampling and alignment are not part of the classifier's field
         for t in layer.top:
