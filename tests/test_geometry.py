@@ -174,7 +174,7 @@ FIELDS = {"kernel_size", "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h"
 # names the former copies had: a new one means a rule is being re-derived
 COPIES = {"_pair", "conv_geometry", "pool_geometry", "_conv_geometry", "_kernel_stride",
           "crop_offsets", "caffe_pooled_size", "pooled_size", "conv_window", "pool_window",
-          "parameter_counts", "layer_parameters"}
+          "parameter_counts", "layer_parameters", "window_step"}
 AREAS = ("core", "nets", "layers", "surgery", "data", "evaluation", "training", "analyses",
          "zoo", "compare", "export", "demo", "bench", "paper")
 
