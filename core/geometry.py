@@ -24,10 +24,6 @@ class Window:
     pad: Pair
     dilation: Pair = (1, 1)
 
-    def extent(self) -> Pair:
-        """Input pixels one window spans, dilation included: d·(k − 1) + 1."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
-
 
 def _repeated(values, field: str, default: int) -> Pair:
     """A repeated spatial field: none gives the default, one is broadcast, else one per axis."""
