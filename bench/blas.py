@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-CBLAS_ROW_MAJOR, CBLAS_NO_TRANS = 101, 111
+from core import blas as binding
+from core.blas import CBLAS_NO_TRANS, CBLAS_ROW_MAJOR  # noqa: F401  (this module's names too)
+
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
             "BLIS_NUM_THREADS", "GOTO_NUM_THREADS", "LD_LIBRARY_PATH")
 
@@ -78,30 +80,21 @@ class BlasInfo:
 
 
 def open_blas(path: Path | str) -> ctypes.CDLL:
-    """Load the BLAS and declare cblas_sgemm's signature."""
+    """Load the BLAS (core.blas declares cblas_sgemm's signature)."""
     try:
-        lib = ctypes.CDLL(str(path))
+        lib = binding.load(path)
     except OSError as e:
         raise BlasError(f"{path}: cannot be loaded ({e})") from None
-    if not hasattr(lib, "cblas_sgemm"):
+    if not binding.has_sgemm(lib):
         raise BlasError(f"{path}: has no cblas_sgemm")
-    ptr, i32 = ctypes.c_void_p, ctypes.c_int
-    lib.cblas_sgemm.restype = None
-    lib.cblas_sgemm.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.c_float, ptr, i32, ptr, i32,
-                                ctypes.c_float, ptr, i32]
     return lib
 
 
 def describe(lib: ctypes.CDLL, path: Path | str) -> BlasInfo:
     """What the loaded library says about itself (OpenBLAS answers; others give blanks)."""
-    def text(symbol: str) -> str:
-        if not hasattr(lib, symbol):
-            return ""
-        fn = getattr(lib, symbol)
-        fn.restype = ctypes.c_char_p
-        return fn().decode().strip()
-
-    threads, config, corename = -1, text("openblas_get_config"), text("openblas_get_corename")
+    threads = -1
+    config = binding.library_text(lib, "openblas_get_config")
+    corename = binding.library_text(lib, "openblas_get_corename")
     if hasattr(lib, "MKL_Get_Version_String"):  # MKL: version, code path, threads
         buffer = ctypes.create_string_buffer(256)
         lib.MKL_Get_Version_String(buffer, len(buffer))
@@ -116,8 +109,7 @@ def describe(lib: ctypes.CDLL, path: Path | str) -> BlasInfo:
         lib.mkl_get_max_threads.restype = ctypes.c_int
         threads = lib.mkl_get_max_threads()
     elif hasattr(lib, "openblas_get_num_threads"):
-        lib.openblas_get_num_threads.restype = ctypes.c_int
-        threads = lib.openblas_get_num_threads()
+        threads = binding.openblas_threads(lib)
     elif hasattr(lib, "bli_arch_query_id"):  # BLIS: its sub-configuration and threads
         lib.bli_arch_query_id.restype = ctypes.c_int
         lib.bli_arch_string.restype = ctypes.c_char_p
@@ -131,16 +123,7 @@ def describe(lib: ctypes.CDLL, path: Path | str) -> BlasInfo:
 
 def sgemm(lib: ctypes.CDLL, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out = a @ b through the library's cblas_sgemm (row-major, float32, contiguous)."""
-    for name, x in (("a", a), ("b", b), ("out", out)):
-        if x.dtype != np.float32 or not x.flags.c_contiguous or x.ndim != 2:
-            raise ValueError(f"sgemm: {name} must be a C-contiguous 2-D float32 array, found "
-                             f"{x.dtype} {x.shape}")
-    (m, k), (k2, n) = a.shape, b.shape
-    if k != k2 or out.shape != (m, n):
-        raise ValueError(f"sgemm: shapes {a.shape} @ {b.shape} -> {out.shape} do not agree")
-    lib.cblas_sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, m, n, k, 1.0,
-                    a.ctypes.data, k, b.ctypes.data, n, 0.0, out.ctypes.data, n)
-    return out
+    return binding.sgemm(lib, a, b, out)
 
 
 class SgemmProbe:

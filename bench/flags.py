@@ -15,6 +15,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from core.geometry import conv_window
+
 BENCH = Path(__file__).resolve().parent
 CANDIDATE_FLAGS = "-march=native"
 UNPATCHED = "caffe (unpatched)"
@@ -80,10 +82,8 @@ def column_shapes(net, net_param) -> list[tuple[str, str, tuple[int, ...]]]:
         layer = net.layer_dict[name]
         if layer.type not in ("Convolution", "Deconvolution"):
             continue
-        p = declared[name].convolution_param
-        kernel = p.kernel_size[0] if p.kernel_size else p.kernel_h
-        pad = p.pad[0] if p.pad else p.pad_h
-        stride = p.stride[0] if p.stride else (p.stride_h or 1)
+        window = conv_window(declared[name].convolution_param)
+        kernel, pad, stride = window.kernel[0], window.pad[0], window.stride[0]
         if layer.type == "Convolution" and kernel == 1 and pad == 0 and stride == 1:
             continue  # Caffe skips im2col for plain 1×1 convolutions
         if layer.type == "Convolution":

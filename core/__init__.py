@@ -4,6 +4,8 @@
 `defaults` (repository root, data and runs folders, seed, test interval, Caffe's log level),
 `weights` (a caffemodel's record: experiment, width, mean, digest, source; weight paths),
 `caffe_files` (caffemodel and prototxt reading, the checks that run before Caffe could
-abort), `images` (the one input preprocessing), `palette` (VOC colours), `download`
-(checked HTTP downloads). Nothing here imports another area of the project.
+abort), `geometry` (Caffe's layer arithmetic: windows, crop offsets, output sizes,
+parameter counts), `blas` (the ctypes binding of the BLAS Caffe links), `images` (the one
+input preprocessing), `palette` (VOC colours), `download` (checked HTTP downloads).
+Nothing here imports another area of the project.
 """

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core import blas
+
 PINNED_PREFIX = "libopenblas_pinned"   # the pinned build's file names (caffe-recipe/openblas.sh)
 # Fields that decide the BLAS's bits: equal in two runs => same kernels on the same inputs.
 # The thread count is not one of them where the library is thread-count invariant (the pinned
@@ -165,7 +167,7 @@ def mapped_blas_libraries(maps: Path = Path("/proc/self/maps")) -> list[Path]:
 
 def _open(path: Path) -> ctypes.CDLL | None:
     try:
-        return ctypes.CDLL(str(path))
+        return blas.load(path)
     except OSError:
         return None
 
@@ -177,33 +179,20 @@ def describe_blas(path: Path) -> dict:
             "blas_config": "", "blas_kernel": "", "blas_threads": -1}
     if lib is None:
         return info
-    for field, symbol in (("blas_config", "openblas_get_config"),
-                          ("blas_kernel", "openblas_get_corename")):
-        if hasattr(lib, symbol):
-            fn = getattr(lib, symbol)
-            fn.restype = ctypes.c_char_p
-            info[field] = fn().decode().strip()
+    info["blas_config"] = blas.library_text(lib, "openblas_get_config")
+    info["blas_kernel"] = blas.library_text(lib, "openblas_get_corename")
     match = re.match(r"OpenBLAS ([0-9.]+)", info["blas_config"])
     info["blas_version"] = f"OpenBLAS {match.group(1)}" if match else ""
-    if hasattr(lib, "openblas_get_num_threads"):
-        lib.openblas_get_num_threads.restype = ctypes.c_int
-        info["blas_threads"] = lib.openblas_get_num_threads()
+    info["blas_threads"] = blas.openblas_threads(lib)
     return info
 
 
 def _sgemm_nt(lib: ctypes.CDLL, x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
     """x · wᵀ through lib's cblas_sgemm, the call Caffe's InnerProduct makes."""
-    if not hasattr(lib, "cblas_sgemm"):
+    if not blas.has_sgemm(lib):
         return None
-    (m, k), n = x.shape, w.shape[0]
-    out = np.zeros((m, n), np.float32)
-    ptr, i32 = ctypes.c_void_p, ctypes.c_int
-    lib.cblas_sgemm.restype = None
-    lib.cblas_sgemm.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.c_float, ptr, i32, ptr,
-                                i32, ctypes.c_float, ptr, i32]
-    lib.cblas_sgemm(101, 111, 112, m, n, k, 1.0, x.ctypes.data, k, w.ctypes.data, k, 0.0,
-                    out.ctypes.data, n)   # row-major, A as is, B transposed
-    return out
+    out = np.zeros((x.shape[0], w.shape[0]), np.float32)
+    return blas.sgemm(lib, x, w, out, transpose_b=True)
 
 
 def _probe_inputs() -> tuple[np.ndarray, np.ndarray]:
@@ -300,8 +289,7 @@ def set_blas_threads(threads: int) -> int | None:
     for path in mapped_blas_libraries():
         if path.name.startswith(PINNED_PREFIX):
             lib = _open(path)
-            if lib is not None and hasattr(lib, "openblas_set_num_threads"):
-                lib.openblas_set_num_threads(threads)
+            if lib is not None and blas.set_openblas_threads(lib, threads):
                 return threads
     return None
 
@@ -311,8 +299,7 @@ def thread_invariant(lib: ctypes.CDLL) -> bool | None:
     invariance probe (the count is restored); None for a library that cannot set it."""
     if not all(hasattr(lib, f) for f in ("openblas_get_num_threads", "openblas_set_num_threads")):
         return None
-    lib.openblas_get_num_threads.restype = ctypes.c_int
-    before = lib.openblas_get_num_threads()
+    before = blas.openblas_threads(lib)
     m, n, k = INVARIANCE_SHAPE
     rng = np.random.RandomState(4321)
     x = rng.standard_normal((m, k)).astype(np.float32)
@@ -320,11 +307,11 @@ def thread_invariant(lib: ctypes.CDLL) -> bool | None:
     seen = set()
     try:
         for count in INVARIANCE_THREADS:
-            lib.openblas_set_num_threads(count)
+            blas.set_openblas_threads(lib, count)
             out = _sgemm_nt(lib, x, w)
             seen.add(out.tobytes() if out is not None else b"")
     finally:
-        lib.openblas_set_num_threads(before)
+        blas.set_openblas_threads(lib, before)
     return len(seen) == 1
 
 

@@ -26,6 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from core.geometry import (
+    WINDOW_TYPES,
+    Window,
+    conv_window,
+    crop_offsets,
+    layer_parameters,
+    output_shape,
+    window,
+    window_step,
+)
+
 FLOAT = 4  # bytes per float32 (and per int32 argmax index)
 # share of a budget the estimate may fill: what it leaves out (the BLAS's work buffers, the
 # tile's copy into the input blob, allocator slack) measured at up to ~5 % of the peak
@@ -46,41 +57,12 @@ class BudgetTooSmall(ValueError):
 # ---------------------------------------------------------------- layer geometry
 
 
-def _pair(values, single, h, w, default):
-    """Caffe's (h, w) of a convolution/pooling parameter given as repeated or _h/_w."""
-    if h or w:
-        return (h or default, w or default)
-    if isinstance(values, int):
-        return (values or default,) * 2
-    values = list(values)
-    if not values:
-        return (single or default,) * 2 if single is not None else (default, default)
-    return (values[0], values[-1])
-
-
-def conv_geometry(layer) -> dict:
-    """kernel, stride, pad, dilation as (h, w) pairs of a Convolution/Deconvolution."""
-    p = layer.convolution_param
-    return {"kernel": _pair(p.kernel_size, None, p.kernel_h, p.kernel_w, 1),
-            "stride": _pair(p.stride, None, p.stride_h, p.stride_w, 1),
-            "pad": _pair(p.pad, None, p.pad_h, p.pad_w, 0),
-            "dilation": _pair(p.dilation, None, 0, 0, 1)}
-
-
-def pool_geometry(layer) -> dict:
-    p = layer.pooling_param
-    if p.global_pooling:
+def layer_window(layer) -> Window:
+    """A Convolution's, Deconvolution's or Pooling's window (core.geometry); a global
+    pooling has none that a tile could bound."""
+    if layer.type == "Pooling" and layer.pooling_param.global_pooling:
         raise NotTileable(f"layer {layer.name}: global pooling sees the whole picture")
-    return {"kernel": _pair(p.kernel_size, None, p.kernel_h, p.kernel_w, 1),
-            "stride": _pair(p.stride, None, p.stride_h, p.stride_w, 1),
-            "pad": _pair(p.pad, None, p.pad_h, p.pad_w, 0), "dilation": (1, 1)}
-
-
-def crop_offsets(layer, axes: int) -> list[int]:
-    """Offsets of a Crop layer for each of the `axes` axes from its crop axis on."""
-    p = layer.crop_param
-    offsets = list(p.offset) or [0]
-    return offsets * axes if len(offsets) == 1 else offsets
+    return window(layer)
 
 
 # ---------------------------------------------------------------- reach
@@ -111,21 +93,12 @@ def reach(net_param, output: str) -> tuple[Reach, Reach]:
         if not bottoms:
             continue
         first = bottoms[0]
-        if layer.type in ("Convolution", "Pooling"):
-            g = conv_geometry(layer) if layer.type == "Convolution" else pool_geometry(layer)
-            new = []
-            for axis, (a, lo, hi) in enumerate(first):
-                k, s, p, d = (g[key][axis] for key in ("kernel", "stride", "pad", "dilation"))
-                new.append((a * s, lo - a * p, hi + a * (d * (k - 1) - p)))
-        elif layer.type == "Deconvolution":
-            g = conv_geometry(layer)
-            new = []
-            for axis, (a, lo, hi) in enumerate(first):
-                k, s, p, d = (g[key][axis] for key in ("kernel", "stride", "pad", "dilation"))
-                new.append((a / s, lo + a * (p - d * (k - 1)) / s, hi + a * p / s))
+        if layer.type in WINDOW_TYPES:
+            w = layer_window(layer)
+            new = [window_step(layer.type, w, axis, a, lo, hi)
+                   for axis, (a, lo, hi) in enumerate(first)]
         elif layer.type == "Crop":
-            axis0 = layer.crop_param.axis if layer.crop_param.HasField("axis") else 2
-            offsets = crop_offsets(layer, 4 - axis0)
+            axis0, offsets = crop_offsets(layer.crop_param)
             new = []
             for axis, (a, lo, hi) in enumerate(first):
                 o = offsets[axis + 2 - axis0] if axis + 2 >= axis0 else 0
@@ -178,28 +151,16 @@ def blob_shapes(net_param, input_shape: tuple[int, ...]) -> dict[str, tuple[int,
         if not all(b in shapes for b in layer.bottom):
             raise NotTileable(f"layer {layer.name}: input blob(s) of unknown shape")
         bottom = shapes[layer.bottom[0]]
-        if layer.type == "Convolution":
-            g = conv_geometry(layer)
-            size = [(n + 2 * p - (d * (k - 1) + 1)) // s + 1 for n, k, s, p, d in
-                    zip(bottom[2:], g["kernel"], g["stride"], g["pad"], g["dilation"])]
-            top_shapes = [(bottom[0], layer.convolution_param.num_output, *size)]
-        elif layer.type == "Deconvolution":
-            g = conv_geometry(layer)
-            size = [s * (n - 1) + d * (k - 1) + 1 - 2 * p for n, k, s, p, d in
-                    zip(bottom[2:], g["kernel"], g["stride"], g["pad"], g["dilation"])]
+        if layer.type in ("Convolution", "Deconvolution"):
+            layer_window(layer)
+            size = output_shape(layer, bottom[2:])
             top_shapes = [(bottom[0], layer.convolution_param.num_output, *size)]
         elif layer.type == "Pooling":
-            g = pool_geometry(layer)
-            size = []
-            padded = any(g["pad"])
-            for n, k, s, p in zip(bottom[2:], g["kernel"], g["stride"], g["pad"]):
-                out = math.ceil((n + 2 * p - k) / s) + 1
-                if padded and (out - 1) * s >= n + p:
-                    out -= 1  # Caffe: the last window must start inside the picture
-                size.append(out)
+            layer_window(layer)  # ceil-mode sizes, clipped as Caffe clips a padded pooling
+            size = output_shape(layer, bottom[2:])
             top_shapes = [(bottom[0], bottom[1], *size)] * len(layer.top)
         elif layer.type == "Crop":
-            axis0 = layer.crop_param.axis if layer.crop_param.HasField("axis") else 2
+            axis0, _ = crop_offsets(layer.crop_param)
             reference = shapes[layer.bottom[1]]
             top_shapes = [tuple(bottom[:axis0]) + tuple(reference[axis0:])]
         elif layer.type == "Concat":
@@ -229,29 +190,25 @@ def forward_bytes(net_param, input_shape: tuple[int, ...]) -> int:
     for layer in net_param.layer:
         if layer.type in ("Convolution", "Deconvolution"):
             p = layer.convolution_param
-            g = conv_geometry(layer)
+            w = conv_window(p)
             bottom, top = shapes[layer.bottom[0]], shapes[layer.top[0]]
-            group = p.group or 1
-            kh, kw = g["kernel"]
+            kh, kw = w.kernel
             if layer.type == "Convolution":
-                weights = p.num_output * (bottom[1] // group) * kh * kw
                 columns = bottom[1] * kh * kw * _count(top[2:])
-                one_by_one = (kh, kw) == (1, 1) and g["stride"] == (1, 1) and \
-                    g["pad"] == (0, 0)
+                one_by_one = (kh, kw) == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)
             else:
-                weights = bottom[1] * (p.num_output // group) * kh * kw
                 columns = p.num_output * kh * kw * _count(bottom[2:])
                 one_by_one = False  # deconvolution always goes through col2im
-            total += weights * FLOAT
+            total += layer_parameters(layer, bottom[1]) * FLOAT  # weights and bias
             if p.bias_term:
-                total += (p.num_output + _count(top[2:])) * FLOAT  # bias + multiplier
+                total += _count(top[2:]) * FLOAT  # the bias multiplier
             if not one_by_one:
                 column = max(column, columns)
         elif layer.type == "Pooling" and layer.pooling_param.pool == 0 and \
                 len(layer.top) == 1:
             total += _count(shapes[layer.top[0]]) * FLOAT
         elif layer.type == "Scale":
-            total += shapes[layer.bottom[0]][1] * FLOAT * (1 + layer.scale_param.bias_term)
+            total += layer_parameters(layer, shapes[layer.bottom[0]][1]) * FLOAT
     return total + column * FLOAT
 
 

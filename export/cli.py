@@ -54,6 +54,12 @@ def _target(kind: str, args) -> Path:
     return (args.out or Path("runs/export") / args.net) / (module_name(args.net) + ".py")
 
 
+def _written(kind: str, path: Path) -> list[Path]:
+    """The files an export wrote: the .onnx (its weights inside), or the module and its .pt;
+    not whatever else beside them shares the stem (the caffemodel, an older copy)."""
+    return [path] if kind == "onnx" else [path, path.with_suffix(".pt")]
+
+
 def _export(kind: str, args):
     """(the loaded Caffe net, the written or checked path, a runner factory)."""
     path = _target(kind, args)
@@ -95,7 +101,7 @@ def run_export(kind: str, argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if not args.check_existing:
-        size_mb = sum(p.stat().st_size for p in path.parent.glob(path.stem + ".*")) / 1e6
+        size_mb = sum(p.stat().st_size for p in _written(kind, path)) / 1e6
         print(f"export: wrote {path} ({size_mb:.1f} MB with its weights)")
     if args.no_verify:
         return 0

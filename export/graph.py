@@ -1,9 +1,9 @@
 """A Caffe deploy net as a plain list of operations, the one input both exporters read.
 
-Caffe's semantics are decided here, once: default values of every parameter, in-place
-layers (a ReLU that overwrites its bottom gives a new value, the blob name stays), Crop
-offsets per axis, Eltwise coefficients, which pooling windows Caffe's ceil mode keeps, and
-the layers that do nothing at test time (Dropout, Split). The ONNX and PyTorch writers then
+Caffe's semantics are decided here, once: in-place layers (a ReLU that overwrites its
+bottom gives a new value, the blob name stays), Eltwise coefficients, which pooling windows
+Caffe's ceil mode keeps, and the layers that do nothing at test time (Dropout, Split);
+windows, crop offsets and pooled sizes are core.geometry's. The ONNX and PyTorch writers then
 only spell each operation in their own terms. Nothing here imports Caffe: the parameters
 come in as arrays.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import InputError
+from core.geometry import ceil_mode, conv_window, crop_offsets, pool_window
 
 
 class ExportError(InputError):
@@ -24,7 +25,7 @@ class ExportError(InputError):
 @dataclass
 class Op:
     kind: str                       # conv deconv relu pool lrn crop eltwise scale concat
-                                    # softmax dense
+                                    # softmax dense; in the train phase dropout softmax_loss
     layer: str                      # the Caffe layer's name
     inputs: tuple[str, ...]         # value names
     outputs: tuple[str, ...]
@@ -41,25 +42,15 @@ class Graph:
     blob_of: dict[str, str]         # value -> the Caffe blob it is a version of
 
 
-def _pair(repeated, single_h: int, single_w: int, has_hw: bool, default: int) -> tuple[int, int]:
-    """Caffe's 2-D spatial parameter: *_h/*_w if given, else one or two repeated values."""
-    if has_hw:
-        return single_h, single_w
-    values = list(repeated)
-    if not values:
-        return default, default
-    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
-
-
 def _conv_attrs(p, layer: str) -> dict:
-    if p.axis != 1 or len(p.kernel_size) > 2 or len(p.stride) > 2 or len(p.pad) > 2:
+    try:
+        w = conv_window(p)   # more than two kernel, stride, pad values: not 2-D
+    except ValueError:
+        w = None
+    if p.axis != 1 or w is None:
         raise ExportError(f"layer {layer!r}: only 2-D convolutions over axis 1 are exported")
-    kernel = _pair(p.kernel_size, p.kernel_h, p.kernel_w, p.HasField("kernel_h"), 1)
-    stride = _pair(p.stride, p.stride_h, p.stride_w, p.HasField("stride_h"), 1)
-    pad = _pair(p.pad, p.pad_h, p.pad_w, p.HasField("pad_h"), 0)
-    dilation = _pair(p.dilation, 0, 0, False, 1)
-    return dict(kernel=kernel, stride=stride, pad=pad, dilation=dilation, group=p.group,
-                bias=p.bias_term)
+    return dict(kernel=w.kernel, stride=w.stride, pad=w.pad, dilation=w.dilation,
+                group=p.group, bias=p.bias_term)
 
 
 def _pool_attrs(p, layer: str) -> dict:
@@ -68,12 +59,11 @@ def _pool_attrs(p, layer: str) -> dict:
     if p.pool == Pool.STOCHASTIC:
         raise ExportError(f"layer {layer!r}: stochastic pooling has no exported equivalent")
     method = "max" if p.pool == Pool.MAX else "ave"
-    ceil = p.round_mode == Pool.CEIL
+    ceil = ceil_mode(p)
     if p.global_pooling:
         return dict(method=method, glob=True)
-    kernel = (p.kernel_h, p.kernel_w) if p.HasField("kernel_h") else (p.kernel_size,) * 2
-    stride = (p.stride_h, p.stride_w) if p.HasField("stride_h") else (p.stride,) * 2
-    pad = (p.pad_h, p.pad_w) if p.HasField("pad_h") else (p.pad,) * 2
+    w = pool_window(p)
+    kernel, stride, pad = w.kernel, w.stride, w.pad
     if stride == (1, 1):
         ceil = False  # every span divides by 1: ceil and floor agree
     if ceil and any(k < s for k, s in zip(kernel, stride)):
@@ -95,16 +85,11 @@ def _eltwise_attrs(p, layer: str, n_inputs: int) -> dict:
 
 
 def _crop_attrs(p, layer: str, rank: int = 4) -> dict:
-    axis = p.axis if p.axis >= 0 else p.axis + rank
-    count = rank - axis
-    offsets = list(p.offset)
-    if len(offsets) == 1:
-        offsets *= count
-    elif not offsets:
-        offsets = [0] * count
-    elif len(offsets) != count:
-        raise ExportError(f"layer {layer!r}: {len(offsets)} crop offsets for {count} axes")
-    return dict(axis=axis, offsets=tuple(int(o) for o in offsets))
+    try:
+        axis, offsets = crop_offsets(p, rank)
+    except ValueError as e:
+        raise ExportError(f"layer {layer!r}: {e}") from None
+    return dict(axis=axis, offsets=offsets)
 
 
 def _lrn_attrs(p, layer: str) -> dict:
@@ -114,12 +99,28 @@ def _lrn_attrs(p, layer: str) -> dict:
     return dict(size=p.local_size, alpha=p.alpha, beta=p.beta, k=p.k)
 
 
-def _phase_included(layer) -> bool:
-    """Whether a layer is part of the net in the TEST phase (deploy nets rarely say)."""
-    test = 1  # caffe_pb2.TEST
+PHASES = {"train": 0, "test": 1}   # caffe_pb2.TRAIN, caffe_pb2.TEST
+
+
+def _phase_included(layer, phase: str = "test") -> bool:
+    """Whether a layer is part of the net in `phase` (deploy nets rarely say)."""
+    number = PHASES[phase]
     if layer.include:
-        return any(not rule.HasField("phase") or rule.phase == test for rule in layer.include)
-    return not any(rule.HasField("phase") and rule.phase == test for rule in layer.exclude)
+        return any(not rule.HasField("phase") or rule.phase == number
+                   for rule in layer.include)
+    return not any(rule.HasField("phase") and rule.phase == number for rule in layer.exclude)
+
+
+def _softmax_loss_attrs(layer) -> dict:
+    """SoftmaxWithLoss's ignored label and divisor, as Caffe reads them: the legacy
+    `normalize: false` means BATCH_SIZE, `normalize: true` VALID (the default)."""
+    p = layer.loss_param
+    mode = p.normalization
+    if not p.HasField("normalization") and p.HasField("normalize"):
+        mode = p.VALID if p.normalize else p.BATCH_SIZE
+    names = {p.FULL: "full", p.VALID: "valid", p.BATCH_SIZE: "batch_size", p.NONE: "none"}
+    return dict(ignore=p.ignore_label if p.HasField("ignore_label") else None,
+                normalization=names[mode], axis=layer.softmax_param.axis)
 
 
 def _input_channels(net_param) -> dict[str, int]:
@@ -136,17 +137,23 @@ def _input_channels(net_param) -> dict[str, int]:
 
 IDENTITY_TYPES = ("Dropout", "Split")
 IGNORED_TYPES = ("Silence",)
+TRAINING_KINDS = ("dropout", "softmax_loss")   # ops of a graph read in the train phase
 
 
-def read_graph(net_param, params: dict[str, list[np.ndarray]], outputs: list[str]) -> Graph:
+def read_graph(net_param, params: dict[str, list[np.ndarray]], outputs: list[str] | None,
+               *, phase: str = "test") -> Graph:
     """Translate a deploy NetParameter with its parameters (by layer name, as
-    caffe.Net.params holds them) into a Graph whose outputs are the blobs `outputs`."""
+    caffe.Net.params holds them) into a Graph whose outputs are the blobs `outputs` (None:
+    Caffe's outputs, the blobs no layer reads after they are written). In the "train" phase
+    Dropout is an op and SoftmaxWithLoss is translated (the PyTorch peer trains with them)."""
+    kinds = {**_KIND, **(_TRAIN_KIND if phase == "train" else {})}
     inputs = _input_channels(net_param)
     current = {name: name for name in inputs}     # blob -> latest value
     blob_of = {name: name for name in inputs}
+    unread = dict.fromkeys(inputs)                # Caffe's outputs so far, in order
     ops: list[Op] = []
     for layer in net_param.layer:
-        if not _phase_included(layer) or layer.type in IGNORED_TYPES:
+        if not _phase_included(layer, phase) or layer.type in IGNORED_TYPES:
             continue
         name, kind = layer.name, layer.type
         if kind == "Input":
@@ -154,13 +161,17 @@ def read_graph(net_param, params: dict[str, list[np.ndarray]], outputs: list[str
                 dims = list(shape.dim)
                 inputs[top] = int(dims[1]) if len(dims) > 1 else 1
                 current[top] = blob_of[top] = top
+                unread[top] = None
             continue
         missing = [b for b in layer.bottom if b not in current]
         if missing:
             raise ExportError(f"layer {name!r} reads {missing[0]!r}, which nothing before it "
                               "produces")
         bottoms = tuple(current[b] for b in layer.bottom)
-        if kind in IDENTITY_TYPES:
+        for b in layer.bottom:
+            unread.pop(b, None)
+        unread.update(dict.fromkeys(layer.top))
+        if kind in IDENTITY_TYPES and kind not in kinds:
             for top in layer.top:
                 current[top] = bottoms[0]
             continue
@@ -169,16 +180,20 @@ def read_graph(net_param, params: dict[str, list[np.ndarray]], outputs: list[str
             value = top if top not in current and top not in blob_of else f"{top}:{name}"
             current[top], blob_of[value] = value, top
             tops.append(value)
-        op = Op(_KIND.get(kind, ""), name, bottoms, tuple(tops))
+        op = Op(kinds.get(kind, ""), name, bottoms, tuple(tops))
         if not op.kind:
             raise ExportError(f"layer {name!r} is a {kind} layer, which the exporters do not "
-                              f"translate (they know {', '.join(sorted(_KIND))}, plus "
+                              f"translate (they know {', '.join(sorted(kinds))}, plus "
                               f"{', '.join(IDENTITY_TYPES + IGNORED_TYPES)} and Input)")
         blobs = params.get(name, [])
         if kind == "Convolution" or kind == "Deconvolution":
             op.attrs = _conv_attrs(layer.convolution_param, name)
             op.params = _named(blobs, name, ("weight", "bias") if op.attrs["bias"] else
                                ("weight",))
+        elif kind == "Dropout":
+            op.attrs = dict(ratio=layer.dropout_param.dropout_ratio)
+        elif kind == "SoftmaxWithLoss":
+            op.attrs = _softmax_loss_attrs(layer)
         elif kind == "ReLU":
             op.attrs = dict(slope=layer.relu_param.negative_slope)
         elif kind == "Pooling":
@@ -211,6 +226,8 @@ def read_graph(net_param, params: dict[str, list[np.ndarray]], outputs: list[str
             if p.transpose:
                 op.params["weight"] = np.ascontiguousarray(op.params["weight"].T)
         ops.append(op)
+    if outputs is None:
+        outputs = list(unread)
     unknown = [o for o in outputs if o not in current]
     if unknown:
         raise ExportError(f"output {unknown[0]!r} is not a blob of the net")
@@ -223,6 +240,7 @@ def read_graph(net_param, params: dict[str, list[np.ndarray]], outputs: list[str
 _KIND = {"Convolution": "conv", "Deconvolution": "deconv", "ReLU": "relu", "Pooling": "pool",
          "LRN": "lrn", "Crop": "crop", "Eltwise": "eltwise", "Scale": "scale",
          "Concat": "concat", "Softmax": "softmax", "InnerProduct": "dense"}
+_TRAIN_KIND = {"Dropout": "dropout", "SoftmaxWithLoss": "softmax_loss"}
 
 
 def _repeat(items, n: int) -> list:
@@ -236,12 +254,3 @@ def _named(blobs: list[np.ndarray], layer: str, names: tuple[str, ...]) -> dict:
                           f"expected {len(names)} ({', '.join(names)})")
     return {n: np.asarray(b, dtype=np.float32) for n, b in zip(names, blobs)}
 
-
-def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
-    """Caffe's PoolingLayer::Reshape output size: ceil or floor, then, where padded, the
-    last window dropped if it would start in the padding."""
-    span = size + 2 * pad - kernel
-    out = (-(-span // stride) if ceil else span // stride) + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out

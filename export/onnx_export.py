@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.graph import Graph, Op
+from export.graph import TRAINING_KINDS, ExportError, Graph, Op
 
 # ONNX operator set written: recent, and run by the pinned onnxruntime (export/requirements.txt)
 OPSET = 21
@@ -128,6 +128,9 @@ def _translate(b: _Builder, op: Op) -> None:
         weights = [b.const(f"{name}.{k}", v) for k, v in op.params.items()]
         flat = b.node("Flatten", [x], f"{name}/flat", axis=1)
         b.emit("Gemm", [flat, *weights], out, transB=1)
+    elif op.kind in TRAINING_KINDS:
+        raise ExportError(f"layer {name!r}: {op.kind} belongs to a training net; ONNX "
+                          "exports the deploy net")
     else:
         raise AssertionError(op.kind)
 

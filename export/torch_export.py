@@ -26,7 +26,8 @@ import numpy as np
 
 from export.graph import ExportError, Graph, Op
 
-RESERVED = {"self", "torch", "nn", "F", "crop", "caffe_pool", "load", "Path", "Scale"}
+RESERVED = {"self", "torch", "nn", "F", "crop", "caffe_pool", "load", "Path", "Scale",
+            "softmax_loss"}
 
 PREAMBLE = '''\
 """{title}
@@ -100,6 +101,25 @@ class Scale(nn.Module):
         shape = tuple(self.weight.shape) + (1,) * (x.dim() - self.axis - self.weight.dim())
         x = x * self.weight.view(shape)
         return x if self.bias is None else x + self.bias.view(shape)
+'''
+
+SOFTMAX_LOSS = '''
+
+def softmax_loss(score: torch.Tensor, label: torch.Tensor, ignore, normalization: str,
+                 axis: int = 1) -> torch.Tensor:
+    """Caffe's SoftmaxWithLoss: cross-entropy summed over the positions whose label is not
+    `ignore`, divided as Caffe's normalization says (valid, batch_size, full or none)."""
+    target = label.squeeze(axis).long()
+    loss = F.cross_entropy(score, target, reduction="sum",
+                           ignore_index=-100 if ignore is None else ignore)
+    if normalization == "valid":
+        valid = target.numel() if ignore is None else int((target != ignore).sum())
+        return loss / max(valid, 1)
+    if normalization == "batch_size":
+        return loss / target.shape[0]
+    if normalization == "full":
+        return loss / target.numel()
+    return loss
 '''
 
 
@@ -208,6 +228,11 @@ def _forward_expr(op: Op, attr: str | None, args: list[str]) -> str:
         return f"torch.cat([{', '.join(args)}], dim={a['axis']})"
     if op.kind == "softmax":
         return f"F.softmax({x}, dim={a['axis']})"
+    if op.kind == "dropout":
+        return f"F.dropout({x}, {a['ratio']!r}, training=self.training)"
+    if op.kind == "softmax_loss":
+        return (f"softmax_loss({x}, {args[1]}, {a['ignore']!r}, {a['normalization']!r}, "
+                f"{a['axis']})")
     raise AssertionError(op.kind)
 
 
@@ -250,22 +275,41 @@ def to_source(graph: Graph, net: str, *, title: str = "", weights_file: str = ""
                            output_names=tuple(graph.outputs))
     if uses_scale:
         head = head.replace(f"\n\nclass {cls}(", SCALE + f"\n\nclass {cls}(", 1)
+    if any(op.kind == "softmax_loss" for op in graph.ops):
+        head = head.replace(f"\n\nclass {cls}(", SOFTMAX_LOSS + f"\n\nclass {cls}(", 1)
     body = "\n".join(init or ["        pass"])
     fwd = f"\n\n    def forward(self, {signature}):\n" + "\n".join(forward) + "\n"
     return head + body + fwd + LOAD.format(cls=cls, pt=pt)
 
 
+def attribute_names(graph: Graph) -> dict[str, str]:
+    """The generated module's attribute for each Caffe layer with parameters."""
+    attrs = _Names()
+    return {op.layer: attrs(op.layer) for op in graph.ops if op.params}
+
+
 def state_dict(graph: Graph) -> dict:
     """Parameters under the generated module's attribute names (the same _Names order)."""
     import torch
-    attrs = _Names()
+    attrs = attribute_names(graph)
     state = {}
     for op in graph.ops:
-        if op.params:
-            attr = attrs(op.layer)
-            for key, value in op.params.items():
-                state[f"{attr}.{key}"] = torch.from_numpy(np.ascontiguousarray(value))
+        for key, value in op.params.items():
+            state[f"{attrs[op.layer]}.{key}"] = torch.from_numpy(np.ascontiguousarray(value))
     return state
+
+
+def to_module(graph: Graph, net: str):
+    """The generated module, imported from a scratch file, with the graph's parameters
+    loaded (copied): the same code a written export runs, for use in this process."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="torch-export-") as scratch:
+        source = Path(scratch) / (module_name(net) + ".py")
+        source.write_text(to_source(graph, net))
+        module = import_module(source)
+    model = getattr(module, class_name(net))()
+    model.load_state_dict(state_dict(graph))
+    return model
 
 
 def write(caffe_net, out_dir: Path) -> Path:

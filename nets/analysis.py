@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from caffe.proto import caffe_pb2
 
+from core.geometry import parameter_counts, window, window_step
+
 SPATIAL = {"Convolution", "Pooling"}
 
 
@@ -17,14 +19,6 @@ SPATIAL = {"Convolution", "Pooling"}
 class Geometry:
     receptive_field: int   # pixels of input seen by one output cell
     stride: int            # input pixels between neighbouring output cells
-
-
-def _kernel_stride(layer) -> tuple[int, int]:
-    if layer.type == "Convolution":
-        p = layer.convolution_param
-        return (p.kernel_size[0] if p.kernel_size else 1), (p.stride[0] if p.stride else 1)
-    p = layer.pooling_param
-    return p.kernel_size, p.stride or 1
 
 
 def geometry(net: caffe_pb2.NetParameter, top: str) -> Geometry:
@@ -41,9 +35,9 @@ def geometry(net: caffe_pb2.NetParameter, top: str) -> Geometry:
             continue
         rf = max(g.receptive_field for g in inputs)
         jump = max(g.stride for g in inputs)
-        if layer.type in SPATIAL:
-            kernel, stride = _kernel_stride(layer)
-            rf, jump = rf + (kernel - 1) * jump, jump * stride
+        if layer.type in SPATIAL:  # along the height: the nets here are square
+            jump, lo, hi = window_step(layer.type, window(layer), 0, jump, 0, rf - 1)
+            rf = hi - lo + 1
         elif layer.type in ("Deconvolution", "Crop", "SoftmaxWithLoss"):
             continue  # upsampling and alignment are not part of the classifier's field
         for t in layer.top:
@@ -53,14 +47,12 @@ def geometry(net: caffe_pb2.NetParameter, top: str) -> Geometry:
     return known[top]
 
 
-def learned_parameter_count(net) -> int:
-    """Parameters of a caffe.Net that learn, i.e. all but the fixed bilinear upsampling."""
-    total = 0
-    for name, blobs in net.params.items():
-        if net.layer_dict[name].type == "Deconvolution":
-            continue
-        total += sum(b.data.size for b in blobs)
-    return total
+def learned_parameter_count(net: caffe_pb2.NetParameter) -> int:
+    """Parameters of a deploy net that learn, i.e. all but the fixed bilinear upsampling
+    (Deconvolution layers), counted off the prototxt by core.geometry."""
+    deconvolutions = {layer.name for layer in net.layer if layer.type == "Deconvolution"}
+    return sum(count for name, count in parameter_counts(net).items()
+               if name not in deconvolutions)
 
 
 def conv_depth(net: caffe_pb2.NetParameter, top: str) -> int:

@@ -48,12 +48,11 @@ def facts(name: str, *, size: int = 500, repeats: int = 3, timed: bool = True) -
     g = geometry(deploy, body)
     row = {"experiment": name, "conv_layers": conv_depth(deploy, "score_fr"),
            "receptive_field": g.receptive_field + max(pool - 1, 0) * g.stride,
-           "max_stride": g.stride}
+           "max_stride": g.stride, "parameters_m": learned_parameter_count(deploy) / 1e6}
     with tempfile.TemporaryDirectory(prefix="table1-") as tmp:
         path = Path(tmp) / "deploy.prototxt"
         path.write_text(to_prototxt(deploy))
         net = caffe.Net(str(path), caffe.TEST)
-    row["parameters_m"] = learned_parameter_count(net) / 1e6
     if timed:
         times = []
         for _ in range(repeats):

@@ -21,6 +21,7 @@ from pathlib import Path
 from core import paper_numbers as N
 from core.catalog import DATASETS, relative_pixels
 from core.defaults import BASE_WEIGHTS_DIR, DATA_ROOT, RUNS_DIR, SEED, TEST_EVERY
+from core.geometry import parameter_counts
 from core.weights import FINAL_WEIGHTS, base_weights_path
 
 
@@ -349,35 +350,20 @@ def gpu_hours(name: str, iterations: int) -> float:
 
 def parameter_count(name: str, width: float = 1.0, learned_only: bool = True) -> int:
     """Parameters of an experiment's deploy net, counted from the prototxt (no net is
-    built): convolutions' weights and biases; with learned_only, not those at lr 0 (the
-    fixed bilinear upsampling, a fixed body)."""
+    built, core.geometry's rule): with learned_only, not those at lr 0 (the fixed bilinear
+    upsampling, a fixed body)."""
     from nets.experiments import build
 
     net = build(name, "deploy", width=width)
-    channels: dict[str, int] = {}
+    for layer in net.layer:
+        if layer.type == "InnerProduct":
+            raise ValueError(f"{name}: fully connected layer {layer.name} in a deploy FCN")
+    counts = parameter_counts(net)
     total = 0
     for layer in net.layer:
-        if layer.type == "Input":
-            for top, shape in zip(layer.top, layer.input_param.shape):
-                channels[top] = shape.dim[1]
-            continue
-        inputs = [channels.get(b, 0) for b in layer.bottom]
-        if layer.type in ("Convolution", "Deconvolution"):
-            p = layer.convolution_param
-            k = p.kernel_size[0] if p.kernel_size else 1
-            out = p.num_output
-            learns = not layer.param or any(s.lr_mult for s in layer.param)
-            if learns or not learned_only:
-                total += out * (inputs[0] // (p.group or 1)) * k * k
-                total += out if p.bias_term else 0
-            channels[layer.top[0]] = out
-        elif layer.type == "InnerProduct":
-            raise ValueError(f"{name}: fully connected layer {layer.name} in a deploy FCN")
-        elif layer.type == "Concat":
-            channels[layer.top[0]] = sum(inputs)
-        else:
-            for top in layer.top:
-                channels[top] = inputs[0] if inputs else 0
+        learns = not layer.param or any(s.lr_mult for s in layer.param)
+        if layer.name in counts and (learns or not learned_only):
+            total += counts[layer.name]
     return total
 
 

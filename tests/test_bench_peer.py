@@ -51,7 +51,7 @@ def test_peer_loss_and_gradient_match_caffe(tmp_path):
     torch_loss.backward()
     assert torch_loss.item() == pytest.approx(loss, rel=1e-5)
     assert max_relative_difference(net.params["score"][0].diff,
-                                   peer.weights["score__0"].grad.numpy()) < 1e-5
+                                   peer.model.score.weight.grad.numpy()) < 1e-5
 
 
 def test_untranslated_layer_is_refused(tmp_path):

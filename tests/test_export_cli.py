@@ -37,6 +37,21 @@ def test_export_writes_verifies_and_reports_every_size(main, out, weights, tmp_p
     assert "agrees with Caffe at every size" in report
 
 
+@pytest.mark.parametrize("main,out,decoy", [(onnx_main, "m.onnx", "m.caffemodel"),
+                                            (torch_main, "torch", "voc_fcn16s.caffemodel")])
+def test_the_reported_size_counts_only_the_files_written(main, out, decoy, weights, tmp_path,
+                                                         capsys):
+    """A file beside the export that shares its stem (here 3 MB) is not the export's."""
+    folder = tmp_path if out.endswith(".onnx") else tmp_path / out
+    folder.mkdir(exist_ok=True)
+    (folder / decoy).write_bytes(bytes(3_000_000))
+    assert main(_args(weights, tmp_path / out, "--no-verify")) == 0
+    written = [tmp_path / out] if out.endswith(".onnx") else \
+        [folder / "voc_fcn16s.py", folder / "voc_fcn16s.pt"]
+    size_mb = sum(p.stat().st_size for p in written) / 1e6
+    assert f"({size_mb:.1f} MB with its weights)" in capsys.readouterr().out
+
+
 def _failed(main, argv, capsys) -> str:
     assert main(argv) == 1
     err = capsys.readouterr().err

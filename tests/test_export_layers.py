@@ -17,9 +17,10 @@ import pytest
 from caffe import layers as L
 from caffe import params as P
 
+from core.geometry import pooled_size
 from export import verify
 from export.caffe_net import forward, from_net
-from export.graph import ExportError, caffe_pooled_size, read_graph
+from export.graph import ExportError, read_graph
 from export.onnx_export import OnnxRunner, save, to_onnx
 from export.torch_export import TorchRunner, to_source
 from export.torch_export import state_dict as torch_state
@@ -111,16 +112,9 @@ def test_pooled_sizes_follow_caffes_reshape(exported):
         forward(caffe_net.net, _small_inputs(caffe_net, (h, w)))
         c2 = caffe_net.net.blobs["c2"].data.shape[2:]
         q1 = caffe_net.net.blobs["q1"].data.shape[2:]
-        assert q1 == tuple(caffe_pooled_size(s, 2, 2, 1, True) for s in c2)
+        assert q1 == tuple(pooled_size(s, 2, 2, 1, True) for s in c2)
         clipped += sum(-(-(s + 2 - 2) // 2) + 1 > q for s, q in zip(c2, q1))
     assert clipped > 0   # the sizes do reach the clipping rule
-
-
-def test_caffe_pooled_size_clips_a_last_window_that_starts_in_the_padding():
-    assert caffe_pooled_size(3, 2, 2, 1, ceil=True) == 2   # ceil gives 3; the third starts at 4
-    assert caffe_pooled_size(4, 2, 2, 1, ceil=True) == 3
-    assert caffe_pooled_size(5, 2, 2, 0, ceil=True) == 3     # unpadded: ceil kept
-    assert caffe_pooled_size(5, 2, 2, 0, ceil=False) == 2
 
 
 def test_a_layer_type_without_translation_is_one_clear_error():
