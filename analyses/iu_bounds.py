@@ -28,6 +28,7 @@ import numpy as np
 
 from core import paper_numbers
 from core.catalog import VOID
+from core.errors import cli_main
 from evaluation.labels import split_labels
 from evaluation.metrics import fast_hist, scores
 
@@ -99,6 +100,7 @@ def table(bounds: dict, paper: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+@cli_main("iu-bounds", also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Section 6.3's upper bounds: mean IU of ground truth downsampled by each "
@@ -113,13 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the bounds as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        count, num_classes, labels = split_labels(args.dataset, args.data, args.split,
-                                                  "test", progress=not args.quiet)
-        bounds = iu_bounds(labels, num_classes, args.factors, args.method)
-    except (ValueError, OSError) as e:
-        print(f"iu-bounds: error: {e}", file=sys.stderr)
-        return 1
+    count, num_classes, labels = split_labels(args.dataset, args.data, args.split, "test",
+                                              progress=not args.quiet)
+    bounds = iu_bounds(labels, num_classes, args.factors, args.method)
     paper = PAPER if (args.dataset, args.split) == ("voc", "seg11valid") else None
     print(f"{args.dataset} {args.split}: {count} images, {args.method} downsampling")
     print(table(bounds, paper))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.defaults import RUNS_DIR
+from core.errors import cli_main
 from core.weights import run_weights_path
 from nets.experiments import EXPERIMENTS
 from nets.solver_settings import equivalent_momentum
@@ -169,6 +170,7 @@ def table8(runs: Path, data_root: Path, *, width: float = 1.0, progress: bool = 
     return "\n".join(lines)
 
 
+@cli_main("reports", also=(OSError, ValueError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Table 2, Figure 5 and Table 8 from finished "
                                                  "runs.")
@@ -180,16 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.what == "table8" and args.data is None:
         parser.error("table8 scores the runs' weights: give --data DATA")
-    try:
-        if args.what == "table2":
-            print(table2(args.runs))
-        elif args.what == "table8":
-            print(table8(args.runs, args.data, width=args.width))
-        else:
-            print(figure5(args.runs, args.out or args.runs / "figure5.png"))
-    except (OSError, ValueError) as e:
-        print(f"reports: error: {e}", file=sys.stderr)
-        return 1
+    if args.what == "table2":
+        print(table2(args.runs))
+    elif args.what == "table8":
+        print(table8(args.runs, args.data, width=args.width))
+    else:
+        print(figure5(args.runs, args.out or args.runs / "figure5.png"))
     return 0
 
 

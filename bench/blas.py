@@ -19,6 +19,7 @@ import numpy as np
 
 from core import blas as binding
 from core.blas import CBLAS_NO_TRANS, CBLAS_ROW_MAJOR  # noqa: F401  (this module's names too)
+from core.errors import ReportedError
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
             "BLIS_NUM_THREADS", "GOTO_NUM_THREADS", "LD_LIBRARY_PATH")
@@ -30,7 +31,7 @@ MKL_CBWR_BRANCHES = {1: "off", 2: "auto", 3: "compatible", 4: "SSE2", 8: "SSE4_2
                      12: "AVX512", 14: "AVX512_E1", 15: "AVX10"}
 
 
-class BlasError(RuntimeError):
+class BlasError(ReportedError, RuntimeError):
     """The BLAS Caffe links could not be found or does not provide cblas_sgemm."""
 
 

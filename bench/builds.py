@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from core.defaults import REPO
+from core.errors import ReportedError
 
 RECIPE = REPO / "caffe-recipe"
 SPEED_PATCHES = ("0002-im2col-col2im-border-once-and-threads.patch",
@@ -33,7 +34,7 @@ SPEED_PATCHES = ("0002-im2col-col2im-border-once-and-threads.patch",
 COLUMN_PATCH = SPEED_PATCHES[0]
 
 
-class BuildError(RuntimeError):
+class BuildError(ReportedError, RuntimeError):
     """A side-by-side build could not be made."""
 
 

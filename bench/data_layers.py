@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.errors import cli_main
 from data.registry import layer_params, top_names
 from data.synthetic import make_dataset
 
@@ -79,6 +80,7 @@ def measure(name: str, root: Path, split: str, mode, steps: int, work: int,
     return {"images_per_s": best[0], "wait_ms": best[1], "shape": shape}
 
 
+@cli_main("bench-data-layers")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", choices=sorted(CASES), default=sorted(CASES))

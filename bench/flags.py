@@ -15,6 +15,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from core.errors import ReportedError
 from core.geometry import conv_window
 
 BENCH = Path(__file__).resolve().parent
@@ -23,7 +24,7 @@ UNPATCHED = "caffe (unpatched)"
 PATCHED = "recipe build (patch 0002)"
 
 
-class BuildError(RuntimeError):
+class BuildError(ReportedError, RuntimeError):
     """A probe did not compile; the message carries the compiler's last lines."""
 
 

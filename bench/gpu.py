@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.errors import cli_main
+
 
 def unavailable_reason(caffe_root: Path) -> str | None:
     """Why the GPU cannot be measured here, or None when it can."""
@@ -57,6 +59,7 @@ def measure(experiment: str, data_root: Path, size: tuple[int, int], repeats: in
             "forward_backward_ms": step["median_s"] * 1e3, "forward": forward, "train": step}
 
 
+@cli_main("bench-gpu")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="FCN GPU timings (one JSON line on stdout).")
     parser.add_argument("--experiment", default="voc-fcn8s")

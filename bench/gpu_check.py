@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from core.defaults import CAFFE_LOG_LEVEL, REPO
+from core.errors import ReportedError, cli_main
 
 PAPER_FCN8S_MS = 100.0  # Table 1 / Table 6 of the paper: FCN-8s, 500×500, Titan X
 TOLERANCE = 1e-3        # max relative difference GPU vs CPU accepted (float32, other order)
@@ -317,6 +318,7 @@ def write(out: Path, result: dict) -> bool:
     return ok
 
 
+@cli_main("gpu-check")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", type=Path, default=os.environ.get("FCN_BUNDLE"),
@@ -370,8 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"build; make one for it (make gpu-bundle CUDA_ARCH={arch})")
         result["elapsed_s"] = time.perf_counter() - started
         write(args.out, result)
-        print(f"gpu-check: error: {result['no_gpu']}", file=sys.stderr)
-        return 1
+        raise ReportedError(result["no_gpu"])
     print(f"gpu-check: GPU half on {description}: Caffe's GPU tests", flush=True)
     result["gpu_tests"] = gtests(args.bundle, GPU_TESTS, left(args.test_timeout),
                                  args.out / "gtest-gpu.log")

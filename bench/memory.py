@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.errors import cli_main
+
 
 def peak_rss_mib() -> float:
     """The process's high-water resident set size (VmHWM), MiB."""
@@ -43,6 +45,7 @@ def measure(experiment: str, data_root: Path, *, width: float, iterations: int,
             "peak_rss_mib": peak_rss_mib(), "iteration": timing}
 
 
+@cli_main("bench-memory")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Peak RSS of training iterations (one JSON "
                                                  "line on stdout).")

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from core.defaults import REPO
+from core.errors import cli_main
 
 
 def caffe_root() -> Path:
@@ -82,6 +83,7 @@ def sgemm_only(sgemm_n: int, repeats: int = 5, seed: int = 0) -> dict:
                       "runs": [round(r, 2) for r in rates]}}
 
 
+@cli_main("bench-probe")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sgemm and deploy forward under this "
                                                  "environment (one JSON line on stdout).")

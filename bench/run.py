@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core.defaults import REPO
+from core.errors import cli_main
 
 NETS = ("voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet")
 STEPS = ("blas", "nets", "breakdown", "peer", "patches", "data", "memory", "flags", "threads",
@@ -248,6 +249,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+@cli_main("bench")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import caffe

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import cli_main
+
 OLD_PIN = 2          # the harness's BLAS threads before the invariance patch
 EXPERIMENT = "voc-fcn8s"
 
@@ -163,6 +165,7 @@ def measure(data_root: Path, size: tuple[int, int], *, width: float, repeats: in
             "sgemm": {"n": sgemm_n, "gflops": float(np.median(rates))}, **row}
 
 
+@cli_main("bench-threads")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One row of the thread table: sgemm and "
                                      "FCN-8s forward and training iteration under this "

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import ReportedError, cli_main
+
 ARTIFACTS = ("build/lib/libcaffe.so", "build/lib/_caffe.so", "build/tools/caffe",
              "build/test/test.testbin")
 CUDA_LIBS = ("libcudart", "libcublas", "libcurand")
@@ -24,7 +26,7 @@ FATBIN_MAGIC = 0xBA55ED50
 KIND_NAMES = {1: "PTX", 2: "ELF"}
 
 
-class CheckError(Exception):
+class CheckError(ReportedError):
     """The build is not a complete CUDA build; the message says which file and why."""
 
 
@@ -151,16 +153,13 @@ def check_build(entry: Path, arch: int) -> list[str]:
     return report
 
 
+@cli_main("caffe-cuda-check")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("entry", type=Path, help="cache entry (build.sh --print-dir with CUDA=1)")
     parser.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90")
     args = parser.parse_args(argv)
-    try:
-        lines = check_build(args.entry, args.arch)
-    except CheckError as err:
-        print(f"caffe-cuda-check: error: {err}", file=sys.stderr)
-        return 1
+    lines = check_build(args.entry, args.arch)
     for line in lines:
         print(f"caffe-cuda-check: {line}")
     print(f"caffe-cuda-check: CUDA build for sm_{args.arch} at {args.entry} is complete")

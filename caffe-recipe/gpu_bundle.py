@@ -27,6 +27,8 @@ import sysconfig
 import tarfile
 from pathlib import Path
 
+from core.errors import ReportedError, cli_main
+
 HERE = Path(__file__).resolve().parent
 LIMIT_MIB = 60  # the archive must travel with the working tree (64 MiB of carried files)
 
@@ -98,8 +100,8 @@ class Bundle:
             if name in BASE or name in CUDA_RUNTIME or name in self.libraries:
                 continue
             if path is None:
-                raise SystemExit(f"gpu-bundle: error: {binary} needs {name}, which ldd does "
-                                 f"not find here; build the entry again (make caffe)")
+                raise ReportedError(f"{binary} needs {name}, which ldd does not find here; "
+                                    f"build the entry again (make caffe)")
             self.libraries[name] = str(path)
             dest = self.lib / name
             shutil.copy2(path.resolve(), dest)
@@ -233,6 +235,7 @@ def make(entry: Path, venv: Path, out: Path, archive: bool) -> dict:
     return manifest
 
 
+@cli_main("gpu-bundle")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entry", type=Path, required=True,
@@ -259,9 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu-bundle: {manifest['archive']}: {size:.1f} MiB "
               f"(limit {LIMIT_MIB} MiB), sha256 {manifest['archive_sha256'][:16]}…")
         if size > LIMIT_MIB:
-            print(f"gpu-bundle: error: the archive is {size:.1f} MiB, over the {LIMIT_MIB} "
-                  f"MiB that can travel to the GPU machine", file=sys.stderr)
-            return 1
+            raise ReportedError(f"the archive is {size:.1f} MiB, over the {LIMIT_MIB} MiB "
+                                f"that can travel to the GPU machine")
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from compare.errors import CompareError
 from compare.table import Comparison
-from core.errors import reports_input_errors
+from core.errors import cli_main
 
 KINDS = ("prototxt", "caffemodel", "segmentation", "runs")
 SUFFIX_KINDS = {".prototxt": "prototxt", ".pbtxt": "prototxt", ".caffemodel": "caffemodel",
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@reports_input_errors(exit_code=2)
+@cli_main("compare", exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ from compare.table import Comparison
 from core.caffe_files import load_net
 from core.defaults import NETS_DIR, RUNS_DIR
 from core.download import DownloadError, fetch, file_digest, verify
-from core.errors import reports_input_errors
+from core.errors import cli_main
 from core.palette import colorize
 from core.weights import RELEASE_VOC_FCN8S
 
@@ -103,7 +103,7 @@ def release_check(image: Path, output: Path, weights: Path, *, label: Path | Non
     return result
 
 
-@reports_input_errors(exit_code=2)
+@cli_main("release-check", exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m compare.release_check",
                                      description=__doc__.splitlines()[0])

@@ -31,12 +31,14 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from core.errors import ReportedError, cli_main
+
 CHUNK = 1 << 20
 SIDECAR = ".sha256"
 REJECTED = ".rejected"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(ReportedError, RuntimeError):
     """A download that could not be completed or verified; the message says what to do."""
 
 
@@ -313,6 +315,7 @@ def fetch(url: str, dest: Path | str, *, sha256: str | None = None, sha1: str | 
     return dest
 
 
+@cli_main("download")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
@@ -322,12 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--md5")
     parser.add_argument("--size", type=int)
     args = parser.parse_args(argv)
-    try:
-        fetch(args.url, args.dest, sha256=args.sha256, sha1=args.sha1, md5=args.md5,
-              size=args.size)
-    except DownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    fetch(args.url, args.dest, sha256=args.sha256, sha1=args.sha1, md5=args.md5, size=args.size)
     print(args.dest)
     return 0
 

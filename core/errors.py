@@ -1,4 +1,5 @@
-"""The one base class for input the project cannot use, so every CLI reports it in one line."""
+"""The one way an entry point fails: the project's errors share one base, and cli_main turns
+them into one `<prog>: error: …` line and one exit code."""
 
 from __future__ import annotations
 
@@ -8,21 +9,39 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-class InputError(ValueError):
+class ReportedError(Exception):
+    """A failure the project expects and explains: its message is the whole report, so an
+    entry point prints it in one line instead of a traceback. `exit_code` is the status it
+    exits with where that differs on purpose from the entry point's own (a diverged training
+    exits 3); None keeps the entry point's."""
+
+    exit_code: int | None = None
+
+
+class InputError(ReportedError, ValueError):
     """A file or argument that cannot be used; the message names it, the cause and the fix."""
 
 
-def reports_input_errors(exit_code: int = 1):
-    """Decorate a CLI's main(): an InputError becomes one `error: …` line on stderr and
-    `exit_code`, never a traceback (argparse's own usage errors still exit 2)."""
+def cli_main(prog: str, exit_code: int = 1,
+             also: tuple[type[BaseException], ...] = ()) -> Callable[[Callable[..., int]],
+                                                                    Callable[..., int]]:
+    """Decorate every entry point's main(): a ReportedError (and the exceptions in `also`,
+    which that entry point reports as they are) becomes one `<prog>: error: …` line on
+    stderr and the error's own exit code or `exit_code`, never a traceback. argparse's usage
+    errors still exit 2, signals keep the codes main() returns for them, and any other
+    exception is a bug and keeps its traceback."""
+    caught = (ReportedError, *also)
+
     def decorate(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(*args, **kwargs) -> int:
             try:
                 return main(*args, **kwargs)
-            except InputError as e:
-                print(f"error: {e}", file=sys.stderr)
-                return exit_code
+            except caught as e:
+                print(f"{prog}: error: {e}", file=sys.stderr)
+                code = getattr(e, "exit_code", None)
+                return exit_code if code is None else code
+        run.cli_prog = prog  # what tests/test_architecture.py checks every main() has
         return run
     return decorate
 

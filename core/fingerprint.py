@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core import blas
+from core.errors import ReportedError, cli_main
 
 PINNED_PREFIX = "libopenblas_pinned"   # the pinned build's file names (caffe-recipe/openblas.sh)
 # Fields that decide the BLAS's bits: equal in two runs => same kernels on the same inputs.
@@ -42,7 +43,7 @@ BLAS_NAME = re.compile(r"lib(?:open)?blas|libmkl_rt|libblis|libcblas")
 PROBE_SHAPE = (8, 40, 300)   # M, N, K of the self-check GEMM (Caffe's InnerProduct)
 
 
-class NumericsError(RuntimeError):
+class NumericsError(ReportedError, RuntimeError):
     """The BLAS Caffe runs on computes wrong results or cannot run on this CPU."""
 
 
@@ -455,6 +456,7 @@ def summary(fp: dict) -> str:
             f"BLAS environment: {env}")
 
 
+@cli_main("fingerprint")
 def main(argv: list[str] | None = None) -> int:
     import argparse  # noqa: PLC0415
     import json  # noqa: PLC0415
@@ -465,11 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                     "CPU, library versions, BLAS environment.")
     parser.add_argument("--json", action="store_true", help="the whole fingerprint as JSON")
     args = parser.parse_args(argv)
-    try:
-        fp = fingerprint()
-    except NumericsError as e:
-        print(f"fingerprint: error: {e}")
-        return 1
+    fp = fingerprint()
     print(json.dumps(fp, indent=2) if args.json else summary(fp))
     return 0
 

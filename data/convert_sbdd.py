@@ -18,7 +18,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from core.errors import InputError, reports_input_errors
+from core.errors import InputError, cli_main
 from core.palette import voc_palette
 
 FIELDS = {"cls": "GTcls", "inst": "GTinst"}
@@ -65,7 +65,7 @@ def convert(sbdd: Path, kinds: tuple[str, ...] = ("cls",), *, progress: bool = T
     return written
 
 
-@reports_input_errors(exit_code=1)
+@cli_main("convert-sbdd")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sbdd", type=Path, help="the SBD dataset folder (img/, cls/, inst/)")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from core.catalog import FOLDERS, PASCALCONTEXT_FULL_NAMES
 from core.defaults import DATA_ROOT
-from core.download import DownloadError, fetch, file_digest, sidecar
+from core.download import fetch, file_digest, sidecar
+from core.errors import cli_main
 from data.archives import ArchiveError, extract, find_folder, move_into
 from data.sources import NYUD_SPLITS_FILE, SOURCES, Place
 from data.splits import (
@@ -110,17 +111,14 @@ def fetch_dataset(name: str, root: Path, *, downloads: Path | None = None,
     return finish(name, root, check_release)
 
 
+@cli_main("data-fetch")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(SOURCES))
     parser.add_argument("--root", type=Path, default=DATA_ROOT, help="data root")
     parser.add_argument("--downloads", type=Path, help="archive folder (<root>/downloads)")
     args = parser.parse_args(argv)
-    try:
-        print(fetch_dataset(args.dataset, args.root, downloads=args.downloads))
-    except (DownloadError, ArchiveError, SplitError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    print(fetch_dataset(args.dataset, args.root, downloads=args.downloads))
     return 0
 
 

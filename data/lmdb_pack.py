@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from core.defaults import DATA_ROOT
-from core.errors import reports_input_errors
+from core.errors import cli_main
 from data.registry import NAMES, dataset_for, layer_params
 
 MAP_SLACK = 1.25  # LMDB needs its maximum size up front
@@ -64,7 +64,7 @@ def pack(name: str, root: Path, split: str, out: Path, *, check: bool = True,
     return out
 
 
-@reports_input_errors(exit_code=1)
+@cli_main("lmdb-pack")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(NAMES))

@@ -30,7 +30,7 @@ import scipy.io
 
 from core.catalog import DATASETS, FOLDERS
 from core.defaults import DATA_ROOT
-from core.errors import InputError, reports_input_errors
+from core.errors import InputError, cli_main
 
 # The folders' layouts, as the data layers read them (core.catalog).
 SBDD = DATASETS["voc"].train_layer.layout
@@ -224,7 +224,7 @@ def check_pascalcontext(voc2010: Path) -> dict[str, int]:
     return counts
 
 
-@reports_input_errors(exit_code=1)
+@cli_main("splits")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=("voc", "nyud", "siftflow", "pascalcontext"))

@@ -33,7 +33,7 @@ from core.catalog import (
     SIFTFLOW_SEMANTIC_CLASSES,
     VOID,
 )
-from core.errors import check_writable, reports_input_errors
+from core.errors import check_writable, cli_main
 from core.palette import voc_palette
 from data.splits import derive_seg11valid
 
@@ -400,7 +400,7 @@ def make_classification(root: Path, n: int, size: tuple[int, int], num_classes: 
     return paths, labels
 
 
-@reports_input_errors(exit_code=1)
+@cli_main("synthetic")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=(*WRITERS, "classification"))

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.defaults import REPO, RUNS_DIR, SEED
+from core.errors import cli_main
 from core.weights import FINAL_WEIGHTS, base_weights_path
 
 
@@ -135,6 +136,7 @@ def stage_train(out: Path, cfg: DemoConfig, base: Path, untrained: Path) -> dict
             for name, folder in folders.items()}
 
 
+@cli_main("demo")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The FCN method in miniature on CPU.")
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "demo")

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from core.catalog import DATASETS
+from core.errors import check_writable, cli_main
 from core.images import preprocess
 from core.palette import overlay, save_label_png
 
@@ -168,6 +169,7 @@ def segment_files(segmenter: Segmenter, images: list[Path], out_dir: Path,
     return seconds
 
 
+@cli_main("infer", also=(ValueError, OSError, RuntimeError, MemoryError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Label pictures with an FCN: palette PNG "
                                                  "and overlay JPEG per picture, any size.")
@@ -191,20 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     from evaluation.runtime import select_device
     from evaluation.tiling import default_budget, parse_budget
 
-    try:
-        from core.errors import check_writable
-
-        check_writable(args.out / ".fcn-infer-probe", "OUT=/--out")  # before any work, not after it
-        device = select_device(args.gpu)
-        images = list_images(args.inputs)
-        memory = parse_budget(args.memory) if args.memory else default_budget()
-        segmenter = load_segmenter(args.net, args.weights, width=args.width,
-                                   mean=tuple(args.mean) if args.mean else None, memory=memory,
-                                   allow_missing=tuple(args.allow_missing))
-        seconds = segment_files(segmenter, images, args.out, args.alpha)
-    except (ValueError, OSError, RuntimeError, MemoryError) as e:
-        print(f"infer: error: {e}", file=sys.stderr)
-        return 1
+    check_writable(args.out / ".fcn-infer-probe", "OUT=/--out")  # before any work, not after it
+    device = select_device(args.gpu)
+    images = list_images(args.inputs)
+    memory = parse_budget(args.memory) if args.memory else default_budget()
+    segmenter = load_segmenter(args.net, args.weights, width=args.width,
+                               mean=tuple(args.mean) if args.mean else None, memory=memory,
+                               allow_missing=tuple(args.allow_missing))
+    seconds = segment_files(segmenter, images, args.out, args.alpha)
     later = seconds[1:] or seconds
     print(f"{len(seconds)} image(s) on {device}: first {1000 * seconds[0]:.1f} ms, then "
           f"{1000 * float(np.mean(later)):.1f} ms per image on average; outputs in {args.out}")

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.catalog import DATASETS, class_names
-from core.errors import check_writable
+from core.errors import check_writable, cli_main
 from core.palette import save_label_png
 from evaluation.metrics import (
     Scores,
@@ -240,6 +240,7 @@ def run_fingerprint(experiment: str, data_root: Path | str, split: str | None = 
     return fingerprint(data=data, **files)
 
 
+@cli_main("score", also=(ValueError, OSError, RuntimeError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Score a caffemodel on a split: pixel accuracy, mean accuracy, mean IU, "
@@ -266,16 +267,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from evaluation.runtime import select_device
 
-    try:
-        if args.json:
-            check_writable(args.json, "JSON=/--json")
-        select_device(args.gpu)
-        result = score_weights(args.net, args.weights, args.data, split=args.split,
-                               width=args.width, save_dir=args.save, images=args.images,
-                               mask=args.mask, allow_missing=tuple(args.allow_missing))
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"score: error: {e}", file=sys.stderr)
-        return 1
+    if args.json:
+        check_writable(args.json, "JSON=/--json")
+    select_device(args.gpu)
+    result = score_weights(args.net, args.weights, args.data, split=args.split,
+                           width=args.width, save_dir=args.save, images=args.images,
+                           mask=args.mask, allow_missing=tuple(args.allow_missing))
     print(result.report())
     scores_json = json_scores(result.as_dict())
     if "non_finite" in scores_json:

@@ -1,7 +1,8 @@
 """The command line both exporters share: export, then verify against Caffe.
 
 Exit status: 0 exported and verified, 1 exported but over the tolerance, 2 bad input
-(one line naming the cause; no traceback).
+(one line naming the cause; no traceback). Each exporter module hands its own functions in
+as an `Exporter`, so this module imports neither (they import it for their main()).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import argparse
 import gc
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from core.errors import InputError
 from export import verify
 from export.graph import ExportError
 
@@ -46,12 +49,15 @@ def parser(kind: str) -> argparse.ArgumentParser:
     return p
 
 
-def _target(kind: str, args) -> Path:
-    """The .onnx file, or the generated module file inside the torch output folder."""
-    if kind == "onnx":
-        return args.out or Path("runs/export") / args.net / f"{args.net}.onnx"
-    from export.torch_export import module_name
-    return (args.out or Path("runs/export") / args.net) / (module_name(args.net) + ".py")
+@dataclass(frozen=True)
+class Exporter:
+    """What one format brings to the shared command line."""
+
+    kind: str                                   # a key of FORMATS
+    target: Callable[[str, Path | None], Path]  # (net, --out) → the file written or checked
+    export: Callable[[str, Path, Path, float], tuple[Any, Path]]  # (net, weights, target,
+    #                                             width) → (loaded Caffe net, written path)
+    runner: Callable[[Path], Any]               # the exported file → a forward like Caffe's
 
 
 def _written(kind: str, path: Path) -> list[Path]:
@@ -60,24 +66,17 @@ def _written(kind: str, path: Path) -> list[Path]:
     return [path] if kind == "onnx" else [path, path.with_suffix(".pt")]
 
 
-def _export(kind: str, args):
+def _export(exporter: Exporter, args):
     """(the loaded Caffe net, the written or checked path, a runner factory)."""
-    path = _target(kind, args)
-    if kind == "onnx":
-        from export.onnx_export import OnnxRunner as runner
-        from export.onnx_export import export
-    else:
-        from export.torch_export import TorchRunner as runner
-        from export.torch_export import export
+    path = exporter.target(args.net, args.out)
     if args.check_existing:
         from export.caffe_net import load
         if not path.is_file():
             raise ExportError(f"{path}: no such export to check; run without "
                               "--check-existing first")
-        return load(args.net, args.weights, args.width), path, lambda: runner(path)
-    caffe_net, path = export(args.net, args.weights, path if kind == "onnx" else path.parent,
-                             args.width)
-    return caffe_net, path, lambda: runner(path)
+        return load(args.net, args.weights, args.width), path, lambda: exporter.runner(path)
+    caffe_net, path = exporter.export(args.net, args.weights, path, args.width)
+    return caffe_net, path, lambda: exporter.runner(path)
 
 
 def _progress(step: str) -> None:
@@ -85,21 +84,20 @@ def _progress(step: str) -> None:
     print(f"verify: {step} …".ljust(40), end="\r", file=sys.stderr, flush=True)
 
 
-def run_export(kind: str, argv: list[str] | None = None) -> int:
+def run_export(exporter: Exporter, argv: list[str] | None = None) -> int:
+    """Both exporters' main(): its ExportError (and a ValueError or OSError of the input) is
+    the caller's cli_main's one line and exit 2."""
+    kind = exporter.kind
     args = parser(kind).parse_args(argv)
-    try:
-        sizes = verify.parse_sizes(args.sizes)
-        if args.image is not None:
-            if not args.image.is_file():
-                raise ExportError(f"{args.image}: no such picture")
-            try:
-                verify.picture((1, 1), args.seed, args.image)
-            except OSError as e:
-                raise ExportError(f"{args.image}: not a picture PIL can read ({e})") from None
-        caffe_net, path, make_runner = _export(kind, args)
-    except (InputError, ValueError, OSError) as e:   # InputError: core's and ours
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    sizes = verify.parse_sizes(args.sizes)
+    if args.image is not None:
+        if not args.image.is_file():
+            raise ExportError(f"{args.image}: no such picture")
+        try:
+            verify.picture((1, 1), args.seed, args.image)
+        except OSError as e:
+            raise ExportError(f"{args.image}: not a picture PIL can read ({e})") from None
+    caffe_net, path, make_runner = _export(exporter, args)
     if not args.check_existing:
         size_mb = sum(p.stat().st_size for p in _written(kind, path)) / 1e6
         print(f"export: wrote {path} ({size_mb:.1f} MB with its weights)")
@@ -118,9 +116,8 @@ def run_export(kind: str, argv: list[str] | None = None) -> int:
     try:
         runner = make_runner()
     except (OSError, RuntimeError, ValueError) as e:   # onnxruntime / torch cannot load it
-        print(f"error: {path}: cannot be loaded ({str(e).strip().splitlines()[-1]})",
-              file=sys.stderr)
-        return 2
+        raise ExportError(f"{path}: cannot be loaded ({str(e).strip().splitlines()[-1]})") \
+            from None
     comparisons = verify.check(runner, references, channels, args.seed, args.image, progress)
     if progress:
         print(" " * 40, end="\r", file=sys.stderr)

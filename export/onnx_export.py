@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import cli_main
+from export.cli import Exporter, run_export
 from export.graph import TRAINING_KINDS, ExportError, Graph, Op
 
 # ONNX operator set written: recent, and run by the pinned onnxruntime (export/requirements.txt)
@@ -230,9 +232,14 @@ def export(name: str, weights: Path, out: Path, width: float = 1.0):
     return caffe_net, write(caffe_net, out)
 
 
+EXPORTER = Exporter(
+    "onnx", target=lambda net, out: out or Path("runs/export") / net / f"{net}.onnx",
+    export=export, runner=OnnxRunner)
+
+
+@cli_main("onnx-export", exit_code=2, also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
-    from export.cli import run_export
-    return run_export("onnx", argv)
+    return run_export(EXPORTER, argv)
 
 
 if __name__ == "__main__":

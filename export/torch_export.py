@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import cli_main
+from export.cli import Exporter, run_export
 from export.graph import ExportError, Graph, Op
 
 RESERVED = {"self", "torch", "nn", "F", "crop", "caffe_pool", "load", "Path", "Scale",
@@ -356,9 +358,16 @@ class TorchRunner:
         return {n: r.numpy() for n, r in zip(self.model.outputs, result)}
 
 
+EXPORTER = Exporter(
+    "torch",
+    target=lambda net, out: (out or Path("runs/export") / net) / (module_name(net) + ".py"),
+    export=lambda net, weights, target, width: export(net, weights, target.parent, width),
+    runner=TorchRunner)
+
+
+@cli_main("torch-export", exit_code=2, also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
-    from export.cli import run_export
-    return run_export("torch", argv)
+    return run_export(EXPORTER, argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.errors import cli_main
 from nets.experiments import EXPERIMENTS, Experiment, build
 from nets.prototxt import to_prototxt
 from nets.solver_settings import solver_prototxt
@@ -60,6 +61,7 @@ def make_targets() -> str:
     return "\n".join(lines) + "\n"
 
 
+@cli_main("nets-generate")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the FCN experiments' prototxt.")
     parser.add_argument("experiments", nargs="*", metavar="EXPERIMENT",

@@ -30,6 +30,7 @@ import numpy as np
 from caffe import layers as L
 from caffe import params as P
 
+from core.errors import cli_main
 from nets.backbones import channels
 
 LAYERS = (("conv1_1", 64), ("conv1_2", 64), ("pool1", None), ("conv2_1", 128),
@@ -167,6 +168,7 @@ def compare(width: float = 0.125, size: int = 96, seed: int = 0, repeats: int = 
                       float(np.median(rarefied_times)))
 
 
+@cli_main("shift-stitch")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Section 3.2: shift-and-stitch equals the net with pool1 at stride 1 and "

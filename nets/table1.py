@@ -21,6 +21,7 @@ import caffe
 import numpy as np
 
 from core import paper_numbers
+from core.errors import cli_main
 from nets.analysis import conv_depth, geometry, learned_parameter_count
 from nets.experiments import build
 from nets.prototxt import to_prototxt
@@ -63,6 +64,7 @@ def facts(name: str, *, size: int = 500, repeats: int = 3, timed: bool = True) -
     return row
 
 
+@cli_main("table1")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Table 1's architecture columns from the "
                                                  "generated nets, with forward timing.")

@@ -21,6 +21,7 @@ from pathlib import Path
 from core import paper_numbers as N
 from core.catalog import DATASETS, relative_pixels
 from core.defaults import BASE_WEIGHTS_DIR, DATA_ROOT, RUNS_DIR, SEED, TEST_EVERY
+from core.errors import cli_main
 from core.geometry import parameter_counts
 from core.weights import FINAL_WEIGHTS, base_weights_path
 
@@ -522,6 +523,7 @@ def render(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+@cli_main("paper plan", also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="List every run the paper's tables need, "
                                      "what is done and missing, GPU hours and disk.")
@@ -532,17 +534,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="base caffemodel for first stages; 'none': random")
     parser.add_argument("--mini", action="store_true", help="the miniature's plan")
     args = parser.parse_args(argv)
-    try:
-        tables = parse_tables(args.tables)
-        if args.mini:
-            settings = mini_settings(args.runs or RUNS_DIR / "paper-mini")
-        else:
-            settings = Settings(data=args.data, runs=args.runs or RUNS_DIR,
-                                weights=args.weights)
-        print(render(make_plan(tables, settings)))
-    except (ValueError, OSError) as e:
-        print(f"paper plan: error: {e}", file=sys.stderr)
-        return 1
+    tables = parse_tables(args.tables)
+    if args.mini:
+        settings = mini_settings(args.runs or RUNS_DIR / "paper-mini")
+    else:
+        settings = Settings(data=args.data, runs=args.runs or RUNS_DIR,
+                            weights=args.weights)
+    print(render(make_plan(tables, settings)))
     return 0
 
 

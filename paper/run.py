@@ -25,6 +25,7 @@ import numpy as np
 
 from core import paper_numbers as N
 from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
+from core.errors import ReportedError, cli_main
 from core.weights import run_weights_path
 from evaluation.metrics import mean_iu_no_bg
 from paper.plan import (
@@ -249,7 +250,7 @@ def net_facts(group: Group, settings: Settings) -> dict:
     return {row.label: architecture(row.experiment, settings.width) for row in group.rows}
 
 
-class ChainsFailed(RuntimeError):
+class ChainsFailed(ReportedError, RuntimeError):
     """Some chains diverged or met bad data; the report was written without them."""
 
 
@@ -300,6 +301,7 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
     return report
 
 
+@cli_main("paper", also=(ValueError, OSError, RuntimeError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Train what the paper's tables need, score each row, and write "
@@ -343,9 +345,6 @@ def main(argv: list[str] | None = None) -> int:
         from training.schedule import stopped
 
         return stopped("paper", e)
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"paper: error: {e}", file=sys.stderr)
-        return 1
     print(f"report: {report}")
     return 0
 

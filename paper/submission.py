@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.catalog import DATASETS, FOLDERS
 from core.defaults import DATA_ROOT, RUNS_DIR
+from core.errors import cli_main
 
 YEARS = ("2011", "2012")
 COMPETITION = "comp6"
@@ -99,6 +100,7 @@ def archive(out: Path, year: str) -> Path:
     return path
 
 
+@cli_main("voc-submission", also=(ValueError, OSError, RuntimeError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="VOC test-set predictions in the "
                                      "development kit's layout, and the archive to upload.")
@@ -111,17 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", type=int, metavar="N")
     parser.add_argument("--out", type=Path, help="default runs/voc-submission-<year>")
     args = parser.parse_args(argv)
-    try:
-        from evaluation.runtime import select_device
+    from evaluation.runtime import select_device
 
-        select_device(args.gpu)
-        folder, tarball = write_predictions(
-            args.weights, args.year, args.data,
-            args.out or RUNS_DIR / f"voc-submission-{args.year}", net=args.net,
-            width=args.width)
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"voc-submission: error: {e}", file=sys.stderr)
-        return 1
+    select_device(args.gpu)
+    folder, tarball = write_predictions(
+        args.weights, args.year, args.data,
+        args.out or RUNS_DIR / f"voc-submission-{args.year}", net=args.net,
+        width=args.width)
     print(f"predictions: {folder}\narchive: {tarball}")
     return 0
 

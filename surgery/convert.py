@@ -28,7 +28,7 @@ from core.caffe_files import (
     read_prototxt,
     write_prototxt,
 )
-from core.errors import reports_input_errors
+from core.errors import cli_main
 from surgery.definition import data_layers, with_batch_one, without_fillers
 from surgery.errors import SurgeryError
 from surgery.transplant import Report, transplant
@@ -162,7 +162,7 @@ def check_base_fits(base, fcn_prototxt: Path | str, *, verbose: bool = True) -> 
     return fresh
 
 
-@reports_input_errors(exit_code=1)
+@cli_main("surgery-convert")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m surgery.convert",

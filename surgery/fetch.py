@@ -20,7 +20,7 @@ import caffe
 
 from core.defaults import BASE_WEIGHTS_DIR, REPO
 from core.download import DownloadError, fetch
-from core.errors import InputError
+from core.errors import cli_main
 from core.weights import base_weights_path
 from surgery.convert import convolutionalize
 from surgery.errors import SurgeryError
@@ -139,6 +139,7 @@ def files_needed(classifier: Classifier, directory: Path) -> list[str]:
     return [f"{directory / r.name}  ← {r.url}" for r in remotes]
 
 
+@cli_main("surgery-fetch")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m surgery.fetch",
                                      description=__doc__.splitlines()[0])
@@ -150,13 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(fetch_and_convert(classifier, args.dir))
     except DownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        print("files this needs (put them there by hand if this machine is offline):\n  "
-              + "\n  ".join(files_needed(classifier, args.dir)), file=sys.stderr)
-        return 1
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise DownloadError(
+            f"{e}\nfiles this needs (put them there by hand if this machine is offline):\n  "
+            + "\n  ".join(files_needed(classifier, args.dir))) from None
     return 0
 
 

@@ -29,7 +29,7 @@ import caffe
 import numpy as np
 
 from core.caffe_files import check_buildable, read_params, read_prototxt
-from core.errors import reports_input_errors
+from core.errors import cli_main
 from surgery.definition import data_layers
 from surgery.errors import SurgeryError
 from surgery.interp import interp
@@ -131,7 +131,7 @@ def _check_left_at_init(net, report: Report, upsampled: list[str], allow_missing
                            f"pass --allow-missing")
 
 
-@reports_input_errors(exit_code=1)
+@cli_main("surgery-prepare")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m surgery.prepare",

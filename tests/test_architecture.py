@@ -83,3 +83,34 @@ def test_test_helpers_live_under_tests():
     helpers = [p.relative_to(REPO) for p in project_files()
                if p.stem in ("fixtures", "netspec", "conftest")]
     assert not helpers, helpers
+
+
+def entry_point_files():
+    """Every module that may have a main(): the project's areas and the build recipe's scripts."""
+    yield from project_files()
+    yield from sorted((REPO / "caffe-recipe").glob("*.py"))
+
+
+def _is_cli_main(decorator: ast.expr) -> bool:
+    call = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return (isinstance(call, ast.Name) and call.id == "cli_main") or \
+        (isinstance(call, ast.Attribute) and call.attr == "cli_main")
+
+
+def test_every_entry_point_fails_one_way():
+    """Every main() goes through core.errors.cli_main, so the project's errors come out as one
+    `<prog>: error: …` line and one exit code everywhere, and no main() writes its own."""
+    wrong = []
+    for path in entry_point_files():
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if not (isinstance(node, ast.FunctionDef) and node.name == "main"):
+                continue
+            where = f"{path.relative_to(REPO)}:{node.lineno}"
+            if not any(_is_cli_main(d) for d in node.decorator_list):
+                wrong.append(f"{where}: main() without @cli_main(prog)")
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Constant) and isinstance(inner.value, str) \
+                        and "error: " in inner.value:
+                    wrong.append(f"{where}: main() writes its own 'error: ' line "
+                                 f"(line {inner.lineno}); raise a ReportedError instead")
+    assert not wrong, "\n".join(wrong)

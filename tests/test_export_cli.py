@@ -102,7 +102,7 @@ def test_the_tolerance_is_the_stated_one(weights, tmp_path, capsys):
 def _one_clear_error(main, argv, capsys, *expected: str) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert err.startswith(f"{main.cli_prog}: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
     for text in expected:
         assert text in err

@@ -42,7 +42,8 @@ def test_truncated_caffemodel(tmp_path):
     done = run_cli("surgery.convert", proto, cut, tmp_path / "out.caffemodel")
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {cut}: not a readable caffemodel")
+    assert len(lines) == 1
+    assert lines[0].startswith(f"surgery-convert: error: {cut}: not a readable caffemodel")
     with pytest.raises(CaffeFileError, match="caffemodel not found"):
         read_params(tmp_path / "missing.caffemodel")
 
@@ -82,8 +83,8 @@ def test_deconvolution_with_unequal_channels_in_a_net_to_prepare(tmp_path):
                    "--out", tmp_path / "out.caffemodel")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "error: interp: layer up maps 4 channels to 2 (group 1); bilinear upsampling needs "
-        "equal channels or a single input channel"]
+        "surgery-prepare: error: interp: layer up maps 4 channels to 2 (group 1); bilinear "
+        "upsampling needs equal channels or a single input channel"]
 
 
 def test_definitions_caffe_would_abort_on(tmp_path):

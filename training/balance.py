@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.catalog import class_weights_file
+from core.errors import cli_main
 from evaluation.labels import split_labels
 from nets.experiments import EXPERIMENTS
 
@@ -99,6 +100,7 @@ def keep_with_run(experiment: str, data_root: Path, run_dir: Path, *,
     return record
 
 
+@cli_main("balance", also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Compute an experiment's class-balancing loss weights over its training "
@@ -108,12 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                         choices=[n for n, e in EXPERIMENTS.items() if e.loss == "balanced"])
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        path, weights = ensure_class_weights(args.experiment, args.data,
-                                             progress=not args.quiet)
-    except (ValueError, OSError) as e:
-        print(f"balance: error: {e}", file=sys.stderr)
-        return 1
+    path, weights = ensure_class_weights(args.experiment, args.data, progress=not args.quiet)
     print(json.dumps({"file": str(path), "weights": [round(float(w), 6) for w in weights]}))
     return 0
 

@@ -27,6 +27,7 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from tqdm import tqdm
 
+from core.errors import cli_main
 from evaluation.runtime import bar_interval
 from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
@@ -163,6 +164,7 @@ def experiment_for(dataset: str, split: str) -> tuple[Experiment, int]:
     return candidates[0], 1
 
 
+@cli_main("check-data", exit_code=2, also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Read every file of a split through its "
                                                  "data layer and list every bad one.")
@@ -171,12 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, type=Path, help="dataset root (like data/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        exp, phase = experiment_for(args.dataset, args.split)
-        report = check_split(exp, args.data, args.split, phase, progress=not args.quiet)
-    except (ValueError, OSError) as e:
-        print(f"check-data: error: {e}", file=sys.stderr)
-        return 2
+    exp, phase = experiment_for(args.dataset, args.split)
+    report = check_split(exp, args.data, args.split, phase, progress=not args.quiet)
     print(report.summary())
     return 1 if report.bad else 0
 

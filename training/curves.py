@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import cli_main
 from training.runlog import JSON_NAME, read_records
 
 
@@ -91,6 +92,7 @@ def save_figure(fig, out: Path | str) -> Path:
     return out
 
 
+@cli_main("curves", also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Plot loss and mean IU against iteration "
                                                  "from a run's train.jsonl.")
@@ -98,11 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="PNG to write (default: RUN/curves.png)")
     args = parser.parse_args(argv)
     log = args.run / JSON_NAME if args.run.is_dir() else args.run
-    try:
-        out = plot(log, args.out or log.parent / "curves.png")
-    except (ValueError, OSError) as e:
-        print(f"curves: error: {e}", file=sys.stderr)
-        return 1
+    out = plot(log, args.out or log.parent / "curves.png")
     print(out)
     return 0
 

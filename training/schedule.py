@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.defaults import BASE_WEIGHTS_DIR, RUNS_DIR, SEED, TEST_EVERY
+from core.errors import cli_main
 from core.weights import base_weights_path, run_weights_path
 from evaluation.score import json_scores
 from nets.experiments import EXPERIMENTS, Experiment
@@ -227,6 +228,7 @@ def stopped(program: str, interrupt: KeyboardInterrupt) -> int:
     return 128 + (args[1] if len(args) > 1 and args[1] else signal.SIGINT)
 
 
+@cli_main("schedule", also=(ValueError, OSError, RuntimeError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Train an experiment and the stages it starts from (staged 32s→16s→8s, "
@@ -262,12 +264,6 @@ def main(argv: list[str] | None = None) -> int:
         run_schedule(config)
     except KeyboardInterrupt as e:
         return stopped("schedule", e)
-    except Diverged as e:
-        print(f"schedule: error: {e}", file=sys.stderr)
-        return 3
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"schedule: error: {e}", file=sys.stderr)
-        return 1
     return 0
 
 

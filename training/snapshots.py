@@ -30,6 +30,8 @@ from pathlib import Path
 from caffe.proto import caffe_pb2
 from google.protobuf.message import DecodeError
 
+from core.errors import ReportedError
+
 STAGING = ".staging"
 PREFIX = "train"
 LOCK_NAME = ".lock"
@@ -37,7 +39,7 @@ _NAME = re.compile(rf"^{PREFIX}_iter_(\d+)\.solverstate$")
 _MIB = 1 << 20
 
 
-class RunBusy(RuntimeError):
+class RunBusy(ReportedError, RuntimeError):
     """Another process holds the run folder."""
 
 

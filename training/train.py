@@ -43,6 +43,7 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 from core.defaults import RUNS_DIR, SEED, TEST_EVERY
+from core.errors import ReportedError, cli_main
 from evaluation.runtime import bar_interval, check_data_root, select_device
 from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 from nets.experiments import EXPERIMENTS, Experiment
@@ -55,11 +56,13 @@ SOLVER_OVERRIDES = ("base_lr", "momentum", "iter_size", "weight_decay")
 CHECK_DATA_FROM = 1000  # iterations: a run at least this long reads its splits first
 
 
-class Diverged(RuntimeError):
+class Diverged(ReportedError, RuntimeError):
     """The loss or the weights became NaN/inf; nothing was written from that state."""
 
+    exit_code = 3
 
-class DataFault(RuntimeError):
+
+class DataFault(ReportedError, RuntimeError):
     """A data file failed mid-run; recorded in the logs, with a snapshot taken first."""
 
 
@@ -638,17 +641,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        check_data=args.check_data)
 
 
+@cli_main("train", also=(ValueError, OSError, RuntimeError))
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 done, 1 error, 3 diverged, 130/143 stopped by SIGINT/SIGTERM (resumable)."""
     args = parse_args(argv)
     try:
         outcome = train(config_from_args(args))
-    except Diverged as e:
-        print(f"train: error: {e}", file=sys.stderr)
-        return 3
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"train: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("train: aborted without a snapshot; --resume continues from the last one",
               file=sys.stderr)

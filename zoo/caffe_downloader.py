@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.errors import InputError
+from core.errors import cli_main
 from zoo.errors import ZooError
 
 SHIM = ("import functools, runpy, sys, yaml; "
@@ -52,6 +52,7 @@ def run_caffe_downloader(model_dir: Path | str, *, as_is: bool = False,
                           text=True, timeout=timeout, check=False)
 
 
+@cli_main("zoo-downloader", exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.caffe_downloader",
                                      description=__doc__.splitlines()[0])
@@ -59,12 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-is", action="store_true",
                         help="without the yaml shim (fails under PyYAML 6, see the docstring)")
     args = parser.parse_args(argv)
-    try:
-        command = downloader_command(args.model_dir, as_is=args.as_is)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return subprocess.call(command)
+    return subprocess.call(downloader_command(args.model_dir, as_is=args.as_is))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 from core.caffe_files import parse_prototxt, read_caffemodel, uncovered_layers
 from core.defaults import NETS_DIR
 from core.download import file_digest
-from core.errors import check_writable, reports_input_errors
+from core.errors import check_writable, cli_main
 from core.fingerprint import fingerprint, summary
 from zoo.errors import ZooError
 from zoo.frontmatter import check_fields, render_readme
@@ -142,7 +142,7 @@ def _body(experiment: str, fields: dict[str, str], phase_nets: list[Path],
     return "\n".join(parts)
 
 
-@reports_input_errors(exit_code=2)
+@cli_main("zoo-export", exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.export",
                                      description=__doc__.splitlines()[0])

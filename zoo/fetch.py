@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from core.caffe_files import read_caffemodel
 from core.download import DownloadError, fetch, file_digest
-from core.errors import reports_input_errors
+from core.errors import cli_main
 from core.weights import PUBLISHED
 from zoo.errors import ZooError
 from zoo.export import check_weights_cover_deploy
@@ -83,7 +83,7 @@ def import_weights(source: Path | str, dest: Path | str | None = None, *,
     return target
 
 
-@reports_input_errors(exit_code=2)
+@cli_main("zoo-fetch", exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.fetch",
                                      description=__doc__.splitlines()[0])
