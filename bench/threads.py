@@ -89,7 +89,7 @@ def run(workdir: Path, data_root: Path, *, size: tuple[int, int] = (500, 500),
         timeout: float = 600) -> dict:
     """Measure every row (past `deadline`, time.monotonic(), the rest are skipped), compare
     the forward outputs' bits and work out the cost of invariance."""
-    from bench.run import subprocess_json
+    from bench.measure import subprocess_json
     from bench.torch_peer import max_relative_difference
 
     cpus = cpus or all_threads()
@@ -144,8 +144,8 @@ def measure(data_root: Path, size: tuple[int, int], *, width: float, repeats: in
     import caffe
 
     from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas
+    from bench.measure import time_caffe_net
     from bench.probe import caffe_root
-    from bench.run import time_caffe_net
     from core.fingerprint import thread_invariant
 
     caffe.set_mode_cpu()

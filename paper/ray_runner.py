@@ -1,7 +1,7 @@
 """`make paper RAY_ADDRESS=…`: each independent chain a Ray task, on any node of a cluster.
 
 Chains never share a stage (paper.plan.components), so tasks need no coordination beyond
-the run folder: RUNS must be on storage every node sees. A task is paper.run.work — the
+the run folder: RUNS must be on storage every node sees. A task is paper.chains.work — the
 serial run's own unit — so the same rules hold: finished stages are reused, an interrupted
 one resumes from its latest snapshot. When a node or worker dies, Ray runs the task again
 (max_retries) and the new attempt resumes where the snapshots stop; a task that still
@@ -35,9 +35,9 @@ def lease_path(settings: Settings, targets: list[str]) -> Path:
 
 def _task(targets: list[str], settings: dict, equal_images: list[str],
           tables: list[str]) -> dict:
-    """What runs on a worker: paper.run.work for one chain, with a lease file."""
+    """What runs on a worker: paper.chains.work for one chain, with a lease file."""
+    from paper.chains import work
     from paper.plan import TABLES
-    from paper.run import work
 
     config = Settings(**{k: (Path(v) if k in ("data", "runs", "base_dir") else
                              tuple(v) if k == "picture" else v)

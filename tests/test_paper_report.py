@@ -235,11 +235,12 @@ def test_a_diverging_chain_loses_nothing_else(tmp_path, monkeypatch):
     """One chain diverging (here nullbg-fcn32s at an absurd rate) must not lose the others'
     results: they train, the report is written with the other groups' numbers, and the run
     fails naming the chain."""
+    import paper.chains as chains
     import paper.run as paper_run
     from paper.plan import SHORT
 
-    real = paper_run.first_lr
-    monkeypatch.setattr(paper_run, "first_lr", lambda name, settings: (
+    real = chains.first_lr
+    monkeypatch.setattr(chains, "first_lr", lambda name, settings: (
         1e6 if name == "nullbg-fcn32s" else real(name, settings)))
     settings = mini_settings(tmp_path, SHORT)
     with pytest.raises(paper_run.ChainsFailed, match=r"nullbg-fcn32s: .*diverged"):

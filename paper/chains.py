@@ -1,0 +1,125 @@
+"""One chain's unit of `make paper`: train its stages, score its rows. The serial run
+(paper.run) and each Ray task (paper.ray_runner) call exactly `work`, and the report's
+collection reads the same cached scores (`score_row`).
+
+Training goes through training.schedule (the same loop and rules as `make voc-fcn8s`);
+scores are kept in RUNS/paper/scores/ keyed by the weights' digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core import paper_numbers as N
+from core.weights import run_weights_path
+from evaluation.metrics import mean_iu_no_bg
+from paper.plan import Group, Row, Settings, chain, first_lr, stage_iterations
+
+
+# --- training ----------------------------------------------------------------------------------
+def train_targets(targets: list[str], settings: Settings, equal_images: set[str],
+                  progress: bool = False) -> None:
+    """Train each target's chain in order (shared stages once; finished ones skipped)."""
+    from training.schedule import ScheduleConfig, run_schedule
+
+    # a target that is a stage of another one's chain is trained as part of that chain
+    leaves = [t for t in targets if not any(t != o and t in chain(o) for o in targets)]
+    for target in leaves:
+        overrides = {"momentum": settings.momentum} if settings.momentum is not None else {}
+        iters = (stage_iterations(target, settings, target in equal_images)
+                 if settings.iters else None)
+        run_schedule(ScheduleConfig(
+            target, settings.data, runs=settings.runs, weights=settings.weights,
+            iters=iters, test_every=settings.test_every, width=settings.width,
+            gpu=settings.gpu, seed=settings.seed, lr=first_lr(target, settings),
+            overrides=overrides, progress=progress, score=False,
+            base_dir=settings.base_dir))
+
+
+# --- scoring -----------------------------------------------------------------------------------
+def digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def metrics_of(result: dict, hists: dict | None) -> dict:
+    """A table row's columns from a scoring (evaluation.score's as_dict shape)."""
+    head = "sem" if "sem" in result else "label"
+    metrics = {k: result[head][k] for k in N.STANDARD}
+    if "geo" in result:
+        metrics[N.GEOM_ACC] = result["geo"]["pixel_accuracy"]
+    if N.MEAN_IU_NO_BG in result[head]:
+        metrics[N.MEAN_IU_NO_BG] = result[head][N.MEAN_IU_NO_BG]
+    elif hists and head in hists:
+        metrics[N.MEAN_IU_NO_BG] = mean_iu_no_bg(np.array(hists[head]))
+    return metrics
+
+
+def score_key(row: Row) -> str:
+    return row.experiment + (f"@mask-{row.test_mask}" if row.test_mask else "") + \
+        ("#best" if row.best else "")
+
+
+def score_row(row: Row, settings: Settings) -> dict:
+    """The row's metrics (fractions), cached in RUNS/paper/scores/ by the weights' digest."""
+    final = run_weights_path(settings.runs, row.experiment)
+    if not final.is_file():
+        raise FileNotFoundError(f"{final}: {row.experiment} has not finished")
+    cache = settings.report_dir / "scores" / f"{score_key(row)}.json"
+    stamp = digest(final)
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("weights_sha256") == stamp:
+            return cached["metrics"]
+    if row.best:
+        metrics = best_during_training(settings.runs / row.experiment)
+    else:
+        from evaluation.score import score_weights
+
+        masked = {"mask": row.test_mask} if row.test_mask else {}
+        result = score_weights(row.experiment, final, settings.data, width=settings.width,
+                               progress=False, **masked)
+        metrics = metrics_of(result.as_dict(), {k: v.tolist() for k, v in
+                                                result.hists.items()})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"weights": str(final), "weights_sha256": stamp,
+                                 "metrics": metrics}, indent=1) + "\n")
+    return metrics
+
+
+def best_during_training(run_dir: Path) -> dict:
+    """Table 2's scores: the test with the highest mean IU among those taken in training."""
+    from training.runlog import JSON_NAME, read_records
+
+    tests = [r for r in read_records(run_dir / JSON_NAME, "test") if "label" in r]
+    if not tests:
+        raise RuntimeError(f"{run_dir / JSON_NAME}: no test records")
+    best = max(tests, key=lambda r: (r["label"]["mean_iu"] or 0.0, -r["iter"]))
+    metrics = metrics_of(best, None)
+    metrics["iteration"] = best["iter"]
+    return metrics
+
+
+def score_component(targets: list[str], settings: Settings, groups: list[Group]) -> None:
+    """Score every row whose weights come from this component (run where it was trained)."""
+    stages = {s for t in targets for s in chain(t)}
+    for group in groups:
+        for row in group.rows:
+            if row.experiment in stages:
+                score_row(row, settings)
+
+
+def work(targets: list[str], settings: Settings, equal_images: set[str],
+         groups: list[Group], progress: bool = False) -> list[str]:
+    """One component: train its chains, score its rows. A serial run and each Ray task
+    call exactly this."""
+    train_targets(targets, settings, equal_images, progress)
+    score_component(targets, settings, groups)
+    return targets
