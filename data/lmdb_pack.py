@@ -17,19 +17,16 @@ from pathlib import Path
 
 from core.defaults import DATA_ROOT
 from core.errors import cli_main
-from data.registry import NAMES, dataset_for, layer_params
+from data.registry import NAMES, dataset_for, from_layers, layer_params
 
 MAP_SLACK = 1.25  # LMDB needs its maximum size up front
 
 
 def split_files(name: str, params: dict) -> tuple[object, list, list[str]]:
     """(source, every file reference the split reads, the split's example ids)."""
-    from seg_dataset import read_split
-    from seg_io import FileSource
-
     dataset = dataset_for(name, params)
-    source = FileSource(dataset.roots())
-    indices = read_split(dataset, source)
+    source = from_layers("seg_io").FileSource(dataset.roots())
+    indices = from_layers("seg_dataset").read_split(dataset, source)
     refs = [dataset.split_file(), *dataset.setup_files()]
     for index in indices:
         refs += dataset.files(index).values()
@@ -40,9 +37,10 @@ def pack(name: str, root: Path, split: str, out: Path, *, check: bool = True,
          progress: bool = True) -> Path:
     """Write the LMDB for split `split` of dataset `name` under data root `root`."""
     import lmdb
-    from seg_dataset import load_example
-    from seg_io import lmdb_key
     from tqdm import tqdm
+
+    load_example = from_layers("seg_dataset").load_example
+    lmdb_key = from_layers("seg_io").lmdb_key
 
     params = layer_params(name, root, split)
     source, refs, indices = split_files(name, params)

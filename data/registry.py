@@ -10,11 +10,23 @@ from __future__ import annotations
 import ast
 import importlib
 from pathlib import Path
+from types import ModuleType
 
 from core.catalog import DATASETS, LAYER_NAMES, data_param
 
 NAMES = tuple(LAYER_NAMES)
 NYUD_ALL_TOPS = ("color", "depth", "hha")
+LAYERS_DIR = Path(__file__).resolve().parents[1] / "layers"
+
+
+def from_layers(module: str) -> ModuleType:
+    """A module of layers/ (`voc_layers`, `seg_io`, …) imported the way Caffe imports it, by
+    its top-level name (the venv puts layers/ on the path). The one way code outside layers/
+    reaches them, so tests/test_architecture.py sees every use; on call, because most of them
+    import Caffe."""
+    if not (LAYERS_DIR / f"{module}.py").is_file():
+        raise ValueError(f"{module!r} is not a module of {LAYERS_DIR}")
+    return importlib.import_module(module)
 
 
 def _layer(name: str):
@@ -33,7 +45,7 @@ def module_and_class(name: str) -> tuple[str, str]:
 def layer_module(name: str):
     """Import the layer module of dataset `name` the way Caffe does (by top-level name;
     the venv puts layers/ on the path)."""
-    return importlib.import_module(_layer(name).module)
+    return from_layers(_layer(name).module)
 
 
 def layer_params(name: str, root: Path | str, split: str, **extra) -> dict:

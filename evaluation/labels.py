@@ -3,7 +3,6 @@ the analyses that need labels without a net: IU bounds (6.3), class frequencies 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.catalog import data_param
+from data.registry import from_layers
 from evaluation.runtime import bar_interval
 
 
@@ -18,14 +18,14 @@ def split_labels(dataset: str, data_root: Path, split: str, phase: str = "test",
                  progress: bool = True) -> tuple[int, int, Iterator[np.ndarray]]:
     """(image count, class count, iterator over the 2-d label arrays) of `split`, read as
     the `phase` ('train' or 'test') data layer of `dataset` reads it, checks included."""
-    from seg_data import parse_param_str
-    from seg_dataset import load_example, read_split
-    from seg_io import FileSource
+    parse_param_str = from_layers("seg_data").parse_param_str
+    seg_dataset = from_layers("seg_dataset")
+    load_example, read_split = seg_dataset.load_example, seg_dataset.read_split
 
     layer, param_str = data_param(dataset, phase, split, str(Path(data_root).resolve()))
-    dataset_class = getattr(importlib.import_module(layer.module), layer.dataset_class)
+    dataset_class = getattr(from_layers(layer.module), layer.dataset_class)
     data = dataset_class(parse_param_str(param_str, f"{layer.layer} param_str"))
-    source = FileSource(data.roots())
+    source = from_layers("seg_io").FileSource(data.roots())
     indices = read_split(data, source)
     label_top, num_classes = next(iter(data.label_classes.items()))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 from core.errors import cli_main
+from data.registry import from_layers
 from evaluation.runtime import bar_interval
 from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
@@ -63,7 +63,7 @@ def _data_layer(exp: Experiment, root: Path, split: str, phase_index: int):
         net = caffe_pb2.NetParameter()
         text_format.Merge(paths["train" if phase_index == 0 else "test"].read_text(), net)
     layer = next(layer for layer in net.layer if layer.type == "Python")
-    module = importlib.import_module(layer.python_param.module)
+    module = from_layers(layer.python_param.module)
     return getattr(module, layer.python_param.layer), layer.python_param.param_str
 
 
@@ -83,9 +83,10 @@ def _stats(source, refs) -> list | None:
 def check_split(exp: Experiment, root: Path, split: str, phase_index: int, *,
                 progress: bool = True) -> CheckReport:
     """Load every example of `split` through the data layer of `exp`'s phase."""
-    from seg_data import open_source, parse_param_str
-    from seg_dataset import load_example, read_split
-    from seg_io import DataError
+    seg_data, seg_dataset = from_layers("seg_data"), from_layers("seg_dataset")
+    open_source, parse_param_str = seg_data.open_source, seg_data.parse_param_str
+    load_example, read_split = seg_dataset.load_example, seg_dataset.read_split
+    DataError = from_layers("seg_io").DataError
 
     root = Path(root)
     layer_class, param_str = _data_layer(exp, root, split, phase_index)
