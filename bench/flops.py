@@ -11,7 +11,6 @@ the bottom needs it (not for the data layer's image), as Caffe decides.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from caffe.proto import caffe_pb2
 
@@ -79,10 +78,3 @@ def total_flops(counts: list[LayerFlops]) -> dict[str, int]:
     return {"forward": forward, "forward_backward": forward + backward}
 
 
-def read_net_param(path: Path | str) -> caffe_pb2.NetParameter:
-    """A prototxt as a NetParameter (text format)."""
-    from google.protobuf import text_format
-
-    net_param = caffe_pb2.NetParameter()
-    text_format.Merge(Path(path).read_text(), net_param)
-    return net_param

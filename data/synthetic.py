@@ -136,19 +136,6 @@ def scene_size(rng: np.random.Generator, size: tuple[int, int], size_jitter: int
     return h, w
 
 
-def draw_example(rng, size: tuple[int, int], num_classes: int,
-                 void_outline: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """One VOC-style picture (H×W×3 uint8) and its label (H×W uint8, 255 = void outline),
-    with classes 1..num_classes-1 on background 0. `rng`: a numpy Generator or RandomState."""
-    if isinstance(rng, np.random.RandomState):
-        rng = np.random.default_rng(rng.randint(2**31))
-    scene = make_scene(rng, *size, class_choice(num_classes, num_classes))
-    label = scene.label.astype(np.uint8)
-    if void_outline:
-        label[scene.outline] = VOID
-    return scene.rgb, label
-
-
 # --- writers ------------------------------------------------------------------------------------
 def write_jpeg(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

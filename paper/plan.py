@@ -201,7 +201,7 @@ def mini_settings(runs: Path, mini: Miniature = MINI, gpu: int | None = None) ->
                     picture=(mini.size[1], mini.size[0]))
 
 
-# --- registry lookups (issue 17 adds experiments concurrently) --------------------------------
+# --- registry lookups ---------------------------------------------------------------------------
 def registered() -> dict:
     from nets.experiments import EXPERIMENTS
 
@@ -211,34 +211,6 @@ def registered() -> dict:
 def missing_experiments(group: Group) -> list[str]:
     have = registered()
     return [name for name in group.needed() if name not in have]
-
-
-def missing_features(group: Group) -> list[str]:
-    """What this checkout lacks besides experiments: test-time masking in the scorer,
-    the IU-bounds computation (both issue 17's)."""
-    import inspect
-
-    from evaluation.score import score_weights
-
-    lacking = []
-    if any(r.test_mask for r in group.rows) and \
-            "mask" not in inspect.signature(score_weights).parameters:
-        lacking.append("test-time masking (evaluation.score.score_weights(mask=…)) not in this "
-                       "checkout")
-    if group.computed == "bounds" and bounds_functions() is None:
-        lacking.append("the IU upper-bound computation (analyses.iu_bounds, `make iu-bounds`) "
-                       "not in this checkout")
-    return lacking
-
-
-def bounds_functions():
-    """(iu_bounds, split_labels) of issue 17's `make iu-bounds`, when this checkout has them."""
-    try:
-        from analyses.iu_bounds import iu_bounds
-        from evaluation.labels import split_labels
-    except ImportError:
-        return None
-    return iu_bounds, split_labels
 
 
 def chain(name: str) -> list[str]:
@@ -396,7 +368,6 @@ class Plan:
     tables: list[str]
     groups: list[Group]
     missing: dict[str, list[str]]          # group key → unregistered experiments
-    lacking: dict[str, list[str]]          # group key → features this checkout lacks
     targets: list[str]                     # experiments to train (final stages)
     equal_images: set[str]
     stages: dict[str, Stage]
@@ -404,7 +375,7 @@ class Plan:
     weights: dict[str, str]                # experiment → missing-weights message
 
     def runnable(self, group: Group) -> bool:
-        return (not self.missing.get(group.key) and not self.lacking.get(group.key)
+        return (not self.missing.get(group.key)
                 and group.computed is None and not any(name in self.data or name in self.weights
                             for name in group.runs()))
 
@@ -434,10 +405,9 @@ class Plan:
 def make_plan(tables: list[str], settings: Settings) -> Plan:
     groups = [g for key in tables for g in TABLES[key]]
     missing = {g.key: missing_experiments(g) for g in groups}
-    lacking = {g.key: missing_features(g) for g in groups}
     targets, equal = [], set()
     for group in groups:
-        if missing[group.key] or lacking[group.key]:
+        if missing[group.key]:
             continue
         for row in group.rows:
             if row.experiment and row.experiment not in targets:
@@ -465,8 +435,7 @@ def make_plan(tables: list[str], settings: Settings) -> Plan:
                                  stage_state(settings.runs / name),
                                  gpu_hours(name, iterations),
                                  snapshot_gb(name, settings, iterations))
-    return Plan(settings, tables, groups, missing, lacking, targets, equal, stages, data,
-                weights)
+    return Plan(settings, tables, groups, missing, targets, equal, stages, data, weights)
 
 
 def render(plan: Plan) -> str:
@@ -479,9 +448,6 @@ def render(plan: Plan) -> str:
         if plan.missing.get(group.key):
             lines.append("  missing: experiment(s) " + ", ".join(plan.missing[group.key])
                          + " not registered in nets/experiments.py")
-            continue
-        if plan.lacking.get(group.key):
-            lines.append("  missing: " + "; ".join(plan.lacking[group.key]))
             continue
         if group.computed == "bounds":
             lines.append(f"  no training: reads the VOC 2011 seg11valid labels under {s.data}")

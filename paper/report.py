@@ -203,7 +203,7 @@ def test_net_outputs(experiment: str, weights: Path, plan: Plan, count: int):
             picture = np.stack([picture] * 3, -1)
         images.append(picture)
         label = net.blobs[exp.label_blobs[0]].data[0, 0].astype(np.int64)
-        labels.append(np.where(label == 255, 255, label).astype(np.uint8))
+        labels.append(label.astype(np.uint8))
         outputs.append(net.blobs[exp.score_blobs[0]].data[0].argmax(0).astype(np.uint8))
     return images, labels, outputs
 

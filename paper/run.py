@@ -90,8 +90,6 @@ def group_missing(plan: Plan, group: Group) -> str | None:
     if plan.missing.get(group.key):
         return "; ".join(f"experiment {name} not registered" for name in
                          plan.missing[group.key])
-    if plan.lacking.get(group.key):
-        return "; ".join(plan.lacking[group.key])
     if group.computed == "bounds":
         from core.catalog import split_list
 
@@ -111,12 +109,12 @@ def group_missing(plan: Plan, group: Group) -> str | None:
 
 
 def bounds_rows(group: Group, settings: Settings) -> dict:
-    """Section 6.3 on this run's VOC seg11valid labels (issue 17's analyses.iu_bounds),
-    cached by the split list's digest. Mean IU as a fraction, like every other score."""
+    """Section 6.3 on this run's VOC seg11valid labels (analyses.iu_bounds), cached by the
+    split list's digest. Mean IU as a fraction, like every other score."""
+    from analyses.iu_bounds import iu_bounds
     from core.catalog import split_list
-    from paper.plan import bounds_functions
+    from evaluation.labels import split_labels
 
-    iu_bounds, split_labels = bounds_functions()
     listing = split_list("voc", "test", Path(settings.data), "seg11valid")
     cache = settings.report_dir / "scores" / "iu-bounds.json"
     stamp = hashlib.sha256(f"{Path(settings.data).resolve()}\n".encode()

@@ -85,13 +85,3 @@ def test_cli_writes_a_dataset(tmp_path):
     assert (tmp_path / "sift-flow/test.txt").read_text().count("\n") == 1
 
 
-def test_draw_example_is_one_deterministic_picture_and_label():
-    from data.synthetic import draw_example
-
-    image, label = draw_example(np.random.RandomState(4), (50, 40), 4)
-    again, label_again = draw_example(np.random.RandomState(4), (50, 40), 4)
-    assert image.shape == (50, 40, 3) and image.dtype == np.uint8 and label.shape == (50, 40)
-    assert set(np.unique(label).tolist()) <= {0, 1, 2, 3, 255} and 255 in label
-    assert (image == again).all() and (label == label_again).all()
-    _, plain = draw_example(np.random.default_rng(4), (50, 40), 4, void_outline=False)
-    assert 255 not in plain

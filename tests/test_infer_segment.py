@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.palette import read_label
 from evaluation.infer import load_segmenter, main
 from nets.generate import write_experiment
+from testkit.labels import read_label
 from training.init import random_init
 
 WIDTH = 0.125

@@ -10,11 +10,11 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from core.palette import read_label
 from data.synthetic import make_dataset
 from evaluation.metrics import fast_hist, present_classes, scores
 from evaluation.score import main, score_weights
 from nets.generate import write_experiment
+from testkit.labels import read_label
 from training.init import random_init
 
 WIDTH = 0.125

@@ -8,13 +8,7 @@ import pytest
 from PIL import Image
 
 from core.catalog import DATASETS, class_names
-from core.palette import (
-    colorize,
-    overlay,
-    read_label,
-    rgb_to_label,
-    save_label_png,
-)
+from core.palette import colorize, overlay, save_label_png
 from evaluation.metrics import (
     background_baseline,
     class_iu,
@@ -23,6 +17,7 @@ from evaluation.metrics import (
     present_classes,
     scores,
 )
+from testkit.labels import read_label, rgb_to_label
 
 # label 0 0 1 1 2 255, prediction 0 1 1 1 0 2 (the void pixel is ignored):
 #   truth\pred  0 1 2

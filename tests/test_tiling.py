@@ -209,8 +209,8 @@ def test_infer_tiles_a_picture_over_its_memory_budget(tmp_path, capsys):
     tiles, with the class map of the whole-picture run wherever scores are not near-tied."""
     from PIL import Image
 
-    from core.palette import read_label
     from evaluation.infer import load_segmenter, main
+    from testkit.labels import read_label
 
     param = build("voc-fcn8s", "deploy", width=1 / 16)
     deploy = tmp_path / "deploy.prototxt"

@@ -4,16 +4,28 @@ Caffe's script needs PyYAML; under PyYAML 6 it only runs with zoo.caffe_download
 (yaml.load given a default Loader), and the as-is run fails for exactly that reason.
 """
 
+from __future__ import annotations
+
 import hashlib
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from testkit.tiny_nets import (
     published_model,
 )
-from zoo.caffe_downloader import downloader_script, run_caffe_downloader
+from zoo.caffe_downloader import downloader_command, downloader_script
 from zoo.export import export_model
 from zoo.serve import serve_directory
+
+
+def run_caffe_downloader(model_dir: Path | str, *, as_is: bool = False,
+                         timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run it; the result's returncode and stdout/stderr are the script's own."""
+    return subprocess.run(downloader_command(model_dir, as_is=as_is), capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
 
 yaml = pytest.importorskip("yaml", reason="Caffe's downloader imports PyYAML: add PyYAML to "
                                           "requirements.txt")

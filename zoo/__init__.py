@@ -1,5 +1,4 @@
-"""Model-zoo export and import, bit-for-bit comparison, and the release check.
-
-Every entry point takes paths (prototxt, caffemodel, logs, images), so the package works on
-whatever nets/, surgery/ and training/ produce, and on the original release's files.
+"""The model zoo: export a trained net in the zoo's layout (readme front matter, deploy
+prototxt, caffemodel with its sha1), serve it, fetch it back with its digest checked, and
+run Caffe's own downloader on it. Comparing what comes back is compare/'s.
 """

@@ -45,13 +45,6 @@ def downloader_command(model_dir: Path | str, *, as_is: bool = False,
     return [python, "-c", SHIM, str(script), str(model_dir)]
 
 
-def run_caffe_downloader(model_dir: Path | str, *, as_is: bool = False,
-                         timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run it; the result's returncode and stdout/stderr are the script's own."""
-    return subprocess.run(downloader_command(model_dir, as_is=as_is), capture_output=True,
-                          text=True, timeout=timeout, check=False)
-
-
 @cli_main("zoo-downloader", exit_code=2)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.caffe_downloader",
