@@ -6,6 +6,7 @@
 `caffe_files` (caffemodel and prototxt reading, the checks that run before Caffe could
 abort), `geometry` (Caffe's layer arithmetic: windows, crop offsets, output sizes,
 parameter counts), `blas` (the ctypes binding of the BLAS Caffe links), `images` (the one
-input preprocessing), `palette` (VOC colours), `download` (checked HTTP downloads).
+input preprocessing), `palette` (VOC colours), `download` (checked HTTP downloads),
+`errors` (the one way an entry point fails: ReportedError and cli_main).
 Nothing here imports another area of the project.
 """

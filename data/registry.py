@@ -2,7 +2,8 @@
 benches): voc (VOC2011, VOCSegDataLayer), sbdd (SBD, SBDDSegDataLayer), nyud, siftflow,
 pascalcontext. Which layer, module and folders each name means is core.catalog's; the
 param_str is the one the experiments' prototxt carry, so what is packed or timed here is
-what the experiments read.
+what the experiments read. `from_layers` is how code outside layers/ imports the layers'
+modules.
 """
 
 from __future__ import annotations
