@@ -21,6 +21,7 @@ import numpy as np
 from core.defaults import RUNS_DIR
 from core.errors import cli_main
 from core.weights import run_weights_path
+from evaluation.score import score_weights
 from nets.experiments import EXPERIMENTS
 from nets.solver_settings import equivalent_momentum
 from training.curves import save_figure
@@ -105,9 +106,11 @@ def table2(runs: Path) -> str:
 def figure5(runs: Path, out: Path, names=FIGURE5) -> Path:
     """Mean IU against iterations (left) and against training wall-clock time relative to
     unsampled training's end (right), one line per sampling rate."""
+    # matplotlib only where a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib only where a figure is drawn
     import matplotlib.pyplot as plt
 
     fig, (by_iter, by_time) = plt.subplots(1, 2, figsize=(10, 4))
@@ -149,7 +152,6 @@ def table8(runs: Path, data_root: Path, *, width: float = 1.0, progress: bool = 
     """Table 8: each condition's mean IU without background on the test split, from the
     run's score.json (the schedule's final scoring) or, for Reference-FG / -BG, mask-reference
     scored once with the test-time mask (kept as score-mask-<mask>.json and reused)."""
-    from evaluation.score import score_weights
 
     lines = ["| condition | run | mask added at test | mean IU w/o background | paper |",
              "|---|---|---|---:|---:|"]

@@ -17,6 +17,7 @@ def _definition_difference(a: Layer, b: Layer) -> str | None:
     """The first differing non-blob field of two layers (type, params), if any."""
     if a.definition == b.definition:
         return None
+    # Caffe loads on use, so this module imports without it
     from caffe.proto import caffe_pb2
     message_type = caffe_pb2.V1LayerParameter if a.legacy else caffe_pb2.LayerParameter
     if a.legacy != b.legacy:

@@ -13,7 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from compare.caffemodel import compare_caffemodel
 from compare.errors import CompareError
+from compare.forward import compare_forward
+from compare.prototxt import compare_prototxt
+from compare.runs import compare_runs, is_run
+from compare.segmentation import compare_segmentation
 from compare.table import Comparison
 from core.errors import cli_main
 
@@ -27,7 +32,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def detect_kind(path: Path) -> str:
     """The artifact kind of one file, from its suffix or else its first bytes."""
     path = Path(path)
-    from compare.runs import is_run
     if is_run(path):
         return "runs"
     if not path.is_file():
@@ -53,15 +57,11 @@ def compare_files(a: Path, b: Path, *, kind: str | None = None,
         raise CompareError(f"cannot compare {a} ({kind_a}) with {b} ({kind_b}); "
                        "pass --kind if the detection is wrong")
     if kind_a == "prototxt":
-        from compare.prototxt import compare_prototxt
         return compare_prototxt(a, b, semantic=semantic)
     if kind_a == "runs":
-        from compare.runs import compare_runs
         return compare_runs(a, b)
     if kind_a == "caffemodel":
-        from compare.caffemodel import compare_caffemodel
         return compare_caffemodel(a, b)
-    from compare.segmentation import compare_segmentation
     return compare_segmentation(a, b)
 
 
@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.net_a is not None:
         if args.a is not None:
             parser.error("give either two files or --net-a/--net-b, not both")
-        from compare.forward import compare_forward
         result = compare_forward(args.net_a, args.weights_a, args.net_b or args.net_a,
                                  args.weights_b, args.input)
     else:

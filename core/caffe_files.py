@@ -253,6 +253,7 @@ def load_weights(net, path: Path | str, net_name: str = "the net") -> None:
 # --- net definitions ----------------------------------------------------------------------
 def caffe_tool(name: str) -> Path:
     """A tool of the Caffe build pycaffe comes from (build/tools/NAME), or one on PATH."""
+    # Caffe loads on use, so this module imports without it
     import caffe
 
     here = Path(caffe.__file__).resolve()
@@ -276,6 +277,7 @@ def read_prototxt(path: Path | str, *, upgrade: bool = True):
     """A net definition (NetParameter); V1 files in the current format (V2, Input layer)
     unless upgrade=False. Caffe's own upgrade_net_proto_text tool does the upgrade, in a
     separate process, so its CHECK failures cannot abort this one."""
+    # Caffe loads on use, so this module imports without it
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
@@ -295,6 +297,7 @@ def read_prototxt(path: Path | str, *, upgrade: bool = True):
 
 
 def _upgrade(path: Path):
+    # Caffe loads on use, so this module imports without it
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
@@ -352,6 +355,7 @@ def as_file(net) -> Iterator[str]:
 
 
 def _in_test_net(layer) -> bool:
+    # Caffe loads on use, so this module imports without it
     from caffe.proto import caffe_pb2
 
     test = caffe_pb2.TEST
@@ -363,6 +367,7 @@ def _in_test_net(layer) -> bool:
 def check_buildable(net, source: str) -> None:
     """Raise for what Caffe would CHECK-abort on while building the TEST net: a layer type
     it does not know, or a bottom that neither an input nor an earlier layer produces."""
+    # Caffe loads on use, so this module imports without it
     import caffe
 
     known = set(caffe.layer_type_list())
@@ -414,6 +419,7 @@ def check_builds(prototxt: Path | str) -> None:
 def load_net(prototxt: Path | str, weights: Path | str | None = None):
     """caffe.Net in TEST phase with `weights` copied in, after the checks Caffe would
     abort on: a readable definition it can build, weights that are whole and fit."""
+    # Caffe loads on use, so this module imports without it
     import caffe
 
     prototxt = Path(prototxt)

@@ -138,6 +138,7 @@ def structural_check(path: Path, name: str | None = None) -> str | None:
         if name.endswith(".mat"):
             return _check_mat(Path(path))
         if name.endswith(".caffemodel"):
+            # Caffe loads on use, so this module imports without it
             from caffe.proto import caffe_pb2
 
             net = caffe_pb2.NetParameter()

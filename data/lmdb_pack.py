@@ -36,6 +36,7 @@ def split_files(name: str, params: dict) -> tuple[object, list, list[str]]:
 def pack(name: str, root: Path, split: str, out: Path, *, check: bool = True,
          progress: bool = True) -> Path:
     """Write the LMDB for split `split` of dataset `name` under data root `root`."""
+    # lmdb only for packing
     import lmdb
     from tqdm import tqdm
 

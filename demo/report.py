@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from compare.cli import compare_files
+from compare.forward import compare_forward
 from core.fingerprint import bits_fields, fingerprint, pinned_differences, summary
+from core.palette import colorize
+from data.synthetic import make_dataset
+from evaluation.infer import load_segmenter, segment_files
+from zoo.export import export_model
+from zoo.fetch import import_weights
+from zoo.serve import serve_directory
 
 EXPECTED = Path(__file__).with_name("expected.json")  # the README's numbers, and CI's
 METRICS = (("pixel acc.", "pixel_accuracy"), ("mean acc.", "mean_accuracy"),
@@ -58,13 +66,13 @@ def val_names(out: Path) -> tuple[Path, list[str]]:
 
 def figure(out: Path, width: float, results: dict, examples: int = 3) -> Path:
     """Input, ground truth and the 32s/16s/8s outputs for the first val pictures."""
+    # matplotlib only where a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib only where a figure is drawn
     import matplotlib.pyplot as plt
 
-    from core.palette import colorize
-    from evaluation.infer import load_segmenter
 
     voc, names = val_names(out)
     names = names[:examples]
@@ -97,12 +105,8 @@ def zoo_round_trip(out: Path, width: float, weights: Path) -> str:
     """Export the FCN-8s in the model-zoo convention, import it back through the zoo's
     fetch path (HTTP on 127.0.0.1, sha1 checked) and compare weights and outputs bit for
     bit."""
-    from compare.cli import compare_files
-    from compare.forward import compare_forward
+    # nets.generate imports Caffe: loaded on use, so this module imports without it
     from nets.generate import write_experiment
-    from zoo.export import export_model
-    from zoo.fetch import import_weights
-    from zoo.serve import serve_directory
 
     nets = write_experiment("voc-fcn8s", out / "zoo-nets" / "voc-fcn8s", width=width,
                             data_root=str(out / "data"))
@@ -187,8 +191,6 @@ def write_report(out: Path, cfg, results: dict) -> Path:
     except Exception as e:  # the report still says what failed
         zoo = f"zoo round trip failed: {e}"
     say("7/7 inference on a fresh synthetic picture")
-    from data.synthetic import make_dataset
-    from evaluation.infer import load_segmenter, segment_files
 
     # a picture none of the nets saw, of an odd size
     new = make_dataset("voc", out / "inference" / "new-data", n_train=1, n_val=1,

@@ -28,6 +28,8 @@ from pathlib import Path
 from core.defaults import REPO, RUNS_DIR, SEED
 from core.errors import cli_main
 from core.weights import FINAL_WEIGHTS, base_weights_path
+from data.synthetic import make_dataset
+from demo.report import store_expected, write_report
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,6 @@ def mark(folder: Path, **facts) -> None:
 
 
 def stage_data(out: Path, cfg: DemoConfig) -> Path:
-    from data.synthetic import make_dataset
 
     root = out / "data"
     if not done(root):
@@ -79,6 +80,7 @@ def stage_data(out: Path, cfg: DemoConfig) -> Path:
 
 
 def stage_pretrain(out: Path, cfg: DemoConfig) -> dict:
+    # demo.pretrain imports Caffe: loaded on use, so this module imports without it
     from demo.pretrain import pretrain
 
     folder = out / "pretrain"
@@ -95,6 +97,7 @@ def stage_pretrain(out: Path, cfg: DemoConfig) -> dict:
 def stage_surgery(out: Path, pretrained: dict) -> tuple[Path, Path]:
     """FCN base weights from the trained classifier, and from the same classifier before
     training (the no-transfer control: same architecture, same init, no pre-training)."""
+    # surgery.convert imports Caffe: loaded on use, so this module imports without it
     from surgery.convert import convolutionalize
 
     bases = (base_weights_path("vgg16-fcn", out), base_weights_path("vgg16-fcn-untrained", out))
@@ -158,11 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     base, untrained = stage_surgery(out, pretrained)
     results = stage_train(out, cfg, base, untrained)
 
-    from demo.report import write_report
 
     report = write_report(out, cfg, results)
     if args.store_expected:
-        from demo.report import store_expected
         store_expected(out, cfg, "quick" if args.quick else "full")
     say(f"done in {time.time() - began:.0f} s")
     print(f"report: {report}")

@@ -20,10 +20,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.caffe_files import check_buildable, check_builds, read_prototxt
 from core.catalog import DATASETS
 from core.errors import check_writable, cli_main
 from core.images import preprocess
 from core.palette import overlay, save_label_png
+from evaluation.runtime import reshape_checked, select_device
+from evaluation.score import load_covering
+from evaluation.tiling import default_budget, label_maps, parse_budget
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff")
 
@@ -71,11 +75,9 @@ class Segmenter:
     def __call__(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """Class maps (H×W uint8) by score blob for one RGB picture."""
         if self.memory is not None:
-            from evaluation.tiling import label_maps
 
             return label_maps(self.net, self.net_param, self.input_blob,
                               preprocess(rgb, self.mean), self.score_blobs, self.memory)
-        from evaluation.runtime import reshape_checked
 
         reshape_checked(self.net, *rgb.shape[:2], f"a {rgb.shape[0]}×{rgb.shape[1]} picture",
                         self.memory_limit)  # refused before Caffe's allocator aborts
@@ -101,13 +103,13 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
     layer feeds the net, bit for bit (core.images, the catalog's mean and its dtype).
     `memory`: bytes one forward may take; larger pictures go in exact tiles (evaluation.tiling).
     The weights must cover every learned layer except those in `allow_missing`."""
+    # Caffe loads on use, so this module imports without it
     import caffe
 
-    from core.caffe_files import read_prototxt
-    from evaluation.score import load_covering
     from nets.experiments import EXPERIMENTS
 
     if net in EXPERIMENTS:
+        # nets.generate imports Caffe: loaded on use, so this module imports without it
         from nets.generate import write_experiment
 
         exp = EXPERIMENTS[net]
@@ -125,7 +127,6 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
         if not path.is_file():
             raise FileNotFoundError(f"{path}: neither an experiment name nor a prototxt "
                                     f"(experiments: {', '.join(EXPERIMENTS)})")
-        from core.caffe_files import check_buildable, check_builds
 
         net_param = read_prototxt(path)  # a clear error for a file that is not a net
         check_buildable(net_param, str(path))
@@ -190,8 +191,6 @@ def main(argv: list[str] | None = None) -> int:
                         "of what is available); larger pictures go in exact tiles")
     args = parser.parse_args(argv)
 
-    from evaluation.runtime import select_device
-    from evaluation.tiling import default_budget, parse_budget
 
     check_writable(args.out / ".fcn-infer-probe", "OUT=/--out")  # before any work, not after it
     device = select_device(args.gpu)

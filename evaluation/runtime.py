@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.caffe_files import read_prototxt
 from core.catalog import DATASETS, split_list
 
 
@@ -37,6 +38,7 @@ def check_gpu(device: int) -> None:
 
 def select_device(gpu: int | None) -> str:
     """CPU (gpu None) or GPU `gpu` for this process; returns a description."""
+    # Caffe loads on use, so this module imports without it
     import caffe
 
     if gpu is None:
@@ -163,10 +165,11 @@ def _shape_net(deploy: Path):
     """A deploy net built without fillers: only its parameters are allocated."""
     import tempfile
 
+    # Caffe loads on use, so this module imports without it
     import caffe
     from google.protobuf import text_format
 
-    from core.caffe_files import read_prototxt
+    # surgery.definition imports Caffe: loaded on use, so this module imports without it
     from surgery.definition import without_fillers
 
     with tempfile.TemporaryDirectory(prefix="fcn-memory-") as tmp:

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.caffe_files import LEARNABLE_TYPES, check_fits, read_caffemodel
 from core.catalog import DATASETS, class_names
 from core.errors import check_writable, cli_main
+from core.fingerprint import dataset_split_digest, fingerprint
 from core.palette import save_label_png
 from evaluation.metrics import (
     Scores,
@@ -31,7 +33,7 @@ from evaluation.metrics import (
     present_classes,
     scores,
 )
-from evaluation.runtime import bar_interval
+from evaluation.runtime import bar_interval, check_data_root, select_device
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,6 @@ def load_covering(net, weights: Path, allow_missing: tuple[str, ...] = ()) -> No
     """Copy `weights` into `net` after checking they fit and cover it: every layer with
     parameters must be in the file (Caffe would leave a missing one at zero and the scores
     would mean nothing), except the layers named in allow_missing."""
-    from core.caffe_files import LEARNABLE_TYPES, check_fits, read_caffemodel
 
     layers = read_caffemodel(weights)
     check_fits(net, layers, str(weights))
@@ -203,9 +204,9 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
     (Table 8's Reference-BG / Reference-FG score mask-reference with 'fg' / 'bg')."""
     from dataclasses import replace
 
+    # Caffe loads on use, so this module imports without it
     import caffe
 
-    from evaluation.runtime import check_data_root
     from nets.experiments import EXPERIMENTS
     from nets.generate import write_experiment
 
@@ -231,7 +232,7 @@ def run_fingerprint(experiment: str, data_root: Path | str, split: str | None = 
                     phase: int = 1, **files) -> dict:
     """core.fingerprint of a run on an experiment's split (phase 0 train, 1 test) and
     files (net=, solver=, weights=)."""
-    from core.fingerprint import dataset_split_digest, fingerprint
+    # nets.experiments imports Caffe: loaded on use, so this module imports without it
     from nets.experiments import EXPERIMENTS
 
     exp = EXPERIMENTS[experiment]
@@ -265,7 +266,6 @@ def main(argv: list[str] | None = None) -> int:
                              "repeat for several")
     args = parser.parse_args(argv)
 
-    from evaluation.runtime import select_device
 
     if args.json:
         check_writable(args.json, "JSON=/--json")

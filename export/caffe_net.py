@@ -28,6 +28,7 @@ class CaffeNet:
 
 def deploy_param(name: str, width: float):
     """The experiment's deploy NetParameter (Input layers, no dropout, no loss)."""
+    # nets.experiments imports Caffe: loaded on use, so this module imports without it
     from nets.experiments import EXPERIMENTS, build
     if name not in EXPERIMENTS:
         raise ExportError(f"unknown NET {name!r}; experiments: {', '.join(EXPERIMENTS)}")
@@ -40,6 +41,7 @@ def load(name: str, weights: Path | str, width: float = 1.0) -> CaffeNet:
     """The deploy net of experiment `name` at `width` with `weights`, translated to a Graph.
     The caffemodel is read and checked against the net first (core.caffe_files): Caffe
     would abort on blobs that do not fit, and keep initial values where layers are missing."""
+    # Caffe loads on use, so this module imports without it
     import caffe
     net_param = deploy_param(name, width)
     weights = Path(weights)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from export import verify
+from export.caffe_net import forward, load
 from export.graph import ExportError
 
 FORMATS = {"onnx": "ONNX (onnxruntime checks it)", "torch": "a PyTorch module + state_dict"}
@@ -70,7 +71,6 @@ def _export(exporter: Exporter, args):
     """(the loaded Caffe net, the written or checked path, a runner factory)."""
     path = exporter.target(args.net, args.out)
     if args.check_existing:
-        from export.caffe_net import load
         if not path.is_file():
             raise ExportError(f"{path}: no such export to check; run without "
                               "--check-existing first")
@@ -103,7 +103,6 @@ def run_export(exporter: Exporter, argv: list[str] | None = None) -> int:
         print(f"export: wrote {path} ({size_mb:.1f} MB with its weights)")
     if args.no_verify:
         return 0
-    from export.caffe_net import forward
     start = time.time()
     channels = caffe_net.graph.inputs
     progress = _progress if sys.stderr.isatty() else None

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import cli_main
+from export.caffe_net import load
 from export.cli import Exporter, run_export
 from export.graph import TRAINING_KINDS, ExportError, Graph, Op
 
@@ -48,6 +49,7 @@ class _Builder:
         return name
 
     def node(self, op_type: str, inputs: list[str], hint: str, **attrs) -> str:
+        # onnx is optional (export/requirements.txt)
         from onnx import helper
         out = self.fresh(hint)
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
@@ -55,6 +57,7 @@ class _Builder:
 
     def emit(self, op_type: str, inputs: list[str], output: str, **attrs) -> str:
         """A node writing a value whose name the graph has fixed."""
+        # onnx is optional (export/requirements.txt)
         from onnx import helper
         self._names.add(output)
         self.nodes.append(helper.make_node(op_type, inputs, [output],
@@ -158,6 +161,7 @@ def _eltwise(b: _Builder, op: Op, out: str) -> None:
 
 def to_onnx(graph: Graph, *, name: str, doc: str = "", metadata: dict | None = None):
     """The graph as an onnx.ModelProto, inputs N×C×height×width (save() checks it)."""
+    # onnx is optional (export/requirements.txt)
     from onnx import TensorProto, helper
     b = _Builder()
     b._names.update(graph.inputs)
@@ -191,6 +195,7 @@ def to_onnx(graph: Graph, *, name: str, doc: str = "", metadata: dict | None = N
 def save(model, path: Path) -> Path:
     """Write the model and check the file with onnx.checker (full check: shape inference
     too). Checking the file spares a serialized copy of the weights in memory."""
+    # onnx is optional (export/requirements.txt)
     import onnx
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
@@ -202,6 +207,7 @@ class OnnxRunner:
     """onnxruntime on the CPU with one saved model; called like the Caffe forward."""
 
     def __init__(self, path: Path) -> None:
+        # onnxruntime is optional (export/requirements.txt)
         import onnxruntime
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
@@ -227,7 +233,6 @@ def write(caffe_net, out: Path) -> Path:
 def export(name: str, weights: Path, out: Path, width: float = 1.0):
     """Experiment `name` with `weights` as ONNX at `out`; returns the loaded CaffeNet (for
     verification) and the path."""
-    from export.caffe_net import load
     caffe_net = load(name, weights, width)
     return caffe_net, write(caffe_net, out)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import cli_main
+from export.caffe_net import load
 from export.cli import Exporter, run_export
 from export.graph import ExportError, Graph, Op
 
@@ -292,6 +293,7 @@ def attribute_names(graph: Graph) -> dict[str, str]:
 
 def state_dict(graph: Graph) -> dict:
     """Parameters under the generated module's attribute names (the same _Names order)."""
+    # PyTorch is optional (export/requirements.txt, make bench)
     import torch
     attrs = attribute_names(graph)
     state = {}
@@ -316,6 +318,7 @@ def to_module(graph: Graph, net: str):
 
 def write(caffe_net, out_dir: Path) -> Path:
     """Save a loaded CaffeNet as <out_dir>/<module>.py and .pt; returns the .py path."""
+    # PyTorch is optional (export/requirements.txt, make bench)
     import torch
     out_dir.mkdir(parents=True, exist_ok=True)
     source = out_dir / (module_name(caffe_net.name) + ".py")
@@ -330,7 +333,6 @@ def write(caffe_net, out_dir: Path) -> Path:
 def export(name: str, weights: Path, out_dir: Path, width: float = 1.0):
     """Experiment `name` with `weights` as <out_dir>/<module>.py and .pt; returns the loaded
     CaffeNet (for verification) and the module file's path."""
-    from export.caffe_net import load
     caffe_net = load(name, weights, width)
     return caffe_net, write(caffe_net, out_dir)
 
@@ -351,6 +353,7 @@ class TorchRunner:
         self.model = self.module.load()
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # PyTorch is optional (export/requirements.txt, make bench)
         import torch
         with torch.no_grad():
             result = self.model(*(torch.from_numpy(inputs[n]) for n in self.model.inputs))

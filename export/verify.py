@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.defaults import SEED
+from data.synthetic import make_scene
 
 RTOL = 1e-5               # max |caffe − exported| / max |caffe|, per output blob
 MIN_ARGMAX_AGREEMENT = 0.9999
@@ -70,7 +71,6 @@ def picture(size: tuple[int, int], seed: int, image: Path | None = None) -> np.n
         from PIL import Image
         with Image.open(image) as im:
             return np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR))
-    from data.synthetic import make_scene
     rng = np.random.default_rng([seed, h, w])
     return make_scene(rng, h, w, classes=list(range(1, 8))).rgb
 

@@ -17,13 +17,16 @@ import numpy as np
 from core import paper_numbers as N
 from core.weights import run_weights_path
 from evaluation.metrics import mean_iu_no_bg
+from evaluation.score import score_weights
 from paper.plan import Group, Row, Settings, chain, first_lr, stage_iterations
+from training.runlog import JSON_NAME, read_records
 
 
 # --- training ----------------------------------------------------------------------------------
 def train_targets(targets: list[str], settings: Settings, equal_images: set[str],
                   progress: bool = False) -> None:
     """Train each target's chain in order (shared stages once; finished ones skipped)."""
+    # training.schedule imports Caffe: loaded on use, so this module imports without it
     from training.schedule import ScheduleConfig, run_schedule
 
     # a target that is a stage of another one's chain is trained as part of that chain
@@ -81,7 +84,6 @@ def score_row(row: Row, settings: Settings) -> dict:
     if row.best:
         metrics = best_during_training(settings.runs / row.experiment)
     else:
-        from evaluation.score import score_weights
 
         masked = {"mask": row.test_mask} if row.test_mask else {}
         result = score_weights(row.experiment, final, settings.data, width=settings.width,
@@ -96,7 +98,6 @@ def score_row(row: Row, settings: Settings) -> dict:
 
 def best_during_training(run_dir: Path) -> dict:
     """Table 2's scores: the test with the highest mean IU among those taken in training."""
-    from training.runlog import JSON_NAME, read_records
 
     tests = [r for r in read_records(run_dir / JSON_NAME, "test") if "label" in r]
     if not tests:

@@ -24,6 +24,7 @@ from core.defaults import BASE_WEIGHTS_DIR, DATA_ROOT, RUNS_DIR, SEED, TEST_EVER
 from core.errors import cli_main
 from core.geometry import parameter_counts
 from core.weights import FINAL_WEIGHTS, base_weights_path
+from evaluation.runtime import check_data_root
 
 
 # --- the tables -------------------------------------------------------------------------------
@@ -203,6 +204,7 @@ def mini_settings(runs: Path, mini: Miniature = MINI, gpu: int | None = None) ->
 
 # --- registry lookups ---------------------------------------------------------------------------
 def registered() -> dict:
+    # nets.experiments imports Caffe: loaded on use, so this module imports without it
     from nets.experiments import EXPERIMENTS
 
     return EXPERIMENTS
@@ -214,6 +216,7 @@ def missing_experiments(group: Group) -> list[str]:
 
 
 def chain(name: str) -> list[str]:
+    # training.schedule imports Caffe: loaded on use, so this module imports without it
     from training.schedule import chain as schedule_chain
 
     return schedule_chain(name)
@@ -269,6 +272,7 @@ def first_lr(name: str, settings: Settings) -> float | None:
 # --- where things stand ------------------------------------------------------------------------
 def stage_state(run_dir: Path) -> str:
     """'done', 'partial (iteration N)' or 'missing' for runs/<stage>/."""
+    # training.snapshots imports Caffe: loaded on use, so this module imports without it
     from training import snapshots
 
     if (run_dir / FINAL_WEIGHTS).is_file():
@@ -280,7 +284,6 @@ def stage_state(run_dir: Path) -> str:
 def data_problem(name: str, settings: Settings) -> str | None:
     """None when the experiment's split lists are under DATA, else the error with the
     target that fetches them."""
-    from evaluation.runtime import check_data_root
 
     try:
         for stage in chain(name):
@@ -292,6 +295,7 @@ def data_problem(name: str, settings: Settings) -> str | None:
 
 def weights_problem(name: str, settings: Settings) -> str | None:
     """None when the chain's first stage has its starting weights (or random init)."""
+    # training.schedule imports Caffe: loaded on use, so this module imports without it
     from training.schedule import base_weights
 
     root = registered()[chain(name)[0]]
@@ -325,6 +329,7 @@ def parameter_count(name: str, width: float = 1.0, learned_only: bool = True) ->
     """Parameters of an experiment's deploy net, counted from the prototxt (no net is
     built, core.geometry's rule): with learned_only, not those at lr 0 (the fixed bilinear
     upsampling, a fixed body)."""
+    # nets.experiments imports Caffe: loaded on use, so this module imports without it
     from nets.experiments import build
 
     net = build(name, "deploy", width=width)

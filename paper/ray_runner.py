@@ -24,7 +24,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from core.defaults import REPO, quiet_caffe_log
-from paper.plan import Plan, Settings
+from paper.chains import work
+from paper.plan import TABLES, Plan, Settings
 
 RETRIES = 3
 
@@ -36,8 +37,6 @@ def lease_path(settings: Settings, targets: list[str]) -> Path:
 def _task(targets: list[str], settings: dict, equal_images: list[str],
           tables: list[str]) -> dict:
     """What runs on a worker: paper.chains.work for one chain, with a lease file."""
-    from paper.chains import work
-    from paper.plan import TABLES
 
     config = Settings(**{k: (Path(v) if k in ("data", "runs", "base_dir") else
                              tuple(v) if k == "picture" else v)
@@ -56,6 +55,7 @@ def _task(targets: list[str], settings: dict, equal_images: list[str],
 def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[dict]:
     """Submit every chain, wait for all; raise naming the chains that failed."""
     try:
+        # Ray is optional (requirements-ray.txt)
         import ray
     except ImportError:
         raise RuntimeError("Ray is not installed; `make paper-ray-deps` installs the pinned "

@@ -15,8 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from core import paper_numbers as N
+from core.caffe_files import load_weights
+from core.catalog import DATASETS
+from core.palette import colorize
 from core.weights import run_weights_path
-from paper.plan import Group, Plan, paper_row
+from paper.plan import Group, Plan, paper_row, parameter_count
+from training.runlog import JSON_NAME, read_records
 
 EXTRA_TITLES = {"conv_layers": "conv. layers", "parameters_m": "parameters (M)",
                 "rf_size": "rf size", "max_stride": "max stride"}
@@ -51,9 +55,9 @@ def architecture(experiment: str, width: float = 1.0) -> dict:
     """Conv. layers (the deepest chain of convolutions, the FCN's score layer included),
     parameters in millions, receptive field and stride of the score layer — read off the
     generated deploy net (nets.analysis), never typed in."""
+    # nets.analysis imports Caffe: loaded on use, so this module imports without it
     from nets.analysis import geometry
     from nets.experiments import build
-    from paper.plan import parameter_count
 
     net = build(experiment, "deploy", width=width)
     depth: dict[str, int] = {}
@@ -134,12 +138,13 @@ def figure_outputs(plan: Plan, experiments: list[tuple[str, str]], out: Path,
     """Figure 4 / Figure 7 style: input, ground truth and each net's output on the first
     test pictures, read through the test net itself (so masked or shape-only inputs show
     as the net saw them)."""
+    # matplotlib only where a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib only where a figure is drawn
     import matplotlib.pyplot as plt
 
-    from core.palette import colorize
 
     columns: list[list[np.ndarray]] = []
     inputs = truths = None
@@ -174,10 +179,9 @@ def test_net_outputs(experiment: str, weights: Path, plan: Plan, count: int):
     """Input picture, label and argmax of the first `count` examples of the test split."""
     import tempfile
 
+    # Caffe loads on use, so this module imports without it
     import caffe
 
-    from core.caffe_files import load_weights
-    from core.catalog import DATASETS
     from nets.experiments import EXPERIMENTS
     from nets.generate import write_experiment
 
@@ -210,12 +214,13 @@ def test_net_outputs(experiment: str, weights: Path, plan: Plan, count: int):
 
 def sampling_figure(plan: Plan, rows: list[tuple[str, str]], out: Path) -> Path | None:
     """Figure 5: test mean IU against iterations and against wall-clock time."""
+    # matplotlib only where a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib only where a figure is drawn
     import matplotlib.pyplot as plt
 
-    from training.runlog import JSON_NAME, read_records
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     for label, name in rows:

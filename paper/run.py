@@ -21,10 +21,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from analyses.iu_bounds import iu_bounds
 from core import paper_numbers as N
+from core.catalog import split_list
 from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
 from core.errors import ReportedError, cli_main
 from core.weights import run_weights_path
+from data.synthetic import make_dataset
+from evaluation.labels import split_labels
 from paper.chains import score_row, work
 from paper.plan import (
     MINI,
@@ -41,6 +45,8 @@ from paper.plan import (
     registered,
     render,
 )
+from paper.ray_runner import run_on_ray
+from paper.report import architecture, write_report
 
 
 def say(message: str) -> None:
@@ -50,7 +56,6 @@ def say(message: str) -> None:
 # --- data for the miniature ------------------------------------------------------------------
 def mini_data(settings: Settings, mini: Miniature, datasets: set[str]) -> None:
     """Synthetic datasets under settings.data, each written once (a marker says done)."""
-    from data.synthetic import make_dataset
 
     for k, dataset in enumerate(sorted(datasets)):
         marker = settings.data / f".{dataset}-done"
@@ -91,7 +96,6 @@ def group_missing(plan: Plan, group: Group) -> str | None:
         return "; ".join(f"experiment {name} not registered" for name in
                          plan.missing[group.key])
     if group.computed == "bounds":
-        from core.catalog import split_list
 
         listing = split_list("voc", "test", Path(plan.settings.data), "seg11valid")
         if not listing.is_file():
@@ -111,9 +115,6 @@ def group_missing(plan: Plan, group: Group) -> str | None:
 def bounds_rows(group: Group, settings: Settings) -> dict:
     """Section 6.3 on this run's VOC seg11valid labels (analyses.iu_bounds), cached by the
     split list's digest. Mean IU as a fraction, like every other score."""
-    from analyses.iu_bounds import iu_bounds
-    from core.catalog import split_list
-    from evaluation.labels import split_labels
 
     listing = split_list("voc", "test", Path(settings.data), "seg11valid")
     cache = settings.report_dir / "scores" / "iu-bounds.json"
@@ -133,7 +134,6 @@ def bounds_rows(group: Group, settings: Settings) -> dict:
 
 def net_facts(group: Group, settings: Settings) -> dict:
     """Table 1's architecture columns, computed from the generated nets at the run's width."""
-    from paper.report import architecture
 
     return {row.label: architecture(row.experiment, settings.width) for row in group.rows}
 
@@ -161,10 +161,10 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
     say(f"{len(work_items)} independent chains: " + "; ".join(" + ".join(c)
                                                               for c in work_items))
     if ray_address:
-        from paper.ray_runner import run_on_ray
 
         run_on_ray(ray_address, work_items, plan)
     else:
+        # training.train imports Caffe: loaded on use, so this module imports without it
         from training.train import DataFault, Diverged
 
         for targets in work_items:
@@ -175,7 +175,6 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
                 # (its groups say which run did not finish), then the run fails
                 failed.append(f"{' + '.join(targets)}: {e}")
                 say(f"chain {' + '.join(targets)} failed; going on with the others")
-    from paper.report import write_report
 
     results = collect(plan)
     report = write_report(plan, results)
@@ -230,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run(tables, settings, mini=mini, ray_address=args.ray_address,
                      progress=not args.quiet)
     except KeyboardInterrupt as e:
+        # training.schedule imports Caffe: loaded on use, so this module imports without it
         from training.schedule import stopped
 
         return stopped("paper", e)

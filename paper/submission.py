@@ -24,6 +24,9 @@ from pathlib import Path
 from core.catalog import DATASETS, FOLDERS
 from core.defaults import DATA_ROOT, RUNS_DIR
 from core.errors import cli_main
+from core.palette import save_label_png
+from evaluation.infer import load_segmenter, read_rgb
+from evaluation.runtime import select_device
 
 YEARS = ("2011", "2012")
 COMPETITION = "comp6"
@@ -50,8 +53,6 @@ def write_predictions(weights: Path, year: str, data: Path, out: Path, *,
                       net: str = "voc-fcn8s", width: float = 1.0,
                       progress: bool = True) -> tuple[Path, Path]:
     """Label every test picture; returns (the PNG folder, the archive)."""
-    from core.palette import save_label_png
-    from evaluation.infer import load_segmenter, read_rgb
 
     if year not in YEARS:
         raise ValueError(f"YEAR must be one of {', '.join(YEARS)}, found {year!r}")
@@ -113,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", type=int, metavar="N")
     parser.add_argument("--out", type=Path, help="default runs/voc-submission-<year>")
     args = parser.parse_args(argv)
-    from evaluation.runtime import select_device
 
     select_device(args.gpu)
     folder, tarball = write_predictions(

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+import caffe
 import numpy as np
 
 from core.catalog import class_weights_file
@@ -49,8 +50,6 @@ def inverse_frequency(counts: np.ndarray) -> np.ndarray:
 
 def write_infogain(path: Path, weights: np.ndarray) -> Path:
     """Write diag(weights) as the 1×1×C×C BlobProto Caffe's InfogainLoss reads."""
-    import caffe
-
     matrix = np.diag(np.asarray(weights, np.float32))[np.newaxis, np.newaxis]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,8 +61,6 @@ def write_infogain(path: Path, weights: np.ndarray) -> Path:
 
 def read_infogain(path: Path) -> np.ndarray:
     """The diagonal of a written H."""
-    import caffe
-
     blob = caffe.proto.caffe_pb2.BlobProto()
     blob.ParseFromString(Path(path).read_bytes())
     return np.diag(caffe.io.blobproto_to_array(blob)[0, 0]).copy()

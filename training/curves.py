@@ -51,9 +51,11 @@ def _get(record: dict, head: str, key: str) -> float:
 
 
 def plot(log: Path, out: Path, title: str | None = None, window: int = 20) -> Path:
+    # matplotlib only where a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib only where a figure is drawn
     import matplotlib.pyplot as plt
 
     data = curves(log)
@@ -82,6 +84,7 @@ def plot(log: Path, out: Path, title: str | None = None, window: int = 20) -> Pa
 
 def save_figure(fig, out: Path | str) -> Path:
     """Lay out, write as PNG (its folder made) and close a matplotlib figure."""
+    # matplotlib only where a figure is drawn
     import matplotlib.pyplot as plt
 
     fig.tight_layout()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.caffe_files import load_weights
+
 LEARNED_TYPES = ("Convolution", "InnerProduct")
 PIXEL_SCALE = 64.0  # about the spread of mean-subtracted 8-bit pixel values
 # (layer-name prefixes, activation scale at the end of that part of the body): an ImageNet
@@ -64,6 +66,7 @@ def random_init(net, seed: int, pixel_scale: float = PIXEL_SCALE,
     0.01 / 0.0001 on pool4 / pool3 equalise exactly these scales, and the staged
     schedule's 100× lr drops compensate for them.
     """
+    # surgery.interp imports Caffe: loaded on use, so this module imports without it
     from surgery.interp import interp
 
     rng = np.random.RandomState(seed)
@@ -103,7 +106,7 @@ def load_start(net, weights: Path | str | None, *, seed: int, what: str) -> str:
     """Put starting weights in `net`: a caffemodel (checked, then copied by layer name)
     or, for weights None, random init with a loud warning. Bilinear kernels are set on
     every Deconvolution either way (they are frozen at lr 0). Returns a description."""
-    from core.caffe_files import load_weights
+    # surgery.interp imports Caffe: loaded on use, so this module imports without it
     from surgery.interp import interp
 
     if weights is None:

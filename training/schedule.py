@@ -20,13 +20,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.caffe_files import read_params
 from core.defaults import BASE_WEIGHTS_DIR, RUNS_DIR, SEED, TEST_EVERY
 from core.errors import cli_main
 from core.weights import base_weights_path, run_weights_path
-from evaluation.score import json_scores
+from evaluation.score import json_scores, score_weights
 from nets.experiments import EXPERIMENTS, Experiment
+from surgery.prepare import prepare
 from training import snapshots
+from training.curves import plot
 from training.init import warn_random
+from training.runlog import JSON_NAME
 from training.train import Diverged, NetFiles, TrainConfig, generate_nets, preflight, train
 
 
@@ -132,7 +136,6 @@ def _prepare(nets: NetFiles, init: Path, **how) -> None:
     training's to write)."""
     import tempfile
 
-    from surgery.prepare import prepare
 
     with tempfile.TemporaryDirectory(prefix="fcn-deploy-") as tmp:
         prepare(nets.write("deploy", Path(tmp)), init, **how)
@@ -143,7 +146,6 @@ def check_finite(weights: Path, stage: str) -> None:
     written by older code, or a file damaged since)."""
     import numpy as np
 
-    from core.caffe_files import read_params
 
     bad = [layer for layer, blobs in read_params(weights).items()
            if not all(np.isfinite(blob).all() for blob in blobs)]
@@ -192,7 +194,6 @@ def run_schedule(config: ScheduleConfig) -> dict:
                                   "last_loss": outcome.losses[-1] if outcome.losses else None,
                                   "test": outcome.last_test})
     if config.score:
-        from evaluation.score import score_weights
 
         last = config.runs / config.experiment
         result = score_weights(config.experiment,
@@ -208,8 +209,6 @@ def run_schedule(config: ScheduleConfig) -> dict:
 
 
 def _plot(run_dir: Path) -> None:
-    from training.curves import plot
-    from training.runlog import JSON_NAME
 
     try:
         print(f"curves: {plot(run_dir / JSON_NAME, run_dir / 'curves.png')}", flush=True)

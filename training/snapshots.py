@@ -30,6 +30,7 @@ from pathlib import Path
 from caffe.proto import caffe_pb2
 from google.protobuf.message import DecodeError
 
+from core.caffe_files import check_fits, read_caffemodel
 from core.errors import ReportedError
 
 STAGING = ".staging"
@@ -309,7 +310,6 @@ def restore(solver, state_path: Path) -> int:
     looked up beside the state when its own path does not exist). Checks the weights and
     the momentum history fit the net first, and when a manifest is beside it, that both
     files are the ones it vouches for; returns the iteration resumed at."""
-    from core.caffe_files import check_fits, read_caffemodel
 
     state_path = Path(state_path)
     match = _NAME.match(state_path.name)

@@ -44,11 +44,13 @@ from tqdm import tqdm
 
 from core.defaults import RUNS_DIR, SEED, TEST_EVERY
 from core.errors import ReportedError, cli_main
-from evaluation.runtime import bar_interval, check_data_root, select_device
+from evaluation.runtime import bar_interval, check_data_root, select_device, training_bytes
 from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 from nets.experiments import EXPERIMENTS, Experiment
 from nets.generate import write_experiment
 from training import snapshots
+from training.balance import keep_with_run
+from training.check_data import check_experiment
 from training.init import load_start
 from training.runlog import RunLog
 
@@ -320,7 +322,6 @@ class Run:
         if _wants_data_check(config, self.max_iter - _iteration_of(self.resume_from)):
             self._check_data()
         if self.exp.loss == "balanced":
-            from training.balance import keep_with_run
             keep_with_run(self.exp.name, Path(config.data_root), self.run_dir,
                           progress=config.progress)
 
@@ -368,8 +369,6 @@ class Run:
     def _check_data(self) -> None:
         """Every file of both splits read first; on the CPU, the step on the largest
         picture must fit in memory (Caffe's allocator aborts the process otherwise)."""
-        from evaluation.runtime import training_bytes
-        from training.check_data import check_experiment
 
         self.log.say("checking every file of the splits first (cached once checked)")
         height, width = check_experiment(self.exp, Path(self.config.data_root),
