@@ -33,7 +33,8 @@ from core.catalog import (
     SIFTFLOW_SEMANTIC_CLASSES,
     VOID,
 )
-from core.errors import check_writable, cli_main
+from core.errors import cli_main
+from core.outputs import Output, check_outputs
 from core.palette import voc_palette
 from data.splits import derive_seg11valid
 
@@ -387,6 +388,19 @@ def make_classification(root: Path, n: int, size: tuple[int, int], num_classes: 
     return paths, labels
 
 
+def dataset_folders(name: str, root: Path) -> list[Path]:
+    """The folders under the data root `root` that writing dataset `name` fills (the
+    catalog's layer folders; other datasets' folders beside them are left alone)."""
+    if name == "classification":
+        return [Path(root) / "classification"]
+    folders = []
+    for phase in ("train", "test"):
+        layer = DATASETS[name].layer(phase)
+        params = {key: Path(root) / folder for key, folder in layer.folders}
+        folders += [f for f in layer.layout.roots(params).values() if f not in folders]
+    return folders
+
+
 @cli_main("synthetic")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -399,8 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-jitter", type=int, default=0)
     parser.add_argument("--num-classes", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true",
+                        help="write over the dataset's folders where the root already has them")
     args = parser.parse_args(argv)
-    check_writable(args.root / ".fcn-synthetic-probe", "OUT=, the data root")
+    for line in check_outputs([Output("OUT=, the data root", folder, folder=True)
+                               for folder in dataset_folders(args.dataset, args.root)], {},
+                              force=args.force):
+        print(f"synthetic: {line}", file=sys.stderr)
     if args.dataset == "classification":
         paths, _ = make_classification(args.root, args.n_train, tuple(args.size),
                                        args.num_classes or 5, args.seed)

@@ -22,8 +22,9 @@ from PIL import Image
 
 from core.caffe_files import check_buildable, check_builds, read_prototxt
 from core.catalog import DATASETS
-from core.errors import check_writable, cli_main
+from core.errors import cli_main
 from core.images import preprocess
+from core.outputs import Output, check_outputs
 from core.palette import overlay, save_label_png
 from evaluation.runtime import reshape_checked, select_device
 from evaluation.score import load_covering
@@ -189,10 +190,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="a layer the weights may lack (stays at its initial values)")
     parser.add_argument("--memory", help="memory one forward may take, e.g. 6G (default: half "
                         "of what is available); larger pictures go in exact tiles")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an --out folder that already holds files")
     args = parser.parse_args(argv)
 
-
-    check_writable(args.out / ".fcn-infer-probe", "OUT=/--out")  # before any work, not after it
+    inputs = {"the weights (WEIGHTS=/--weights)": args.weights,
+              **{f"the input {path}": path for path in args.inputs}}
+    if Path(args.net).exists():
+        inputs["the net (NET=/--net)"] = Path(args.net)
+    # before any work, not after it
+    for line in check_outputs([Output("OUT=/--out", args.out, folder=True)], inputs,
+                              force=args.force):
+        print(f"infer: {line}", file=sys.stderr)
     device = select_device(args.gpu)
     images = list_images(args.inputs)
     memory = parse_budget(args.memory) if args.memory else default_budget()

@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from core.caffe_files import LEARNABLE_TYPES, check_fits, read_caffemodel
 from core.catalog import DATASETS, class_names
-from core.errors import check_writable, cli_main
+from core.errors import cli_main
 from core.fingerprint import dataset_split_digest, fingerprint
+from core.outputs import Output, check_outputs
 from core.palette import save_label_png
 from evaluation.metrics import (
     Scores,
@@ -264,11 +265,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-missing", action="append", default=[], metavar="LAYER",
                         help="a layer the weights may lack (stays at its initial values); "
                              "repeat for several")
+    parser.add_argument("--force", action="store_true",
+                        help="write over an earlier --json / --save result")
     args = parser.parse_args(argv)
 
-
-    if args.json:
-        check_writable(args.json, "JSON=/--json")
+    outputs = [Output("JSON=/--json", args.json)] if args.json else []
+    outputs += [Output("SAVE=/--save", args.save, folder=True)] if args.save else []
+    for line in check_outputs(outputs, {"the weights (WEIGHTS=/--weights)": args.weights,
+                                        "the data root (DATA=/--data)": args.data},
+                              force=args.force):
+        print(f"score: {line}", file=sys.stderr)
     select_device(args.gpu)
     result = score_weights(args.net, args.weights, args.data, split=args.split,
                            width=args.width, save_dir=args.save, images=args.images,

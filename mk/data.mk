@@ -6,7 +6,7 @@
 #   make data-splits DATASET=… [SPLITS_MAT=splits.mat] [TEST_LIST=file]   (re-derive, check)
 #   make lmdb DATASET=voc|sbdd|nyud|siftflow|pascalcontext SPLIT=… [OUT=dir]
 #   make sbdd-png                  SBD cls/*.mat → palette PNGs beside them
-#   make synthetic DATASET=… [OUT=synthetic] [N_TRAIN=20] [N_VAL=5] [SIZE="64 80"] [SEED=0]
+#   make synthetic DATASET=… [OUT=synthetic] [N_TRAIN=20] [N_VAL=5] [SIZE="64 80"] [SEED=0] [FORCE=1]
 #   make bench-data                images/s of each layer, prefetch off / thread / process
 #   make test-data                 this area's tests
 .PHONY: data-fetch data-splits lmdb sbdd-png synthetic bench-data test-data
@@ -28,7 +28,7 @@ sbdd-png: venv
 
 synthetic: venv
 	@test -n "$(DATASET)" || { echo "usage: make synthetic DATASET=voc|nyud|siftflow|pascalcontext|classification [OUT=synthetic]"; exit 2; }
-	@$(PY) -m data.synthetic $(DATASET) $(call q,$(or $(OUT),synthetic)) --n-train $(or $(N_TRAIN),20) --n-val $(or $(N_VAL),5) --size $(or $(SIZE),64 80) --seed $(or $(SEED),0)
+	@$(PY) -m data.synthetic $(DATASET) $(call q,$(or $(OUT),synthetic)) --n-train $(or $(N_TRAIN),20) --n-val $(or $(N_VAL),5) --size $(or $(SIZE),64 80) --seed $(or $(SEED),0) $(if $(FORCE),--force)
 
 bench-data: setup
 	@$(PY) -m bench.data_layers

@@ -23,14 +23,14 @@ $(TRAIN_EXPERIMENTS): setup
 	@$(PY) -m training.schedule $@ $(TRAIN_FLAGS)
 
 # make score NET=voc-fcn8s WEIGHTS=runs/voc-fcn8s/final.caffemodel [SPLIT=seg11valid] [DATA=…]
-#            [WIDTH=…] [GPU=…] [SAVE=folder for palette PNGs] [JSON=scores.json]
+#            [WIDTH=…] [GPU=…] [SAVE=folder for palette PNGs] [JSON=scores.json] [FORCE=1: write over them]
 #            [MASK=fg|bg|both: masked test inputs, Table 8]
 #            [ALLOW_MISSING="layer …": layers the weights may lack; every other one must be there]
 score: setup
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make score NET=experiment WEIGHTS=file.caffemodel [SPLIT=name] [DATA=$(DATA_DIR)] [WIDTH=1.0] [GPU=0] [SAVE=dir] [JSON=file] [MASK=fg|bg|both] [ALLOW_MISSING=layers]"; exit 2; }
 	@$(PY) -m evaluation.score --net $(NET) --weights $(call q,$(WEIGHTS)) --data $(call q,$(DATA_DIR)) \
 	  --width $(TRAIN_WIDTH) $(if $(SPLIT),--split $(SPLIT)) $(if $(GPU),--gpu $(GPU)) \
-	  $(if $(SAVE),--save $(call q,$(SAVE))) $(if $(JSON),--json $(call q,$(JSON))) \
+	  $(if $(SAVE),--save $(call q,$(SAVE))) $(if $(JSON),--json $(call q,$(JSON))) $(if $(FORCE),--force) \
 	  $(if $(MASK),--mask $(MASK)) $(foreach layer,$(ALLOW_MISSING),--allow-missing $(layer))
 
 # make infer NET=voc-fcn8s WEIGHTS=file.caffemodel IMAGES="a.jpg folder/" [OUT=runs/infer] [GPU=0]
@@ -40,7 +40,7 @@ infer: setup
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" && test -n "$(IMAGES)" || { echo "usage: make infer NET=experiment|deploy.prototxt WEIGHTS=file.caffemodel IMAGES='image.jpg folder/' [OUT=$(RUNS_DIR)/infer] [WIDTH=1.0] [GPU=0] [MEMORY=6G]"; exit 2; }
 	@$(PY) -m evaluation.infer $(IMAGES) --net $(call q,$(NET)) --weights $(call q,$(WEIGHTS)) \
 	  --out $(call q,$(or $(OUT),$(RUNS_DIR)/infer)) --width $(TRAIN_WIDTH) $(if $(GPU),--gpu $(GPU)) \
-	  $(if $(MEMORY),--memory $(MEMORY)) $(foreach layer,$(ALLOW_MISSING),--allow-missing $(layer))
+	  $(if $(MEMORY),--memory $(MEMORY)) $(if $(FORCE),--force) $(foreach layer,$(ALLOW_MISSING),--allow-missing $(layer))
 
 # make curves RUN=runs/voc-fcn32s  ->  runs/voc-fcn32s/curves.png
 curves: venv

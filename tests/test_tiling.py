@@ -233,5 +233,5 @@ def test_infer_tiles_a_picture_over_its_memory_budget(tmp_path, capsys):
     tiled = read_label(tmp_path / "out" / "big.png")
     assert tiled.shape == whole.shape and (tiled == whole).mean() > 0.999
     assert main([str(tmp_path / "big.png"), "--net", str(deploy), "--weights", str(weights),
-                 "--out", str(tmp_path / "out"), "--memory", "1M"]) == 1
+                 "--out", str(tmp_path / "out"), "--memory", "1M", "--force"]) == 1
     assert "raise the budget" in capsys.readouterr().err
