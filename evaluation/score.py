@@ -23,6 +23,7 @@ from core.caffe_files import LEARNABLE_TYPES, check_fits, read_caffemodel
 from core.catalog import DATASETS, class_names
 from core.errors import cli_main
 from core.fingerprint import dataset_split_digest, fingerprint
+from core.manifest import verify_result_file
 from core.outputs import Output, check_outputs
 from core.palette import save_label_png
 from evaluation.metrics import (
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "the data root (DATA=/--data)": args.data},
                               force=args.force):
         print(f"score: {line}", file=sys.stderr)
+    verify_result_file(args.weights)  # a finished run's weights, as its manifest vouches
     select_device(args.gpu)
     result = score_weights(args.net, args.weights, args.data, split=args.split,
                            width=args.width, save_dir=args.save, images=args.images,

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from seg_data import release_randint
 
+from core.manifest import record_result
 from data.synthetic import make_dataset
 from training import snapshots
 from training.runlog import read_records
-from training.schedule import ScheduleConfig, run_schedule
-from training.train import Diverged, TrainConfig, train
+from training.schedule import ScheduleConfig, chain, run_schedule, stage_lr
+from training.train import Diverged, TrainConfig, request_of, train
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "tests" / "fault_runner.py"
@@ -304,9 +305,12 @@ def test_nan_starting_weights_are_refused(voc, reference, tmp_path):
 def test_a_chain_never_starts_a_stage_from_diverged_weights(voc, reference, tmp_path):
     runs = tmp_path / "runs"
     (runs / "voc-fcn32s").mkdir(parents=True)
-    nan_weights(reference, runs / "voc-fcn32s" / "final.caffemodel")  # e.g. older code's
+    final = nan_weights(reference, runs / "voc-fcn32s" / "final.caffemodel")  # older code's
     config = ScheduleConfig("voc-fcn16s", voc, runs=runs, weights="none", iters=2,
                             test_every=0, width=float(WIDTH), lr=1e-6, progress=False)
+    first = TrainConfig("voc-fcn32s", voc, iters=2, width=float(WIDTH), overrides={
+        "base_lr": stage_lr(config, chain("voc-fcn16s"), "voc-fcn32s")})
+    record_result(final.parent, [final], request_of(first))  # vouched for, as done
     with pytest.raises(Diverged, match=r"voc-fcn32s.*NaN.*fc7"):
         run_schedule(config)
     assert not (runs / "voc-fcn16s" / "init.caffemodel").exists()

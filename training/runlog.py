@@ -27,15 +27,46 @@ def _clean(value):
     return value
 
 
+def mend_torn_end(path: Path, json_lines: bool) -> int:
+    """Before a log is appended to: a last line without its newline (a run killed while
+    writing it) would be glued to the next record and break every later reader. A torn
+    JSON record is cut off (it was never whole); a text line is ended. Returns the bytes
+    removed (0 when nothing was torn or only a newline was added)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(-1, 2)
+        if f.read(1) == b"\n":
+            return 0
+        data = path.read_bytes()
+        start = data.rfind(b"\n") + 1
+        tail = data[start:]
+        if json_lines:
+            try:
+                json.loads(tail)
+            except (ValueError, UnicodeDecodeError):
+                f.truncate(start)
+                return len(tail)
+        f.seek(0, 2)
+        f.write(b"\n")
+    return 0
+
+
 class RunLog:
     def __init__(self, run_dir: Path, display: int = 20, echo: bool = True):
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.text_path, self.json_path = run_dir / TEXT_NAME, run_dir / JSON_NAME
+        mend_torn_end(self.text_path, json_lines=False)
+        cut = mend_torn_end(self.json_path, json_lines=True)
         self.text = open(self.text_path, "a", encoding="utf-8")
         self.json = open(self.json_path, "a", encoding="utf-8")
         self.display, self.echo = display, echo
         self.started = time.time()
+        if cut:
+            self.say(f"{self.json_path}: removed a torn last record ({cut} bytes, a run "
+                     f"stopped while writing it) before appending")
 
     def close(self) -> None:
         for handle in (self.text, self.json):

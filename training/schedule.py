@@ -22,7 +22,15 @@ from pathlib import Path
 
 from core.caffe_files import read_params
 from core.defaults import BASE_WEIGHTS_DIR, RUNS_DIR, SEED, TEST_EVERY
-from core.errors import cli_main
+from core.errors import InputError, cli_main
+from core.manifest import (
+    RESULT_MANIFEST,
+    check_request,
+    read_result,
+    record_result,
+    verify_result_file,
+    write_atomically,
+)
 from core.weights import base_weights_path, run_weights_path
 from evaluation.score import json_scores, score_weights
 from nets.experiments import EXPERIMENTS, Experiment
@@ -31,7 +39,15 @@ from training import snapshots
 from training.curves import plot
 from training.init import warn_random
 from training.runlog import JSON_NAME
-from training.train import Diverged, NetFiles, TrainConfig, generate_nets, preflight, train
+from training.train import (
+    Diverged,
+    NetFiles,
+    TrainConfig,
+    generate_nets,
+    preflight,
+    request_of,
+    train,
+)
 
 
 def chain(name: str) -> list[str]:
@@ -155,6 +171,20 @@ def check_finite(weights: Path, stage: str) -> None:
                        f"with a lower learning rate before the stages after it")
 
 
+def check_done(final: Path, request: dict) -> None:
+    """A stage whose final weights exist is skipped only when its result manifest vouches
+    for them (digest) and records this same request; otherwise one clear refusal."""
+    if read_result(final.parent) is None:
+        raise InputError(f"{final}: no {RESULT_MANIFEST} beside it vouches for these weights "
+                         f"(the run stopped while finishing, or older code wrote it); remove "
+                         f"{final.name} to have the stage resume from its last snapshot and "
+                         f"write it again")
+    check_request(final.parent, request)
+    if not verify_result_file(final):
+        raise InputError(f"{final}: not listed in {final.parent / RESULT_MANIFEST}; remove "
+                         f"{final.name} to have the stage resume and write it again")
+
+
 def run_schedule(config: ScheduleConfig) -> dict:
     """Train every stage of config.experiment's chain that is not done; score the last."""
     names = chain(config.experiment)
@@ -163,26 +193,27 @@ def run_schedule(config: ScheduleConfig) -> dict:
     for name in names:
         exp, run_dir = EXPERIMENTS[name], config.runs / name
         final = run_weights_path(config.runs, name)
-        if final.is_file():
-            print(f"== {name}: done already ({final}); skipped", flush=True)
-            summary["stages"].append({"experiment": name, "final": str(final),
-                                      "skipped": True})
-            continue
         overrides = dict(config.overrides)
         lr = stage_lr(config, names, name)
         if lr is not None:
             overrides["base_lr"] = lr
+        stage = TrainConfig(
+            name, config.data_root, run_dir=run_dir, iters=config.iters,
+            test_every=config.test_every, width=config.width, gpu=config.gpu,
+            seed=config.seed, overrides=overrides, progress=config.progress,
+            check_data=config.check_data)
+        if final.is_file():
+            check_done(final, request_of(stage))
+            print(f"== {name}: done already ({final}, verified); skipped", flush=True)
+            summary["stages"].append({"experiment": name, "final": str(final),
+                                      "skipped": True})
+            continue
         with snapshots.RunLock(run_dir):  # held from the starting weights to the last step
-            resume = bool(snapshots.available(run_dir / "snapshots"))
-            print(f"== {name}: {'resuming' if resume else 'starting'} in {run_dir}",
+            stage.resume = bool(snapshots.available(run_dir / "snapshots"))
+            print(f"== {name}: {'resuming' if stage.resume else 'starting'} in {run_dir}",
                   flush=True)
-            stage = TrainConfig(
-                name, config.data_root, run_dir=run_dir, iters=config.iters,
-                test_every=config.test_every, width=config.width, gpu=config.gpu,
-                seed=config.seed, overrides=overrides, resume=resume,
-                progress=config.progress, check_data=config.check_data)
             nets = generate_nets(stage)  # once: surgery's deploy net and the run's files
-            stage.weights = None if resume else prepare_stage(exp, run_dir, config, nets)
+            stage.weights = None if stage.resume else prepare_stage(exp, run_dir, config, nets)
             outcome = train(stage, device=device, nets=nets)
         if outcome.interrupted:
             raise KeyboardInterrupt(f"{name} stopped at iteration {outcome.iterations}",
@@ -194,8 +225,13 @@ def run_schedule(config: ScheduleConfig) -> dict:
                                   "last_loss": outcome.losses[-1] if outcome.losses else None,
                                   "test": outcome.last_test})
     if config.score:
-
-        last = config.runs / config.experiment
+        last, request = config.runs / config.experiment, request_of(stage)
+        recorded = last / "score.json"
+        if recorded.is_file() and verify_result_file(recorded):
+            summary["score"] = json.loads(recorded.read_text())
+            print(f"== score of {config.experiment}: done already ({recorded}, verified)",
+                  flush=True)
+            return summary
         result = score_weights(config.experiment,
                                run_weights_path(config.runs, config.experiment),
                                Path(config.data_root), width=config.width,
@@ -203,8 +239,10 @@ def run_schedule(config: ScheduleConfig) -> dict:
         print(f"== score of {config.experiment} on "
               f"{EXPERIMENTS[config.experiment].splits[1]}\n{result.report()}", flush=True)
         summary["score"] = json_scores(result.as_dict())
-        (last / "score.json").write_text(json.dumps(summary["score"], indent=2,
-                                                    allow_nan=False) + "\n")
+        write_atomically((json.dumps(summary["score"], indent=2, allow_nan=False) + "\n"
+                          ).encode(), recorded)
+        record_result(last, [run_weights_path(config.runs, config.experiment), recorded],
+                      request)
     return summary
 
 

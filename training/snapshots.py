@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from google.protobuf.message import DecodeError
 
 from core.caffe_files import check_fits, read_caffemodel
 from core.errors import ReportedError
+from core.manifest import describe, sha256, write_atomically
 
 STAGING = ".staging"
 PREFIX = "train"
@@ -141,21 +141,12 @@ def staging_prefix(snapshot_dir: Path) -> Path:
 
 
 def _replace_atomically(data: bytes, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
     try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(data, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         if e.errno == errno.ENOSPC:
             raise SnapshotSpaceError(errno.ENOSPC, f"{path}: no space left on the disk to "
                                      f"write {len(data) / _MIB:.1f} MiB") from None
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -175,18 +166,6 @@ def check_space(folder: Path, needed: int, what: str, intact: str = "") -> None:
             f"{needed / _MIB:.1f} MiB, {free / _MIB:.1f} MiB free. Nothing was written"
             f"{'; ' + intact if intact else ''}. Free some space (or move the run) and "
             f"resume with the same command")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_MIB), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _describe(path: Path) -> dict:
-    return {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)}
 
 
 def take(solver, snapshot_dir: Path) -> Snapshot:
@@ -213,8 +192,8 @@ def take(solver, snapshot_dir: Path) -> Snapshot:
     state.learned_net = model.name  # beside the state; resolved on restore
     _replace_atomically(state.SerializeToString(), state_path)
     staged_state.unlink()
-    manifest = {"iteration": solver.iter, "caffemodel": _describe(model),
-                "solverstate": _describe(state_path)}
+    manifest = {"iteration": solver.iter, "caffemodel": describe(model),
+                "solverstate": describe(state_path)}
     _replace_atomically((json.dumps(manifest, indent=1) + "\n").encode(),
                         manifest_path(state_path))
     return Snapshot(solver.iter, model, state_path)

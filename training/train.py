@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from core.defaults import RUNS_DIR, SEED, TEST_EVERY
 from core.errors import ReportedError, cli_main
+from core.manifest import record_result
 from evaluation.runtime import bar_interval, check_data_root, select_device, training_bytes
 from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 from nets.experiments import EXPERIMENTS, Experiment
@@ -451,6 +452,7 @@ class Run:
                 self.stop_diverged(f"the final weights of {', '.join(bad[:5])} are not finite")
             outcome.final_weights = snapshots.save_weights(self.net,
                                                            self.run_dir / "final.caffemodel")
+            record_result(self.run_dir, [outcome.final_weights], request_of(self.config))
             self.log.say(f"done: {outcome.final_weights}")
             self.log.record("done", iter=self.iteration, weights=str(outcome.final_weights))
         else:
@@ -559,6 +561,14 @@ def _iteration_of(solverstate: Path | None) -> int:
     """The iteration a snapshot was taken at, from its name (0 for a fresh start)."""
     match = re.search(r"_iter_(\d+)\.solverstate$", str(solverstate or ""))
     return int(match.group(1)) if match else 0
+
+
+def request_of(config: TrainConfig) -> dict:
+    """What a finished run answered, as its result manifest records it: a rerun asking
+    anything else is refused, not skipped (core.manifest.check_request)."""
+    return {"experiment": config.experiment, "data": str(Path(config.data_root).resolve()),
+            "iters": config.iters, "width": config.width, "seed": config.seed,
+            "overrides": {key: config.overrides[key] for key in sorted(config.overrides)}}
 
 
 def _check_fresh(run_dir: Path) -> None:

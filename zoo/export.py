@@ -19,6 +19,7 @@ from core.defaults import NETS_DIR
 from core.download import file_digest
 from core.errors import check_writable, cli_main
 from core.fingerprint import fingerprint, summary
+from core.manifest import verify_result_file
 from zoo.errors import ZooError
 from zoo.frontmatter import check_fields, render_readme
 from zoo.scores import describe_scores, read_scores, summary_line
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     args = parser.parse_args(argv)
     check_writable(Path(args.out) / ".fcn-zoo-probe", "OUT=/--out")
+    verify_result_file(args.weights)  # never publish a finished run's weights damaged since
     readme = export_model(args.net, args.weights, args.out, log=args.log, url=args.url,
                           name=args.name, license=args.license, gist_id=args.gist_id,
                           caffemodel_name=args.caffemodel_name, force=args.force)

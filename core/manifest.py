@@ -1,0 +1,110 @@
+"""Digests that vouch for files: written last, beside the files, so that a reader can tell
+a finished result from one damaged, cut or replaced since. Snapshots
+(training/snapshots.py) vouch for each caffemodel/solverstate pair this way; a finished
+run vouches for its final.caffemodel and score.json in `result.manifest.json`, which also
+records the request (data, iterations, width, net, seed, rates) the run answered, so a rerun
+can tell "done already" from "asked something else"."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from core.errors import InputError
+
+RESULT_MANIFEST = "result.manifest.json"
+_MIB = 2**20
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_MIB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe(path: Path) -> dict:
+    """A file's name, size and sha256, as a manifest lists it."""
+    path = Path(path)
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)}
+
+
+def write_atomically(data: bytes, path: Path) -> None:
+    """Write `data` to `path` whole or not at all (a temporary file beside it, synced, then
+    renamed over it); nothing half-written is left under any name."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_result(folder: Path) -> dict | None:
+    """The result manifest of a run folder, or None where it has none."""
+    path = Path(folder) / RESULT_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest.get("files"), dict):
+            raise ValueError("no 'files' table")
+    except (ValueError, AttributeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: unreadable result manifest ({e}); the run's results cannot "
+                         f"be vouched for: train again in a new folder") from None
+    return manifest
+
+
+def record_result(folder: Path, files: list[Path], request: dict) -> Path:
+    """Vouch for a finished run's `files` (in `folder`) and the `request` it answered; the
+    files listed before for the same request stay listed. Call it after the files are
+    written: the manifest is the last thing a finished result gets."""
+    folder = Path(folder)
+    earlier = read_result(folder)
+    listed = earlier["files"] if earlier and earlier.get("request") == request else {}
+    listed.update({Path(f).name: describe(f) for f in files})
+    path = folder / RESULT_MANIFEST
+    write_atomically((json.dumps({"request": request, "files": listed}, indent=1,
+                                 sort_keys=True) + "\n").encode(), path)
+    return path
+
+
+def verify_result_file(path: Path) -> bool:
+    """Raise InputError naming the file, the recorded and the found digest when the result
+    manifest beside `path` lists it and the file differs; True when it was verified, False
+    when no manifest beside it lists it (weights from elsewhere)."""
+    path = Path(path)
+    manifest = read_result(path.parent)
+    want = (manifest or {}).get("files", {}).get(path.name)
+    if not want:
+        return False
+    found = sha256(path)
+    if found != want.get("sha256"):
+        raise InputError(
+            f"{path}: sha256 {found}, but {path.parent / RESULT_MANIFEST} records "
+            f"{want.get('sha256')} ({path.stat().st_size} bytes, recorded {want.get('bytes')}): "
+            f"the file was damaged or replaced after the run finished; restore it, or train "
+            f"again in a new folder")
+    return True
+
+
+def check_request(folder: Path, request: dict) -> None:
+    """Raise InputError when the finished run in `folder` answered another request than
+    `request`, naming each setting that differs (recorded → asked)."""
+    manifest = read_result(folder)
+    recorded = (manifest or {}).get("request", {})
+    differs = [f"{key}: {recorded.get(key)!r} recorded, {value!r} asked"
+               for key, value in request.items() if recorded.get(key) != value]
+    if differs:
+        raise InputError(f"{folder} holds a finished run of another request "
+                         f"({'; '.join(differs)}); give the new request its own folder "
+                         f"(RUNS=), or ask the same again")
