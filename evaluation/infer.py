@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core import arguments
 from core.caffe_files import check_buildable, check_builds, read_prototxt
 from core.catalog import DATASETS
 from core.errors import cli_main
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="experiment name (e.g. voc-fcn8s) or a deploy prototxt")
     parser.add_argument("--weights", required=True, type=Path, help="trained caffemodel")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--width", type=float, default=1.0,
+    parser.add_argument("--width", type=arguments.width(), default=1.0,
                         help="width multiplier the weights were trained with")
     parser.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
                         help="BGR mean to subtract (default: the dataset's)")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core import arguments
 from core.caffe_files import LEARNABLE_TYPES, check_fits, read_caffemodel
 from core.catalog import DATASETS, class_names
 from core.errors import cli_main
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, type=Path, help="dataset root (like data/)")
     parser.add_argument("--split", help="split list name (default: the experiment's test "
                                         "split, e.g. seg11valid)")
-    parser.add_argument("--width", type=float, default=1.0,
+    parser.add_argument("--width", type=arguments.width(), default=1.0,
                         help="width multiplier the weights were trained with")
     parser.add_argument("--gpu", type=int, default=None, metavar="N", help="GPU id (default CPU)")
     parser.add_argument("--save", type=Path, help="write predictions as palette PNGs here")

@@ -11,11 +11,11 @@ TRAIN_WIDTH = $(or $(WIDTH),1.0)
 # `make nets` from nets/experiments.py).
 include mk/experiments.generated
 
-TRAIN_FLAGS = --data $(call q,$(DATA_DIR)) --runs $(call q,$(RUNS_DIR)) --width $(TRAIN_WIDTH) \
-  $(if $(GPU),--gpu $(GPU)) $(if $(ITERS),--iters $(ITERS)) \
-  $(if $(TEST_EVERY),--test-every $(TEST_EVERY)) $(if $(WEIGHTS),--weights $(call q,$(WEIGHTS))) \
-  $(if $(LR),--lr $(LR)) $(if $(LR_DROP),--lr-drop $(LR_DROP)) \
-  $(if $(MOMENTUM),--momentum $(MOMENTUM)) $(if $(SEED),--seed $(SEED)) \
+TRAIN_FLAGS = --data $(call q,$(DATA_DIR)) --runs $(call q,$(RUNS_DIR)) --width=$(TRAIN_WIDTH) \
+  $(if $(GPU),--gpu $(GPU)) $(if $(ITERS),--iters=$(ITERS)) \
+  $(if $(TEST_EVERY),--test-every=$(TEST_EVERY)) $(if $(WEIGHTS),--weights $(call q,$(WEIGHTS))) \
+  $(if $(LR),--lr=$(LR)) $(if $(LR_DROP),--lr-drop=$(LR_DROP)) \
+  $(if $(MOMENTUM),--momentum=$(MOMENTUM)) $(if $(SEED),--seed=$(SEED)) \
   $(if $(CHECK_DATA),--check-data)
 
 .PHONY: $(TRAIN_EXPERIMENTS) score infer curves check-data
@@ -29,7 +29,7 @@ $(TRAIN_EXPERIMENTS): setup
 score: setup
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make score NET=experiment WEIGHTS=file.caffemodel [SPLIT=name] [DATA=$(DATA_DIR)] [WIDTH=1.0] [GPU=0] [SAVE=dir] [JSON=file] [MASK=fg|bg|both] [ALLOW_MISSING=layers]"; exit 2; }
 	@$(PY) -m evaluation.score --net $(NET) --weights $(call q,$(WEIGHTS)) --data $(call q,$(DATA_DIR)) \
-	  --width $(TRAIN_WIDTH) $(if $(SPLIT),--split $(SPLIT)) $(if $(GPU),--gpu $(GPU)) \
+	  --width=$(TRAIN_WIDTH) $(if $(SPLIT),--split $(SPLIT)) $(if $(GPU),--gpu $(GPU)) \
 	  $(if $(SAVE),--save $(call q,$(SAVE))) $(if $(JSON),--json $(call q,$(JSON))) $(if $(FORCE),--force) \
 	  $(if $(MASK),--mask $(MASK)) $(foreach layer,$(ALLOW_MISSING),--allow-missing $(layer))
 
@@ -39,7 +39,7 @@ score: setup
 infer: setup
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" && test -n "$(IMAGES)" || { echo "usage: make infer NET=experiment|deploy.prototxt WEIGHTS=file.caffemodel IMAGES='image.jpg folder/' [OUT=$(RUNS_DIR)/infer] [WIDTH=1.0] [GPU=0] [MEMORY=6G]"; exit 2; }
 	@$(PY) -m evaluation.infer $(IMAGES) --net $(call q,$(NET)) --weights $(call q,$(WEIGHTS)) \
-	  --out $(call q,$(or $(OUT),$(RUNS_DIR)/infer)) --width $(TRAIN_WIDTH) $(if $(GPU),--gpu $(GPU)) \
+	  --out $(call q,$(or $(OUT),$(RUNS_DIR)/infer)) --width=$(TRAIN_WIDTH) $(if $(GPU),--gpu $(GPU)) \
 	  $(if $(MEMORY),--memory $(MEMORY)) $(if $(FORCE),--force) $(foreach layer,$(ALLOW_MISSING),--allow-missing $(layer))
 
 # make curves RUN=runs/voc-fcn32s  ->  runs/voc-fcn32s/curves.png

@@ -16,6 +16,7 @@ from caffe.proto import caffe_pb2
 
 from core.catalog import DATASETS, INPUT_CHANNELS, class_weights_file, data_param
 from core.defaults import SEED
+from core.errors import InputError
 from nets import backbones, heads
 from nets.solver_settings import (
     SolverSettings,
@@ -284,3 +285,20 @@ def build(exp: Experiment | str, phase: str, *, width: float = 1.0,
     if train and exp.fusion == "late":
         heads.loss(n, outputs[0], n["label"])
     return n.to_proto()
+
+
+def check_width(exp: Experiment | str, width: float, option: str = "WIDTH=/--width") -> None:
+    """Raise InputError when `width` would leave a layer of the net with fewer than one
+    channel (backbones.channels then keeps one: a net that trains and scores but means
+    nothing), naming the narrowest such layer and the smallest width that keeps them all."""
+    exp = EXPERIMENTS[exp] if isinstance(exp, str) else exp
+    full, narrow = (build(exp, "deploy", width=w, size=(64, 64)) for w in (1.0, width))
+    clamped = [(wide.name, wide.convolution_param.num_output)
+               for wide, thin in zip(full.layer, narrow.layer)
+               if wide.type == "Convolution" and thin.convolution_param.num_output == 1
+               and round(wide.convolution_param.num_output * width) < 1]
+    if clamped:
+        name, count = min(clamped, key=lambda item: item[1])
+        raise InputError(f"{option} {width:g} leaves {len(clamped)} layer(s) of {exp.name} "
+                         f"without a channel ({name} has {count} at width 1); use a width "
+                         f"above {0.5 / count:g} (and at most 1)")

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import arguments
 from core.caffe_files import read_params
 from core.defaults import BASE_WEIGHTS_DIR, RUNS_DIR, SEED, TEST_EVERY
 from core.errors import InputError, cli_main
@@ -33,7 +34,7 @@ from core.manifest import (
 )
 from core.weights import base_weights_path, run_weights_path
 from evaluation.score import json_scores, score_weights
-from nets.experiments import EXPERIMENTS, Experiment
+from nets.experiments import EXPERIMENTS, Experiment, check_width
 from surgery.prepare import prepare
 from training import snapshots
 from training.curves import plot
@@ -275,22 +276,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="base caffemodel for the first stage (default: "
                                           "ilsvrc-nets/<base>.caffemodel); 'none': random init")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="runs folder")
-    parser.add_argument("--iters", type=int, help="iterations per stage (default: the paper's)")
-    parser.add_argument("--test-every", type=int, default=TEST_EVERY,
+    parser.add_argument("--iters", type=arguments.iterations(),
+                        help="iterations per stage (default: the paper's)")
+    parser.add_argument("--test-every", type=arguments.interval("TEST_EVERY=/--test-every"),
+                        default=TEST_EVERY,
                         help="seg test interval (0: at the end of each stage only)")
-    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--width", type=arguments.width(), default=1.0,
+                        help="channel width multiplier")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--lr", type=float, help="first stage's lr (quick runs); later stages "
-                                                 "keep the paper's ratio unless --lr-drop")
-    parser.add_argument("--lr-drop", type=float, help="lr divisor per stage with --lr")
-    parser.add_argument("--momentum", type=float, help="override momentum (every stage)")
+    parser.add_argument("--lr", type=arguments.rate("LR=/--lr"),
+                        help="first stage's lr (quick runs); later stages keep the paper's "
+                             "ratio unless --lr-drop")
+    parser.add_argument("--lr-drop", type=arguments.rate("LR_DROP=/--lr-drop"),
+                        help="lr divisor per stage with --lr")
+    parser.add_argument("--momentum", type=arguments.momentum(),
+                        help="override momentum (every stage)")
     parser.add_argument("--no-score", action="store_true", help="skip the final scoring")
     parser.add_argument("--check-data", action=argparse.BooleanOptionalAction, default=None,
                         help="read every file of the splits before each stage (default: for "
                              "stages of 1000+ iterations; cached)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    check_width(args.experiment, args.width)
     overrides = {"momentum": args.momentum} if args.momentum is not None else {}
     config = ScheduleConfig(args.experiment, args.data, runs=args.runs, weights=args.weights,
                             iters=args.iters, test_every=args.test_every, width=args.width,

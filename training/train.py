@@ -42,12 +42,13 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from tqdm import tqdm
 
+from core import arguments
 from core.defaults import RUNS_DIR, SEED, TEST_EVERY
 from core.errors import ReportedError, cli_main
 from core.manifest import record_result
 from evaluation.runtime import bar_interval, check_data_root, select_device, training_bytes
 from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
-from nets.experiments import EXPERIMENTS, Experiment
+from nets.experiments import EXPERIMENTS, Experiment, check_width
 from nets.generate import write_experiment
 from training import snapshots
 from training.balance import keep_with_run
@@ -612,17 +613,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="starting caffemodel for this net (from surgery.prepare), or "
                              "'none' for random init (quick runs only)")
     parser.add_argument("--run-dir", type=Path, help="default runs/<experiment>")
-    parser.add_argument("--iters", type=int, help="max_iter (default: the experiment's)")
-    parser.add_argument("--test-every", type=int, default=TEST_EVERY,
+    parser.add_argument("--iters", type=arguments.iterations(),
+                        help="max_iter (default: the experiment's)")
+    parser.add_argument("--test-every", type=arguments.interval("TEST_EVERY=/--test-every"),
+                        default=TEST_EVERY,
                         help="seg test interval in iterations (0: at the end only)")
-    parser.add_argument("--snapshot-every", type=int,
+    parser.add_argument("--snapshot-every", type=arguments.interval("--snapshot-every"),
                         help="snapshot interval (default: the solver's, else --test-every)")
-    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--width", type=arguments.width(), default=1.0,
+                        help="channel width multiplier")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--lr", type=float, help="override base_lr")
-    parser.add_argument("--momentum", type=float, help="override momentum")
-    parser.add_argument("--iter-size", type=int, help="override iter_size")
+    parser.add_argument("--lr", type=arguments.rate("LR=/--lr"), help="override base_lr")
+    parser.add_argument("--momentum", type=arguments.momentum(), help="override momentum")
+    parser.add_argument("--iter-size", type=arguments.iterations("--iter-size"),
+                        help="override iter_size")
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="SOLVERSTATE",
                         help="resume from SOLVERSTATE, or the run's latest snapshot")
     parser.add_argument("--save-predictions", action="store_true",
@@ -640,6 +645,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                          "--weights none for random init")
     overrides = {k: v for k, v in (("base_lr", args.lr), ("momentum", args.momentum),
                                    ("iter_size", args.iter_size)) if v is not None}
+    check_width(args.experiment, args.width)
     resume = args.resume if args.resume is True or not args.resume else Path(args.resume)
     weights = None if args.weights in (None, "none") else Path(args.weights)
     return TrainConfig(args.experiment, args.data, run_dir=args.run_dir, weights=weights,
