@@ -10,7 +10,7 @@ from compare.errors import CompareError
 from compare.numeric import compare_arrays
 from compare.release_infer import RELEASE_INFER_MEAN, read_rgb, release_preprocess
 from compare.table import Comparison
-from core.caffe_files import load_net
+from core.caffe_files import check_finite, load_net
 
 COLUMNS = ("input", "blob", "shape A", "shape B", "status", "differing", "max |Δ|", "max ULP")
 
@@ -80,6 +80,9 @@ def compare_forward(net_a: Path, weights_a: Path | None, net_b: Path, weights_b:
                     inputs: list[Path], *, mean: tuple[float, ...] = RELEASE_INFER_MEAN
                     ) -> Comparison:
     """Identical means every blob of every forward pass has the same bits in both nets."""
+    for weights, option in ((weights_a, "--weights-a"), (weights_b, "--weights-b")):
+        if weights is not None:  # NaN is never equal to itself: a comparison would mislead
+            check_finite(weights, option)
     loaded_a, loaded_b = load_net(net_a, weights_a), load_net(net_b, weights_b)
     result = Comparison("forward", f"{net_a} + {weights_a}", f"{net_b} + {weights_b}",
                         identical=True, columns=COLUMNS)

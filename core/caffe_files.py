@@ -200,6 +200,23 @@ def read_params(path: Path | str) -> dict[str, list[np.ndarray]]:
     return params
 
 
+def non_finite_layers(path: Path | str) -> list[str]:
+    """Names of the layers of a caffemodel holding NaN or infinite values, in file order."""
+    return [name for name, blobs in read_params(path).items()
+            if not all(np.isfinite(blob).all() for blob in blobs)]
+
+
+def check_finite(path: Path | str, option: str = "WEIGHTS=/--weights") -> None:
+    """Refuse weights holding NaN or infinity before a command uses them: labels, exports
+    or a published model from them would look like results and mean nothing."""
+    bad = non_finite_layers(path)
+    if bad:
+        raise CaffeFileError(f"{path} ({option}): layers {', '.join(bad[:5])}"
+                             f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''} hold NaN "
+                             f"or infinite values (a diverged run); use weights from before "
+                             f"it diverged, or train again with a lower learning rate (LR=)")
+
+
 # --- fitting weights to a net -------------------------------------------------------------
 def caffe_would_copy(target: tuple[int, ...], blob: Blob) -> bool:
     """Caffe's own test (Blob::ShapeEquals) for copying `blob` into a `target`-shaped one:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from core import arguments
-from core.caffe_files import check_buildable, check_builds, read_prototxt
+from core.caffe_files import check_buildable, check_builds, check_finite, read_prototxt
 from core.catalog import DATASETS
 from core.errors import cli_main
 from core.images import preprocess
@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in check_outputs([Output("OUT=/--out", args.out, folder=True)], inputs,
                               force=args.force):
         print(f"infer: {line}", file=sys.stderr)
+    check_finite(args.weights)
     device = select_device(args.gpu)
     images = list_images(args.inputs)
     memory = parse_budget(args.memory) if args.memory else default_budget()

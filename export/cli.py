@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from core import arguments
+from core.caffe_files import check_finite
 from export import verify
 from export.caffe_net import forward, load
 from export.graph import ExportError
@@ -33,7 +35,7 @@ def parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, type=Path, help="its .caffemodel")
     p.add_argument("--out", type=Path, help="output file (.onnx) or folder (torch); default "
                    "runs/export/<net>/")
-    p.add_argument("--width", type=float, default=1.0,
+    p.add_argument("--width", type=arguments.width(), default=1.0,
                    help="the channel width the weights were trained at (default 1.0)")
     p.add_argument("--sizes", default=",".join(f"{h}x{w}" for h, w in verify.SIZES),
                    help="picture sizes HxW to verify at (default %(default)s)")
@@ -97,6 +99,7 @@ def run_export(exporter: Exporter, argv: list[str] | None = None) -> int:
             verify.picture((1, 1), args.seed, args.image)
         except OSError as e:
             raise ExportError(f"{args.image}: not a picture PIL can read ({e})") from None
+    check_finite(args.weights)  # NaN would pass no tolerance and never be named
     caffe_net, path, make_runner = _export(exporter, args)
     if not args.check_existing:
         size_mb = sum(p.stat().st_size for p in _written(kind, path)) / 1e6

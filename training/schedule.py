@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import arguments
-from core.caffe_files import read_params
+from core.caffe_files import non_finite_layers
 from core.defaults import BASE_WEIGHTS_DIR, RUNS_DIR, SEED, TEST_EVERY
 from core.errors import InputError, cli_main
 from core.manifest import (
@@ -161,11 +161,7 @@ def _prepare(nets: NetFiles, init: Path, **how) -> None:
 def check_finite(weights: Path, stage: str) -> None:
     """A later stage never starts from weights holding NaN or infinity (a diverged run
     written by older code, or a file damaged since)."""
-    import numpy as np
-
-
-    bad = [layer for layer, blobs in read_params(weights).items()
-           if not all(np.isfinite(blob).all() for blob in blobs)]
+    bad = non_finite_layers(weights)
     if bad:
         raise Diverged(f"{weights}: the final weights of {stage} hold NaN or infinite values "
                        f"(layers {', '.join(bad[:5])}); retrain {stage} (remove its folder) "

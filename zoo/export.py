@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from core.caffe_files import parse_prototxt, read_caffemodel, uncovered_layers
+from core.caffe_files import check_finite, parse_prototxt, read_caffemodel, uncovered_layers
 from core.defaults import NETS_DIR
 from core.download import file_digest
 from core.errors import check_writable, cli_main
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_writable(Path(args.out) / ".fcn-zoo-probe", "OUT=/--out")
     verify_result_file(args.weights)  # never publish a finished run's weights damaged since
+    check_finite(args.weights)
     readme = export_model(args.net, args.weights, args.out, log=args.log, url=args.url,
                           name=args.name, license=args.license, gist_id=args.gist_id,
                           caffemodel_name=args.caffemodel_name, force=args.force)
