@@ -85,10 +85,17 @@ def _progress(total: int | None, initial: int, name: str, enabled: bool):
                 file=sys.stderr, leave=False)
 
 
-def _fetch_once(url: str, part: Path, timeout: float, show: bool) -> bool | None:
-    """Append the rest of `url` to `part`, resuming from its current size. Returns True
-    when the server said how long the file is and the part has that length, None when
-    it did not say."""
+class _OutOfTime(TimeoutError):
+    """The whole download's time budget ran out (a server trickling bytes never trips the
+    per-read timeout)."""
+
+
+def _fetch_once(url: str, part: Path, timeout: float, show: bool,
+                deadline: float = float("inf")) -> bool | None:
+    """Append the rest of `url` to `part`, resuming from its current size; every connect
+    and read waits at most `timeout` seconds, and the transfer stops at `deadline`
+    (time.monotonic). Returns True when the server said how long the file is and the part
+    has that length, None when it did not say."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "fcn-caffe/1"})
     if have:
@@ -108,7 +115,9 @@ def _fetch_once(url: str, part: Path, timeout: float, show: bool) -> bool | None
         try:
             with open(part, "ab" if have else "wb") as out:
                 while True:
-                    block = response.read(CHUNK)
+                    if time.monotonic() > deadline:
+                        raise _OutOfTime()
+                    block = response.read1(CHUNK)
                     if not block:
                         break
                     out.write(block)
@@ -247,11 +256,34 @@ def _problem(path: Path, checks: dict, check: Callable[[Path], object] | None,
         return str(e), ""
 
 
+def _waited_for(error: BaseException | None, timeout: float) -> str:
+    """What the last try waited for, in words."""
+    if isinstance(error, (socket.timeout, TimeoutError)) or isinstance(
+            getattr(error, "reason", None), (socket.timeout, TimeoutError)):
+        return f"no answer or no data for {timeout:g} s"
+    return f"the connection broke: {error!r}"
+
+
+def _say_stall(dest: Path, part: Path, error: BaseException | None, timeout: float,
+               attempt: int, retries: int) -> None:
+    """One line on stderr for every failed try, so a stalled transfer never looks like a
+    frozen progress bar: what was waited for, how far the file got, what happens next."""
+    have = part.stat().st_size if part.exists() else 0
+    then = (f"resuming (try {attempt + 2} of {retries + 1})" if attempt < retries
+            else "no tries left")
+    print(f"download: {dest.name}: {_waited_for(error, timeout)} at {have} bytes; {then}",
+          file=sys.stderr, flush=True)
+
+
 def fetch(url: str, dest: Path | str, *, sha256: str | None = None, sha1: str | None = None,
           md5: str | None = None, size: int | None = None,
           check: Callable[[Path], object] | None = None, retries: int = 3,
-          timeout: float = 60.0, progress: bool = True) -> Path:
+          timeout: float = 30.0, budget: float = 3600.0, progress: bool = True) -> Path:
     """Download `url` to `dest` unless a verified copy is already there; return `dest`.
+
+    Every connect and read waits at most `timeout` seconds, a cut or stalled transfer is
+    resumed at most `retries` times (each failed try said on stderr), and the whole
+    download stops after `budget` seconds, with one error saying what was waited for.
 
     Interrupted transfers resume from `dest.part`. `check(path)` (raising ValueError) is
     the structural check for a file with no known digest; by default one is chosen by the
@@ -276,9 +308,16 @@ def fetch(url: str, dest: Path | str, *, sha256: str | None = None, sha1: str | 
     part = dest.with_name(dest.name + ".part")
     last_error: Exception | None = None
     whole_by_length = None
+    began = time.monotonic()
+    deadline = began + budget
+    tries = 0
     for attempt in range(retries + 1):
+        if time.monotonic() >= deadline:
+            break
+        tries += 1
         try:
-            whole_by_length = _fetch_once(url, part, timeout, progress)
+            whole_by_length = _fetch_once(url, part, min(timeout, deadline - time.monotonic()),
+                                          progress, deadline)
             last_error = None
             break
         except urllib.error.HTTPError as e:
@@ -292,12 +331,21 @@ def fetch(url: str, dest: Path | str, *, sha256: str | None = None, sha1: str | 
                     f"the file elsewhere and put it at {dest}") from e
         except (http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError) as e:
             last_error = e  # cut connection: resume from the part file
+        if isinstance(last_error, _OutOfTime):
+            break
+        _say_stall(dest, part, last_error, timeout, attempt, retries)
         if attempt < retries:
-            time.sleep(min(2.0 ** attempt * 0.2, 5.0))
-    if last_error is not None:
+            time.sleep(max(0.0, min(2.0 ** attempt * 0.2, 5.0, deadline - time.monotonic())))
+    if last_error is not None or tries == 0:
+        have = part.stat().st_size if part.exists() else 0
+        why = (f"the time budget of {budget:g} s ran out"
+               if isinstance(last_error, _OutOfTime) or time.monotonic() >= deadline
+               else _waited_for(last_error, timeout))
         raise DownloadError(
-            f"{url}: transfer kept failing after {retries + 1} tries ({last_error!r}); "
-            f"the partial file {part} is kept and will be resumed") from last_error
+            f"{url}: gave up after {tries} tr{'y' if tries == 1 else 'ies'} in "
+            f"{time.monotonic() - began:.0f} s ({why}); the partial file {part} ({have} bytes) "
+            f"is kept and the next run resumes it. Check the network or the server, or "
+            f"download the file elsewhere and put it at {dest}") from last_error
     problem, how = _problem(part, checks, check, None, url, dest.name)
     if problem is not None:
         aside = move_aside(part, f"fails verification ({problem})")

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import tarfile
+import time
 
 import numpy as np
 import pytest
@@ -154,3 +155,52 @@ def test_a_caffemodel_url_download_is_checked_before_it_is_kept(server, tmp_path
         import_weights(folder, progress=False)
     assert not (folder / "w.caffemodel").exists()
     assert import_weights(folder, progress=False).read_bytes() == body
+
+
+# --- bounded waits: a stalled or silent server ends in one clear error ---------------------
+def test_a_transfer_that_stalls_is_resumed_a_bounded_number_of_times_then_refused(
+        server, tmp_path, capsys):
+    body = np.random.RandomState(4).bytes(90_000)
+    server.files["/w.caffemodel"] = body
+    server.stall.add("/w.caffemodel")
+    dest = tmp_path / "w.caffemodel"
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"gave up after 3 tries in \d+ s \(no answer or "
+                                            r"no data for 0.3 s\)") as refused:
+        fetch(f"{server.url}/w.caffemodel", dest, sha256=sha256(body), retries=2,
+              timeout=0.3, progress=False)
+    assert time.monotonic() - began < 10
+    part = tmp_path / "w.caffemodel.part"
+    assert f"the partial file {part}" in str(refused.value) and "the next run resumes" in str(
+        refused.value)
+    assert 0 < part.stat().st_size < len(body) and not dest.exists()
+    stalls = [line for line in capsys.readouterr().err.splitlines() if "no data for" in line]
+    assert len(stalls) == 3 and "resuming (try 2 of 3)" in stalls[0]
+    assert "no tries left" in stalls[-1]
+    # each line shows how far the file got: the stall is visible, not a frozen bar
+    assert [int(line.split(" at ")[1].split()[0]) for line in stalls] == sorted(
+        int(line.split(" at ")[1].split()[0]) for line in stalls)
+    assert len(server.log) == 3 and server.log[1][1] is not None  # resumed with Range
+
+
+def test_a_server_that_never_answers_times_out_and_says_so(server, tmp_path, capsys):
+    server.files["/x.tar.gz"] = b"never sent"
+    server.silent.add("/x.tar.gz")
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match="gave up after 2 tries"):
+        fetch(f"{server.url}/x.tar.gz", tmp_path / "x.tar.gz", retries=1, timeout=0.3,
+              progress=False)
+    assert time.monotonic() - began < 10
+    err = capsys.readouterr().err
+    assert "x.tar.gz: no answer or no data for 0.3 s at 0 bytes; resuming (try 2 of 2)" in err
+
+
+def test_the_whole_download_stops_at_its_time_budget(server, tmp_path):
+    body = np.random.RandomState(5).bytes(30_000)
+    server.files["/slow.bin"] = body
+    server.stall.add("/slow.bin")
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"the time budget of 1 s ran out"):
+        fetch(f"{server.url}/slow.bin", tmp_path / "slow.bin", sha256=sha256(body),
+              retries=100, timeout=0.4, budget=1.0, progress=False)
+    assert time.monotonic() - began < 5
