@@ -12,7 +12,7 @@ PAPER_FLAGS = $(if $(TABLES),--tables $(TABLES)) $(if $(MINI),--mini,--data $(DA
   $(if $(SHORT),--short) $(if $(PLAN),--plan) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
 paper: setup $(if $(RAY_ADDRESS),paper-ray-deps)
-	@$(PY) -m paper.run $(PAPER_FLAGS)
+	@exec $(PY) -m paper.run $(PAPER_FLAGS)  # exec: make is the parent the runner follows
 
 voc-submission: setup
 	@test -n "$(WEIGHTS)" && test -n "$(YEAR)" || { echo "usage: make voc-submission WEIGHTS=file.caffemodel YEAR=2011|2012 [DATA=datasets] [NET=voc-fcn8s] [WIDTH=1.0] [GPU=0] [OUT=runs/voc-submission-YEAR]"; exit 2; }

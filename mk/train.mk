@@ -20,7 +20,7 @@ TRAIN_FLAGS = --data $(call q,$(DATA_DIR)) --runs $(call q,$(RUNS_DIR)) --width=
 
 .PHONY: $(TRAIN_EXPERIMENTS) score infer curves check-data
 $(TRAIN_EXPERIMENTS): setup
-	@$(PY) -m training.schedule $@ $(TRAIN_FLAGS)
+	@exec $(PY) -m training.schedule $@ $(TRAIN_FLAGS)  # exec: make is the parent it follows
 
 # make score NET=voc-fcn8s WEIGHTS=runs/voc-fcn8s/final.caffemodel [SPLIT=seg11valid] [DATA=…]
 #            [WIDTH=…] [GPU=…] [SAVE=folder for palette PNGs] [JSON=scores.json] [FORCE=1: write over them]

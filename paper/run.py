@@ -226,10 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan:
             print(render(make_plan(tables, settings)))
             return 0
-        report = run(tables, settings, mini=mini, ray_address=args.ray_address,
-                     progress=not args.quiet)
-    except KeyboardInterrupt as e:
         # training.schedule imports Caffe: loaded on use, so this module imports without it
+        from training.schedule import stopping_with_parent
+
+        with stopping_with_parent():  # make's SIGINT or SIGTERM stops every chain
+            report = run(tables, settings, mini=mini, ray_address=args.ray_address,
+                         progress=not args.quiet)
+    except KeyboardInterrupt as e:
         from training.schedule import stopped
 
         return stopped("paper", e)

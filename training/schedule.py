@@ -14,9 +14,12 @@ upsampling, new score layers zero) into runs/<stage>/init.caffemodel.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +52,8 @@ from training.train import (
     request_of,
     train,
 )
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def chain(name: str) -> list[str]:
@@ -252,6 +257,29 @@ def _plot(run_dir: Path) -> None:
         print(f"curves: skipped ({e})", file=sys.stderr)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name, signum)
+
+
+@contextlib.contextmanager
+def stopping_with_parent() -> Iterator[None]:
+    """A long run stops, resumably, when whoever started it stops. make passes SIGTERM to
+    its children but not SIGINT (`kill -INT <make>` leaves the child training detached):
+    the kernel is asked to send SIGTERM when the parent dies (Linux prctl
+    PR_SET_PDEATHSIG), and a SIGTERM outside the training loop (which has its own
+    handler: finish the iteration, snapshot) becomes an interrupt like Ctrl-C, so the
+    run stops at once with 143 and resumes on the next run."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's own signals still reach
+        pass
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def stopped(program: str, interrupt: KeyboardInterrupt) -> int:
     """Say where a stopped schedule can resume and return the shell's code for the signal
     that stopped it (130 SIGINT, 143 SIGTERM): run_schedule raises the interrupt with the
@@ -302,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                             overrides=overrides, progress=not args.quiet,
                             score=not args.no_score, check_data=args.check_data)
     try:
-        run_schedule(config)
+        with stopping_with_parent():
+            run_schedule(config)
     except KeyboardInterrupt as e:
         return stopped("schedule", e)
     return 0

@@ -1,0 +1,108 @@
+"""`make paper` stops as a whole (training.schedule.stopping_with_parent): a make that dies
+(killed, or its terminal gone) no longer leaves the runner training every remaining chain
+detached — the kernel sends the runner SIGTERM (PR_SET_PDEATHSIG) and it stops through
+the training loop's own stop (finish the iteration, snapshot, a `stopped` record); Ctrl-C
+(SIGINT to make's process group) stops it the same way, and the same command resumes.
+Real make, real training (the short miniature's Table 2)."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from data.synthetic import make_dataset
+from training.runlog import read_records
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_paper(runs: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["make", "--no-print-directory", "-o", "setup", "-o", "venv", "paper", "MINI=1",
+         "SHORT=1", "TABLES=2", f"RUNS={runs}", "ITERS=100000"],
+        cwd=REPO, stdout=open(out, "a"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "GLOG_minloglevel": "2"})
+
+
+def stop_if_left(pid: int) -> None:
+    """A failing run of this test leaves no training behind."""
+    if not gone(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, f"waited {seconds} s for {what}"
+        time.sleep(0.2)
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def steps_logged(runs: Path) -> bool:
+    return any(read_records(log, "step") for log in runs.glob("*/train.jsonl"))
+
+
+def test_make_paper_stops_with_make_killed_or_interrupted_and_resumes(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out.txt"
+    make = start_paper(runs, out)
+    wait_for(lambda: steps_logged(runs), 240, "the first training steps")
+    [runner] = children(make.pid)
+    os.kill(make.pid, signal.SIGKILL)  # make gone at once, as the issue saw it
+    make.wait(timeout=60)
+    try:
+        wait_for(lambda: gone(runner), 60, f"the runner {runner} to stop with make")
+    finally:
+        stop_if_left(runner)
+    [log] = list(runs.glob("*/train.jsonl"))  # no other chain started
+    assert read_records(log, "stopped")[-1]["signal"] == "SIGTERM"
+    assert not list(runs.rglob("report.md"))
+    stopped_at = read_records(log, "stopped")[-1]["iter"]
+
+    make = start_paper(runs, out)  # the same command resumes; Ctrl-C stops it again
+    wait_for(lambda: "resuming in" in out.read_text(), 240, "the rerun to resume")
+    [runner] = children(make.pid)
+    wait_for(lambda: read_records(log, "step")[-1]["iter"] > stopped_at, 120,
+             "a resumed step")
+    os.killpg(make.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+    make.wait(timeout=60)
+    try:
+        wait_for(lambda: gone(runner), 60, f"the runner {runner} to stop with make")
+    finally:
+        stop_if_left(runner)
+    assert [r["signal"] for r in read_records(log, "stopped")] == ["SIGTERM", "SIGINT"]
+    assert list(runs.glob("*/train.jsonl")) == [log]
+    assert "paper: stopped" in out.read_text()
+
+
+def test_a_make_training_killed_stops_its_schedule_too(tmp_path):
+    data = make_dataset("voc", tmp_path / "data", n_train=2, n_val=1, num_classes=3,
+                        size=(32, 40), seed=2)
+    runs = tmp_path / "runs"
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "-o", "setup", "-o", "venv", "voc-fcn32s",
+         f"DATA={data}", f"RUNS={runs}", "WEIGHTS=none", "ITERS=100000", "WIDTH=0.0625",
+         "LR=1e-6", "TEST_EVERY=0"], cwd=REPO, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "GLOG_minloglevel": "2"})
+    wait_for(lambda: steps_logged(runs), 240, "the first training steps")
+    [runner] = children(make.pid)
+    os.kill(make.pid, signal.SIGKILL)
+    make.wait(timeout=60)
+    try:
+        wait_for(lambda: gone(runner), 60, f"the schedule {runner} to stop with make")
+    finally:
+        stop_if_left(runner)
+    records = read_records(runs / "voc-fcn32s" / "train.jsonl", "stopped")
+    assert records[-1]["signal"] == "SIGTERM"
