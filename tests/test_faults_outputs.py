@@ -132,3 +132,12 @@ def test_forcing_says_what_is_replaced_and_never_overrides_an_input(weights, tmp
                      f"(SAVE=/--save, forced)"]
     with pytest.raises(InputError, match="it is the weights"):
         check_outputs([Output("JSON=/--json", weights)], {"the weights": weights}, force=True)
+
+
+def test_zoo_out_at_the_run_folder_holding_the_weights_is_refused_even_forced(weights):
+    before = digest_of(weights.parent)
+    done = run("-m", "zoo.export", "--net", "voc-fcn32s", "--weights", str(weights), "--out",
+               str(weights.parent), "--force")
+    assert done.returncode == 2
+    assert "(OUT=/--out): it holds the weights (WEIGHTS=/--weights)" in done.stderr
+    assert digest_of(weights.parent) == before

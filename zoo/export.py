@@ -17,9 +17,10 @@ from pathlib import Path
 from core.caffe_files import check_finite, parse_prototxt, read_caffemodel, uncovered_layers
 from core.defaults import NETS_DIR
 from core.download import file_digest
-from core.errors import check_writable, cli_main
+from core.errors import cli_main
 from core.fingerprint import fingerprint, summary
 from core.manifest import verify_result_file
+from core.outputs import Output, check_outputs
 from zoo.errors import ZooError
 from zoo.frontmatter import check_fields, render_readme
 from zoo.scores import describe_scores, read_scores, summary_line
@@ -160,7 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--caffemodel-name", help="file name of the exported weights")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     args = parser.parse_args(argv)
-    check_writable(Path(args.out) / ".fcn-zoo-probe", "OUT=/--out")
+    inputs = {"the weights (WEIGHTS=/--weights)": args.weights, "the log (LOG=/--log)": args.log}
+    if Path(args.net).exists():
+        inputs["the net folder (NET=/--net)"] = Path(args.net)
+    # an existing OUT is export_model's to refuse without --force; here: never over an input
+    for line in check_outputs([Output("OUT=/--out", Path(args.out), folder=True)], inputs,
+                              force=True):
+        if args.force:
+            print(f"zoo-export: {line}", file=sys.stderr)
     verify_result_file(args.weights)  # never publish a finished run's weights damaged since
     check_finite(args.weights)
     readme = export_model(args.net, args.weights, args.out, log=args.log, url=args.url,
