@@ -14,6 +14,7 @@ import scipy.io
 
 from core.download import REJECTED, DownloadError, fetch, sidecar, structural_check
 from testkit.http_files import serving
+from testkit.tiny_nets import write_tiny_deploy
 
 
 @pytest.fixture
@@ -134,6 +135,7 @@ def test_structural_checks_catch_cut_files(tmp_path):
 def test_a_caffemodel_url_download_is_checked_before_it_is_kept(server, tmp_path):
     """zoo.fetch with a release-style caffemodel-url and no known digest: a cut file is
     moved aside, never left under the final name to be trusted later."""
+    import caffe
     from caffe.proto import caffe_pb2
 
     from zoo.errors import ZooError
@@ -151,10 +153,57 @@ def test_a_caffemodel_url_download_is_checked_before_it_is_kept(server, tmp_path
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "caffemodel-url").write_text(f"{server.url}/w.caffemodel\n")
+    deploy = caffe.NetSpec()  # the net the weights are checked against
+    deploy.data = caffe.layers.Input(shape=dict(dim=[1, 3, 8, 8]))
+    deploy.conv1 = caffe.layers.Convolution(deploy.data, num_output=4, kernel_size=3)
+    (folder / "deploy.prototxt").write_text(str(deploy.to_proto()))
     with pytest.raises(ZooError, match="fails verification"):
         import_weights(folder, progress=False)
     assert not (folder / "w.caffemodel").exists()
     assert import_weights(folder, progress=False).read_bytes() == body
+
+
+def cut_after_a_layer(tmp_path):
+    """A tiny deploy net and its weights with the last learned layer's blobs left out: a
+    transfer cut between two layers, which parses as a whole caffemodel."""
+    import caffe
+    from caffe.proto import caffe_pb2
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    deploy = write_tiny_deploy(folder / "deploy.prototxt")
+    whole = tmp_path / "whole.caffemodel"
+    caffe.Net(str(deploy), caffe.TEST).save(str(whole))
+    param = caffe_pb2.NetParameter()
+    param.ParseFromString(whole.read_bytes())
+    last = [layer for layer in param.layer if layer.blobs][-1]
+    del last.blobs[:]
+    return folder, param.SerializeToString(), last.name
+
+
+def test_a_caffemodel_cut_between_layers_is_refused_by_its_deploy_net(server, tmp_path):
+    from zoo.errors import ZooError
+    from zoo.fetch import import_weights
+
+    folder, body, missing = cut_after_a_layer(tmp_path)
+    server.files["/w.caffemodel"] = body
+    (folder / "caffemodel-url").write_text(f"{server.url}/w.caffemodel\n")
+    with pytest.raises(ZooError, match=f"no parameters for layer '{missing}'"):
+        import_weights(folder, progress=False)
+    assert not (folder / "w.caffemodel").exists()
+
+
+def test_a_caffemodel_with_no_digest_and_no_deploy_net_is_not_called_good(server, tmp_path):
+    from zoo.errors import ZooError
+    from zoo.fetch import import_weights
+
+    folder, body, _ = cut_after_a_layer(tmp_path)
+    (folder / "deploy.prototxt").unlink()
+    server.files["/w.caffemodel"] = body
+    (folder / "caffemodel-url").write_text(f"{server.url}/w.caffemodel\n")
+    with pytest.raises(ZooError, match="no digest is known and no deploy.prototxt"):
+        import_weights(folder, progress=False)
+    assert not (folder / "w.caffemodel").exists()
 
 
 # --- bounded waits: a stalled or silent server ends in one clear error ---------------------

@@ -65,12 +65,17 @@ def import_weights(source: Path | str, dest: Path | str | None = None, *,
     deploy = folder / "deploy.prototxt"
 
     def whole_and_fitting(path: Path) -> str:
-        """The structural check of a download with no known digest, before it is kept."""
+        """The structural check of a download with no known digest, before it is kept: it
+        parses, and covers every learnable layer of the deploy net beside it. Without a
+        deploy net, a file cut at a layer boundary would parse whole: not called good."""
         read_caffemodel(path)  # its errors are ValueErrors: the download is refused
-        if deploy.is_file():
-            check_weights_cover_deploy(deploy, path)
-        covers = f" and covers {deploy.name}" if deploy.is_file() else ""
-        return f"caffemodel parses to its end{covers}"
+        if not deploy.is_file():
+            raise ValueError(f"no digest is known and no {deploy.name} in {folder} to check "
+                             f"the weights against (a file cut between two layers parses "
+                             f"whole); give its published digest (--sha1/--sha256) or put the "
+                             f"model's {deploy.name} there")
+        check_weights_cover_deploy(deploy, path)
+        return f"caffemodel parses to its end and covers {deploy.name}"
 
     try:
         fetch(url, target, sha1=sha1, sha256=sha256, check=whole_and_fitting,
