@@ -421,3 +421,24 @@ def test_a_long_run_refuses_pictures_too_large_for_memory_before_caffe_allocates
     assert training_bytes(deploy, 320, 400) > 3 * training_bytes(deploy, 32, 40)
     with pytest.raises(MemoryError, match="2\\^31 values"):  # Caffe itself would abort
         training_bytes(deploy, 30000, 30000, limit=2**50)
+
+
+def test_a_file_size_limit_below_a_snapshot_is_an_error_not_an_abort(voc, tmp_path):
+    """`ulimit -f` below a snapshot's size: Caffe's writer would abort (glog CHECK) with a
+    half-written staging file; the check before it names the limit and the fix."""
+    import resource
+
+    def limit_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20))
+
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "training.train",
+                           *cli_args(voc, run, "--weights", "none")], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300, preexec_fn=limit_files)
+    assert done.returncode == 1, done.stderr
+    assert "the file-size limit (ulimit -f) is 1.0 MiB" in done.stderr
+    assert "Raise the limit (ulimit -f unlimited)" in done.stderr
+    assert "Check failed" not in done.stderr and "Traceback" not in done.stderr
+    assert not [p for p in (run / "snapshots").rglob("*") if p.is_file()]
+    errors = read_records(run / "train.jsonl", "error")
+    assert errors and errors[-1]["cause"] == "file-size limit"

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import tempfile
@@ -156,9 +157,20 @@ def param_bytes(net) -> int:
     return 4 * sum(blob.data.size for blobs in net.params.values() for blob in blobs)
 
 
-def check_space(folder: Path, needed: int, what: str, intact: str = "") -> None:
+def check_space(folder: Path, needed: int, what: str, intact: str = "",
+                largest: int | None = None) -> None:
     """Raise SnapshotSpaceError before Caffe writes `what` into `folder` if the disk cannot
-    hold `needed` bytes: Caffe's writer aborts the process on a full disk (io.cpp CHECK)."""
+    hold `needed` bytes, or the process's file-size limit (ulimit -f) is below the `largest`
+    file it writes: Caffe's writer aborts the process on either (io.cpp CHECK) and leaves a
+    half-written staging file."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    largest = needed if largest is None else largest
+    if limit != resource.RLIM_INFINITY and limit < largest:
+        raise SnapshotSpaceError(
+            errno.EFBIG, f"{folder}: the file-size limit (ulimit -f) is {limit / _MIB:.1f} MiB, "
+            f"and {what} writes a file of about {largest / _MIB:.1f} MiB. Nothing was written"
+            f"{'; ' + intact if intact else ''}. Raise the limit (ulimit -f unlimited) and "
+            f"resume with the same command")
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise SnapshotSpaceError(
@@ -177,7 +189,7 @@ def take(solver, snapshot_dir: Path) -> Snapshot:
     previous = available(snapshot_dir)
     check_space(snapshot_dir, 3 * weights + 4 * _MIB, f"the snapshot at iteration {solver.iter}",
                 f"the earlier snapshot {previous[-1].solverstate} is intact" if previous
-                else "")
+                else "", largest=weights + _MIB)
     solver.snapshot()
     stem = f"{PREFIX}_iter_{solver.iter}"
     staged_model = staging.parent / f"{stem}.caffemodel"

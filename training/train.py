@@ -24,6 +24,7 @@ data file is recorded in both logs and a snapshot taken before the run exits.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import re
@@ -429,8 +430,8 @@ class Run:
             self.outcome.snapshot = snapshots.take(self.solver, self.run_dir / "snapshots")
         except snapshots.SnapshotSpaceError as e:
             self.log.say(f"error: {e.strerror}")
-            self.log.record("error", iter=self.iteration, cause="disk full",
-                            message=e.strerror)
+            cause = "file-size limit" if e.errno == errno.EFBIG else "disk full"
+            self.log.record("error", iter=self.iteration, cause=cause, message=e.strerror)
             raise
         self.log.record("snapshot", iter=self.iteration,
                         solverstate=str(self.outcome.snapshot.solverstate))
