@@ -22,7 +22,7 @@ CUDNN ?= 0
 NCCL ?= 0
 export CUDA CUDA_ARCH CUDNN NCCL
 
-.PHONY: help setup system-deps venv project-path caffe caffe-test caffe-prune test lint
+.PHONY: help setup system-deps venv project-path caffe caffe-test caffe-prune test lint faults
 
 help:
 	@echo "make setup       system packages, .venv with pinned deps, Caffe built from source (cached)"
@@ -38,6 +38,7 @@ help:
 	@echo "make caffe-unpatched  the recipe without its speed/memory patches, for make bench to compare"
 	@echo "make caffe-prune remove cached CPU builds of older recipes"
 	@echo "make lint        ruff over the project"
+	@echo "make faults      the fault table of docs/faults.md, one line per case (real trainings, tiny)"
 	@echo "make bench       speed and memory against the sgemm bound and the PyTorch peer"
 	@echo "make mutate      mutation testing of the numbers-critical modules (slow; not in CI)"
 	@echo "make voc-fcn8s [DATA=… WIDTH=… GPU=0]   train an experiment (every one in mk/experiments.generated)"
@@ -90,6 +91,13 @@ lint: venv
 test: setup
 	@bash caffe-recipe/test.sh --venv $(VENV)
 	@$(PY) -m pytest -q tests
+
+# every row of docs/faults.md is a test named as its claim in tests/test_faults_*.py:
+# one PASSED/FAILED/SKIPPED line per case (each on fresh synthetic data it writes itself)
+faults: setup
+	@$(PY) -m pytest -q -rA -p no:cacheprovider $(wildcard tests/test_faults_*.py) \
+	  | grep -E '^(PASSED|FAILED|SKIPPED|ERROR|XFAIL)|[0-9]+ (passed|failed)'; \
+	  exit $${PIPESTATUS[0]}
 
 # Each area of the project keeps its targets in its own file.
 -include mk/*.mk
