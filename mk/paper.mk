@@ -8,7 +8,7 @@
 
 PAPER_FLAGS = $(if $(TABLES),--tables $(TABLES)) $(if $(MINI),--mini,--data $(DATA_DIR)) \
   $(if $(RUNS),--runs $(RUNS)) $(if $(GPU),--gpu $(GPU)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
-  $(if $(ITERS),--iters $(ITERS)) $(if $(TEST_EVERY),--test-every $(TEST_EVERY)) \
+  $(if $(ITERS),--iters=$(ITERS)) $(if $(TEST_EVERY),--test-every=$(TEST_EVERY)) \
   $(if $(SHORT),--short) $(if $(PLAN),--plan) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
 paper: setup $(if $(RAY_ADDRESS),paper-ray-deps)

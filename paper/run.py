@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from analyses.iu_bounds import iu_bounds
+from core import arguments
 from core import paper_numbers as N
 from core.catalog import split_list
 from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
@@ -199,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
                         "sees for Ray (default runs/, MINI runs/paper-mini)")
     parser.add_argument("--weights", help="base caffemodel for first stages; 'none': random")
     parser.add_argument("--gpu", type=int, metavar="N", help="GPU id (default: CPU)")
-    parser.add_argument("--iters", type=int, help="iterations per stage (default the paper's)")
-    parser.add_argument("--test-every", type=int, help="seg test (and snapshot) interval "
+    parser.add_argument("--iters", type=arguments.iterations(),
+                        help="iterations per stage (default the paper's)")
+    parser.add_argument("--test-every", type=arguments.iterations("TEST_EVERY=/--test-every"),
+                        help="seg test (and snapshot) interval "
                         f"(default {TEST_EVERY}; the miniature's own)")
     parser.add_argument("--mini", action="store_true", help="the miniature: synthetic data, "
                         "width-reduced nets, CPU")

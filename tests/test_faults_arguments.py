@@ -66,3 +66,12 @@ def test_make_passes_a_negative_rate_to_the_range_check(tmp_path):
     assert done.returncode != 0
     assert "LR=/--lr must be a finite number > 0, found -1e-6" in done.stderr
     assert "expected one argument" not in done.stderr
+
+
+def test_make_paper_checks_its_iterations_too(tmp_path):
+    done = subprocess.run(["make", "--no-print-directory", "-o", "setup", "-o", "venv",
+                           "paper", "MINI=1", f"RUNS={tmp_path / 'runs'}", "ITERS=-3"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "ITERS=/--iters must be an integer ≥ 1, found -3" in done.stderr
+    assert not (tmp_path / "runs").exists()
