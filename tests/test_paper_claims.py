@@ -149,3 +149,29 @@ def test_render_is_one_line_a_claim_in_the_demos_words():
     assert "(the paper: “FCN-8s staged 65.5 vs FCN-32s 63.6 (Table 3)”)" in C.render(
         verdicts[:1])
 
+
+def test_the_report_states_each_claim_under_its_table_and_sums_them(tmp_path):
+    """paper.report puts every claim of a group under that group's table as yes/NO/missing
+    with its numbers, and sums them, listing the claims whose table is not in the report."""
+    from paper.plan import make_plan, mini_settings, parse_tables
+    from paper.report import write_report
+
+    plan = make_plan(parse_tables("3"), mini_settings(tmp_path))
+    results = scores({"3": {"FCN-32s": 40, "FCN-16s": 44, "FCN-8s at-once": 44.5,
+                            "FCN-8s staged": 45, "FCN-32s fixed": 30, "FCN-pool5": 40,
+                            "FCN-pool4": 20, "FCN-pool3": 25},
+                      "3-control": {"FCN-32s": 40, LRDROP: 41}})
+    report = write_report(plan, results).read_text()
+    table3 = report.split("## Table 3: ")[1].split("\n## ")[0]
+    claims = [line for line in table3.splitlines() if line.startswith("- ")]
+    assert [line.split(":")[0] for line in claims] == ["- yes"] * 4 + ["- NO"]
+    assert claims[-1].startswith("- NO: FCN-pool5 > FCN-pool4 > FCN-pool3 — FCN-pool5 40.0 > "
+                                 "FCN-pool4 20.0 > FCN-pool3 25.0")
+    control = report.split("## Table 3's control")[1].split("\n## ")[0]
+    assert "- yes: lr-drop control's gain" in control
+    summed = report.split("## The paper's claims, in sum")[1]
+    assert f"{len(C.CLAIMS)} claims: 5 hold (yes), 1 do not (NO), {len(C.CLAIMS) - 6} lack" \
+        in summed
+    assert summed.count("- missing: ") == len(C.CLAIMS) - 6
+    assert "<li>yes: FCN-8s staged above FCN-32s" in (tmp_path / "paper" / "report.html"
+                                                     ).read_text()
