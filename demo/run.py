@@ -80,8 +80,8 @@ def stage_data(out: Path, cfg: DemoConfig) -> Path:
 
 
 def stage_pretrain(out: Path, cfg: DemoConfig) -> dict:
-    # demo.pretrain imports Caffe: loaded on use, so this module imports without it
-    from demo.pretrain import pretrain
+    # training.pretrain imports Caffe: loaded on use, so this module imports without it
+    from training.pretrain import pretrain
 
     folder = out / "pretrain"
     if not done(folder):
