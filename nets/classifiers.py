@@ -9,7 +9,7 @@ import caffe
 from caffe import layers as L
 from caffe.proto import caffe_pb2
 
-from nets.backbones import VGG16_STAGES, channels, max_pool
+from nets.backbones import ALEXNET_CONVS, VGG16_STAGES, channels, max_pool
 
 
 def vgg16_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 224, *,
@@ -32,6 +32,12 @@ def vgg16_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 22
                 weight_filler=dict(type="msra"), bias_filler=dict(type="constant"))
             n[f"relu{stage}_{i}"] = top = L.ReLU(conv, in_place=True)
         n[f"pool{stage}"] = top = max_pool(top)
+    return _classifier_head(n, top, width, num_classes, data is None)
+
+
+def _classifier_head(n, top, width: float, num_classes: int, deploy: bool):
+    """fc6, fc7 (ReLU, dropout) and fc8 as InnerProduct, then Softmax 'prob' (deploy) or
+    SoftmaxWithLoss and Accuracy (training)."""
     for layer in ("6", "7"):
         n[f"fc{layer}"] = fc = L.InnerProduct(top, num_output=channels(4096, width),
                                               weight_filler=dict(type="gaussian", std=0.005),
@@ -41,7 +47,7 @@ def vgg16_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 22
     n.fc8 = L.InnerProduct(top, num_output=num_classes,
                            weight_filler=dict(type="gaussian", std=0.001),
                            bias_filler=dict(type="constant"))
-    if data is None:
+    if deploy:
         n.prob = L.Softmax(n.fc8)
     else:
         n.loss = L.SoftmaxWithLoss(n.fc8, n.label)
@@ -49,7 +55,31 @@ def vgg16_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 22
     return n.to_proto()
 
 
+def alexnet_classifier(width: float = 1.0, num_classes: int = 1000, size: int = 224, *,
+                       data=None, label=None, batch: int = 1) -> caffe_pb2.NetParameter:
+    """CaffeNet as the model zoo's bvlc_reference_caffenet names it (conv1 unpadded,
+    fc6/fc7/fc8 InnerProduct), so surgery.convert makes alexnet-fcn's base from it as
+    `make alexnet-fcn` does; fillers and the two forms as vgg16_classifier."""
+    n = caffe.NetSpec()
+    if data is None:
+        n.data = L.Input(shape=dict(dim=[batch, 3, size, size]))
+    else:
+        n.data, n.label = data()
+    top = n.data
+    for name, nout, ks, stride, pad, group in ALEXNET_CONVS:
+        index = name[-1]
+        n[name] = conv = L.Convolution(
+            top, num_output=channels(nout, width), kernel_size=ks, stride=stride,
+            pad=0 if name == "conv1" else pad, group=group,
+            weight_filler=dict(type="msra"), bias_filler=dict(type="constant"))
+        n[f"relu{index}"] = top = L.ReLU(conv, in_place=True)
+        if index in "125":
+            n[f"pool{index}"] = top = max_pool(top, ks=3, stride=2)
+        if index in "12":
+            n[f"norm{index}"] = top = L.LRN(top, local_size=5, alpha=1e-4, beta=0.75)
+    return _classifier_head(n, top, width, num_classes, data is None)
+
+
 # The miniature pre-training's classifiers by backbone (training.pretrain reads them here).
-# AlexNet and GoogLeNet are not written yet: Table 1's miniature still starts them from
-# the quick-run init.
-CLASSIFIERS = {"vgg16": vgg16_classifier}
+# GoogLeNet is not written yet: Table 1's miniature still starts it from the quick-run init.
+CLASSIFIERS = {"vgg16": vgg16_classifier, "alexnet": alexnet_classifier}

@@ -9,6 +9,7 @@ import hashlib
 import pytest
 
 from core.errors import InputError
+from nets.backbones import ALEXNET_CONVS
 from training.pretrain import pretrain
 
 TINY = dict(width=1 / 32, classes=3, images=8, iterations=3, batch=4, size=64, seed=5)
@@ -34,3 +35,30 @@ def test_an_unknown_backbone_is_one_clear_error(tmp_path):
                                          "choose from vgg16"):
         pretrain(tmp_path, backbone="resnet", **TINY)
     assert not tmp_path.joinpath("images").exists()
+
+
+@pytest.mark.parametrize("backbone, experiment", [("vgg16", "voc-fcn32s"),
+                                                  ("alexnet", "voc-fcn-alexnet")])
+def test_each_miniature_classifier_converts_by_its_make_targets_surgery(tmp_path, backbone,
+                                                                        experiment):
+    """The pre-trained miniature becomes FCN base weights by the surgery of `make
+    vgg16-fcn` / `make alexnet-fcn` (surgery.fetch's layers to drop), and every converted
+    layer fits the FCN net of that backbone at the same width."""
+    from nets.generate import write_experiment
+    from surgery.convert import convolutionalize
+    from surgery.fetch import CLASSIFIERS as SOURCES
+
+    width = 1 / 16
+    source = SOURCES["caffenet" if backbone == "alexnet" else backbone]
+    made = pretrain(tmp_path / "pretrain", **{**TINY, "width": width, "size": 224,
+                                              "iterations": 1, "images": 4},
+                    backbone=backbone)
+    fcn = write_experiment(experiment, tmp_path / "nets", width=width,
+                           data_root=str(tmp_path / "data"))
+    report = convolutionalize(made["deploy"], made["weights"], tmp_path / "base.caffemodel",
+                              drop=(*source.drop, "prob"), check_against=fcn["deploy"],
+                              verbose=False)
+    assert report.coerced == ["fc6", "fc7"]          # InnerProduct → convolution, reshaped
+    assert report.dropped == ["fc8"] and not report.left_at_init
+    convs = [name for name, *_ in ALEXNET_CONVS] if backbone == "alexnet" else None
+    assert convs is None or report.copied == convs
