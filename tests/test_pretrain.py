@@ -1,6 +1,6 @@
 """training.pretrain, the miniature pre-training the demo and the paper's miniature share:
-the same arguments give the same classifier, byte for byte, and an unknown backbone is one
-clear error."""
+for VGG16, AlexNet and GoogLeNet the same arguments give the same classifier byte for byte,
+each converts by its make target's surgery, and an unknown backbone is one clear error."""
 
 from __future__ import annotations
 
@@ -12,22 +12,30 @@ from core.errors import InputError
 from nets.backbones import ALEXNET_CONVS
 from training.pretrain import pretrain
 
-TINY = dict(width=1 / 32, classes=3, images=8, iterations=3, batch=4, size=64, seed=5)
+TINY = dict(width=1 / 16, classes=3, images=8, iterations=3, batch=4, size=64, seed=5)
 
 
 def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_pretraining_twice_gives_the_same_classifier_bytes(tmp_path):
-    first = pretrain(tmp_path / "a", **TINY)
-    second = pretrain(tmp_path / "b", **TINY)
+@pytest.mark.parametrize("backbone", ["vgg16", "alexnet", "googlenet"])
+def test_pretraining_twice_gives_the_same_classifier_bytes(tmp_path, backbone):
+    first = pretrain(tmp_path / "a", backbone=backbone, **TINY)
+    second = pretrain(tmp_path / "b", backbone=backbone, **TINY)
     assert sha256(first["weights"]) == sha256(second["weights"])
     assert sha256(first["untrained"]) == sha256(second["untrained"])
     # and it trained: the weights moved from where they started
     assert sha256(first["weights"]) != sha256(first["untrained"])
-    other_seed = pretrain(tmp_path / "c", **{**TINY, "seed": 6})
+    other_seed = pretrain(tmp_path / "c", backbone=backbone, **{**TINY, "seed": 6})
     assert sha256(other_seed["weights"]) != sha256(first["weights"])
+
+
+def test_an_alexnet_width_that_splits_a_group_unevenly_is_one_clear_error(tmp_path):
+    # 96 / 32 = 3 conv1 channels cannot feed conv2's two groups: Caffe would abort
+    with pytest.raises(ValueError, match="conv2 has 3 input and 8 output channels in 2 "
+                                         "groups"):
+        pretrain(tmp_path, backbone="alexnet", **{**TINY, "width": 1 / 32})
 
 
 def test_an_unknown_backbone_is_one_clear_error(tmp_path):
@@ -38,7 +46,8 @@ def test_an_unknown_backbone_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("backbone, experiment", [("vgg16", "voc-fcn32s"),
-                                                  ("alexnet", "voc-fcn-alexnet")])
+                                                  ("alexnet", "voc-fcn-alexnet"),
+                                                  ("googlenet", "voc-fcn-googlenet")])
 def test_each_miniature_classifier_converts_by_its_make_targets_surgery(tmp_path, backbone,
                                                                         experiment):
     """The pre-trained miniature becomes FCN base weights by the surgery of `make
@@ -58,7 +67,7 @@ def test_each_miniature_classifier_converts_by_its_make_targets_surgery(tmp_path
     report = convolutionalize(made["deploy"], made["weights"], tmp_path / "base.caffemodel",
                               drop=(*source.drop, "prob"), check_against=fcn["deploy"],
                               verbose=False)
-    assert report.coerced == ["fc6", "fc7"]          # InnerProduct → convolution, reshaped
-    assert report.dropped == ["fc8"] and not report.left_at_init
+    assert report.coerced == ([] if backbone == "googlenet" else ["fc6", "fc7"])
+    assert report.dropped == list(source.drop[-1:]) and not report.left_at_init
     convs = [name for name, *_ in ALEXNET_CONVS] if backbone == "alexnet" else None
     assert convs is None or report.copied == convs
