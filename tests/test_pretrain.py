@@ -56,18 +56,24 @@ def test_each_miniature_classifier_converts_by_its_make_targets_surgery(tmp_path
     from nets.generate import write_experiment
     from surgery.convert import convolutionalize
     from surgery.fetch import CLASSIFIERS as SOURCES
+    from training.pretrain import SOURCE_OF, fcn_base
 
     width = 1 / 16
-    source = SOURCES["caffenet" if backbone == "alexnet" else backbone]
     made = pretrain(tmp_path / "pretrain", **{**TINY, "width": width, "size": 224,
                                               "iterations": 1, "images": 4},
                     backbone=backbone)
     fcn = write_experiment(experiment, tmp_path / "nets", width=width,
                            data_root=str(tmp_path / "data"))
-    report = convolutionalize(made["deploy"], made["weights"], tmp_path / "base.caffemodel",
-                              drop=(*source.drop, "prob"), check_against=fcn["deploy"],
-                              verbose=False)
+    base = tmp_path / "base.caffemodel"
+    report = fcn_base(made["deploy"], made["weights"], backbone, base)
+    # every converted layer fits the FCN net of that backbone (what `make …-fcn` checks)
+    checked = convolutionalize(made["deploy"], made["weights"], tmp_path / "checked.caffemodel",
+                               drop=(*SOURCES[SOURCE_OF[backbone]].drop, "prob"),
+                               check_against=fcn["deploy"], verbose=False)
+    assert checked.copied == report.copied and base.read_bytes() == (
+        tmp_path / "checked.caffemodel").read_bytes()
     assert report.coerced == ([] if backbone == "googlenet" else ["fc6", "fc7"])
-    assert report.dropped == list(source.drop[-1:]) and not report.left_at_init
+    assert report.dropped == list(SOURCES[SOURCE_OF[backbone]].drop[-1:])
+    assert not report.left_at_init
     convs = [name for name, *_ in ALEXNET_CONVS] if backbone == "alexnet" else None
     assert convs is None or report.copied == convs

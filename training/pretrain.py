@@ -22,10 +22,24 @@ from core.errors import InputError
 from data.synthetic import make_classification
 from nets.classifiers import CLASSIFIERS
 from nets.prototxt import to_prototxt
+from surgery.convert import convolutionalize
+from surgery.fetch import CLASSIFIERS as SOURCES
+from surgery.transplant import Report
 
 # The classifier's pre-training subtracts VOC's mean in float32 (a stand-in for ImageNet
 # pre-training, which is not the data layers' arithmetic); kept so the demo's bits stay.
 MEAN_BGR = DATASETS["voc"].mean().astype(np.float32)
+
+
+# Each backbone's real classifier in surgery.fetch, whose `make …-fcn` surgery fcn_base repeats.
+SOURCE_OF = {"vgg16": "vgg16", "alexnet": "caffenet", "googlenet": "googlenet"}
+
+
+def fcn_base(deploy: Path, caffemodel: Path, backbone: str, out: Path) -> Report:
+    """FCN base weights from a miniature classifier by the surgery `make <backbone>-fcn`
+    applies to the real one: the same layers dropped (and the deploy net's 'prob')."""
+    drop = (*SOURCES[SOURCE_OF[backbone]].drop, "prob")
+    return convolutionalize(deploy, caffemodel, out, drop=drop)
 
 
 def load_batch(paths: list[Path]) -> np.ndarray:
