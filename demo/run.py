@@ -80,8 +80,8 @@ def stage_data(out: Path, cfg: DemoConfig) -> Path:
 
 
 def stage_pretrain(out: Path, cfg: DemoConfig) -> dict:
-    # demo.pretrain imports Caffe: loaded on use, so this module imports without it
-    from demo.pretrain import pretrain
+    # training.pretrain imports Caffe: loaded on use, so this module imports without it
+    from training.pretrain import pretrain
 
     folder = out / "pretrain"
     if not done(folder):
@@ -97,14 +97,14 @@ def stage_pretrain(out: Path, cfg: DemoConfig) -> dict:
 def stage_surgery(out: Path, pretrained: dict) -> tuple[Path, Path]:
     """FCN base weights from the trained classifier, and from the same classifier before
     training (the no-transfer control: same architecture, same init, no pre-training)."""
-    # surgery.convert imports Caffe: loaded on use, so this module imports without it
-    from surgery.convert import convolutionalize
+    # training.pretrain imports Caffe: loaded on use, so this module imports without it
+    from training.pretrain import fcn_base
 
     bases = (base_weights_path("vgg16-fcn", out), base_weights_path("vgg16-fcn-untrained", out))
     for base, source in zip(bases, (pretrained["weights"], pretrained["untrained"])):
         if not base.exists():
             say(f"3/7 surgery: {Path(source).name} → {base.name} (fc6/fc7 as convolutions)")
-            convolutionalize(pretrained["deploy"], source, base, drop=("fc8", "prob"))
+            fcn_base(Path(pretrained["deploy"]), Path(source), "vgg16", base)
     return bases
 
 

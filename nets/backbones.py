@@ -69,16 +69,20 @@ def vgg16(n, bottom, *, width: float = 1.0, suffix: str = "", dropout: bool = Tr
     return top
 
 
+# CaffeNet's convolutions: name, channels, kernel, stride, pad (conv1: FCN's 100), group;
+# pool after conv1, conv2, conv5, LRN after pool1 and pool2 (nets.classifiers reads them too)
+ALEXNET_CONVS = (
+    ("conv1", 96, 11, 4, 100, 1), ("conv2", 256, 5, 1, 2, 2), ("conv3", 384, 3, 1, 1, 1),
+    ("conv4", 384, 3, 1, 1, 2), ("conv5", 256, 3, 1, 1, 2))
+
+
 def alexnet(n, bottom, *, width: float = 1.0, dropout: bool = True):
     """CaffeNet (the model zoo's AlexNet variant: pool before LRN), grouped convolutions.
 
     The release declares no `param` blocks here and spells out group: 1.
     """
-    spec = (  # name, channels, kernel, stride, pad, group
-        ("conv1", 96, 11, 4, 100, 1), ("conv2", 256, 5, 1, 2, 2), ("conv3", 384, 3, 1, 1, 1),
-        ("conv4", 384, 3, 1, 1, 2), ("conv5", 256, 3, 1, 1, 2))
     top = bottom
-    for name, nout, ks, stride, pad, group in spec:
+    for name, nout, ks, stride, pad, group in ALEXNET_CONVS:
         index = name[-1]
         n[name], n[f"relu{index}"] = conv_relu(top, channels(nout, width), ks=ks, stride=stride,
                                                pad=pad, group=group, param=None)

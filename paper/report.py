@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import paper_claims as C
 from core import paper_numbers as N
 from core.caffe_files import load_weights
 from core.catalog import DATASETS
@@ -123,6 +124,30 @@ def claim_check(group: Group, rows: dict) -> str:
         if base is not None and value is not None:
             parts.append(f"{row.label}: {100 * (value - base):+.1f} mean IU")
     return f"This run against {reference.label}: " + "; ".join(parts) + "."
+
+
+def claims_under(group_key: str, results: dict) -> str:
+    """The paper's claims shown under one group, yes/NO/missing with their numbers (the
+    demo's rendering: core.paper_claims.render), or '' when the group has none."""
+    verdicts = C.judge_group(group_key, results)
+    return ("What the paper found, checked here:\n\n" + C.render(verdicts)) if verdicts \
+        else ""
+
+
+def claims_summary(groups: list[Group], results: dict) -> str:
+    """How many of the paper's claims this run checks and holds, and the claims whose
+    group is not in this report (they stay missing, never silently dropped)."""
+    shown = {g.key for g in groups}
+    verdicts = [C.judge(c, results) for c in C.CLAIMS]
+    count = {word: sum(v.word == word for v in verdicts) for word in ("yes", "NO", "missing")}
+    lines = ["## The paper's claims, in sum", "",
+             f"{len(verdicts)} claims: {count['yes']} hold (yes), {count['NO']} do not (NO), "
+             f"{count['missing']} lack numbers in this run (missing). Margins are fixed in "
+             "core/paper_claims.py before any run."]
+    elsewhere = [v for v in verdicts if v.claim.group not in shown]
+    if elsewhere:
+        lines += ["", "Claims with no table in this report:", "", C.render(elsewhere)]
+    return "\n".join(lines)
 
 
 def momentum_note() -> str:
@@ -307,6 +332,10 @@ def write_report(plan: Plan, results: dict) -> Path:
     body = []
     for group in plan.groups:
         body.append(group_table(group, results[group.key], s.mini))
+        claims = claims_under(group.key, results)
+        if claims:
+            body.append(claims)
+    body.append(claims_summary(plan.groups, results))
     made = figures(plan, results)
     body.append("## Figures\n")
     for caption, where in made:

@@ -1,7 +1,9 @@
-"""The demo's miniature "ImageNet pre-training": a width-reduced VGG16 classifier (real VGG16
-topology, fc6/fc7/fc8 InnerProduct) trained briefly on whole-image classification of the
-same kind of pictures the segmentation set has, then saved with its deploy definition so
+"""Miniature "ImageNet pre-training", the one code path the demo and the paper's miniature
+share: a width-reduced classifier of a real topology (nets.classifiers.CLASSIFIERS; VGG16
+with fc6/fc7/fc8 InnerProduct) trained briefly on whole-image classification of the same
+kind of pictures the segmentation set has, then saved with its deploy definition so
 `surgery.convert` turns it into FCN base weights exactly as `make vgg16-fcn` does.
+Deterministic: the same arguments give the same caffemodel, byte for byte.
 """
 
 from __future__ import annotations
@@ -16,13 +18,28 @@ from caffe.proto import caffe_pb2
 from PIL import Image
 
 from core.catalog import DATASETS
+from core.errors import InputError
 from data.synthetic import make_classification
-from nets.classifiers import vgg16_classifier
+from nets.classifiers import CLASSIFIERS
 from nets.prototxt import to_prototxt
+from surgery.convert import convolutionalize
+from surgery.fetch import CLASSIFIERS as SOURCES
+from surgery.transplant import Report
 
 # The classifier's pre-training subtracts VOC's mean in float32 (a stand-in for ImageNet
 # pre-training, which is not the data layers' arithmetic); kept so the demo's bits stay.
 MEAN_BGR = DATASETS["voc"].mean().astype(np.float32)
+
+
+# Each backbone's real classifier in surgery.fetch, whose `make …-fcn` surgery fcn_base repeats.
+SOURCE_OF = {"vgg16": "vgg16", "alexnet": "caffenet", "googlenet": "googlenet"}
+
+
+def fcn_base(deploy: Path, caffemodel: Path, backbone: str, out: Path) -> Report:
+    """FCN base weights from a miniature classifier by the surgery `make <backbone>-fcn`
+    applies to the real one: the same layers dropped (and the deploy net's 'prob')."""
+    drop = (*SOURCES[SOURCE_OF[backbone]].drop, "prob")
+    return convolutionalize(deploy, caffemodel, out, drop=drop)
 
 
 def load_batch(paths: list[Path]) -> np.ndarray:
@@ -31,9 +48,14 @@ def load_batch(paths: list[Path]) -> np.ndarray:
 
 
 def pretrain(out_dir: Path, *, width: float, classes: int, images: int, iterations: int,
-             batch: int = 16, size: int = 224, lr: float = 1e-4, seed: int = 0) -> dict:
+             batch: int = 16, size: int = 224, lr: float = 1e-4, seed: int = 0,
+             backbone: str = "vgg16") -> dict:
     """Train the classifier; returns paths of its deploy prototxt, its caffemodel before
     and after training, and the training accuracy at the end."""
+    if backbone not in CLASSIFIERS:
+        raise InputError(f"no miniature classifier for backbone {backbone!r}; choose from "
+                         f"{', '.join(CLASSIFIERS)}")
+    classifier = CLASSIFIERS[backbone]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, labels = make_classification(out_dir / "images", images, size=(size, size),
                                         num_classes=classes, seed=seed)
@@ -44,9 +66,9 @@ def pretrain(out_dir: Path, *, width: float, classes: int, images: int, iteratio
         return L.MemoryData(batch_size=batch, channels=3, height=size, width=size, ntop=2)
 
     train = out_dir / "train.prototxt"
-    train.write_text(to_prototxt(vgg16_classifier(width, classes, size, data=memory_data)))
+    train.write_text(to_prototxt(classifier(width, classes, size, data=memory_data)))
     deploy = out_dir / "deploy.prototxt"
-    deploy.write_text(to_prototxt(vgg16_classifier(width, classes, size)))
+    deploy.write_text(to_prototxt(classifier(width, classes, size)))
     solver = caffe_pb2.SolverParameter()
     solver.train_net = str(train)
     # Adam: a 16-layer net from scratch, no batch norm, raw 0-255 pixels; plain SGD either

@@ -1,0 +1,177 @@
+"""The paper's claims as predicates (core/paper_claims.py), each on hand-made score tables:
+one where it holds, one where it fails, and none where its numbers are missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import paper_claims as C
+from core.paper_numbers import MEAN_IU, MEAN_IU_NO_BG
+
+W, P5, P25 = "p = 1 (whole image)", "p = 0.5", "p = 0.25"
+SBD, VOC = "FCN-AlexNet, SBD train (8,498 images)", "FCN-AlexNet, VOC 2011 train (1,112 images)"
+LRDROP = "FCN-32s, lr dropped, no skip"
+REF, NULL = "FCN-32s, softmax (reference)", "FCN-32s, null background"
+BOUNDS = ("4", "8", "16", "32", "64", "128")
+
+
+def scores(spec: dict) -> dict:
+    """{group: {row: mean IU in percent, or {column: value}}} → paper.run's results shape."""
+    column = {"8": MEAN_IU_NO_BG}
+    return {group: {"rows": {row: (value if isinstance(value, dict)
+                                   else {column.get(group, MEAN_IU): value / 100})
+                             for row, value in rows.items()}}
+            for group, rows in spec.items()}
+
+
+def seconds(value: float, mean_iu: float = 30.0) -> dict:
+    return {MEAN_IU: mean_iu / 100, "train_seconds": value}
+
+
+# key: (a table where the claim holds, one where it fails)
+CASES = {
+    "1-vgg-alexnet": ({"1": {"FCN-VGG16": 40, "FCN-AlexNet": 30}},
+                      {"1": {"FCN-VGG16": 30, "FCN-AlexNet": 30}}),
+    "1-vgg-googlenet": ({"1": {"FCN-VGG16": 40, "FCN-GoogLeNet": 35}},
+                        {"1": {"FCN-VGG16": 34, "FCN-GoogLeNet": 35}}),
+    "1-more-data": ({"1-data": {SBD: 48, VOC: 40}}, {"1-data": {SBD: 39, VOC: 40}}),
+    "2-heavy-online": ({"2": {"FCN-heavy": 60, "FCN-online": 60}},
+                       {"2": {"FCN-heavy": 59, "FCN-online": 60}}),
+    "2-online-accum": ({"2": {"FCN-online": 60, "FCN-accum": 50}},
+                       {"2": {"FCN-online": 50, "FCN-accum": 50}}),
+    "3-skips": ({"3": {"FCN-8s staged": 45, "FCN-16s": 44, "FCN-32s": 40}},
+                {"3": {"FCN-8s staged": 43, "FCN-16s": 44, "FCN-32s": 40}}),
+    "3-8s-gain": ({"3": {"FCN-8s staged": 45, "FCN-32s": 40}},
+                  {"3": {"FCN-8s staged": 39, "FCN-32s": 40}}),
+    "3-staged-atonce": ({"3": {"FCN-8s at-once": 43.5, "FCN-8s staged": 45}},
+                        {"3": {"FCN-8s at-once": 42.5, "FCN-8s staged": 45}}),
+    "3-lr-drop": ({"3": {"FCN-32s": 40, "FCN-16s": 44}, "3-control": {LRDROP: 41}},
+                  {"3": {"FCN-32s": 40, "FCN-16s": 44}, "3-control": {LRDROP: 43}}),
+    "3-fixed": ({"3": {"FCN-32s": 40, "FCN-32s fixed": 30}},
+                {"3": {"FCN-32s": 40, "FCN-32s fixed": 41}}),
+    "3-pools": ({"3": {"FCN-pool5": 40, "FCN-pool4": 20, "FCN-pool3": 10}},
+                {"3": {"FCN-pool5": 40, "FCN-pool4": 10, "FCN-pool3": 10}}),
+    "5-late-fusion": ({"5": {"FCN-32s RGB-HHA": 35, "FCN-32s RGB": 31, "FCN-32s RGB-D": 32,
+                             "FCN-32s HHA": 25}},
+                      {"5": {"FCN-32s RGB-HHA": 31, "FCN-32s RGB": 31, "FCN-32s RGB-D": 30,
+                             "FCN-32s HHA": 25}}),
+    "5-rgbd": ({"5": {"FCN-32s RGB-D": 33, "FCN-32s RGB": 31}},
+               {"5": {"FCN-32s RGB-D": 28, "FCN-32s RGB": 31}}),
+    "6-two-headed": ({"6": {"FCN-8s": 40, "FCN-8s, semantic only": 41,
+                            "FCN-8s, geometric only": 39}},
+                     {"6": {"FCN-8s": 40, "FCN-8s, semantic only": 41,
+                            "FCN-8s, geometric only": 45}}),
+    "7-skips": ({"7": {"FCN-8s": 39, "FCN-16s": 38, "FCN-32s": 37}},
+                {"7": {"FCN-8s": 39, "FCN-16s": 36, "FCN-32s": 37}}),
+    "8-reference-bg": ({"8": {"Reference": 80, "Reference-BG": 20}},
+                       {"8": {"Reference": 80, "Reference-BG": 60}}),
+    "8-reference-fg": ({"8": {"Reference": 80, "Reference-FG": 76}},
+                       {"8": {"Reference": 80, "Reference-FG": 60}}),
+    "8-fg-bg": ({"8": {"FG-only": 70, "BG-only": 30}}, {"8": {"FG-only": 70, "BG-only": 0}}),
+    "8-shape": ({"8": {"Shape": 25}}, {"8": {"Shape": 0}}),
+    "nullbg": ({"nullbg": {REF: 40, NULL: 38}}, {"nullbg": {REF: 40, NULL: 30}}),
+    "sampling-per-image": ({"sampling": {W: 40, P5: 41, P25: 38}},
+                           {"sampling": {W: 40, P5: 41, P25: 43}}),
+    "sampling-per-second": ({"sampling": {W: seconds(100), P5: seconds(130),
+                                          P25: seconds(170)}},
+                            {"sampling": {W: seconds(100), P5: seconds(90),
+                                          P25: seconds(170)}}),
+    "balance": ({"balance": {"FCN-32s": 40, "FCN-32s, class-balanced loss": 41}},
+                {"balance": {"FCN-32s": 40, "FCN-32s, class-balanced loss": 45}}),
+    "augment": ({"augment": {"FCN-32s": 40, "FCN-32s, mirror + jitter 32 px": 39}},
+                {"augment": {"FCN-32s": 40, "FCN-32s, mirror + jitter 32 px": 43}}),
+    "bounds": ({"bounds": dict(zip(BOUNDS, (99, 97, 93, 86, 73, 51)))},
+               {"bounds": dict(zip(BOUNDS, (99, 97, 93, 94, 73, 51)))}),
+    "transfer": ({"transfer": {"FCN-32s": 40, "FCN-32s from scratch": 20}},
+                 {"transfer": {"FCN-32s": 20, "FCN-32s from scratch": 20}}),
+}
+
+
+def test_every_claim_has_a_case():
+    assert set(CASES) == set(C.BY_KEY)
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_claim_holds_fails_and_says_what_is_missing(key):
+    claim = C.BY_KEY[key]
+    holds, fails = (scores(spec) for spec in CASES[key])
+    held = C.judge(claim, holds)
+    assert held.holds is True, held.numbers
+    failed = C.judge(claim, fails)
+    assert failed.holds is False, failed.numbers
+    # the numbers that decide it are in the verdict
+    some_row, some_value = next(iter(CASES[key][1][claim.group].items()))
+    if not isinstance(some_value, dict):
+        assert f"{some_value:.1f}" in failed.numbers
+    # without its numbers the claim is neither yes nor NO, and says which are missing
+    group = claim.group
+    lacking = C.judge(claim, {g: v for g, v in holds.items() if g != group})
+    assert lacking.holds is None and repr(group) in lacking.numbers
+    rows = {row: v for row, v in holds[group]["rows"].items() if row != some_row}
+    without_row = C.judge(claim, {**holds, group: {"rows": rows}})
+    assert without_row.holds is None and repr(some_row) in without_row.numbers
+    missing_group = C.judge(claim, {**holds, group: {"missing": "experiment x not registered"}})
+    assert missing_group.holds is None and "experiment x not registered" in missing_group.numbers
+
+
+def test_margins_hold_at_their_edge_and_fail_just_past_it():
+    """The ≈ margins are inclusive: exactly SAME_WITHIN apart still holds."""
+    staged = C.BY_KEY["3-staged-atonce"]
+    edge = scores({"3": {"FCN-8s at-once": 40, "FCN-8s staged": 40 + C.SAME_WITHIN}})
+    past = scores({"3": {"FCN-8s at-once": 40, "FCN-8s staged": 40 + C.SAME_WITHIN + 0.1}})
+    assert C.judge(staged, edge).holds is True and C.judge(staged, past).holds is False
+
+
+def test_the_rows_claims_read_are_the_rows_the_paper_tables_have():
+    """A claim naming a row the plan never scores would be missing forever: every row a
+    claim reads is a row of paper.plan's tables, except the ones no experiment runs yet."""
+    from paper.plan import TABLES
+
+    plan_rows = {(g.key, r.label) for groups in TABLES.values() for g in groups for r in g.rows}
+    no_experiment_yet = {("6", "FCN-8s, semantic only"), ("6", "FCN-8s, geometric only"),
+                         ("transfer", "FCN-32s"), ("transfer", "FCN-32s from scratch")}
+    read = {(group, row) for holds, _ in CASES.values() for group, rows in holds.items()
+            for row in rows}
+    assert read - plan_rows == no_experiment_yet
+
+
+def test_render_is_one_line_a_claim_in_the_demos_words():
+    verdicts = [C.judge(C.BY_KEY["3-8s-gain"], scores(CASES["3-8s-gain"][1])),
+                C.judge(C.BY_KEY["3-8s-gain"], scores(CASES["3-8s-gain"][0])),
+                C.judge(C.BY_KEY["transfer"], {})]
+    lines = C.render(verdicts, sentences=False).splitlines()
+    assert lines == ["- NO: FCN-8s staged above FCN-32s — FCN-8s staged 39.0 above FCN-32s "
+                     "40.0 by -1.0 mean IU",
+                     "- yes: FCN-8s staged above FCN-32s — FCN-8s staged 45.0 above FCN-32s "
+                     "40.0 by +5.0 mean IU",
+                     "- missing: transfer beats no transfer: FCN-32s above FCN-32s from "
+                     "scratch at equal iterations — no group 'transfer' in this run"]
+    assert "(the paper: “FCN-8s staged 65.5 vs FCN-32s 63.6 (Table 3)”)" in C.render(
+        verdicts[:1])
+
+
+def test_the_report_states_each_claim_under_its_table_and_sums_them(tmp_path):
+    """paper.report puts every claim of a group under that group's table as yes/NO/missing
+    with its numbers, and sums them, listing the claims whose table is not in the report."""
+    from paper.plan import make_plan, mini_settings, parse_tables
+    from paper.report import write_report
+
+    plan = make_plan(parse_tables("3"), mini_settings(tmp_path))
+    results = scores({"3": {"FCN-32s": 40, "FCN-16s": 44, "FCN-8s at-once": 44.5,
+                            "FCN-8s staged": 45, "FCN-32s fixed": 30, "FCN-pool5": 40,
+                            "FCN-pool4": 20, "FCN-pool3": 25},
+                      "3-control": {"FCN-32s": 40, LRDROP: 41}})
+    report = write_report(plan, results).read_text()
+    table3 = report.split("## Table 3: ")[1].split("\n## ")[0]
+    claims = [line for line in table3.splitlines() if line.startswith("- ")]
+    assert [line.split(":")[0] for line in claims] == ["- yes"] * 4 + ["- NO"]
+    assert claims[-1].startswith("- NO: FCN-pool5 > FCN-pool4 > FCN-pool3 — FCN-pool5 40.0 > "
+                                 "FCN-pool4 20.0 > FCN-pool3 25.0")
+    control = report.split("## Table 3's control")[1].split("\n## ")[0]
+    assert "- yes: lr-drop control's gain" in control
+    summed = report.split("## The paper's claims, in sum")[1]
+    assert f"{len(C.CLAIMS)} claims: 5 hold (yes), 1 do not (NO), {len(C.CLAIMS) - 6} lack" \
+        in summed
+    assert summed.count("- missing: ") == len(C.CLAIMS) - 6
+    assert "<li>yes: FCN-8s staged above FCN-32s" in (tmp_path / "paper" / "report.html"
+                                                     ).read_text()
