@@ -14,10 +14,11 @@ from pathlib import Path
 from types import ModuleType
 
 from core.catalog import DATASETS, LAYER_NAMES, data_param
+from core.defaults import REPO
 
 NAMES = tuple(LAYER_NAMES)
 NYUD_ALL_TOPS = ("color", "depth", "hha")
-LAYERS_DIR = Path(__file__).resolve().parents[1] / "layers"
+LAYERS_DIR = REPO / "layers"
 
 
 def from_layers(module: str) -> ModuleType:
