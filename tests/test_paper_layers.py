@@ -201,6 +201,14 @@ def test_cell_mask_cuts_edge_cells_at_the_border():
                for y in (0, 32, 64) for x in (0, 32))
 
 
+@pytest.mark.parametrize("p", [0.2, 0.8])
+def test_each_cell_is_kept_with_probability_p_not_one_minus_p(p):
+    """At p = 0.5 keeping with p and with 1 - p look alike; at 0.2 and 0.8 they do not."""
+    keep = cell_mask((100 * 8, 100 * 8), 8, p, np.random.default_rng(3))
+    kept_cells = keep[::8, ::8].mean()  # 10 000 cells: the fraction is within ±0.02 of p
+    assert abs(kept_cells - p) < 0.02
+
+
 def test_infogain_with_diagonal_h_is_the_class_weighted_softmax(tmp_path):
     score, label = inputs(7)
     counts = np.array([700, 50, 0, 200, 50])
