@@ -50,6 +50,12 @@ def test_make_test_requires_the_optional_parts():
     assert f"{optional.OPTIONAL_PARTS_ENV}=required $(PY) -m pytest" in recipe
 
 
+def test_mutation_runs_require_the_optional_parts_too():
+    """A target whose tests skipped would count every mutant as a survivor."""
+    driver = (REPO / "tests" / "mutate.py").read_text()
+    assert f'os.environ["{optional.OPTIONAL_PARTS_ENV}"] = "required"' in driver
+
+
 def test_every_optional_part_names_a_target_the_makefiles_define():
     makefiles = "\n".join(p.read_text() for p in [REPO / "Makefile", *REPO.glob("mk/*.mk")])
     test_needs = {name for line in makefiles.splitlines() if line.startswith("test:")
