@@ -244,6 +244,10 @@ def tally(session: Path) -> dict:
 def run(targets: list[Target], out: Path, budget_s: float, python: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tree = copy_tree(out)
+    # the venv's .pth puts the working tree's layers/ on the path (the data layers import as
+    # top-level modules): the copy's own must come first, or its mutants are never imported
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(tree), str(tree / "layers"), *filter(None, [os.environ.get("PYTHONPATH")])])
     tool = Path(sys.executable).parent
     deadline = time.monotonic() + budget_s
     summary = []
