@@ -74,3 +74,78 @@ def test_resuming_from_a_named_snapshot_verifies_its_manifest_first(tmp_path, da
     # refused before the solver is touched: no solver is needed to see it
     with pytest.raises(ValueError, match="not resumable"):
         snapshots.restore(None, snapshot.solverstate)
+
+
+def test_the_run_lock_is_exclusive_re_entrant_and_released_on_the_last_exit(tmp_path):
+    import fcntl
+
+    run = tmp_path / "run"
+    with snapshots.RunLock(run):
+        with snapshots.RunLock(run):  # the schedule holds a stage's folder twice
+            assert snapshots.holds(run)
+        assert snapshots.holds(run)  # the inner exit keeps it
+        with open(run / snapshots.LOCK_NAME) as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert f"pid {os.getpid()} on " in (run / snapshots.LOCK_NAME).read_text()
+    assert not snapshots.holds(run)
+    with open(run / snapshots.LOCK_NAME) as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released: free to take
+        assert other.read() == ""  # the holder's line is cleared
+
+
+def test_a_held_run_folder_is_refused_naming_its_holder(tmp_path):
+    import fcntl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / snapshots.LOCK_NAME, "w") as holder:
+        holder.write("pid 4242 on elsewhere since then\n")
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(snapshots.RunBusy, match="in use by pid 4242 on elsewhere"):
+            with snapshots.RunLock(run):
+                pass
+    assert not snapshots.holds(run)
+
+
+def test_available_lists_only_complete_pairs_oldest_first_by_number(tmp_path):
+    for iteration in (10, 9, 100):
+        vouched_pair(tmp_path, iteration)
+    no_manifest = vouched_pair(tmp_path, 200)
+    no_manifest.manifest.unlink()
+    no_model = vouched_pair(tmp_path, 300)
+    no_model.caffemodel.unlink()
+    (tmp_path / "other_iter_5.solverstate").write_bytes(b"")
+    assert [s.iteration for s in snapshots.available(tmp_path)] == [9, 10, 100]
+
+
+@pytest.mark.parametrize("damage,says", [
+    ("truncate", "bytes, the manifest says"), ("same size", "sha256 differs"),
+    ("missing state", "missing"), ("unreadable", "unreadable manifest")])
+def test_verify_names_what_is_wrong(tmp_path, damage, says):
+    snapshot = vouched_pair(tmp_path, 4)
+    if damage == "truncate":
+        snapshot.caffemodel.write_bytes(snapshot.caffemodel.read_bytes()[:-1])
+    elif damage == "same size":
+        data = bytearray(snapshot.solverstate.read_bytes())
+        data[0] ^= 1
+        snapshot.solverstate.write_bytes(bytes(data))
+    elif damage == "missing state":
+        snapshot.solverstate.unlink()
+    else:
+        snapshot.manifest.write_text("{not json")
+    assert says in snapshots.verify(snapshot)
+
+
+def test_latest_intact_passes_over_newer_damaged_and_unvouched_pairs_only(tmp_path):
+    for iteration in (2, 4, 6, 8):
+        vouched_pair(tmp_path, iteration)
+    vouched_pair(tmp_path, 6).caffemodel.write_bytes(b"damaged")
+    vouched_pair(tmp_path, 8).manifest.unlink()
+    damaged_old = vouched_pair(tmp_path, 2)
+    damaged_old.caffemodel.write_bytes(b"older damage is not reported")
+    found, passed = snapshots.latest_intact(tmp_path)
+    assert found.iteration == 4
+    assert len(passed) == 2
+    assert "train_iter_8.solverstate: no manifest" in passed[0]
+    assert "train_iter_6.caffemodel" in passed[1]
