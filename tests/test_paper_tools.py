@@ -70,6 +70,22 @@ def test_nearest_over_a_void_block_centre_scores_the_block_as_background():
     assert mean_iu(label, 4, classes=2, method="nearest") == 0
 
 
+def test_iu_bounds_are_percentages_over_the_whole_split():
+    """One histogram over all labels, mean IU in percent: the one-pixel object of the test
+    above, and a picture without it, at factors 1 and 2."""
+    label = np.zeros((16, 16), np.uint8)
+    label[5, 9] = 1
+    bounds = iu_bounds.iu_bounds([label, np.zeros((16, 16), np.uint8)], 2, factors=(1, 2))
+    assert bounds[1] == 100
+    assert bounds[2] == pytest.approx(100 * (511 / 512) / 2)
+
+
+@pytest.mark.parametrize("method", iu_bounds.METHODS)
+def test_a_factor_below_one_is_refused(method):
+    with pytest.raises(ValueError, match="factor must be >= 1, found 0"):
+        downsample(np.zeros((4, 4), np.uint8), 0, method)
+
+
 def test_iu_bounds_command_on_a_real_split_layout(tmp_path, capsys):
     root = make_dataset("voc", tmp_path, n_train=1, n_val=5, num_classes=4, seed=1)
     out = tmp_path / "bounds.json"
