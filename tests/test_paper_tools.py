@@ -86,6 +86,12 @@ def test_a_factor_below_one_is_refused(method):
         downsample(np.zeros((4, 4), np.uint8), 0, method)
 
 
+@pytest.mark.parametrize("typo", ["nerest", "average"])
+def test_an_unknown_method_is_refused_whatever_its_spelling(typo):
+    with pytest.raises(ValueError, match="method must be one of"):
+        downsample(np.zeros((4, 4), np.uint8), 2, typo)
+
+
 def test_iu_bounds_command_on_a_real_split_layout(tmp_path, capsys):
     root = make_dataset("voc", tmp_path, n_train=1, n_val=5, num_classes=4, seed=1)
     out = tmp_path / "bounds.json"
