@@ -244,7 +244,7 @@ def test_one_hot_refuses_every_value_that_is_neither_a_class_nor_void_and_lists_
         one_hot(label, 3)
     assert str(error.value) == ("OneHotLayer: label values [-1.5, -1, 2.75, 3, 4, 5, 6, 7] "
                                 "are neither a class 0..2 nor 255 (void)")
-    for value in bad:  # each alone is refused too
+    for value in [*bad, 1.25]:  # each alone is refused too (1.25 rounds down)
         with pytest.raises(LossLayerError):
             one_hot(np.array([[[[1, value]]]], np.float32), 3)
 
@@ -257,11 +257,16 @@ def test_one_hot_by_default_has_one_channel_per_class_from_class_0():
     assert (out[0, :, 0, 3] == 255).all()
 
 
-def test_cell_mask_is_one_draw_per_cell_expanded():
-    """The mask is rng.random((⌈h/cell⌉, ⌈w/cell⌉)) < p, each draw over its cell."""
-    keep = cell_mask((70, 33), 32, 0.5, np.random.default_rng(0))
-    draws = np.random.default_rng(0).random((3, 2)) < 0.5
-    np.testing.assert_array_equal(keep, np.repeat(np.repeat(draws, 32, 0), 32, 1)[:70, :33])
+@pytest.mark.parametrize("shape", [(70, 33), (64, 96)])
+def test_cell_mask_is_one_draw_per_cell_expanded(shape):
+    """The mask is rng.random((⌈h/cell⌉, ⌈w/cell⌉)) < p, each draw over its cell, and
+    draws nothing more (the next example's draws follow on)."""
+    rng, reference = np.random.default_rng(0), np.random.default_rng(0)
+    keep = cell_mask(shape, 32, 0.5, rng)
+    draws = reference.random((-(-shape[0] // 32), -(-shape[1] // 32))) < 0.5
+    np.testing.assert_array_equal(
+        keep, np.repeat(np.repeat(draws, 32, 0), 32, 1)[:shape[0], :shape[1]])
+    assert rng.random() == reference.random()
 
 
 def sampling_net(tmp_path, param_str, bottoms=1, tops=1, batch=1, name="n"):
