@@ -64,3 +64,5 @@ def test_failures_say_which_limit_each_comparison_broke():
         "score at 5×7: argmax agrees on 50.0000% of pixels < 99.99%"]
     # and over the tolerance with every argmax agreeing, only max rel is
     assert verify.failures([comparison(2e-5, 0.0)]) == ["score at 5×7: max rel 2e-05 > 1e-05"]
+    assert verify.failures([comparison(2e-5, 1 - verify.MIN_ARGMAX_AGREEMENT)]) == [
+        "score at 5×7: max rel 2e-05 > 1e-05"]  # agreement at its limit is not reported
