@@ -56,12 +56,13 @@ def test_failures_say_which_limit_each_comparison_broke():
     at_limit = comparison(verify.RTOL, 1 - verify.MIN_ARGMAX_AGREEMENT)
     assert at_limit.passed() and verify.failures([at_limit]) == []
     assert not comparison(2 * verify.RTOL, 0).passed()
-    assert verify.failures([comparison(2e-5, 0.5)]) == [
+    assert verify.failures([at_limit, comparison(2e-5, 0.25)]) == [
         "score at 5×7: max rel 2e-05 > 1e-05",
-        "score at 5×7: argmax agrees on 50.0000% of pixels < 99.99%"]
-    # at the tolerance, only the argmax is over its limit
-    assert verify.failures([comparison(verify.RTOL, 0.5)]) == [
-        "score at 5×7: argmax agrees on 50.0000% of pixels < 99.99%"]
+        "score at 5×7: argmax agrees on 75.0000% of pixels < 99.99%"]
+    # at or under the tolerance, only the argmax is over its limit
+    for max_rel in (verify.RTOL, verify.RTOL / 2):
+        assert verify.failures([comparison(max_rel, 0.5)]) == [
+            "score at 5×7: argmax agrees on 50.0000% of pixels < 99.99%"]
     # and over the tolerance with every argmax agreeing, only max rel is
     assert verify.failures([comparison(2e-5, 0.0)]) == ["score at 5×7: max rel 2e-05 > 1e-05"]
     assert verify.failures([comparison(2e-5, 1 - verify.MIN_ARGMAX_AGREEMENT)]) == [
