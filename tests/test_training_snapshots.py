@@ -149,3 +149,18 @@ def test_latest_intact_passes_over_newer_damaged_and_unvouched_pairs_only(tmp_pa
     assert len(passed) == 2
     assert "train_iter_8.solverstate: no manifest" in passed[0]
     assert "train_iter_6.caffemodel" in passed[1]
+
+
+def test_an_older_unvouched_pair_is_not_reported_as_passed_over(tmp_path):
+    vouched_pair(tmp_path, 1).manifest.unlink()  # an older run's half-written pair
+    vouched_pair(tmp_path, 4)
+    found, passed = snapshots.latest_intact(tmp_path)
+    assert found.iteration == 4 and passed == []
+
+
+def test_a_lock_file_left_by_a_dead_process_is_rewritten_for_the_new_holder(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / snapshots.LOCK_NAME).write_text("pid 1 on a machine long gone since 1999\n")
+    with snapshots.RunLock(run):
+        assert (run / snapshots.LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")
