@@ -88,9 +88,11 @@ caffe-test: caffe
 lint: venv
 	@$(VENV)/bin/ruff check .
 
+# make test installs every optional part (ONNX, PyTorch, Ray, qemu: the mk/*.mk files add their
+# targets), so a test that finds one missing fails here instead of skipping (tests/testkit/optional.py)
 test: setup
 	@bash caffe-recipe/test.sh --venv $(VENV)
-	@$(PY) -m pytest -q tests
+	@FCN_OPTIONAL_PARTS=required $(PY) -m pytest -q tests
 
 # every row of docs/faults.md is a test named as its claim in tests/test_faults_*.py:
 # one PASSED/FAILED/SKIPPED line per case (each on fresh synthetic data it writes itself)

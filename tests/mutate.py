@@ -85,6 +85,45 @@ TARGETS = (
            ("source_params", "_same_shape", "transplant", "expand_score"),
            "tests/test_surgery_transplant.py", timeout_s=120),
     Target("interp", "surgery/interp.py", (), "tests/test_surgery_interp.py", timeout_s=90),
+    # issue 35: what loses a result or lets a bad file through, smallest first
+    Target("loss-sampling", "layers/loss_layers.py",
+           ("one_hot", "cell_mask", "LossSamplingLayer.setup", "LossSamplingLayer.forward",
+            "LossSamplingLayer.skip_forwards"),
+           "tests/test_paper_layers.py", timeout_s=60),
+    Target("augment", "layers/seg_augment.py", ("Augment.__call__", "Augment._mask", "shift"),
+           "tests/test_layers_augment.py", timeout_s=60),
+    Target("iu-bounds", "analyses/iu_bounds.py",
+           ("downsample", "_centres", "upsample", "bound_hist", "iu_bounds"),
+           "tests/test_paper_tools.py -k 'not mean_iu_without and not shift and not best_test "
+           "and not table2'", timeout_s=60),
+    Target("export-verify", "export/verify.py", ("Comparison.passed", "compare", "failures"),
+           "tests/test_export_verify.py", timeout_s=60),
+    Target("snapshots", "training/snapshots.py",
+           ("RunLock.__enter__", "RunLock.__exit__", "holds", "clean_orphans",
+            "_replace_atomically", "available", "verify", "latest_intact", "restore"),
+           "tests/test_training_snapshots.py", timeout_s=60),
+    Target("balance", "training/balance.py",
+           ("class_counts", "inverse_frequency", "write_infogain", "read_infogain"),
+           "tests/test_paper_layers.py", timeout_s=60),
+    Target("geometry", "core/geometry.py",
+           ("_repeated", "_conv_pair", "conv_window", "pool_window", "crop_offsets",
+            "window_step", "conv_size", "deconv_size", "pooled_size", "output_shape",
+            "layer_parameters"),
+           "tests/test_geometry.py tests/test_tiling.py -k 'not huge and not infer and not "
+           "measured and not stitched'", timeout_s=120),
+    Target("tiling", "evaluation/tiling.py", ("reach", "blob_shapes", "forward_bytes", "spans"),
+           "tests/test_tiling.py -k 'not huge and not infer and not measured'",
+           timeout_s=300),
+    Target("fingerprint", "core/fingerprint.py",
+           ("digest_bytes", "file_digest", "split_digest", "diff", "bits_fields",
+            "pinned_differences"),
+           "tests/test_fingerprint.py", timeout_s=60),
+    Target("export-graph", "export/graph.py", (), "tests/test_export_layers.py",
+           timeout_s=300),
+    Target("download", "core/download.py", (), "tests/test_faults_downloads.py",
+           timeout_s=300),
+    Target("paper-report", "paper/report.py", (), "tests/test_paper_report.py",
+           timeout_s=300),
 )
 
 
@@ -206,6 +245,10 @@ def tally(session: Path) -> dict:
 def run(targets: list[Target], out: Path, budget_s: float, python: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tree = copy_tree(out)
+    # the venv's .pth puts the working tree's layers/ on the path (the data layers import as
+    # top-level modules): the copy's own must come first, or its mutants are never imported
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(tree), str(tree / "layers"), *filter(None, [os.environ.get("PYTHONPATH")])])
     tool = Path(sys.executable).parent
     deadline = time.monotonic() + budget_s
     summary = []
@@ -275,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the survivors of earlier sessions again (after new tests)")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()  # cosmic-ray runs in the copy, not here
+    # a test that skips for a missing optional part would let every mutant survive: fail it
+    # instead, as `make test` does (tests/testkit/optional.py)
+    os.environ["FCN_OPTIONAL_PARTS"] = "required"
     targets = [t for t in TARGETS if not args.only or t.name in args.only]
     for t in targets:
         session = args.out / f"{t.name}.sqlite"

@@ -1,15 +1,18 @@
 """The PyTorch peer computes what Caffe computes: FCN-8s, FCN-AlexNet and the loss.
 
 torch is bench-only (`make test` and `make bench` install it through `make bench-torch`),
-so without it these tests skip, before bench.torch_peer (which imports torch) is imported.
+so without it these tests skip (failing under `make test`), before bench.torch_peer (which
+imports torch) is imported.
 """
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="the bench peer needs torch: make bench-torch")
+from testkit.optional import require_modules
 
+require_modules("torch")  # the bench peer
 import caffe  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from caffe import layers as L  # noqa: E402
 
 from bench.models import deploy_net, fill_weights, random_image  # noqa: E402

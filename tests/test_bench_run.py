@@ -9,7 +9,9 @@ import sys
 import pytest
 
 # bench.levers and bench.patches import the torch peer: skip the module, not error, without it
-pytest.importorskip("torch", reason="the bench peer needs torch: make bench-torch")
+from testkit.optional import require_modules
+
+require_modules("torch")  # the bench peer
 
 from pathlib import Path  # noqa: E402
 

@@ -9,7 +9,10 @@ import pytest
 from export.onnx_export import main as onnx_main
 from export.torch_export import main as torch_main
 from nets.experiments import build
+from testkit.optional import require_modules
 from testkit.random_weights import random_caffemodel
+
+require_modules("onnx", "onnxruntime", "torch")  # both exporters run beside Caffe
 
 WIDTH = "0.0625"
 

@@ -20,7 +20,10 @@ from export.onnx_export import write as write_onnx
 from export.torch_export import TorchRunner
 from export.torch_export import write as write_torch
 from nets.experiments import EXPERIMENTS, build
+from testkit.optional import require_modules
 from testkit.random_weights import random_caffemodel, random_net
+
+require_modules("onnx", "onnxruntime", "torch")  # both exporters run beside Caffe
 
 WIDTH = 1 / 16
 SIZES = ((1, 1), (37, 51), (5, 3))

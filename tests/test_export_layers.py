@@ -24,7 +24,10 @@ from export.graph import ExportError, read_graph
 from export.onnx_export import OnnxRunner, save, to_onnx
 from export.torch_export import TorchRunner, to_source
 from export.torch_export import state_dict as torch_state
+from testkit.optional import require_modules
 from testkit.random_weights import fill_random
+
+require_modules("onnx", "onnxruntime", "torch")  # both exporters run beside Caffe
 
 SIZES = [(1, 1), (2, 3), (3, 2), (4, 4), (5, 7), (6, 9), (7, 6), (8, 8), (11, 13), (16, 15)]
 

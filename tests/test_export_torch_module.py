@@ -13,7 +13,10 @@ from export import verify
 from export.caffe_net import forward
 from export.torch_export import export
 from nets.experiments import build
+from testkit.optional import require_modules
 from testkit.random_weights import random_caffemodel
+
+require_modules("torch")
 
 # A fresh interpreter in which importing caffe, or anything of this project, fails.
 SCRIPT = """

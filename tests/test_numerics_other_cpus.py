@@ -12,7 +12,6 @@ not AVX-512; /proc/cpuinfo still describes the host. `make test` installs qemu-u
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,15 +19,13 @@ from pathlib import Path
 import pytest
 
 from testkit.numerics_probe import PINNED, PINNED_SCORE
+from testkit.optional import require_program
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = Path((REPO / ".venv/caffe-root").read_text().strip())
-QEMU = shutil.which("qemu-x86_64")
+QEMU = require_program("qemu-x86_64")  # qemu-user
 UNKNOWN_INTEL = "Haswell-v4,model=207"   # Intel family 6 model 207: new to OpenBLAS 0.3.21
 KNOWN_INTEL = "Skylake-Client-v4"        # Intel family 6 model 94
-
-pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-x86_64 missing (`make test` "
-                                                     "installs qemu-user)")
 
 
 def emulated(cpu: str, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -201,6 +201,14 @@ def test_cell_mask_cuts_edge_cells_at_the_border():
                for y in (0, 32, 64) for x in (0, 32))
 
 
+@pytest.mark.parametrize("p", [0.2, 0.8])
+def test_each_cell_is_kept_with_probability_p_not_one_minus_p(p):
+    """At p = 0.5 keeping with p and with 1 - p look alike; at 0.2 and 0.8 they do not."""
+    keep = cell_mask((100 * 8, 100 * 8), 8, p, np.random.default_rng(3))
+    kept_cells = keep[::8, ::8].mean()  # 10 000 cells: the fraction is within ±0.02 of p
+    assert abs(kept_cells - p) < 0.02
+
+
 def test_infogain_with_diagonal_h_is_the_class_weighted_softmax(tmp_path):
     score, label = inputs(7)
     counts = np.array([700, 50, 0, 200, 50])
@@ -226,3 +234,86 @@ def test_infogain_with_diagonal_h_is_the_class_weighted_softmax(tmp_path):
 
 def test_the_loss_enums_exist_in_this_caffe():
     assert P.Loss.NONE == caffe.proto.caffe_pb2.LossParameter.NONE
+
+
+# --- the loss layers' rules, one claim each (the mutation pass of issue 35) --------------
+def test_one_hot_refuses_every_value_that_is_neither_a_class_nor_void_and_lists_them():
+    bad = [-1.5, -1, 2.75, 3, 300, 4, 5, 6, 7]  # nine: the message lists the first eight
+    label = np.array([[[[0, 1, 2, 255, *bad]]]], np.float32)
+    with pytest.raises(LossLayerError) as error:
+        one_hot(label, 3)
+    assert str(error.value) == ("OneHotLayer: label values [-1.5, -1, 2.75, 3, 4, 5, 6, 7] "
+                                "are neither a class 0..2 nor 255 (void)")
+    for value in [*bad, 1.25]:  # each alone is refused too (1.25 rounds down)
+        with pytest.raises(LossLayerError):
+            one_hot(np.array([[[[1, value]]]], np.float32), 3)
+
+
+def test_one_hot_by_default_has_one_channel_per_class_from_class_0():
+    label = np.array([[[[0, 1, 2, 255]]]], np.float32)
+    out = one_hot(label, 3)
+    assert out.shape == (1, 3, 1, 4)
+    np.testing.assert_array_equal(out[0, :, 0, :3], np.eye(3))
+    assert (out[0, :, 0, 3] == 255).all()
+
+
+@pytest.mark.parametrize("shape", [(70, 33), (64, 96)])
+def test_cell_mask_is_one_draw_per_cell_expanded(shape):
+    """The mask is rng.random((⌈h/cell⌉, ⌈w/cell⌉)) < p, each draw over its cell, and
+    draws nothing more (the next example's draws follow on)."""
+    rng, reference = np.random.default_rng(0), np.random.default_rng(0)
+    keep = cell_mask(shape, 32, 0.5, rng)
+    draws = reference.random((-(-shape[0] // 32), -(-shape[1] // 32))) < 0.5
+    np.testing.assert_array_equal(
+        keep, np.repeat(np.repeat(draws, 32, 0), 32, 1)[:shape[0], :shape[1]])
+    assert rng.random() == reference.random()
+
+
+def sampling_net(tmp_path, param_str, bottoms=1, tops=1, batch=1, name="n"):
+    n = caffe.NetSpec()
+    labels = [L.Input(shape=dict(dim=[batch, 1, H, W])) for _ in range(bottoms)]
+    for i, label in enumerate(labels):
+        n[f"label{i}"] = label
+    outs = L.Python(*labels, module="loss_layers", layer="LossSamplingLayer",
+                    param_str=param_str, ntop=tops)
+    for i, top in enumerate([outs] if tops == 1 else outs):
+        n[f"kept{i}"] = top
+    path = tmp_path / f"{name}.prototxt"
+    path.write_text(str(n.to_proto()))
+    return caffe.Net(str(path), caffe.TRAIN)
+
+
+@pytest.mark.parametrize("param_str", ["{'p': 0, 'seed': 1}", "{'p': -0.5, 'seed': 1}",
+                                       "{'p': 1.5, 'seed': 1}",
+                                       "{'p': 0.5, 'seed': 1, 'cell': 0}",
+                                       "{'p': 0.5, 'seed': -1}", "{'p': 0.5, 'seed': 1.5}"])
+def test_loss_sampling_refuses_a_p_cell_or_seed_out_of_range(tmp_path, param_str):
+    with pytest.raises(LossLayerError, match="LossSamplingLayer: (p must|cell must)"):
+        sampling_net(tmp_path, param_str)
+
+
+def test_loss_sampling_accepts_the_smallest_cell_and_seed(tmp_path):
+    net = sampling_net(tmp_path, "{'p': 0.5, 'seed': 0, 'cell': 1}")
+    net.blobs["label0"].data[...] = 1
+    net.forward()
+    kept = net.blobs["kept0"].data
+    assert (kept == 1).any() and (kept == 255).any()
+
+
+@pytest.mark.parametrize("bottoms,tops", [(2, 1), (1, 2), (0, 1)])
+def test_loss_sampling_takes_one_bottom_and_one_top(tmp_path, bottoms, tops):
+    with pytest.raises(LossLayerError, match="one label bottom and gives one top"):
+        sampling_net(tmp_path, "{'p': 0.5, 'seed': 1}", bottoms, tops)
+
+
+def test_loss_sampling_draws_each_example_of_a_batch_with_key_seed_and_forward(tmp_path):
+    """Cells of 32 by default; the n-th forward's masks come from default_rng([seed, n]),
+    one per example of the batch, in order."""
+    net = sampling_net(tmp_path, "{'p': 0.5, 'seed': 9}", batch=2)
+    for forward in range(2):
+        net.blobs["label0"].data[...] = 1
+        net.forward()
+        rng = np.random.default_rng([9, forward])
+        for example in range(2):
+            expected = np.where(cell_mask((H, W), 32, 0.5, rng), 1, 255)
+            np.testing.assert_array_equal(net.blobs["kept0"].data[example, 0], expected)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is optional: `make test` and `make test-paper-ray` "
-                                        "install it")
+from testkit.optional import require_modules
+
+require_modules("ray")  # optional: `make test` and `make test-paper-ray` install it
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = "6,7"                      # two independent chains: SIFT Flow and PASCAL-Context

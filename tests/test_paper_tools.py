@@ -59,6 +59,39 @@ def test_mode_ignores_void_and_breaks_ties_to_the_lower_class():
                                   edge[np.ix_([0, 2], [0, 2, 4])])
 
 
+def test_nearest_over_a_void_block_centre_scores_the_block_as_background():
+    """'nearest' can pick a void centre in a block of class 1: the block then predicts
+    background for its labelled pixels (not void, which would drop them from the score)."""
+    label = np.ones((4, 4), np.uint8)
+    label[1, 1] = 255  # the centre of the one 4×4 block
+    assert downsample(label, 4, "nearest")[0, 0] == 255
+    hist = bound_hist(label, 4, 2, "nearest")
+    np.testing.assert_array_equal(hist, [[0, 0], [15, 0]])
+    assert mean_iu(label, 4, classes=2, method="nearest") == 0
+
+
+def test_iu_bounds_are_percentages_over_the_whole_split():
+    """One histogram over all labels, mean IU in percent: the one-pixel object of the test
+    above, and a picture without it, at factors 1 and 2."""
+    label = np.zeros((16, 16), np.uint8)
+    label[5, 9] = 1
+    bounds = iu_bounds.iu_bounds([label, np.zeros((16, 16), np.uint8)], 2, factors=(1, 2))
+    assert bounds[1] == 100
+    assert bounds[2] == pytest.approx(100 * (511 / 512) / 2)
+
+
+@pytest.mark.parametrize("method", iu_bounds.METHODS)
+def test_a_factor_below_one_is_refused(method):
+    with pytest.raises(ValueError, match="factor must be >= 1, found 0"):
+        downsample(np.zeros((4, 4), np.uint8), 0, method)
+
+
+@pytest.mark.parametrize("typo", ["nerest", "average"])
+def test_an_unknown_method_is_refused_whatever_its_spelling(typo):
+    with pytest.raises(ValueError, match="method must be one of"):
+        downsample(np.zeros((4, 4), np.uint8), 2, typo)
+
+
 def test_iu_bounds_command_on_a_real_split_layout(tmp_path, capsys):
     root = make_dataset("voc", tmp_path, n_train=1, n_val=5, num_classes=4, seed=1)
     out = tmp_path / "bounds.json"

@@ -34,8 +34,9 @@ def deploy(tmp_path, experiment, size, width):
     return net, param
 
 
+# voc-fcn-googlenet: the only experiments whose poolings pad (3×3, stride 1: never clipped)
 @pytest.mark.parametrize("experiment", ["voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet",
-                                        "siftflow-fcn16s"])
+                                        "siftflow-fcn16s", "voc-fcn-googlenet"])
 def test_shapes_are_caffes(tmp_path, experiment):
     for size in ((77, 130), (500, 353)):
         net, param = deploy(tmp_path, experiment, size, 1 / 16)
@@ -50,6 +51,60 @@ def test_reach_of_fcn8s():
     assert rh == rw and rh.stride == 32
     # VGG16's fc7 sees 404 pixels; the skips and upsampling add a little around it
     assert 202 <= rh.before <= 260 and 202 <= rh.after <= 260
+
+
+def test_a_fractional_reach_rounds_outwards_and_covers_caffes_dependencies(tmp_path):
+    """Upsampling by 2 then pooling-like striding by 2: the intermediate stride is 1/2 and
+    both bounds end fractional (before 1/2, after 3/2), rounded outwards to 1 and 2. Caffe's
+    forward confirms an input pixel changes only output pixels within that reach."""
+    from caffe import layers as L
+
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 1, 9, 9]))
+    n.up = L.Deconvolution(n.data, convolution_param=dict(num_output=1, kernel_size=3,
+                                                          stride=2, pad=1, bias_term=False))
+    n.score = L.Convolution(n.up, num_output=1, kernel_size=3, stride=2, bias_term=False)
+    param = n.to_proto()
+    rh, rw = tiling.reach(param, "score")
+    assert rh == rw == tiling.Reach(stride=1, before=1, after=2)
+    path = tmp_path / "fractional.prototxt"
+    path.write_text(str(param))
+    net = caffe.Net(str(path), caffe.TEST)
+    for blobs in net.params.values():
+        blobs[0].data[...] = 1
+    for i in range(9):
+        net.blobs["data"].data[...] = 0
+        net.blobs["data"].data[0, 0, i, 4] = 1
+        changed = np.argwhere(net.forward()["score"][0, 0] != 0)
+        assert len(changed) and all(i - rh.after <= y <= i + rh.before for y, _ in changed)
+
+
+def test_shapes_of_a_pooling_that_pads_are_caffes_where_it_clips_its_last_window(tmp_path):
+    """Caffe drops a padded pooling's last window when it would start in the padding
+    (every odd size here); the memory estimate's shapes must drop it too."""
+    from caffe import layers as L
+    from caffe import params as P
+
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 2, 7, 7]))
+    n.pool = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_size=2, stride=2, pad=1)
+    n.score = L.Convolution(n.pool, num_output=3, kernel_size=1)
+    param = n.to_proto()
+    path = tmp_path / "padded.prototxt"
+    path.write_text(str(param))
+    net = caffe.Net(str(path), caffe.TEST)
+    clipped = 0
+    for size in range(1, 12):
+        net.blobs["data"].reshape(1, 2, size, size)
+        net.reshape()
+        shapes = tiling.blob_shapes(param, (1, 2, size, size))
+        assert shapes == {k: tuple(v.data.shape) for k, v in net.blobs.items()}
+        clipped += shapes["pool"][2] < -(-size // 2) + 1
+    assert clipped == 6  # every odd size: the rule was exercised
+    # at 7×7 the pooling is 4×4 (not 5×5): input, pooling, its argmax, the scores, the
+    # 1×1 convolution's weights and bias, and its bias multiplier, in float32
+    assert tiling.forward_bytes(param, (1, 2, 7, 7)) == \
+        4 * (2 * 49 + 2 * 16 + 2 * 16 + 3 * 16 + (3 * 2 + 3) + 16)
 
 
 def test_pointless_nets_are_refused():
