@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core.manifest import describe
 from training import snapshots
 
 
@@ -19,8 +20,8 @@ def vouched_pair(folder: Path, iteration: int) -> snapshots.Snapshot:
     model, state = stem.with_suffix(".caffemodel"), stem.with_suffix(".solverstate")
     model.write_bytes(b"weights %d" % iteration)
     state.write_bytes(b"state %d" % iteration)
-    manifest = {"iteration": iteration, "caffemodel": snapshots._describe(model),
-                "solverstate": snapshots._describe(state)}
+    manifest = {"iteration": iteration, "caffemodel": describe(model),
+                "solverstate": describe(state)}
     snapshots.manifest_path(state).write_text(json.dumps(manifest))
     return snapshots.Snapshot(iteration, model, state)
 
