@@ -1,11 +1,11 @@
 """The pinned sgemm at AVX-512 width gives the bits of its AVX2 (Haswell) code.
 
 caffe-recipe/patches/openblas/0002 gives the pinned library a second sgemm kernel for CPUs
-with AVX-512F, chosen once when it loads (CPUID and XGETBV), which performs each element's
-Haswell sequence of fused multiply-adds on 16-float lanes (caffe-recipe/NUMERICS.md, "The
-AVX-512 path"). OPENBLAS_PINNED_SGEMM=avx2 forces the Haswell code;
-openblas_pinned_sgemm_path() says which runs; openblas_pinned_set_sgemm_path() switches
-between calls, so one process can run every call on both paths with the same inputs.
+with AVX-512F and AVX-512VL, chosen once when it loads (CPUID and XGETBV), which performs
+each element's Haswell sequence of fused multiply-adds on 16-float lanes
+(caffe-recipe/NUMERICS.md, "The AVX-512 path"). OPENBLAS_PINNED_SGEMM=avx2 forces the
+Haswell code; openblas_pinned_sgemm_path() says which runs; openblas_pinned_set_sgemm_path()
+switches between calls, so one process can run every call on both paths with the same inputs.
 
 These tests fail the day the two paths differ in one bit: every CBLAS call Caffe makes
 (tests/testkit/blas_threads.py's 414) on both paths at 1-16 threads, an FCN-8s forward and
@@ -31,10 +31,11 @@ QEMU = shutil.which("qemu-x86_64")
 FORCE = "OPENBLAS_PINNED_SGEMM"
 
 
-def cpu_has_avx512f() -> bool:
+def cpu_has_avx512() -> bool:
+    """What the library asks CPUID for: AVX-512F and AVX-512VL."""
     from core.fingerprint import cpu
 
-    return "avx512f" in cpu()["cpu_flags"].split()
+    return {"avx512f", "avx512vl"} <= set(cpu()["cpu_flags"].split())
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def sweep(library: Path, *args: str, prefix: tuple[str, ...] = (), **env: str) -
 
 
 def test_the_path_follows_cpuid_and_the_switch_forces_avx2(pinned_library):
-    assert sgemm_path(pinned_library) == ("avx512" if cpu_has_avx512f() else "avx2")
+    assert sgemm_path(pinned_library) == ("avx512" if cpu_has_avx512() else "avx2")
     assert sgemm_path(pinned_library, **{FORCE: "avx2"}) == "avx2"
 
 
@@ -80,12 +81,12 @@ def test_every_blas_call_caffe_makes_has_the_same_bits_on_both_paths_at_every_th
     assert result["calls"] > 400
     assert result["differ"] == []
     if result["paths"] != ["avx2", "avx512"]:
-        pytest.skip("this CPU has no AVX-512F: only the AVX2 path ran (invariant over threads)")
+        pytest.skip("this CPU has no AVX-512F/VL: only the AVX2 path ran (invariant over threads)")
 
 
 def test_an_fcn8s_forward_has_the_recorded_bits_on_both_paths(pinned_library):
-    if not cpu_has_avx512f():
-        pytest.skip("this CPU has no AVX-512F: only the AVX2 path can run")
+    if not cpu_has_avx512():
+        pytest.skip("this CPU has no AVX-512F/VL: only the AVX2 path can run")
     for threads in ("1", "3"):
         for force in ({}, {FORCE: "avx2"}):
             out = python("tests/testkit/numerics_probe.py", "--threads", threads, **force)
@@ -98,8 +99,8 @@ def test_an_fcn8s_forward_has_the_recorded_bits_on_both_paths(pinned_library):
 def test_a_training_run_ends_in_the_same_weights_on_both_paths(pinned_library, tmp_path):
     """Four SGD iterations of the all-at-once FCN-8s (forward, backward: every transposition
     of the convolution GEMMs, momentum update) on each path: the same final weights."""
-    if not cpu_has_avx512f():
-        pytest.skip("this CPU has no AVX-512F: only the AVX2 path can run")
+    if not cpu_has_avx512():
+        pytest.skip("this CPU has no AVX-512F/VL: only the AVX2 path can run")
     from data.synthetic import make_dataset
 
     data = make_dataset("voc", tmp_path / "data", n_train=4, n_val=2, size=(64, 64),
@@ -124,5 +125,5 @@ def test_an_avx2_only_cpu_emulated_picks_avx2_and_gives_the_same_bits(pinned_lib
     there = sweep(pinned_library, "--threads", "1", "--digests", prefix=emulated)
     here = sweep(pinned_library, "--threads", "1", "--digests")
     assert there["paths"] == ["avx2"]
-    assert here["paths"] == (["avx512"] if cpu_has_avx512f() else ["avx2"])
+    assert here["paths"] == (["avx512"] if cpu_has_avx512() else ["avx2"])
     assert there["digests"] == here["digests"]
