@@ -41,8 +41,8 @@ openblas_entry_dir() {  # the cache folder of this OpenBLAS recipe (compiler inc
   echo "$cache_root/openblas-haswell-$key"
 }
 
-openblas_expected_wait() {  # measured: 215 s on 2 busy cores of a Zen 3 EPYC (NUMERICS.md)
-  echo "about $(( (8 + jobs - 1) / jobs )) min on $jobs cores"
+openblas_expected_wait() {  # measured with 2 jobs: 47 s quiet, 193 s at load 6 (Zen 4)
+  echo "about $(( (4 + jobs - 1) / jobs )) min on $jobs quiet cores"
 }
 
 build_openblas() {  # build (or reuse) the pinned OpenBLAS in $1
