@@ -2,7 +2,7 @@
 shapes that cross the library's blocking and partition boundaries, at each thread count.
 
     python tests/testkit/blas_threads.py LIBRARY [--threads 1,2,3,4,8,16] [--paths avx2,avx512]
-                                         [--digests]
+                                         [--digests] [--max-size N]
 
 prints one JSON line: {"threads": [...], "paths": [...], "calls": N, "differ": [names of calls
 whose output bits differ between thread counts or sgemm paths]}, with --digests also
@@ -57,8 +57,11 @@ def _aligned(array: np.ndarray, alignment: int = 64) -> np.ndarray:
     return out
 
 
-def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
-    """(name, function) pairs; each function runs one call and returns its output array."""
+def calls(lib: ctypes.CDLL, dtype: type,
+          max_size: float = float("inf")) -> Iterator[tuple[str, object]]:
+    """(name, function) pairs; each function runs one call and returns its output array.
+    Calls whose work (m·n·k of a GEMM, m·n of a GEMV, a vector's length) exceeds max_size
+    are left out (an emulated CPU computes ~1000× slower)."""
     letter = "s" if dtype is np.float32 else "d"
     real = ctypes.c_float if dtype is np.float32 else ctypes.c_double
     rng = np.random.default_rng(0)
@@ -68,6 +71,8 @@ def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
 
     gemm = getattr(lib, f"cblas_{letter}gemm")
     for m, n, k in GEMM_SHAPES:
+        if m * n * k > max_size:
+            continue
         for ta in (NO_TRANS, TRANS):
             for tb in (NO_TRANS, TRANS):
                 a = data(*((m, k) if ta == NO_TRANS else (k, m)))
@@ -84,6 +89,8 @@ def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
 
     gemv = getattr(lib, f"cblas_{letter}gemv")
     for m, n in GEMV_SHAPES:
+        if m * n > max_size:
+            continue
         a = data(m, n)
         for trans in (NO_TRANS, TRANS):
             x = data(n if trans == NO_TRANS else m)
@@ -100,6 +107,8 @@ def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
     axpy, scal = getattr(lib, f"cblas_{letter}axpy"), getattr(lib, f"cblas_{letter}scal")
     axpby = getattr(lib, f"cblas_{letter}axpby")
     for length in VECTOR_LENGTHS:
+        if length > max_size:
+            continue
         x, y0 = data(length), data(length)
 
         def run_dot(x=x, y0=y0, n=length):
@@ -152,7 +161,7 @@ def set_sgemm_path(lib: ctypes.CDLL, path: str) -> str:
 
 
 def sweep(library: str, threads: list[int], paths: list[str] | None = None,
-          keep_digests: bool = False) -> dict:
+          keep_digests: bool = False, max_size: float = float("inf")) -> dict:
     """Run every call at every thread count (on each sgemm path, if given); the names of
     those whose bits differ."""
     lib = ctypes.CDLL(library)
@@ -160,7 +169,7 @@ def sweep(library: str, threads: list[int], paths: list[str] | None = None,
     digests: dict[str, set[str]] = {}
     got_threads, got_paths = [], []
     for dtype in (np.float32, np.float64):
-        table = list(calls(lib, dtype))
+        table = list(calls(lib, dtype, max_size))
         for path in paths or [None]:
             got_paths.append(sgemm_path(lib) if path is None else set_sgemm_path(lib, path))
             for count in threads:
@@ -186,12 +195,14 @@ def main() -> None:
                         f"to run each call on ({','.join(PATHS)}; default: the one it chose)")
     parser.add_argument("--digests", action="store_true",
                         help="also print each call's output digest")
+    parser.add_argument("--max-size", type=float, default=float("inf"),
+                        help="leave out calls with more work than this (m·n·k, m·n, length)")
     args = parser.parse_args()
     paths = args.paths.split(",") if args.paths else None
     if paths and set(paths) - set(PATHS):
         parser.error(f"--paths: each of {', '.join(PATHS)}")
     print(json.dumps(sweep(args.library, [int(t) for t in args.threads.split(",")], paths,
-                           args.digests)))
+                           args.digests, args.max_size)))
 
 
 if __name__ == "__main__":
