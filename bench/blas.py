@@ -22,7 +22,7 @@ from core.blas import CBLAS_NO_TRANS, CBLAS_ROW_MAJOR  # noqa: F401  (this modul
 from core.errors import ReportedError
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
-            "BLIS_NUM_THREADS", "GOTO_NUM_THREADS", "LD_LIBRARY_PATH")
+            "BLIS_NUM_THREADS", "GOTO_NUM_THREADS", "LD_LIBRARY_PATH", "OPENBLAS_PINNED_SGEMM")
 
 
 # MKL's code-path constants (mkl_types.h): what MKL_CBWR_Get reports, and its STRICT bit
@@ -75,6 +75,7 @@ class BlasInfo:
     corename: str      # the kernel set OpenBLAS picked (OPENBLAS_CORETYPE overrides it)
     threads: int       # threads a GEMM may use (openblas_get_num_threads), -1 if unknown
     env: dict          # the BLAS-related environment variables as set in this process
+    sgemm_path: str = ""   # the pinned library's sgemm code, 'avx512' or 'avx2' (patch 0002)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +120,35 @@ def describe(lib: ctypes.CDLL, path: Path | str) -> BlasInfo:
         lib.bli_thread_get_num_threads.restype = ctypes.c_int
         threads = lib.bli_thread_get_num_threads()
     env = {k: os.environ[k] for k in BLAS_ENV if k in os.environ}
-    return BlasInfo(str(path), config, corename, threads, env)
+    return BlasInfo(str(path), config, corename, threads, env, pinned_sgemm_path(lib))
+
+
+def pinned_sgemm_path(lib: ctypes.CDLL) -> str:
+    """Which sgemm code the pinned OpenBLAS runs ('avx512' or 'avx2', chosen when it loaded:
+    caffe-recipe/patches/openblas/0002); '' for any other BLAS."""
+    if not hasattr(lib, "openblas_pinned_sgemm_path"):
+        return ""
+    lib.openblas_pinned_sgemm_path.restype = ctypes.c_char_p
+    return lib.openblas_pinned_sgemm_path().decode()
+
+
+def set_threads(lib: ctypes.CDLL, threads: int) -> int:
+    """Ask the library for `threads` GEMM threads (OpenBLAS, MKL, BLIS); the count it then
+    reports (-1 when it cannot say). The one way every sgemm rate of a bench run is taken:
+    at the thread count its timings use, set through the library itself."""
+    if hasattr(lib, "openblas_set_num_threads"):
+        lib.openblas_set_num_threads(threads)
+        lib.openblas_get_num_threads.restype = ctypes.c_int
+        return lib.openblas_get_num_threads()
+    if hasattr(lib, "MKL_Set_Num_Threads"):
+        lib.MKL_Set_Num_Threads(threads)
+        lib.mkl_get_max_threads.restype = ctypes.c_int
+        return lib.mkl_get_max_threads()
+    if hasattr(lib, "bli_thread_set_num_threads"):
+        lib.bli_thread_set_num_threads(ctypes.c_long(threads))
+        lib.bli_thread_get_num_threads.restype = ctypes.c_int
+        return lib.bli_thread_get_num_threads()
+    return -1
 
 
 def sgemm(lib: ctypes.CDLL, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -31,8 +31,8 @@ MKL_DIR = Path.home() / ".cache/fcn-bench/mkl"
 SYSTEM_OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/libopenblas.so.0")
 # what `make bench` probes by default (the sgemm table lists every option); the forced-kernel
 # variants and BLIS on request (`--levers all`), to keep the run within its 15 minutes
-STANDARD = ("default", "unpatched-build", "system-openblas", "openblas-openmp", "openblas-numpy",
-            "mkl", "mkl-cnr-avx2")
+STANDARD = ("default", "pinned-avx2-path", "unpatched-build", "system-openblas",
+            "openblas-openmp", "openblas-numpy", "mkl", "mkl-cnr-avx2")
 MACHINE_KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -118,6 +118,10 @@ def levers(cores: int, variants_dir: Path = VARIANTS_DIR, numpy_openblas: Path |
     found = [("default", {}, "the recipe's build and BLAS (pinned OpenBLAS, Haswell kernels, "
                              "thread-count invariant, the library's default threads: every "
                              "CPU of the process, as the harness runs it)")]
+    if default_sgemm_path() == "avx512":
+        found.append(("pinned-avx2-path", {"OPENBLAS_PINNED_SGEMM": "avx2"},
+                      "the same pinned library on its AVX2 (Haswell) sgemm code, which the "
+                      "AVX-512 path must equal bit for bit (caffe-recipe/NUMERICS.md)"))
     if unpatched is not None:
         found.append(("unpatched-build", environment(unpatched),
                       "the same recipe without patches 0002-0004 (bench.builds)"))
@@ -161,6 +165,17 @@ def levers(cores: int, variants_dir: Path = VARIANTS_DIR, numpy_openblas: Path |
     return found
 
 
+def default_sgemm_path() -> str:
+    """The sgemm code Caffe's pinned OpenBLAS chose on this CPU ('' for another BLAS)."""
+    from bench.blas import caffe_library, linked_blas, open_blas, pinned_sgemm_path
+    from bench.probe import caffe_root
+
+    try:
+        return pinned_sgemm_path(open_blas(linked_blas(caffe_library(caffe_root()))))
+    except Exception:   # no build yet, another BLAS: no such lever
+        return ""
+
+
 def child_environment(overrides: dict) -> dict:
     """os.environ with `overrides` applied; a None value removes the variable."""
     env = dict(os.environ)
@@ -172,16 +187,19 @@ def child_environment(overrides: dict) -> dict:
     return env
 
 
-def sgemm_by_blas(cores: int, sgemm_n: int, numpy_openblas: Path | None = None,
+def sgemm_by_blas(threads: int, sgemm_n: int, numpy_openblas: Path | None = None,
                   mkl: Path | None = None, timeout: float = 120) -> list[dict]:
     """The square-sgemm rate of every BLAS option here (the BLAS levers, not the build
-    ones), each checked against numpy first, in its own process."""
+    ones), each in its own process, at `threads` (the count the bench's timings use, set
+    through each library: `default` included, so its row is the rate the timings ran at),
+    then checked against numpy. A row whose library ran another count says so
+    (`threads_match`) and is never the bound."""
     rows = []
-    for name, overrides, what in levers(cores, numpy_openblas=numpy_openblas, mkl=mkl):
+    for name, overrides, what in levers(threads, numpy_openblas=numpy_openblas, mkl=mkl):
         if name == "unpatched-build":
             continue
         command = [sys.executable, "-m", "bench.probe", "--sgemm-only", "--sgemm-n",
-                   str(sgemm_n)]
+                   str(sgemm_n), "--threads", str(threads)]
         try:
             done = subprocess.run(command, cwd=REPO, env=child_environment(overrides),
                                   capture_output=True, text=True, timeout=timeout, check=False)
@@ -192,8 +210,10 @@ def sgemm_by_blas(cores: int, sgemm_n: int, numpy_openblas: Path | None = None,
             tail = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
             rows.append({"lever": name, "what": what, "error": tail[-1]})
             continue
-        rows.append({"lever": name, "what": what, "env": overrides,
-                     **json.loads(done.stdout.strip().splitlines()[-1])})
+        row = {"lever": name, "what": what, "env": overrides,
+               **json.loads(done.stdout.strip().splitlines()[-1])}
+        row["threads_match"] = row["blas"]["threads"] in (threads, -1)
+        rows.append(row)
     return rows
 
 
@@ -214,8 +234,28 @@ def is_fallback(corename: str) -> bool:
 def machine_bound(rows: list[dict]) -> dict | None:
     """The best checked sgemm among the BLAS options, never a fallback kernel set."""
     usable = [r for r in rows if "sgemm" in r and r.get("correct")
-              and not is_fallback(r["blas"]["corename"])]
+              and r.get("threads_match", True) and not is_fallback(r["blas"]["corename"])]
     return max(usable, key=lambda r: r["sgemm"]["gflops"]) if usable else None
+
+
+def sgemm_consistency(threads: int, in_process: float, rows: list[dict],
+                      lever_rows: list[dict] | None, tolerance: float = 1.25) -> dict:
+    """Caffe's BLAS measured three times in one run, at the same thread count: in the bench's
+    own process (paired with the timings), in the side-by-side table and in the levers
+    table. They must agree within `tolerance` (max ÷ min) or the run says so: a 'fwd /
+    machine bound' built on one of them would otherwise be off by their ratio."""
+    found = {"in-process": in_process}
+    side = [r for r in rows if r["lever"] == "default" and "sgemm" in r]
+    if side:
+        found["side-by-side"] = side[0]["sgemm"]["gflops"]
+    lever = [r for r in lever_rows or [] if r["lever"] == "default" and "sgemm" in r]
+    if lever:
+        found["levers"] = lever[0]["sgemm"]["gflops"]
+    threads_seen = sorted({r["blas"]["threads"] for r in side + lever})
+    spread = max(found.values()) / min(found.values())
+    return {"threads": threads, "gflops": found, "threads_seen": threads_seen,
+            "spread": spread, "consistent": spread <= tolerance and
+            all(t == threads for t in threads_seen)}
 
 
 def default_gflops(rows: list[dict], fallback: float) -> float:
@@ -226,13 +266,14 @@ def default_gflops(rows: list[dict], fallback: float) -> float:
 
 
 def probe(overrides: dict, save: Path, *, experiment: str, size: tuple[int, int],
-          width: float, repeats: int, sgemm_n: int, timeout: float = 300) -> dict:
+          width: float, repeats: int, sgemm_n: int, timeout: float = 300,
+          threads: int | None = None) -> dict:
     """Run bench.probe under os.environ + overrides; its JSON, or an 'error'."""
     env = child_environment(overrides)
     command = [sys.executable, "-m", "bench.probe", "--experiment", experiment,
                "--size", *map(str, size), "--width", str(width), "--repeats", str(repeats),
                "--sgemm-n", str(sgemm_n),
-               "--save", str(save)]
+               "--save", str(save)] + (["--threads", str(threads)] if threads else [])
     try:
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=timeout, check=False)
@@ -264,7 +305,7 @@ def run(workdir: Path, *, cores: int, experiment: str = "voc-fcn8s",
             continue
         save = Path(workdir) / f"lever-{name}.npy"
         result = probe(overrides, save, experiment=experiment, size=size, width=width,
-                       repeats=repeats, sgemm_n=sgemm_n)
+                       repeats=repeats, sgemm_n=sgemm_n, threads=cores)
         row = {"lever": name, "what": what, "env": overrides, **result}
         if "error" not in result:
             seconds, gflops = result["forward"]["median_s"], result["sgemm"]["gflops"]

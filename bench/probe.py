@@ -33,11 +33,12 @@ def caffe_root() -> Path:
 
 
 def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: int,
-            save: Path | None, width: float = 1.0, seed: int = 0) -> dict:
+            save: Path | None, width: float = 1.0, seed: int = 0,
+            threads: int | None = None) -> dict:
     import caffe
     import numpy as np
 
-    from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas
+    from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas, set_threads
     from bench.flops import layer_flops, total_flops
     from bench.models import deploy_net, fill_weights, random_image
     from bench.timing import timed_against_bound
@@ -45,6 +46,8 @@ def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: in
     caffe.set_mode_cpu()
     path = linked_blas(caffe_library(caffe_root()))
     lib = open_blas(path)
+    if threads:
+        set_threads(lib, threads)   # the forward and its paired sgemm probes alike
     with tempfile.TemporaryDirectory() as workdir:
         net, net_param = deploy_net(experiment, size, Path(workdir), width=width)
     fill_weights(net, seed)
@@ -60,13 +63,31 @@ def measure(experiment: str, size: tuple[int, int], *, repeats: int, sgemm_n: in
             "sgemm": {"n": sgemm_n, "gflops": float(np.median(forward["sgemm_gflops_runs"]))}}
 
 
-def sgemm_only(sgemm_n: int, repeats: int = 5, seed: int = 0) -> dict:
-    """The BLAS libcaffe links (under this environment): checked, then timed."""
+def sgemm_only(sgemm_n: int, repeats: int = 5, seed: int = 0,
+               threads: int | None = None) -> dict:
+    """The BLAS libcaffe links (under this environment), at `threads` when given (set through
+    the library: the count the run's timings use): timed, then checked. The check's float64
+    product runs on numpy's own BLAS, whose threads may spin a while after it; it comes after
+    the timing so that they cannot take cores from it."""
     import numpy as np
 
-    from bench.blas import SgemmProbe, caffe_library, describe, linked_blas, open_blas, sgemm
+    from bench.blas import (
+        SgemmProbe,
+        caffe_library,
+        describe,
+        linked_blas,
+        open_blas,
+        set_threads,
+        sgemm,
+    )
     path = linked_blas(caffe_library(caffe_root()))
     lib = open_blas(path)
+    if threads:
+        set_threads(lib, threads)
+    probe = SgemmProbe(lib, sgemm_n, seed)
+    probe()
+    rates = [probe() for _ in range(repeats)]
+    info = describe(lib, path).as_dict()   # the thread count in force during the timing
     rng = np.random.default_rng(seed)
     a, b = (rng.standard_normal((192, 160), dtype=np.float32),
             rng.standard_normal((160, 224), dtype=np.float32))
@@ -74,10 +95,7 @@ def sgemm_only(sgemm_n: int, repeats: int = 5, seed: int = 0) -> dict:
     sgemm(lib, a, b, out)
     exact = a.astype(np.float64) @ b.astype(np.float64)
     error = float(np.abs(out - exact).max() / np.abs(exact).max())
-    probe = SgemmProbe(lib, sgemm_n, seed)
-    probe()
-    rates = [probe() for _ in range(repeats)]
-    return {"blas": describe(lib, path).as_dict(), "check_max_relative_error": error,
+    return {"blas": info, "check_max_relative_error": error,
             "correct": error < 1e-5,
             "sgemm": {"n": sgemm_n, "gflops": float(np.median(rates)),
                       "runs": [round(r, 2) for r in rates]}}
@@ -95,12 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write the net's output here (.npy)")
     parser.add_argument("--sgemm-only", action="store_true",
                         help="only check and time the BLAS's sgemm")
+    parser.add_argument("--threads", type=int,
+                        help="set the BLAS's thread count through the library first (the "
+                             "count the bench's timings use)")
     args = parser.parse_args(argv)
     if args.sgemm_only:
-        print(json.dumps(sgemm_only(args.sgemm_n)))
+        print(json.dumps(sgemm_only(args.sgemm_n, threads=args.threads)))
         return 0
     print(json.dumps(measure(args.experiment, tuple(args.size), repeats=args.repeats,
-                             sgemm_n=args.sgemm_n, save=args.save, width=args.width)))
+                             sgemm_n=args.sgemm_n, save=args.save, width=args.width,
+                             threads=args.threads)))
     return 0
 
 

@@ -54,9 +54,11 @@ def ratios_table(results: dict) -> list[str]:
               for g in (row.get(key) or {}).get("sgemm_gflops_runs", [])]
     spread = (f" (probes paired with the timings: {min(paired):.0f}–{max(paired):.0f})"
               if paired else "")
+    path = f", {blas['sgemm_path'].upper()} path" if blas.get("sgemm_path") else ""
     lines.append(f"| sgemm bound of Caffe's BLAS ({blas['sgemm']['n']}³, {blas['corename']} "
-                 f"kernels, {blas['threads']} threads) | {_f(blas['sgemm']['gflops'], 1)} "
+                 f"kernels{path}, {blas['threads']} threads) | {_f(blas['sgemm']['gflops'], 1)} "
                  f"GFLOP/s{spread} |")
+    lines += consistency_lines(results)
     best = results.get("machine_bound")
     if best:
         lines.append(f"| machine bound: best checked sgemm of any BLAS here | "
@@ -115,6 +117,18 @@ def breakdown_lines(results: dict) -> list[str]:
             f"{_f(b['other_layers_s'])} s."]
 
 
+def consistency_lines(results: dict) -> list[str]:
+    """Caffe's sgemm rate as each table measured it, at the timings' thread count."""
+    check = results.get("sgemm_consistency")
+    if not check:
+        return []
+    seen = " · ".join(f"{name} {_f(g, 1)}" for name, g in check["gflops"].items())
+    verdict = ("consistent" if check["consistent"] else
+               "**INCONSISTENT**: the machine-bound ratios are not to be trusted")
+    return [f"| Caffe's sgemm at the timings' {check['threads']} threads, as measured by · "
+            f"(max ÷ min) | {seen} GFLOP/s ({_f(check['spread'])}×: {verdict}) |"]
+
+
 def blas_table(results: dict) -> list[str]:
     rows = results.get("blas_options") or []
     if not rows:
@@ -131,6 +145,11 @@ def blas_table(results: dict) -> list[str]:
         kernels = blas["corename"] or "?"
         if is_fallback(kernels):
             kernels = f"**{kernels}: GENERIC FALLBACK, not a bound**"
+        if blas.get("sgemm_path"):
+            kernels += f", {blas['sgemm_path'].upper()} path"
+        if not row.get("threads_match", True):
+            kernels += (f" (**ran at {blas['threads']} threads, not the timings' count: not a "
+                        f"bound**)")
         check = (f"ok ({row['check_max_relative_error']:.0e})" if row["correct"] else
                  f"**WRONG** ({row['check_max_relative_error']:.0e}), not a bound")
         lines.append(f"| {row['lever']} | {kernels} | {blas['threads']} | "
@@ -278,11 +297,22 @@ def levers_table(results: dict) -> list[str]:
     return lines
 
 
+def cpu_detail(machine: dict) -> str:
+    """' (AuthenticAMD family 25 model 17; AVX2, FMA, AVX-512)': which CPU, and what decides
+    the kernels it can run."""
+    if not machine.get("cpu_id"):
+        return ""
+    flags = set(machine.get("cpu_flags", "").split())
+    features = [name for name, flag in (("AVX2", "avx2"), ("FMA", "fma"),
+                                        ("AVX-512", "avx512f")) if flag in flags]
+    return f" ({machine['cpu_id']}; {', '.join(features) or 'no AVX2'})"
+
+
 def markdown(results: dict) -> str:
     machine = results["machine"]
     head = [f"## `make bench`, {results['date']}",
             "",
-            f"Machine: {machine['cpu']}, {machine['cores']} cores, "
+            f"Machine: {machine['cpu']}{cpu_detail(machine)}, {machine['cores']} cores, "
             f"{machine['memory_gib']:.0f} GiB; load average before · after: "
             f"{machine['load_before']} · {machine['load_after']}; BLAS environment "
             f"{machine['blas_env'] or '(none set)'}; {results['blas']['config']}; "

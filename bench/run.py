@@ -43,7 +43,11 @@ def machine_info() -> dict:
                 if line.startswith("model name")), "unknown CPU")
     mem_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                        if line.startswith("MemTotal")))
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_kib / 2 ** 20,
+    from core.fingerprint import cpu as cpu_identity
+
+    ident = cpu_identity()   # a VM may name only "AMD EPYC": vendor, family, model, features
+    return {"cpu": cpu, "cpu_id": ident["cpu_id"], "cpu_flags": ident["cpu_flags"],
+            "cores": os.cpu_count(), "memory_gib": mem_kib / 2 ** 20,
             "kernel": os.uname().release, "load_before": load_average(),
             "blas_env": {k: os.environ[k] for k in BLAS_ENV if k in os.environ}}
 
@@ -249,8 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         numpy_openblas = levers.build_numpy_openblas(workdir)
         unpatched = builds.unpatched_build()
         results["unpatched_build"] = str(unpatched) if unpatched else None
+        # every sgemm rate of the run is taken at the thread count Caffe's timings use (this
+        # process's library, as the harness runs it), set through each library in its probe
+        timing_threads = info.threads if info.threads > 0 else (os.cpu_count() or 1)
+        results["timing_threads"] = timing_threads
+        rows: list[dict] = []
         if "blas" in steps:
-            rows = levers.sgemm_by_blas(os.cpu_count() or 1, args.sgemm_n, numpy_openblas,
+            rows = levers.sgemm_by_blas(timing_threads, args.sgemm_n, numpy_openblas,
                                         mkl=levers.mkl_library())
             best = levers.machine_bound(rows)
             results["blas_options"] = rows
@@ -331,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             done(report.thread_cost_line(results) or "threads: no cost ratio")
         if "levers" in steps:
             results["levers"] = levers.run(
-                workdir, cores=os.cpu_count() or 1, size=tuple(args.size), width=args.width,
+                workdir, cores=timing_threads, size=tuple(args.size), width=args.width,
                 repeats=args.lever_repeats, sgemm_n=args.sgemm_n, unpatched=unpatched,
                 numpy_openblas=numpy_openblas, mkl=levers.mkl_library(),
                 only=None if args.levers == ["all"] else tuple(args.levers),
@@ -342,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"own bound" if "forward_s" in row else row["error"]),
                     file=sys.stderr))
             done("levers probed")
+        results["sgemm_consistency"] = levers.sgemm_consistency(
+            timing_threads, gflops, rows, results.get("levers"))
+        if not results["sgemm_consistency"]["consistent"]:
+            tqdm.write("bench: WARNING: Caffe's sgemm rate differs between the tables: "
+                       f"{results['sgemm_consistency']}", file=sys.stderr)
         if "gpu" in steps:
             reason = unavailable_reason(caffe_root())
             results["gpu"] = {"skipped": reason} if reason else subprocess_json(

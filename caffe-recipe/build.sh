@@ -10,7 +10,13 @@
 #                                            again in DIR with $CMAKE (checks another CMake)
 #   caffe-recipe/build.sh --venv .venv --blas-only   build (or reuse) only the pinned OpenBLAS;
 #                                            print its folder (the bench's variants use it)
+#   caffe-recipe/build.sh --venv .venv --with-tests  also Caffe's gtest binary (test.testbin),
+#                                            added to a finished entry when it lacks it
+#                                            (caffe-recipe/test.sh asks for it)
 #
+# A CPU build compiles what the harness runs (libcaffe, pycaffe, the tools); the gtest binary,
+# about as much code again, only when tests ask for it. GPU builds (CUDA=1) always include it
+# (the GPU bundle carries it).
 # Environment: CUDA=0|1, CUDA_ARCH=90, CUDNN=0|1, NCCL=0|1 (GPU build, see caffe-recipe/README.md),
 # CAFFE_SOURCE=apt|git (default apt), CAFFE_BLAS=pinned|system (default pinned: NUMERICS.md),
 # CAFFE_CACHE (default ~/.cache/fcn-caffe), JOBS (default: number of cores), CMAKE (default cmake).
@@ -25,7 +31,7 @@ source "$here/openblas.sh"
 die() { echo "caffe-recipe/build.sh: error: $*" >&2; exit 1; }
 say() { echo "caffe-recipe/build.sh: $*" >&2; }
 
-venv="" print_dir=0 expose_build=1 configure_dir= blas_only=0
+venv="" print_dir=0 expose_build=1 configure_dir= blas_only=0 with_tests=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) venv=$2; shift 2 ;;
@@ -33,7 +39,8 @@ while [ $# -gt 0 ]; do
     --no-expose) expose_build=0; shift ;;
     --configure-only) configure_dir=$2; shift 2 ;;
     --blas-only) blas_only=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --with-tests) with_tests=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -225,6 +232,11 @@ configure() {  # build dir, log: CMake over the entry's source with the recipe's
 
 compile_entry() {  # fetch, verify, patch, configure, compile; ends with the .compiled marker
   check_system
+  local blas_note=""
+  if [ -n "$openblas_dir" ] && [ ! -f "$openblas_dir/.complete" ]; then
+    blas_note=" after the pinned OpenBLAS ($(openblas_expected_wait))"
+  fi
+  say "no cached build for this recipe: building Caffe from source$blas_note; $(expected_wait all) for Caffe itself, once (later runs reuse $entry)"
   mkdir -p "$entry"
   case "$CAFFE_SOURCE" in
     apt) unpack_apt ;;
@@ -236,13 +248,35 @@ compile_entry() {  # fetch, verify, patch, configure, compile; ends with the .co
   if [ -n "$openblas_dir" ]; then build_openblas "$openblas_dir"; fi
   configure "$entry/build" "$entry/cmake.log"
 
-  say "compiling with $jobs jobs (a few minutes on CPU; log: $entry/build.log)"
-  (cd "$entry/build" && make -j"$jobs" all test.testbin > "$entry/build.log" 2>&1) \
+  local targets=(all) start=$SECONDS
+  if [ "$CUDA" = 1 ] || [ "$with_tests" = 1 ]; then targets+=(test.testbin); fi
+  say "compiling ${targets[*]} with $jobs jobs: $(expected_wait "${targets[@]}") (log: $entry/build.log)"
+  (cd "$entry/build" && make -j"$jobs" "${targets[@]}" > "$entry/build.log" 2>&1) \
     || { grep -E 'error|Error' "$entry/build.log" | head -n 20 >&2; die "compilation failed; full log: $entry/build.log"; }
-  for f in src/python/caffe/_caffe.so build/tools/caffe build/test/test.testbin; do
+  for f in src/python/caffe/_caffe.so build/tools/caffe; do
     [ -e "$entry/$f" ] || die "the build did not produce $f; see $entry/cmake.log and $entry/build.log"
   done
+  echo "compile_seconds=$((SECONDS - start)) jobs=$jobs targets=${targets[*]}" > "$entry/build-info.txt"
   touch "$entry/.compiled"
+}
+
+expected_wait() {  # what a cold compile of these targets costs, said before it starts
+  # measured with 2 jobs on a Zen 4 EPYC (2026-12-06): everything with the gtest binary in
+  # 5.8 min on quiet cores (72 of its 189 objects are the tests'); without it 16 min while
+  # other builds kept the load at 5-7. Core-minutes on quiet cores, scaled by the jobs,
+  # rounded up; a busy machine takes longer
+  local core_minutes=8 minutes
+  if [[ " $* " == *" test.testbin "* ]]; then core_minutes=12; fi
+  minutes=$(( (core_minutes + jobs - 1) / jobs ))
+  echo "expect about $minutes min on $jobs quiet cores"
+}
+
+add_tests() {  # a finished entry without test.testbin: compile it in the entry's build tree
+  [ -x "$entry/build/test/test.testbin" ] && return 0
+  say "compiling Caffe's gtest binary into $entry ($(expected_wait test.testbin), less the library already built; log: $entry/build-tests.log)"
+  (cd "$entry/build" && make -j"$jobs" test.testbin > "$entry/build-tests.log" 2>&1) \
+    || { grep -E 'error|Error' "$entry/build-tests.log" | head -n 20 >&2; die "compiling the gtest binary failed; full log: $entry/build-tests.log"; }
+  [ -x "$entry/build/test/test.testbin" ] || die "the build did not produce build/test/test.testbin; see $entry/build-tests.log"
 }
 
 # A finished entry is used as it is. A compiled one whose import check failed (say, a Python
@@ -261,6 +295,7 @@ if [ -n "$configure_dir" ]; then
   exit 0
 fi
 if [ -f "$entry/.complete" ]; then
+  if [ "$with_tests" = 1 ]; then add_tests; fi
   expose
   say "using cached build $entry"
   exit 0

@@ -6,9 +6,11 @@
 # Single and double precision only (Caffe calls cblas_s* and cblas_d*, nothing else: no LAPACK,
 # no complex), pthreads, and its own library name, libopenblas_pinned.so.0, so that a process
 # that also loads the system's libopenblas.so.0 cannot hand Caffe the other one.
-# One patch (patches/openblas/) makes its bits independent of the thread count, so every core
-# can be used (NUMERICS.md). Built into the cache beside Caffe, keyed by its source, flags,
-# patches, this file and the compiler.
+# Two patches (patches/openblas/): 0001 makes its bits independent of the thread count, so every
+# core can be used; 0002 adds an AVX-512 twin of the Haswell sgemm kernel with the same bits,
+# chosen at load on CPUs that have AVX-512F (OPENBLAS_PINNED_SGEMM=avx2 forces the Haswell
+# code; NUMERICS.md). Built into the cache beside Caffe, keyed by its source, flags, patches,
+# this file and the compiler.
 
 openblas_make_flags=(
   TARGET=HASWELL DYNAMIC_ARCH=0
@@ -39,6 +41,10 @@ openblas_entry_dir() {  # the cache folder of this OpenBLAS recipe (compiler inc
   echo "$cache_root/openblas-haswell-$key"
 }
 
+openblas_expected_wait() {  # measured with 2 jobs: 47 s quiet, 193 s at load 6 (Zen 4)
+  echo "about $(( (4 + jobs - 1) / jobs )) min on $jobs quiet cores"
+}
+
 build_openblas() {  # build (or reuse) the pinned OpenBLAS in $1
   local ob=$1 dl="$cache_root/downloads"
   exec 8>"$ob.lock"
@@ -66,7 +72,7 @@ build_openblas() {  # build (or reuse) the pinned OpenBLAS in $1
     patch -d "$ob/src" -p1 -s --no-backup-if-mismatch < "$here/patches/openblas/$p" \
       || die "our patch patches/openblas/$p failed to apply; the OpenBLAS source is not what the recipe expects"
   done < "$here/patches/openblas/series"
-  say "compiling the pinned OpenBLAS (Haswell kernels, $jobs jobs; log: $ob/build.log)"
+  say "compiling the pinned OpenBLAS (Haswell kernels and their AVX-512 twin, $jobs jobs: $(openblas_expected_wait); log: $ob/build.log)"
   local start=$SECONDS
   # CFLAGS from the environment (conda sets some) would change the kernels' code: not passed.
   (cd "$ob/src" && env -u CFLAGS -u CPPFLAGS make -j"$jobs" "${openblas_make_flags[@]}" libs shared \

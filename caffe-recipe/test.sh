@@ -20,6 +20,14 @@ done
 venv=$(cd "$venv" && pwd)
 entry=$(cat "$venv/caffe-root")
 [ -f "$entry/.complete" ] || die "$entry is not a finished build; run 'make setup'"
+if [ ! -x "$entry/build/test/test.testbin" ]; then
+  # make setup compiles what the harness runs; the gtest binary is compiled the first time
+  # the tests need it, in the same build tree (caffe-recipe/build.sh --with-tests)
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  [ "$(bash "$here/build.sh" --venv "$venv" --print-dir)" = "$entry" ] \
+    || die "$entry has no gtest binary and is not the build this recipe makes; run 'make setup' first"
+  bash "$here/build.sh" --venv "$venv" --with-tests --no-expose
+fi
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 export TMPDIR="$logs"  # Caffe's tests leave caffe_test.* folders in the temp dir; keep them in ours

@@ -66,3 +66,35 @@ def test_goals_say_met_or_not():
     assert "1.43× — NOT met" in text
     assert "0.90× · 1.10× PyTorch's time — NOT met" in text
     assert "2.50 GiB — met" in text and "13.3 min — met" in text
+
+
+def test_every_sgemm_rate_is_taken_at_the_timings_thread_count():
+    """The issue's Xeon: the side-by-side table's default row read a one-thread rate (90
+    GFLOP/s) while the levers table read 179 for the same library, so 'fwd / machine bound'
+    was off by 2×. Every probe now sets the count through the library and reports it."""
+    done = subprocess.run([sys.executable, "-m", "bench.probe", "--sgemm-only",
+                           "--sgemm-n", "256", "--threads", "1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["blas"]["threads"] == 1
+
+    rows = [row("default", 90), row("numpy", 180, "SkylakeX")]
+    rows[0]["blas"]["threads"], rows[0]["threads_match"] = 1, False   # ran at another count
+    rows[1]["threads_match"] = True
+    assert levers.machine_bound(rows)["lever"] == "numpy"
+    rows[1]["threads_match"] = False
+    assert levers.machine_bound(rows) is None
+    assert "not the timings' count" in "\n".join(report.blas_table({"blas_options": rows}))
+
+
+def test_caffes_sgemm_must_agree_between_the_tables():
+    side = [row("default", 175.0)]
+    lever = [{**row("default", 179.0)}]
+    check = levers.sgemm_consistency(2, 171.0, side, lever)
+    assert check["consistent"] and check["gflops"] == {"in-process": 171.0,
+                                                       "side-by-side": 175.0, "levers": 179.0}
+    assert "consistent" in report.consistency_lines({"sgemm_consistency": check})[0]
+    off = levers.sgemm_consistency(2, 171.0, [row("default", 90.0)], lever)
+    assert not off["consistent"] and round(off["spread"], 2) == 1.99
+    assert "INCONSISTENT" in report.consistency_lines({"sgemm_consistency": off})[0]
+    # another thread count in a table is inconsistent whatever the rates
+    assert not levers.sgemm_consistency(16, 171.0, side, lever)["consistent"]

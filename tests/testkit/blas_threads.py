@@ -1,11 +1,17 @@
 """Does a BLAS give the same bits at every thread count? Every CBLAS routine Caffe calls, on
 shapes that cross the library's blocking and partition boundaries, at each thread count.
 
-    python tests/testkit/blas_threads.py LIBRARY [--threads 1,2,3,4,8,16]
+    python tests/testkit/blas_threads.py LIBRARY [--threads 1,2,3,4,8,16] [--paths avx2,avx512]
+                                         [--digests] [--max-size N]
 
-prints one JSON line: {"threads": [...], "calls": N, "differ": [names of calls whose output
-bits differ between thread counts]}. The library must be an OpenBLAS (the count is set with
-openblas_set_num_threads, so one process runs every count on the same inputs).
+prints one JSON line: {"threads": [...], "paths": [...], "calls": N, "differ": [names of calls
+whose output bits differ between thread counts or sgemm paths]}, with --digests also
+{"digests": {name: sha256 of its output}} (for comparing processes: another CPU, emulated).
+The library must be an OpenBLAS (the count is set with openblas_set_num_threads, so one
+process runs every count on the same inputs). --paths runs every call at every count on each
+of the pinned library's sgemm paths in turn (openblas_pinned_set_sgemm_path, patch
+caffe-recipe/patches/openblas/0002): "paths" lists those that really ran, so a CPU without
+AVX-512 reports only avx2.
 """
 
 from __future__ import annotations
@@ -38,17 +44,35 @@ def _pointer(array: np.ndarray) -> ctypes.c_void_p:
     return ctypes.c_void_p(array.ctypes.data)
 
 
-def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
-    """(name, function) pairs; each function runs one call and returns its output array."""
+def _aligned(array: np.ndarray, alignment: int = 64) -> np.ndarray:
+    """A copy of array at an address that is a multiple of alignment. Some kernels' bits
+    follow the address (measured: sasum of the same 10,001 floats gives three different
+    sums at the 16 float offsets within 64 bytes, so two processes gave two), so every input
+    and output sits on a 64-byte boundary: two processes (another CPU, emulated) then
+    compare like for like."""
+    raw = np.empty(array.nbytes + alignment, np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    out = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def calls(lib: ctypes.CDLL, dtype: type,
+          max_size: float = float("inf")) -> Iterator[tuple[str, object]]:
+    """(name, function) pairs; each function runs one call and returns its output array.
+    Calls whose work (m·n·k of a GEMM, m·n of a GEMV, a vector's length) exceeds max_size
+    are left out (an emulated CPU computes ~1000× slower)."""
     letter = "s" if dtype is np.float32 else "d"
     real = ctypes.c_float if dtype is np.float32 else ctypes.c_double
     rng = np.random.default_rng(0)
 
     def data(*shape: int) -> np.ndarray:
-        return rng.standard_normal(shape).astype(dtype)
+        return _aligned(rng.standard_normal(shape).astype(dtype))
 
     gemm = getattr(lib, f"cblas_{letter}gemm")
     for m, n, k in GEMM_SHAPES:
+        if m * n * k > max_size:
+            continue
         for ta in (NO_TRANS, TRANS):
             for tb in (NO_TRANS, TRANS):
                 a = data(*((m, k) if ta == NO_TRANS else (k, m)))
@@ -56,7 +80,7 @@ def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
                 c0 = data(m, n)
                 for beta in (0.0, 1.0):
                     def run(a=a, b=b, c0=c0, ta=ta, tb=tb, m=m, n=n, k=k, beta=beta):
-                        c = c0.copy()
+                        c = _aligned(c0)
                         gemm(ROW_MAJOR, ta, tb, m, n, k, real(1.0), _pointer(a), a.shape[1],
                              _pointer(b), b.shape[1], real(beta), _pointer(c), n)
                         return c
@@ -65,12 +89,14 @@ def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
 
     gemv = getattr(lib, f"cblas_{letter}gemv")
     for m, n in GEMV_SHAPES:
+        if m * n > max_size:
+            continue
         a = data(m, n)
         for trans in (NO_TRANS, TRANS):
             x = data(n if trans == NO_TRANS else m)
             y0 = data(m if trans == NO_TRANS else n)
             def run(a=a, x=x, y0=y0, trans=trans, m=m, n=n):
-                y = y0.copy()
+                y = _aligned(y0)
                 gemv(ROW_MAJOR, trans, m, n, real(1.0), _pointer(a), n, _pointer(x), 1,
                      real(1.0), _pointer(y), 1)
                 return y
@@ -81,6 +107,8 @@ def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
     axpy, scal = getattr(lib, f"cblas_{letter}axpy"), getattr(lib, f"cblas_{letter}scal")
     axpby = getattr(lib, f"cblas_{letter}axpby")
     for length in VECTOR_LENGTHS:
+        if length > max_size:
+            continue
         x, y0 = data(length), data(length)
 
         def run_dot(x=x, y0=y0, n=length):
@@ -90,17 +118,17 @@ def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
             return np.array(asum(n, _pointer(x), 1), dtype)
 
         def run_axpy(x=x, y0=y0, n=length):
-            y = y0.copy()
+            y = _aligned(y0)
             axpy(n, real(0.37), _pointer(x), 1, _pointer(y), 1)
             return y
 
         def run_axpby(x=x, y0=y0, n=length):
-            y = y0.copy()
+            y = _aligned(y0)
             axpby(n, real(0.37), _pointer(x), 1, real(0.9), _pointer(y), 1)
             return y
 
         def run_scal(x=x, n=length):
-            y = x.copy()
+            y = _aligned(x)
             scal(n, real(0.37), _pointer(y), 1)
             return y
         yield f"{letter}dot {length}", run_dot
@@ -110,21 +138,52 @@ def calls(lib: ctypes.CDLL, dtype: type) -> Iterator[tuple[str, object]]:
         yield f"{letter}scal {length}", run_scal
 
 
-def sweep(library: str, threads: list[int]) -> dict:
-    """Run every call at every thread count; the names of those whose bits differ."""
+PATHS = ("avx2", "avx512")
+
+
+def sgemm_path(lib: ctypes.CDLL) -> str:
+    """The pinned library's sgemm path in force ('avx2' or 'avx512'); '' for a library
+    without the query (before patch 0002, or another BLAS)."""
+    if not hasattr(lib, "openblas_pinned_sgemm_path"):
+        return ""
+    lib.openblas_pinned_sgemm_path.restype = ctypes.c_char_p
+    return lib.openblas_pinned_sgemm_path().decode()
+
+
+def set_sgemm_path(lib: ctypes.CDLL, path: str) -> str:
+    """Ask for an sgemm path between calls; returns the one in force (AVX-512 is refused
+    where the CPU or OS lacks it)."""
+    if not hasattr(lib, "openblas_pinned_set_sgemm_path"):
+        raise SystemExit("this library has no openblas_pinned_set_sgemm_path (a pinned build "
+                         "before caffe-recipe/patches/openblas/0002, or another BLAS)")
+    lib.openblas_pinned_set_sgemm_path(int(path == "avx512"))
+    return sgemm_path(lib)
+
+
+def sweep(library: str, threads: list[int], paths: list[str] | None = None,
+          keep_digests: bool = False, max_size: float = float("inf")) -> dict:
+    """Run every call at every thread count (on each sgemm path, if given); the names of
+    those whose bits differ."""
     lib = ctypes.CDLL(library)
     lib.openblas_get_num_threads.restype = ctypes.c_int
     digests: dict[str, set[str]] = {}
-    got_threads = []
+    got_threads, got_paths = [], []
     for dtype in (np.float32, np.float64):
-        table = list(calls(lib, dtype))
-        for count in threads:
-            lib.openblas_set_num_threads(count)
-            got_threads.append(lib.openblas_get_num_threads())
-            for name, run in table:
-                digests.setdefault(name, set()).add(hashlib.sha256(run().tobytes()).hexdigest())
-    return {"threads": sorted(set(got_threads)), "calls": len(digests),
-            "differ": sorted(name for name, seen in digests.items() if len(seen) > 1)}
+        table = list(calls(lib, dtype, max_size))
+        for path in paths or [None]:
+            got_paths.append(sgemm_path(lib) if path is None else set_sgemm_path(lib, path))
+            for count in threads:
+                lib.openblas_set_num_threads(count)
+                got_threads.append(lib.openblas_get_num_threads())
+                for name, run in table:
+                    digest = hashlib.sha256(run().tobytes()).hexdigest()
+                    digests.setdefault(name, set()).add(digest)
+    result = {"threads": sorted(set(got_threads)), "paths": sorted(set(got_paths)),
+              "calls": len(digests),
+              "differ": sorted(name for name, seen in digests.items() if len(seen) > 1)}
+    if keep_digests:
+        result["digests"] = {name: "+".join(sorted(seen)) for name, seen in digests.items()}
+    return result
 
 
 def main() -> None:
@@ -132,8 +191,18 @@ def main() -> None:
     parser.add_argument("library", help="path of the OpenBLAS shared library to load")
     parser.add_argument("--threads", default="1,2,3,4,8,16",
                         help="comma-separated thread counts (default: 1,2,3,4,8,16)")
+    parser.add_argument("--paths", help="comma-separated sgemm paths of the pinned library "
+                        f"to run each call on ({','.join(PATHS)}; default: the one it chose)")
+    parser.add_argument("--digests", action="store_true",
+                        help="also print each call's output digest")
+    parser.add_argument("--max-size", type=float, default=float("inf"),
+                        help="leave out calls with more work than this (m·n·k, m·n, length)")
     args = parser.parse_args()
-    print(json.dumps(sweep(args.library, [int(t) for t in args.threads.split(",")])))
+    paths = args.paths.split(",") if args.paths else None
+    if paths and set(paths) - set(PATHS):
+        parser.error(f"--paths: each of {', '.join(PATHS)}")
+    print(json.dumps(sweep(args.library, [int(t) for t in args.threads.split(",")], paths,
+                           args.digests, args.max_size)))
 
 
 if __name__ == "__main__":
