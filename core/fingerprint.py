@@ -177,11 +177,13 @@ def describe_blas(path: Path) -> dict:
     """What a loaded BLAS says about itself (OpenBLAS answers; others give blanks)."""
     lib = _open(path)
     info = {"blas_library": path.name, "blas_path": str(path), "blas_version": "",
-            "blas_config": "", "blas_kernel": "", "blas_threads": -1}
+            "blas_config": "", "blas_kernel": "", "blas_sgemm_path": "", "blas_threads": -1}
     if lib is None:
         return info
     info["blas_config"] = blas.library_text(lib, "openblas_get_config")
     info["blas_kernel"] = blas.library_text(lib, "openblas_get_corename")
+    # the pinned library's sgemm path (avx512 or avx2: the same bits, recorded, not compared)
+    info["blas_sgemm_path"] = blas.library_text(lib, "openblas_pinned_sgemm_path")
     match = re.match(r"OpenBLAS ([0-9.]+)", info["blas_config"])
     info["blas_version"] = f"OpenBLAS {match.group(1)}" if match else ""
     info["blas_threads"] = blas.openblas_threads(lib)

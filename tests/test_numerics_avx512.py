@@ -108,7 +108,7 @@ def test_a_training_run_ends_in_the_same_weights_on_both_paths(pinned_library, t
     weights = {}
     for name, force in (("avx512", {}), ("avx2", {FORCE: "avx2"})):
         runs = tmp_path / name
-        python("-m", "solvers.schedule", "voc-fcn8s-atonce", "--data", str(data), "--weights",
+        python("-m", "training.schedule", "voc-fcn8s-atonce", "--data", str(data), "--weights",
                "none", "--iters", "4", "--test-every", "0", "--width", "0.0625", "--lr",
                "1e-6", "--no-score", "--quiet", "--runs", str(runs), **force)
         weights[name] = (runs / "voc-fcn8s-atonce/final.caffemodel").read_bytes()
