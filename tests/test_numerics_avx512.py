@@ -38,16 +38,6 @@ def cpu_has_avx512() -> bool:
     return {"avx512f", "avx512vl"} <= set(cpu()["cpu_flags"].split())
 
 
-@pytest.fixture(scope="module")
-def pinned_library() -> Path:
-    from core.fingerprint import fingerprint
-
-    fp = fingerprint()
-    if fp["numerics"] != "pinned":
-        pytest.skip(f"this build runs the system's OpenBLAS ({fp['blas_config']})")
-    return Path(fp["blas_path"])
-
-
 def python(*args: str, prefix: tuple[str, ...] = (), timeout: float = 900, **env: str):
     done = subprocess.run([*prefix, sys.executable, *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **env})

@@ -13,20 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 THREADS = (1, 2, 3, 4, 8, 16)
-
-
-@pytest.fixture(scope="module")
-def pinned_library() -> Path:
-    from core.fingerprint import fingerprint
-
-    fp = fingerprint()
-    if fp["numerics"] != "pinned":
-        pytest.skip(f"this build runs the system's OpenBLAS ({fp['blas_config']})")
-    return Path(fp["blas_path"])
 
 
 def test_every_blas_call_caffe_makes_gives_the_same_bits_at_every_thread_count(pinned_library):
