@@ -214,7 +214,7 @@ def train(experiment: str, data: Path, runs: Path, *, gpu: int | None, iters: in
     if done.returncode != 0:
         return {"error": why_failed(done.stderr),
                 "seconds": seconds}
-    from training.snapshots import sha256
+    from core.manifest import sha256
 
     last = runs / experiment
     score = json.loads((last / "score.json").read_text())

@@ -7,24 +7,20 @@ can tell "done already" from "asked something else"."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
+from core.download import file_digest
 from core.errors import InputError
 
 RESULT_MANIFEST = "result.manifest.json"
-_MIB = 2**20
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_MIB), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """A file's full sha256 in hex, as manifests record it (core.download's reader)."""
+    return file_digest(Path(path), "sha256")
 
 
 def describe(path: Path) -> dict:

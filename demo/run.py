@@ -68,7 +68,6 @@ def mark(folder: Path, **facts) -> None:
 
 
 def stage_data(out: Path, cfg: DemoConfig) -> Path:
-
     root = out / "data"
     if not done(root):
         say(f"1/7 synthetic VOC + SBD data: {cfg.n_train} train, {cfg.n_val} val, "

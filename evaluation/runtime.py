@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from core.caffe_files import read_prototxt
@@ -163,8 +164,6 @@ def check_memory(net, what: str, limit: int | None = None, training: bool = Fals
 
 def _shape_net(deploy: Path):
     """A deploy net built without fillers: only its parameters are allocated."""
-    import tempfile
-
     # Caffe loads on use, so this module imports without it
     import caffe
     from google.protobuf import text_format

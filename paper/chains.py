@@ -8,13 +8,13 @@ scores are kept in RUNS/paper/scores/ keyed by the weights' digest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from core import paper_numbers as N
+from core.manifest import sha256
 from core.weights import run_weights_path
 from evaluation.metrics import mean_iu_no_bg
 from evaluation.score import score_weights
@@ -44,14 +44,6 @@ def train_targets(targets: list[str], settings: Settings, equal_images: set[str]
 
 
 # --- scoring -----------------------------------------------------------------------------------
-def digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def metrics_of(result: dict, hists: dict | None) -> dict:
     """A table row's columns from a scoring (evaluation.score's as_dict shape)."""
     head = "sem" if "sem" in result else "label"
@@ -76,7 +68,7 @@ def score_row(row: Row, settings: Settings) -> dict:
     if not final.is_file():
         raise FileNotFoundError(f"{final}: {row.experiment} has not finished")
     cache = settings.report_dir / "scores" / f"{score_key(row)}.json"
-    stamp = digest(final)
+    stamp = sha256(final)
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("weights_sha256") == stamp:

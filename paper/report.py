@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -202,8 +203,6 @@ def figure_outputs(plan: Plan, experiments: list[tuple[str, str]], out: Path,
 
 def test_net_outputs(experiment: str, weights: Path, plan: Plan, count: int):
     """Input picture, label and argmax of the first `count` examples of the test split."""
-    import tempfile
-
     # Caffe loads on use, so this module imports without it
     import caffe
 

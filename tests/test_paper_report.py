@@ -201,7 +201,6 @@ def test_an_unregistered_experiment_shows_as_missing_never_as_numbers(tmp_path, 
 
 
 def test_a_second_run_reuses_everything_and_gives_the_same_numbers(miniature):
-
     runs, _ = miniature
     before = (runs / "paper" / "results.json").read_text()
     logs = {p: p.stat().st_mtime_ns for p in runs.glob("*/train.jsonl")}

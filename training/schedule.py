@@ -19,6 +19,7 @@ import ctypes
 import json
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,9 +157,6 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig,
 def _prepare(nets: NetFiles, init: Path, **how) -> None:
     """surgery.prepare over the stage's deploy net (written aside: the run's nets/ are the
     training's to write)."""
-    import tempfile
-
-
     with tempfile.TemporaryDirectory(prefix="fcn-deploy-") as tmp:
         prepare(nets.write("deploy", Path(tmp)), init, **how)
 
@@ -249,7 +247,6 @@ def run_schedule(config: ScheduleConfig) -> dict:
 
 
 def _plot(run_dir: Path) -> None:
-
     try:
         print(f"curves: {plot(run_dir / JSON_NAME, run_dir / 'curves.png')}", flush=True)
     except (ValueError, OSError, ImportError) as e:  # a plot never fails a run (nor a
