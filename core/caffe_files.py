@@ -28,10 +28,12 @@ from core.wire import (
     FIXED32,
     FIXED64,
     LENGTH_DELIMITED,
+    VARINT,
     Field,
     WireError,
     iter_fields,
     packed_varints,
+    read_varint,
 )
 
 
@@ -149,6 +151,52 @@ def _named(error: WireError, layer: Layer) -> WireError:
     return WireError(f"layer {layer.name}: {error}") if layer.name else error
 
 
+def _cut_short(buf: memoryview, whole: list[str]) -> str | None:
+    """When the file ends inside a layer (a transfer or copy cut short), say where: the byte
+    it ends at, the layer cut and how many bytes it lacks, and the fix; else None."""
+    pos, end = 0, len(buf)
+    try:
+        while pos < end:
+            start = pos
+            key, pos = read_varint(buf, pos, end)
+            if key & 7 == VARINT:
+                _, pos = read_varint(buf, pos, end)
+                continue
+            if key & 7 == LENGTH_DELIMITED:
+                size, pos = read_varint(buf, pos, end)
+            else:
+                size = {FIXED32: 4, FIXED64: 8}.get(key & 7)
+                if size is None:
+                    return None
+            if pos + size > end:
+                break
+            pos += size
+        else:
+            return None
+    except WireError as e:  # the file ends inside a field's tag or length, or is no caffemodel
+        if not whole or not str(e).startswith("truncated varint"):
+            return None
+        return (f"the file is cut off at byte {end}, inside the header of the field at byte "
+                f"{start}, after layer {whole[-1]!r}; a truncated copy or download: copy or "
+                f"fetch it again")
+    if key >> 3 not in (NET_LAYER, NET_V1_LAYERS) and not whole:
+        return None  # a first field running past the end: more likely not a caffemodel
+    name = ""
+    if key >> 3 in (NET_LAYER, NET_V1_LAYERS):
+        name_field = V1_NAME if key >> 3 == NET_V1_LAYERS else LAYER_NAME
+        try:
+            for fld in iter_fields(buf[pos:end]):
+                if fld.number == name_field and fld.wire_type == LENGTH_DELIMITED:
+                    name = f" layer {bytes(fld.value).decode('utf-8', 'replace')!r}"
+                    break
+        except WireError:
+            pass
+    after = f", after layer {whole[-1]!r}" if whole else ""
+    return (f"the file is cut off at byte {end}: the{name or ' field'} (from byte "
+            f"{start}{after}) needs {pos + size - end} more bytes (the file at least "
+            f"{pos + size}); a truncated copy or download: copy or fetch it again")
+
+
 def read_caffemodel(path: Path | str) -> dict[str, Layer]:
     """The layers of a binary NetParameter by name, in file order.
 
@@ -179,6 +227,9 @@ def read_caffemodel(path: Path | str) -> dict[str, Layer]:
                 raise CaffeFileError(f"{path}: two layers are named {layer.name!r}")
             layers[layer.name] = layer
     except WireError as e:
+        cut = _cut_short(buf, list(layers))
+        if cut:
+            raise CaffeFileError(f"{path}: {cut}") from e
         raise CaffeFileError(f"{path}: not a readable caffemodel (truncated, or not a binary "
                              f"Caffe NetParameter: {e})") from e
     if not layers:
@@ -226,23 +277,66 @@ def caffe_would_copy(target: tuple[int, ...], blob: Blob) -> bool:
     return tuple(target) == tuple(blob.shape)
 
 
-def check_fits(net, layers: dict[str, Layer], source: str, net_name: str = "the net") -> None:
+def _width_of(found: tuple[int, ...], expected: tuple[int, ...], width: float) -> float | None:
+    """The WIDTH the blob `found` was trained at, when it differs from `expected` (the net at
+    `width`) only by one factor in its channel axes (the first two); else None."""
+    if len(found) != len(expected) or found[2:] != expected[2:] or not found:
+        return None
+    ratios = {f / e for f, e in zip(found[:2], expected[:2]) if f != e and e}
+    if len(ratios) != 1:
+        return None
+    guess = width * ratios.pop()
+    return guess if 0 < guess <= 1 else None
+
+
+def mismatch_cause(layer: str, found: tuple[int, ...], expected: tuple[int, ...],
+                   width: float | None = None) -> str:
+    """Why a layer's blob has shape `found` where the net wants `expected`, and the fix: the
+    net built at another WIDTH than the weights were trained at, another number of classes,
+    or weights of another net."""
+    guessed = _width_of(tuple(found), tuple(expected), width) if width is not None else None
+    if guessed is not None:
+        return (f"the weights look trained at WIDTH={float(f'{guessed:.4g}'):g}, the net is "
+                f"built at WIDTH={width:g}; give the width they were trained with "
+                f"(WIDTH=/--width)")
+    if len(found) == len(expected) and found[0] != expected[0] and found[1:] == expected[1:] \
+            and layer.startswith("score"):
+        return (f"layer {layer} scores {found[0]} classes where the net scores {expected[0]}: "
+                f"weights for another dataset; give the net these weights were trained as")
+    return "weights of another net; give the net these weights were trained as"
+
+
+def check_fits(net, layers: dict[str, Layer], source: str, net_name: str = "the net",
+               width: float | None = None) -> None:
     """Raise unless every layer of `layers` that caffe.Net `net` has gets blobs Caffe can
-    copy (net.copy_from CHECK-aborts the process otherwise). Layers the file lacks are
-    left as they are, as Caffe does."""
+    copy (net.copy_from CHECK-aborts the process otherwise), naming the cause (`width`: the
+    WIDTH the net was built at, so that weights of another width are told apart). Layers
+    the file lacks are left as they are, as Caffe does."""
+    wanted = {name: [tuple(blob.data.shape) for blob in net.params[name]]
+              for name in net.params}
+    check_shapes(wanted, layers, source, net_name, width)
+
+
+def check_shapes(wanted: dict[str, list[tuple[int, ...]] | None], layers: dict[str, Layer],
+                 source: str, net_name: str = "the net", width: float | None = None) -> None:
+    """check_fits against parameter shapes by layer name (a built net's, or
+    core.geometry.net_parameter_shapes of a prototxt; None: not known, not checked)."""
     for name, layer in layers.items():
-        if name not in net.params or not layer.blobs:
+        if wanted.get(name) is None or not layer.blobs:
             continue
-        target = net.params[name]
+        target = wanted[name]
         if len(target) != len(layer.blobs):
             raise CaffeFileError(f"{source}: layer {name} has {len(layer.blobs)} blobs, "
-                                 f"{net_name} expects {len(target)}: wrong prototxt for these "
-                                 f"weights?")
-        for i, (t, blob) in enumerate(zip(target, layer.blobs)):
-            if not caffe_would_copy(t.data.shape, blob):
+                                 f"{net_name} expects {len(target)}: weights of another net; "
+                                 f"give the net these weights were trained as")
+        for i, (shape, blob) in enumerate(zip(target, layer.blobs)):
+            if not caffe_would_copy(shape, blob):
+                found = tuple(blob.shape)
+                if blob.legacy and len(shape) < 4:
+                    found = found[4 - len(shape):]
                 raise CaffeFileError(f"{source}: layer {name} blob {i} has shape "
-                                     f"{tuple(blob.shape)}, {net_name} expects {t.data.shape}: "
-                                     f"wrong prototxt for these weights?")
+                                     f"{tuple(blob.shape)}, {net_name} expects {shape}: "
+                                     f"{mismatch_cause(name, found, shape, width)}")
 
 
 # Layer types whose parameters a trained net must get from its weights file (Scale is
@@ -259,6 +353,21 @@ def uncovered_layers(definition, layers: dict[str, Layer], *,
     return [(layer.name, layer.type) for layer in definition.layer
             if layer.type in LEARNABLE_TYPES and layer.name not in allow
             and not (layer.name in layers and layers[layer.name].blobs)]
+
+
+def ends_before(layers: dict[str, Layer], order: list[str], missing: list[str]) -> str | None:
+    """The layer a caffemodel ends after, when it looks cut short between two layers (it
+    parses whole): its last layer with weights is one of the net's (`order`, the net's layer
+    names), and every learned layer it lacks (`missing`) comes after that one. None when the
+    file looks whole but made for another net (its last layer is not the net's, or it lacks
+    layers before its end)."""
+    last = next((name for name in reversed(list(layers)) if layers[name].blobs), None)
+    if last is None or last not in order or not missing:
+        return None
+    at = order.index(last)
+    if all(name in order and order.index(name) > at for name in missing):
+        return last
+    return None
 
 
 def load_weights(net, path: Path | str, net_name: str = "the net") -> None:

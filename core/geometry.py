@@ -157,41 +157,75 @@ def output_shape(layer, size: Pair) -> Pair:
 # ---------------------------------------------------------------- parameters
 
 
-def layer_parameters(layer, channels: int) -> int:
-    """Parameters (weights and biases) a layer holds for a first bottom of `channels`
-    channels: Convolution, Deconvolution and single-bottom Scale (over the channels). An
-    InnerProduct's count depends on the spatial size, unknown here: ValueError."""
+def parameter_shapes(layer, channels: int) -> list[tuple[int, ...]]:
+    """The shapes of the parameter blobs a layer holds for a first bottom of `channels`
+    channels, as Caffe shapes them (base_conv_layer.cpp, scale_layer.cpp): Convolution
+    (out, in/group, kh, kw), Deconvolution (in, out/group, kh, kw), each with its bias
+    (out,), and a single-bottom Scale over the channels. An InnerProduct's depend on the
+    spatial size, unknown here: ValueError."""
     if layer.type in ("Convolution", "Deconvolution"):
         p = layer.convolution_param
         kh, kw = conv_window(p).kernel
         group = p.group or 1
         if layer.type == "Convolution":
-            weights = p.num_output * (channels // group) * kh * kw
+            weights = (p.num_output, channels // group, kh, kw)
         else:
-            weights = channels * (p.num_output // group) * kh * kw
-        return weights + (p.num_output if p.bias_term else 0)
+            weights = (channels, p.num_output // group, kh, kw)
+        return [weights, (p.num_output,)] if p.bias_term else [weights]
     if layer.type == "Scale" and len(layer.bottom) == 1:
-        return channels * (1 + layer.scale_param.bias_term)
+        return [(channels,)] * (1 + layer.scale_param.bias_term)
     if layer.type == "InnerProduct":
         raise ValueError(f"layer {layer.name!r}: an InnerProduct's parameters depend on its "
                          "input's spatial size")
-    return 0
+    return []
 
 
-def parameter_counts(net_param) -> dict[str, int]:
-    """Each layer's parameter count (layers without parameters left out), read off the
-    prototxt: channels are propagated from the Input layers' shapes, no net is built."""
-    channels: dict[str, int] = {}
-    counts: dict[str, int] = {}
+def _values(shapes: list[tuple[int, ...]]) -> int:
+    total = 0
+    for shape in shapes:
+        count = 1
+        for dim in shape:
+            count *= dim
+        total += count
+    return total
+
+
+def layer_parameters(layer, channels: int) -> int:
+    """Parameters (weights and biases) a layer holds for a first bottom of `channels`
+    channels: parameter_shapes' values, counted."""
+    return _values(parameter_shapes(layer, channels))
+
+
+def _legacy_inputs(net_param) -> list[tuple[str, int]]:
+    """(blob, channels) of a net's deprecated `input:` fields (input_shape or input_dim)."""
+    if net_param.input_shape:
+        return [(name, shape.dim[1]) for name, shape in zip(net_param.input,
+                                                            net_param.input_shape)
+                if len(shape.dim) > 1]
+    dims = list(net_param.input_dim)
+    return [(name, dims[4 * i + 1]) for i, name in enumerate(net_param.input)
+            if len(dims) >= 4 * i + 2]
+
+
+def net_parameter_shapes(net_param) -> dict[str, list[tuple[int, ...]] | None]:
+    """Each layer's parameter blob shapes (layers without parameters left out; None for a
+    layer whose shapes need the spatial size, an InnerProduct), read off the prototxt:
+    channels are propagated from the Input layers' shapes, no net is built."""
+    channels: dict[str, int] = dict(_legacy_inputs(net_param))
+    shapes: dict[str, list[tuple[int, ...]] | None] = {}
     for layer in net_param.layer:
         if layer.type == "Input":
             for top, shape in zip(layer.top, layer.input_param.shape):
                 channels[top] = shape.dim[1]
             continue
         inputs = [channels.get(b, 0) for b in layer.bottom]
-        count = layer_parameters(layer, inputs[0] if inputs else 0)
-        if count:
-            counts[layer.name] = count
+        try:
+            found = parameter_shapes(layer, inputs[0] if inputs else 0)
+        except ValueError:
+            found = None
+        if found != []:
+            # a bottom of unknown channels (a data layer's top): the shapes are not known
+            shapes[layer.name] = found if inputs and inputs[0] else None
         if layer.type in ("Convolution", "Deconvolution"):
             channels[layer.top[0]] = layer.convolution_param.num_output
         elif layer.type == "Concat":
@@ -199,4 +233,17 @@ def parameter_counts(net_param) -> dict[str, int]:
         else:
             for top in layer.top:
                 channels[top] = inputs[0] if inputs else 0
+    return shapes
+
+
+def parameter_counts(net_param) -> dict[str, int]:
+    """Each layer's parameter count (layers without parameters left out), read off the
+    prototxt (net_parameter_shapes); an InnerProduct's needs the spatial size: ValueError."""
+    counts: dict[str, int] = {}
+    for name, shapes in net_parameter_shapes(net_param).items():
+        if shapes is None:  # an InnerProduct raises, naming the layer; else no channels
+            layer = next(layer for layer in net_param.layer if layer.name == name)
+            shapes = parameter_shapes(layer, 0)
+        if _values(shapes):
+            counts[name] = _values(shapes)
     return counts

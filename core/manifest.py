@@ -104,3 +104,20 @@ def check_request(folder: Path, request: dict) -> None:
         raise InputError(f"{folder} holds a finished run of another request "
                          f"({'; '.join(differs)}); give the new request its own folder "
                          f"(RUNS=), or ask the same again")
+
+
+def check_recorded_width(weights: Path, width: float | None) -> None:
+    """Raise InputError when `weights` are a finished run's whose result manifest records
+    another WIDTH than `width`, the one the net is being built at: say the run's width
+    instead of letting the shapes disagree."""
+    if width is None:
+        return
+    weights = Path(weights)
+    manifest = read_result(weights.parent)
+    if not manifest or weights.name not in manifest.get("files", {}):
+        return
+    recorded = manifest.get("request", {}).get("width")
+    if recorded is not None and recorded != width:
+        raise InputError(f"{weights}: the run folder {weights.parent} was trained at "
+                         f"WIDTH={recorded:g} (its {RESULT_MANIFEST}), the net is built at "
+                         f"WIDTH={width:g}; give WIDTH={recorded:g} (--width {recorded:g})")

@@ -23,11 +23,11 @@ from PIL import Image
 from core import arguments
 from core.caffe_files import check_buildable, check_builds, check_finite, read_prototxt
 from core.catalog import DATASETS
-from core.errors import cli_main
+from core.errors import cli_main, reason
 from core.images import preprocess
 from core.outputs import Output, check_outputs
-from core.palette import overlay, save_label_png
-from evaluation.runtime import reshape_checked, select_device
+from core.palette import overlay, save_label_png, save_picture
+from evaluation.runtime import OutOfMemory, memory_limit, reshape_checked, select_device
 from evaluation.score import load_covering
 from evaluation.tiling import default_budget, label_maps, parse_budget
 
@@ -60,7 +60,7 @@ def read_rgb(path: Path) -> np.ndarray:
     except Image.DecompressionBombError as e:
         raise ValueError(f"{path}: {e} (scale the picture down first)") from None
     except OSError as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from None
+        raise ValueError(f"{path}: not a readable image ({reason(e)})") from None
 
 
 @dataclass
@@ -143,7 +143,8 @@ def load_segmenter(net: str, weights: Path, *, width: float = 1.0,
     if model.blobs[input_blob].data.shape[1] != 3:
         raise ValueError(f"input {input_blob} has {model.blobs[input_blob].data.shape[1]} "
                          f"channels; infer feeds RGB pictures")
-    load_covering(model, weights, allow_missing)
+    # a prototxt given by path has its own widths: no WIDTH to tell a mismatch by
+    load_covering(model, weights, allow_missing, width if net in EXPERIMENTS else None)
     mean_array = (dataset.mean(mean_top) if mean is None
                   else np.array(mean, dtype=dataset.mean_dtype))
     return Segmenter(model, input_blob, tuple(scores), mean_array, net_param, memory)
@@ -165,8 +166,9 @@ def segment_files(segmenter: Segmenter, images: list[Path], out_dir: Path,
         save_label_png(labels[first], out_dir / f"{path.stem}.png")
         for name in segmenter.score_blobs[1:]:
             save_label_png(labels[name], out_dir / f"{path.stem}_{name.removeprefix('score_')}.png")
-        Image.fromarray(overlay(rgb, labels[first], alpha)).save(
-            out_dir / f"{path.stem}_overlay.jpg", quality=90)
+        save_picture(Image.fromarray(overlay(rgb, labels[first], alpha)),
+                     out_dir / f"{path.stem}_overlay.jpg", "writing an overlay picture",
+                     quality=90)
         print(f"{path.name}: {rgb.shape[0]}×{rgb.shape[1]} in {1000 * seconds[-1]:.1f} ms",
               flush=True)
     return seconds
@@ -207,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     device = select_device(args.gpu)
     images = list_images(args.inputs)
     memory = parse_budget(args.memory) if args.memory else default_budget()
+    limit, words = memory_limit()
+    if memory > limit:  # a budget the process cannot have: Caffe's allocator would abort
+        raise OutOfMemory(f"MEMORY=/--memory {args.memory} is more than the "
+                          f"{limit / 2**30:.2f} GiB {words}; give a smaller budget, or raise "
+                          f"the limit (ulimit -v)")
     segmenter = load_segmenter(args.net, args.weights, width=args.width,
                                mean=tuple(args.mean) if args.mean else None, memory=memory,
                                allow_missing=tuple(args.allow_missing))

@@ -20,11 +20,11 @@ import numpy as np
 from tqdm import tqdm
 
 from core import arguments
-from core.caffe_files import LEARNABLE_TYPES, check_fits, read_caffemodel
+from core.caffe_files import LEARNABLE_TYPES, check_fits, ends_before, read_caffemodel
 from core.catalog import DATASETS, class_names
 from core.errors import cli_main
 from core.fingerprint import dataset_split_digest, fingerprint
-from core.manifest import verify_result_file
+from core.manifest import check_recorded_width, verify_result_file, write_atomically
 from core.outputs import Output, check_outputs
 from core.palette import save_label_png
 from evaluation.metrics import (
@@ -36,7 +36,15 @@ from evaluation.metrics import (
     present_classes,
     scores,
 )
-from evaluation.runtime import bar_interval, check_data_root, select_device
+from evaluation.runtime import (
+    OutOfMemory,
+    bar_interval,
+    check_data_root,
+    check_memory,
+    memory_limit,
+    refuse_clearly_too_big,
+    select_device,
+)
 
 
 @dataclass(frozen=True)
@@ -104,13 +112,16 @@ class TestResult:
         return "\n".join(lines)
 
 
-def load_covering(net, weights: Path, allow_missing: tuple[str, ...] = ()) -> None:
+def load_covering(net, weights: Path, allow_missing: tuple[str, ...] = (),
+                  width: float | None = None) -> None:
     """Copy `weights` into `net` after checking they fit and cover it: every layer with
     parameters must be in the file (Caffe would leave a missing one at zero and the scores
-    would mean nothing), except the layers named in allow_missing."""
+    would mean nothing), except the layers named in allow_missing. `width`, the WIDTH the
+    net was built at, lets a mismatch say that the weights were trained at another."""
 
     layers = read_caffemodel(weights)
-    check_fits(net, layers, str(weights))
+    check_recorded_width(weights, width)
+    check_fits(net, layers, str(weights), width=width)
     unknown = sorted(set(allow_missing) - set(net.params))
     if unknown:
         raise ValueError(f"--allow-missing names {unknown}, which the net does not have "
@@ -119,9 +130,17 @@ def load_covering(net, weights: Path, allow_missing: tuple[str, ...] = ()) -> No
     missing = [name for name in learned if name not in allow_missing
                and not (name in layers and layers[name].blobs)]
     if missing:
+        listed = f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"
+        last = ends_before(layers, list(net._layer_names), missing)
+        if last is not None:
+            raise ValueError(f"{weights}: no weights for {len(missing)} of the net's "
+                             f"{len(learned)} learned layers ({listed}), all after layer "
+                             f"{last!r}, where the file ends ({weights.stat().st_size} bytes): "
+                             f"a file cut short between two layers (an interrupted download "
+                             f"or copy); copy or fetch it again (make zoo-fetch checks a "
+                             f"download against its deploy net)")
         raise ValueError(f"{weights}: no weights for {len(missing)} of the net's "
-                         f"{len(learned)} learned layers ({', '.join(missing[:8])}"
-                         f"{' …' if len(missing) > 8 else ''}): weights of another net (e.g. "
+                         f"{len(learned)} learned layers ({listed}): weights of another net (e.g. "
                          f"FCN-32s weights for FCN-8s)? Give the matching NET=/WEIGHTS=, or "
                          f"--allow-missing LAYER for each layer meant to stay at its "
                          f"initial values")
@@ -169,11 +188,33 @@ def split_size(net, default: int | None = None) -> int:
     return default
 
 
+SCORE_MEMORY_FIX = ("raise the limit (ulimit -v unlimited), free memory or score where there is "
+                    "more; `make infer … MEMORY=` labels a picture this large in exact tiles "
+                    "within a memory budget (evaluation/tiling.py)")
+
+
+def check_example_fits(net, layer) -> str:
+    """Before the forward of the data layer's next example: refuse (OutOfMemory, naming the
+    picture, the limit and a fix) one whose forward would not fit in what this process may
+    take, before Caffe allocates for it (its allocator aborts the process). Returns where
+    the example comes from."""
+    where, shapes = layer.upcoming()
+    top = layer.names[0]
+    height, width = shapes[top][-2:]
+    what = f"{where}: scoring this {height}×{width} picture"
+    refuse_clearly_too_big(net, height, width, what, fix=SCORE_MEMORY_FIX, input_blob=top)
+    net.reshape()  # the data layer's tops at the example's size: shapes only, no allocation
+    check_memory(net, what, fix=SCORE_MEMORY_FIX)
+    return where
+
+
 def seg_test(net, heads: list[Head], *, images: int, save_dir: Path | None = None,
-             progress: bool = True, desc: str = "test") -> TestResult:
+             progress: bool = True, desc: str = "test", memory: bool = False) -> TestResult:
     """Forward `images` examples through `net` and accumulate each head's histogram.
     With save_dir, the first head's predictions are written as palette PNGs named by the
-    example's id (or numbered, for a data layer that does not expose its list)."""
+    example's id (or numbered, for a data layer that does not expose its list). With
+    `memory`, each example's forward is first checked to fit in memory (check_example_fits):
+    a picture too large is one clear error, not an abort or a numpy traceback."""
     missing = [b for h in heads for b in (h.score_blob, h.label_blob) if b not in net.blobs]
     if missing:
         raise ValueError(f"the test net has no blob(s) {missing}; it has {list(net.blobs)}")
@@ -184,13 +225,22 @@ def seg_test(net, heads: list[Head], *, images: int, save_dir: Path | None = Non
     for k in tqdm(range(images), desc=desc, unit="img", disable=not progress, leave=False,
                   mininterval=bar_interval()):
         name = next_example(layer) or f"{k:06d}"
-        net.forward()
-        for head in heads:
-            prediction = net.blobs[head.score_blob].data[0].argmax(0)
-            label = net.blobs[head.label_blob].data[0, 0]
-            hists[head.label_blob] += fast_hist(label, prediction, head.num_classes)
-            if save_dir is not None and head is heads[0]:
-                save_label_png(prediction.astype(np.uint8), Path(save_dir) / f"{name}.png")
+        where = check_example_fits(net, layer) if memory and hasattr(layer, "upcoming") \
+            else name
+        try:
+            net.forward()
+            for head in heads:
+                prediction = net.blobs[head.score_blob].data[0].argmax(0)
+                label = net.blobs[head.label_blob].data[0, 0]
+                hists[head.label_blob] += fast_hist(label, prediction, head.num_classes)
+                if save_dir is not None and head is heads[0]:
+                    save_label_png(prediction.astype(np.uint8), Path(save_dir) / f"{name}.png")
+        except MemoryError as e:  # numpy's, past the estimate: the same one clear error
+            if isinstance(e, OutOfMemory) or not memory:
+                raise
+            limit, words = memory_limit()
+            raise OutOfMemory(f"{where}: out of memory while scoring this picture (the "
+                              f"{limit / 2**30:.2f} GiB {words}); {SCORE_MEMORY_FIX}") from None
         for blob in loss_blobs:
             losses[blob] += float(net.blobs[blob].data.flat[0])
     return TestResult(hists, heads, {k: v / max(images, 1) for k, v in losses.items()},
@@ -225,10 +275,10 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
                                  data_root=str(Path(data_root).resolve()),
                                  splits=(exp.splits[0], split))
         net = caffe.Net(str(paths["test"]), caffe.TEST)
-    load_covering(net, weights, allow_missing)
+    load_covering(net, weights, allow_missing, width)
     count = images or split_size(net)
     return seg_test(net, experiment_heads(exp), images=count, save_dir=save_dir,
-                    progress=progress, desc=f"{experiment} {split}")
+                    progress=progress, desc=f"{experiment} {split}", memory=True)
 
 
 def run_fingerprint(experiment: str, data_root: Path | str, split: str | None = None,
@@ -290,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         scores_json["fingerprint"] = run_fingerprint(args.net, args.data, args.split,
                                                      weights=args.weights, gpu=args.gpu)
-        args.json.write_text(json.dumps(scores_json, indent=2, allow_nan=False) + "\n")
+        write_atomically((json.dumps(scores_json, indent=2, allow_nan=False) + "\n").encode(),
+                         args.json)
     return 0
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.caffe_files import as_file, check_fits, read_caffemodel, uncovered_layers
+from core.caffe_files import as_file, check_fits, ends_before, read_caffemodel, uncovered_layers
+from core.manifest import check_recorded_width
 from export.graph import ExportError, Graph, read_graph
 
 
@@ -47,14 +48,20 @@ def load(name: str, weights: Path | str, width: float = 1.0) -> CaffeNet:
     weights = Path(weights)
     layers = read_caffemodel(weights)
     label = f"{name} at WIDTH={width:g}"
+    check_recorded_width(weights, width)
     missing = uncovered_layers(net_param, layers)
     if missing:
+        names = [n for n, _ in missing]
+        last = ends_before(layers, [layer.name for layer in net_param.layer], names)
+        why = (f"the file ends after layer {last!r}: cut short between two layers (an "
+               f"interrupted download or copy); copy or fetch it again" if last
+               else "Is NET right?")
         raise ExportError(f"{weights}: no weights for {label}'s layers "
-                          f"{', '.join(n for n, _ in missing)}; an export would carry Caffe's "
-                          "initial values there. Is NET right?")
+                          f"{', '.join(names)}; an export would carry Caffe's "
+                          f"initial values there. {why}")
     with as_file(net_param) as deploy:
         net = caffe.Net(deploy, caffe.TEST)
-    check_fits(net, layers, str(weights), label)
+    check_fits(net, layers, str(weights), label, width=width)
     net.copy_from(str(weights))
     loaded = from_net(name, width, net_param, net)
     loaded.weights = weights.name

@@ -155,7 +155,8 @@ def test_a_caffemodel_url_download_is_checked_before_it_is_kept(server, tmp_path
     (folder / "caffemodel-url").write_text(f"{server.url}/w.caffemodel\n")
     deploy = caffe.NetSpec()  # the net the weights are checked against
     deploy.data = caffe.layers.Input(shape=dict(dim=[1, 3, 8, 8]))
-    deploy.conv1 = caffe.layers.Convolution(deploy.data, num_output=4, kernel_size=3)
+    deploy.conv1 = caffe.layers.Convolution(deploy.data, num_output=4, kernel_size=3,
+                                            bias_term=False)  # the weights hold no bias
     (folder / "deploy.prototxt").write_text(str(deploy.to_proto()))
     with pytest.raises(ZooError, match="fails verification"):
         import_weights(folder, progress=False)

@@ -37,13 +37,13 @@ def test_truncated_caffemodel(tmp_path):
     whole = weights.read_bytes()
     cut = tmp_path / "cut.caffemodel"
     cut.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(CaffeFileError, match=r"cut.caffemodel: not a readable caffemodel"):
+    with pytest.raises(CaffeFileError, match=r"cut.caffemodel: the file is cut off at byte "):
         convolutionalize(proto, cut, tmp_path / "out.caffemodel", verbose=False)
     done = run_cli("surgery.convert", proto, cut, tmp_path / "out.caffemodel")
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"surgery-convert: error: {cut}: not a readable caffemodel")
+    assert lines[0].startswith(f"surgery-convert: error: {cut}: the file is cut off at byte")
     with pytest.raises(CaffeFileError, match="caffemodel not found"):
         read_params(tmp_path / "missing.caffemodel")
 
@@ -51,13 +51,13 @@ def test_truncated_caffemodel(tmp_path):
 def test_wrong_prototxt_for_the_weights(tmp_path):
     _, weights = classifier_files(tmp_path, classes=5)
     other, _ = classifier_files(tmp_path, classes=7)
-    expected = r"layer fc8 blob 0 has shape \(5, 12\), the net expects \(7, 12\): wrong prototxt"
+    expected = r"layer fc8 blob 0 has shape \(5, 12\), the net expects \(7, 12\): weights of another"
     with pytest.raises(CaffeFileError, match=expected):
         convolutionalize(other, weights, tmp_path / "out.caffemodel", verbose=False)
     with pytest.raises(CaffeFileError, match=expected):
         load_weights(caffe.Net(other, caffe.TEST), weights)
     done = run_cli("surgery.convert", other, weights, tmp_path / "out.caffemodel")
-    assert done.returncode == 1 and "wrong prototxt for these weights?" in done.stderr
+    assert done.returncode == 1 and "weights of another net; give the net" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 

@@ -14,11 +14,20 @@ import shutil
 import sys
 from pathlib import Path
 
-from core.caffe_files import check_finite, parse_prototxt, read_caffemodel, uncovered_layers
+from core.caffe_files import (
+    CaffeFileError,
+    check_finite,
+    check_shapes,
+    ends_before,
+    parse_prototxt,
+    read_caffemodel,
+    uncovered_layers,
+)
 from core.defaults import NETS_DIR
 from core.download import file_digest
 from core.errors import cli_main
 from core.fingerprint import fingerprint, summary
+from core.geometry import net_parameter_shapes
 from core.manifest import verify_result_file
 from core.outputs import Output, check_outputs
 from zoo.errors import ZooError
@@ -44,15 +53,25 @@ def resolve_net_dir(net: str | Path) -> Path:
 
 
 def check_weights_cover_deploy(deploy: Path, weights: Path) -> None:
-    """Every learnable layer of the deploy net must have blobs in the caffemodel.
+    """Every learnable layer of the deploy net must have blobs in the caffemodel, of the
+    shapes the deploy net gives them.
 
     Caffe silently keeps its random initialisation for a layer the weights do not name,
-    which would publish a model that scores at chance.
+    which would publish a model that scores at chance, and aborts on a blob of another shape.
     """
-    missing = uncovered_layers(parse_prototxt(deploy), read_caffemodel(weights))
+    definition, layers = parse_prototxt(deploy), read_caffemodel(weights)
+    missing = uncovered_layers(definition, layers)
     if missing:
         name, kind = missing[0]
-        raise ZooError(f"{weights}: no parameters for layer {name!r} ({kind}) of {deploy}")
+        last = ends_before(layers, [layer.name for layer in definition.layer],
+                           [n for n, _ in missing])
+        cut = (f" (the file ends after layer {last!r}: cut short between two layers)"
+               if last else "")
+        raise ZooError(f"{weights}: no parameters for layer {name!r} ({kind}) of {deploy}{cut}")
+    try:
+        check_shapes(net_parameter_shapes(definition), layers, str(weights), str(deploy))
+    except CaffeFileError as e:
+        raise ZooError(str(e)) from None
 
 
 def export_model(net: str | Path, weights: Path | str, out: Path | str, *,

@@ -3,7 +3,8 @@
 A zoo folder's readme.md names the caffemodel, its URL and its sha1: the download is
 resumable and verified (core/download.py). The release's caffemodel-url files carry only a
 URL; a digest can be given on the command line, and the file is always checked to be a
-caffemodel that covers the deploy net beside it.
+caffemodel that covers the deploy net beside it, every learned layer with blobs of the
+shapes that net gives them (with or without a digest).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlparse
 from core.caffe_files import read_caffemodel
 from core.download import DownloadError, fetch, file_digest
 from core.errors import cli_main
+from core.outputs import Output, check_outputs
 from core.weights import PUBLISHED
 from zoo.errors import ZooError
 from zoo.export import check_weights_cover_deploy
@@ -63,10 +65,16 @@ def import_weights(source: Path | str, dest: Path | str | None = None, *,
     if target.is_dir():
         target = target / name
     deploy = folder / "deploy.prototxt"
+    # the download never replaces the files it is checked against (a verified copy already
+    # at DEST is the fetch's own: re-verified, not refused)
+    check_outputs([Output("DEST=/--dest", target, resumable=True)],
+                  {"the zoo readme": readme, "the caffemodel-url file": url_file,
+                   "the deploy net": deploy})
 
     def whole_and_fitting(path: Path) -> str:
         """The structural check of a download with no known digest, before it is kept: it
-        parses, and covers every learnable layer of the deploy net beside it. Without a
+        parses, and covers every learnable layer of the deploy net beside it with blobs of
+        the shapes the net gives them. Without a
         deploy net, a file cut at a layer boundary would parse whole: not called good."""
         read_caffemodel(path)  # its errors are ValueErrors: the download is refused
         if not deploy.is_file():
