@@ -1,11 +1,19 @@
 """The one way an entry point fails: the project's errors share one base, and cli_main turns
-them into one `<prog>: error: …` line and one exit code."""
+them into one `<prog>: error: …` line and one exit code. An error of the operating system
+(a folder not writable, a full disk, the file-size limit) is reported the same way, with
+the file, what was being done and the fix (describe_os_error), never as a bare
+`[Errno N] …`."""
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import resource
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -27,10 +35,11 @@ def cli_main(prog: str, exit_code: int = 1,
                                                                     Callable[..., int]]:
     """Decorate every entry point's main(): a ReportedError (and the exceptions in `also`,
     which that entry point reports as they are) becomes one `<prog>: error: …` line on
-    stderr and the error's own exit code or `exit_code`, never a traceback. argparse's usage
-    errors still exit 2, signals keep the codes main() returns for them, and any other
-    exception is a bug and keeps its traceback."""
-    caught = (ReportedError, *also)
+    stderr and the error's own exit code or `exit_code`, never a traceback; so does an
+    OSError, the machine's (a permission, a full disk, a limit), in describe_os_error's
+    words. argparse's usage errors still exit 2, signals keep the codes main() returns for
+    them, and any other exception is a bug and keeps its traceback."""
+    caught = (ReportedError, OSError, *also)
 
     def decorate(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -38,7 +47,8 @@ def cli_main(prog: str, exit_code: int = 1,
             try:
                 return main(*args, **kwargs)
             except caught as e:
-                print(f"{prog}: error: {e}", file=sys.stderr)
+                message = describe_os_error(e) if isinstance(e, OSError) else str(e)
+                print(f"{prog}: error: {message}", file=sys.stderr)
                 code = getattr(e, "exit_code", None)
                 return exit_code if code is None else code
         run.cli_prog = prog  # what tests/test_architecture.py checks every main() has
@@ -61,3 +71,143 @@ def check_writable(path: Path | str, option: str = "the output option") -> None:
     except OSError as e:
         raise InputError(f"{path}: cannot be written ({e.strerror}); give another path "
                          f"({option})") from None
+
+
+# --- errors of the operating system, in words -------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+# errors of where a file goes, not of the file read: a full disk, a limit, permissions
+MACHINE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM,
+                            errno.EROFS})
+
+
+def _size(count: int) -> str:
+    if count >= 2**20:
+        return f"{count / 2**20:.1f} MiB"
+    return f"{count / 2**10:.1f} KiB" if count >= 2**10 else f"{count} bytes"
+
+
+def _free_space(path: Path | None) -> str:
+    """ ('N MiB free there') for the nearest existing folder of `path`, or ''."""
+    folder = Path(path).parent if path else None
+    while folder is not None and not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return f" ({_size(shutil.disk_usage(folder).free)} free there)" if folder else ""
+    except OSError:
+        return ""
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
+def _fix(e: OSError, path: Path | None) -> str:
+    """What the user can do about the error `e` met at `path`."""
+    folder = path.parent if path else None
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return (f"give a path this user ({_user()}) may use, or change the permissions of "
+                f"{path or 'the file'} or its folder")
+    if e.errno == errno.EROFS:
+        return "the file system is read-only: give a path on a writable one"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk{' quota' if e.errno == errno.EDQUOT else ''} is full"
+                f"{_free_space(path)}: free some space or give a path on another disk")
+    if e.errno == errno.EFBIG:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        shown = "unlimited" if limit == resource.RLIM_INFINITY else _size(limit)
+        return (f"the file-size limit (ulimit -f) is {shown}: raise it (ulimit -f unlimited) "
+                f"and run the same command again")
+    if e.errno == errno.ENOENT:
+        return (f"check the path{f' (is {folder} there?)' if folder else ''}")
+    if e.errno == errno.ENOTDIR:
+        return "a part of the path is a file, not a folder: check the path"
+    if e.errno == errno.EISDIR:
+        return "it is a folder where a file is expected: give a file"
+    if e.errno == errno.EEXIST:
+        return "remove it or give another path"
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        return "too many open files: raise the limit (ulimit -n)"
+    if e.errno == errno.ENOMEM:
+        return "not enough memory: free some, or raise the limit (ulimit -v)"
+    return "check the path and the machine's limits"
+
+
+def _where(e: BaseException) -> str:
+    """The project's function the error came out of (module.function), from the traceback."""
+    found, tb = "", e.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        try:
+            inside = Path(code.co_filename).resolve().is_relative_to(REPO) and \
+                ".venv" not in Path(code.co_filename).parts
+        except OSError:
+            inside = False
+        if inside:
+            module = tb.tb_frame.f_globals.get("__name__", "")
+            found = f"{module}.{code.co_name}" if module else code.co_name
+        tb = tb.tb_next
+    return found
+
+
+def describe_os_error(e: OSError, action: str | None = None) -> str:
+    """One line for an error of the operating system: the file, the cause, what was being
+    done and the fix, e.g. "out/a.png: No space left on device (while writing the
+    predictions, in evaluation.infer.segment_files); the disk is full (…): free some space …".
+    The project's own OSErrors, whose text already says all that, keep their text (without
+    Python's "[Errno N]" prefix)."""
+    if isinstance(e, ReportedError) or e.errno is None:
+        return str(e)
+    if e.strerror and e.strerror != os.strerror(e.errno) and e.filename is None:
+        return e.strerror  # the project's own words (OSError(errno, message))
+    path = Path(os.fsdecode(e.filename)) if e.filename is not None else None
+    action = action or getattr(e, "doing", None)
+    where = _where(e)
+    context = ", ".join(part for part in (f"while {action}" if action else "",
+                                          f"in {where}" if where else "") if part)
+    target = f"{path}" + (f" → {os.fsdecode(e.filename2)}" if e.filename2 else "") \
+        if path else "(no file named)"
+    cause = e.strerror or os.strerror(e.errno)
+    return f"{target}: {cause}{f' ({context})' if context else ''}; {_fix(e, path)}"
+
+
+@contextmanager
+def doing(what: str, path: Path | str | None = None) -> Iterator[None]:
+    """Say what the code inside was doing (and on which file, for an error that names none,
+    such as a write to a full disk) when an OSError comes out of it: cli_main's message
+    then names both. The error itself passes through."""
+    try:
+        yield
+    except OSError as e:
+        if getattr(e, "doing", None) is None:
+            e.doing = what
+        if e.filename is None and path is not None:
+            e.filename = os.fspath(path)
+        raise
+
+
+@contextmanager
+def writing(path: Path | str, what: str) -> Iterator[None]:
+    """doing(what, path) for code that writes the file `path`; a file it began and could
+    not finish (a full disk, the file-size limit) is removed, never left half-written."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        with doing(what, path):
+            yield
+    except OSError:
+        if not existed:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def reason(e: BaseException) -> str:
+    """An exception's cause for a message that names the file itself: an OSError's
+    cause and fix without Python's "[Errno N]" and the repeated path, else str(e)."""
+    if isinstance(e, OSError) and e.errno is not None and not isinstance(e, ReportedError):
+        return f"{e.strerror or os.strerror(e.errno)}; {_fix(e, None)}"
+    return str(e)

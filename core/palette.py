@@ -10,10 +10,13 @@ sets, predictions of the scorer and of infer, renderings compared bit for bit.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from core.errors import writing
 
 
 def voc_palette() -> list[int]:
@@ -49,9 +52,21 @@ def label_image(label: np.ndarray) -> Image.Image:
 
 
 def save_label_png(label: np.ndarray, path: Path | str) -> Path:
+    return save_picture(label_image(label), path, "writing a label picture")
+
+
+def save_picture(image: Image.Image, path: Path | str, what: str, **options) -> Path:
+    """Write `image` to `path` (format by its suffix) whole or not at all: it is encoded in
+    memory and written with Python's own writes, since PIL's encoders write to the file
+    descriptor and a write cut short by a full disk or the file-size limit can pass
+    unnoticed (a truncated JPEG, exit 0); here it is an error naming the file and `what`
+    was being done, and the file begun is removed (core.errors.writing)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    label_image(label).save(path)
+    encoded = io.BytesIO()
+    image.save(encoded, format=Image.registered_extensions()[path.suffix.lower()], **options)
+    with writing(path, what), open(path, "wb") as out:
+        out.write(encoded.getbuffer())
     return path
 
 

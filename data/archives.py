@@ -13,7 +13,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from core.errors import InputError
+from core.errors import MACHINE_ERRORS, InputError, reason
 
 
 class ArchiveError(InputError):
@@ -45,9 +45,15 @@ def extract(archive: Path, target: Path, *, progress: bool = True) -> Path:
                     t.extract(member, target, filter="data")
         else:
             raise ArchiveError(f"{archive}: neither a tar nor a zip archive")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
-        raise ArchiveError(f"{archive}: cannot be unpacked ({e}); delete it and fetch "
-                           f"again") from None
+    except OSError as e:
+        if e.errno in MACHINE_ERRORS:  # the archive is fine; the target is not writable
+            raise OSError(e.errno, f"{target}: cannot unpack {archive.name} here "
+                                   f"({reason(e)})") from None
+        raise ArchiveError(f"{archive}: cannot be unpacked ({reason(e)}); delete it and "
+                           f"fetch again") from None
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+        raise ArchiveError(f"{archive}: cannot be unpacked ({e}); delete it and "
+                           f"fetch again") from None
     return target
 
 

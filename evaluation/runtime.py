@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.caffe_files import read_prototxt
 from core.catalog import DATASETS, split_list
+from core.errors import ReportedError
 
 
 def bar_interval() -> float:
@@ -70,17 +71,61 @@ def check_data_root(exp, root: Path, splits: tuple[str, ...] | None = None) -> N
                 f"small synthetic one)")
 
 
-def available_memory() -> int:
-    """Bytes of memory this process may still take (MemAvailable; else physical memory)."""
+class OutOfMemory(ReportedError, MemoryError):
+    """A forward that would not fit in the memory this process may take, refused before
+    Caffe allocates (its allocator aborts the process) or numpy fails with a traceback."""
+
+
+def _status_bytes(field: str) -> int | None:
+    """A size from /proc/self/status (VmSize: the address space this process holds)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_limit() -> tuple[int, str]:
+    """(bytes this process may still take, what bounds it, in words): the memory available
+    now (MemAvailable; else physical memory), or less where an address-space or data limit
+    (ulimit -v / -d) leaves less than that to this process."""
+    import os
+    import resource
+
+    available, words = None, "available"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+                available = int(line.split()[1]) * 1024
     except OSError:
         pass
-    import os
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit, flag, held in ((resource.RLIMIT_AS, "-v", "VmSize"),
+                              (resource.RLIMIT_DATA, "-d", "VmData")):
+        soft = resource.getrlimit(limit)[0]
+        if soft == resource.RLIM_INFINITY:
+            continue
+        left = max(0, soft - (_status_bytes(held) or 0))
+        if left < available:
+            available = left
+            words = (f"that the limit `ulimit {flag} {soft // 1024}` "
+                     f"({soft / 2**30:.2f} GiB) leaves this process")
+    return available, words
 
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+def available_memory() -> int:
+    """Bytes of memory this process may still take (memory_limit's)."""
+    return memory_limit()[0]
+
+
+def _refusal(what: str, need: float, limit: int, words: str | None, fix: str,
+             how: str) -> OutOfMemory:
+    words = words if words is not None else "available"
+    return OutOfMemory(f"{what} needs about {need / 2**30:.2f} GiB ({how}), more than the "
+                       f"{limit / 2**30:.2f} GiB {words}; {fix}")
 
 
 def _counts(net) -> tuple[int, int, int, int]:
@@ -120,45 +165,56 @@ def forward_bytes(net, training: bool = False) -> int:
 CAFFE_BLOB_LIMIT = 2**31 - 1  # Blob::Reshape CHECK-aborts past INT_MAX values
 
 
-def reshape_checked(net, height: int, width: int, what: str, limit: int | None = None,
-                    training: bool = False) -> int:
-    """Reshape `net`'s inputs to height×width and return the memory a step will take,
-    refusing (MemoryError) beyond `limit` (default: the memory available now).
+FREE_MEMORY = "scale the picture down or free memory"
 
-    Reshaping to a huge size would itself abort Caffe (a blob over 2^31 values), so the
-    figures at the current shapes are first scaled by the padded pixel ratio (FCN pads
-    conv1_1 by 100) and a size clearly out of reach (a blob Caffe cannot hold, or twice
-    the limit) is refused before Caffe sees it; otherwise the exact figure decides."""
-    limit = available_memory() if limit is None else limit
-    now = net.blobs[net.inputs[0]].shape
+
+def _limit(limit: int | None) -> tuple[int, str | None]:
+    """(the limit, its words): memory_limit()'s unless the caller gave one."""
+    return memory_limit() if limit is None else (limit, "available")
+
+
+def refuse_clearly_too_big(net, height: int, width: int, what: str, limit: int | None = None,
+                           training: bool = False, fix: str = FREE_MEMORY,
+                           input_blob: str | None = None) -> None:
+    """Refuse (OutOfMemory) a height×width input that is clearly beyond `limit` or would
+    make a blob Caffe cannot hold, from `net`'s figures at its current shapes scaled by the
+    padded pixel ratio (FCN pads conv1_1 by 100): reshaping to it could itself abort Caffe
+    (a blob over 2^31 values), so this comes before the reshape. `input_blob`: the blob
+    the picture goes into (default the net's first input)."""
+    limit, words = _limit(limit)
+    now = net.blobs[input_blob or net.inputs[0]].shape
     scale = (height + 200) * (width + 200) / ((now[2] + 200) * (now[3] + 200))
     values, params, columns, largest = _counts(net)
     rough = _bytes(values * scale, params, columns * scale, training)
-    too_big = largest * scale > CAFFE_BLOB_LIMIT
-    if too_big:
-        raise MemoryError(f"{what} needs a buffer of about {largest * scale:.3g} values, more "
+    if largest * scale > CAFFE_BLOB_LIMIT:
+        raise OutOfMemory(f"{what} needs a buffer of about {largest * scale:.3g} values, more "
                           f"than the 2^31 values Caffe can hold in one (and about "
-                          f"{rough / 2**30:.1f} GiB in all); scale the picture down")
+                          f"{rough / 2**30:.1f} GiB in all); {fix}")
     if rough > 2 * limit:
-        raise MemoryError(f"{what} needs about {rough / 2**30:.1f} GiB (scaled from the net's "
-                          f"blob shapes), more than the {limit / 2**30:.2f} GiB available; "
-                          f"scale the picture down or free memory")
+        raise _refusal(what, rough, limit, words, fix, "scaled from the net's blob shapes")
+
+
+def reshape_checked(net, height: int, width: int, what: str, limit: int | None = None,
+                    training: bool = False, fix: str = FREE_MEMORY) -> int:
+    """Reshape `net`'s inputs to height×width and return the memory a step will take,
+    refusing (OutOfMemory) beyond `limit` (default: what memory_limit() leaves): first a size
+    clearly out of reach, before Caffe sees it (refuse_clearly_too_big), then the exact
+    figure at the new shapes."""
+    refuse_clearly_too_big(net, height, width, what, limit, training, fix)
     for name in net.inputs:
         net.blobs[name].reshape(1, net.blobs[name].shape[1], height, width)
     net.reshape()  # shapes only: Caffe allocates on first use
-    return check_memory(net, what, limit, training)
+    return check_memory(net, what, limit, training, fix)
 
 
-def check_memory(net, what: str, limit: int | None = None, training: bool = False) -> int:
-    """Raise MemoryError before Caffe's allocator aborts the process: the estimate of
-    forward_bytes against `limit` (default: the memory available now). Returns it."""
+def check_memory(net, what: str, limit: int | None = None, training: bool = False,
+                 fix: str = FREE_MEMORY) -> int:
+    """Raise OutOfMemory before Caffe's allocator aborts the process: the estimate of
+    forward_bytes against `limit` (default: what memory_limit() leaves). Returns it."""
     need = forward_bytes(net, training)
-    limit = available_memory() if limit is None else limit
+    limit, words = _limit(limit)
     if need > limit:
-        raise MemoryError(f"{what} needs about {need / 2**30:.2f} GiB "
-                          f"(estimated from the net's blob shapes), more than the "
-                          f"{limit / 2**30:.2f} GiB available; scale the picture down or "
-                          f"free memory")
+        raise _refusal(what, need, limit, words, fix, "estimated from the net's blob shapes")
     return need
 
 

@@ -19,10 +19,8 @@ multiplier and the one column buffer the recipe's Caffe shares between convoluti
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +34,7 @@ from core.geometry import (
     window,
     window_step,
 )
+from evaluation.runtime import memory_limit
 
 FLOAT = 4  # bytes per float32 (and per int32 argmax index)
 # share of a budget the estimate may fill: what it leaves out (the BLAS's work buffers, the
@@ -309,14 +308,9 @@ def _round_up(n: int, m: int) -> int:
 
 
 def default_budget() -> int:
-    """Half the memory available now (MemAvailable), for Caffe's share of a forward."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024 // 2
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    """Half the memory this process may take now (evaluation.runtime.memory_limit: what is
+    available, or less under `ulimit -v`), for Caffe's share of a forward."""
+    return memory_limit()[0] // 2
 
 
 def parse_budget(text: str) -> int:

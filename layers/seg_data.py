@@ -90,12 +90,26 @@ class SegDataLayer(caffe.Layer):
         self.served = 0  # examples handed to Caffe so far
         self.waited_s = 0.0  # time Caffe spent waiting for examples (decoding or handover)
 
-    def reshape(self, bottom, top):
+    def _load(self) -> None:
+        """The next example, read once (reshape and upcoming share it)."""
         if self.current is None:
             start = time.perf_counter()
             tops = self.prefetch.take(self.indices[self.idx])
             self.current = self.augment(tops, self.served) if self.augment.active else tops
             self.waited_s += time.perf_counter() - start
+
+    def upcoming(self) -> tuple[str, dict[str, tuple[int, ...]]]:
+        """Where the next forward's first top comes from and every top's shape, read now
+        (once): a caller can size that forward before Caffe allocates for it."""
+        self._load()
+        index = self.indices[self.idx]
+        files = self.dataset.files(index)
+        ref = files.get(self.names[0]) or next(iter(files.values()), None)
+        return (self.source.where(ref) if ref is not None else index,
+                {n: tuple(self.current[n].shape) for n in self.names})
+
+    def reshape(self, bottom, top):
+        self._load()
         for i, name in enumerate(self.names):  # RawBlobVec is indexed, not iterated
             top[i].reshape(1, *self.current[name].shape)
 
