@@ -1,5 +1,6 @@
 """Outputs never overwrite inputs: the one check every command makes on its output paths
-before any work. An output that is one of the command's inputs (the weights, a picture),
+before any work (score, infer, synthetic, training's run folders, zoo export and fetch,
+the ONNX/PyTorch exports). An output that is one of the command's inputs (the weights, a picture),
 that lies inside an input folder (a data root: predictions among the ground truth), or a
 folder that directly holds an input file is refused; an output that already holds a result
 is refused unless the user forces it, and then the command says what it replaces."""
@@ -19,11 +20,15 @@ FORCE_HINT = "FORCE=1 (make) / --force"
 @dataclass(frozen=True)
 class Output:
     """One output of a command: the option that names it (as the user typed it, e.g.
-    "JSON=/--json"), its path, and whether it is a folder the command writes files into."""
+    "JSON=/--json"), its path, and whether it is a folder the command writes files into.
+    `resumable`: what the output already holds is the command's own earlier work, which it
+    verifies and resumes itself (a training's run folder, a fetch's verified copy), so it
+    is not refused as an earlier result; inputs are still refused."""
 
     option: str
     path: Path
     folder: bool = False
+    resumable: bool = False
 
 
 def _real(path: Path) -> Path:
@@ -80,7 +85,7 @@ def check_outputs(outputs: Sequence[Output], inputs: Mapping[str, Path | str | N
             if why:
                 raise InputError(f"{out.path}: cannot be written ({out.option}): {why}; "
                                  f"give another path")
-        held = existing_result(out)
+        held = None if out.resumable else existing_result(out)
         if held and not force:
             raise InputError(f"{out.path}: {held}, an earlier result ({out.option}); give "
                              f"another path, or {FORCE_HINT} to write over it")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ from typing import Any
 
 from core import arguments
 from core.caffe_files import check_finite
+from core.errors import reason
+from core.outputs import Output, check_outputs
 from export import verify
 from export.caffe_net import forward, load
 from export.graph import ExportError
@@ -69,16 +74,17 @@ def _written(kind: str, path: Path) -> list[Path]:
     return [path] if kind == "onnx" else [path, path.with_suffix(".pt")]
 
 
-def _export(exporter: Exporter, args):
-    """(the loaded Caffe net, the written or checked path, a runner factory)."""
-    path = exporter.target(args.net, args.out)
-    if args.check_existing:
-        if not path.is_file():
-            raise ExportError(f"{path}: no such export to check; run without "
-                              "--check-existing first")
-        return load(args.net, args.weights, args.width), path, lambda: exporter.runner(path)
-    caffe_net, path = exporter.export(args.net, args.weights, path, args.width)
-    return caffe_net, path, lambda: exporter.runner(path)
+def _staging(path: Path) -> Path:
+    """A fresh folder beside the export's final place (the same file system, so the finished
+    files are renamed into place): a failed or interrupted export leaves nothing at OUT."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
+
+
+def _publish(kind: str, staged: Path, path: Path) -> None:
+    """Rename the verified export's files from the staging folder to their place."""
+    for file in _written(kind, staged):
+        os.replace(file, path.parent / file.name)
 
 
 def _progress(step: str) -> None:
@@ -88,7 +94,8 @@ def _progress(step: str) -> None:
 
 def run_export(exporter: Exporter, argv: list[str] | None = None) -> int:
     """Both exporters' main(): its ExportError (and a ValueError or OSError of the input) is
-    the caller's cli_main's one line and exit 2."""
+    the caller's cli_main's one line and exit 2. The export is written aside and moved to
+    OUT only once verified: a failed one leaves no file there to be taken for good."""
     kind = exporter.kind
     args = parser(kind).parse_args(argv)
     sizes = verify.parse_sizes(args.sizes)
@@ -98,27 +105,66 @@ def run_export(exporter: Exporter, argv: list[str] | None = None) -> int:
         try:
             verify.picture((1, 1), args.seed, args.image)
         except OSError as e:
-            raise ExportError(f"{args.image}: not a picture PIL can read ({e})") from None
+            raise ExportError(f"{args.image}: not a picture PIL can read ({reason(e)})") \
+                from None
+    path = exporter.target(args.net, args.out)
+    inputs = {"the weights (WEIGHTS=/--weights)": args.weights, "the picture (IMAGE=/--image)":
+              args.image}
+    if not args.check_existing:  # an export pointed at an input would replace it
+        check_outputs([Output("OUT=/--out", file) for file in _written(kind, path)], inputs,
+                      force=True)
     check_finite(args.weights)  # NaN would pass no tolerance and never be named
-    caffe_net, path, make_runner = _export(exporter, args)
-    if not args.check_existing:
-        size_mb = sum(p.stat().st_size for p in _written(kind, path)) / 1e6
+    if args.check_existing:
+        if not path.is_file():
+            raise ExportError(f"{path}: no such export to check; run without "
+                              "--check-existing first")
+        measured = _references(args, sizes, load(args.net, args.weights, args.width))
+        gc.collect()  # Caffe's blobs go before the exported model allocates its own
+        return _compare(exporter, args, measured, path)
+    staging = _staging(path)
+    try:
+        caffe_net, staged = exporter.export(args.net, args.weights, staging / path.name,
+                                            args.width)
+        size_mb = sum(p.stat().st_size for p in _written(kind, staged)) / 1e6
         print(f"export: wrote {path} ({size_mb:.1f} MB with its weights)")
-    if args.no_verify:
-        return 0
+        status = 0
+        if not args.no_verify:
+            measured = _references(args, sizes, caffe_net)
+            del caffe_net
+            gc.collect()  # Caffe's blobs go before the exported model allocates its own
+            status = _compare(exporter, args, measured, staged, shown=path)
+        if status == 0:
+            _publish(kind, staged, path)
+        else:
+            print(f"export: nothing was left at {path} (the export failed verification); "
+                  f"--no-verify writes an unverified one", file=sys.stderr)
+        return status
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _references(args, sizes, caffe_net) -> tuple:
+    """Caffe's outputs at every size: (references, input channels, seconds taken)."""
     start = time.time()
     channels = caffe_net.graph.inputs
     progress = _progress if sys.stderr.isatty() else None
     references = verify.reference_outputs(partial(forward, caffe_net.net), channels, sizes,
                                           args.seed, args.image, progress)
-    caffe_seconds = time.time() - start
-    del caffe_net
-    gc.collect()  # Caffe's blobs go before the exported model allocates its own
+    return references, channels, time.time() - start
+
+
+def _compare(exporter: Exporter, args, measured: tuple, path: Path,
+             shown: Path | None = None) -> int:
+    """Run the export at `path` on the pictures Caffe saw (`measured`, _references'): 0
+    within the tolerance, 1 over it (reported as `shown`, the export's final place)."""
+    kind, shown = exporter.kind, shown or path
+    references, channels, caffe_seconds = measured
+    progress = _progress if sys.stderr.isatty() else None
     start = time.time()
     try:
-        runner = make_runner()
+        runner = exporter.runner(path)
     except (OSError, RuntimeError, ValueError) as e:   # onnxruntime / torch cannot load it
-        raise ExportError(f"{path}: cannot be loaded ({str(e).strip().splitlines()[-1]})") \
+        raise ExportError(f"{shown}: cannot be loaded ({str(e).strip().splitlines()[-1]})") \
             from None
     comparisons = verify.check(runner, references, channels, args.seed, args.image, progress)
     if progress:
@@ -131,7 +177,7 @@ def run_export(exporter: Exporter, argv: list[str] | None = None) -> int:
         print(verify.format_row(c, args.rtol, args.min_agreement))
     failed = verify.failures(comparisons, args.rtol, args.min_agreement)
     if failed:
-        print(f"export: FAILED verification of {path}:", *failed, sep="\n  ", file=sys.stderr)
+        print(f"export: FAILED verification of {shown}:", *failed, sep="\n  ", file=sys.stderr)
         return 1
-    print(f"verify: {path} agrees with Caffe at every size")
+    print(f"verify: {shown} agrees with Caffe at every size")
     return 0

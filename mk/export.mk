@@ -5,8 +5,9 @@
 .PHONY: onnx torch export-deps
 
 EXPORT_STAMP := $(VENV)/.export-requirements-installed
-EXPORT_FLAGS = --net $(NET) --weights $(WEIGHTS) $(if $(OUT),--out $(OUT)) \
-  $(if $(WIDTH),--width $(WIDTH)) $(if $(SIZES),--sizes $(SIZES)) $(if $(IMAGE),--image $(IMAGE))
+EXPORT_FLAGS = --net $(call q,$(NET)) --weights $(call q,$(WEIGHTS)) $(if $(OUT),--out $(call q,$(OUT))) \
+  $(if $(WIDTH),--width=$(call q,$(WIDTH))) $(if $(SIZES),--sizes $(call q,$(SIZES))) \
+  $(if $(IMAGE),--image $(call q,$(IMAGE)))
 EXPORT_USAGE = NET=experiment WEIGHTS=file.caffemodel [OUT=…] [WIDTH=1.0] [SIZES=1x1,37x501,…] [IMAGE=picture]
 
 export-deps: $(EXPORT_STAMP)

@@ -141,3 +141,23 @@ def test_zoo_out_at_the_run_folder_holding_the_weights_is_refused_even_forced(we
     assert done.returncode == 2
     assert "(OUT=/--out): it holds the weights (WEIGHTS=/--weights)" in done.stderr
     assert digest_of(weights.parent) == before
+
+
+def test_a_run_folder_inside_the_data_root_is_refused_before_training(voc):
+    before = digest_of(voc)
+    runs = voc / "pascal" / "runs"
+    done = run("-m", "training.schedule", "voc-fcn32s", "--data", str(voc), "--runs",
+               str(runs), "--weights", "none", "--iters", "1", "--width", "0.0625", "--quiet")
+    assert done.returncode == 1, done.stderr
+    assert f"{runs}: cannot be written (RUNS=/--run-dir): it lies inside the data root" \
+        in done.stderr
+    assert not runs.exists() and digest_of(voc) == before
+
+
+def test_a_training_run_folder_at_the_data_root_is_refused(voc):
+    before = digest_of(voc)
+    done = run("-m", "training.train", "voc-fcn32s", "--data", str(voc), "--run-dir",
+               str(voc), "--weights", "none", "--iters", "1", "--width", "0.0625", "--quiet")
+    assert done.returncode == 1, done.stderr
+    assert f"{voc}: cannot be written (RUNS=/--run-dir): it is the data root" in done.stderr
+    assert digest_of(voc) == before

@@ -147,3 +147,19 @@ def test_a_torn_last_log_line_is_cut_before_resuming_appends(data, tmp_path):
     assert records[-1]["type"] == "done" and records[-1]["iter"] == 2
     assert "removed a torn last record" in (run / "train.log").read_text()
     assert load_run(log)[1]  # make compare reads the run
+
+
+def test_resuming_a_finished_run_verifies_its_final_weights(data, finished, tmp_path):
+    """`python -m training.train --resume` on a finished run whose final.caffemodel was
+    damaged since: refused naming the file and both digests, not silently retrained over."""
+    run = copy_of(finished, tmp_path)
+    final = run / "final.caffemodel"
+    expected, found = flip_a_bit(final)
+    damaged = final.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "training.train", "voc-fcn32s", "--data",
+                           str(data), "--run-dir", str(run), "--resume", "--iters", "1",
+                           "--test-every", "0", "--width", str(WIDTH), "--lr", "1e-6",
+                           "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert f"{final}: sha256 {found}, but" in done.stderr and f"records {expected}" in done.stderr
+    assert final.read_bytes() == damaged

@@ -48,6 +48,7 @@ from training.train import (
     Diverged,
     NetFiles,
     TrainConfig,
+    check_run_folder,
     generate_nets,
     preflight,
     request_of,
@@ -135,6 +136,7 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig,
             if not final.is_file():
                 raise FileNotFoundError(f"{final}: stream {stream} of {exp.name} has not "
                                         f"finished (make {stream})")
+            verify_result_file(final)  # as its manifest vouches, if it has one
             check_finite(final, stream)
             streams[EXPERIMENTS[stream].modalities[0]] = final
         _prepare(nets, init, mode="late-fusion", streams=streams)
@@ -144,6 +146,7 @@ def prepare_stage(exp: Experiment, run_dir: Path, config: ScheduleConfig,
         if not base.is_file():
             raise FileNotFoundError(f"{base}: {exp.name} starts from {exp.base}'s final "
                                     f"weights (make {exp.base})")
+        verify_result_file(base)  # as its manifest vouches, if it has one
         check_finite(base, exp.base)
     else:
         base = base_weights(exp, config.weights, config.base_dir)
@@ -189,6 +192,7 @@ def run_schedule(config: ScheduleConfig) -> dict:
     """Train every stage of config.experiment's chain that is not done; score the last."""
     names = chain(config.experiment)
     device = preflight(names, config.data_root, config.gpu)
+    check_run_folder(config.runs, config.data_root)
     summary = {"stages": []}
     for name in names:
         exp, run_dir = EXPERIMENTS[name], config.runs / name

@@ -46,7 +46,8 @@ from tqdm import tqdm
 from core import arguments
 from core.defaults import RUNS_DIR, SEED, TEST_EVERY
 from core.errors import ReportedError, cli_main
-from core.manifest import record_result
+from core.manifest import record_result, verify_result_file
+from core.outputs import Output, check_outputs
 from evaluation.runtime import bar_interval, check_data_root, select_device, training_bytes
 from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 from nets.experiments import EXPERIMENTS, Experiment, check_width
@@ -504,6 +505,14 @@ def preflight(names: list[str], data_root: Path, gpu: int | None) -> str:
     return select_device(gpu)
 
 
+def check_run_folder(run_dir: Path, data_root: Path) -> None:
+    """Before any work: a run folder (RUNS=/--run-dir) is never the data root nor inside it
+    (core.outputs: snapshots and predictions among the ground truth); what it holds
+    already is the run's own, which resume and the "done already" check verify."""
+    check_outputs([Output("RUNS=/--run-dir", Path(run_dir), folder=True, resumable=True)],
+                  {"the data root (DATA=/--data)": data_root})
+
+
 def train(config: TrainConfig, *, device: str | None = None,
           nets: NetFiles | None = None) -> TrainOutcome:
     """Run one experiment in its folder: the release's solve.py loop, made safe. A schedule
@@ -518,6 +527,7 @@ def train(config: TrainConfig, *, device: str | None = None,
     if config.weights is not None and not Path(config.weights).is_file():
         raise FileNotFoundError(f"{config.weights}: starting weights not found")
     run_dir = config.folder()
+    check_run_folder(run_dir, config.data_root)
     with ExitStack() as held:
         held.enter_context(snapshots.RunLock(run_dir))
         removed = snapshots.clean_orphans(run_dir)
@@ -526,6 +536,9 @@ def train(config: TrainConfig, *, device: str | None = None,
         if removed:
             log.say(f"removed {len(removed)} half-written file(s) of an earlier run "
                     f"({sum(size for _, size in removed) / 2**20:.1f} MiB)")
+        final = run_dir / "final.caffemodel"
+        if config.resume and final.is_file():  # a finished run's result, as vouched for
+            verify_result_file(final)
         run = Run(config, exp, run_dir, log, device=device, nets=nets)
         run.start()
         stop = held.enter_context(StopRequest())
