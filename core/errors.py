@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from core import defaults
+
 
 class ReportedError(Exception):
     """A failure the project expects and explains: its message is the whole report, so an
@@ -74,7 +76,6 @@ def check_writable(path: Path | str, option: str = "the output option") -> None:
 
 
 # --- errors of the operating system, in words -------------------------------------------
-REPO = Path(__file__).resolve().parents[1]
 # errors of where a file goes, not of the file read: a full disk, a limit, permissions
 MACHINE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM,
                             errno.EROFS})
@@ -123,7 +124,7 @@ def _fix(e: OSError, path: Path | None) -> str:
         return (f"the file-size limit (ulimit -f) is {shown}: raise it (ulimit -f unlimited) "
                 f"and run the same command again")
     if e.errno == errno.ENOENT:
-        return (f"check the path{f' (is {folder} there?)' if folder else ''}")
+        return f"check the path{f' (is {folder} there?)' if folder else ''}"
     if e.errno == errno.ENOTDIR:
         return "a part of the path is a file, not a folder: check the path"
     if e.errno == errno.EISDIR:
@@ -134,7 +135,10 @@ def _fix(e: OSError, path: Path | None) -> str:
         return "too many open files: raise the limit (ulimit -n)"
     if e.errno == errno.ENOMEM:
         return "not enough memory: free some, or raise the limit (ulimit -v)"
-    return "check the path and the machine's limits"
+    if e.errno in (errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT, errno.ENETUNREACH,
+                   errno.EHOSTUNREACH):
+        return "check the network and the server, or run again later"
+    return "check the path and the machine's limits" if path else "check the machine's limits"
 
 
 def _where(e: BaseException) -> str:
@@ -143,12 +147,13 @@ def _where(e: BaseException) -> str:
     while tb is not None:
         code = tb.tb_frame.f_code
         try:
-            inside = Path(code.co_filename).resolve().is_relative_to(REPO) and \
+            inside = Path(code.co_filename).resolve().is_relative_to(defaults.REPO) and \
                 ".venv" not in Path(code.co_filename).parts
         except OSError:
             inside = False
         if inside:
-            module = tb.tb_frame.f_globals.get("__name__", "")
+            spec = tb.tb_frame.f_globals.get("__spec__")  # `python -m x.y` runs as __main__
+            module = spec.name if spec else tb.tb_frame.f_globals.get("__name__", "")
             found = f"{module}.{code.co_name}" if module else code.co_name
         tb = tb.tb_next
     return found
@@ -169,10 +174,10 @@ def describe_os_error(e: OSError, action: str | None = None) -> str:
     where = _where(e)
     context = ", ".join(part for part in (f"while {action}" if action else "",
                                           f"in {where}" if where else "") if part)
-    target = f"{path}" + (f" → {os.fsdecode(e.filename2)}" if e.filename2 else "") \
-        if path else "(no file named)"
+    target = f"{path}" + (f" → {os.fsdecode(e.filename2)}" if e.filename2 else "") + ": " \
+        if path else ""
     cause = e.strerror or os.strerror(e.errno)
-    return f"{target}: {cause}{f' ({context})' if context else ''}; {_fix(e, path)}"
+    return f"{target}{cause}{f' ({context})' if context else ''}; {_fix(e, path)}"
 
 
 @contextmanager

@@ -129,8 +129,9 @@ def _refusal(what: str, need: float, limit: int, words: str | None, fix: str,
 
 
 def _counts(net) -> tuple[int, int, int, int]:
-    """(values in blobs, parameters, im2col values, largest single buffer) of `net` at its
-    current shapes."""
+    """(values in blobs, parameters, values of the im2col buffer every convolution shares in
+    the recipe's Caffe (caffe-recipe patch 0004: the largest layer's), largest single
+    buffer) of `net` at its current shapes."""
     values = sum(blob.count for blob in net.blobs.values())
     params = sum(blob.count for blobs in net.params.values() for blob in blobs)
     columns = []
@@ -145,12 +146,12 @@ def _counts(net) -> tuple[int, int, int, int]:
         else:  # col2im: out-channels·taps × input pixels
             columns.append(top[1] * kh * kw * bottom[2] * bottom[3])
     largest = max([blob.count for blob in net.blobs.values()] + columns)
-    return values, params, sum(columns), largest
+    return values, params, max(columns, default=0), largest
 
 
 def _bytes(values: float, params: int, columns: float, training: bool) -> float:
     """float32 values (and gradients when training) of blobs and parameters, plus the
-    im2col buffers (one per convolution, reused by forward and backward)."""
+    shared im2col buffer (reused by every convolution, forward and backward)."""
     return 4 * ((2 if training else 1) * (values + params) + columns)
 
 
