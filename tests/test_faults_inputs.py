@@ -151,7 +151,7 @@ def test_a_picture_too_large_for_memory_is_refused_with_the_estimate(fcn32s):
         segmenter(np.zeros((600, 800, 3), np.uint8))
     assert tuple(small.blobs["data"].shape[2:]) == (32, 40)  # refused before Caffe reshaped
     segmenter.memory_limit = None
-    segmenter(np.zeros((120, 160, 3), np.uint8))
+    segmenter(np.zeros((240, 320, 3), np.uint8))
     assert forward_bytes(small) > 2 * at_small  # the estimate follows the picture
     with pytest.raises(MemoryError, match="more than the 2\\^31 values Caffe can hold"):
         segmenter(np.broadcast_to(np.uint8(0), (30000, 30000, 3)))  # Caffe would abort
