@@ -251,10 +251,12 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
                   width: float = 1.0, save_dir: Path | None = None,
                   images: int | None = None, progress: bool = True,
                   mask: str | None = None,
-                  allow_missing: tuple[str, ...] = ()) -> TestResult:
+                  allow_missing: tuple[str, ...] = (), memory: bool = True) -> TestResult:
     """Score a caffemodel of `experiment` on `split` (default: the experiment's test split)
     of the dataset under data_root. `mask` ('fg', 'bg', 'both') masks the test inputs
-    (Table 8's Reference-BG / Reference-FG score mask-reference with 'fg' / 'bg')."""
+    (Table 8's Reference-BG / Reference-FG score mask-reference with 'fg' / 'bg').
+    `memory`: check each picture's forward against what this process may take first (on
+    the CPU; on a GPU the blobs live in the device's memory, which is not probed)."""
     from dataclasses import replace
 
     # Caffe loads on use, so this module imports without it
@@ -278,7 +280,7 @@ def score_weights(experiment: str, weights: Path, data_root: Path, *, split: str
     load_covering(net, weights, allow_missing, width)
     count = images or split_size(net)
     return seg_test(net, experiment_heads(exp), images=count, save_dir=save_dir,
-                    progress=progress, desc=f"{experiment} {split}", memory=True)
+                    progress=progress, desc=f"{experiment} {split}", memory=memory)
 
 
 def run_fingerprint(experiment: str, data_root: Path | str, split: str | None = None,
@@ -331,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     select_device(args.gpu)
     result = score_weights(args.net, args.weights, args.data, split=args.split,
                            width=args.width, save_dir=args.save, images=args.images,
-                           mask=args.mask, allow_missing=tuple(args.allow_missing))
+                           mask=args.mask, allow_missing=tuple(args.allow_missing),
+                           memory=args.gpu is None)
     print(result.report())
     scores_json = json_scores(result.as_dict())
     if "non_finite" in scores_json:

@@ -79,7 +79,7 @@ def score_row(row: Row, settings: Settings) -> dict:
 
         masked = {"mask": row.test_mask} if row.test_mask else {}
         result = score_weights(row.experiment, final, settings.data, width=settings.width,
-                               progress=False, **masked)
+                               progress=False, memory=settings.gpu is None, **masked)
         metrics = metrics_of(result.as_dict(), {k: v.tolist() for k, v in
                                                 result.hists.items()})
     cache.parent.mkdir(parents=True, exist_ok=True)

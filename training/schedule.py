@@ -239,7 +239,7 @@ def run_schedule(config: ScheduleConfig) -> dict:
         result = score_weights(config.experiment,
                                run_weights_path(config.runs, config.experiment),
                                Path(config.data_root), width=config.width,
-                               progress=config.progress)
+                               progress=config.progress, memory=config.gpu is None)
         print(f"== score of {config.experiment} on "
               f"{EXPERIMENTS[config.experiment].splits[1]}\n{result.report()}", flush=True)
         summary["score"] = json_scores(result.as_dict())
