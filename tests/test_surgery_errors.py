@@ -51,7 +51,8 @@ def test_truncated_caffemodel(tmp_path):
 def test_wrong_prototxt_for_the_weights(tmp_path):
     _, weights = classifier_files(tmp_path, classes=5)
     other, _ = classifier_files(tmp_path, classes=7)
-    expected = r"layer fc8 blob 0 has shape \(5, 12\), the net expects \(7, 12\): weights of another"
+    expected = (r"layer fc8 blob 0 has shape \(5, 12\), the net expects \(7, 12\): weights of "
+                r"another net")
     with pytest.raises(CaffeFileError, match=expected):
         convolutionalize(other, weights, tmp_path / "out.caffemodel", verbose=False)
     with pytest.raises(CaffeFileError, match=expected):
