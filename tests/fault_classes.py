@@ -11,8 +11,10 @@ every ReportedError raised.
 - traceback: "Traceback (most recent call last)" in any output (a bug, whatever the class);
 - abort: a glog CHECK, a C++ terminate, or a process ended by SIGABRT/SIGSEGV;
 - clear error (declared): at least one step failed the project's way: a non-zero exit with
-  a `<prog>: error: …` line, an in-process main() printing one, or a ReportedError (the
-  test's own assertions say it reached the user); else the case is *silent*;
+  a `<prog>: error: …` line, an in-process main() printing one, a ReportedError, or a
+  ValueError/OSError/RuntimeError/MemoryError with a message caught by the test's
+  pytest.raises (the kinds cli_main reports in one line; the test's own assertions say it
+  reached the user); else the case is *silent*;
 - correct (declared): no step printed an error line (a ReportedError the project catches
   itself, as when a damaged snapshot is passed over, is no failure); else *not correct*;
 - a failing assertion is the case's `guards` class (lost, trusted-corrupt, silent, …): what
@@ -52,6 +54,9 @@ TESTS = str(Path(__file__).resolve().parent)
 REPO = str(Path(__file__).resolve().parents[1])
 ERROR_LINE = re.compile(r"^[\w.\-/ ]+: error: \S", re.MULTILINE)
 OUTCOMES = pytest.StashKey[dict]()
+# what the entry points' cli_main turn into one `<prog>: error: …` line (ReportedError is
+# recorded where it is made; these where a test catches them as the command's refusal)
+ONE_LINE = (ValueError, OSError, RuntimeError, MemoryError)
 
 
 def pytest_addoption(parser) -> None:
@@ -93,6 +98,23 @@ class Evidence:
             return "clear error" if said or self.reported else "silent"
         # a ReportedError caught inside the project (a snapshot passed over) is no failure
         return "not correct" if said else "correct"
+
+
+class _Caught:
+    """pytest.raises' context, recording the exception it caught: one of the kinds every
+    entry point reports in one line (cli_main's ReportedError and its `also` types)."""
+
+    def __init__(self, context, evidence: Evidence):
+        self.context, self.evidence = context, evidence
+
+    def __enter__(self):
+        return self.context.__enter__()
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        caught = self.context.__exit__(kind, value, traceback)
+        if caught and isinstance(value, ONE_LINE) and str(value).strip():
+            self.evidence.reported.append(f"{kind.__name__}: {value}")
+        return caught
 
 
 @pytest.fixture(autouse=True)
@@ -137,6 +159,13 @@ def fault_evidence(request, monkeypatch):
         evidence.reported.append(str(args[0]) if args else type(self).__name__)
         real_init(self, *args, **kwargs)
 
+    real_raises = pytest.raises
+
+    def raises(expected, *args, **kwargs):   # what the test caught as the refusal
+        context = real_raises(expected, *args, **kwargs)
+        return context if args else _Caught(context, evidence)
+
+    monkeypatch.setattr(pytest, "raises", raises)
     monkeypatch.setattr(subprocess.Popen, "communicate", communicate)
     monkeypatch.setattr(subprocess.Popen, "wait", wait)
     monkeypatch.setattr(builtins, "print", printing)

@@ -177,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     exp, phase = experiment_for(args.dataset, args.split)
     report = check_split(exp, args.data, args.split, phase, progress=not args.quiet)
     print(report.summary())
-    return 1 if report.bad else 0
+    if report.bad:
+        print(f"check-data: error: {len(report.bad)} bad example(s) in {args.dataset} "
+              f"{args.split} (listed above); fix or remove them, then check again",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
