@@ -38,7 +38,7 @@ help:
 	@echo "make caffe-unpatched  the recipe without its speed/memory patches, for make bench to compare"
 	@echo "make caffe-prune remove cached CPU builds of older recipes"
 	@echo "make lint        ruff over the project"
-	@echo "make faults      the fault table of docs/faults.md, one line per case (real trainings, tiny)"
+	@echo "make faults      the fault table of docs/faults.md, one line per case with its checked class (real trainings, tiny)"
 	@echo "make bench       speed and memory against the sgemm bound and the PyTorch peer"
 	@echo "make mutate      mutation testing of the numbers-critical modules (slow; not in CI)"
 	@echo "make voc-fcn8s [DATA=… WIDTH=… GPU=0]   train an experiment (every one in mk/experiments.generated)"
