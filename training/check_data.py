@@ -26,7 +26,7 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from tqdm import tqdm
 
-from core.errors import cli_main
+from core.errors import ReportedError, cli_main
 from data.registry import from_layers
 from evaluation.runtime import bar_interval
 from nets.experiments import EXPERIMENTS, Experiment
@@ -165,6 +165,12 @@ def experiment_for(dataset: str, split: str) -> tuple[Experiment, int]:
     return candidates[0], 1
 
 
+class BadExamples(ReportedError):
+    """The check found bad files (listed on stdout): exit 1, a usage error being 2."""
+
+    exit_code = 1
+
+
 @cli_main("check-data", exit_code=2, also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Read every file of a split through its "
@@ -178,10 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     report = check_split(exp, args.data, args.split, phase, progress=not args.quiet)
     print(report.summary())
     if report.bad:
-        print(f"check-data: error: {len(report.bad)} bad example(s) in {args.dataset} "
-              f"{args.split} (listed above); fix or remove them, then check again",
-              file=sys.stderr)
-        return 1
+        raise BadExamples(f"{len(report.bad)} bad example(s) in {args.dataset} {args.split} "
+                          f"(listed above); fix or remove them, then check again")
     return 0
 
 
