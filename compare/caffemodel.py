@@ -13,26 +13,41 @@ from core.caffe_files import Layer, read_caffemodel
 COLUMNS = ("layer", "blob", "shape A", "shape B", "status", "differing", "max |Δ|", "max ULP")
 
 
-def _definition_difference(a: Layer, b: Layer) -> str | None:
-    """The first differing non-blob field of two layers (type, params), if any."""
+def first_definition_difference(a: Layer, b: Layer) -> tuple[str, str, str] | None:
+    """(field path, A's value, B's value) of the first differing non-blob field of two
+    layers (type, params), if any."""
     if a.definition == b.definition:
         return None
+    if a.legacy != b.legacy:
+        return ("format", "V1 'layers'" if a.legacy else "layer",
+                "V1 'layers'" if b.legacy else "layer")
     # Caffe loads on use, so this module imports without it
     from caffe.proto import caffe_pb2
     message_type = caffe_pb2.V1LayerParameter if a.legacy else caffe_pb2.LayerParameter
-    if a.legacy != b.legacy:
-        return "one layer is in the V1 ('layers') format, the other is not"
     diffs = message_differences(message_type.FromString(a.definition),
                                 message_type.FromString(b.definition))
     if not diffs:
+        return ("field order", "stored in one order", "in another")
+    return describe(diffs[0])
+
+
+def definition_difference(a: Layer, b: Layer) -> str | None:
+    """The first differing non-blob field of two layers, in words: a difference for a
+    caffemodel, provenance for compare.runs (a data layer's paths live here)."""
+    found = first_definition_difference(a, b)
+    if found is None:
+        return None
+    path, value_a, value_b = found
+    if path == "format":
+        return "one layer is in the V1 ('layers') format, the other is not"
+    if path == "field order":
         return "same fields, stored in a different order"
-    path, value_a, value_b = describe(diffs[0])
     return f"{path}: {value_a} vs {value_b}"
 
 
 def _compare_layer(name: str, a: Layer, b: Layer, rows: list[tuple]) -> bool:
     same = True
-    definition = _definition_difference(a, b)
+    definition = definition_difference(a, b)
     if definition:
         rows.append((name, "-", None, None, f"definition differs: {definition}", None, None,
                      None))

@@ -10,7 +10,10 @@ class Comparison:
     """Outcome of comparing two artifacts of one kind.
 
     `identical` is the verdict the exit status reports; `rows` explain it, one finding
-    per row under `columns`; `notes` are sentences printed after the table.
+    per row under `columns`; `notes` are sentences printed after the table. `provenance`
+    rows (field, A, B) are differences that do not decide the verdict (where and how the
+    numbers were made: paths, solver text, machine); with them an identical result reads
+    "IDENTICAL IN NUMBERS".
     """
     kind: str
     a: str
@@ -19,21 +22,34 @@ class Comparison:
     columns: tuple[str, ...]
     rows: list[tuple] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    provenance: list[tuple] = field(default_factory=list)
 
     def render(self) -> str:
         """Aligned plain-text table with a header and a one-line verdict."""
-        verdict = "IDENTICAL" if self.identical else "DIFFERENT"
+        verdict = "DIFFERENT"
+        if self.identical:
+            verdict = "IDENTICAL IN NUMBERS" if self.provenance else "IDENTICAL"
         lines = [f"{self.kind}: {self.a}  vs  {self.b}"]
         if self.rows:
-            cells = [tuple(self.columns)] + [tuple(_cell(v) for v in row) for row in self.rows]
-            widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
-            for n, row in enumerate(cells):
-                lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-                if n == 0:
-                    lines.append("  ".join("-" * w for w in widths))
+            lines += _table(self.columns, self.rows)
+        if self.provenance:
+            lines.append("provenance (differs without deciding the verdict):")
+            lines += _table(("field", "A", "B"), self.provenance)
         lines.extend(self.notes)
         lines.append(verdict)
         return "\n".join(lines)
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    """Aligned lines: the header, a rule, one line per row."""
+    cells = [tuple(columns)] + [tuple(_cell(v) for v in row) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
 
 
 def _cell(value) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -63,8 +64,12 @@ def _serve(conn, parent_end, dataset: SegDataset, source) -> None:
     """The prefetch worker: decode each requested index and send back tops or the error.
 
     Forked workers share pipe ends, so end-of-file cannot tell this one its parent has
-    gone; it checks for that itself while idle.
+    gone; it checks for that itself while idle. Ctrl-C (SIGINT to the terminal's process
+    group) and a group's SIGTERM are the parent's to act on: it finishes its iteration,
+    which needs this worker's next example, then closes it; so the worker ignores both.
     """
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     parent_end.close()
     parent = os.getppid()
     while True:
@@ -73,7 +78,7 @@ def _serve(conn, parent_end, dataset: SegDataset, source) -> None:
                 if os.getppid() != parent:
                     return
             index = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
+        except (EOFError, OSError):
             return
         if index is None:
             return

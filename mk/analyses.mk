@@ -10,31 +10,31 @@
 #   make table1-nets [SIZE=500]                 (Table 1's architecture columns)
 .PHONY: iu-bounds shift-stitch class-weights table2-scores sampling-figure
 
-iu-bounds: setup
+iu-bounds: built
 	@$(PY) -m analyses.iu_bounds --data $(DATA_DIR) \
 	  $(if $(SPLIT),--split $(SPLIT)) $(if $(METHOD),--method $(METHOD)) $(if $(JSON),--json $(JSON))
 
-shift-stitch: setup
+shift-stitch: built
 	@$(PY) -m nets.shift_stitch $(if $(WIDTH),--width $(WIDTH)) $(if $(SIZE),--size $(SIZE))
 
-class-weights: setup
+class-weights: built
 	@$(PY) -m training.balance --data $(DATA_DIR)
 
-table2-scores: setup
+table2-scores: built
 	@$(PY) -m analyses.reports table2 --runs $(RUNS_DIR)
 
-sampling-figure: setup
+sampling-figure: built
 	@$(PY) -m analyses.reports figure5 --runs $(RUNS_DIR) $(if $(OUT),--out $(OUT))
 
 # make table1-nets [SIZE=500]: Table 1's conv. layers, parameters, rf size, max stride and
 # forward time, computed from the generated nets (full width: minutes and ~4 GiB on a CPU)
 .PHONY: table1-nets
-table1-nets: setup
+table1-nets: built
 	@$(PY) -m nets.table1 $(if $(SIZE),--size $(SIZE))
 
 # make table8-scores DATA=datasets [RUNS=runs] [WIDTH=1.0]: Table 8 from the mask-* runs
 # (Reference-FG / -BG score mask-reference's weights with masked test inputs)
 .PHONY: table8-scores
-table8-scores: setup
+table8-scores: built
 	@$(PY) -m analyses.reports table8 --data $(DATA_DIR) \
 	  --runs $(RUNS_DIR) $(if $(WIDTH),--width $(WIDTH))

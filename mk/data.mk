@@ -19,7 +19,7 @@ data-splits: venv
 	@test -n "$(DATASET)" || { echo "usage: make data-splits DATASET=voc|nyud|siftflow|pascalcontext [SPLITS_MAT=…] [TEST_LIST=…]"; exit 2; }
 	@$(PY) -m data.splits $(DATASET) --root $(call q,$(DATA_DIR)) $(if $(SPLITS_MAT),--splits-mat $(call q,$(SPLITS_MAT))) $(if $(TEST_LIST),--test-list $(call q,$(TEST_LIST)))
 
-lmdb: setup
+lmdb: built
 	@test -n "$(DATASET)" -a -n "$(SPLIT)" || { echo "usage: make lmdb DATASET=voc|sbdd|nyud|siftflow|pascalcontext SPLIT=name [DATA=$(DATA_DIR)] [OUT=dir]"; exit 2; }
 	@$(PY) -m data.lmdb_pack $(DATASET) $(SPLIT) --root $(call q,$(DATA_DIR)) $(if $(OUT),--out $(call q,$(OUT)))
 

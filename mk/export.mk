@@ -17,12 +17,12 @@ $(EXPORT_STAMP): export/requirements.txt requirements.txt $(VENV)/.requirements-
 	@$(PY) -m pip install -q --disable-pip-version-check -r export/requirements.txt -c requirements.txt
 	@touch $@
 
-onnx: setup export-deps
+onnx: built export-deps
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make onnx $(EXPORT_USAGE)"; exit 2; }
 	@$(PY) -m export.onnx_export $(EXPORT_FLAGS)
 
 # PyTorch CPU is the bench's peer already (mk/bench.mk pins and installs it).
-torch: setup bench-torch
+torch: built bench-torch
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make torch $(EXPORT_USAGE)"; exit 2; }
 	@$(PY) -m export.torch_export $(EXPORT_FLAGS)
 

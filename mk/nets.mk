@@ -1,4 +1,4 @@
 # Net generation (nets/): `make nets` rewrites nets/<experiment>/*.prototxt.
 .PHONY: nets
-nets: setup
+nets: built
 	@$(PY) -m nets.generate $(if $(DATA),--data-root $(DATA)) $(if $(WIDTH),--width $(WIDTH))

@@ -11,10 +11,10 @@ PAPER_FLAGS = $(if $(TABLES),--tables $(TABLES)) $(if $(MINI),--mini,--data $(DA
   $(if $(ITERS),--iters=$(ITERS)) $(if $(TEST_EVERY),--test-every=$(TEST_EVERY)) \
   $(if $(SHORT),--short) $(if $(PLAN),--plan) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
-paper: setup $(if $(RAY_ADDRESS),paper-ray-deps)
+paper: built $(if $(RAY_ADDRESS),paper-ray-deps)
 	@exec $(PY) -m paper.run $(PAPER_FLAGS)  # exec: make is the parent the runner follows
 
-voc-submission: setup
+voc-submission: built
 	@test -n "$(WEIGHTS)" && test -n "$(YEAR)" || { echo "usage: make voc-submission WEIGHTS=file.caffemodel YEAR=2011|2012 [DATA=datasets] [NET=voc-fcn8s] [WIDTH=1.0] [GPU=0] [OUT=runs/voc-submission-YEAR]"; exit 2; }
 	@$(PY) -m paper.submission --weights $(WEIGHTS) --year $(YEAR) \
 	  --data $(DATA_DIR) $(if $(NET),--net $(NET)) $(if $(WIDTH),--width $(WIDTH)) \

@@ -19,14 +19,14 @@ TRAIN_FLAGS = --data $(call q,$(DATA_DIR)) --runs $(call q,$(RUNS_DIR)) --width=
   $(if $(CHECK_DATA),--check-data)
 
 .PHONY: $(TRAIN_EXPERIMENTS) score infer curves check-data
-$(TRAIN_EXPERIMENTS): setup
+$(TRAIN_EXPERIMENTS): built
 	@exec $(PY) -m training.schedule $@ $(TRAIN_FLAGS)  # exec: make is the parent it follows
 
 # make score NET=voc-fcn8s WEIGHTS=runs/voc-fcn8s/final.caffemodel [SPLIT=seg11valid] [DATA=…]
 #            [WIDTH=…] [GPU=…] [SAVE=folder for palette PNGs] [JSON=scores.json] [FORCE=1: write over them]
 #            [MASK=fg|bg|both: masked test inputs, Table 8]
 #            [ALLOW_MISSING="layer …": layers the weights may lack; every other one must be there]
-score: setup
+score: built
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" || { echo "usage: make score NET=experiment WEIGHTS=file.caffemodel [SPLIT=name] [DATA=$(DATA_DIR)] [WIDTH=1.0] [GPU=0] [SAVE=dir] [JSON=file] [MASK=fg|bg|both] [ALLOW_MISSING=layers]"; exit 2; }
 	@$(PY) -m evaluation.score --net $(NET) --weights $(call q,$(WEIGHTS)) --data $(call q,$(DATA_DIR)) \
 	  --width=$(TRAIN_WIDTH) $(if $(SPLIT),--split $(SPLIT)) $(if $(GPU),--gpu $(GPU)) \
@@ -36,7 +36,7 @@ score: setup
 # make infer NET=voc-fcn8s WEIGHTS=file.caffemodel IMAGES="a.jpg folder/" [OUT=runs/infer] [GPU=0]
 #            [MEMORY=6G: pictures whose forward would need more go in exact tiles; default half
 #            of the available memory]
-infer: setup
+infer: built
 	@test -n "$(NET)" && test -n "$(WEIGHTS)" && test -n "$(IMAGES)" || { echo "usage: make infer NET=experiment|deploy.prototxt WEIGHTS=file.caffemodel IMAGES='image.jpg folder/' [OUT=$(RUNS_DIR)/infer] [WIDTH=1.0] [GPU=0] [MEMORY=6G]"; exit 2; }
 	@$(PY) -m evaluation.infer $(IMAGES) --net $(call q,$(NET)) --weights $(call q,$(WEIGHTS)) \
 	  --out $(call q,$(or $(OUT),$(RUNS_DIR)/infer)) --width=$(TRAIN_WIDTH) $(if $(GPU),--gpu $(GPU)) \
@@ -50,6 +50,6 @@ curves: venv
 # make check-data DATASET=voc SPLIT=train [DATA=datasets]: read every file of a split through
 # its data layer and list every bad one (exit 1), cached so unchanged files are read once.
 # Training runs of 1000+ iterations do this by themselves before their first step.
-check-data: setup
+check-data: built
 	@test -n "$(DATASET)" && test -n "$(SPLIT)" || { echo "usage: make check-data DATASET=voc|nyud|siftflow|pascalcontext SPLIT=name [DATA=$(DATA_DIR)]"; exit 2; }
 	@$(PY) -m training.check_data $(DATASET) $(SPLIT) --data $(call q,$(DATA_DIR))

@@ -9,14 +9,19 @@ fails is reported and a second `make paper` resumes it. One GPU per task (num_gp
 Ray sets CUDA_VISIBLE_DEVICES, so the task uses device 0); CPU tasks in the miniature.
 
 Each attempt leaves RUNS/paper/leases/<chain>.json (host, pid, start) so an operator can
-see which process holds a chain. Ray is optional: `make paper-ray-deps` installs the
-pinned version (requirements-ray.txt).
+see which process holds a chain. Ctrl-C or SIGTERM to the driver (make's, or the kernel's
+when make dies) stops every chain as a serial run stops: ray.cancel raises KeyboardInterrupt
+in each task, which the training loop takes as its SIGINT (finish the iteration, snapshot, a
+`stopped` record); the driver waits for them, so nothing trains on after it exits, and the
+same command resumes. A second signal while it waits kills the tasks at once. Ray is
+optional: `make paper-ray-deps` installs the pinned version (requirements-ray.txt).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -28,6 +33,8 @@ from paper.chains import work
 from paper.plan import TABLES, Plan, Settings
 
 RETRIES = 3
+POLL_S = 1.0        # the driver's waits return this often, so a signal reaches it at once
+STOP_WAIT_S = 600   # how long stopped chains get to finish their iteration and snapshot
 
 
 def lease_path(settings: Settings, targets: list[str]) -> Path:
@@ -65,6 +72,15 @@ def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[di
     # paper/, training/ … and the data layers from it
     env = quiet_caffe_log({"PYTHONPATH": f"{REPO}:{REPO / 'layers'}"})
     ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
+    # after ray.init, whose own SIGTERM handler exits 1 at once and whose waits re-raise a
+    # bare KeyboardInterrupt: which signal came is kept here
+    received: list[int] = []
+
+    def stop_signal(signum, frame) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name, signum)
+
+    previous = {s: signal.signal(s, stop_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     resources = {"num_gpus": 1} if settings.gpu is not None else {"num_cpus": 1}
     remote = ray.remote(max_retries=RETRIES, **resources)(_task)
     payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
@@ -73,17 +89,46 @@ def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[di
     print(f"[paper] ray: {len(pending)} chains submitted to {address}", file=sys.stderr,
           flush=True)
     done, failed = [], []
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        targets = pending.pop(ready[0])
-        try:
-            done.append(ray.get(ready[0]))
-            print(f"[paper] ray: done {' + '.join(targets)}", file=sys.stderr, flush=True)
-        except Exception as e:  # a task that failed every retry: the others go on
-            failed.append(f"{' + '.join(targets)} ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''})")
-    ray.shutdown()
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            if not ready:
+                continue
+            targets = pending.pop(ready[0])
+            try:
+                done.append(ray.get(ready[0]))
+                print(f"[paper] ray: done {' + '.join(targets)}", file=sys.stderr, flush=True)
+            except Exception as e:  # a task that failed every retry: the others go on
+                failed.append(f"{' + '.join(targets)} ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})")
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (make's, or the kernel's: make died)
+        signum = received[0] if received else signal.SIGINT
+        _stop(ray, pending)
+        raise KeyboardInterrupt(f"{signal.Signals(signum).name}; {len(pending)} chain(s) on "
+                                f"the cluster stopped", signum) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        ray.shutdown()
     if failed:
         raise RuntimeError("ray: chains failed after retries: " + "; ".join(failed)
                            + "; run the same command again to resume them")
     return done
+
+
+def _stop(ray, pending: dict) -> None:
+    """Stop the running chains through their own training loops and wait until they have
+    (bounded by STOP_WAIT_S); a second interrupt, or the bound, kills them at once."""
+    refs = list(pending)
+    print(f"[paper] ray: stopping {len(refs)} chain(s) after their current iteration "
+          f"(again to kill them at once)", file=sys.stderr, flush=True)
+    for ref in refs:
+        ray.cancel(ref)
+    deadline = time.monotonic() + STOP_WAIT_S
+    try:
+        while refs and time.monotonic() < deadline:
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=POLL_S)
+    except KeyboardInterrupt:
+        pass
+    for ref in refs:   # still running: killed (they resume from their last snapshot)
+        ray.cancel(ref, force=True)

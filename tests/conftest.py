@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# every fault case's declared class is checked (tests/fault_classes.py; make faults prints it)
+pytest_plugins = ["fault_classes"]
+
 os.environ.setdefault("GLOG_minloglevel", "2")  # before caffe is imported anywhere
 
 import caffe  # noqa: E402  (pycaffe from the source build, via the venv's .pth)

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
     ("--lr-drop", "0", "LR_DROP=/--lr-drop must be a finite number > 0, found 0"),
     ("--test-every", "-1", "TEST_EVERY=/--test-every must be an integer ≥ 0, found -1"),
 ])
+@pytest.mark.fault("clear error", guards="silent")
 def test_a_number_out_of_range_is_a_usage_error_naming_its_range(tmp_path, capsys, flag,
                                                                  value, says):
     with pytest.raises(SystemExit) as stopped:
@@ -40,6 +41,7 @@ def test_a_number_out_of_range_is_a_usage_error_naming_its_range(tmp_path, capsy
 
 
 @pytest.mark.parametrize("main", [train, score])
+@pytest.mark.fault("clear error", guards="silent")
 def test_the_other_commands_check_the_same_ranges(tmp_path, capsys, main):
     args = (["voc-fcn32s", "--data", str(tmp_path), "--weights", "none", "--iters=0"]
             if main is train else
@@ -49,6 +51,7 @@ def test_the_other_commands_check_the_same_ranges(tmp_path, capsys, main):
     assert "must be" in capsys.readouterr().err
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_a_width_that_leaves_a_layer_without_a_channel_is_refused(tmp_path, capsys):
     assert schedule(["voc-fcn32s", "--data", str(tmp_path), "--runs", str(tmp_path / "runs"),
                      "--width=0.005"]) == 1
@@ -58,6 +61,7 @@ def test_a_width_that_leaves_a_layer_without_a_channel_is_refused(tmp_path, caps
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_make_passes_a_negative_rate_to_the_range_check(tmp_path):
     done = subprocess.run(["make", "--no-print-directory", "-o", "setup", "-o", "venv",
                            "voc-fcn32s", f"DATA={tmp_path}", f"RUNS={tmp_path / 'runs'}",
@@ -68,6 +72,7 @@ def test_make_passes_a_negative_rate_to_the_range_check(tmp_path):
     assert "expected one argument" not in done.stderr
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_make_paper_checks_its_iterations_too(tmp_path):
     done = subprocess.run(["make", "--no-print-directory", "-o", "setup", "-o", "venv",
                            "paper", "MINI=1", f"RUNS={tmp_path / 'runs'}", "ITERS=-3"],

@@ -40,6 +40,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_cut_archive_without_length_or_digest_is_moved_aside_not_promoted(server, tmp_path):
     body = archive_bytes()
     server.files["/nyud.tar.gz"] = body
@@ -58,6 +59,7 @@ def test_a_cut_archive_without_length_or_digest_is_moved_aside_not_promoted(serv
     assert recorded.split()[0] == sha256(body) and "tar archive lists completely" in recorded
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_a_cut_transfer_with_length_is_resumed_and_accepted_by_its_length(server, tmp_path):
     body = np.random.RandomState(1).bytes(300_000)
     server.files["/splits.bin"] = body
@@ -69,6 +71,7 @@ def test_a_cut_transfer_with_length_is_resumed_and_accepted_by_its_length(server
     assert "Content-Length" in sidecar(dest).read_text()
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_no_length_no_digest_no_check_is_refused_and_the_part_kept(server, tmp_path):
     body = b"x" * 100_000
     server.files["/unknown.bin"] = body
@@ -80,6 +83,7 @@ def test_no_length_no_digest_no_check_is_refused_and_the_part_kept(server, tmp_p
     assert (tmp_path / "unknown.bin.part").read_bytes() == body
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_cut_mat_file_without_length_fails_its_check(server, tmp_path):
     buffer = io.BytesIO()
     scipy.io.savemat(buffer, {"trainNdxs": np.arange(1, 796)[:, None],
@@ -95,6 +99,7 @@ def test_a_cut_mat_file_without_length_fails_its_check(server, tmp_path):
     assert ".mat file loads" in sidecar(tmp_path / "splits.mat").read_text()
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_an_accepted_file_damaged_later_is_moved_aside_and_fetched_again(server, tmp_path):
     body = archive_bytes()
     server.files["/SiftFlowDataset.tar.gz"] = body
@@ -112,6 +117,7 @@ def test_an_accepted_file_damaged_later_is_moved_aside_and_fetched_again(server,
     assert (tmp_path / f"SiftFlowDataset.tar.gz{REJECTED}").read_bytes() == bytes(damaged)
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_a_file_placed_by_hand_is_checked_and_recorded(tmp_path):
     dest = tmp_path / "nyud.tar.gz"
     dest.write_bytes(archive_bytes())
@@ -119,6 +125,7 @@ def test_a_file_placed_by_hand_is_checked_and_recorded(tmp_path):
     assert "tar archive lists completely" in sidecar(dest).read_text()
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_structural_checks_catch_cut_files(tmp_path):
     body = archive_bytes()
     cut = tmp_path / "a.tar.gz"
@@ -132,6 +139,7 @@ def test_structural_checks_catch_cut_files(tmp_path):
     assert structural_check(tmp_path / "c.txt") is None
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_caffemodel_url_download_is_checked_before_it_is_kept(server, tmp_path):
     """zoo.fetch with a release-style caffemodel-url and no known digest: a cut file is
     moved aside, never left under the final name to be trusted later."""
@@ -182,6 +190,7 @@ def cut_after_a_layer(tmp_path):
     return folder, param.SerializeToString(), last.name
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_caffemodel_cut_between_layers_is_refused_by_its_deploy_net(server, tmp_path):
     from zoo.errors import ZooError
     from zoo.fetch import import_weights
@@ -194,6 +203,7 @@ def test_a_caffemodel_cut_between_layers_is_refused_by_its_deploy_net(server, tm
     assert not (folder / "w.caffemodel").exists()
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_caffemodel_with_no_digest_and_no_deploy_net_is_not_called_good(server, tmp_path):
     from zoo.errors import ZooError
     from zoo.fetch import import_weights
@@ -208,6 +218,7 @@ def test_a_caffemodel_with_no_digest_and_no_deploy_net_is_not_called_good(server
 
 
 # --- bounded waits: a stalled or silent server ends in one clear error ---------------------
+@pytest.mark.fault("clear error", guards="silent")
 def test_a_transfer_that_stalls_is_resumed_a_bounded_number_of_times_then_refused(
         server, tmp_path, capsys):
     body = np.random.RandomState(4).bytes(90_000)
@@ -233,6 +244,7 @@ def test_a_transfer_that_stalls_is_resumed_a_bounded_number_of_times_then_refuse
     assert len(server.log) == 3 and server.log[1][1] is not None  # resumed with Range
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_a_server_that_never_answers_times_out_and_says_so(server, tmp_path, capsys):
     server.files["/x.tar.gz"] = b"never sent"
     server.silent.add("/x.tar.gz")
@@ -245,6 +257,7 @@ def test_a_server_that_never_answers_times_out_and_says_so(server, tmp_path, cap
     assert "x.tar.gz: no answer or no data for 0.3 s at 0 bytes; resuming (try 2 of 2)" in err
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_the_whole_download_stops_at_its_time_budget(server, tmp_path):
     body = np.random.RandomState(5).bytes(30_000)
     server.files["/slow.bin"] = body

@@ -61,6 +61,7 @@ def picture(path, size=(40, 32)):
 
 
 # --- weights that do not cover the net ----------------------------------------------------
+@pytest.mark.fault("clear error", guards="silent")
 def test_score_refuses_weights_missing_layers_and_names_them(voc, fcn32s):
     done = python("-m", "evaluation.score", "--net", "voc-fcn8s", "--weights", str(fcn32s),
                   "--data", str(voc), "--width", str(WIDTH))
@@ -76,6 +77,7 @@ def test_score_refuses_weights_missing_layers_and_names_them(voc, fcn32s):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_infer_refuses_weights_of_no_layer_of_the_net(voc, fcn32s, tmp_path):
     from caffe.proto import caffe_pb2
 
@@ -101,6 +103,7 @@ layer { name: "conv_zero" type: "Convolution" bottom: "data" top: "score"
 """
 
 
+@pytest.mark.fault("clear error", guards="abort")
 def test_infer_with_an_unbuildable_net_names_the_layer_instead_of_aborting(fcn32s, tmp_path):
     net = tmp_path / "deploy.prototxt"
     net.write_text(BAD_NET)
@@ -124,6 +127,7 @@ def png_header_only(path, width, height):
 
 
 @pytest.mark.parametrize("side,says", [(30000, "900000000 pixels"), (12000, "12000×12000")])
+@pytest.mark.fault("clear error", guards="abort")
 def test_a_decompression_bomb_is_a_clear_error(fcn32s, tmp_path, side, says):
     """PIL itself refuses past twice its limit and only warns between once and twice."""
     bomb = png_header_only(tmp_path / "bomb.png", side, side)
@@ -134,6 +138,7 @@ def test_a_decompression_bomb_is_a_clear_error(fcn32s, tmp_path, side, says):
     assert says in done.stderr
 
 
+@pytest.mark.fault("clear error", guards="abort")
 def test_a_picture_too_large_for_memory_is_refused_with_the_estimate(fcn32s):
     """Without a tiling budget (make infer always gives one: MEMORY=, evaluation/tiling.py),
     a forward that would not fit is refused before Caffe allocates."""
@@ -176,6 +181,7 @@ def read_only_folder(path: Path):
         subprocess.run(["umount", str(path)], check=True)
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_read_only_json_path_is_refused_before_scoring(voc, fcn32s, tmp_path):
     with read_only_folder(tmp_path / "ro") as ro:
         done = python("-m", "evaluation.score", "--net", "voc-fcn32s", "--weights", str(fcn32s),
@@ -186,6 +192,7 @@ def test_a_read_only_json_path_is_refused_before_scoring(voc, fcn32s, tmp_path):
     assert "images" not in done.stdout  # refused before the scoring ran
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_read_only_out_folder_is_refused_before_inference(fcn32s, tmp_path):
     with read_only_folder(tmp_path / "ro") as ro:
         done = python("-m", "evaluation.infer", str(picture(tmp_path / "a.png")), "--net",
@@ -195,6 +202,7 @@ def test_a_read_only_out_folder_is_refused_before_inference(fcn32s, tmp_path):
     assert "a.png:" not in done.stdout  # no picture was labelled
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_read_only_zoo_out_is_refused_before_exporting(fcn32s, tmp_path):
     with read_only_folder(tmp_path / "ro") as ro:
         done = python("-m", "zoo.export", "--net", "voc-fcn32s", "--weights", str(fcn32s),
@@ -203,6 +211,7 @@ def test_a_read_only_zoo_out_is_refused_before_exporting(fcn32s, tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
 
 
+@pytest.mark.fault("clear error", guards="traceback")
 def test_a_read_only_synthetic_root_is_refused_in_one_line(tmp_path):
     with read_only_folder(tmp_path / "ro") as ro:
         done = python("-m", "data.synthetic", "voc", str(ro / "data"), "--n-train", "1",
@@ -236,6 +245,7 @@ def small_disk(path: Path, mib: float, monkeypatch):
         subprocess.run(["umount", str(path)], check=True)
 
 
+@pytest.mark.fault("clear error", guards="abort")
 def test_disk_full_while_snapshotting_says_how_much_and_keeps_earlier_snapshots(
         voc, fcn32s, tmp_path, monkeypatch):
     snapshot_mib = fcn32s.stat().st_size / 2**20
@@ -258,6 +268,7 @@ def test_disk_full_while_snapshotting_says_how_much_and_keeps_earlier_snapshots(
         assert "disk full" in (run / "train.jsonl").read_text()
 
 
+@pytest.mark.fault("clear error", guards="traceback")
 def test_a_full_disk_under_the_logs_names_the_log(tmp_path):
     from training.runlog import RunLog
 
@@ -268,6 +279,7 @@ def test_a_full_disk_under_the_logs_names_the_log(tmp_path):
 
 
 # --- make: paths with spaces, compare's exit codes ----------------------------------------
+@pytest.mark.fault("correct", guards="unclear")
 def test_make_passes_paths_with_spaces_whole(voc, tmp_path):
     data = tmp_path / "my data"
     shutil.copytree(voc, data)
@@ -281,6 +293,7 @@ def test_make_passes_paths_with_spaces_whole(voc, tmp_path):
     assert (runs / "voc-fcn32s" / "final.caffemodel").is_file()
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_make_compare_keeps_different_and_bad_input_apart(tmp_path):
     a, b = tmp_path / "a.prototxt", tmp_path / "b.prototxt"
     a.write_text('name: "a"\n')
@@ -296,6 +309,7 @@ def test_make_compare_keeps_different_and_bad_input_apart(tmp_path):
 
 
 # --- split lists ---------------------------------------------------------------------------
+@pytest.mark.fault("correct", guards="silent")
 def test_a_byte_order_mark_is_not_part_of_the_first_name(voc, tmp_path, monkeypatch):
     monkeypatch.setenv("FCN_DATA_CHECK_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"
@@ -308,6 +322,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_name(voc, tmp_path, monkeypa
     assert report.bad == [] and report.examples == 3
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_check_data_lists_every_bad_file_and_caches_the_good(voc, tmp_path, monkeypatch):
     monkeypatch.setenv("FCN_DATA_CHECK_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"
@@ -324,6 +339,7 @@ def test_check_data_lists_every_bad_file_and_caches_the_good(voc, tmp_path, monk
     assert "3 examples, 2 bad (2 read, 1 unchanged since checked)" in again.stdout
 
 
+@pytest.mark.fault("clear error", guards="abort")
 def test_compare_forward_with_an_unbuildable_net_is_bad_input_not_an_abort(fcn32s, tmp_path):
     net = tmp_path / "deploy.prototxt"
     net.write_text(BAD_NET)

@@ -42,6 +42,7 @@ def refused(done, code, weights):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_infer_refuses_nan_weights_before_writing_a_picture(nets, tmp_path):
     _, weights = nets
     picture = tmp_path / "a.jpg"
@@ -52,6 +53,7 @@ def test_infer_refuses_nan_weights_before_writing_a_picture(nets, tmp_path):
     assert not list((tmp_path / "out").glob("*.png"))
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_zoo_export_refuses_to_publish_nan_weights(nets, tmp_path):
     _, weights = nets
     done = run("zoo.export", "--net", "voc-fcn32s", "--weights", str(weights), "--out",
@@ -61,6 +63,7 @@ def test_zoo_export_refuses_to_publish_nan_weights(nets, tmp_path):
 
 
 @pytest.mark.parametrize("module", ["export.onnx_export", "export.torch_export"])
+@pytest.mark.fault("clear error", guards="silent")
 def test_exports_refuse_nan_weights_naming_the_layer(nets, tmp_path, module):
     _, weights = nets
     done = run(module, "--net", "voc-fcn32s", "--weights", str(weights), "--width", WIDTH,
@@ -70,6 +73,7 @@ def test_exports_refuse_nan_weights_naming_the_layer(nets, tmp_path, module):
     assert not out.exists() or not any(out.iterdir())  # no failed export left at OUT
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_compare_forward_refuses_nan_weights(nets):
     deploy, weights = nets
     done = run("compare.cli", "--net-a", str(deploy), "--weights-a", str(weights))

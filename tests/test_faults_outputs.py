@@ -49,6 +49,7 @@ def weights(tmp_path):
     return path
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_make_score_with_json_at_the_weights_refuses_and_keeps_them(voc, weights):
     before = weights.read_bytes()
     done = make("score", "NET=voc-fcn32s", f"WEIGHTS={weights}", f"DATA={voc}",
@@ -59,6 +60,7 @@ def test_make_score_with_json_at_the_weights_refuses_and_keeps_them(voc, weights
     assert weights.read_bytes() == before
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_score_save_into_the_ground_truth_is_refused_and_the_labels_kept(voc, weights):
     labels = voc / "pascal/VOC2011/SegmentationClass"
     before = digest_of(voc)
@@ -70,6 +72,7 @@ def test_score_save_into_the_ground_truth_is_refused_and_the_labels_kept(voc, we
     assert digest_of(voc) == before
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_score_json_over_an_earlier_result_needs_force(voc, weights, tmp_path):
     earlier = tmp_path / "score.json"
     earlier.write_text('{"earlier": true}\n')
@@ -80,6 +83,7 @@ def test_score_json_over_an_earlier_result_needs_force(voc, weights, tmp_path):
     assert earlier.read_text() == '{"earlier": true}\n'
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_make_synthetic_over_an_existing_data_root_refuses_then_forced_says_so(tmp_path):
     root = make_dataset("voc", tmp_path / "data", n_train=1, n_val=1, size=(32, 40), seed=1)
     before = digest_of(root)
@@ -96,6 +100,7 @@ def test_make_synthetic_over_an_existing_data_root_refuses_then_forced_says_so(t
     assert digest_of(root) != before
 
 
+@pytest.mark.fault("correct", guards="lost")
 def test_synthetic_beside_another_dataset_is_not_an_overwrite(tmp_path):
     root = make_dataset("voc", tmp_path / "data", n_train=1, n_val=1, size=(32, 40), seed=1)
     done = run("-m", "data.synthetic", "siftflow", str(root), "--n-train", "1", "--n-val",
@@ -104,6 +109,7 @@ def test_synthetic_beside_another_dataset_is_not_an_overwrite(tmp_path):
     assert (root / "sift-flow").is_dir() and (root / "sbdd/dataset").is_dir()
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_infer_out_holding_its_input_picture_is_refused(weights, tmp_path):
     pictures = tmp_path / "pictures"
     pictures.mkdir()
@@ -116,6 +122,7 @@ def test_infer_out_holding_its_input_picture_is_refused(weights, tmp_path):
     assert picture.read_bytes() == b"not read"
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_symlink_to_an_input_is_the_input(weights, tmp_path):
     link = tmp_path / "scores.json"
     link.symlink_to(weights)
@@ -123,6 +130,7 @@ def test_a_symlink_to_an_input_is_the_input(weights, tmp_path):
         check_outputs([Output("JSON=/--json", link)], {"the weights": weights}, force=True)
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_forcing_says_what_is_replaced_and_never_overrides_an_input(weights, tmp_path):
     earlier = tmp_path / "preds"
     earlier.mkdir()
@@ -134,6 +142,7 @@ def test_forcing_says_what_is_replaced_and_never_overrides_an_input(weights, tmp
         check_outputs([Output("JSON=/--json", weights)], {"the weights": weights}, force=True)
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_zoo_out_at_the_run_folder_holding_the_weights_is_refused_even_forced(weights):
     before = digest_of(weights.parent)
     done = run("-m", "zoo.export", "--net", "voc-fcn32s", "--weights", str(weights), "--out",

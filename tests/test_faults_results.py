@@ -48,6 +48,7 @@ def copy_of(run: Path, tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_a_finished_run_vouches_for_its_weights_and_score(finished):
     manifest = json.loads((finished / RESULT_MANIFEST).read_text())
     for name in ("final.caffemodel", "score.json"):
@@ -55,6 +56,7 @@ def test_a_finished_run_vouches_for_its_weights_and_score(finished):
     assert manifest["request"]["iters"] == 1 and manifest["request"]["width"] == WIDTH
 
 
+@pytest.mark.fault("correct", guards="lost")
 def test_the_same_request_again_is_done_already_and_not_rescored(data, finished, tmp_path,
                                                                   capsys):
     run = copy_of(finished, tmp_path)
@@ -70,6 +72,7 @@ def test_the_same_request_again_is_done_already_and_not_rescored(data, finished,
     (("--width", "0.125"), "width: 0.0625 recorded, 0.125 asked"),
     (("--seed", "9"), "seed:"),
 ])
+@pytest.mark.fault("clear error", guards="lost")
 def test_another_request_on_a_finished_run_is_refused(data, finished, tmp_path, capsys,
                                                       change, says):
     run = copy_of(finished, tmp_path)
@@ -86,6 +89,7 @@ def test_another_request_on_a_finished_run_is_refused(data, finished, tmp_path, 
     assert {p.name: sha256(p) for p in run.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_other_data_on_a_finished_run_is_refused_and_score_json_kept(finished, tmp_path,
                                                                      capsys):
     other = make_dataset("voc", tmp_path / "other", n_train=2, n_val=2, num_classes=3,
@@ -105,6 +109,7 @@ def flip_a_bit(path: Path) -> tuple[str, str]:
     return expected, sha256(path)
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_damaged_final_weights_is_refused_by_rerun_score_and_zoo(data, finished, tmp_path,
                                                                    capsys):
     run = copy_of(finished, tmp_path)
@@ -124,6 +129,7 @@ def test_a_damaged_final_weights_is_refused_by_rerun_score_and_zoo(data, finishe
     assert not (tmp_path / "zoo" / "readme.md").exists()
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_final_weights_without_a_manifest_are_not_taken_as_done(data, finished, tmp_path,
                                                                  capsys):
     run = copy_of(finished, tmp_path)
@@ -132,6 +138,7 @@ def test_final_weights_without_a_manifest_are_not_taken_as_done(data, finished, 
     assert f"no {RESULT_MANIFEST} beside it" in capsys.readouterr().err
 
 
+@pytest.mark.fault("correct", guards="lost")
 def test_a_torn_last_log_line_is_cut_before_resuming_appends(data, tmp_path):
     run = tmp_path / "run"
     config = TrainConfig("voc-fcn32s", data, run_dir=run, iters=1, test_every=0,

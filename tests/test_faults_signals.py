@@ -8,8 +8,11 @@ Real make, real training (the short miniature's Table 2)."""
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from data.synthetic import make_dataset
 from training.runlog import read_records
@@ -54,6 +57,7 @@ def steps_logged(runs: Path) -> bool:
     return any(read_records(log, "step") for log in runs.glob("*/train.jsonl"))
 
 
+@pytest.mark.fault("correct", guards="lost")
 def test_make_paper_stops_with_make_killed_or_interrupted_and_resumes(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "out.txt"
     make = start_paper(runs, out)
@@ -86,6 +90,7 @@ def test_make_paper_stops_with_make_killed_or_interrupted_and_resumes(tmp_path):
     assert "paper: stopped" in out.read_text()
 
 
+@pytest.mark.fault("correct", guards="lost")
 def test_a_make_training_killed_stops_its_schedule_too(tmp_path):
     data = make_dataset("voc", tmp_path / "data", n_train=2, n_val=1, num_classes=3,
                         size=(32, 40), seed=2)
@@ -106,3 +111,39 @@ def test_a_make_training_killed_stops_its_schedule_too(tmp_path):
         stop_if_left(runner)
     records = read_records(runs / "voc-fcn32s" / "train.jsonl", "stopped")
     assert records[-1]["signal"] == "SIGTERM"
+
+
+@pytest.mark.fault("correct", guards="traceback")
+def test_ctrl_c_leaves_a_process_prefetch_worker_serving_the_iteration_being_finished(
+        tmp_path):
+    """Ctrl-C reaches the data worker too (one process group); the worker leaves it to the
+    training loop, which finishes its iteration with the worker's examples, then closes it."""
+    data = make_dataset("voc", tmp_path / "data", n_train=4, n_val=1, num_classes=3,
+                        size=(32, 40), seed=5)
+    script = f"""
+import os, signal, sys, time
+from pathlib import Path
+from bench.data_layers import data_layer_net
+params = {{"sbdd_dir": {str(data / "sbdd/dataset")!r}, "seed": 1, "split": "train",
+          "mean": (104.0, 117.0, 123.0), "prefetch": "process"}}
+net = data_layer_net(Path({str(tmp_path / "n.prototxt")!r}), "voc_layers",
+                     "SBDDSegDataLayer", repr(params), ["data", "label"])
+stop = []   # the training loop's handler, set once the net (and its worker) exists
+signal.signal(signal.SIGINT, lambda signum, frame: stop.append(signum))
+net.forward()
+worker = net.layers[0].prefetch.worker
+os.killpg(0, signal.SIGINT)                 # what a terminal's Ctrl-C sends
+time.sleep(1.0)
+net.forward()                               # the iteration being finished, and one more
+net.forward()
+print("stopped", stop, "worker alive", worker.is_alive(), flush=True)
+net.layers[0].prefetch.close()
+print("worker exit", worker.exitcode, flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, start_new_session=True, cwd=REPO,
+                          env={**os.environ, "GLOG_minloglevel": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert f"stopped [{int(signal.SIGINT)}] worker alive True" in done.stdout
+    assert "worker exit 0" in done.stdout

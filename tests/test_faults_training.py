@@ -76,6 +76,7 @@ KILLS = [("staged", 4, [2], 2), ("model", 4, [2], 2), ("state-part", 4, [2], 2),
 
 
 @pytest.mark.parametrize("point,at,intact,resumed", KILLS, ids=[k[0] for k in KILLS])
+@pytest.mark.fault("correct", guards="lost")
 def test_kill_9_inside_a_snapshot_write_resumes_to_identical_weights(
         voc, reference, tmp_path, point, at, intact, resumed):
     run = tmp_path / "run"
@@ -116,6 +117,7 @@ def start_long_run(voc, run, runner=None):
     raise AssertionError(process.communicate()[1][-3000:])
 
 
+@pytest.mark.fault("correct", guards="lost")
 def test_sigterm_stops_with_a_snapshot_like_ctrl_c(voc, tmp_path):
     run = tmp_path / "run"
     process = start_long_run(voc, run)
@@ -129,6 +131,7 @@ def test_sigterm_stops_with_a_snapshot_like_ctrl_c(voc, tmp_path):
     assert "SIGTERM: stopping after this iteration" in err
 
 
+@pytest.mark.fault("correct", guards="traceback")
 def test_second_ctrl_c_aborts_without_a_snapshot_and_says_so(voc, tmp_path):
     """The second Ctrl-C lands while the stop snapshot waits on a slow disk (3 s)."""
     run = tmp_path / "run"
@@ -148,6 +151,7 @@ def test_second_ctrl_c_aborts_without_a_snapshot_and_says_so(voc, tmp_path):
 
 
 # --- one run per folder -------------------------------------------------------------------
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_second_run_in_the_same_folder_is_refused_naming_the_first(voc, tmp_path):
     run = tmp_path / "run"
     first = start_long_run(voc, run)
@@ -166,6 +170,7 @@ def test_a_second_run_in_the_same_folder_is_refused_naming_the_first(voc, tmp_pa
     assert len(records(run, "start")) == 1 and not records(run, "resume")
 
 
+@pytest.mark.fault("correct", guards="silent")
 def test_a_lock_left_by_a_dead_process_does_not_block(voc, reference, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
@@ -175,6 +180,7 @@ def test_a_lock_left_by_a_dead_process_does_not_block(voc, reference, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_held_lock_is_refused_even_for_the_same_settings(voc, reference, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
@@ -195,6 +201,7 @@ def resumable_copy(reference, tmp_path):
     return run
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_a_truncated_latest_snapshot_falls_back_to_the_previous_pair(voc, reference, tmp_path):
     run = resumable_copy(reference, tmp_path)
     model = run / "snapshots" / "train_iter_6.caffemodel"
@@ -207,6 +214,7 @@ def test_a_truncated_latest_snapshot_falls_back_to_the_previous_pair(voc, refere
     assert sha(run / "final.caffemodel") == sha(reference / "final.caffemodel")
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_a_pair_mixing_two_runs_is_never_resumed(voc, reference, tmp_path):
     other = tmp_path / "other"
     done = train_cli(*cli_args(voc, other, "--weights", "none", "--seed", "7"))
@@ -221,6 +229,7 @@ def test_a_pair_mixing_two_runs_is_never_resumed(voc, reference, tmp_path):
     assert sha(run / "final.caffemodel") == sha(reference / "final.caffemodel")
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_no_intact_snapshot_is_a_clear_error(voc, reference, tmp_path):
     run = resumable_copy(reference, tmp_path)
     for model in (run / "snapshots").glob("*.caffemodel"):
@@ -232,6 +241,7 @@ def test_no_intact_snapshot_is_a_clear_error(voc, reference, tmp_path):
 
 
 # --- settings and leftovers -------------------------------------------------------------
+@pytest.mark.fault("clear error", guards="lost")
 def test_resume_with_another_width_refuses_before_touching_anything(voc, reference, tmp_path):
     run = resumable_copy(reference, tmp_path)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
@@ -244,12 +254,14 @@ def test_resume_with_another_width_refuses_before_touching_anything(voc, referen
     assert after == before
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_fresh_start_over_an_earlier_run_is_refused(voc, reference, tmp_path):
     run = resumable_copy(reference, tmp_path)
     done = train_cli(*cli_args(voc, run, "--weights", "none"))
     assert done.returncode == 1 and "holds an earlier run" in done.stderr
 
 
+@pytest.mark.fault("correct", guards="lost")
 def test_orphaned_part_and_staging_files_are_cleaned_under_the_lock(voc, reference, tmp_path):
     run = resumable_copy(reference, tmp_path)
     orphans = [run / "snapshots" / "train_iter_8.solverstate.abc.part",
@@ -276,6 +288,7 @@ def nan_weights(reference, out):
     return out
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_a_diverging_run_stops_keeps_the_last_finite_snapshot_and_writes_no_final(
         voc, tmp_path):
     run = tmp_path / "run"
@@ -295,6 +308,7 @@ def test_a_diverging_run_stops_keeps_the_last_finite_snapshot_and_writes_no_fina
                    .values() for b in blobs)
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_nan_starting_weights_are_refused(voc, reference, tmp_path):
     weights = nan_weights(reference, tmp_path / "nan.caffemodel")
     done = train_cli(*cli_args(voc, tmp_path / "run", "--weights", str(weights)))
@@ -302,6 +316,7 @@ def test_nan_starting_weights_are_refused(voc, reference, tmp_path):
     assert "starting weights" in done.stderr and "fc7" in done.stderr
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_a_chain_never_starts_a_stage_from_diverged_weights(voc, reference, tmp_path):
     runs = tmp_path / "runs"
     (runs / "voc-fcn32s").mkdir(parents=True)
@@ -325,6 +340,7 @@ def test_a_chain_never_starts_a_stage_from_diverged_weights(voc, reference, tmp_
     assert not (tmp_path / "runs2" / "voc-fcn16s").exists()
 
 
+@pytest.mark.fault("correct", guards="silent")
 def test_scores_of_nan_weights_are_valid_json_marked_not_finite(voc, reference, tmp_path):
     weights = nan_weights(reference, tmp_path / "nan.caffemodel")
     out = tmp_path / "score.json"
@@ -343,6 +359,7 @@ def test_scores_of_nan_weights_are_valid_json_marked_not_finite(voc, reference, 
 
 
 # --- bad data in the middle of a run -----------------------------------------------------
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_bad_file_mid_run_is_logged_with_a_snapshot_then_resumes_exactly(
         voc, reference, tmp_path):
     data = tmp_path / "data"
@@ -376,6 +393,7 @@ def test_a_bad_file_mid_run_is_logged_with_a_snapshot_then_resumes_exactly(
             np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.fault("clear error", guards="silent")
 def test_a_long_run_checks_its_data_first_and_lists_every_bad_file(voc, tmp_path,
                                                                     monkeypatch):
     monkeypatch.setenv("FCN_DATA_CHECK_CACHE", str(tmp_path / "cache"))
@@ -393,6 +411,7 @@ def test_a_long_run_checks_its_data_first_and_lists_every_bad_file(voc, tmp_path
     assert not records(tmp_path / "run", "step")
 
 
+@pytest.mark.fault("correct", guards="silent")
 def test_progress_into_a_log_file_draws_few_bars(voc, tmp_path):
     """Into a pipe (a log file), the bar redraws every 30 s, not at every iteration."""
     args = cli_args(voc, tmp_path / "run", "--weights", "none")
@@ -405,6 +424,7 @@ def test_progress_into_a_log_file_draws_few_bars(voc, tmp_path):
     assert len(bars) <= 3, bars
 
 
+@pytest.mark.fault("clear error", guards="abort")
 def test_a_long_run_refuses_pictures_too_large_for_memory_before_caffe_allocates(
         voc, tmp_path, monkeypatch):
     monkeypatch.setenv("FCN_DATA_CHECK_CACHE", str(tmp_path / "cache"))
@@ -423,6 +443,7 @@ def test_a_long_run_refuses_pictures_too_large_for_memory_before_caffe_allocates
         training_bytes(deploy, 30000, 30000, limit=2**50)
 
 
+@pytest.mark.fault("clear error", guards="abort")
 def test_a_file_size_limit_below_a_snapshot_is_an_error_not_an_abort(voc, tmp_path):
     """`ulimit -f` below a snapshot's size: Caffe's writer would abort (glog CHECK) with a
     half-written staging file; the check before it names the limit and the fix."""

@@ -113,3 +113,67 @@ def test_a_killed_worker_is_replaced_and_the_chain_resumes(cluster, serial, tmp_
     again = paper(tmp_path, "--ray-address", cluster)               # all reused
     assert json.loads((tmp_path / "paper" / "results.json").read_text()) == serial
     assert "ray: done" in again.stderr
+
+
+def records(runs: Path, kind: str) -> list[dict]:
+    """Every `kind` record of every stage's train.jsonl under `runs`."""
+    found = []
+    for log in sorted(runs.glob("*/train.jsonl")):
+        for line in log.read_text().splitlines():
+            if line.strip().startswith("{"):
+                record = json.loads(line)
+                if record.get("type") == kind:
+                    found.append({**record, "stage": log.parent.name})
+    return found
+
+
+def wait_until(condition, seconds: float, what: str, driver=None) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, f"waited {seconds} s for {what}"
+        assert driver is None or driver.poll() is None, f"the driver ended before {what}"
+        time.sleep(0.05)
+
+
+def logs_settle(runs: Path, seconds: float = 5.0) -> dict[str, int]:
+    """The stage logs' sizes, asserted unchanged over `seconds`: nothing trains on."""
+    sizes = {str(p): p.stat().st_size for p in runs.glob("*/train.jsonl")}
+    time.sleep(seconds)
+    assert {str(p): p.stat().st_size for p in runs.glob("*/train.jsonl")} == sizes
+    return sizes
+
+
+def test_a_signal_stops_every_chain_on_the_cluster_and_the_rerun_resumes(cluster, serial,
+                                                                         tmp_path):
+    """Ctrl-C to `make paper RAY_ADDRESS=…` (SIGINT to make's process group) and SIGTERM to
+    the driver stop every running chain through its training loop (a `stopped` record,
+    nothing trains on after the driver exits: 130 / 143), and the reruns end with exactly
+    the serial run's numbers."""
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "paper", "MINI=1", "SHORT=1", f"TABLES={TABLES}",
+         f"RUNS={tmp_path}", "ITERS=12", "TEST_EVERY=3", f"RAY_ADDRESS={cluster}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, env={**os.environ, "GLOG_minloglevel": "2"})
+    try:
+        wait_until(lambda: records(tmp_path, "step"), 300, "the first steps on the cluster",
+                   make)
+        os.killpg(make.pid, signal.SIGINT)              # what a terminal's Ctrl-C sends
+        out, _ = make.communicate(timeout=300)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    logs_settle(tmp_path)                               # nothing trains on
+    stopped = records(tmp_path, "stopped")              # each chain through its own loop
+    assert stopped and {r["signal"] for r in stopped} == {"SIGINT"}, out[-3000:]
+    assert "ray: stopping" in out and "paper: stopped (SIGINT" in out, out[-3000:]
+
+    driver = paper(tmp_path, "--ray-address", cluster, wait=False)
+    wait_until(lambda: records(tmp_path, "resume"), 300, "a resumed chain", driver)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=300)
+    logs_settle(tmp_path)
+    assert driver.returncode == 143, err[-3000:]
+    assert "paper: stopped (SIGTERM" in err
+
+    paper(tmp_path, "--ray-address", cluster)            # the same command resumes
+    assert json.loads((tmp_path / "paper" / "results.json").read_text()) == serial

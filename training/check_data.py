@@ -26,7 +26,7 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 from tqdm import tqdm
 
-from core.errors import cli_main
+from core.errors import ReportedError, cli_main
 from data.registry import from_layers
 from evaluation.runtime import bar_interval
 from nets.experiments import EXPERIMENTS, Experiment
@@ -165,6 +165,12 @@ def experiment_for(dataset: str, split: str) -> tuple[Experiment, int]:
     return candidates[0], 1
 
 
+class BadExamples(ReportedError):
+    """The check found bad files (listed on stdout): exit 1, a usage error being 2."""
+
+    exit_code = 1
+
+
 @cli_main("check-data", exit_code=2, also=(ValueError, OSError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Read every file of a split through its "
@@ -177,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     exp, phase = experiment_for(args.dataset, args.split)
     report = check_split(exp, args.data, args.split, phase, progress=not args.quiet)
     print(report.summary())
-    return 1 if report.bad else 0
+    if report.bad:
+        raise BadExamples(f"{len(report.bad)} bad example(s) in {args.dataset} {args.split} "
+                          f"(listed above); fix or remove them, then check again")
+    return 0
 
 
 if __name__ == "__main__":
