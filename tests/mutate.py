@@ -124,6 +124,14 @@ TARGETS = (
            timeout_s=300),
     Target("paper-report", "paper/report.py", (), "tests/test_paper_report.py",
            timeout_s=300),
+    # issue 35, what the architecture step made: result manifests, outputs never over
+    # inputs, the command-line ranges, train.jsonl and its torn-line repair
+    Target("manifest", "core/manifest.py", (), "tests/test_core_manifest.py", timeout_s=60),
+    Target("outputs", "core/outputs.py", (), "tests/test_core_outputs.py", timeout_s=60),
+    Target("arguments", "core/arguments.py", (), "tests/test_faults_arguments.py -k 'not make'",
+           timeout_s=60),
+    Target("runlog", "training/runlog.py", (),
+           "tests/test_training_runlog.py tests/test_training_curves.py", timeout_s=60),
 )
 
 

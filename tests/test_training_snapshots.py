@@ -1,14 +1,23 @@
-"""training.snapshots' own rules, each checked on files alone (no training): a manifest
-vouches for its iteration and both files, a write reaches the disk before its rename,
-orphans are cleaned only under the run's lock, and a named snapshot is verified too."""
+"""training.snapshots' own rules, most checked on files alone (no training): a manifest
+vouches for its iteration and both files, a write reaches the disk before its rename (and a
+full disk is named), orphans are cleaned only under the run's lock, and a named snapshot is
+verified too. restore's checks past the manifest run on a tiny net's real solver (a few
+milliseconds a step)."""
 
+import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
+import caffe
+import numpy as np
 import pytest
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
 
 from core.manifest import describe
+from testkit.tiny_nets import write_solver, write_tiny_train
 from training import snapshots
 
 
@@ -61,6 +70,23 @@ def test_cleaning_orphans_needs_the_runs_lock(tmp_path):
     with snapshots.RunLock(run):
         assert snapshots.clean_orphans(run) == [(orphan, 10)]
     assert not orphan.exists()
+
+
+def test_cleaning_removes_part_files_of_the_run_and_its_snapshots_and_staged_files_only(
+        tmp_path):
+    run = tmp_path / "run"
+    staging = run / "snapshots" / snapshots.STAGING
+    (staging / "a folder").mkdir(parents=True)
+    orphans = [run / "final.caffemodel.x1.part", run / "snapshots" / "m.json.x2.part",
+               staging / "train_iter_8.solverstate"]
+    kept = [run / "final.caffemodel", run / "snapshots" / "train_iter_4.caffemodel",
+            run / "notes.part.txt", staging / "a folder" / "inside.part"]
+    for size, path in enumerate(orphans + kept, start=1):
+        path.write_bytes(b"\0" * size)
+    with snapshots.RunLock(run):
+        removed = snapshots.clean_orphans(run)
+    assert sorted(removed) == sorted((path, size) for size, path in enumerate(orphans, 1))
+    assert not any(p.exists() for p in orphans) and all(p.exists() for p in kept)
 
 
 @pytest.mark.parametrize("damage", ["iteration", "weights"])
@@ -159,9 +185,183 @@ def test_an_older_unvouched_pair_is_not_reported_as_passed_over(tmp_path):
     assert found.iteration == 4 and passed == []
 
 
+def test_the_run_lock_makes_a_missing_run_folder_and_its_parents(tmp_path):
+    run = tmp_path / "runs" / "voc" / "voc-fcn32s"
+    with snapshots.RunLock(run):
+        assert snapshots.holds(run) and (run / snapshots.LOCK_NAME).is_file()
+
+
+def test_a_held_run_folder_with_an_empty_lock_file_is_refused_all_the_same(tmp_path):
+    import fcntl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / snapshots.LOCK_NAME, "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # taken, its line not written yet
+        with pytest.raises(snapshots.RunBusy, match="in use by another process: another "):
+            with snapshots.RunLock(run):
+                pass
+
+
 def test_a_lock_file_left_by_a_dead_process_is_rewritten_for_the_new_holder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / snapshots.LOCK_NAME).write_text("pid 1 on a machine long gone since 1999\n")
     with snapshots.RunLock(run):
         assert (run / snapshots.LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")
+
+
+@pytest.mark.parametrize("error, expected", [(errno.ENOSPC, snapshots.SnapshotSpaceError),
+                                             (errno.EIO, OSError)])
+def test_a_full_disk_during_an_atomic_write_is_named_and_leaves_the_old_file(
+        tmp_path, monkeypatch, error, expected):
+    target = tmp_path / "train_iter_4.solverstate"
+    target.write_bytes(b"the earlier state")
+
+    def fail(fd):
+        raise OSError(error, os.strerror(error))
+    monkeypatch.setattr(snapshots.os, "fsync", fail)
+    with pytest.raises(OSError) as raised:
+        snapshots._replace_atomically(b"\0" * (3 * snapshots._MIB // 2), target)
+    assert type(raised.value) is expected and raised.value.errno == error
+    if error == errno.ENOSPC:
+        assert str(raised.value) == (f"[Errno {errno.ENOSPC}] {target}: no space left on the "
+                                     f"disk to write 1.5 MiB")
+    assert target.read_bytes() == b"the earlier state"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+# --- restore on a real solver -------------------------------------------------------------
+def tiny_solver(folder: Path, snapshot_dir: Path, width: int = 4):
+    """A real SGD solver of a four-channel conv/deconv net on DummyData, snapshotting into
+    snapshot_dir's staging folder as training.train sets it up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train_net = write_tiny_train(folder / f"train{width}.prototxt", width=width)
+    path = write_solver(folder / f"solver{width}.prototxt", train_net)
+    param = text_format.Merge(path.read_text(), caffe_pb2.SolverParameter())
+    param.snapshot_prefix = str(snapshots.staging_prefix(snapshot_dir))
+    path.write_text(str(param))
+    return caffe.SGDSolver(str(path))
+
+
+def params_of(solver) -> list[np.ndarray]:
+    return [blob.data.copy() for blobs in solver.net.params.values() for blob in blobs]
+
+
+@pytest.fixture
+def taken(tmp_path):
+    """A snapshot taken by snapshots.take after 3 steps, and the weights one more step gives."""
+    solver = tiny_solver(tmp_path / "nets", tmp_path / "snapshots")
+    solver.step(3)
+    snapshot = snapshots.take(solver, tmp_path / "snapshots")
+    weights = params_of(solver)
+    caffe.set_random_seed(7)  # the next step's data and dropout, the same after a restore
+    solver.step(1)
+    return snapshot, weights, params_of(solver)
+
+
+def test_restore_resumes_a_taken_snapshot_at_its_iteration_weights_and_momentum(tmp_path,
+                                                                                taken):
+    snapshot, weights, after_one_more = taken
+    assert snapshots.verify(snapshot) is None and snapshot.iteration == 3
+    state_bytes = snapshot.solverstate.read_bytes()
+    fresh = tiny_solver(tmp_path / "nets", tmp_path / "other")
+    assert snapshots.restore(fresh, snapshot.solverstate) == 3 == fresh.iter
+    assert all(np.array_equal(a, b) for a, b in zip(params_of(fresh), weights))
+    caffe.set_random_seed(7)
+    fresh.step(1)  # the momentum history came back too: the next step is the same step
+    assert all(np.array_equal(a, b) for a, b in zip(params_of(fresh), after_one_more))
+    assert snapshot.solverstate.read_bytes() == state_bytes  # resolved in a copy, not here
+
+
+def rewrite_state(snapshot: snapshots.Snapshot, change) -> Path:
+    """The snapshot's solverstate changed by `change(state)`, as Caffe's own would be
+    (no manifest: a snapshot Caffe wrote, or one from before manifests)."""
+    state = snapshots.read_state(snapshot.solverstate)
+    change(state)
+    snapshot.solverstate.write_bytes(state.SerializeToString())
+    snapshot.manifest.unlink()
+    return snapshot.solverstate
+
+
+@pytest.mark.parametrize("where", ["beside, by name", "absolute, elsewhere",
+                                   "moved: absolute path gone", "relative subfolder",
+                                   "relative, gone: found by name"])
+def test_restore_finds_the_weights_a_solverstate_names(tmp_path, taken, where):
+    snapshot, weights, _ = taken
+    model = snapshot.caffemodel
+    if where == "absolute, elsewhere":
+        moved = tmp_path / "elsewhere" / "w.caffemodel"
+        moved.parent.mkdir()
+        shutil.move(model, moved)
+        learned = str(moved)
+    elif where == "moved: absolute path gone":
+        learned = str(tmp_path / "gone" / model.name)
+    elif where == "relative subfolder":
+        moved = model.parent / "weights" / "w.caffemodel"
+        moved.parent.mkdir()
+        shutil.move(model, moved)
+        learned = "weights/w.caffemodel"
+    elif where == "relative, gone: found by name":
+        learned = f"gone/{model.name}"
+    else:
+        learned = model.name
+    state_path = rewrite_state(snapshot, lambda s: setattr(s, "learned_net", learned))
+    fresh = tiny_solver(tmp_path / "nets", tmp_path / "other")
+    assert snapshots.restore(fresh, state_path) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(params_of(fresh), weights))
+
+
+def test_restore_refuses_a_solverstate_naming_no_weights_or_missing_ones(tmp_path, taken):
+    snapshot, _, _ = taken
+    fresh = tiny_solver(tmp_path / "nets", tmp_path / "other")
+    state_path = rewrite_state(snapshot, lambda s: setattr(s, "learned_net", ""))
+    with pytest.raises(ValueError, match="names no caffemodel"):
+        snapshots.restore(fresh, state_path)
+    state = snapshots.read_state(state_path)
+    state.learned_net = snapshot.caffemodel.name
+    state_path.write_bytes(state.SerializeToString())
+    snapshot.caffemodel.unlink()
+    with pytest.raises(FileNotFoundError, match=f"its weights {snapshot.caffemodel.name} "
+                                                f"are missing"):
+        snapshots.restore(fresh, state_path)
+    assert fresh.iter == 0
+
+
+@pytest.mark.parametrize("change, says", [
+    ("drop one", "4 history blobs, the net has 5 parameter blobs"),
+    ("add one", "6 history blobs, the net has 5 parameter blobs"),
+    ("reshape", r"history blob 2 has shape \(4, 4, 1, 1\), the net's parameter has "
+                r"\(3, 4, 1, 1\)")])
+def test_restore_refuses_momentum_history_that_does_not_fit_the_net(tmp_path, taken, change,
+                                                                    says):
+    snapshot, _, _ = taken
+
+    def damage(state):
+        if change == "drop one":
+            del state.history[-1]
+        elif change == "add one":
+            state.history.add().CopyFrom(state.history[0])
+        else:
+            state.history[2].shape.dim[0] = 4
+    state_path = rewrite_state(snapshot, damage)
+    fresh = tiny_solver(tmp_path / "nets", tmp_path / "other")
+    with pytest.raises(ValueError, match=says):
+        snapshots.restore(fresh, state_path)
+    assert fresh.iter == 0
+
+
+def test_restore_refuses_weights_of_another_net_before_caffe_aborts(tmp_path, taken):
+    snapshot, _, _ = taken
+    wider = tiny_solver(tmp_path / "nets", tmp_path / "other", width=5)
+    with pytest.raises(ValueError, match="conv1 blob 0 has shape"):
+        snapshots.restore(wider, snapshot.solverstate)
+
+
+def test_a_state_not_named_like_a_snapshot_skips_the_manifest_check(tmp_path, taken):
+    snapshot, weights, _ = taken
+    renamed = snapshot.solverstate.with_name("mine.solverstate")
+    shutil.copy(snapshot.solverstate, renamed)
+    snapshots.manifest_path(renamed).write_text("{not a manifest of this state")
+    fresh = tiny_solver(tmp_path / "nets", tmp_path / "other")
+    assert snapshots.restore(fresh, renamed) == 3
