@@ -85,7 +85,7 @@ def test_make_paper_checks_its_iterations_too(tmp_path):
     (arguments.interval("TEST_EVERY=/--test-every"), {"0": 0, "1": 1}, ["-1", "0.5"]),
     (arguments.width(), {"1": 1.0, "0.5": 0.5, "1e-9": 1e-9},
      ["0", "-0.5", "1.0001", "nan", "inf", "-inf", "x"]),
-    (arguments.momentum(), {"0": 0.0, "0.99": 0.99}, ["1", "-1e-9", "nan"]),
+    (arguments.momentum(), {"0": 0.0, "0.99": 0.99}, ["1", "1.5", "-1e-9", "nan"]),
     (arguments.rate("LR=/--lr"), {"1e-10": 1e-10, "2": 2.0}, ["0", "-1e-6", "nan", "inf"])],
     ids=["iterations", "interval", "width", "momentum", "rate"])
 def test_each_range_check_accepts_its_edges_and_refuses_past_them(parse, accepted, refused):

@@ -27,7 +27,8 @@ def test_a_whole_or_empty_or_missing_log_is_left_as_it_is(tmp_path, json_lines):
     assert mend_torn_end(log, json_lines) == 0 and log.read_bytes() == b"\n"
 
 
-@pytest.mark.parametrize("torn", [b'{"type": "step", "it', b"{", b'{"a": "\xc3'])
+@pytest.mark.parametrize("torn", [b'{"type": "step", "it', b"{", b'{"a": "\xc3',
+                                  b"\0\0\0", b'{"type": "step"\t'])
 def test_a_torn_json_record_is_cut_to_the_last_whole_line(tmp_path, torn):
     log = tmp_path / "train.jsonl"
     log.write_bytes(WHOLE + torn)
@@ -120,9 +121,10 @@ METRICS = {"pixel_accuracy": 0.9, "mean_accuracy": 0.5, "mean_iu": 0.4, "fw_iu":
 
 def test_a_test_writes_the_release_score_lines_per_head_and_its_record(tmp_path, capsys):
     result = {"images": 2, "loss": {"loss": 9.0, "geo_loss": 1.0}, "label": METRICS,
-              "geo": {**METRICS, "mean_iu": 0.25}, "extra": {"no": "metrics"}}
-    with RunLog(tmp_path, echo=True) as log:
+              "geo": {**METRICS, "mean_iu": 0.25}, "sem": METRICS, "extra": {"no": "metrics"}}
+    with RunLog(tmp_path) as log:  # echoes by default
         log.test(40, result, "seg11valid")
+    assert log.text.closed and log.json.closed
     text = re.sub(r">>> [^I]*Iteration", ">>> Iteration",
                   (tmp_path / "train.log").read_text())
     assert text.splitlines() == [
@@ -130,7 +132,9 @@ def test_a_test_writes_the_release_score_lines_per_head_and_its_record(tmp_path,
         ">>> Iteration 40 overall accuracy 0.9", ">>> Iteration 40 mean accuracy 0.5",
         ">>> Iteration 40 mean IU 0.4", ">>> Iteration 40 fwavacc 0.8",
         ">>> Iteration 40 geo overall accuracy 0.9", ">>> Iteration 40 geo mean accuracy 0.5",
-        ">>> Iteration 40 geo mean IU 0.25", ">>> Iteration 40 geo fwavacc 0.8"]
+        ">>> Iteration 40 geo mean IU 0.25", ">>> Iteration 40 geo fwavacc 0.8",
+        ">>> Iteration 40 sem overall accuracy 0.9", ">>> Iteration 40 sem mean accuracy 0.5",
+        ">>> Iteration 40 sem mean IU 0.4", ">>> Iteration 40 sem fwavacc 0.8"]
     record = read_records(tmp_path / "train.jsonl", "test")[0]
     assert record["iter"] == 40 and record["split"] == "seg11valid"
     assert record["label"] == METRICS and record["images"] == 2
@@ -163,3 +167,19 @@ def test_read_records_skips_blank_and_torn_lines_and_filters_by_kind(tmp_path):
     assert read_records(log, "done") == []
     with pytest.raises(FileNotFoundError, match="no JSON-lines log"):
         read_records(tmp_path / "missing.jsonl")
+
+
+def test_by_default_every_twentieth_step_reaches_the_text_log(tmp_path):
+    with RunLog(tmp_path, echo=False) as log:
+        for i in range(1, 42):
+            log.step(i, {"loss": 1.0}, 0.1)
+    text = (tmp_path / "train.log").read_text().splitlines()
+    assert [line.split(" ")[3] for line in text] == ["20,", "40,"]
+
+
+def test_a_bad_line_inside_an_older_log_hides_none_of_the_records_after_it(tmp_path):
+    log = tmp_path / "train.jsonl"  # written before torn lines were mended: one glued line
+    log.write_text('{"type": "step", "iter": 1}\n{"type": "step", "it{"type": "resume"}\n'
+                   '{"type": "step", "iter": 2}\n')
+    assert [r["type"] for r in read_records(log)] == ["step", "step"]
+    assert read_records(log, "step")[-1]["iter"] == 2

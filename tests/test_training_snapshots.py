@@ -147,12 +147,15 @@ def test_available_lists_only_complete_pairs_oldest_first_by_number(tmp_path):
 
 
 @pytest.mark.parametrize("damage,says", [
-    ("truncate", "bytes, the manifest says"), ("same size", "sha256 differs"),
+    ("truncate", "bytes, the manifest says"), ("grown", "bytes, the manifest says"),
+    ("same size", "sha256 differs"),
     ("missing state", "missing"), ("unreadable", "unreadable manifest")])
 def test_verify_names_what_is_wrong(tmp_path, damage, says):
     snapshot = vouched_pair(tmp_path, 4)
     if damage == "truncate":
         snapshot.caffemodel.write_bytes(snapshot.caffemodel.read_bytes()[:-1])
+    elif damage == "grown":
+        snapshot.caffemodel.write_bytes(snapshot.caffemodel.read_bytes() + b"\0")
     elif damage == "same size":
         data = bytearray(snapshot.solverstate.read_bytes())
         data[0] ^= 1
@@ -162,6 +165,16 @@ def test_verify_names_what_is_wrong(tmp_path, damage, says):
     else:
         snapshot.manifest.write_text("{not json")
     assert says in snapshots.verify(snapshot)
+
+
+def test_any_same_size_damage_is_caught_whichever_way_its_digest_sorts(tmp_path):
+    snapshot = vouched_pair(tmp_path, 4)
+    whole = snapshot.solverstate.read_bytes()
+    for byte in range(len(whole)):  # seven digests, some above the recorded one, some below
+        data = bytearray(whole)
+        data[byte] ^= 1
+        snapshot.solverstate.write_bytes(bytes(data))
+        assert "sha256 differs" in snapshots.verify(snapshot)
 
 
 def test_latest_intact_passes_over_newer_damaged_and_unvouched_pairs_only(tmp_path):
@@ -212,7 +225,7 @@ def test_a_lock_file_left_by_a_dead_process_is_rewritten_for_the_new_holder(tmp_
 
 
 @pytest.mark.parametrize("error, expected", [(errno.ENOSPC, snapshots.SnapshotSpaceError),
-                                             (errno.EIO, OSError)])
+                                             (errno.EIO, OSError), (errno.EROFS, OSError)])
 def test_a_full_disk_during_an_atomic_write_is_named_and_leaves_the_old_file(
         tmp_path, monkeypatch, error, expected):
     target = tmp_path / "train_iter_4.solverstate"
@@ -331,8 +344,9 @@ def test_restore_refuses_a_solverstate_naming_no_weights_or_missing_ones(tmp_pat
 @pytest.mark.parametrize("change, says", [
     ("drop one", "4 history blobs, the net has 5 parameter blobs"),
     ("add one", "6 history blobs, the net has 5 parameter blobs"),
-    ("reshape", r"history blob 2 has shape \(4, 4, 1, 1\), the net's parameter has "
-                r"\(3, 4, 1, 1\)")])
+    ("wider", r"history blob 2 has shape \(4, 4, 1, 1\), the net's parameter has "
+              r"\(3, 4, 1, 1\)"),
+    ("narrower", r"history blob 2 has shape \(2, 4, 1, 1\)")])
 def test_restore_refuses_momentum_history_that_does_not_fit_the_net(tmp_path, taken, change,
                                                                     says):
     snapshot, _, _ = taken
@@ -343,7 +357,7 @@ def test_restore_refuses_momentum_history_that_does_not_fit_the_net(tmp_path, ta
         elif change == "add one":
             state.history.add().CopyFrom(state.history[0])
         else:
-            state.history[2].shape.dim[0] = 4
+            state.history[2].shape.dim[0] = 4 if change == "wider" else 2
     state_path = rewrite_state(snapshot, damage)
     fresh = tiny_solver(tmp_path / "nets", tmp_path / "other")
     with pytest.raises(ValueError, match=says):
