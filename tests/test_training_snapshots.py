@@ -379,3 +379,115 @@ def test_a_state_not_named_like_a_snapshot_skips_the_manifest_check(tmp_path, ta
     snapshots.manifest_path(renamed).write_text("{not a manifest of this state")
     fresh = tiny_solver(tmp_path / "nets", tmp_path / "other")
     assert snapshots.restore(fresh, renamed) == 3
+
+
+# --- writing: take and save_weights on a real solver --------------------------------------
+# the tiny net's parameters: conv1 4×3×3×3 + 4, score_fr 3×4×1×1 + 3, upscore 3×3×4×4
+TINY_PARAM_BYTES = 4 * (108 + 4 + 12 + 3 + 144)
+
+
+def free_space(monkeypatch, free: int) -> None:
+    """The disk under every folder reports `free` bytes free (what check_space reads)."""
+    real = shutil.disk_usage
+    monkeypatch.setattr(snapshots.shutil, "disk_usage",
+                        lambda folder: real(folder)._replace(free=free))
+
+
+def test_take_moves_a_vouched_pair_out_of_staging_naming_its_weights_beside_it(tmp_path):
+    solver = tiny_solver(tmp_path / "nets", tmp_path / "snapshots")
+    assert snapshots.param_bytes(solver.net) == TINY_PARAM_BYTES
+    solver.step(2)
+    snapshot = snapshots.take(solver, tmp_path / "snapshots")
+    assert snapshot == snapshots.Snapshot(2, tmp_path / "snapshots" / "train_iter_2.caffemodel",
+                                          tmp_path / "snapshots" / "train_iter_2.solverstate")
+    assert snapshots.verify(snapshot) is None
+    assert snapshots.read_state(snapshot.solverstate).learned_net == "train_iter_2.caffemodel"
+    assert list((tmp_path / "snapshots" / snapshots.STAGING).iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "snapshots").glob("train*")) == [
+        "train_iter_2.caffemodel", "train_iter_2.manifest.json", "train_iter_2.solverstate"]
+    solver.step(1)  # the next one beside it; the first stays vouched for
+    assert snapshots.take(solver, tmp_path / "snapshots").iteration == 3
+    assert [s.iteration for s in snapshots.available(tmp_path / "snapshots")] == [2, 3]
+    assert snapshots.verify(snapshot) is None
+
+
+def test_a_solver_snapshotting_elsewhere_is_an_error_not_an_unvouched_pair(tmp_path):
+    solver = tiny_solver(tmp_path / "nets", tmp_path / "elsewhere")
+    with pytest.raises(RuntimeError, match="Caffe did not write"):
+        snapshots.take(solver, tmp_path / "snapshots")
+    assert snapshots.available(tmp_path / "snapshots") == []
+
+
+def test_take_needs_three_weights_and_4_mib_free_and_names_the_earlier_snapshot(
+        tmp_path, monkeypatch):
+    solver = tiny_solver(tmp_path / "nets", tmp_path / "snapshots")
+    needed = 3 * TINY_PARAM_BYTES + 4 * 2**20
+    free_space(monkeypatch, needed - 1)
+    with pytest.raises(snapshots.SnapshotSpaceError) as raised:
+        snapshots.take(solver, tmp_path / "snapshots")
+    assert raised.value.errno == errno.ENOSPC
+    assert str(raised.value).endswith(
+        f"{tmp_path / 'snapshots'}: not enough disk space for the snapshot at iteration 0: "
+        f"needs about 4.0 MiB, 4.0 MiB free. Nothing was written. Free some space (or move "
+        f"the run) and resume with the same command")
+    free_space(monkeypatch, needed)
+    first = snapshots.take(solver, tmp_path / "snapshots")
+    solver.step(1)
+    free_space(monkeypatch, needed - 1)
+    with pytest.raises(snapshots.SnapshotSpaceError, match=f"Nothing was written; the earlier "
+                                                           f"snapshot {first.solverstate} is "
+                                                           f"intact. Free some"):
+        snapshots.take(solver, tmp_path / "snapshots")
+    assert [s.iteration for s in snapshots.available(tmp_path / "snapshots")] == [0]
+
+
+def test_a_file_size_limit_below_one_snapshot_file_is_refused_before_caffe_writes(
+        tmp_path):
+    import resource
+
+    solver = tiny_solver(tmp_path / "nets", tmp_path / "snapshots")
+    largest = TINY_PARAM_BYTES + 2**20
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (largest - 1, hard))
+        with pytest.raises(snapshots.SnapshotSpaceError) as raised:
+            snapshots.take(solver, tmp_path / "snapshots")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (largest, hard))
+        snapshot = snapshots.take(solver, tmp_path / "snapshots")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert raised.value.errno == errno.EFBIG
+    assert str(raised.value).endswith(
+        f"the file-size limit (ulimit -f) is {(largest - 1) / 2**20:.1f} MiB, and the snapshot "
+        f"at iteration 0 writes a file of about {largest / 2**20:.1f} MiB. Nothing was "
+        f"written. Raise the limit (ulimit -f unlimited) and resume with the same command")
+    assert snapshots.verify(snapshot) is None
+
+
+def test_save_weights_writes_what_net_save_writes_atomically_into_new_folders(tmp_path):
+    solver = tiny_solver(tmp_path / "nets", tmp_path / "snapshots")
+    solver.step(1)
+    solver.net.save(str(tmp_path / "direct.caffemodel"))
+    final = tmp_path / "runs" / "voc-fcn32s" / "final.caffemodel"
+    assert snapshots.save_weights(solver.net, final) == final
+    assert final.read_bytes() == (tmp_path / "direct.caffemodel").read_bytes()
+    assert [p.name for p in final.parent.iterdir()] == ["final.caffemodel"]
+
+
+def test_save_weights_checks_the_space_first_and_leaves_no_part_when_it_fails(tmp_path,
+                                                                               monkeypatch):
+    solver = tiny_solver(tmp_path / "nets", tmp_path / "snapshots")
+    final = tmp_path / "run" / "final.caffemodel"
+    free_space(monkeypatch, TINY_PARAM_BYTES + 4 * 2**20 - 1)
+    with pytest.raises(snapshots.SnapshotSpaceError, match=f"not enough disk space for the "
+                                                           f"weights {final}: .* Nothing was "
+                                                           f"written; the snapshots are intact"):
+        snapshots.save_weights(solver.net, final)
+    free_space(monkeypatch, TINY_PARAM_BYTES + 4 * 2**20)
+
+    def interrupted(source, target):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(snapshots.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        snapshots.save_weights(solver.net, final)
+    assert list(final.parent.iterdir()) == []
