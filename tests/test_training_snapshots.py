@@ -431,14 +431,16 @@ def test_take_needs_three_weights_and_4_mib_free_and_names_the_earlier_snapshot(
         f"needs about 4.0 MiB, 4.0 MiB free. Nothing was written. Free some space (or move "
         f"the run) and resume with the same command")
     free_space(monkeypatch, needed)
-    first = snapshots.take(solver, tmp_path / "snapshots")
+    snapshots.take(solver, tmp_path / "snapshots")
+    solver.step(1)
+    latest = snapshots.take(solver, tmp_path / "snapshots")
     solver.step(1)
     free_space(monkeypatch, needed - 1)
     with pytest.raises(snapshots.SnapshotSpaceError, match=f"Nothing was written; the earlier "
-                                                           f"snapshot {first.solverstate} is "
+                                                           f"snapshot {latest.solverstate} is "
                                                            f"intact. Free some"):
         snapshots.take(solver, tmp_path / "snapshots")
-    assert [s.iteration for s in snapshots.available(tmp_path / "snapshots")] == [0]
+    assert [s.iteration for s in snapshots.available(tmp_path / "snapshots")] == [0, 1]
 
 
 def test_a_file_size_limit_below_one_snapshot_file_is_refused_before_caffe_writes(
@@ -454,6 +456,12 @@ def test_a_file_size_limit_below_one_snapshot_file_is_refused_before_caffe_write
             snapshots.take(solver, tmp_path / "snapshots")
         resource.setrlimit(resource.RLIMIT_FSIZE, (largest, hard))
         snapshot = snapshots.take(solver, tmp_path / "snapshots")
+        solver.step(1)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (largest - 1, hard))
+        with pytest.raises(snapshots.SnapshotSpaceError,
+                           match=f"Nothing was written; the earlier snapshot "
+                                 f"{snapshot.solverstate} is intact. Raise the limit"):
+            snapshots.take(solver, tmp_path / "snapshots")
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert raised.value.errno == errno.EFBIG
@@ -485,9 +493,42 @@ def test_save_weights_checks_the_space_first_and_leaves_no_part_when_it_fails(tm
         snapshots.save_weights(solver.net, final)
     free_space(monkeypatch, TINY_PARAM_BYTES + 4 * 2**20)
 
-    def interrupted(source, target):
+    real_replace = os.replace
+
+    def interrupted(source, target, after: bool):
+        if after:
+            real_replace(source, target)
         raise KeyboardInterrupt
-    monkeypatch.setattr(snapshots.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        snapshots.save_weights(solver.net, final)
-    assert list(final.parent.iterdir()) == []
+    for after in (False, True):  # Ctrl-C before the rename, or just after it
+        monkeypatch.setattr(snapshots.os, "replace",
+                            lambda a, b, after=after: interrupted(a, b, after))
+        with pytest.raises(KeyboardInterrupt):
+            snapshots.save_weights(solver.net, final)
+        assert [p.name for p in final.parent.iterdir()] == (["final.caffemodel"] if after
+                                                            else [])
+
+
+def test_check_space_says_how_much_is_needed_and_free_to_a_tenth_of_a_mib(tmp_path,
+                                                                         monkeypatch):
+    free_space(monkeypatch, 2**19)
+    with pytest.raises(snapshots.SnapshotSpaceError, match=r"needs about 1\.5 MiB, 0\.5 MiB "
+                                                           r"free\. Nothing was written\. "):
+        snapshots.check_space(tmp_path, 3 * 2**19, "the weights")
+    snapshots.check_space(tmp_path, 2**19, "the weights")  # exactly enough
+
+
+def test_check_space_compares_the_file_size_limit_with_the_largest_file(tmp_path):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2**19, hard))
+        with pytest.raises(snapshots.SnapshotSpaceError, match=r"is 0\.5 MiB, and the weights "
+                                                               r"writes a file of about 1\.5 "
+                                                               r"MiB\. Nothing"):
+            snapshots.check_space(tmp_path, 2**18, "the weights", largest=3 * 2**19)
+        snapshots.check_space(tmp_path, 2**18, "the weights", largest=2**18)  # below it
+        with pytest.raises(snapshots.SnapshotSpaceError, match="file-size limit"):
+            snapshots.check_space(tmp_path, 3 * 2**19, "the weights")  # largest: all needed
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
