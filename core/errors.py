@@ -63,8 +63,8 @@ def check_writable(path: Path | str, option: str = "the output option") -> None:
     folder is made if missing; nothing is left behind): a read-only output path must not
     cost a whole run and then a traceback."""
     path = Path(path)
-    existed = path.exists()
     try:
+        existed = path.exists()  # raises too for a name the system refuses (too long)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a"):
             pass

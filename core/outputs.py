@@ -58,14 +58,18 @@ def _conflict(out: Output, real_out: Path, name: str, given: Path) -> str | None
 def existing_result(out: Output) -> str | None:
     """What `out` already holds that writing it would replace, in words, or None."""
     path = Path(out.path)
-    if out.folder:
-        if path.is_dir():
-            count = sum(1 for _ in path.iterdir())
-            if count:
-                return f"the folder {path} already holds {count} entr{'y' if count == 1 else 'ies'}"
+    try:
+        if out.folder:
+            if path.is_dir():
+                count = sum(1 for _ in path.iterdir())
+                if count:
+                    return (f"the folder {path} already holds {count} "
+                            f"entr{'y' if count == 1 else 'ies'}")
+            return None
+        if path.is_file() and path.stat().st_size > 0:
+            return f"{path} already exists ({path.stat().st_size} bytes)"
+    except OSError:  # a path the system refuses (a name too long): check_writable names it
         return None
-    if path.is_file() and path.stat().st_size > 0:
-        return f"{path} already exists ({path.stat().st_size} bytes)"
     return None
 
 

@@ -102,6 +102,9 @@ TARGETS = (
            ("RunLock.__enter__", "RunLock.__exit__", "holds", "clean_orphans",
             "_replace_atomically", "available", "verify", "latest_intact", "restore"),
            "tests/test_training_snapshots.py", timeout_s=60),
+    Target("snapshot-writing", "training/snapshots.py",
+           ("param_bytes", "check_space", "take", "save_weights"),
+           "tests/test_training_snapshots.py", timeout_s=60),
     Target("balance", "training/balance.py",
            ("class_counts", "inverse_frequency", "write_infogain", "read_infogain"),
            "tests/test_paper_layers.py", timeout_s=60),
@@ -124,6 +127,14 @@ TARGETS = (
            timeout_s=300),
     Target("paper-report", "paper/report.py", (), "tests/test_paper_report.py",
            timeout_s=300),
+    # issue 35, what the architecture step made: result manifests, outputs never over
+    # inputs, the command-line ranges, train.jsonl and its torn-line repair
+    Target("manifest", "core/manifest.py", (), "tests/test_core_manifest.py", timeout_s=60),
+    Target("outputs", "core/outputs.py", (), "tests/test_core_outputs.py", timeout_s=60),
+    Target("arguments", "core/arguments.py", (), "tests/test_faults_arguments.py -k 'not make'",
+           timeout_s=60),
+    Target("runlog", "training/runlog.py", (),
+           "tests/test_training_runlog.py tests/test_training_curves.py", timeout_s=60),
 )
 
 

@@ -3,12 +3,14 @@ a value outside its range is one usage error naming the argument and the allowed
 before any run folder is made — never a run that trains on `max_iter -3` or one-channel
 layers, nor argparse's "expected one argument" for a negative rate."""
 
+import argparse
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from core import arguments
 from evaluation.score import main as score
 from training.schedule import main as schedule
 from training.train import main as train
@@ -80,3 +82,33 @@ def test_make_paper_checks_its_iterations_too(tmp_path):
     assert done.returncode != 0
     assert "ITERS=/--iters must be an integer ≥ 1, found -3" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+# --- the types themselves (core/arguments.py), at each range's edges ------------------------
+@pytest.mark.parametrize("parse, accepted, refused", [
+    (arguments.iterations(), {"1": 1, "7": 7}, ["0", "-1", "1.5", "x", ""]),
+    (arguments.interval("TEST_EVERY=/--test-every"), {"0": 0, "1": 1}, ["-1", "0.5"]),
+    (arguments.width(), {"1": 1.0, "0.5": 0.5, "1e-9": 1e-9},
+     ["0", "-0.5", "1.0001", "nan", "inf", "-inf", "x"]),
+    (arguments.momentum(), {"0": 0.0, "0.99": 0.99}, ["1", "1.5", "-1e-9", "nan"]),
+    (arguments.rate("LR=/--lr"), {"1e-10": 1e-10, "2": 2.0}, ["0", "-1e-6", "nan", "inf"])],
+    ids=["iterations", "interval", "width", "momentum", "rate"])
+def test_each_range_check_accepts_its_edges_and_refuses_past_them(parse, accepted, refused):
+    for text, value in accepted.items():
+        parsed = parse(text)
+        assert parsed == value and type(parsed) is type(value)
+    for text in refused:
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)
+
+
+def test_a_refusal_names_the_argument_its_range_and_what_was_typed():
+    parse = arguments.checked(float, "SIZE=/--size", "a number in [2, 3]", lambda v: 2 <= v <= 3)
+    assert parse("2.5") == 2.5 and parse.__name__ == "SIZE=/--size"
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        parse("4")
+    assert str(raised.value) == "SIZE=/--size must be a number in [2, 3], found 4"
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        parse("four")
+    assert str(raised.value) == "SIZE=/--size must be a number in [2, 3], found 'four'"
+    assert arguments.checked(int, "N", "any", lambda v: True)("-5") == -5
