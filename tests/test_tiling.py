@@ -117,6 +117,52 @@ def test_pointless_nets_are_refused():
         tiling.reach(n.to_proto(), "fc")
 
 
+def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
+    """A Concat or Eltwise reaches as far as its widest input; a join of blobs at different
+    strides, or a Concat along a spatial axis, is refused; a WITHIN_CHANNEL LRN reaches
+    half its window each way (an ACROSS_CHANNELS one adds nothing)."""
+    from caffe import layers as L
+    from caffe import params as P
+
+    def net(join: str, other: str = "wide", **kwargs):
+        n = caffe.NetSpec()
+        n.data = L.Input(shape=dict(dim=[1, 2, 16, 16]))
+        n.narrow = L.Convolution(n.data, num_output=2, kernel_size=3, pad=1)
+        n.wide = L.Convolution(n.data, num_output=2, kernel_size=5, pad=2)
+        n.strided = L.Convolution(n.data, num_output=2, kernel_size=2, stride=2)
+        n.joined = getattr(L, join)(n.narrow, getattr(n, other), **kwargs)
+        n.within = L.LRN(n.joined, local_size=5, norm_region=P.LRN.WITHIN_CHANNEL)
+        n.across = L.LRN(n.joined, local_size=5)
+        return n.to_proto()
+
+    for join in ("Concat", "Eltwise"):
+        param = net(join)
+        assert tiling.reach(param, "joined") == (tiling.Reach(2, 2, 2),) * 2
+        assert tiling.reach(param, "across") == (tiling.Reach(2, 2, 2),) * 2
+        assert tiling.reach(param, "within") == (tiling.Reach(2, 4, 4),) * 2
+        with pytest.raises(tiling.NotTileable, match="joins blobs of different strides"):
+            tiling.reach(net(join, "strided"), "joined")
+    with pytest.raises(tiling.NotTileable, match="concatenates along another axis"):
+        tiling.reach(net("Concat", axis=2), "joined")
+
+
+def test_memory_counts_the_column_buffer_of_a_convolution_that_is_not_1x1():
+    """A 3×3 unpadded convolution at stride 1 goes through im2col: its buffer (input
+    channels × kernel × output positions) is counted; a 1×1 one's is not."""
+    from caffe import layers as L
+
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 2, 6, 6]))
+    n.conv = L.Convolution(n.data, num_output=3, kernel_size=3)
+    n.score = L.Convolution(n.conv, num_output=1, kernel_size=1)
+    blobs = 2 * 36 + 3 * 16 + 16
+    weights = (3 * 2 * 9 + 3) + (1 * 3 + 1)
+    bias_multipliers = 16 + 16
+    column = 2 * 9 * 16
+    assert tiling.forward_bytes(n.to_proto(), (1, 2, 6, 6)) == \
+        4 * (blobs + weights + bias_multipliers + column)
+
+
 def test_spans_partition_and_align():
     r = tiling.Reach(stride=32, before=230, after=240)
     for length in (1, 31, 32, 700, 1000, 1337):
