@@ -124,8 +124,8 @@ TARGETS = (
            "tests/test_fingerprint.py", timeout_s=60),
     Target("export-graph", "export/graph.py", (), "tests/test_export_layers.py",
            timeout_s=300),
-    Target("download", "core/download.py", (), "tests/test_faults_downloads.py",
-           timeout_s=300),
+    Target("download", "core/download.py", (),
+           "tests/test_faults_downloads.py tests/test_data_fetch.py", timeout_s=300),
     # the comparisons and claims; test_paper_report's miniature runs (minutes each) stay out
     Target("paper-report", "paper/report.py",
            ("title", "fmt", "cell", "this_run", "architecture", "group_table", "claim_check",

@@ -17,14 +17,17 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
 from core.geometry import (
+    Window,
     conv_window,
     crop_offsets,
+    deconv_size,
     layer_parameters,
     output_shape,
     parameter_counts,
     pool_window,
     pooled_size,
     window,
+    window_step,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +73,10 @@ def test_convolution_fields_prefer_h_w_then_broadcast_then_default():
     with pytest.raises(ValueError, match="3 values for 2 spatial axes"):
         conv_window(_layer("convolution_param { kernel_size: 1 kernel_size: 2 "
                            "kernel_size: 3 }").convolution_param)
+    # either of _h/_w is enough for Caffe to read both (the other keeps its default 0)
+    w = conv_window(_layer("convolution_param { kernel_size: 3 pad_w: 2 }")
+                    .convolution_param)
+    assert w.pad == (0, 2)
 
 
 def test_pooling_fields_single_or_h_w():
@@ -100,6 +107,23 @@ def test_pooled_size_clips_a_last_window_that_starts_in_the_padding():
     assert pooled_size(5, 2, 2, 0, ceil=True) == 3   # unpadded: ceil kept
     assert pooled_size(5, 2, 2, 0, ceil=False) == 2
     assert pooled_size(5, 1, 3, 0, ceil=True, padded=True) == 2   # padded on the other axis
+    assert pooled_size(5, 1, 3, 0, ceil=True) == 3   # unpadded: Caffe keeps a window past the end
+
+
+def test_deconvolution_size_without_dilation_inverts_convolution():
+    assert deconv_size(3, 4, 2, 1) == 6 and deconv_size(3, 4, 2, 1, dilation=2) == 9
+
+
+def test_coordinate_maps_of_a_convolution_and_a_deconvolution():
+    """pycaffe's coord_map in interval form: a 3×3 stride-2 window with pad 1 maps output
+    j to input [2j − 1, 2j + 1]; the deconvolution inverts it (halves, not rounded)."""
+    from fractions import Fraction as F
+
+    w = Window(kernel=(3, 3), stride=(2, 2), pad=(1, 1))
+    assert window_step("Convolution", w, 0, F(1), F(0), F(0)) == (2, -1, 1)
+    assert window_step("Pooling", w, 1, F(2), F(-1), F(1)) == (4, -3, 3)
+    assert window_step("Deconvolution", w, 0, F(1), F(0), F(0)) == (F(1, 2), F(-1, 2),
+                                                                     F(1, 2))
 
 
 # ---------------------------------------------------------------- against Caffe

@@ -119,8 +119,9 @@ def test_pointless_nets_are_refused():
 
 def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
     """A Concat or Eltwise reaches as far as its widest input; a join of blobs at different
-    strides, or a Concat along a spatial axis, is refused; a WITHIN_CHANNEL LRN reaches
-    half its window each way (an ACROSS_CHANNELS one adds nothing)."""
+    strides, a Concat along a spatial axis, or an output at a coarser stride than the
+    input is refused; a WITHIN_CHANNEL LRN reaches half its window each way (an
+    ACROSS_CHANNELS one adds nothing); height and width reach apart."""
     from caffe import layers as L
     from caffe import params as P
 
@@ -128,38 +129,50 @@ def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
         n = caffe.NetSpec()
         n.data = L.Input(shape=dict(dim=[1, 2, 16, 16]))
         n.narrow = L.Convolution(n.data, num_output=2, kernel_size=3, pad=1)
-        n.wide = L.Convolution(n.data, num_output=2, kernel_size=5, pad=2)
+        n.wide = L.Convolution(n.data, num_output=2, kernel_h=5, kernel_w=7, pad_h=2,
+                               pad_w=3)
         n.strided = L.Convolution(n.data, num_output=2, kernel_size=2, stride=2)
         n.joined = getattr(L, join)(n.narrow, getattr(n, other), **kwargs)
         n.within = L.LRN(n.joined, local_size=5, norm_region=P.LRN.WITHIN_CHANNEL)
         n.across = L.LRN(n.joined, local_size=5)
         return n.to_proto()
 
-    for join in ("Concat", "Eltwise"):
-        param = net(join)
-        assert tiling.reach(param, "joined") == (tiling.Reach(2, 2, 2),) * 2
-        assert tiling.reach(param, "across") == (tiling.Reach(2, 2, 2),) * 2
-        assert tiling.reach(param, "within") == (tiling.Reach(2, 4, 4),) * 2
+    for join, kwargs in (("Concat", {}), ("Concat", {"axis": -3}), ("Eltwise", {})):
+        param = net(join, **kwargs)
+        assert tiling.reach(param, "joined") == (tiling.Reach(2, 2, 2), tiling.Reach(2, 3, 3))
+        assert tiling.reach(param, "across") == (tiling.Reach(2, 2, 2), tiling.Reach(2, 3, 3))
+        assert tiling.reach(param, "within") == (tiling.Reach(2, 4, 4), tiling.Reach(2, 5, 5))
         with pytest.raises(tiling.NotTileable, match="joins blobs of different strides"):
-            tiling.reach(net(join, "strided"), "joined")
+            tiling.reach(net(join, "strided", **kwargs), "joined")
+        with pytest.raises(tiling.NotTileable, match="has stride 2 in input pixels"):
+            tiling.reach(param, "strided")
     with pytest.raises(tiling.NotTileable, match="concatenates along another axis"):
         tiling.reach(net("Concat", axis=2), "joined")
 
 
 def test_memory_counts_the_column_buffer_of_a_convolution_that_is_not_1x1():
     """A 3×3 unpadded convolution at stride 1 goes through im2col: its buffer (input
-    channels × kernel × output positions) is counted; a 1×1 one's is not."""
+    channels × kernel × output positions) is counted; a 1×1 one's is not, nor an AVE
+    pooling's argmax (MAX only); a Scale holds a weight and a bias per channel. A data
+    layer without bottoms (DummyData here) stands for the input, as Input does."""
     from caffe import layers as L
+    from caffe import params as P
 
     n = caffe.NetSpec()
-    n.data = L.Input(shape=dict(dim=[1, 2, 6, 6]))
+    n.data = L.DummyData(shape=dict(dim=[1, 2, 6, 6]))
     n.conv = L.Convolution(n.data, num_output=3, kernel_size=3)
-    n.score = L.Convolution(n.conv, num_output=1, kernel_size=1)
-    blobs = 2 * 36 + 3 * 16 + 16
-    weights = (3 * 2 * 9 + 3) + (1 * 3 + 1)
-    bias_multipliers = 16 + 16
+    n.scaled = L.Scale(n.conv, bias_term=True)
+    n.pool = L.Pooling(n.scaled, pool=P.Pooling.AVE, kernel_size=2, stride=2)
+    n.score = L.Convolution(n.pool, num_output=1, kernel_size=1)
+    param = n.to_proto()
+    assert tiling.blob_shapes(param, (1, 2, 6, 6)) == {
+        "data": (1, 2, 6, 6), "conv": (1, 3, 4, 4), "scaled": (1, 3, 4, 4),
+        "pool": (1, 3, 2, 2), "score": (1, 1, 2, 2)}
+    blobs = 2 * 36 + 3 * 16 + 3 * 16 + 3 * 4 + 4
+    weights = (3 * 2 * 9 + 3) + 3 * 2 + (1 * 3 + 1)
+    bias_multipliers = 16 + 4
     column = 2 * 9 * 16
-    assert tiling.forward_bytes(n.to_proto(), (1, 2, 6, 6)) == \
+    assert tiling.forward_bytes(param, (1, 2, 6, 6)) == \
         4 * (blobs + weights + bias_multipliers + column)
 
 
