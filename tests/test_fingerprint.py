@@ -97,6 +97,16 @@ def test_diff_names_each_differing_field():
     assert [k for k, _, _ in fpm.pinned_differences(a, b)] == ["blas_kernel", "numerics"]
 
 
+def test_the_thread_count_decides_the_bits_unless_every_library_is_invariant():
+    invariant = {"blas_thread_invariant": True, "blas_threads": 1}
+    assert fpm.bits_fields(invariant, {**invariant, "blas_threads": 4}) == fpm.PINNED_FIELDS
+    for other in (False, None):
+        varying = {**invariant, "blas_thread_invariant": other, "blas_threads": 4}
+        assert fpm.bits_fields(invariant, varying) == (*fpm.PINNED_FIELDS, "blas_threads")
+        assert ("blas_threads", 1, 4) in fpm.pinned_differences(invariant, varying)
+    assert fpm.pinned_differences(invariant, {**invariant, "blas_threads": 4}) == []
+
+
 def write_score(path, mean_iu, **fingerprint):
     base = {"numerics": "pinned", "blas_kernel": "Haswell", "blas_version": "OpenBLAS 0.3.21",
             "blas_probe": "sha256:1", "numpy": "2.4.6"}
