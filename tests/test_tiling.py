@@ -150,6 +150,24 @@ def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
         tiling.reach(net("Concat", axis=2), "joined")
 
 
+def test_a_crop_shifts_the_reach_by_its_offset_and_unknown_layers_are_refused():
+    """A 5×5 convolution padded by 4 sees [j − 4, j]; cropped at offset 2 it sees
+    [j − 2, j + 2] (along the cropped axes only). A layer not known to keep a bounded window (Reshape) is refused."""
+    from caffe import layers as L
+
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 1, 10, 10]))
+    n.conv = L.Convolution(n.data, num_output=1, kernel_size=5, pad=4)
+    n.cropped = L.Crop(n.conv, n.data, offset=2)
+    n.width_only = L.Crop(n.conv, n.data, axis=3, offset=2)   # height kept as it is
+    assert tiling.reach(n.to_proto(), "cropped") == (tiling.Reach(1, 2, 2),) * 2
+    assert tiling.reach(n.to_proto(), "width_only") == (tiling.Reach(1, 4, 0),
+                                                        tiling.Reach(1, 2, 2))
+    n.flat = L.Reshape(n.cropped, reshape_param=dict(shape=dict(dim=[0, -1])))
+    with pytest.raises(tiling.NotTileable, match="flat \\(Reshape\\) is not known"):
+        tiling.reach(n.to_proto(), "cropped")
+
+
 def test_memory_counts_the_column_buffer_of_a_convolution_that_is_not_1x1():
     """A 3×3 unpadded convolution at stride 1 goes through im2col: its buffer (input
     channels × kernel × output positions) is counted; a 1×1 one's is not, nor an AVE
@@ -174,6 +192,16 @@ def test_memory_counts_the_column_buffer_of_a_convolution_that_is_not_1x1():
     column = 2 * 9 * 16
     assert tiling.forward_bytes(param, (1, 2, 6, 6)) == \
         4 * (blobs + weights + bias_multipliers + column)
+    # a deconvolution's buffer: output channels × kernel × input positions; a MAX pooling
+    # whose argmax is a top of its own holds no hidden one
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 2, 4, 4]))
+    n.pool, n.mask = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_size=2, stride=1, ntop=2)
+    n.up = L.Deconvolution(n.pool, convolution_param=dict(num_output=5, kernel_size=4,
+                                                          stride=2, bias_term=False))
+    blobs = 2 * 16 + 2 * 9 + 2 * 9 + 5 * 64
+    assert tiling.forward_bytes(n.to_proto(), (1, 2, 4, 4)) == \
+        4 * (blobs + 2 * 5 * 16 + 5 * 16 * 9)
 
 
 def test_spans_partition_and_align():
@@ -183,6 +211,7 @@ def test_spans_partition_and_align():
         kept = [i for s in spans for i in range(s.keep_start, s.keep_stop)]
         assert kept == list(range(length))
         for s in spans:
+            assert 0 <= s.start and s.stop <= length
             assert s.start % 32 == 0 and s.start <= s.keep_start and s.stop >= s.keep_stop
             assert s.start == 0 or s.keep_start - s.start >= r.before
             assert s.stop == length or s.stop - s.keep_stop >= r.after
