@@ -152,7 +152,8 @@ def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
 
 def test_a_crop_shifts_the_reach_by_its_offset_and_unknown_layers_are_refused():
     """A 5×5 convolution padded by 4 sees [j − 4, j]; cropped at offset 2 it sees
-    [j − 2, j + 2] (along the cropped axes only). A layer not known to keep a bounded window (Reshape) is refused."""
+    [j − 2, j + 2] (along the cropped axes only). A layer not known to keep a bounded
+    window (Reshape) is refused."""
     from caffe import layers as L
 
     n = caffe.NetSpec()
