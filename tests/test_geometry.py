@@ -18,6 +18,7 @@ from google.protobuf import text_format
 
 from core.geometry import (
     Window,
+    conv_size,
     conv_window,
     crop_offsets,
     deconv_size,
@@ -97,6 +98,7 @@ def test_crop_offsets_one_is_broadcast_none_is_zero_else_one_per_axis():
     assert offsets("") == (2, (0, 0))
     assert offsets("axis: 1 offset: 0 offset: 3 offset: 4") == (1, (0, 3, 4))
     assert offsets("axis: -1 offset: 5") == (3, (5,))
+    assert offsets("axis: 0") == (0, (0, 0, 0, 0))
     with pytest.raises(ValueError, match="2 crop offsets for 3 axes"):
         offsets("axis: 1 offset: 1 offset: 2")
 
@@ -112,6 +114,19 @@ def test_pooled_size_clips_a_last_window_that_starts_in_the_padding():
 
 def test_deconvolution_size_without_dilation_inverts_convolution():
     assert deconv_size(3, 4, 2, 1) == 6 and deconv_size(3, 4, 2, 1, dilation=2) == 9
+
+
+def test_convolution_size_is_c_integer_division_even_for_a_window_past_the_input():
+    """C's `/` truncates towards zero: a window wider than the padded input by less than
+    a stride still gives 1 output, by a stride or more 0 (which Caffe then refuses)."""
+    for size in range(1, 9):
+        for kernel in range(1, 10):
+            for stride in (1, 2, 3):
+                for pad in (0, 1):
+                    span = size + 2 * pad - kernel
+                    assert conv_size(size, kernel, stride, pad) == int(span / stride) + 1
+    assert conv_size(5, 3, 1, 0) == 3 and conv_size(5, 3, 1, 0, dilation=2) == 1
+    assert pooled_size(5, 2, 2, 0) == 3   # Caffe's default round mode: CEIL
 
 
 def test_coordinate_maps_of_a_convolution_and_a_deconvolution():
