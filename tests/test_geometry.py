@@ -145,7 +145,7 @@ def test_coordinate_maps_of_a_convolution_and_a_deconvolution():
 
 
 def test_window_layers_shape_and_count_as_caffe_does(tmp_path):
-    """Odd fields and sizes: rectangular dilated convolution, deconvolution, padding on one
+    """Odd fields and sizes: rectangular dilated convolution, grouped deconvolution, padding on one
     axis only (Caffe then clips the last window on both), floor mode, Scale."""
     n = caffe.NetSpec()
     L, P = caffe.layers, caffe.params
@@ -153,7 +153,8 @@ def test_window_layers_shape_and_count_as_caffe_does(tmp_path):
     n.conv = L.Convolution(n.data, num_output=6, kernel_h=3, kernel_w=5, stride=[2, 3],
                            pad_h=2, pad_w=1, dilation=2, group=2)
     n.up = L.Deconvolution(n.conv, convolution_param=dict(num_output=4, kernel_size=4,
-                                                          stride=2, pad=1, bias_term=False))
+                                                          stride=2, pad=1, bias_term=False,
+                                                          group=2))
     n.clip = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_h=1, kernel_w=3, stride_h=3,
                        stride_w=1, pad_h=0, pad_w=1)
     n.floor = L.Pooling(n.data, pool=P.Pooling.AVE, kernel_size=3, stride=2,
