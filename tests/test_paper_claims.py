@@ -122,6 +122,50 @@ def test_margins_hold_at_their_edge_and_fail_just_past_it():
     assert C.judge(staged, edge).holds is True and C.judge(staged, past).holds is False
 
 
+# key: tables exactly at a claim's edge, where it still holds (≥, ≤ and the margins inclusive)
+EDGES = {
+    "3-lr-drop": {"3": {"FCN-32s": 40, "FCN-16s": 44}, "3-control": {LRDROP: 42}},
+    "8-reference-fg": [{"8": {"Reference": 80, "Reference-FG": 80}},
+                       {"8": {"Reference": 80, "Reference-FG": 70}}],
+    "sampling-per-second": {"sampling": {W: seconds(100), P5: seconds(100),
+                                         P25: seconds(100)}},
+    "bounds": {"bounds": dict(zip(BOUNDS, (99, 99, 93, 86, 73, 51)))},
+}
+# key: tables just past it, where it fails
+PAST = {
+    "3-lr-drop": {"3": {"FCN-32s": 40, "FCN-16s": 40}, "3-control": {LRDROP: 40}},  # no gain
+    "8-reference-fg": {"8": {"Reference": 80, "Reference-FG": 80.5}},
+}
+
+
+def test_the_margins_are_the_ones_written_down_before_any_run():
+    """Fixed on 2026-12-06 (core/paper_claims.py): a change needs a reason that is not a
+    result, and changes this test with it."""
+    assert (C.SAME_WITHIN, C.NULL_BG_WITHIN, C.NO_GAIN_ABOVE, C.SMALL_DROP, C.CATASTROPHIC,
+            C.LR_DROP_SHARE) == (2.0, 3.0, 2.0, 10.0, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("key", sorted(EDGES))
+def test_claims_hold_at_their_edge(key):
+    tables = EDGES[key] if isinstance(EDGES[key], list) else [EDGES[key]]
+    for table in tables:
+        verdict = C.judge(C.BY_KEY[key], scores(table))
+        assert verdict.holds is True, verdict.numbers
+    if key in PAST:
+        verdict = C.judge(C.BY_KEY[key], scores(PAST[key]))
+        assert verdict.holds is False, verdict.numbers
+
+
+def test_the_numbers_a_verdict_shows_are_the_differences():
+    def numbers(key: str, table: dict) -> str:
+        return C.judge(C.BY_KEY[key], scores(table)).numbers
+
+    assert numbers("balance", CASES["balance"][0]) == (
+        "FCN-32s, class-balanced loss 41.0 vs FCN-32s 40.0: +1.0 mean IU (gain ≤ 2?)")
+    assert numbers("5-rgbd", CASES["5-rgbd"][0]) == (
+        "FCN-32s RGB-D 33.0 vs FCN-32s RGB 31.0: +2.0 (within ±2?)")
+
+
 def test_the_rows_claims_read_are_the_rows_the_paper_tables_have():
     """A claim naming a row the plan never scores would be missing forever: every row a
     claim reads is a row of paper.plan's tables, except the ones no experiment runs yet."""
