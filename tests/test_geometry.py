@@ -101,6 +101,8 @@ def test_crop_offsets_one_is_broadcast_none_is_zero_else_one_per_axis():
     assert offsets("axis: 0") == (0, (0, 0, 0, 0))
     with pytest.raises(ValueError, match="2 crop offsets for 3 axes"):
         offsets("axis: 1 offset: 1 offset: 2")
+    with pytest.raises(ValueError, match="3 crop offsets for 2 axes"):
+        offsets("offset: 1 offset: 2 offset: 3")
 
 
 def test_pooled_size_clips_a_last_window_that_starts_in_the_padding():
@@ -160,6 +162,7 @@ def test_window_layers_shape_and_count_as_caffe_does(tmp_path):
     n.floor = L.Pooling(n.data, pool=P.Pooling.AVE, kernel_size=3, stride=2,
                         round_mode=P.Pooling.FLOOR)
     n.scaled = L.Scale(n.conv, bias_term=True)
+    n.squashed = L.Sigmoid(n.conv)   # a type after "Scale": no parameters
     net_param = n.to_proto()
     net = _net(tmp_path, net_param)
     for size in [(5, 5), (17, 23), (8, 11)]:
