@@ -124,17 +124,24 @@ def test_margins_hold_at_their_edge_and_fail_just_past_it():
 
 # key: tables exactly at a claim's edge, where it still holds (≥, ≤ and the margins inclusive)
 EDGES = {
-    "3-lr-drop": {"3": {"FCN-32s": 40, "FCN-16s": 44}, "3-control": {LRDROP: 42}},
+    "3-lr-drop": [{"3": {"FCN-32s": 40, "FCN-16s": 44}, "3-control": {LRDROP: 42}},
+                  {"3": {"FCN-32s": 40, "FCN-16s": 41}, "3-control": {LRDROP: 40.5}}],
+    "8-shape": {"8": {"Shape": 0.5}},
     "8-reference-fg": [{"8": {"Reference": 80, "Reference-FG": 80}},
                        {"8": {"Reference": 80, "Reference-FG": 70}}],
     "sampling-per-second": {"sampling": {W: seconds(100), P5: seconds(100),
                                          P25: seconds(100)}},
-    "bounds": {"bounds": dict(zip(BOUNDS, (99, 99, 93, 86, 73, 51)))},
+    "bounds": [{"bounds": dict(zip(BOUNDS, (99, 99, 93, 86, 73, 51)))},
+               {"bounds": dict(zip(BOUNDS, (99, 51, 51, 51, 51, 51)))}],
 }
 # key: tables just past it, where it fails
 PAST = {
     "3-lr-drop": {"3": {"FCN-32s": 40, "FCN-16s": 40}, "3-control": {LRDROP: 40}},  # no gain
     "8-reference-fg": {"8": {"Reference": 80, "Reference-FG": 80.5}},
+    "8-fg-bg": {"8": {"FG-only": 30, "BG-only": 30}},
+    "bounds": {"bounds": dict(zip(BOUNDS, (50,) * 6))},
+    "5-late-fusion": {"5": {"FCN-32s RGB-HHA": 30, "FCN-32s RGB": 31, "FCN-32s RGB-D": 29,
+                            "FCN-32s HHA": 25}},
 }
 
 
@@ -145,15 +152,25 @@ def test_the_margins_are_the_ones_written_down_before_any_run():
             C.LR_DROP_SHARE) == (2.0, 3.0, 2.0, 10.0, 0.5, 0.5)
 
 
-@pytest.mark.parametrize("key", sorted(EDGES))
-def test_claims_hold_at_their_edge(key):
-    tables = EDGES[key] if isinstance(EDGES[key], list) else [EDGES[key]]
+@pytest.mark.parametrize("key", sorted(EDGES.keys() | PAST.keys()))
+def test_claims_hold_at_their_edge_and_fail_past_it(key):
+    edge = EDGES.get(key, [])
+    tables = edge if isinstance(edge, list) else [edge]
     for table in tables:
         verdict = C.judge(C.BY_KEY[key], scores(table))
         assert verdict.holds is True, verdict.numbers
     if key in PAST:
         verdict = C.judge(C.BY_KEY[key], scores(PAST[key]))
         assert verdict.holds is False, verdict.numbers
+
+
+def test_claims_and_verdicts_are_immutable_values():
+    import dataclasses
+
+    verdict = C.judge(C.CLAIMS[0], {})
+    assert len({C.CLAIMS[0], C.CLAIMS[0], verdict, verdict}) == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.holds = True
 
 
 def test_the_numbers_a_verdict_shows_are_the_differences():
