@@ -181,6 +181,17 @@ def test_the_numbers_a_verdict_shows_are_the_differences():
         "FCN-32s, class-balanced loss 41.0 vs FCN-32s 40.0: +1.0 mean IU (gain ≤ 2?)")
     assert numbers("5-rgbd", CASES["5-rgbd"][0]) == (
         "FCN-32s RGB-D 33.0 vs FCN-32s RGB 31.0: +2.0 (within ±2?)")
+    assert numbers("8-reference-fg", CASES["8-reference-fg"][0]) == (
+        "Reference-FG 76.0 vs Reference 80.0: a drop of 4.0 (0 to 10?)")
+    assert numbers("3-lr-drop", CASES["3-lr-drop"][0]) == (
+        "FCN-32s 40.0; FCN-16s 44.0 (+4.0); lr dropped, no skip 41.0 (+1.0; ≤ 0.5 × the "
+        "skip's gain?)")
+    assert numbers("sampling-per-image", CASES["sampling-per-image"][0]) == (
+        "p = 0.5 41.0 vs p = 1 (whole image) 40.0: +1.0 mean IU (gain ≤ 2?); p = 0.25 38.0 "
+        "vs p = 1 (whole image) 40.0: -2.0 mean IU (gain ≤ 2?)")
+    assert numbers("6-two-headed", CASES["6-two-headed"][0]) == (
+        "semantic: FCN-8s 40.0 vs FCN-8s, semantic only 41.0: -1.0 (within ±2?); geometric: "
+        "FCN-8s 40.0 vs FCN-8s, geometric only 39.0: +1.0 (within ±2?)")
 
 
 def test_the_rows_claims_read_are_the_rows_the_paper_tables_have():
