@@ -135,6 +135,7 @@ def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
         n.joined = getattr(L, join)(n.narrow, getattr(n, other), **kwargs)
         n.within = L.LRN(n.joined, local_size=5, norm_region=P.LRN.WITHIN_CHANNEL)
         n.across = L.LRN(n.joined, local_size=5)
+        n.within3 = L.LRN(n.joined, local_size=3, norm_region=P.LRN.WITHIN_CHANNEL)
         return n.to_proto()
 
     for join, kwargs in (("Concat", {}), ("Concat", {"axis": -3}), ("Eltwise", {})):
@@ -142,6 +143,7 @@ def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
         assert tiling.reach(param, "joined") == (tiling.Reach(2, 2, 2), tiling.Reach(2, 3, 3))
         assert tiling.reach(param, "across") == (tiling.Reach(2, 2, 2), tiling.Reach(2, 3, 3))
         assert tiling.reach(param, "within") == (tiling.Reach(2, 4, 4), tiling.Reach(2, 5, 5))
+        assert tiling.reach(param, "within3") == (tiling.Reach(2, 3, 3), tiling.Reach(2, 4, 4))
         with pytest.raises(tiling.NotTileable, match="joins blobs of different strides"):
             tiling.reach(net(join, "strided", **kwargs), "joined")
         with pytest.raises(tiling.NotTileable, match="has stride 2 in input pixels"):
