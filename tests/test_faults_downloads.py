@@ -282,6 +282,30 @@ def test_a_v73_mat_file_is_whole_to_the_byte_its_superblock_states(tmp_path, ver
         structural_check(path)
 
 
+def test_a_superblock_this_check_cannot_read_is_reported_not_refused(tmp_path):
+    path = tmp_path / "labels.mat"
+    hdf5_file(path, 0, 512, 3000)
+    data = bytearray(path.read_bytes())
+    data[512 + 8] = 4                                  # a superblock version after 3
+    path.write_bytes(bytes(data))
+    assert structural_check(path) == "HDF5 signature (its end not checkable here)"
+
+
+def test_a_caffemodel_is_whole_when_it_parses_and_holds_weights(tmp_path):
+    from caffe.proto import caffe_pb2
+
+    net = caffe_pb2.NetParameter()
+    net.layer.add(name="conv").blobs.add().data.extend([1.0, 2.0])
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(net.SerializeToString())
+    assert structural_check(path) == "caffemodel parses to its end"
+    net = caffe_pb2.NetParameter()
+    net.layer.add(name="relu")
+    path.write_bytes(net.SerializeToString())
+    with pytest.raises(ValueError, match="no layer with weights"):
+        structural_check(path)
+
+
 def test_a_digest_that_differs_is_refused_whichever_way_it_sorts(server, tmp_path):
     body = archive_bytes()
     (tmp_path / "f.bin").write_bytes(body)
