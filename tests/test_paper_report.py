@@ -94,6 +94,9 @@ def test_table_1_architecture_columns_are_read_off_the_generated_nets():
     assert (vgg["conv_layers"], vgg["rf_size"], vgg["max_stride"]) == (16, 404, 32)
     assert (alex["conv_layers"], alex["rf_size"], alex["max_stride"]) == (8, 355, 32)
     assert round(vgg["parameters_m"]) == 134 and round(alex["parameters_m"]) == 57
+    from paper.plan import parameter_count
+
+    assert vgg["parameters_m"] * 1e6 == parameter_count("voc-fcn32s", 1.0)   # in millions
     google = architecture("voc-fcn-googlenet")       # 22 deep, 6M parameters as printed;
     assert (google["conv_layers"], round(google["parameters_m"])) == (22, 6)
     assert google["rf_size"] == 715                  # the paper prints 907: the report shows it

@@ -150,6 +150,7 @@ def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
             tiling.reach(param, "strided")
     with pytest.raises(tiling.NotTileable, match="concatenates along another axis"):
         tiling.reach(net("Concat", axis=2), "joined")
+    assert tiling.blob_shapes(net("Concat", axis=2), (1, 2, 16, 16))["joined"] == (1, 2, 32, 16)
 
 
 def test_a_crop_shifts_the_reach_by_its_offset_and_unknown_layers_are_refused():
@@ -169,6 +170,12 @@ def test_a_crop_shifts_the_reach_by_its_offset_and_unknown_layers_are_refused():
     n.flat = L.Reshape(n.cropped, reshape_param=dict(shape=dict(dim=[0, -1])))
     with pytest.raises(tiling.NotTileable, match="flat \\(Reshape\\) is not known"):
         tiling.reach(n.to_proto(), "cropped")
+    n = caffe.NetSpec()   # an output finer than the input (upsampled, not cropped back)
+    n.data = L.Input(shape=dict(dim=[1, 1, 10, 10]))
+    n.up = L.Deconvolution(n.data, convolution_param=dict(num_output=1, kernel_size=2,
+                                                          stride=2))
+    with pytest.raises(tiling.NotTileable, match="has stride 1/2 in input pixels"):
+        tiling.reach(n.to_proto(), "up")
 
 
 def test_memory_counts_the_column_buffer_of_a_convolution_that_is_not_1x1():
