@@ -268,6 +268,7 @@ def hdf5_file(path, version: int, at: int, size: int) -> None:
     head[at + 8] = version
     head[at + sizes_at] = 8
     head[at + base_at:at + base_at + 8] = at.to_bytes(8, "little")
+    head[at + base_at + 8:at + base_at + 16] = b"\xff" * 8   # the next address: undefined
     head[at + base_at + 16:at + base_at + 24] = (size - at).to_bytes(8, "little")
     path.write_bytes(bytes(head))
 
