@@ -167,6 +167,14 @@ def test_a_crop_shifts_the_reach_by_its_offset_and_unknown_layers_are_refused():
     assert tiling.reach(n.to_proto(), "cropped") == (tiling.Reach(1, 2, 2),) * 2
     assert tiling.reach(n.to_proto(), "width_only") == (tiling.Reach(1, 4, 0),
                                                         tiling.Reach(1, 2, 2))
+    n.apart = L.Crop(n.conv, n.data, offset=[1, 3])          # one offset per axis
+    assert tiling.reach(n.to_proto(), "apart") == (tiling.Reach(1, 3, 1), tiling.Reach(1, 1, 3))
+    n.small = L.Convolution(n.data, num_output=1, kernel_size=7)
+    n.unpadded = L.Convolution(n.data, num_output=1, kernel_size=5)
+    n.ahead = L.Crop(n.unpadded, n.small, offset=2)           # sees [j + 2, j + 6] only
+    n.behind = L.Convolution(n.data, num_output=1, kernel_size=1, pad=1)   # [j − 1, j − 1]
+    assert tiling.reach(n.to_proto(), "ahead") == (tiling.Reach(1, 0, 6),) * 2
+    assert tiling.reach(n.to_proto(), "behind") == (tiling.Reach(1, 1, 0),) * 2
     n.flat = L.Reshape(n.cropped, reshape_param=dict(shape=dict(dim=[0, -1])))
     with pytest.raises(tiling.NotTileable, match="flat \\(Reshape\\) is not known"):
         tiling.reach(n.to_proto(), "cropped")
@@ -193,6 +201,7 @@ def test_memory_counts_the_column_buffer_of_a_convolution_that_is_not_1x1():
     n.pool = L.Pooling(n.scaled, pool=P.Pooling.AVE, kernel_size=2, stride=2)
     n.score = L.Convolution(n.pool, num_output=1, kernel_size=1)
     param = n.to_proto()
+    assert tiling.reach(param, "conv") == (tiling.Reach(2, 0, 2),) * 2
     assert tiling.blob_shapes(param, (1, 2, 6, 6)) == {
         "data": (1, 2, 6, 6), "conv": (1, 3, 4, 4), "scaled": (1, 3, 4, 4),
         "pool": (1, 3, 2, 2), "score": (1, 1, 2, 2)}
@@ -212,6 +221,14 @@ def test_memory_counts_the_column_buffer_of_a_convolution_that_is_not_1x1():
     blobs = 2 * 16 + 2 * 9 + 2 * 9 + 5 * 64
     assert tiling.forward_bytes(n.to_proto(), (1, 2, 4, 4)) == \
         4 * (blobs + 2 * 5 * 16 + 5 * 16 * 9)
+    # a 1×1 convolution with a stride or a pad goes through im2col too
+    for kwargs, out in (({"stride": 2}, 2), ({"pad": 1}, 6)):
+        n = caffe.NetSpec()
+        n.data = L.Input(shape=dict(dim=[1, 2, 4, 4]))
+        n.conv = L.Convolution(n.data, num_output=3, kernel_size=1, **kwargs)
+        column = 2 * out * out
+        assert tiling.forward_bytes(n.to_proto(), (1, 2, 4, 4)) == \
+            4 * (2 * 16 + 3 * out * out + (3 * 2 + 3) + out * out + column)
 
 
 def test_spans_partition_and_align():
