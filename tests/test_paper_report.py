@@ -131,6 +131,12 @@ def test_a_group_table_shows_paper_this_run_and_difference_and_each_groups_extra
         others = group_table(groups[key], scores, False)
         assert "Section 6.2" not in others and (key == "1") == (forward in others)
     assert "This run against" not in group_table(groups["3"], scores, False)
+    assert "| | pixel acc. | mean acc. | mean IU | f.w. IU |" in group_table(groups["3"],
+                                                                       scores, False)
+    balanced = {"rows": {"FCN-32s": {"mean_iu": 0.40},
+                         "FCN-32s, class-balanced loss": {"mean_iu": 0.41}}}
+    assert group_table(groups["balance"], balanced, False).endswith(
+        "\n\nThis run against FCN-32s: FCN-32s, class-balanced loss: +1.0 mean IU.")
 
 
 def test_plan_names_what_is_missing_and_how_to_fetch_it(tmp_path):
