@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from core.download import REJECTED, DownloadError, fetch, sidecar, structural_check
+from core.download import REJECTED, DownloadError, fetch, sidecar, structural_check, verify
 from testkit.http_files import serving
 from testkit.tiny_nets import write_tiny_deploy
 
@@ -267,3 +267,92 @@ def test_the_whole_download_stops_at_its_time_budget(server, tmp_path):
         fetch(f"{server.url}/slow.bin", tmp_path / "slow.bin", sha256=sha256(body),
               retries=100, timeout=0.4, budget=1.0, progress=False)
     assert time.monotonic() - began < 5
+
+
+# --- what a check lets through: each check in both directions ------------------------------
+def hdf5_file(path, version: int, at: int, size: int) -> None:
+    """A v7.3-style .mat file of `size` bytes: an HDF5 superblock of `version` at byte `at`
+    (after a user block) stating that the file ends at `size` (the HDF5 spec's layout:
+    size of offsets at byte 13 or 9, the base address at 24, 28 or 12, the end-of-file
+    address two addresses after it)."""
+    sizes_at, base_at = {0: (13, 24), 1: (13, 28), 2: (9, 12), 3: (9, 12)}[version]
+    head = bytearray(size)
+    head[:10] = b"MATLAB 7.3"
+    head[at:at + 8] = b"\x89HDF\r\n\x1a\n"
+    head[at + 8] = version
+    head[at + sizes_at] = 8
+    head[at + base_at:at + base_at + 8] = at.to_bytes(8, "little")
+    head[at + base_at + 8:at + base_at + 16] = b"\xff" * 8   # the next address: undefined
+    head[at + base_at + 16:at + base_at + 24] = (size - at).to_bytes(8, "little")
+    path.write_bytes(bytes(head))
+
+
+@pytest.mark.parametrize("version,at", [(0, 0), (1, 512), (2, 1024), (3, 2048)])
+def test_a_v73_mat_file_is_whole_to_the_byte_its_superblock_states(tmp_path, version, at):
+    path = tmp_path / "labels.mat"
+    hdf5_file(path, version, at, 3000)
+    assert structural_check(path) == "HDF5 .mat file has the 3000 bytes its superblock states"
+    path.write_bytes(path.read_bytes()[:2999])
+    with pytest.raises(ValueError, match="HDF5 file of 2999 bytes, its superblock says 3000"):
+        structural_check(path)
+
+
+def test_a_superblock_this_check_cannot_read_is_reported_not_refused(tmp_path):
+    path = tmp_path / "labels.mat"
+    hdf5_file(path, 0, 512, 3000)
+    data = bytearray(path.read_bytes())
+    data[512 + 8] = 4                                  # a superblock version after 3
+    path.write_bytes(bytes(data))
+    assert structural_check(path) == "HDF5 signature (its end not checkable here)"
+
+
+def test_a_caffemodel_is_whole_when_it_parses_and_holds_weights(tmp_path):
+    from caffe.proto import caffe_pb2
+
+    net = caffe_pb2.NetParameter()
+    net.layer.add(name="conv").blobs.add().data.extend([1.0, 2.0])
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(net.SerializeToString())
+    assert structural_check(path) == "caffemodel parses to its end"
+    net = caffe_pb2.NetParameter()
+    net.layer.add(name="relu")
+    path.write_bytes(net.SerializeToString())
+    with pytest.raises(ValueError, match="no layer with weights"):
+        structural_check(path)
+
+
+def test_a_digest_that_differs_is_refused_whichever_way_it_sorts(server, tmp_path):
+    body = archive_bytes()
+    (tmp_path / "f.bin").write_bytes(body)
+    server.files["/f.tar.gz"] = body
+    dest = tmp_path / "f.tar.gz"
+    for wrong in ("0" * 64, "f" * 64):
+        with pytest.raises(DownloadError, match="checksum mismatch"):
+            verify(tmp_path / "f.bin", sha256=wrong)
+        dest.write_bytes(body)                      # in place, recorded as something else
+        sidecar(dest).write_text(f"{wrong}  f.tar.gz\n")
+        fetch(f"{server.url}/f.tar.gz", dest, progress=False)
+        assert (tmp_path / f"f.tar.gz{REJECTED}").exists() and dest.read_bytes() == body
+        assert sidecar(dest).read_text().split()[0] == sha256(body)
+
+
+def test_a_published_size_alone_still_gets_the_structural_check(server, tmp_path):
+    body = archive_bytes()
+    server.files["/s.tar.gz"] = body
+    dest = fetch(f"{server.url}/s.tar.gz", tmp_path / "s.tar.gz", size=len(body),
+                 progress=False)
+    assert "verified by: tar archive lists completely" in sidecar(dest).read_text()
+
+
+def test_a_server_that_ignores_the_range_restarts_the_part_and_a_missing_file_is_an_error(
+        server, tmp_path):
+    body = np.random.RandomState(6).bytes(20_000)
+    server.files["/r.bin"] = body
+    server.no_length.add("/r.bin")                  # this server answers a Range with 200
+    dest = tmp_path / "r.bin"
+    (tmp_path / "r.bin.part").write_bytes(body[:5000])
+    fetch(f"{server.url}/r.bin", dest, sha256=sha256(body), progress=False)
+    assert dest.read_bytes() == body and server.log[-1][1] == "bytes=5000-"
+    (tmp_path / "gone.bin.part").write_bytes(body[:5000])
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        fetch(f"{server.url}/gone.bin", tmp_path / "gone.bin", progress=False)

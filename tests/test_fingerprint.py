@@ -87,6 +87,20 @@ def test_split_digest_follows_names_and_file_bytes(tmp_path):
     assert changed["digest"] != first["digest"] and changed["names"] == first["names"]
     split.write_text("b\na\n")                                  # another order
     assert fpm.split_digest(split, root)["names"] != changed["names"]
+    split.write_text("a 1\nb -1\n")               # further columns are not part of a name
+    assert fpm.split_digest(split, root) == changed
+    (root / "zz").mkdir()                          # after the split file in path order too
+    (root / "zz" / "a.png").write_bytes(b"z")
+    assert fpm.split_digest(split, root)["files"] == 5
+
+
+def test_digests_are_the_first_16_hex_digits_of_the_sha256(tmp_path):
+    import hashlib
+
+    data = b"fcn" * 1000
+    (tmp_path / "w").write_bytes(data)
+    expected = "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+    assert fpm.digest_bytes(data) == fpm.file_digest(tmp_path / "w") == expected
 
 
 def test_diff_names_each_differing_field():
@@ -95,6 +109,16 @@ def test_diff_names_each_differing_field():
     assert fpm.diff(a, b) == [("blas_kernel", "Haswell", "Cooperlake"),
                               ("numerics", "pinned", "native"), ("seed", 1, "(absent)")]
     assert [k for k, _, _ in fpm.pinned_differences(a, b)] == ["blas_kernel", "numerics"]
+
+
+def test_the_thread_count_decides_the_bits_unless_every_library_is_invariant():
+    invariant = {"blas_thread_invariant": True, "blas_threads": 1}
+    assert fpm.bits_fields(invariant, {**invariant, "blas_threads": 4}) == fpm.PINNED_FIELDS
+    for other in (False, None):
+        varying = {**invariant, "blas_thread_invariant": other, "blas_threads": 4}
+        assert fpm.bits_fields(invariant, varying) == (*fpm.PINNED_FIELDS, "blas_threads")
+        assert ("blas_threads", 1, 4) in fpm.pinned_differences(invariant, varying)
+    assert fpm.pinned_differences(invariant, {**invariant, "blas_threads": 4}) == []
 
 
 def write_score(path, mean_iu, **fingerprint):

@@ -17,14 +17,18 @@ from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
 from core.geometry import (
+    Window,
+    conv_size,
     conv_window,
     crop_offsets,
+    deconv_size,
     layer_parameters,
     output_shape,
     parameter_counts,
     pool_window,
     pooled_size,
     window,
+    window_step,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +74,10 @@ def test_convolution_fields_prefer_h_w_then_broadcast_then_default():
     with pytest.raises(ValueError, match="3 values for 2 spatial axes"):
         conv_window(_layer("convolution_param { kernel_size: 1 kernel_size: 2 "
                            "kernel_size: 3 }").convolution_param)
+    # either of _h/_w is enough for Caffe to read both (the other keeps its default 0)
+    w = conv_window(_layer("convolution_param { kernel_size: 3 pad_w: 2 }")
+                    .convolution_param)
+    assert w.pad == (0, 2)
 
 
 def test_pooling_fields_single_or_h_w():
@@ -90,8 +98,11 @@ def test_crop_offsets_one_is_broadcast_none_is_zero_else_one_per_axis():
     assert offsets("") == (2, (0, 0))
     assert offsets("axis: 1 offset: 0 offset: 3 offset: 4") == (1, (0, 3, 4))
     assert offsets("axis: -1 offset: 5") == (3, (5,))
+    assert offsets("axis: 0") == (0, (0, 0, 0, 0))
     with pytest.raises(ValueError, match="2 crop offsets for 3 axes"):
         offsets("axis: 1 offset: 1 offset: 2")
+    with pytest.raises(ValueError, match="3 crop offsets for 2 axes"):
+        offsets("offset: 1 offset: 2 offset: 3")
 
 
 def test_pooled_size_clips_a_last_window_that_starts_in_the_padding():
@@ -100,13 +111,43 @@ def test_pooled_size_clips_a_last_window_that_starts_in_the_padding():
     assert pooled_size(5, 2, 2, 0, ceil=True) == 3   # unpadded: ceil kept
     assert pooled_size(5, 2, 2, 0, ceil=False) == 2
     assert pooled_size(5, 1, 3, 0, ceil=True, padded=True) == 2   # padded on the other axis
+    assert pooled_size(5, 1, 3, 0, ceil=True) == 3   # unpadded: Caffe keeps a window past the end
+
+
+def test_deconvolution_size_without_dilation_inverts_convolution():
+    assert deconv_size(3, 4, 2, 1) == 6 and deconv_size(3, 4, 2, 1, dilation=2) == 9
+
+
+def test_convolution_size_is_c_integer_division_even_for_a_window_past_the_input():
+    """C's `/` truncates towards zero: a window wider than the padded input by less than
+    a stride still gives 1 output, by a stride or more 0 (which Caffe then refuses)."""
+    for size in range(1, 9):
+        for kernel in range(1, 10):
+            for stride in (1, 2, 3):
+                for pad in (0, 1):
+                    span = size + 2 * pad - kernel
+                    assert conv_size(size, kernel, stride, pad) == int(span / stride) + 1
+    assert conv_size(5, 3, 1, 0) == 3 and conv_size(5, 3, 1, 0, dilation=2) == 1
+    assert pooled_size(5, 2, 2, 0) == 3   # Caffe's default round mode: CEIL
+
+
+def test_coordinate_maps_of_a_convolution_and_a_deconvolution():
+    """pycaffe's coord_map in interval form: a 3×3 stride-2 window with pad 1 maps output
+    j to input [2j − 1, 2j + 1]; the deconvolution inverts it (halves, not rounded)."""
+    from fractions import Fraction as F
+
+    w = Window(kernel=(3, 3), stride=(2, 2), pad=(1, 1))
+    assert window_step("Convolution", w, 0, F(1), F(0), F(0)) == (2, -1, 1)
+    assert window_step("Pooling", w, 1, F(2), F(-1), F(1)) == (4, -3, 3)
+    assert window_step("Deconvolution", w, 0, F(1), F(0), F(0)) == (F(1, 2), F(-1, 2),
+                                                                     F(1, 2))
 
 
 # ---------------------------------------------------------------- against Caffe
 
 
 def test_window_layers_shape_and_count_as_caffe_does(tmp_path):
-    """Odd fields and sizes: rectangular dilated convolution, deconvolution, padding on one
+    """Odd fields and sizes: rectangular dilated convolution, grouped deconvolution, padding on one
     axis only (Caffe then clips the last window on both), floor mode, Scale."""
     n = caffe.NetSpec()
     L, P = caffe.layers, caffe.params
@@ -114,12 +155,14 @@ def test_window_layers_shape_and_count_as_caffe_does(tmp_path):
     n.conv = L.Convolution(n.data, num_output=6, kernel_h=3, kernel_w=5, stride=[2, 3],
                            pad_h=2, pad_w=1, dilation=2, group=2)
     n.up = L.Deconvolution(n.conv, convolution_param=dict(num_output=4, kernel_size=4,
-                                                          stride=2, pad=1, bias_term=False))
+                                                          stride=2, pad=1, bias_term=False,
+                                                          group=2))
     n.clip = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_h=1, kernel_w=3, stride_h=3,
                        stride_w=1, pad_h=0, pad_w=1)
     n.floor = L.Pooling(n.data, pool=P.Pooling.AVE, kernel_size=3, stride=2,
                         round_mode=P.Pooling.FLOOR)
     n.scaled = L.Scale(n.conv, bias_term=True)
+    n.squashed = L.Sigmoid(n.conv)   # a type after "Scale": no parameters
     net_param = n.to_proto()
     net = _net(tmp_path, net_param)
     for size in [(5, 5), (17, 23), (8, 11)]:

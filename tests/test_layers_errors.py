@@ -183,3 +183,15 @@ def test_image_and_mat_readers_say_what_is_wrong(tmp_path):
         read_mat(source, ("d", "torn.mat"), "S")
     with pytest.raises(DataError, match=r"absent\.mat: file not found$"):
         read_mat(source, ("d", "absent.mat"), "S")
+
+
+def test_stray_label_values_are_listed_eight_at_most_with_the_allowed_runs():
+    from seg_io import check_label_values
+
+    allowed = np.array([*range(21), 255])
+    strays = np.array([[0, 30, 31, 32, 33, 34, 35, 36, 37, 38, 255]], np.uint8)
+    with pytest.raises(DataError) as error:
+        check_label_values(strays, allowed, "x.png")
+    assert str(error.value) == ("label x.png has values 30, 31, 32, 33, 34, 35, 36, 37 that "
+                                "are neither a class nor void (allowed: 0..20, 255)")
+    check_label_values(np.array([[0, 20, 255]], np.uint8), allowed, "x.png")

@@ -122,6 +122,86 @@ def test_margins_hold_at_their_edge_and_fail_just_past_it():
     assert C.judge(staged, edge).holds is True and C.judge(staged, past).holds is False
 
 
+# key: tables exactly at a claim's edge, where it still holds (≥, ≤ and the margins inclusive)
+EDGES = {
+    "3-lr-drop": [{"3": {"FCN-32s": 40, "FCN-16s": 44}, "3-control": {LRDROP: 42}},
+                  {"3": {"FCN-32s": 40, "FCN-16s": 41}, "3-control": {LRDROP: 40.5}}],
+    "8-shape": {"8": {"Shape": 0.5}},
+    "8-reference-fg": [{"8": {"Reference": 80, "Reference-FG": 80}},
+                       {"8": {"Reference": 80, "Reference-FG": 70}}],
+    "sampling-per-second": {"sampling": {W: seconds(100), P5: seconds(100),
+                                         P25: seconds(100)}},
+    "bounds": [{"bounds": dict(zip(BOUNDS, (99, 99, 93, 86, 73, 51)))},
+               {"bounds": dict(zip(BOUNDS, (99, 51, 51, 51, 51, 51)))},
+               {"bounds": dict(zip(BOUNDS, (99, 99, 99, 99, 99, 51)))}],
+    "balance": {"balance": {"FCN-32s": 40, "FCN-32s, class-balanced loss": 42}},
+    "8-reference-bg": {"8": {"Reference": 80, "Reference-BG": 40}},
+}
+# key: tables just past it, where it fails
+PAST = {
+    "3-lr-drop": [{"3": {"FCN-32s": 40, "FCN-16s": 40}, "3-control": {LRDROP: 40}},  # no gain
+                  {"3": {"FCN-32s": 40, "FCN-16s": 38}, "3-control": {LRDROP: 38}}],  # a loss
+    "8-reference-fg": {"8": {"Reference": 80, "Reference-FG": 80.5}},
+    "8-fg-bg": [{"8": {"FG-only": 30, "BG-only": 30}}, {"8": {"FG-only": 20, "BG-only": 30}}],
+    "3-8s-gain": {"3": {"FCN-8s staged": 40, "FCN-32s": 40}},
+    "bounds": {"bounds": dict(zip(BOUNDS, (50,) * 6))},
+    "5-late-fusion": {"5": {"FCN-32s RGB-HHA": 30, "FCN-32s RGB": 31, "FCN-32s RGB-D": 29,
+                            "FCN-32s HHA": 25}},
+}
+
+
+def test_the_margins_are_the_ones_written_down_before_any_run():
+    """Fixed on 2026-12-06 (core/paper_claims.py): a change needs a reason that is not a
+    result, and changes this test with it."""
+    assert (C.SAME_WITHIN, C.NULL_BG_WITHIN, C.NO_GAIN_ABOVE, C.SMALL_DROP, C.CATASTROPHIC,
+            C.LR_DROP_SHARE) == (2.0, 3.0, 2.0, 10.0, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("key", sorted(EDGES.keys() | PAST.keys()))
+def test_claims_hold_at_their_edge_and_fail_past_it(key):
+    edge = EDGES.get(key, [])
+    tables = edge if isinstance(edge, list) else [edge]
+    for table in tables:
+        verdict = C.judge(C.BY_KEY[key], scores(table))
+        assert verdict.holds is True, verdict.numbers
+    past = PAST.get(key, [])
+    for table in past if isinstance(past, list) else [past]:
+        verdict = C.judge(C.BY_KEY[key], scores(table))
+        assert verdict.holds is False, verdict.numbers
+
+
+def test_claims_and_verdicts_are_immutable_values():
+    import dataclasses
+
+    verdict = C.judge(C.CLAIMS[0], {})
+    assert len({C.CLAIMS[0], C.CLAIMS[0], verdict, verdict}) == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.holds = True
+
+
+def test_the_numbers_a_verdict_shows_are_the_differences():
+    def numbers(key: str, table: dict) -> str:
+        return C.judge(C.BY_KEY[key], scores(table)).numbers
+
+    assert numbers("balance", CASES["balance"][0]) == (
+        "FCN-32s, class-balanced loss 41.0 vs FCN-32s 40.0: +1.0 mean IU (gain ≤ 2?)")
+    assert numbers("5-rgbd", CASES["5-rgbd"][0]) == (
+        "FCN-32s RGB-D 33.0 vs FCN-32s RGB 31.0: +2.0 (within ±2?)")
+    assert numbers("sampling-per-second", CASES["sampling-per-second"][0]) == (
+        "whole image 100 s vs p = 0.5 130 s, p = 0.25 170 s")
+    assert numbers("8-reference-fg", CASES["8-reference-fg"][0]) == (
+        "Reference-FG 76.0 vs Reference 80.0: a drop of 4.0 (0 to 10?)")
+    assert numbers("3-lr-drop", CASES["3-lr-drop"][0]) == (
+        "FCN-32s 40.0; FCN-16s 44.0 (+4.0); lr dropped, no skip 41.0 (+1.0; ≤ 0.5 × the "
+        "skip's gain?)")
+    assert numbers("sampling-per-image", CASES["sampling-per-image"][0]) == (
+        "p = 0.5 41.0 vs p = 1 (whole image) 40.0: +1.0 mean IU (gain ≤ 2?); p = 0.25 38.0 "
+        "vs p = 1 (whole image) 40.0: -2.0 mean IU (gain ≤ 2?)")
+    assert numbers("6-two-headed", CASES["6-two-headed"][0]) == (
+        "semantic: FCN-8s 40.0 vs FCN-8s, semantic only 41.0: -1.0 (within ±2?); geometric: "
+        "FCN-8s 40.0 vs FCN-8s, geometric only 39.0: +1.0 (within ±2?)")
+
+
 def test_the_rows_claims_read_are_the_rows_the_paper_tables_have():
     """A claim naming a row the plan never scores would be missing forever: every row a
     claim reads is a row of paper.plan's tables, except the ones no experiment runs yet."""

@@ -10,7 +10,7 @@ from caffe import params as P
 from loss_layers import LossLayerError, cell_mask, one_hot
 
 from nets import heads
-from training.balance import inverse_frequency, read_infogain, write_infogain
+from training.balance import class_counts, inverse_frequency, read_infogain, write_infogain
 
 C, H, W = 5, 37, 45
 
@@ -230,6 +230,22 @@ def test_infogain_with_diagonal_h_is_the_class_weighted_softmax(tmp_path):
     assert loss == pytest.approx(-(w * np.log(picked))[valid].sum(), rel=1e-5)
     onehot = np.stack([y == c for c in range(C)])
     np.testing.assert_allclose(diff[0], w * (prob - onehot), rtol=1e-4, atol=1e-6)
+
+
+def test_class_counts_are_labelled_pixels_per_class_void_and_strays_left_out():
+    labels = [np.array([[0, 0, 1], [255, 2, 2]], np.uint8), np.array([[2, 3, 255]], np.uint8)]
+    assert class_counts(labels, 3).tolist() == [2, 1, 3]
+    assert class_counts([], 3).tolist() == [0, 0, 0]
+
+
+def test_a_class_of_one_pixel_is_present_and_weighs_most(tmp_path):
+    weights = inverse_frequency(np.array([3, 1, 0]))
+    np.testing.assert_allclose(weights, [4 / 6, 4 / 2, 1])
+    with pytest.raises(ValueError, match="no labelled pixels"):
+        inverse_frequency(np.zeros(3))
+    # beside its split list, in a folder that may not exist yet
+    source = write_infogain(tmp_path / "new" / "folder" / "h.binaryproto", weights)
+    np.testing.assert_allclose(read_infogain(source), weights, rtol=1e-6)
 
 
 def test_the_loss_enums_exist_in_this_caffe():

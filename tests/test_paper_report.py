@@ -94,9 +94,49 @@ def test_table_1_architecture_columns_are_read_off_the_generated_nets():
     assert (vgg["conv_layers"], vgg["rf_size"], vgg["max_stride"]) == (16, 404, 32)
     assert (alex["conv_layers"], alex["rf_size"], alex["max_stride"]) == (8, 355, 32)
     assert round(vgg["parameters_m"]) == 134 and round(alex["parameters_m"]) == 57
+    from paper.plan import parameter_count
+
+    assert vgg["parameters_m"] * 1e6 == parameter_count("voc-fcn32s", 1.0)   # in millions
     google = architecture("voc-fcn-googlenet")       # 22 deep, 6M parameters as printed;
     assert (google["conv_layers"], round(google["parameters_m"])) == (22, 6)
     assert google["rf_size"] == 715                  # the paper prints 907: the report shows it
+
+
+def test_a_group_table_shows_paper_this_run_and_difference_and_each_groups_extras():
+    """group_table on hand-made scores: each cell is paper · this run · this run − paper;
+    a group with a claim compares every other row with its first; Table 2 alone adds
+    Section 6.2's momentum rule, Table 1 alone the paper's forward times."""
+    from paper.report import group_table
+
+    groups = {g.key: g for gs in TABLES.values() for g in gs}
+    ref, control, null = (r.label for r in groups["nullbg"].rows)
+    scores = {"rows": {ref: {"mean_iu": 0.4037, "pixel_accuracy": 0.9}, null: {"mean_iu": 0.20}}}
+    table = group_table(groups["nullbg"], scores, mini=True)
+    assert table.startswith(f"## {groups['nullbg'].title}\n\nThe paper: “"
+                            f"{groups['nullbg'].claim}”.\n\neach cell: paper · the "
+                            "miniature's run · difference\n\n| | pixel acc. | mean acc. | "
+                            "mean IU | f.w. IU |\n")
+    assert group_table(groups["3"], scores, False).startswith(
+        f"## {groups['3'].title}\n\neach cell: paper · this run · difference\n")
+    assert f"| {ref} (voc-fcn32s) | 90.5 · 90.0 · -0.5 | 76.5 · — · — | 63.6 · 40.4 · " \
+           "-23.2 | 83.5 · — · — |" in table
+    assert table.endswith(f"\n\nThis run against {ref}: {null}: -20.4 mean IU.")
+    assert "This run against" not in group_table(groups["nullbg"], {"missing": "x"}, True)
+    momentum = ("Section 6.2's rule: momentum 0.9 at batch 20 ≈ momentum 0.9947 at batch 1 "
+                "(0.9^(1/20)); 0.99 at batch 1 ≈ 0.818 at batch 20.")
+    assert group_table(groups["2"], {"rows": {}}, False).endswith("\n\n" + momentum)
+    forward = "Forward time (paper, 500×500 on a Titan X): FCN-AlexNet 16 ms, "
+    assert forward in group_table(groups["1"], {"rows": {}}, False)
+    for key in ("1", "3", "nullbg"):
+        others = group_table(groups[key], scores, False)
+        assert "Section 6.2" not in others and (key == "1") == (forward in others)
+    assert "This run against" not in group_table(groups["3"], scores, False)
+    assert "| | pixel acc. | mean acc. | mean IU | f.w. IU |" in group_table(groups["3"],
+                                                                       scores, False)
+    balanced = {"rows": {"FCN-32s": {"mean_iu": 0.40},
+                         "FCN-32s, class-balanced loss": {"mean_iu": 0.41}}}
+    assert group_table(groups["balance"], balanced, False).endswith(
+        "\n\nThis run against FCN-32s: FCN-32s, class-balanced loss: +1.0 mean IU.")
 
 
 def test_plan_names_what_is_missing_and_how_to_fetch_it(tmp_path):

@@ -117,6 +117,120 @@ def test_pointless_nets_are_refused():
         tiling.reach(n.to_proto(), "fc")
 
 
+def test_joins_take_the_widest_reach_and_refuse_what_a_tile_cannot_bound():
+    """A Concat or Eltwise reaches as far as its widest input; a join of blobs at different
+    strides, a Concat along a spatial axis, or an output at a coarser stride than the
+    input is refused; a WITHIN_CHANNEL LRN reaches half its window each way (an
+    ACROSS_CHANNELS one adds nothing); height and width reach apart."""
+    from caffe import layers as L
+    from caffe import params as P
+
+    def net(join: str, other: str = "wide", **kwargs):
+        n = caffe.NetSpec()
+        n.data = L.Input(shape=dict(dim=[1, 2, 16, 16]))
+        n.narrow = L.Convolution(n.data, num_output=2, kernel_size=3, pad=1)
+        n.wide = L.Convolution(n.data, num_output=2, kernel_h=5, kernel_w=7, pad_h=2,
+                               pad_w=3)
+        n.strided = L.Convolution(n.data, num_output=2, kernel_size=2, stride=2)
+        n.joined = getattr(L, join)(n.narrow, getattr(n, other), **kwargs)
+        n.within = L.LRN(n.joined, local_size=5, norm_region=P.LRN.WITHIN_CHANNEL)
+        n.across = L.LRN(n.joined, local_size=5)
+        n.within3 = L.LRN(n.joined, local_size=3, norm_region=P.LRN.WITHIN_CHANNEL)
+        return n.to_proto()
+
+    for join, kwargs in (("Concat", {}), ("Concat", {"axis": -3}), ("Eltwise", {})):
+        param = net(join, **kwargs)
+        assert tiling.reach(param, "joined") == (tiling.Reach(2, 2, 2), tiling.Reach(2, 3, 3))
+        assert tiling.reach(param, "across") == (tiling.Reach(2, 2, 2), tiling.Reach(2, 3, 3))
+        assert tiling.reach(param, "within") == (tiling.Reach(2, 4, 4), tiling.Reach(2, 5, 5))
+        assert tiling.reach(param, "within3") == (tiling.Reach(2, 3, 3), tiling.Reach(2, 4, 4))
+        with pytest.raises(tiling.NotTileable, match="joins blobs of different strides"):
+            tiling.reach(net(join, "strided", **kwargs), "joined")
+        with pytest.raises(tiling.NotTileable, match="has stride 2 in input pixels"):
+            tiling.reach(param, "strided")
+    with pytest.raises(tiling.NotTileable, match="concatenates along another axis"):
+        tiling.reach(net("Concat", axis=2), "joined")
+    assert tiling.blob_shapes(net("Concat", axis=2), (1, 2, 16, 16))["joined"] == (1, 2, 32, 16)
+
+
+def test_a_crop_shifts_the_reach_by_its_offset_and_unknown_layers_are_refused():
+    """A 5×5 convolution padded by 4 sees [j − 4, j]; cropped at offset 2 it sees
+    [j − 2, j + 2] (along the cropped axes only). A layer not known to keep a bounded
+    window (Reshape) is refused."""
+    from caffe import layers as L
+
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 1, 10, 10]))
+    n.conv = L.Convolution(n.data, num_output=1, kernel_size=5, pad=4)
+    n.cropped = L.Crop(n.conv, n.data, offset=2)
+    n.width_only = L.Crop(n.conv, n.data, axis=3, offset=2)   # height kept as it is
+    assert tiling.reach(n.to_proto(), "cropped") == (tiling.Reach(1, 2, 2),) * 2
+    assert tiling.reach(n.to_proto(), "width_only") == (tiling.Reach(1, 4, 0),
+                                                        tiling.Reach(1, 2, 2))
+    n.apart = L.Crop(n.conv, n.data, offset=[1, 3])          # one offset per axis
+    assert tiling.reach(n.to_proto(), "apart") == (tiling.Reach(1, 3, 1), tiling.Reach(1, 1, 3))
+    n.small = L.Convolution(n.data, num_output=1, kernel_size=7)
+    n.unpadded = L.Convolution(n.data, num_output=1, kernel_size=5)
+    n.ahead = L.Crop(n.unpadded, n.small, offset=2)           # sees [j + 2, j + 6] only
+    n.behind = L.Convolution(n.data, num_output=1, kernel_size=1, pad=1)   # [j − 1, j − 1]
+    assert tiling.reach(n.to_proto(), "ahead") == (tiling.Reach(1, 0, 6),) * 2
+    assert tiling.reach(n.to_proto(), "behind") == (tiling.Reach(1, 1, 0),) * 2
+    n.flat = L.Reshape(n.cropped, reshape_param=dict(shape=dict(dim=[0, -1])))
+    with pytest.raises(tiling.NotTileable, match="flat \\(Reshape\\) is not known"):
+        tiling.reach(n.to_proto(), "cropped")
+    n = caffe.NetSpec()   # an output finer than the input (upsampled, not cropped back)
+    n.data = L.Input(shape=dict(dim=[1, 1, 10, 10]))
+    n.up = L.Deconvolution(n.data, convolution_param=dict(num_output=1, kernel_size=2,
+                                                          stride=2))
+    with pytest.raises(tiling.NotTileable, match="has stride 1/2 in input pixels"):
+        tiling.reach(n.to_proto(), "up")
+
+
+def test_memory_counts_the_column_buffer_of_a_convolution_that_is_not_1x1():
+    """A 3×3 unpadded convolution at stride 1 goes through im2col: its buffer (input
+    channels × kernel × output positions) is counted; a 1×1 one's is not, nor an AVE
+    pooling's argmax (MAX only); a Scale holds a weight and a bias per channel. A data
+    layer without bottoms (DummyData here) stands for the input, as Input does."""
+    from caffe import layers as L
+    from caffe import params as P
+
+    n = caffe.NetSpec()
+    n.data = L.DummyData(shape=dict(dim=[1, 2, 6, 6]))
+    n.conv = L.Convolution(n.data, num_output=3, kernel_size=3)
+    n.scaled = L.Scale(n.conv, bias_term=True)
+    n.pool = L.Pooling(n.scaled, pool=P.Pooling.AVE, kernel_size=2, stride=2)
+    n.score = L.Convolution(n.pool, num_output=1, kernel_size=1)
+    param = n.to_proto()
+    assert tiling.reach(param, "conv") == (tiling.Reach(2, 0, 2),) * 2
+    assert tiling.blob_shapes(param, (1, 2, 6, 6)) == {
+        "data": (1, 2, 6, 6), "conv": (1, 3, 4, 4), "scaled": (1, 3, 4, 4),
+        "pool": (1, 3, 2, 2), "score": (1, 1, 2, 2)}
+    blobs = 2 * 36 + 3 * 16 + 3 * 16 + 3 * 4 + 4
+    weights = (3 * 2 * 9 + 3) + 3 * 2 + (1 * 3 + 1)
+    bias_multipliers = 16 + 4
+    column = 2 * 9 * 16
+    assert tiling.forward_bytes(param, (1, 2, 6, 6)) == \
+        4 * (blobs + weights + bias_multipliers + column)
+    # a deconvolution's buffer: output channels × kernel × input positions; a MAX pooling
+    # whose argmax is a top of its own holds no hidden one
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 2, 4, 4]))
+    n.pool, n.mask = L.Pooling(n.data, pool=P.Pooling.MAX, kernel_size=2, stride=1, ntop=2)
+    n.up = L.Deconvolution(n.pool, convolution_param=dict(num_output=5, kernel_size=4,
+                                                          stride=2, bias_term=False))
+    blobs = 2 * 16 + 2 * 9 + 2 * 9 + 5 * 64
+    assert tiling.forward_bytes(n.to_proto(), (1, 2, 4, 4)) == \
+        4 * (blobs + 2 * 5 * 16 + 5 * 16 * 9)
+    # a 1×1 convolution with a stride or a pad goes through im2col too
+    for kwargs, out in (({"stride": 2}, 2), ({"pad": 1}, 6)):
+        n = caffe.NetSpec()
+        n.data = L.Input(shape=dict(dim=[1, 2, 4, 4]))
+        n.conv = L.Convolution(n.data, num_output=3, kernel_size=1, **kwargs)
+        column = 2 * out * out
+        assert tiling.forward_bytes(n.to_proto(), (1, 2, 4, 4)) == \
+            4 * (2 * 16 + 3 * out * out + (3 * 2 + 3) + out * out + column)
+
+
 def test_spans_partition_and_align():
     r = tiling.Reach(stride=32, before=230, after=240)
     for length in (1, 31, 32, 700, 1000, 1337):
@@ -124,6 +238,7 @@ def test_spans_partition_and_align():
         kept = [i for s in spans for i in range(s.keep_start, s.keep_stop)]
         assert kept == list(range(length))
         for s in spans:
+            assert 0 <= s.start and s.stop <= length
             assert s.start % 32 == 0 and s.start <= s.keep_start and s.stop >= s.keep_stop
             assert s.start == 0 or s.keep_start - s.start >= r.before
             assert s.stop == length or s.stop - s.keep_stop >= r.after
