@@ -177,6 +177,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     _voc("balance-fcn32s", loss="balanced", in_release=False),
     _voc("augment-fcn32s", train_options=(("mirror", True), ("jitter", 32)),
          in_release=False),
+    # Section 4.3's "training from scratch": FCN-32s from the classifier's own initial
+    # weights before any pre-training, converted the same way (the demo's control)
+    _voc("voc-fcn32s-scratch", base="vgg16-fcn-untrained", in_release=False),
 )}
 
 # Table 8's test-time conditions: the masks applied when scoring mask-reference

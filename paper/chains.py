@@ -32,15 +32,14 @@ def train_targets(targets: list[str], settings: Settings, equal_images: set[str]
     # a target that is a stage of another one's chain is trained as part of that chain
     leaves = [t for t in targets if not any(t != o and t in chain(o) for o in targets)]
     for target in leaves:
-        overrides = {"momentum": settings.momentum} if settings.momentum is not None else {}
         iters = (stage_iterations(target, settings, target in equal_images)
                  if settings.iters else None)
         run_schedule(ScheduleConfig(
             target, settings.data, runs=settings.runs, weights=settings.weights,
             iters=iters, test_every=settings.test_every, width=settings.width,
             gpu=settings.gpu, seed=settings.seed, lr=first_lr(target, settings),
-            overrides=overrides, progress=progress, score=False,
-            base_dir=settings.base_dir))
+            lr_drop=settings.lr_drop, overrides=settings.overrides(target),
+            progress=progress, score=False, base_dir=settings.base_dir))
 
 
 # --- scoring -----------------------------------------------------------------------------------
@@ -48,6 +47,8 @@ def metrics_of(result: dict, hists: dict | None) -> dict:
     """A table row's columns from a scoring (evaluation.score's as_dict shape)."""
     head = "sem" if "sem" in result else "label"
     metrics = {k: result[head][k] for k in N.STANDARD}
+    if N.BACKGROUND_MEAN_IU in result[head]:  # the claims' guard against background ties
+        metrics[N.BACKGROUND_MEAN_IU] = result[head][N.BACKGROUND_MEAN_IU]
     if "geo" in result:
         metrics[N.GEOM_ACC] = result["geo"]["pixel_accuracy"]
     if N.MEAN_IU_NO_BG in result[head]:
@@ -82,10 +83,23 @@ def score_row(row: Row, settings: Settings) -> dict:
                                progress=False, **masked)
         metrics = metrics_of(result.as_dict(), {k: v.tolist() for k, v in
                                                 result.hists.items()})
+    metrics[N.TRAIN_SECONDS] = train_seconds(settings.runs / row.experiment)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"weights": str(final), "weights_sha256": stamp,
                                  "metrics": metrics}, indent=1) + "\n")
     return metrics
+
+
+def train_seconds(run_dir: Path) -> float:
+    """Wall-clock seconds of a run's training steps (Section 4.4's time of sampling): the
+    gaps between consecutive step records of train.jsonl, so tests, snapshots and the
+    time before a resume are left out."""
+    total, previous = 0.0, None
+    for record in read_records(run_dir / JSON_NAME):
+        if record.get("type") == "step" and previous is not None:
+            total += record["time"] - previous
+        previous = record["time"] if record.get("type") == "step" else None
+    return round(total, 3)
 
 
 def best_during_training(run_dir: Path) -> dict:

@@ -27,7 +27,7 @@ from core import paper_numbers as N
 from core.catalog import split_list
 from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
 from core.errors import ReportedError, cli_main
-from core.weights import run_weights_path
+from core.weights import base_weights_path, run_weights_path
 from data.synthetic import make_dataset
 from evaluation.labels import split_labels
 from paper.chains import score_row, work
@@ -66,8 +66,43 @@ def mini_data(settings: Settings, mini: Miniature, datasets: set[str]) -> None:
             f"{mini.size[0]}×{mini.size[1]}")
         make_dataset(dataset, settings.data, n_train=mini.n_train, n_val=mini.n_val,
                      size=mini.size, num_classes=mini.classes[dataset],
-                     seed=settings.seed + k)
+                     seed=settings.seed + k, style=mini.style)
         marker.write_text("done\n")
+
+
+# --- pre-trained miniature classifiers ---------------------------------------------------------
+UNTRAINED = "-untrained"   # a base named <backbone>-fcn-untrained: the classifier before
+                           # its pre-training (the from-scratch control), converted alike
+
+
+def mini_bases(settings: Settings, mini: Miniature, bases: set[str]) -> None:
+    """Each FCN base the chains start from (vgg16-fcn, alexnet-fcn, googlenet-fcn,
+    vgg16-fcn-untrained) made as the demo makes its own: a width-reduced classifier of the
+    backbone pre-trained on synthetic whole-image classes (training.pretrain, once per
+    backbone, under RUNS/pretrain/), then converted by `make <backbone>-fcn`'s surgery."""
+    # training.pretrain imports Caffe: loaded on use, so this module imports without it
+    from training.pretrain import fcn_base, pretrain
+
+    p = mini.pretraining
+    for base in sorted(bases):
+        out = base_weights_path(base, settings.base_dir)
+        if out.is_file():
+            continue
+        backbone = base.removesuffix(UNTRAINED).removesuffix("-fcn")
+        folder = settings.runs / "pretrain" / backbone
+        done = folder / "done.json"
+        if not done.is_file():
+            say(f"pre-training a {backbone} classifier (width {settings.width}, {p.classes} "
+                f"classes, {p.images} pictures, {p.iters} iterations)")
+            result = pretrain(folder, width=settings.width, classes=p.classes,
+                              images=p.images, iterations=p.iters, lr=p.lr, size=p.size,
+                              seed=settings.seed, backbone=backbone)
+            done.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        result = json.loads(done.read_text())
+        source = result["untrained" if base.endswith(UNTRAINED) else "weights"]
+        say(f"surgery: {Path(source).name} ({backbone}) → {out}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fcn_base(Path(result["deploy"]), Path(source), backbone, out)
 
 
 # --- the whole run -----------------------------------------------------------------------------
@@ -153,7 +188,10 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
         if any(g.computed == "bounds" for g in plan.groups):
             datasets.add("voc")
         mini_data(settings, mini, datasets)
-        plan = make_plan(tables, settings)  # the data is there now
+        stages = {s for t in plan.targets for s in chain(t)}
+        mini_bases(settings, mini, {registered()[s].base for s in stages}
+                   - set(registered()) - {"streams"})
+        plan = make_plan(tables, settings)  # the data and weights are there now
     for key, names in plan.missing.items():
         if names:
             say(f"table {key}: missing: " + ", ".join(f"experiment {n} not registered"
