@@ -141,10 +141,11 @@ def _late_fusion(s: Scores) -> tuple[bool, str]:
 
 
 def _two_headed(s: Scores) -> tuple[bool, str]:
+    """Each label set by its own measure: semantic mean IU, geometric pixel accuracy."""
     parts, holds = [], True
-    for label_set, alone in (("semantic", "FCN-8s, semantic only"),
-                             ("geometric", "FCN-8s, geometric only")):
-        ok, text = _within(s, "6", "FCN-8s", alone, SAME_WITHIN)
+    for label_set, alone, column in (("semantic", "FCN-8s, semantic only", MEAN_IU),
+                                     ("geometric", "FCN-8s, geometric only", N.GEOM_ACC)):
+        ok, text = _within(s, "6", "FCN-8s", alone, SAME_WITHIN, column)
         holds &= ok
         parts.append(f"{label_set}: {text}")
     return holds, "; ".join(parts)

@@ -45,12 +45,15 @@ def train_targets(targets: list[str], settings: Settings, equal_images: set[str]
 # --- scoring -----------------------------------------------------------------------------------
 def metrics_of(result: dict, hists: dict | None) -> dict:
     """A table row's columns from a scoring (evaluation.score's as_dict shape)."""
-    head = "sem" if "sem" in result else "label"
-    metrics = {k: result[head][k] for k in N.STANDARD}
-    if N.BACKGROUND_MEAN_IU in result[head]:  # the claims' guard against background ties
-        metrics[N.BACKGROUND_MEAN_IU] = result[head][N.BACKGROUND_MEAN_IU]
+    metrics = {}
     if "geo" in result:
         metrics[N.GEOM_ACC] = result["geo"]["pixel_accuracy"]
+    head = next((h for h in ("sem", "label") if h in result), None)
+    if head is None:  # a net of SIFT Flow's geometry alone (Table 6's separate net)
+        return metrics
+    metrics |= {k: result[head][k] for k in N.STANDARD}
+    if N.BACKGROUND_MEAN_IU in result[head]:  # the claims' guard against background ties
+        metrics[N.BACKGROUND_MEAN_IU] = result[head][N.BACKGROUND_MEAN_IU]
     if N.MEAN_IU_NO_BG in result[head]:
         metrics[N.MEAN_IU_NO_BG] = result[head][N.MEAN_IU_NO_BG]
     elif hists and head in hists:

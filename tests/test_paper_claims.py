@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core import paper_claims as C
-from core.paper_numbers import MEAN_IU, MEAN_IU_NO_BG
+from core.paper_numbers import GEOM_ACC, MEAN_IU, MEAN_IU_NO_BG
 
 W, P5, P25 = "p = 1 (whole image)", "p = 0.5", "p = 0.25"
 SBD, VOC = "FCN-AlexNet, SBD train (8,498 images)", "FCN-AlexNet, VOC 2011 train (1,112 images)"
@@ -31,6 +31,11 @@ def scores(spec: dict) -> dict:
 
 def seconds(value: float, mean_iu: float = 30.0) -> dict:
     return {MEAN_IU: mean_iu / 100, "train_seconds": value, C.BACKGROUND_MEAN_IU: BACKGROUND}
+
+
+def two_headed(mean_iu: float, geometric: float) -> dict:
+    """A SIFT Flow row of both heads: semantic mean IU and geometric pixel accuracy (%)."""
+    return {MEAN_IU: mean_iu / 100, GEOM_ACC: geometric / 100, C.BACKGROUND_MEAN_IU: BACKGROUND}
 
 
 # key: (a table where the claim holds, one where it fails)
@@ -62,10 +67,10 @@ CASES = {
                              "FCN-32s HHA": 25}}),
     "5-rgbd": ({"5": {"FCN-32s RGB-D": 33, "FCN-32s RGB": 31}},
                {"5": {"FCN-32s RGB-D": 28, "FCN-32s RGB": 31}}),
-    "6-two-headed": ({"6": {"FCN-8s": 40, "FCN-8s, semantic only": 41,
-                            "FCN-8s, geometric only": 39}},
-                     {"6": {"FCN-8s": 40, "FCN-8s, semantic only": 41,
-                            "FCN-8s, geometric only": 45}}),
+    "6-two-headed": ({"6": {"FCN-8s": two_headed(40, 90), "FCN-8s, semantic only": 41,
+                            "FCN-8s, geometric only": {GEOM_ACC: 0.89}}},
+                     {"6": {"FCN-8s": two_headed(40, 90), "FCN-8s, semantic only": 41,
+                            "FCN-8s, geometric only": {GEOM_ACC: 0.95}}}),
     "7-skips": ({"7": {"FCN-8s": 39, "FCN-16s": 38, "FCN-32s": 37}},
                 {"7": {"FCN-8s": 39, "FCN-16s": 36, "FCN-32s": 37}}),
     "8-reference-bg": ({"8": {"Reference": 80, "Reference-BG": 20}},
@@ -157,14 +162,13 @@ def test_the_guard_is_a_margin_over_the_background_fixed_before_the_run():
 
 def test_the_rows_claims_read_are_the_rows_the_paper_tables_have():
     """A claim naming a row the plan never scores would be missing forever: every row a
-    claim reads is a row of paper.plan's tables, except the ones no experiment runs yet."""
+    claim reads is a row of paper.plan's tables."""
     from paper.plan import TABLES
 
     plan_rows = {(g.key, r.label) for groups in TABLES.values() for g in groups for r in g.rows}
-    no_experiment_yet = {("6", "FCN-8s, semantic only"), ("6", "FCN-8s, geometric only")}
     read = {(group, row) for holds, _ in CASES.values() for group, rows in holds.items()
             for row in rows}
-    assert read - plan_rows == no_experiment_yet
+    assert read <= plan_rows, read - plan_rows
 
 
 def test_render_is_one_line_a_claim_in_the_demos_words():
