@@ -215,9 +215,11 @@ class Miniature:
     classes: dict = field(default_factory=lambda: {"voc": 4, "nyud": 5, "siftflow": 4,
                                                    "pascalcontext": 4})
     width: float = 0.0625
-    iters: int = 300
+    iters: int = 300            # per stage: what 45 minutes on 2 quiet cores allow
+                                # (paper/README.md, "Budget")
     test_every: int = 100
-    lr: float = 5e-9            # the FCN-32s rate of the demo (unnormalised loss)
+    lr: float = 1e-8            # FCN-32s, unnormalised loss: the demo's 5e-9 × 2 for half
+                                # its 600 iterations a stage (the same lr × steps)
     lr_drop: float | None = 10  # per stage, as the demo (the paper's 100× assumes converged)
     momentum: float | None = None   # None: each regime's own (heavy 0.99, online 0.9 …)
     pretraining: Pretraining = Pretraining()
