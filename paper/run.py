@@ -178,42 +178,66 @@ class ChainsFailed(ReportedError, RuntimeError):
     """Some chains diverged or met bad data; the report was written without them."""
 
 
+def base_waves(plan: Plan) -> list[set[str]]:
+    """The miniature's bases in the order they are made: VGG16's first (most tables start
+    from it), then each other backbone's, so the VGG16 tables' chains train before the
+    other classifiers' pre-training (a partial run has the most claims to show)."""
+    stages = {s for t in plan.targets for s in chain(t)}
+    bases = {registered()[s].base for s in stages} - set(registered()) - {"streams"}
+    first = {b for b in bases if b.startswith("vgg16")}
+    return [first] + [{b} for b in sorted(bases - first)]
+
+
+def run_serially(work_items: list[list[str]], settings: Settings, plan: Plan,
+                 progress: bool) -> list[str]:
+    """Train and score each component in turn; returns the failed chains (a diverging
+    chain or bad data stops only its own component)."""
+    # training.train imports Caffe: loaded on use, so this module imports without it
+    from training.train import DataFault, Diverged
+
+    failed = []
+    for targets in work_items:
+        try:
+            work(targets, settings, plan.equal_images, plan.groups, progress)
+        except (Diverged, DataFault) as e:
+            # one chain's fault; the others still train and the report is still written
+            # (its groups say which run did not finish), then the run fails
+            failed.append(f"{' + '.join(targets)}: {e}")
+            say(f"chain {' + '.join(targets)} failed; going on with the others")
+    return failed
+
+
 def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
         ray_address: str | None = None, progress: bool = True) -> Path:
     """Train, score, report; returns the report's path."""
     began, failed = time.time(), []
     plan = make_plan(tables, settings)
+    waves: list[set[str]] = [set()]  # the bases to make before each wave of chains
     if mini is not None:
         datasets = {registered()[s].dataset for t in plan.targets for s in chain(t)}
         if any(g.computed == "bounds" for g in plan.groups):
             datasets.add("voc")
         mini_data(settings, mini, datasets)
-        stages = {s for t in plan.targets for s in chain(t)}
-        mini_bases(settings, mini, {registered()[s].base for s in stages}
-                   - set(registered()) - {"streams"})
-        plan = make_plan(tables, settings)  # the data and weights are there now
+        waves = base_waves(plan)
+        if ray_address:  # every base before any task
+            waves = [set().union(*waves)]
     for key, names in plan.missing.items():
         if names:
             say(f"table {key}: missing: " + ", ".join(f"experiment {n} not registered"
                                                       for n in names))
-    work_items = plan.components()
-    say(f"{len(work_items)} independent chains: " + "; ".join(" + ".join(c)
-                                                              for c in work_items))
-    if ray_address:
-
-        run_on_ray(ray_address, work_items, plan)
-    else:
-        # training.train imports Caffe: loaded on use, so this module imports without it
-        from training.train import DataFault, Diverged
-
-        for targets in work_items:
-            try:
-                work(targets, settings, plan.equal_images, plan.groups, progress)
-            except (Diverged, DataFault) as e:
-                # one chain's fault; the others still train and the report is still written
-                # (its groups say which run did not finish), then the run fails
-                failed.append(f"{' + '.join(targets)}: {e}")
-                say(f"chain {' + '.join(targets)} failed; going on with the others")
+    started: list[list[str]] = []
+    for bases in waves:
+        if mini is not None:
+            mini_bases(settings, mini, bases)
+            plan = make_plan(tables, settings)  # the data and these weights are there now
+        work_items = [c for c in plan.components() if c not in started]
+        started += work_items
+        say(f"{len(work_items)} independent chains: " + "; ".join(" + ".join(c)
+                                                                  for c in work_items))
+        if ray_address:
+            run_on_ray(ray_address, work_items, plan)
+            continue
+        failed += run_serially(work_items, settings, plan, progress)
 
     results = collect(plan)
     report = write_report(plan, results)
