@@ -59,8 +59,9 @@ class Scores:
 
     def background(self, group: str, row: str, column: str = MEAN_IU) -> float:
         """The all-background prediction's score on the row's own scoring, in percent:
-        0 for mean IU without background (every other class's IU is 0), else the scoring's
-        recorded all-background mean IU."""
+        0 for mean IU without background (every other class's IU is 0), else the recorded
+        baseline (paper.chains.constant_baseline: the best one-class prediction, which is
+        background wherever background is the commonest class)."""
         if column == MEAN_IU_NO_BG:
             return 0.0
         return self.get(group, row, BACKGROUND_MEAN_IU)

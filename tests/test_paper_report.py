@@ -298,3 +298,18 @@ def test_a_stop_by_sigterm_exits_143_and_names_where_it_stopped(monkeypatch, cap
     assert paper_run.main(["--mini", "--short", "--quiet"]) == 143
     err = capsys.readouterr().err
     assert "paper: stopped (voc-fcn32s stopped at iteration 12); run the same command" in err
+
+
+def test_the_claims_baseline_is_the_best_one_class_prediction_scored_as_the_head_is():
+    """VOC: predicting background (the commonest class) everywhere, the evaluation's own
+    baseline; SIFT Flow semantics, whose label 0 never occurs and which is scored over the
+    classes present: predicting its commonest class, not class 0 (whose 'baseline' would
+    let a net that learned nothing pass the claims' guard)."""
+    from evaluation.metrics import background_baseline
+    from paper.chains import constant_baseline
+
+    voc = np.array([[70, 5, 5], [10, 5, 0], [5, 0, 0]])
+    assert constant_baseline(voc, False) == pytest.approx(background_baseline(voc).mean_iu)
+    sem = np.array([[0, 0, 0], [0, 60, 10], [0, 20, 10]])   # class 0 absent, 1 commonest
+    assert constant_baseline(sem, True) == pytest.approx(70 / 100 / 2)
+    assert constant_baseline(sem, True) > background_baseline(sem).mean_iu
