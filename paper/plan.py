@@ -535,7 +535,10 @@ def render(plan: Plan) -> str:
                  + data_line)
     fetch = sorted({p.split("`make ")[1].split("`")[0] for p in
                     (*plan.data.values(), *plan.weights.values()) if "`make " in p})
-    if fetch:
+    if fetch and s.mini:
+        lines.append("made by the run first: the synthetic data and the pre-trained "
+                     "miniature classifiers' FCN bases (paper.run.mini_bases)")
+    elif fetch:
         lines.append("to fetch first: " + "; ".join(f"make {f}" for f in fetch))
     lines.append(f"components (independent chains, one worker each): {len(plan.components())}")
     return "\n".join(lines)

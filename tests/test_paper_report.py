@@ -166,7 +166,8 @@ def test_short_miniature_writes_each_table_in_the_papers_shape(miniature):
     table6 = report.split("## Table 6")[1].split("\n## ")[0]
     assert "geom. acc." in table6 and "94.6 · " in table6
     results = json.loads((runs / "paper" / "results.json").read_text())
-    assert set(results["6"]["rows"]) == {"FCN-8s"}
+    assert set(results["6"]["rows"]) == {"FCN-8s", "FCN-8s, semantic only",
+                                         "FCN-8s, geometric only"}
     assert 0 <= results["6"]["rows"]["FCN-8s"]["geo_pixel_accuracy"] <= 1
     html = (runs / "paper" / "report.html").read_text()
     assert html.count("<table>") == sum(line.startswith("|---|")
@@ -205,16 +206,16 @@ def test_an_unregistered_experiment_shows_as_missing_never_as_numbers(tmp_path, 
     from paper.report import write_report
 
     everything = dict(plan_module.registered())
-    del everything["mask-reference"]
+    del everything["mask-fg-only"]
     monkeypatch.setattr(plan_module, "registered", lambda: everything)
     settings = mini_settings(tmp_path)
     plan = make_plan(parse_tables("8"), settings)
     results = paper_run.collect(plan)
-    assert results["8"] == {"missing": "experiment mask-reference not registered"}
+    assert results["8"] == {"missing": "experiment mask-fg-only not registered"}
     report = write_report(plan, results).read_text()
     table8 = report.split("## Table 8")[1].split("\n## ")[0]
-    assert "**missing: experiment mask-reference not registered" in table8
-    assert "| Reference (mask-reference) | keep | keep | keep | keep | 84.8 · — · — |" in table8
+    assert "**missing: experiment mask-fg-only not registered" in table8
+    assert "| Reference (voc-fcn32s) | keep | keep | keep | keep | 84.8 · — · — |" in table8
     assert not re.search(r"\d · \d", table8)       # no number of this run anywhere
     assert not list(tmp_path.glob("*/train.jsonl"))
 
@@ -224,7 +225,8 @@ def test_a_second_run_reuses_everything_and_gives_the_same_numbers(miniature):
     before = (runs / "paper" / "results.json").read_text()
     logs = {p: p.stat().st_mtime_ns for p in runs.glob("*/train.jsonl")}
     scores = {p: p.stat().st_mtime_ns for p in (runs / "paper" / "scores").glob("*.json")}
-    assert len(logs) == 6 + 4 and len(scores) >= 4   # Tables 6 and 7, Table 8's four
+    # Table 6: three staged chains (two-headed, semantic, geometric); 7: one; 8: four nets
+    assert len(logs) == 9 + 3 + 4 and len(scores) >= 4
     second = run_paper(runs, "6,7,8")
     assert second.stdout.count("done already") == len(logs)     # every stage reused
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/train.jsonl")} == logs
