@@ -330,3 +330,16 @@ def test_the_claims_baseline_is_the_best_one_class_prediction_scored_as_the_head
     sem = np.array([[0, 0, 0], [0, 60, 10], [0, 20, 10]])   # class 0 absent, 1 commonest
     assert constant_baseline(sem, True) == pytest.approx(70 / 100 / 2)
     assert constant_baseline(sem, True) > background_baseline(sem).mean_iu
+
+
+def test_components_that_serve_the_most_groups_train_first(tmp_path):
+    """VOC's FCN-32s chain (Tables 2, 3, 8 and the controls) first, one-stage chains before
+    the NYUD, SIFT Flow and PASCAL-Context chains of several stages."""
+    import paper.run as paper_run
+    from paper.plan import chain, components
+
+    plan = make_plan(parse_tables(None), mini_settings(tmp_path))
+    ordered = paper_run.by_reach(components(plan.targets), plan)
+    assert "voc-fcn32s" in ordered[0]
+    lengths = [len({s for t in c for s in chain(t)}) for c in ordered[1:]]
+    assert lengths == sorted(lengths)
