@@ -221,10 +221,14 @@ def run_serially(work_items: list[list[str]], settings: Settings, plan: Plan,
 
 
 def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
-        ray_address: str | None = None, progress: bool = True) -> Path:
-    """Train, score, report; returns the report's path."""
+        ray_address: str | None = None, progress: bool = True,
+        report_only: bool = False) -> Path:
+    """Train, score, report; returns the report's path. report_only: train nothing, score
+    and report what has finished (the rest shows as missing: run X not finished)."""
     began, failed = time.time(), []
     plan = make_plan(tables, settings)
+    if report_only:
+        return write_report(plan, collect(plan))
     waves: list[set[str]] = [set()]  # the bases to make before each wave of chains
     if mini is not None:
         datasets = {registered()[s].dataset for t in plan.targets for s in chain(t)}
@@ -285,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="with --mini: the shortened "
                         "miniature the tests run (few images, few iterations)")
     parser.add_argument("--plan", action="store_true", help="only list what is needed")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: score "
+                        "and report the finished runs (a long run's progress)")
     parser.add_argument("--ray-address", help="submit each chain to this Ray cluster")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -309,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with stopping_with_parent():  # make's SIGINT or SIGTERM stops every chain
             report = run(tables, settings, mini=mini, ray_address=args.ray_address,
-                         progress=not args.quiet)
+                         progress=not args.quiet, report_only=args.report_only)
     except KeyboardInterrupt as e:
         from training.schedule import stopped
 

@@ -343,3 +343,22 @@ def test_components_that_serve_the_most_groups_train_first(tmp_path):
     assert "voc-fcn32s" in ordered[0]
     lengths = [len({s for t in c for s in chain(t)}) for c in ordered[1:]]
     assert lengths == sorted(lengths)
+
+
+def test_report_only_trains_nothing_and_shows_unfinished_groups_as_missing(miniature,
+                                                                          tmp_path):
+    """REPORT_ONLY=1: the finished runs' numbers, every other group 'missing: run X not
+    finished', and no training started."""
+    import shutil
+
+    runs = tmp_path / "runs"  # a copy: the shared miniature's report stays its own
+    shutil.copytree(miniature[0], runs)
+    logs = {p: p.stat().st_mtime_ns for p in runs.glob("*/train.jsonl")}
+    done = subprocess.run([sys.executable, "-m", "paper.run", "--mini", "--short", "--tables",
+                           "7,augment", "--runs", str(runs), "--quiet", "--report-only"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in runs.glob("*/train.jsonl")} == logs
+    results = json.loads((runs / "paper" / "results.json").read_text())
+    assert "rows" in results["7"]
+    assert results["augment"] == {"missing": "run augment-fcn32s not finished"}
