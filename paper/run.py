@@ -201,6 +201,15 @@ def by_reach(work_items: list[list[str]], plan: Plan) -> list[list[str]]:
     return sorted(work_items, key=reach)
 
 
+def finishes_a_group(targets: list[str], plan: Plan) -> bool:
+    """Whether one of the groups these targets serve has every run startable now (its
+    data and starting weights there): Table 1's VGG16 net waits for AlexNet's and
+    GoogLeNet's bases, since its group shows nothing without them."""
+    stages = {s for t in targets for s in chain(t)}
+    return any(not any(r in plan.data or r in plan.weights for r in g.runs())
+               for g in plan.groups if stages & set(g.runs()))
+
+
 def run_serially(work_items: list[list[str]], settings: Settings, plan: Plan,
                  progress: bool) -> list[str]:
     """Train and score each component in turn; returns the failed chains (a diverging
@@ -247,7 +256,10 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
         if mini is not None:
             mini_bases(settings, mini, bases)
             plan = make_plan(tables, settings)  # the data and these weights are there now
-        work_items = by_reach([c for c in plan.components() if c not in started], plan)
+        pending = [c for c in plan.components() if c not in started]
+        if bases is not waves[-1]:  # a chain waits for the wave that can finish its groups
+            pending = [c for c in pending if finishes_a_group(c, plan)]
+        work_items = by_reach(pending, plan)
         started += work_items
         say(f"{len(work_items)} independent chains: " + "; ".join(" + ".join(c)
                                                                   for c in work_items))

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -362,3 +363,19 @@ def test_report_only_trains_nothing_and_shows_unfinished_groups_as_missing(minia
     results = json.loads((runs / "paper" / "results.json").read_text())
     assert "rows" in results["7"]
     assert results["augment"] == {"missing": "run augment-fcn32s not finished"}
+
+
+def test_a_chain_whose_groups_need_another_backbone_waits_for_its_wave(tmp_path):
+    """With only VGG16's bases made, Table 1's VGG16 net finishes no group (AlexNet's and
+    GoogLeNet's are not startable), so it waits; VOC's FCN-32s chain does not."""
+    import paper.run as paper_run
+    from paper.plan import components
+
+    settings = mini_settings(tmp_path)
+    plan = make_plan(parse_tables("1,3"), settings)
+    vgg_only = {t: "no base" for t in plan.targets if "alexnet" in t or "googlenet" in t}
+    plan = replace(plan, weights=vgg_only, data={})
+    items = components(plan.targets)
+    waiting = [c for c in items if not paper_run.finishes_a_group(c, plan)]
+    assert ["table1-fcn-vgg16"] in waiting
+    assert not any("voc-fcn32s" in c for c in waiting)
