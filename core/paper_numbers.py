@@ -16,6 +16,8 @@ from dataclasses import dataclass
 PIXEL_ACC, MEAN_ACC, MEAN_IU, FW_IU = "pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu"
 GEOM_ACC = "geo_pixel_accuracy"          # SIFT Flow's geometric head, pixel accuracy
 MEAN_IU_NO_BG = "mean_iu_no_bg"          # Table 8: mean IU excluding the background class
+BACKGROUND_MEAN_IU = "background_mean_iu"  # the all-background prediction's mean IU
+TRAIN_SECONDS = "train_seconds"          # wall-clock of a run's training steps (sampling)
 STANDARD = (PIXEL_ACC, MEAN_ACC, MEAN_IU, FW_IU)
 
 COLUMN_TITLES = {PIXEL_ACC: "pixel acc.", MEAN_ACC: "mean acc.", MEAN_IU: "mean IU",
@@ -132,6 +134,7 @@ CLAIMS = {
                "balancing is unnecessary (Section 4.4)",
     "augment": "mirroring and jittering up to 32 pixels yielded no noticeable improvement "
                "(Section 4.4)",
+    "transfer": "Training from scratch gives substantially lower accuracy (Section 4.3)",
 }
 
 # The paper's own figures for time (Section 4.4, Table 1), the basis of plan.py's estimates.

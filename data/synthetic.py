@@ -15,7 +15,7 @@ import argparse
 import colorsys
 import io
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,13 +75,21 @@ def class_texture(k: int, h: int, w: int) -> np.ndarray:
     return 22.0 * np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
 
 
-def paint(rng: np.random.Generator, h: int, w: int, label: np.ndarray) -> np.ndarray:
-    """Render a label map: each class its colour and texture, plus light noise and shading."""
+def paint(rng: np.random.Generator, h: int, w: int, label: np.ndarray,
+          looks: dict[int, int] | None = None,
+          tint: tuple[int, int, float] | None = None) -> np.ndarray:
+    """Render a label map: each class its colour and texture, plus light noise and shading.
+    `looks` paints a class as another one (k → the class it looks like); `tint`
+    (background, scene class, share) moves the background's colour that share of the way
+    toward the scene class's: context that predicts the class."""
     canvas = np.zeros((h, w, 3), np.float32)
     for k in np.unique(label):
         where = label == k
-        colour = class_colour(int(k)) + rng.normal(0, 6, 3)
-        texture = class_texture(int(k), h, w)[where]
+        shown = looks.get(int(k), int(k)) if looks else int(k)
+        colour = class_colour(shown) + rng.normal(0, 6, 3)
+        if tint is not None and k == tint[0]:
+            colour = colour + tint[2] * (class_colour(tint[1]) - class_colour(tint[0]))
+        texture = class_texture(shown, h, w)[where]
         canvas[where] = colour[None, :] + texture[:, None]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     shading = 18 * (yy / h - 0.5) + 10 * np.sin(xx / max(w, 1) * np.pi * rng.uniform(0.5, 2))
@@ -116,9 +124,53 @@ def shape_mask(rng: np.random.Generator, h: int, w: int, kind: str) -> np.ndarra
     raise ValueError(kind)
 
 
+@dataclass(frozen=True)
+class Style:
+    """What a scene holds beyond PLAIN's 2–5 objects of random classes and kinds (the tests'
+    and the demo's scenes). FINDINGS (`make paper MINI=1`) gives the paper's findings a
+    chance to show: one class dominates each scene (3 objects in 4 are of it) and tints its
+    background (context that predicts the class: Table 8's BG-only row), each class has its
+    own kind of shape 4 times in 5 (the Shape row), and NYUD's second object class is
+    painted like its first while its third stands at the first's depth (colour and depth
+    each carry what the other lacks: Table 5's fusion)."""
+    scene_class: bool = False
+    context: float = 0.0      # share of the way the background moves to the class's colour
+    look_alike: bool = False  # NYUD only
+    voc2011_share: float = 1.0  # VOC 2011 train: this share of SBD train outside VOC val
+                                # (FINDINGS: the real sets' 1,112 of 8,498, for "more data")
+
+
+PLAIN = Style()
+FINDINGS = Style(scene_class=True, context=0.3, look_alike=True, voc2011_share=1112 / 8498)
+SHAPE_OF_CLASS = ("disc", "box", "bar")   # FINDINGS: the i-th class's own kind
+
+
+def findings_scene(rng: np.random.Generator, h: int, w: int, classes: list[int],
+                   background: int, style: Style, looks: dict[int, int]) -> Scene:
+    """3–5 objects (about 3/4 of the pixels stay background, PASCAL's share), 3 in 4 of
+    the scene's class, each of its class's kind 4 times in 5
+    (else any kind, small blobs included); the background tinted toward the scene class."""
+    label = np.full((h, w), background, np.int32)
+    main = classes[int(rng.integers(len(classes)))]
+    kinds = ("disc", "box", "bar", "blobs")
+    for _ in range(int(rng.integers(3, 6))):
+        k = main if rng.random() < 0.75 else classes[int(rng.integers(len(classes)))]
+        kind = (SHAPE_OF_CLASS[classes.index(k) % len(SHAPE_OF_CLASS)]
+                if rng.random() < 0.8 else kinds[int(rng.integers(len(kinds)))])
+        label[shape_mask(rng, h, w, kind)] = k
+    objects = label != background
+    outline = ndimage.binary_dilation(objects, iterations=1) & ~objects
+    tint = (background, main, style.context) if style.context else None
+    return Scene(paint(rng, h, w, label, looks=looks, tint=tint), label, outline)
+
+
 def make_scene(rng: np.random.Generator, h: int, w: int, classes: list[int],
-               background: int = 0) -> Scene:
-    """A background plus 2–5 objects of the given classes, large shapes and fine ones."""
+               background: int = 0, style: Style = PLAIN,
+               looks: dict[int, int] | None = None) -> Scene:
+    """A background plus 2–5 objects of the given classes, large shapes and fine ones
+    (FINDINGS: findings_scene)."""
+    if style.scene_class:
+        return findings_scene(rng, h, w, classes, background, style, looks or {})
     label = np.full((h, w), background, np.int32)
     kinds = ("disc", "box", "bar", "blobs")
     for n in range(int(rng.integers(2, 6))):
@@ -191,11 +243,13 @@ def class_choice(num_classes: int | None, full: int, first: int = 1) -> list[int
     return list(range(first, count))
 
 
-def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
+def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes,
+             style: Style = PLAIN) -> None:
     """sbdd/dataset (train) and pascal/VOC2011 (train, val, seg11valid derived from it).
 
     VOC2011's own train split (Table 1 trains on it) is the SBD train pictures outside VOC
-    val, written again in VOC's layout, as the real sets share their pictures."""
+    val (or style.voc2011_share of them), written again in VOC's layout, as the real sets
+    share their pictures."""
     classes = class_choice(num_classes, 21)
     palette = bytes(voc_palette())
     sbdd, voc = root / FOLDERS["sbdd"], root / FOLDERS["voc2011"]
@@ -203,19 +257,21 @@ def make_voc(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) ->
     val_ids = [f"2011_{i:06d}" for i in range(1, n_val + 1)]
     overlap = train_ids[:2]  # VOC's val shares images with SBD train, as the real sets do
     for i in train_ids:
-        scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes)
+        scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes, style=style)
         write_jpeg(sbdd / SBDD_LAYOUT.file("data", i), scene.rgb)
         write_mat(sbdd / SBDD_LAYOUT.file("label", i), {"GTcls": sbdd_struct(scene.label)})
         write_voc_example(voc, i, scene, palette)
     for i in val_ids:
         write_voc_example(voc, i, make_scene(rng, *scene_size(rng, size, size_jitter),
-                                             classes), palette)
+                                             classes, style=style), palette)
     write_list(sbdd / SBDD_LAYOUT.split_file("train")[1], train_ids)
     write_list(sbdd / SBDD_LAYOUT.split_file("val")[1], [])
     voc_val = sorted(val_ids + overlap)
     write_list(voc / VOC_LAYOUT.split_file("val")[1], voc_val)
-    write_list(voc / VOC_LAYOUT.split_file("train")[1],
-               [i for i in train_ids if i not in overlap])
+    outside = [i for i in train_ids if i not in overlap]
+    keep = len(outside) if style.voc2011_share >= 1 else \
+        max(1, round(style.voc2011_share * len(outside)))
+    write_list(voc / VOC_LAYOUT.split_file("train")[1], outside[:keep])
     derive_seg11valid(voc, sbdd, check_release=False)
 
 
@@ -226,20 +282,27 @@ def write_voc_example(voc: Path, index: str, scene: Scene, palette: bytes) -> No
     write_png(voc / VOC_LAYOUT.file("label", index), label, palette)
 
 
-def make_nyud(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
+def make_nyud(root: Path, rng, n_train, n_val, size, size_jitter, num_classes,
+              style: Style = PLAIN) -> None:
     """nyud/ in the release's prepared layout: colour, depth (mm), HHA, 40-class labels."""
     classes = class_choice(num_classes, 41, first=2)  # raw 1 (wall) is the background
+    # FINDINGS: the 2nd class looks like the 1st, the 3rd stands at the 1st's depth; no tint
+    # (it would tell the look-alikes apart by colour)
+    looks = {classes[1]: classes[0]} if style.look_alike and len(classes) > 1 else {}
+    depth_looks = {classes[2]: classes[0]} if style.look_alike and len(classes) > 2 else {}
+    scene_style = replace(style, context=0.0)
     nyud = root / FOLDERS["nyud"]
     ids = [str(5001 + i) for i in range(n_train + n_val)]
     for i in ids:
         h, w = scene_size(rng, size, size_jitter)
-        scene = make_scene(rng, h, w, classes, background=1)
+        scene = make_scene(rng, h, w, classes, background=1, style=scene_style, looks=looks)
         raw = scene.label.astype(np.uint8)
         raw[scene.outline] = 0  # void
-        depth = synthetic_depth(rng, scene.label)
+        depth = synthetic_depth(rng, scene.label, depth_looks)
         write_png(nyud / NYUD_LAYOUT.file("color", i), scene.rgb)
         write_png(nyud / NYUD_LAYOUT.file("depth", i), depth)
-        write_png(nyud / NYUD_LAYOUT.file("hha", i), synthetic_hha(depth, scene.label))
+        write_png(nyud / NYUD_LAYOUT.file("hha", i),
+                  synthetic_hha(depth, remap(scene.label, depth_looks)))
         write_mat(nyud / NYUD_LAYOUT.file("label", i), {"segmentation": raw})
     trainval, test = ids[:n_train], ids[n_train:]
     half = len(trainval) // 2
@@ -248,8 +311,18 @@ def make_nyud(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -
         write_list(nyud / NYUD_LAYOUT.split_file(split)[1], split_ids)
 
 
-def synthetic_depth(rng, label: np.ndarray) -> np.ndarray:
-    """Millimetres, all > 0: a receding floor-to-wall ramp with objects standing nearer."""
+def remap(label: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """The label map with each class k of `mapping` replaced by mapping[k]."""
+    out = label.copy()
+    for k, other in mapping.items():
+        out[label == k] = other
+    return out
+
+
+def synthetic_depth(rng, label: np.ndarray, looks: dict[int, int] | None = None) -> np.ndarray:
+    """Millimetres, all > 0: a receding floor-to-wall ramp with objects standing nearer,
+    each class at its own distance (`looks`: a class at another's)."""
+    label = remap(label, looks) if looks else label
     h, w = label.shape
     ramp = np.linspace(4500, 1200, h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32)
     nearer = np.where(label > 1, 0.6 + 0.02 * (label % 10), 1.0).astype(np.float32)
@@ -272,7 +345,8 @@ GEOMETRIC_BY_NAME = {  # SIFT Flow's geometric classes: 1 sky, 2 horizontal, 3 v
 }
 
 
-def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classes) -> None:
+def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classes,
+                  style: Style = PLAIN) -> None:
     """sift-flow/ with Images, SemanticLabels and GeoLabels .mat files (key S)."""
     names = SIFTFLOW_SEMANTIC_CLASSES
     classes = class_choice(num_classes, len(names) + 1, first=1)
@@ -283,7 +357,8 @@ def make_siftflow(root: Path, rng, n_train, n_val, size, size_jitter, num_classe
     ids = [f"{SIFTFLOW_SCENES[i % len(SIFTFLOW_SCENES)]}_synth{i + 1}"
            for i in range(n_train + n_val)]
     for i in ids:
-        scene = make_scene(rng, *scene_size(rng, size, size_jitter), objects, background=sky)
+        scene = make_scene(rng, *scene_size(rng, size, size_jitter), objects, background=sky,
+                           style=style)
         sem = scene.label.astype(np.float64)
         sem[scene.outline] = 0  # unlabelled
         geo = geometric[scene.label].astype(np.float64)
@@ -308,7 +383,8 @@ def context_names() -> tuple[list[str], dict[int, int]]:
     return names, raw_of
 
 
-def make_pascalcontext(root: Path, rng, n_train, n_val, size, size_jitter, num_classes):
+def make_pascalcontext(root: Path, rng, n_train, n_val, size, size_jitter, num_classes,
+                       style: Style = PLAIN):
     """pascal/VOC2010 images and Main splits, pascal-context/{trainval,labels,59_labels}."""
     classes = class_choice(num_classes, 60)
     names, raw_of = context_names()
@@ -316,7 +392,7 @@ def make_pascalcontext(root: Path, rng, n_train, n_val, size, size_jitter, num_c
     voc, context = root / FOLDERS["voc2010"], root / FOLDERS["pascalcontext"]
     ids = [f"2010_{i:06d}" for i in range(1, n_train + n_val + 1)]
     for i in ids:
-        scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes)
+        scene = make_scene(rng, *scene_size(rng, size, size_jitter), classes, style=style)
         raw = np.vectorize(lambda k: raw_of.get(k, 0))(scene.label).astype(np.uint16)
         background = scene.label == 0  # a name outside the task: background after mapping
         raw[background] = free[int(rng.integers(len(free)))]
@@ -337,14 +413,15 @@ WRITERS = {"voc": make_voc, "nyud": make_nyud, "siftflow": make_siftflow,
 
 def make_dataset(dataset: str, root: Path, *, n_train: int, n_val: int,
                  size: tuple[int, int] = (64, 80), num_classes: int | None = None,
-                 seed: int = 0, size_jitter: int = 0) -> Path:
+                 seed: int = 0, size_jitter: int = 0, style: Style = PLAIN) -> Path:
     """Write a small `dataset` under the data root `root` and return `root`.
 
     'voc' writes sbdd/dataset (split 'train') and pascal/VOC2011 (split 'seg11valid');
     'nyud' writes nyud/ (trainval, test); 'siftflow' sift-flow/ (trainval, test);
     'pascalcontext' pascal/VOC2010 + pascal-context (train, val). `num_classes` counts
     the label values that may appear, background included (default: all the dataset's);
-    `size_jitter` > 0 makes each image up to that many pixels shorter and narrower.
+    `size_jitter` > 0 makes each image up to that many pixels shorter and narrower;
+    `style` what the scenes hold (Style: PLAIN, or FINDINGS for the paper's miniature).
     """
     if dataset not in WRITERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(WRITERS)}")
@@ -357,7 +434,7 @@ def make_dataset(dataset: str, root: Path, *, n_train: int, n_val: int,
                          f"use at least 16×16")
     root = Path(root)
     rng = np.random.default_rng(seed)
-    WRITERS[dataset](root, rng, n_train, n_val, (h, w), size_jitter, num_classes)
+    WRITERS[dataset](root, rng, n_train, n_val, (h, w), size_jitter, num_classes, style)
     return root
 
 

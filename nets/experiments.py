@@ -64,6 +64,8 @@ class Experiment:
     train_options: tuple[tuple[str, object], ...] = ()  # training data only (mirror, jitter)
     loss: str = "softmax"             # one of LOSSES
     sample_p: float | None = None     # loss sampling: keep each 32×32 loss cell with prob. p
+    task: str | None = None           # SIFT Flow: learn one label top only ('sem' / 'geo'),
+                                      # Table 6's independently trained nets
 
     def __post_init__(self) -> None:
         if self.truncate and TRUNCATED_STRIDE[self.truncate] != self.stride:
@@ -71,6 +73,9 @@ class Experiment:
                              f"{TRUNCATED_STRIDE[self.truncate]}, not {self.stride}")
         if self.loss not in LOSSES:
             raise ValueError(f"{self.name}: loss {self.loss!r} is not one of {LOSSES}")
+        if self.task is not None and self.task not in DATASETS[self.dataset].label_tops:
+            raise ValueError(f"{self.name}: task {self.task!r} is not one of "
+                             f"{self.dataset}'s label tops {DATASETS[self.dataset].label_tops}")
         if self.sample_p is not None and not 0 < self.sample_p <= 1:
             raise ValueError(f"{self.name}: sample_p must lie in (0, 1], not {self.sample_p}")
 
@@ -79,17 +84,23 @@ class Experiment:
         return DATASETS[self.dataset].num_classes
 
     @property
+    def learned_heads(self) -> tuple:
+        """The catalog heads this net learns: all of its dataset's, or the one of `task`."""
+        heads = DATASETS[self.dataset].heads
+        return tuple(h for h in heads if self.task is None or h.label == self.task)
+
+    @property
     def heads(self) -> tuple[tuple[str, int], ...]:
         """(suffix, classes) per output, from the catalog (SIFT Flow: semantics, geometry)."""
-        return tuple((h.suffix, h.num_classes) for h in DATASETS[self.dataset].heads)
+        return tuple((h.suffix, h.num_classes) for h in self.learned_heads)
 
     @property
     def score_blobs(self) -> tuple[str, ...]:
-        return tuple(h.score_blob for h in DATASETS[self.dataset].heads)
+        return tuple(h.score_blob for h in self.learned_heads)
 
     @property
     def label_blobs(self) -> tuple[str, ...]:
-        return DATASETS[self.dataset].label_tops
+        return tuple(h.label for h in self.learned_heads)
 
     @property
     def input_blobs(self) -> tuple[str, ...]:
@@ -108,11 +119,13 @@ def _nyud(name: str, modalities: tuple[str, ...], lr: float = 1e-10, **kw) -> Ex
                       splits=("trainval", "test"), modalities=modalities, solver=solver, **kw)
 
 
-def _siftflow(name: str, stride: int, lr: float, base: str) -> Experiment:
+def _siftflow(name: str, stride: int, lr: float, base: str, task: str | None = None
+              ) -> Experiment:
     solver = heavy(32, train_net="trainval.prototxt", test_net="test.prototxt", test_iter=200,
                    max_iter=300000, snapshot=None).with_(base_lr=lr)
     return Experiment(name, "siftflow", stride=stride, base=base,
-                      phases=("trainval", "test"), splits=("trainval", "test"), solver=solver)
+                      phases=("trainval", "test"), splits=("trainval", "test"), solver=solver,
+                      task=task, in_release=task is None)
 
 
 def _context(name: str, stride: int, base: str) -> Experiment:
@@ -140,6 +153,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     _siftflow("siftflow-fcn32s", 32, 1e-10, "vgg16-fcn"),
     _siftflow("siftflow-fcn16s", 16, 1e-12, "siftflow-fcn32s"),
     _siftflow("siftflow-fcn8s", 8, 1e-12, "siftflow-fcn16s"),
+    # Table 6's comparison: the same staged nets, each learning one label set alone
+    *(_siftflow(f"siftflow-fcn{stride}s-{task}", stride, lr, base, task)
+      for task in ("sem", "geo")
+      for stride, lr, base in ((32, 1e-10, "vgg16-fcn"),
+                               (16, 1e-12, f"siftflow-fcn32s-{task}"),
+                               (8, 1e-12, f"siftflow-fcn16s-{task}"))),
     # PASCAL-Context, 59 classes + background
     _context("pascalcontext-fcn32s", 32, "vgg16-fcn"),
     _context("pascalcontext-fcn16s", 16, "pascalcontext-fcn32s"),
@@ -177,6 +196,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     _voc("balance-fcn32s", loss="balanced", in_release=False),
     _voc("augment-fcn32s", train_options=(("mirror", True), ("jitter", 32)),
          in_release=False),
+    # Section 4.3's "training from scratch": FCN-32s from the classifier's own initial
+    # weights before any pre-training, converted the same way (the demo's control)
+    _voc("voc-fcn32s-scratch", base="vgg16-fcn-untrained", in_release=False),
 )}
 
 # Table 8's test-time conditions: the masks applied when scoring mask-reference
@@ -199,7 +221,7 @@ def _inputs(n, exp: Experiment, phase: str, data_root: str, seed: int, split: st
     layer, param_str = data_param(exp.dataset, exp.train_layer if index == 0 else "test",
                                   split or exp.splits[index], data_root, seed=seed,
                                   modalities=exp.modalities, extra=extra)
-    all_tops = tops + list(exp.label_blobs)
+    all_tops = tops + list(DATASETS[exp.dataset].label_tops)  # the layer's, learned or not
     made = L.Python(module=layer.module, layer=layer.layer, param_str=param_str,
                     ntop=len(all_tops))
     for name, top in zip(all_tops, made):

@@ -16,7 +16,7 @@ import numpy as np
 from core import paper_numbers as N
 from core.manifest import sha256
 from core.weights import run_weights_path
-from evaluation.metrics import mean_iu_no_bg
+from evaluation.metrics import mean_iu_no_bg, present_classes, scores
 from evaluation.score import score_weights
 from paper.plan import Group, Row, Settings, chain, first_lr, stage_iterations
 from training.runlog import JSON_NAME, read_records
@@ -32,29 +32,52 @@ def train_targets(targets: list[str], settings: Settings, equal_images: set[str]
     # a target that is a stage of another one's chain is trained as part of that chain
     leaves = [t for t in targets if not any(t != o and t in chain(o) for o in targets)]
     for target in leaves:
-        overrides = {"momentum": settings.momentum} if settings.momentum is not None else {}
         iters = (stage_iterations(target, settings, target in equal_images)
                  if settings.iters else None)
         run_schedule(ScheduleConfig(
             target, settings.data, runs=settings.runs, weights=settings.weights,
             iters=iters, test_every=settings.test_every, width=settings.width,
             gpu=settings.gpu, seed=settings.seed, lr=first_lr(target, settings),
-            overrides=overrides, progress=progress, score=False,
-            base_dir=settings.base_dir))
+            lr_drop=settings.lr_drop, overrides=settings.overrides(target),
+            progress=progress, score=False, base_dir=settings.base_dir))
 
 
 # --- scoring -----------------------------------------------------------------------------------
 def metrics_of(result: dict, hists: dict | None) -> dict:
     """A table row's columns from a scoring (evaluation.score's as_dict shape)."""
-    head = "sem" if "sem" in result else "label"
-    metrics = {k: result[head][k] for k in N.STANDARD}
+    metrics = {}
     if "geo" in result:
         metrics[N.GEOM_ACC] = result["geo"]["pixel_accuracy"]
+    head = next((h for h in ("sem", "label") if h in result), None)
+    if head is None:  # a net of SIFT Flow's geometry alone (Table 6's separate net)
+        return metrics
+    metrics |= {k: result[head][k] for k in N.STANDARD}
+    # the claims' guard against ties at the background (core.paper_claims.LEARNED_ABOVE)
+    if hists and head in hists:
+        metrics[N.BACKGROUND_MEAN_IU] = constant_baseline(np.array(hists[head]),
+                                                          "classes_scored" in result[head])
+    elif N.BACKGROUND_MEAN_IU in result[head]:  # a test record: class 0's (VOC's background)
+        metrics[N.BACKGROUND_MEAN_IU] = result[head][N.BACKGROUND_MEAN_IU]
     if N.MEAN_IU_NO_BG in result[head]:
         metrics[N.MEAN_IU_NO_BG] = result[head][N.MEAN_IU_NO_BG]
     elif hists and head in hists:
         metrics[N.MEAN_IU_NO_BG] = mean_iu_no_bg(np.array(hists[head]))
     return metrics
+
+
+def constant_baseline(hist: np.ndarray, present_only: bool) -> float:
+    """Mean IU of the best one-class prediction everywhere, scored as the head is (SIFT
+    Flow: over the classes present): the score of a net that learned nothing. It is the
+    all-background score where background is the commonest class (VOC, NYUD, Context);
+    for SIFT Flow's semantics, whose label 0 never occurs, it is the sky's."""
+    hist = np.asarray(hist, dtype=np.float64)
+    classes = present_classes(hist) if present_only else None
+    best = 0.0
+    for k in np.flatnonzero(hist.sum(1) > 0):
+        constant = np.zeros_like(hist)
+        constant[:, k] = hist.sum(1)
+        best = max(best, float(scores(constant, classes).mean_iu))
+    return best
 
 
 def score_key(row: Row) -> str:
@@ -82,10 +105,23 @@ def score_row(row: Row, settings: Settings) -> dict:
                                progress=False, memory=settings.gpu is None, **masked)
         metrics = metrics_of(result.as_dict(), {k: v.tolist() for k, v in
                                                 result.hists.items()})
+    metrics[N.TRAIN_SECONDS] = train_seconds(settings.runs / row.experiment)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"weights": str(final), "weights_sha256": stamp,
                                  "metrics": metrics}, indent=1) + "\n")
     return metrics
+
+
+def train_seconds(run_dir: Path) -> float:
+    """Wall-clock seconds of a run's training steps (Section 4.4's time of sampling): the
+    gaps between consecutive step records of train.jsonl, so tests, snapshots and the
+    time before a resume are left out."""
+    total, previous = 0.0, None
+    for record in read_records(run_dir / JSON_NAME):
+        if record.get("type") == "step" and previous is not None:
+            total += record["time"] - previous
+        previous = record["time"] if record.get("type") == "step" else None
+    return round(total, 3)
 
 
 def best_during_training(run_dir: Path) -> dict:

@@ -24,7 +24,9 @@ from core.defaults import BASE_WEIGHTS_DIR, DATA_ROOT, RUNS_DIR, SEED, TEST_EVER
 from core.errors import cli_main
 from core.geometry import parameter_counts
 from core.weights import FINAL_WEIGHTS, base_weights_path
+from data.synthetic import FINDINGS, Style
 from evaluation.runtime import check_data_root
+from nets.solver_settings import HEAVY_LR
 
 
 # --- the tables -------------------------------------------------------------------------------
@@ -76,7 +78,8 @@ TABLES: dict[str, tuple[Group, ...]] = {
     "2": (Group("2", "Table 2: accumulated, online and heavy learning (best during training)",
                 S, (Row("FCN-accum", "table2-accumulated", best=True, equal_images=True),
                     Row("FCN-online", "table2-online", best=True, equal_images=True),
-                    Row("FCN-heavy", "table2-heavy", best=True, equal_images=True))),),
+                    # the heavy regime is the release's FCN-32s solver: the same run
+                    Row("FCN-heavy", "voc-fcn32s", best=True, equal_images=True))),),
     "3": (
         Group("3", "Table 3: skip architectures and ablations", S,
               (Row("FCN-32s", "voc-fcn32s"), Row("FCN-16s", "voc-fcn16s"),
@@ -97,16 +100,19 @@ TABLES: dict[str, tuple[Group, ...]] = {
                 (Row("Liu et al."), Row("Tighe et al. transfer"), Row("Tighe et al. SVM"),
                  Row("Tighe et al. SVM+MRF"), Row("Farabet et al. natural"),
                  Row("Farabet et al. balanced"), Row("Pinheiro et al."),
-                 Row("FCN-8s", "siftflow-fcn8s"))),),
+                 Row("FCN-8s", "siftflow-fcn8s"),
+                 Row("FCN-8s, semantic only", "siftflow-fcn8s-sem"),
+                 Row("FCN-8s, geometric only", "siftflow-fcn8s-geo"))),),
     "7": (Group("7", "Table 7: PASCAL-Context, 59 classes", S,
                 (Row("O2P"), Row("CFM"), Row("FCN-32s", "pascalcontext-fcn32s"),
                  Row("FCN-16s", "pascalcontext-fcn16s"),
                  Row("FCN-8s", "pascalcontext-fcn8s"))),),
     "8": (Group("8", "Table 8: foreground, background and shape (mean IU without background)",
                 (N.MEAN_IU_NO_BG,),
-                (Row("Reference", "mask-reference"),
-                 Row("Reference-FG", "mask-reference", test_mask="bg"),
-                 Row("Reference-BG", "mask-reference", test_mask="fg"),
+                # the reference is FCN-32s, unmasked in training: the same run as Table 3's
+                (Row("Reference", "voc-fcn32s"),
+                 Row("Reference-FG", "voc-fcn32s", test_mask="bg"),
+                 Row("Reference-BG", "voc-fcn32s", test_mask="fg"),
                  Row("FG-only", "mask-fg-only"), Row("BG-only", "mask-bg-only"),
                  Row("Shape", "mask-shape"))),),
     "bounds": (Group("bounds", "Section 6.3: upper bounds on mean IU by output stride",
@@ -120,7 +126,8 @@ TABLES: dict[str, tuple[Group, ...]] = {
                      claim=N.CLAIMS["nullbg"]),),
     "sampling": (Group("sampling", "Section 4.4 and Figure 5: loss sampling", S,
                        (Row("p = 1 (whole image)", "voc-fcn32s", paper_from=("3", "FCN-32s")),
-                        Row("p = 0.5", "sampling-p50"), Row("p = 0.25", "sampling-p25")),
+                        Row("p = 0.5", "sampling-p50", equal_images=True),
+                        Row("p = 0.25", "sampling-p25", equal_images=True)),
                        claim=N.CLAIMS["sampling"]),),
     "balance": (Group("balance", "Section 4.4: class balancing", S,
                       (_REF32, Row("FCN-32s, class-balanced loss", "balance-fcn32s")),
@@ -128,6 +135,9 @@ TABLES: dict[str, tuple[Group, ...]] = {
     "augment": (Group("augment", "Section 4.4: augmentation", S,
                       (_REF32, Row("FCN-32s, mirror + jitter 32 px", "augment-fcn32s")),
                       claim=N.CLAIMS["augment"]),),
+    "transfer": (Group("transfer", "Section 4.3: transfer against training from scratch", S,
+                       (_REF32, Row("FCN-32s from scratch", "voc-fcn32s-scratch")),
+                       claim=N.CLAIMS["transfer"]),),
 }
 ALL_TABLES = tuple(TABLES)
 
@@ -163,7 +173,9 @@ class Settings:
     iters: int | None = None           # per stage; None: the experiment's solver
     test_every: int = TEST_EVERY
     lr: float | None = None            # the chain's first-stage lr (quick runs)
+    lr_drop: float | None = None       # per stage (None: the experiments' own ratios)
     momentum: float | None = None
+    solver_changes: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
     gpu: int | None = None
     seed: int = SEED
     mini: bool = False
@@ -174,32 +186,63 @@ class Settings:
     def report_dir(self) -> Path:
         return self.runs / "paper"
 
+    def overrides(self, name: str) -> dict:
+        """Solver overrides of one experiment's chain: MOMENTUM= for all, then the run's own
+        changes for that experiment (the miniature's single-image Table 1)."""
+        found = {"momentum": self.momentum} if self.momentum is not None else {}
+        return found | dict(dict(self.solver_changes).get(name, ()))
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """The miniature "ImageNet" (training.pretrain): whole-image classification of
+    synthetic pictures, the demo's classifier settings (so its VGG16 is the demo's)."""
+    classes: int = 6
+    images: int = 480
+    iters: int = 300
+    lr: float = 1e-4
+    size: int = 224
+
 
 @dataclass(frozen=True)
 class Miniature:
-    """MINI=1: synthetic data in each dataset's real layout, width-reduced nets, the
-    quick-run init and rates of training/README.md ("Quick runs: what they change")."""
-    n_train: int = 24
-    n_val: int = 8
-    size: tuple[int, int] = (64, 80)
-    classes: dict = field(default_factory=lambda: {"voc": 4, "nyud": 4, "siftflow": 4,
+    """MINI=1: synthetic data in each dataset's real layout (data.synthetic FINDINGS
+    scenes), width-reduced nets from pre-trained miniature classifiers, on the CPU. The
+    choices and their reasons: paper/README.md ("The miniature")."""
+    n_train: int = 80
+    n_val: int = 24
+    size: tuple[int, int] = (224, 224)
+    classes: dict = field(default_factory=lambda: {"voc": 4, "nyud": 5, "siftflow": 4,
                                                    "pascalcontext": 4})
-    width: float = 0.125
-    iters: int = 60
-    test_every: int = 20
-    lr: float = 1e-6
-    momentum: float = 0.9
+    width: float = 0.0625
+    iters: int = 300            # per stage: what 45 minutes on 2 quiet cores allow
+                                # (paper/README.md, "Budget")
+    test_every: int = 100
+    lr: float = 1e-8            # FCN-32s, unnormalised loss: the demo's 5e-9 × 2 for half
+                                # its 600 iterations a stage (the same lr × steps)
+    lr_drop: float | None = 10  # per stage, as the demo (the paper's 100× assumes converged)
+    momentum: float | None = None   # None: each regime's own (heavy 0.99, online 0.9 …)
+    pretraining: Pretraining = Pretraining()
+    style: Style = FINDINGS
+    # one image per step for Table 1's nets and FCN-AlexNet (their 20-image batches at
+    # equal images would leave 1/20 of the updates), with the heavy regime's momentum
+    single_image: tuple[str, ...] = ("table1-fcn-alexnet", "table1-fcn-vgg16",
+                                     "table1-fcn-googlenet", "voc-fcn-alexnet")
 
 
 MINI = Miniature()
-SHORT = Miniature(n_train=6, n_val=3, iters=4, test_every=2)   # CI's shortened miniature
+# CI's shortened miniature: the same path, too small to learn (pictures, images, steps)
+SHORT = Miniature(n_train=6, n_val=3, size=(64, 80), iters=4, test_every=2, lr=1e-9,
+                  pretraining=Pretraining(images=16, iters=2))
 
 
 def mini_settings(runs: Path, mini: Miniature = MINI, gpu: int | None = None) -> Settings:
-    return Settings(data=runs / "data", runs=runs, weights="none", width=mini.width,
+    single = (("iter_size", 1), ("momentum", 0.99))
+    return Settings(data=runs / "data", runs=runs, weights=None, width=mini.width,
                     iters=mini.iters, test_every=mini.test_every, lr=mini.lr,
-                    momentum=mini.momentum, gpu=gpu, mini=True,
-                    picture=(mini.size[1], mini.size[0]))
+                    lr_drop=mini.lr_drop, momentum=mini.momentum, gpu=gpu, mini=True,
+                    picture=(mini.size[1], mini.size[0]), base_dir=runs / "bases",
+                    solver_changes=tuple((name, single) for name in mini.single_image))
 
 
 # --- registry lookups ---------------------------------------------------------------------------
@@ -245,7 +288,7 @@ def stage_iterations(name: str, settings: Settings, equal_images: bool) -> int:
     exp = registered()[name]
     iters = settings.iters or exp.solver.max_iter
     if equal_images and settings.iters:
-        return max(1, iters // exp.solver.iter_size)
+        return max(1, iters // settings.overrides(name).get("iter_size", exp.solver.iter_size))
     return iters
 
 
@@ -261,6 +304,10 @@ def first_lr(name: str, settings: Settings) -> float | None:
         return None
     root = registered()[chain(name)[0]]
     lr = settings.lr
+    if not root.solver.normalized_loss:  # the quick rate stands for heavy FCN-32s' 1e-10:
+        # other regimes keep their ratio to it (accumulated and sampled steps sum 1/p or
+        # 20 images' gradients, which Caffe averages)
+        lr *= root.solver.base_lr / HEAVY_LR[32]
     if root.loss in ("sigmoid", "null-background"):
         channels = root.num_classes - (1 if root.loss == "null-background" else 0)
         lr *= 2 / channels
@@ -488,7 +535,10 @@ def render(plan: Plan) -> str:
                  + data_line)
     fetch = sorted({p.split("`make ")[1].split("`")[0] for p in
                     (*plan.data.values(), *plan.weights.values()) if "`make " in p})
-    if fetch:
+    if fetch and s.mini:
+        lines.append("made by the run first: the synthetic data and the pre-trained "
+                     "miniature classifiers' FCN bases (paper.run.mini_bases)")
+    elif fetch:
         lines.append("to fetch first: " + "; ".join(f"make {f}" for f in fetch))
     lines.append(f"components (independent chains, one worker each): {len(plan.components())}")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ from core import paper_numbers as N
 from core.catalog import split_list
 from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
 from core.errors import ReportedError, cli_main
-from core.weights import run_weights_path
+from core.weights import base_weights_path, run_weights_path
 from data.synthetic import make_dataset
 from evaluation.labels import split_labels
 from paper.chains import score_row, work
@@ -66,8 +66,43 @@ def mini_data(settings: Settings, mini: Miniature, datasets: set[str]) -> None:
             f"{mini.size[0]}×{mini.size[1]}")
         make_dataset(dataset, settings.data, n_train=mini.n_train, n_val=mini.n_val,
                      size=mini.size, num_classes=mini.classes[dataset],
-                     seed=settings.seed + k)
+                     seed=settings.seed + k, style=mini.style)
         marker.write_text("done\n")
+
+
+# --- pre-trained miniature classifiers ---------------------------------------------------------
+UNTRAINED = "-untrained"   # a base named <backbone>-fcn-untrained: the classifier before
+                           # its pre-training (the from-scratch control), converted alike
+
+
+def mini_bases(settings: Settings, mini: Miniature, bases: set[str]) -> None:
+    """Each FCN base the chains start from (vgg16-fcn, alexnet-fcn, googlenet-fcn,
+    vgg16-fcn-untrained) made as the demo makes its own: a width-reduced classifier of the
+    backbone pre-trained on synthetic whole-image classes (training.pretrain, once per
+    backbone, under RUNS/pretrain/), then converted by `make <backbone>-fcn`'s surgery."""
+    # training.pretrain imports Caffe: loaded on use, so this module imports without it
+    from training.pretrain import fcn_base, pretrain
+
+    p = mini.pretraining
+    for base in sorted(bases):
+        out = base_weights_path(base, settings.base_dir)
+        if out.is_file():
+            continue
+        backbone = base.removesuffix(UNTRAINED).removesuffix("-fcn")
+        folder = settings.runs / "pretrain" / backbone
+        done = folder / "done.json"
+        if not done.is_file():
+            say(f"pre-training a {backbone} classifier (width {settings.width}, {p.classes} "
+                f"classes, {p.images} pictures, {p.iters} iterations)")
+            result = pretrain(folder, width=settings.width, classes=p.classes,
+                              images=p.images, iterations=p.iters, lr=p.lr, size=p.size,
+                              seed=settings.seed, backbone=backbone)
+            done.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        result = json.loads(done.read_text())
+        source = result["untrained" if base.endswith(UNTRAINED) else "weights"]
+        say(f"surgery: {Path(source).name} ({backbone}) → {out}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fcn_base(Path(result["deploy"]), Path(source), backbone, out)
 
 
 # --- the whole run -----------------------------------------------------------------------------
@@ -143,39 +178,95 @@ class ChainsFailed(ReportedError, RuntimeError):
     """Some chains diverged or met bad data; the report was written without them."""
 
 
+def base_waves(plan: Plan) -> list[set[str]]:
+    """The miniature's bases in the order they are made: VGG16's first (most tables start
+    from it), then each other backbone's, so the VGG16 tables' chains train before the
+    other classifiers' pre-training (a partial run has the most claims to show)."""
+    stages = {s for t in plan.targets for s in chain(t)}
+    bases = {registered()[s].base for s in stages} - set(registered()) - {"streams"}
+    first = {b for b in bases if b.startswith("vgg16")}
+    return [first] + [{b} for b in sorted(bases - first)]
+
+
+def by_reach(work_items: list[list[str]], plan: Plan) -> list[list[str]]:
+    """The components in the order that finishes the most groups soonest: those whose
+    stages serve the most groups first (VOC's FCN-32s chain: Tables 2, 3, 8 and every
+    control), then the shorter chains, then the plan's order. Results do not depend on
+    the order (each chain is seeded on its own); a partial run shows more whole groups."""
+    def reach(targets: list[str]) -> tuple[int, int]:
+        stages = {s for t in targets for s in chain(t)}
+        served = sum(bool(stages & set(g.runs())) for g in plan.groups)
+        return -served, len(stages)
+
+    return sorted(work_items, key=reach)
+
+
+def finishes_a_group(targets: list[str], plan: Plan) -> bool:
+    """Whether one of the groups these targets serve has every run startable now (its
+    data and starting weights there): Table 1's VGG16 net waits for AlexNet's and
+    GoogLeNet's bases, since its group shows nothing without them."""
+    stages = {s for t in targets for s in chain(t)}
+    return any(not any(r in plan.data or r in plan.weights for r in g.runs())
+               for g in plan.groups if stages & set(g.runs()))
+
+
+def run_serially(work_items: list[list[str]], settings: Settings, plan: Plan,
+                 progress: bool) -> list[str]:
+    """Train and score each component in turn; returns the failed chains (a diverging
+    chain or bad data stops only its own component)."""
+    # training.train imports Caffe: loaded on use, so this module imports without it
+    from training.train import DataFault, Diverged
+
+    failed = []
+    for targets in work_items:
+        try:
+            work(targets, settings, plan.equal_images, plan.groups, progress)
+        except (Diverged, DataFault) as e:
+            # one chain's fault; the others still train and the report is still written
+            # (its groups say which run did not finish), then the run fails
+            failed.append(f"{' + '.join(targets)}: {e}")
+            say(f"chain {' + '.join(targets)} failed; going on with the others")
+    return failed
+
+
 def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
-        ray_address: str | None = None, progress: bool = True) -> Path:
-    """Train, score, report; returns the report's path."""
+        ray_address: str | None = None, progress: bool = True,
+        report_only: bool = False) -> Path:
+    """Train, score, report; returns the report's path. report_only: train nothing, score
+    and report what has finished (the rest shows as missing: run X not finished)."""
     began, failed = time.time(), []
     plan = make_plan(tables, settings)
+    if report_only:
+        return write_report(plan, collect(plan))
+    waves: list[set[str]] = [set()]  # the bases to make before each wave of chains
     if mini is not None:
         datasets = {registered()[s].dataset for t in plan.targets for s in chain(t)}
         if any(g.computed == "bounds" for g in plan.groups):
             datasets.add("voc")
         mini_data(settings, mini, datasets)
-        plan = make_plan(tables, settings)  # the data is there now
+        waves = base_waves(plan)
+        if ray_address:  # every base before any task
+            waves = [set().union(*waves)]
     for key, names in plan.missing.items():
         if names:
             say(f"table {key}: missing: " + ", ".join(f"experiment {n} not registered"
                                                       for n in names))
-    work_items = plan.components()
-    say(f"{len(work_items)} independent chains: " + "; ".join(" + ".join(c)
-                                                              for c in work_items))
-    if ray_address:
-
-        run_on_ray(ray_address, work_items, plan)
-    else:
-        # training.train imports Caffe: loaded on use, so this module imports without it
-        from training.train import DataFault, Diverged
-
-        for targets in work_items:
-            try:
-                work(targets, settings, plan.equal_images, plan.groups, progress)
-            except (Diverged, DataFault) as e:
-                # one chain's fault; the others still train and the report is still written
-                # (its groups say which run did not finish), then the run fails
-                failed.append(f"{' + '.join(targets)}: {e}")
-                say(f"chain {' + '.join(targets)} failed; going on with the others")
+    started: list[list[str]] = []
+    for bases in waves:
+        if mini is not None:
+            mini_bases(settings, mini, bases)
+            plan = make_plan(tables, settings)  # the data and these weights are there now
+        pending = [c for c in plan.components() if c not in started]
+        if bases is not waves[-1]:  # a chain waits for the wave that can finish its groups
+            pending = [c for c in pending if finishes_a_group(c, plan)]
+        work_items = by_reach(pending, plan)
+        started += work_items
+        say(f"{len(work_items)} independent chains: " + "; ".join(" + ".join(c)
+                                                                  for c in work_items))
+        if ray_address:
+            run_on_ray(ray_address, work_items, plan)
+            continue
+        failed += run_serially(work_items, settings, plan, progress)
 
     results = collect(plan)
     report = write_report(plan, results)
@@ -210,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="with --mini: the shortened "
                         "miniature the tests run (few images, few iterations)")
     parser.add_argument("--plan", action="store_true", help="only list what is needed")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: score "
+                        "and report the finished runs (a long run's progress)")
     parser.add_argument("--ray-address", help="submit each chain to this Ray cluster")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -234,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with stopping_with_parent():  # make's SIGINT or SIGTERM stops every chain
             report = run(tables, settings, mini=mini, ray_address=args.ray_address,
-                         progress=not args.quiet)
+                         progress=not args.quiet, report_only=args.report_only)
     except KeyboardInterrupt as e:
         from training.schedule import stopped
 

@@ -85,3 +85,77 @@ def test_cli_writes_a_dataset(tmp_path):
     assert (tmp_path / "sift-flow/test.txt").read_text().count("\n") == 1
 
 
+
+
+# --- FINDINGS: scenes where the paper's findings can show (make paper MINI=1) -----------------
+def findings_scenes(count=120, size=96, style=None):
+    from data.synthetic import FINDINGS, make_scene
+
+    rng = np.random.default_rng(5)
+    return [make_scene(rng, size, size, [1, 2, 3], style=style or FINDINGS)
+            for _ in range(count)]
+
+
+def test_findings_scenes_keep_about_three_quarters_background_as_pascal():
+    """At the miniature's 224 px: ~0.77 (PLAIN scenes: ~0.81)."""
+    share = np.mean([(s.label == 0).mean() for s in findings_scenes(80, 224)])
+    assert 0.72 <= share <= 0.8, share
+
+
+def test_findings_background_colour_predicts_the_scene_class():
+    """Context: the mean background colour alone names the scene's main class better than
+    chance (Table 8's BG-only row must be able to learn something)."""
+    from data.synthetic import FINDINGS, PLAIN, make_scene
+
+    def accuracy(style):
+        rng = np.random.default_rng(5)
+        rows = []
+        for _ in range(150):
+            s = make_scene(rng, 96, 96, [1, 2, 3], style=style)
+            counts = np.bincount(s.label[s.label > 0], minlength=4)[1:]
+            rows.append((s.rgb[s.label == 0].mean(0), int(counts.argmax())))
+        colours = np.array([c for c, _ in rows])
+        main = np.array([m for _, m in rows])
+        centres = np.array([colours[main == k].mean(0) for k in range(3)])
+        guess = np.linalg.norm(colours[:, None] - centres[None], axis=2).argmin(1)
+        return (guess == main).mean()
+
+    assert accuracy(FINDINGS) > 0.8 > accuracy(PLAIN) + 0.2
+
+
+def test_findings_classes_have_their_own_shapes():
+    """The Shape row: the first class mostly discs (round: fills ~π/4 of its box), the
+    second boxes (fills its box)."""
+    fill = {1: [], 2: []}
+    for s in findings_scenes():
+        for k in fill:
+            parts, n = ndimage.label(s.label == k)
+            for region in ndimage.find_objects(parts):
+                piece = parts[region] > 0
+                if piece.sum() > 200:
+                    fill[k].append(piece.mean())
+    assert np.median(fill[1]) < 0.85 < np.median(fill[2])
+
+
+def test_findings_nyud_colour_and_depth_each_carry_what_the_other_lacks(tmp_path):
+    """Classes 2 and 3 look alike in colour but stand at different depths; classes 2 and 4
+    differ in colour but share their depth and HHA."""
+    from core.catalog import FOLDERS
+    from data.synthetic import FINDINGS, NYUD_LAYOUT
+
+    root = make_dataset("nyud", tmp_path, n_train=16, n_val=2, size=(96, 96), num_classes=5,
+                        seed=3, style=FINDINGS)
+    nyud = root / FOLDERS["nyud"]
+    colour, hha = {}, {}
+    for i in (nyud / NYUD_LAYOUT.split_file("trainval")[1]).read_text().split():
+        lab = loadmat(nyud / NYUD_LAYOUT.file("label", i))["segmentation"]
+        rgb = np.asarray(Image.open(nyud / NYUD_LAYOUT.file("color", i)), float)
+        angles = np.asarray(Image.open(nyud / NYUD_LAYOUT.file("hha", i)), float)[..., 2]
+        for k in (2, 3, 4):  # the third class is mostly thin bars: no erosion
+            if (lab == k).sum() > 20:
+                colour.setdefault(k, []).append(rgb[lab == k].mean(0))
+                hha.setdefault(k, []).append(angles[lab == k].mean())
+    mean = {k: np.mean(v, 0) for k, v in colour.items()}
+    assert np.linalg.norm(mean[2] - mean[3]) < 15 < np.linalg.norm(mean[2] - mean[4])
+    angle = {k: np.mean(v) for k, v in hha.items()}
+    assert abs(angle[2] - angle[4]) < 3 < abs(angle[2] - angle[3])

@@ -327,3 +327,20 @@ def test_lrdrop_starts_from_fcn32s_final_weights(voc, tmp_path):
     lrs = [read_records(runs / n / "train.jsonl", "start")[0]["base_lr"]
            for n in chain("voc-fcn32s-lrdrop")]
     assert lrs == pytest.approx([1e-6, 1e-8])
+
+
+def test_a_single_task_net_learns_one_label_top_and_reads_both():
+    """Table 6's separate nets: one score head and one loss, the data layer's tops as the
+    two-headed net's (the other label top left unused); an unknown task is refused."""
+    from nets.experiments import Experiment
+
+    for task, other in (("sem", "geo"), ("geo", "sem")):
+        net = build(f"siftflow-fcn8s-{task}", "trainval", width=WIDTH)
+        data = next(layer for layer in net.layer if layer.type == "Python")
+        assert list(data.top) == ["data", "sem", "geo"]
+        losses = [layer for layer in net.layer if "Loss" in layer.type]
+        assert len(losses) == 1 and losses[0].bottom[1] == task
+        assert not any(other in b for layer in net.layer if layer is not data
+                       for b in layer.bottom)
+    with pytest.raises(ValueError, match="task 'depth'"):
+        Experiment("x", "siftflow", task="depth")
