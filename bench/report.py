@@ -32,16 +32,20 @@ def nets_table(results: dict) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = [(f"{NAMES.get(k, k)} Caffe", v) for k, v in results["nets"].items()]
     peer = results.get("peer") or {}
-    if "forward" in peer:
-        rows.insert(1, (f"{NAMES.get(peer['experiment'], peer['experiment'])} PyTorch "
-                        f"{peer['torch_version']}", peer))
+    peers = [(f"{NAMES.get(peer['experiment'], peer['experiment'])} PyTorch "
+              f"{peer['torch_version']}", peer)] if "forward" in peer else []
+    peers += [(f"{NAMES.get(row['experiment'], row['experiment'])} {engine} "
+               f"{row['version']} (ONNX export)", row)
+              for engine, row in (results.get("engines") or {}).items() if "forward" in row]
+    rows[1:1] = peers
     for label, row in rows:
         fwd, train = row.get("forward") or {}, row.get("train") or {}
+        train_gflop = row["train_flops"] / 1e9 if row.get("train_flops") else None
         lines.append(
             f"| {label} | {_f(row['forward_flops'] / 1e9, 1)} | {_f(fwd.get('median_s'))} | "
             f"{_f(row.get('forward_gflops'), 1)} | {_f(row.get('forward_over_bound'))} | "
             f"{_f(_times(row.get('forward_over_bound'), factor))} | "
-            f"{_f(row['train_flops'] / 1e9, 1)} | {_f(train.get('median_s'))} | "
+            f"{_f(train_gflop, 1)} | {_f(train.get('median_s'))} | "
             f"{_f(row.get('train_gflops'), 1)} | {_f(row.get('train_over_bound'))} | "
             f"{_f(_times(row.get('train_over_bound'), factor))} |")
     return lines
@@ -68,10 +72,18 @@ def ratios_table(results: dict) -> list[str]:
         lines.append(f"| Caffe / PyTorch time, forward · fwd+bwd (torch {peer['threads']} "
                      f"threads) | {_f(peer['caffe_over_torch_forward'])} · "
                      f"{_f(peer.get('caffe_over_torch_train'))} |")
-        lines.append(f"| PyTorch vs Caffe output, max relative difference | "
-                     f"{peer['max_relative_difference']:.1e} |")
+        lines.append(agreement_line("PyTorch", peer))
     elif peer:
         lines.append(f"| PyTorch peer | not run: {peer.get('skipped', peer.get('error'))} |")
+    for engine, row in (results.get("engines") or {}).items():
+        if "forward" in row:
+            lines.append(f"| Caffe / {engine} time, forward ({row['threads']} threads) | "
+                         f"{_f(row['caffe_over_engine_forward'])} |")
+        else:
+            lines.append(f"| {engine} (ONNX export) | not timed: "
+                         f"{row.get('skipped') or row.get('error')} |")
+        if "argmax_agreement" in row:
+            lines.append(agreement_line(f"{engine} (ONNX export)", row))
     patches = results.get("patches")
     if patches:
         lines.append(f"| Section 3.1: {patches['grid']}×{patches['grid']} grid convolutionally "
@@ -105,6 +117,17 @@ def ratios_table(results: dict) -> list[str]:
         f"({gpu['device']}) |" if "forward_ms" in gpu else
         f"not measured: {gpu.get('skipped') or gpu.get('error', 'not run')} |"))
     return lines
+
+
+def agreement_line(peer: str, row: dict) -> str:
+    """A peer's output against Caffe's: max abs · max relative difference · argmax share
+    (rows of results written before the abs/argmax figures show the relative one alone)."""
+    if "argmax_agreement" not in row:
+        return (f"| {peer} vs Caffe output, max relative difference | "
+                f"{row['max_relative_difference']:.1e} |")
+    return (f"| {peer} vs Caffe output, max abs · max relative difference · same argmax | "
+            f"{row['max_abs_difference']:.1e} · {row['max_relative_difference']:.1e} · "
+            f"{_pct(row['argmax_agreement'])} |")
 
 
 def breakdown_lines(results: dict) -> list[str]:

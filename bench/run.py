@@ -3,7 +3,8 @@
 One process measures, in order: the sgemm bound of the BLAS Caffe links; FCN-8s, FCN-32s
 and FCN-AlexNet forward (deploy net) and forward+backward (training net over a synthetic
 dataset, data layer and loss included) on the CPU; where FCN-8s's forward time goes; the
-same FCN-8s in PyTorch (checked against Caffe's output first); Section 3.1's grid vs
+same FCN-8s in PyTorch, and its ONNX export in onnxruntime and OpenVINO (each checked
+against Caffe's output first); Section 3.1's grid vs
 patches; the data layers' loading rate; then, each in a fresh process, peak memory of a
 training iteration (and data waiting without prefetch), FCN-8s and the sgemm at 1, 2 and
 all threads and on the BLAS before its thread-count invariance (bench.threads), the BLAS
@@ -24,14 +25,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from bench.engines import TOLERANCE as PEER_TOLERANCE  # the same for every peer
 from bench.measure import rates, subprocess_json, time_caffe_net
 from core.defaults import REPO
 from core.errors import cli_main
 
 NETS = ("voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet")
-STEPS = ("blas", "nets", "breakdown", "peer", "patches", "data", "memory", "flags", "threads",
-         "levers", "gpu")
-PEER_TOLERANCE = 1e-4  # max |caffe - torch| / max |caffe| on the score map
+STEPS = ("blas", "nets", "breakdown", "peer", "engines", "patches", "data", "memory", "flags",
+         "threads", "levers", "gpu")
 
 
 def machine_info() -> dict:
@@ -100,9 +101,10 @@ def torch_peer(args, workdir: Path, data_root: Path, probe, threads: int,
         import torch
     except ImportError:
         return {"skipped": "torch is not installed (make bench installs torch==2.13.0+cpu)"}
+    from bench.engines import compare_outputs
     from bench.models import deploy_net, fill_weights, random_image, train_net
     from bench.timing import timed_against_bound
-    from bench.torch_peer import from_caffe, max_relative_difference
+    from bench.torch_peer import from_caffe
 
     torch.set_num_threads(max(1, threads))
     size = tuple(args.size)
@@ -116,8 +118,7 @@ def torch_peer(args, workdir: Path, data_root: Path, probe, threads: int,
     with torch.no_grad():
         got = peer(data=x)["score"].numpy()
     row = {"experiment": "voc-fcn8s", "torch_version": torch.__version__,
-           "threads": torch.get_num_threads(),
-           "max_relative_difference": max_relative_difference(expected, got),
+           "threads": torch.get_num_threads(), **compare_outputs(expected, got),
            "forward_flops": caffe_row["forward_flops"], "train_flops": caffe_row["train_flops"]}
     if row["max_relative_difference"] > PEER_TOLERANCE:
         row["error"] = (f"PyTorch output differs from Caffe's by "
@@ -144,6 +145,35 @@ def torch_peer(args, workdir: Path, data_root: Path, probe, threads: int,
         row["forward"]["median_s"]
     row["caffe_over_torch_train"] = caffe_row["train"]["median_s"] / row["train"]["median_s"]
     return rates(row)
+
+
+def inference_engines(args, workdir: Path, probe, threads: int, caffe_row: dict) -> dict:
+    """FCN-8s's ONNX export (the project's, export/) in onnxruntime and OpenVINO, same
+    input and threads as Caffe; each timed only if its output agrees (bench.engines)."""
+    from bench import engines
+    from bench.models import deploy_net, fill_weights, random_image
+    from bench.timing import timed_against_bound
+
+    size = tuple(args.size)
+    net, net_param = deploy_net("voc-fcn8s", size, workdir, width=args.width)
+    fill_weights(net, args.seed)
+    image = random_image(size, args.seed)
+    expected = net.forward(data=image)[net.outputs[0]].copy()
+    model = engines.export_onnx(net, net_param, "voc-fcn8s", args.width,
+                                workdir / "voc-fcn8s.onnx")
+    del net
+    flops = caffe_row["forward_flops"]
+    rows = engines.run(model, image, expected, threads=max(1, threads),
+                       timer=lambda forward: timed_against_bound(forward, flops, probe,
+                                                                 args.repeats))
+    model.unlink()
+    for row in rows.values():
+        if "forward" in row:
+            row.update(experiment="voc-fcn8s", forward_flops=flops, train_flops=None,
+                       caffe_over_engine_forward=caffe_row["forward"]["median_s"] /
+                       row["forward"]["median_s"])
+            rates(row)
+    return rows
 
 
 def _time_inference(peer, x, repeats: int, flops: int, probe) -> dict:
@@ -301,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
             peer = results["peer"]
             done("torch peer: " + (f"Caffe/PyTorch forward {peer['caffe_over_torch_forward']:.2f}"
                                    if "forward" in peer else str(peer)))
+        if "engines" in steps and fcn8s:
+            results["engines"] = inference_engines(args, workdir, probe, timing_threads, fcn8s)
+            done("inference engines: " + ", ".join(
+                f"{k} {v['caffe_over_engine_forward']:.2f}" if "forward" in v else
+                f"{k} {v.get('skipped') or v.get('error')}"
+                for k, v in results["engines"].items()) + " (Caffe / engine, forward)")
         if "patches" in steps:
             results["patches"] = patches.run(workdir, grid=args.grid, width=args.width,
                                              seed=args.seed, repeats=2)

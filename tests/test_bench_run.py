@@ -1,6 +1,7 @@
 """bench end to end at a toy size: Section 3.1's equivalence, data waiting, memory, the
 levers' list and the results files. No timing is asserted; only what the numbers mean."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -112,6 +113,12 @@ def test_bench_writes_json_and_table(tmp_path, capsys):
     fcn8s = results["nets"]["voc-fcn8s"]
     assert fcn8s["train_flops"] > 2 * fcn8s["forward_flops"]
     assert results["peer"]["max_relative_difference"] < 1e-4
+    assert results["peer"]["argmax_agreement"] > 0.99
+    # the inference peers: compared, then timed, where installed (`make test` installs both)
+    for engine, row in results["engines"].items():
+        if importlib.util.find_spec(engine) is not None:
+            assert row["max_relative_difference"] < 1e-4 and row["forward"]["median_s"] > 0
+            assert row["threads"] == results["timing_threads"]
     assert results["patches"]["max_relative_difference"] < 1e-4
     assert 0 <= results["data"]["wait_fraction_prefetch"] < 1
     # the thread rows: the patched library gives one forward output at 1, 2 (and all)
@@ -129,6 +136,8 @@ def test_bench_writes_json_and_table(tmp_path, capsys):
         assert results["threads"]["cost_of_invariance"]["forward"] > 0
     table = (tmp_path / "smoke.md").read_text()
     assert "| FCN-8s Caffe |" in table and "| FCN-8s PyTorch" in table
+    assert all(f"Caffe / {engine} time, forward" in table for engine, row
+               in results["engines"].items() if "forward" in row)
     assert "patched OpenBLAS, 1 thread |" in table
     assert table in capsys.readouterr().out
 

@@ -13,7 +13,8 @@ import pytest
 OPTIONAL_PARTS_ENV = "FCN_OPTIONAL_PARTS"   # `make test` sets it to "required"
 # each optional part and the make target that installs it
 INSTALLED_BY = {"onnx": "export-deps", "onnxruntime": "export-deps", "torch": "bench-torch",
-                "ray": "paper-ray-deps", "qemu-x86_64": "numerics-deps"}
+                "openvino": "bench-engines", "ray": "paper-ray-deps",
+                "qemu-x86_64": "numerics-deps"}
 
 
 def parts_required() -> bool:
