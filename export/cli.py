@@ -136,7 +136,7 @@ def run_export(exporter: Exporter, argv: list[str] | None = None) -> int:
         if status == 0:
             _publish(kind, staged, path)
         else:
-            print(f"export: nothing was left at {path} (the export failed verification); "
+            print(f"export: error: nothing was left at {path} (the export failed verification); "
                   f"--no-verify writes an unverified one", file=sys.stderr)
         return status
     finally:

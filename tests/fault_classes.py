@@ -12,9 +12,10 @@ every ReportedError raised.
 - abort: a glog CHECK, a C++ terminate, or a process ended by SIGABRT/SIGSEGV;
 - clear error (declared): at least one step failed the project's way: a non-zero exit with
   a `<prog>: error: …` line, an in-process main() printing one, a ReportedError, or a
-  ValueError/OSError/RuntimeError/MemoryError with a message caught by the test's
-  pytest.raises (the kinds cli_main reports in one line; the test's own assertions say it
-  reached the user); else the case is *silent*;
+  ValueError/OSError/RuntimeError/MemoryError (the kinds cli_main reports in one line) or
+  an argument type's ArgumentTypeError (argparse's usage error) with a message caught by
+  the test's pytest.raises (the test's own assertions say it reached the user); else the
+  case is *silent*;
 - correct (declared): no step printed an error line (a ReportedError the project catches
   itself, as when a damaged snapshot is passed over, is no failure); else *not correct*;
 - a failing assertion is the case's `guards` class (lost, trusted-corrupt, silent, …): what
@@ -54,9 +55,10 @@ TESTS = str(Path(__file__).resolve().parent)
 REPO = str(Path(__file__).resolve().parents[1])
 ERROR_LINE = re.compile(r"^[\w.\-/ ]+: error: \S", re.MULTILINE)
 OUTCOMES = pytest.StashKey[dict]()
-# what the entry points' cli_main turn into one `<prog>: error: …` line (ReportedError is
-# recorded where it is made; these where a test catches them as the command's refusal)
-ONE_LINE = (ValueError, OSError, RuntimeError, MemoryError)
+# what the entry points turn into one `<prog>: error: …` line (ReportedError is recorded
+# where it is made; these where a test catches them as the command's refusal): cli_main's
+# kinds, and an argument type's ArgumentTypeError, which argparse prints as its usage error
+ONE_LINE = (ValueError, OSError, RuntimeError, MemoryError, argparse.ArgumentTypeError)
 
 
 def pytest_addoption(parser) -> None:

@@ -1,7 +1,7 @@
 """The fault-class check (tests/fault_classes.py) is honest: a case is classed by what it
 saw, not by what it declares. A pytest run over a file of made-up cases, each a real
 subprocess: a silent "refusal", a traceback, an abort, a clear error, a failed assertion,
-an undeclared case and a correct one."""
+an undeclared case, refusals caught by pytest.raises and a correct one."""
 
 import re
 import subprocess
@@ -46,6 +46,17 @@ def test_an_error_line_in_a_correct_case():
 def test_undeclared():
     pass
 
+@pytest.mark.fault("clear error", guards="silent")
+def test_an_argument_type_refusal():
+    import argparse
+    with pytest.raises(argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError("N must be an integer ≥ 1, found 0")
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_a_refusal_of_another_kind_caught():
+    with pytest.raises(KeyError):
+        raise KeyError("n")
+
 @pytest.mark.fault("correct", guards="silent")
 def test_a_correct_case():
     assert child("print('ok')").returncode == 0
@@ -68,7 +79,9 @@ def test_each_case_gets_the_class_its_evidence_shows(tmp_path):
         "test_an_assertion_that_fails": "trusted-corrupt",
         "test_an_error_line_in_a_correct_case": "not correct",
         "test_undeclared": "undeclared",
+        "test_an_argument_type_refusal": "clear error",
+        "test_a_refusal_of_another_kind_caught": "silent",
         "test_a_correct_case": "correct",
     }, done.stdout[-3000:]
     assert done.returncode == 1
-    assert "faults: 1 clear error, 1 correct, 0 skipped, 6 outside both" in done.stdout
+    assert "faults: 2 clear error, 1 correct, 0 skipped, 7 outside both" in done.stdout

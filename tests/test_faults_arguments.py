@@ -93,6 +93,7 @@ def test_make_paper_checks_its_iterations_too(tmp_path):
     (arguments.momentum(), {"0": 0.0, "0.99": 0.99}, ["1", "1.5", "-1e-9", "nan"]),
     (arguments.rate("LR=/--lr"), {"1e-10": 1e-10, "2": 2.0}, ["0", "-1e-6", "nan", "inf"])],
     ids=["iterations", "interval", "width", "momentum", "rate"])
+@pytest.mark.fault("clear error", guards="silent")
 def test_each_range_check_accepts_its_edges_and_refuses_past_them(parse, accepted, refused):
     for text, value in accepted.items():
         parsed = parse(text)
@@ -102,6 +103,7 @@ def test_each_range_check_accepts_its_edges_and_refuses_past_them(parse, accepte
             parse(text)
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_a_refusal_names_the_argument_its_range_and_what_was_typed():
     parse = arguments.checked(float, "SIZE=/--size", "a number in [2, 3]", lambda v: 2 <= v <= 3)
     assert parse("2.5") == 2.5 and parse.__name__ == "SIZE=/--size"

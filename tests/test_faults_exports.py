@@ -35,6 +35,7 @@ def _args(weights, out, *extra):
 
 
 @pytest.mark.parametrize("main,out", [(onnx_main, "m.onnx"), (torch_main, "torch")])
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_failed_export_leaves_nothing_at_out(main, out, weights, tmp_path, capsys):
     assert main(_args(weights, tmp_path / out, *NO_EXPORT_AGREES)) == 1
     err = capsys.readouterr().err
@@ -44,6 +45,7 @@ def test_a_failed_export_leaves_nothing_at_out(main, out, weights, tmp_path, cap
     assert not list(tmp_path.rglob("*.part"))  # the staging folder is gone too
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_failed_export_keeps_the_earlier_good_one(weights, tmp_path, capsys):
     path = tmp_path / "m.onnx"
     assert onnx_main(_args(weights, path)) == 0
@@ -54,6 +56,7 @@ def test_a_failed_export_keeps_the_earlier_good_one(weights, tmp_path, capsys):
     assert path.read_bytes() == good
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_an_onnx_export_pointed_at_its_weights_is_refused(weights, capsys):
     before = weights.read_bytes()
     assert onnx_main(_args(weights, weights)) == 2
@@ -63,6 +66,7 @@ def test_an_onnx_export_pointed_at_its_weights_is_refused(weights, capsys):
 
 
 @pytest.mark.parametrize("target,written", [("onnx", "out m.onnx"), ("torch", "voc_fcn32s.py")])
+@pytest.mark.fault("correct", guards="unclear")
 def test_make_passes_export_paths_with_spaces_whole(target, written, weights, tmp_path):
     out = tmp_path / "my exports" / ("out m.onnx" if target == "onnx" else "torch out")
     done = subprocess.run(["make", "--no-print-directory", "-o", "setup", "-o", "venv", "-o",

@@ -64,6 +64,7 @@ def huge(tmp_path_factory):
     return root, picture
 
 
+@pytest.mark.fault("clear error", guards="traceback")
 def test_score_under_a_memory_limit_names_the_picture_the_limit_and_a_fix(huge, tmp_path):
     root, picture = huge
     weights = weights_at(0.25, tmp_path)
@@ -78,6 +79,7 @@ def test_score_under_a_memory_limit_names_the_picture_the_limit_and_a_fix(huge, 
     assert not out.exists() and not list((tmp_path / "labels").glob("*"))
 
 
+@pytest.mark.fault("correct", guards="traceback")
 def test_the_memory_limit_bounds_the_tiling_budget():
     probe = ("from evaluation.runtime import memory_limit; from evaluation.tiling import "
              "default_budget; limit, words = memory_limit(); print(limit, default_budget()); "
@@ -111,6 +113,7 @@ def infer(pictures: Path, weights: Path, out: Path, *more: str, **how):
                   str(weights), "--out", str(out), "--width", "0.0625", *more, **how)
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_full_disk_while_writing_names_the_file_and_leaves_no_half_file(fcn32s, tmp_path):
     pictures = noise_pictures(tmp_path / "pictures", 3)
     disk = tmp_path / "disk"
@@ -132,6 +135,7 @@ def test_a_full_disk_while_writing_names_the_file_and_leaves_no_half_file(fcn32s
     assert all(sizes.values()), sizes
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_a_file_size_limit_while_writing_names_the_file_and_the_limit(fcn32s, tmp_path):
     pictures = noise_pictures(tmp_path / "pictures", 1)
     out = tmp_path / "out"
@@ -142,6 +146,7 @@ def test_a_file_size_limit_while_writing_names_the_file_and_the_limit(fcn32s, tm
     assert not (out / "p0_overlay.jpg").exists()
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_a_file_this_process_may_not_write_names_it_and_the_fix(fcn32s, tmp_path):
     """As root, permissions bind only without CAP_DAC_OVERRIDE: the command runs without it
     (setpriv), and an earlier label, read-only, stands where --force writes a new one."""
@@ -161,6 +166,7 @@ def test_a_file_this_process_may_not_write_names_it_and_the_fix(fcn32s, tmp_path
     assert earlier.read_bytes() == b"an earlier label"
 
 
+@pytest.mark.fault("correct", guards="unclear")
 def test_the_projects_own_os_errors_keep_their_words():
     own = OSError(errno.ENOSPC, "run/train.log: cannot append to the log; free some space")
     assert describe_os_error(own) == "run/train.log: cannot append to the log; free some space"

@@ -156,6 +156,7 @@ def test_a_torn_last_log_line_is_cut_before_resuming_appends(data, tmp_path):
     assert load_run(log)[1]  # make compare reads the run
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_resuming_a_finished_run_verifies_its_final_weights(data, finished, tmp_path):
     """`python -m training.train --resume` on a finished run whose final.caffemodel was
     damaged since: refused naming the file and both digests, not silently retrained over."""

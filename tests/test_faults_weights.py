@@ -100,6 +100,7 @@ def server():
         yield handler
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_fetched_caffemodel_of_other_shapes_is_refused_without_a_digest(server, tmp_path):
     from zoo.errors import ZooError
     from zoo.fetch import import_weights
@@ -111,6 +112,7 @@ def test_a_fetched_caffemodel_of_other_shapes_is_refused_without_a_digest(server
     assert not (folder / "w.caffemodel").exists()
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_fetched_caffemodel_of_other_shapes_is_refused_with_a_digest(server, tmp_path):
     import hashlib
 
@@ -121,6 +123,7 @@ def test_a_fetched_caffemodel_of_other_shapes_is_refused_with_a_digest(server, t
     assert code == 2
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_zoo_fetch_with_a_digest_names_the_layer_and_both_shapes(server, tmp_path):
     import hashlib
 
@@ -130,6 +133,7 @@ def test_zoo_fetch_with_a_digest_names_the_layer_and_both_shapes(server, tmp_pat
     assert "layer conv1 blob 0 has shape (5, 3, 3, 3)" in err and "(4, 3, 3, 3)" in err
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_a_fetched_caffemodel_that_fits_is_kept(server, tmp_path):
     from zoo.fetch import import_weights
 
@@ -137,6 +141,7 @@ def test_a_fetched_caffemodel_that_fits_is_kept(server, tmp_path):
     assert import_weights(folder, progress=False).read_bytes() == body
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_zoo_fetch_never_writes_over_its_deploy_net(server, tmp_path):
     folder, _ = zoo_folder(tmp_path, server, out_channels=4)
     before = (folder / "deploy.prototxt").read_bytes()
@@ -147,6 +152,7 @@ def test_zoo_fetch_never_writes_over_its_deploy_net(server, tmp_path):
 
 
 # --- truncated weights to score and infer --------------------------------------------------
+@pytest.mark.fault("clear error", guards="unclear")
 def test_score_of_weights_cut_inside_a_layer_names_the_byte(voc, weights, tmp_path):
     at = layer_end(weights, "score_fr") - 100
     short = cut(weights, at, tmp_path / "short.caffemodel")
@@ -157,6 +163,7 @@ def test_score_of_weights_cut_inside_a_layer_names_the_byte(voc, weights, tmp_pa
     assert "needs 100 more bytes" in err and "copy or fetch it again" in err
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_score_of_weights_cut_between_two_layers_names_the_last_layer(voc, weights, tmp_path):
     short = cut(weights, layer_end(weights, "fc7"), tmp_path / "short.caffemodel")
     done = run("evaluation.score", "--net", "voc-fcn32s", "--weights", str(short), "--data",
@@ -166,6 +173,7 @@ def test_score_of_weights_cut_between_two_layers_names_the_last_layer(voc, weigh
     assert "cut short between two layers" in err and "another net" not in err
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_infer_of_weights_cut_between_two_layers_says_so(weights, tmp_path):
     import numpy as np
     from PIL import Image
@@ -179,6 +187,7 @@ def test_infer_of_weights_cut_between_two_layers_says_so(weights, tmp_path):
     assert "all after layer 'fc6', where the file ends" in err
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_a_caffemodel_cut_inside_a_layer_names_that_layer(weights, tmp_path):
     at = layer_end(weights, "fc6") + 50
     with pytest.raises(CaffeFileError, match=rf"cut off at byte {at}: the layer 'fc7' \(from "
@@ -187,6 +196,7 @@ def test_a_caffemodel_cut_inside_a_layer_names_that_layer(weights, tmp_path):
 
 
 # --- weights of another WIDTH --------------------------------------------------------------
+@pytest.mark.fault("clear error", guards="unclear")
 def test_score_at_another_width_says_which_width_the_weights_look_trained_at(voc, weights):
     done = run("evaluation.score", "--net", "voc-fcn32s", "--weights", str(weights), "--data",
                str(voc), "--width", "0.125")
@@ -196,6 +206,7 @@ def test_score_at_another_width_says_which_width_the_weights_look_trained_at(voc
     assert "wrong prototxt" not in err
 
 
+@pytest.mark.fault("clear error", guards="unclear")
 def test_a_finished_run_at_another_width_names_its_recorded_width(voc, weights, tmp_path):
     import shutil
 
