@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.manifest import verify_export
+
 ENGINES = ("onnxruntime", "openvino")
 TOLERANCE = 1e-4  # max |caffe - engine| / max |caffe| on the score map, as for PyTorch
 INSTALLED_BY = {"onnxruntime": "make export-deps", "openvino": "make bench-engines"}
@@ -78,6 +80,7 @@ def openvino_session(path: Path, threads: int, shape: tuple[int, ...]) -> tuple[
 
 
 def session(engine: str, path: Path, threads: int, shape: tuple[int, ...]):
+    verify_export(path)  # an export with a manifest beside it is the one it vouches for
     if engine == "onnxruntime":
         return onnxruntime_session(path, threads)
     if engine == "openvino":

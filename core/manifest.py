@@ -3,7 +3,8 @@ a finished result from one damaged, cut or replaced since. Snapshots
 (training/snapshots.py) vouch for each caffemodel/solverstate pair this way; a finished
 run vouches for its final.caffemodel and score.json in `result.manifest.json`, which also
 records the request (data, iterations, width, net, seed, rates) the run answered, so a rerun
-can tell "done already" from "asked something else"."""
+can tell "done already" from "asked something else"; a verified export (export/cli.py)
+vouches for its files, source weights and verification in `<stem>.manifest.json`."""
 
 from __future__ import annotations
 
@@ -80,17 +81,57 @@ def verify_result_file(path: Path) -> bool:
     when no manifest beside it lists it (weights from elsewhere)."""
     path = Path(path)
     manifest = read_result(path.parent)
+    return _check_listed(path, manifest, path.parent / RESULT_MANIFEST,
+                         "the file was damaged or replaced after the run finished; restore "
+                         "it, or train again in a new folder")
+
+
+def _check_listed(path: Path, manifest: dict | None, manifest_path: Path, fix: str) -> bool:
+    """verify_result_file's and verify_export's check: False when `manifest` does not list
+    `path`, True when it matches, else InputError naming both digests and `fix`."""
     want = (manifest or {}).get("files", {}).get(path.name)
     if not want:
         return False
     found = sha256(path)
     if found != want.get("sha256"):
         raise InputError(
-            f"{path}: sha256 {found}, but {path.parent / RESULT_MANIFEST} records "
+            f"{path}: sha256 {found}, but {manifest_path} records "
             f"{want.get('sha256')} ({path.stat().st_size} bytes, recorded {want.get('bytes')}): "
-            f"the file was damaged or replaced after the run finished; restore it, or train "
-            f"again in a new folder")
+            f"{fix}")
     return True
+
+
+def export_manifest(path: Path) -> Path:
+    """Where an export's manifest lies: beside its main file, `<stem>.manifest.json`."""
+    path = Path(path)
+    return path.with_name(path.stem + ".manifest.json")
+
+
+def record_export(path: Path, files: list[Path], facts: dict) -> Path:
+    """Vouch for a verified export's `files` (path's and those beside it) and `facts`
+    (source weights, net, width, verification, versions); call it last, once the files
+    are in place."""
+    target = export_manifest(path)
+    write_atomically((json.dumps({**facts, "files": {Path(f).name: describe(f) for f in files}},
+                                 indent=1, sort_keys=True) + "\n").encode(), target)
+    return target
+
+
+def verify_export(path: Path) -> bool:
+    """Raise InputError naming the file and both digests when the export manifest beside
+    `path` lists it with another digest; True when verified, False when none lists it."""
+    path = Path(path)
+    target = export_manifest(path)
+    if not target.is_file():
+        return False
+    try:
+        manifest = json.loads(target.read_text())
+        if not isinstance(manifest.get("files"), dict):
+            raise ValueError("no 'files' table")
+    except (ValueError, AttributeError, UnicodeDecodeError) as e:
+        raise InputError(f"{target}: unreadable export manifest ({e}); export again") from None
+    return _check_listed(path, manifest, target, "the export was damaged or replaced after "
+                         "it was verified; export again (make onnx / make torch)")
 
 
 def check_request(folder: Path, request: dict) -> None:

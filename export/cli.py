@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import os
 import shutil
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 from core import arguments
 from core.caffe_files import check_finite
 from core.errors import reason
+from core.manifest import export_manifest, record_export, sha256, verify_export
 from core.outputs import Output, check_outputs
 from export import verify
 from export.caffe_net import forward, load
@@ -120,27 +122,45 @@ def run_export(exporter: Exporter, argv: list[str] | None = None) -> int:
                               "--check-existing first")
         measured = _references(args, sizes, load(args.net, args.weights, args.width))
         gc.collect()  # Caffe's blobs go before the exported model allocates its own
-        return _compare(exporter, args, measured, path)
+        return _compare(exporter, args, measured, path)[0]
     staging = _staging(path)
     try:
         caffe_net, staged = exporter.export(args.net, args.weights, staging / path.name,
                                             args.width)
         size_mb = sum(p.stat().st_size for p in _written(kind, staged)) / 1e6
         print(f"export: wrote {path} ({size_mb:.1f} MB with its weights)")
-        status = 0
+        status, comparisons = 0, None
         if not args.no_verify:
             measured = _references(args, sizes, caffe_net)
             del caffe_net
             gc.collect()  # Caffe's blobs go before the exported model allocates its own
-            status = _compare(exporter, args, measured, staged, shown=path)
+            status, comparisons = _compare(exporter, args, measured, staged, shown=path)
         if status == 0:
+            export_manifest(path).unlink(missing_ok=True)  # it vouched for the old export
             _publish(kind, staged, path)
+            if comparisons is not None:
+                record_export(path, _written(kind, path), _facts(kind, args, comparisons))
         else:
             print(f"export: error: nothing was left at {path} (the export failed verification); "
                   f"--no-verify writes an unverified one", file=sys.stderr)
         return status
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _facts(kind: str, args, comparisons: list) -> dict:
+    """What an export's manifest records beside its files' digests."""
+    tools = ("numpy",) + (("onnx", "onnxruntime") if kind == "onnx" else ("torch",))
+    return {"format": kind, "net": args.net, "width": args.width,
+            "weights": {"path": str(args.weights), "sha256": sha256(args.weights)},
+            "verification": {"sizes": sorted({f"{h}x{w}" for (h, w) in
+                                              (c.size for c in comparisons)}),
+                             "max_rel": max(c.max_rel for c in comparisons),
+                             "argmax_agreement": min(1 - c.argmax_differs
+                                                     for c in comparisons),
+                             "rtol": args.rtol, "min_agreement": args.min_agreement},
+            "versions": {"python": sys.version.split()[0],
+                         **{t: importlib.metadata.version(t) for t in tools}}}
 
 
 def _references(args, sizes, caffe_net) -> tuple:
@@ -154,13 +174,17 @@ def _references(args, sizes, caffe_net) -> tuple:
 
 
 def _compare(exporter: Exporter, args, measured: tuple, path: Path,
-             shown: Path | None = None) -> int:
+             shown: Path | None = None) -> tuple[int, list]:
     """Run the export at `path` on the pictures Caffe saw (`measured`, _references'): 0
-    within the tolerance, 1 over it (reported as `shown`, the export's final place)."""
+    within the tolerance, 1 over it (reported as `shown`, the export's final place), and
+    the comparisons. An export whose manifest lists other digests is refused first."""
     kind, shown = exporter.kind, shown or path
     references, channels, caffe_seconds = measured
     progress = _progress if sys.stderr.isatty() else None
     start = time.time()
+    for file in _written(kind, path):
+        if file.exists():
+            verify_export(file)
     try:
         runner = exporter.runner(path)
     except (OSError, RuntimeError, ValueError) as e:   # onnxruntime / torch cannot load it
@@ -178,6 +202,6 @@ def _compare(exporter: Exporter, args, measured: tuple, path: Path,
     failed = verify.failures(comparisons, args.rtol, args.min_agreement)
     if failed:
         print(f"export: FAILED verification of {shown}:", *failed, sep="\n  ", file=sys.stderr)
-        return 1
+        return 1, comparisons
     print(f"verify: {shown} agrees with Caffe at every size")
-    return 0
+    return 0, comparisons
