@@ -287,6 +287,7 @@ def hdf5_file(path, version: int, at: int, size: int) -> None:
     path.write_bytes(bytes(head))
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 @pytest.mark.parametrize("version,at", [(0, 0), (1, 512), (2, 1024), (3, 2048)])
 def test_a_v73_mat_file_is_whole_to_the_byte_its_superblock_states(tmp_path, version, at):
     path = tmp_path / "labels.mat"
@@ -297,6 +298,7 @@ def test_a_v73_mat_file_is_whole_to_the_byte_its_superblock_states(tmp_path, ver
         structural_check(path)
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_a_superblock_this_check_cannot_read_is_reported_not_refused(tmp_path):
     path = tmp_path / "labels.mat"
     hdf5_file(path, 0, 512, 3000)
@@ -306,6 +308,7 @@ def test_a_superblock_this_check_cannot_read_is_reported_not_refused(tmp_path):
     assert structural_check(path) == "HDF5 signature (its end not checkable here)"
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_caffemodel_is_whole_when_it_parses_and_holds_weights(tmp_path):
     from caffe.proto import caffe_pb2
 
@@ -321,6 +324,7 @@ def test_a_caffemodel_is_whole_when_it_parses_and_holds_weights(tmp_path):
         structural_check(path)
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
 def test_a_digest_that_differs_is_refused_whichever_way_it_sorts(server, tmp_path):
     body = archive_bytes()
     (tmp_path / "f.bin").write_bytes(body)
@@ -336,6 +340,7 @@ def test_a_digest_that_differs_is_refused_whichever_way_it_sorts(server, tmp_pat
         assert sidecar(dest).read_text().split()[0] == sha256(body)
 
 
+@pytest.mark.fault("correct", guards="trusted-corrupt")
 def test_a_published_size_alone_still_gets_the_structural_check(server, tmp_path):
     body = archive_bytes()
     server.files["/s.tar.gz"] = body
@@ -344,6 +349,7 @@ def test_a_published_size_alone_still_gets_the_structural_check(server, tmp_path
     assert "verified by: tar archive lists completely" in sidecar(dest).read_text()
 
 
+@pytest.mark.fault("clear error", guards="lost")
 def test_a_server_that_ignores_the_range_restarts_the_part_and_a_missing_file_is_an_error(
         server, tmp_path):
     body = np.random.RandomState(6).bytes(20_000)
