@@ -48,8 +48,13 @@ from core.defaults import RUNS_DIR, SEED, TEST_EVERY
 from core.errors import ReportedError, cli_main
 from core.manifest import record_result, verify_result_file
 from core.outputs import Output, check_outputs
-from evaluation.runtime import (OutOfMemory, bar_interval, check_data_root, select_device,
-                                training_bytes)
+from evaluation.runtime import (
+    OutOfMemory,
+    bar_interval,
+    check_data_root,
+    select_device,
+    training_bytes,
+)
 from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 from nets.experiments import EXPERIMENTS, Experiment, check_width
 from nets.generate import write_experiment
