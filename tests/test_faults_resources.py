@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.catalog import FOLDERS
 from core.errors import describe_os_error
-from data.synthetic import make_dataset
+from data.synthetic import SBDD_LAYOUT, make_dataset, sbdd_struct, write_jpeg, write_mat
 from nets.generate import write_experiment
 from training.init import random_init
 
@@ -77,6 +78,37 @@ def test_score_under_a_memory_limit_names_the_picture_the_limit_and_a_fix(huge, 
     assert f"that the limit `ulimit -v {LIMIT_KIB}`" in err and "leaves this process" in err
     assert "make infer … MEMORY=" in err and "ulimit -v unlimited" in err
     assert not out.exists() and not list((tmp_path / "labels").glob("*"))
+
+
+@pytest.fixture(scope="module")
+def huge_train(tmp_path_factory):
+    """A VOC root whose one SBD train picture (and its label) is 3000×3000."""
+    root = make_dataset("voc", tmp_path_factory.mktemp("data"), n_train=1, n_val=1,
+                        num_classes=3, size=(32, 40), seed=7)
+    (index,) = (root / FOLDERS["sbdd"] / SBDD_LAYOUT.split_file("train")[1]).read_text().split()
+    picture = root / FOLDERS["sbdd"] / SBDD_LAYOUT.file("data", index)
+    label = np.zeros((3000, 3000), np.uint8)
+    label[1000:2000, 1000:2000] = 1
+    write_jpeg(picture, np.asarray(Image.open(picture).resize((3000, 3000), Image.NEAREST)))
+    write_mat(root / FOLDERS["sbdd"] / SBDD_LAYOUT.file("label", index),
+              {"GTcls": sbdd_struct(label)})
+    return root, picture
+
+
+@pytest.mark.fault("clear error", guards="abort")
+def test_training_under_a_memory_limit_names_the_picture_the_limit_and_a_fix(huge_train,
+                                                                             tmp_path):
+    """A short run (no --check-data) meets the picture only at its step: refused there,
+    not aborted in Caffe's allocator."""
+    root, picture = huge_train
+    done = python("-m", "training.train", "voc-fcn32s", "--data", str(root), "--run-dir",
+                  str(tmp_path / "run"), "--width", "0.25", "--weights", "none", "--iters",
+                  "2", "--test-every", "0", "--quiet", limits=f"ulimit -v {LIMIT_KIB}")
+    err = one_line(done, 1)
+    assert "Check failed" not in done.stderr and "allocation" not in done.stderr
+    assert f"{picture}: a training step on a 3000×3000 picture needs about" in err
+    assert f"that the limit `ulimit -v {LIMIT_KIB}`" in err and "leaves this process" in err
+    assert "lower WIDTH, or train where there is more memory" in err
 
 
 @pytest.mark.fault("correct", guards="traceback")

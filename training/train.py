@@ -48,7 +48,13 @@ from core.defaults import RUNS_DIR, SEED, TEST_EVERY
 from core.errors import ReportedError, cli_main
 from core.manifest import record_result, verify_result_file
 from core.outputs import Output, check_outputs
-from evaluation.runtime import bar_interval, check_data_root, select_device, training_bytes
+from evaluation.runtime import (
+    OutOfMemory,
+    bar_interval,
+    check_data_root,
+    select_device,
+    training_bytes,
+)
 from evaluation.score import data_layer, experiment_heads, run_fingerprint, seg_test, split_size
 from nets.experiments import EXPERIMENTS, Experiment, check_width
 from nets.generate import write_experiment
@@ -302,6 +308,7 @@ class Run:
         self.solver = caffe.get_solver(str(self.solver_path))
         self.net, self.test_net = self.solver.net, self.solver.test_nets[0]
         self.outcome = TrainOutcome(0, None, None, None)
+        self.sizes_fitted: set[tuple[int, ...]] = set()  # picture sizes a step fits at
 
     def _choose_start(self) -> Path | None:
         """The snapshot to resume from; a fresh run refuses a folder holding another's."""
@@ -386,12 +393,35 @@ class Run:
             raise ValueError(f"the largest picture of {self.exp.name}'s splits: {e} (or "
                              f"lower WIDTH, or train where there is more memory)") from None
 
+    def _check_next_fits(self) -> None:
+        """On the CPU, refuse (OutOfMemory) the next example when a step on it would not fit
+        in memory: Caffe's allocator would abort the process. Only a picture size not seen
+        before in this run is estimated; peeking reads the example Caffe reads next anyway
+        (upcoming() does not advance the data order), so training is unchanged."""
+        layer = data_layer(self.net)
+        if self.config.gpu is not None or not hasattr(layer, "upcoming"):
+            return
+        where, shapes = layer.upcoming()
+        size = shapes[layer.names[0]][-2:]
+        if size in self.sizes_fitted:
+            return
+        try:
+            training_bytes(self.run_dir / "nets" / "deploy.prototxt", *size,
+                           self.config.memory_limit)
+        except MemoryError as e:
+            raise OutOfMemory(f"{where}: {e} (or lower WIDTH, or train where there is more "
+                              f"memory)") from None
+        self.sizes_fitted.add(size)
+
     def step(self) -> dict[str, float]:
         """One iteration, reseeded by iteration; a data error is recorded with a snapshot,
         a non-finite loss stops the run."""
         caffe.set_random_seed(self.config.seed + self.iteration)
         try:
+            self._check_next_fits()
             self.solver.step(1)
+        except OutOfMemory:
+            raise
         except Exception as e:  # a data layer's error, raised through Caffe's step
             self.stop_data_error(e)
         losses = self.meter.take()
