@@ -46,19 +46,24 @@ def write_atomically(data: bytes, path: Path) -> None:
         raise
 
 
-def read_result(folder: Path) -> dict | None:
-    """The result manifest of a run folder, or None where it has none."""
-    path = Path(folder) / RESULT_MANIFEST
-    if not path.is_file():
-        return None
+def _read_manifest(path: Path, kind: str, fix: str) -> dict:
+    """A manifest's JSON with its 'files' table, or one InputError naming the file."""
     try:
         manifest = json.loads(path.read_text())
         if not isinstance(manifest.get("files"), dict):
             raise ValueError("no 'files' table")
     except (ValueError, AttributeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: unreadable result manifest ({e}); the run's results cannot "
-                         f"be vouched for: train again in a new folder") from None
+        raise InputError(f"{path}: unreadable {kind} manifest ({e}); {fix}") from None
     return manifest
+
+
+def read_result(folder: Path) -> dict | None:
+    """The result manifest of a run folder, or None where it has none."""
+    path = Path(folder) / RESULT_MANIFEST
+    if not path.is_file():
+        return None
+    return _read_manifest(path, "result", "the run's results cannot be vouched for: train "
+                          "again in a new folder")
 
 
 def record_result(folder: Path, files: list[Path], request: dict) -> Path:
@@ -124,12 +129,7 @@ def verify_export(path: Path) -> bool:
     target = export_manifest(path)
     if not target.is_file():
         return False
-    try:
-        manifest = json.loads(target.read_text())
-        if not isinstance(manifest.get("files"), dict):
-            raise ValueError("no 'files' table")
-    except (ValueError, AttributeError, UnicodeDecodeError) as e:
-        raise InputError(f"{target}: unreadable export manifest ({e}); export again") from None
+    manifest = _read_manifest(target, "export", "export again")
     return _check_listed(path, manifest, target, "the export was damaged or replaced after "
                          "it was verified; export again (make onnx / make torch)")
 
