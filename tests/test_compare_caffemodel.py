@@ -80,7 +80,8 @@ def test_truncated_or_wrong_file_is_a_clear_error(tmp_path, model, capsys):
     deploy, a = model
     truncated = tmp_path / "cut.caffemodel"
     truncated.write_bytes(a.read_bytes()[:-7])
-    with pytest.raises(CaffeFileError, match=r"cut\.caffemodel: not a readable caffemodel"):
+    with pytest.raises(CaffeFileError, match=r"cut\.caffemodel: the file is cut off at byte \d+: "
+                       r"the layer .score. .*needs 7 more bytes"):
         read_caffemodel(truncated)
     assert main([str(a), str(truncated)]) == 2
     assert "cut.caffemodel" in capsys.readouterr().err
