@@ -171,6 +171,13 @@ def data_layer(net):
     return next((layer for layer in net.layers if hasattr(layer, "indices")), None)
 
 
+def first_top(net) -> str:
+    """The net's blob for the data layer's first top: the layer names its tops by the
+    dataset's channels ('color', 'hha'), the net by its prototxt ('data' for one stream)."""
+    at = next(k for k, layer in enumerate(net.layers) if hasattr(layer, "indices"))
+    return net.top_names[net._layer_names[at]][0]
+
+
 def next_example(layer) -> str | None:
     """The id of the example the data layer emits on its next forward, when it says."""
     return getattr(layer, "next_index", None)
@@ -199,10 +206,10 @@ def check_example_fits(net, layer) -> str:
     take, before Caffe allocates for it (its allocator aborts the process). Returns where
     the example comes from."""
     where, shapes = layer.upcoming()
-    top = layer.names[0]
-    height, width = shapes[top][-2:]
+    height, width = shapes[layer.names[0]][-2:]
     what = f"{where}: scoring this {height}×{width} picture"
-    refuse_clearly_too_big(net, height, width, what, fix=SCORE_MEMORY_FIX, input_blob=top)
+    refuse_clearly_too_big(net, height, width, what, fix=SCORE_MEMORY_FIX,
+                           input_blob=first_top(net))
     net.reshape()  # the data layer's tops at the example's size: shapes only, no allocation
     check_memory(net, what, fix=SCORE_MEMORY_FIX)
     return where

@@ -1,7 +1,7 @@
 # The paper's tables end to end (paper/; see paper/README.md).
 #   make paper [TABLES=1,2,3,5,6,7,8,bounds,nullbg,sampling,balance,augment,transfer]
 #              [DATA=datasets] [GPU=0] [RUNS=runs] [MINI=1] [PLAN=1] [REPORT_ONLY=1]
-#              [RAY_ADDRESS=host:6379] [ITERS=n]
+#              [RAY_ADDRESS=host:6379] [ITERS=n] [JOBS=n]
 #   make voc-submission WEIGHTS=runs/voc-fcn8s/final.caffemodel YEAR=2011|2012 [DATA=…] [OUT=…]
 #   make paper-ray-deps   Ray (pinned in requirements-ray.txt), only for RAY_ADDRESS runs
 #   make test-paper       this area's tests; make test-paper-ray  the Ray cluster test
@@ -11,7 +11,7 @@ PAPER_FLAGS = $(if $(TABLES),--tables $(TABLES)) $(if $(MINI),--mini,--data $(DA
   $(if $(RUNS),--runs $(RUNS)) $(if $(GPU),--gpu $(GPU)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
   $(if $(ITERS),--iters=$(ITERS)) $(if $(TEST_EVERY),--test-every=$(TEST_EVERY)) \
   $(if $(SHORT),--short) $(if $(PLAN),--plan) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) \
-  $(if $(REPORT_ONLY),--report-only)
+  $(if $(REPORT_ONLY),--report-only) $(if $(JOBS),--jobs $(JOBS))
 
 paper: built $(if $(RAY_ADDRESS),paper-ray-deps)
 	@exec $(PY) -m paper.run $(PAPER_FLAGS)  # exec: make is the parent the runner follows

@@ -32,11 +32,13 @@ def train_targets(targets: list[str], settings: Settings, equal_images: set[str]
     # a target that is a stage of another one's chain is trained as part of that chain
     leaves = [t for t in targets if not any(t != o and t in chain(o) for o in targets)]
     for target in leaves:
-        iters = (stage_iterations(target, settings, target in equal_images)
-                 if settings.iters else None)
+        iters, first_iters = ((stage_iterations(target, settings, target in equal_images),
+                               stage_iterations(target, settings, target in equal_images, True))
+                              if settings.iters else (None, None))
         run_schedule(ScheduleConfig(
             target, settings.data, runs=settings.runs, weights=settings.weights,
-            iters=iters, test_every=settings.test_every, width=settings.width,
+            iters=iters, first_iters=first_iters, test_every=settings.test_every,
+            width=settings.width,
             gpu=settings.gpu, seed=settings.seed, lr=first_lr(target, settings),
             lr_drop=settings.lr_drop, overrides=settings.overrides(target),
             progress=progress, score=False, base_dir=settings.base_dir))

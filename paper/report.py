@@ -321,8 +321,13 @@ def write_report(plan: Plan, results: dict) -> Path:
     header = ["# The paper's tables, reproduced", ""]
     if s.mini:
         header += ["**The miniature** (`make paper MINI=1`): synthetic pictures in each "
-                   f"dataset's real layout, nets ÷{1 / s.width:g} in width, quick-run "
-                   f"init, {s.iters} iterations a stage on the CPU. Its numbers are the "
+                   f"dataset's real layout, nets ÷{1 / s.width:g} in width from "
+                   "pre-trained miniature classifiers, "
+                   + (f"{s.first_iters} iterations for a stage that starts from a "
+                      f"classifier and {s.iters} for a later one"
+                      if s.first_iters and s.first_iters != s.iters
+                      else f"{s.iters} iterations a stage")
+                   + " on the CPU. Its numbers are the "
                    "miniature's, not PASCAL's: the report's shape is the point, not the "
                    "values.", ""]
     header += [f"Data: `{s.data}`; runs: `{s.runs}`; width {s.width:g}; seed {s.seed}.",

@@ -40,12 +40,14 @@ from paper.plan import (
     Plan,
     Settings,
     chain,
+    components,
     make_plan,
     mini_settings,
     parse_tables,
     registered,
     render,
 )
+from paper.processes import Job, payload_of, run_side_by_side, usable_cpus
 from paper.ray_runner import run_on_ray
 from paper.report import architecture, write_report
 
@@ -229,11 +231,43 @@ def run_serially(work_items: list[list[str]], settings: Settings, plan: Plan,
     return failed
 
 
+def needed_bases(targets: list[str], plan: Plan) -> set[str]:
+    """The FCN bases (not earlier stages) the targets' chains start from."""
+    stages = {s for t in targets for s in chain(t)}
+    return {registered()[s].base for s in stages} - set(registered()) - {"streams"}
+
+
+def run_in_processes(plan: Plan, mini: Miniature | None, jobs: int) -> list[str]:
+    """Every base, then every chain, `jobs` worker processes at a time (paper.processes):
+    a chain starts once the bases it needs are made, the longest-reaching first."""
+    settings = plan.settings
+    plan = make_plan(plan.tables, settings)  # the miniature's data is there now
+    to_make = set()
+    if mini is not None:
+        to_make = {b for b in set().union(*base_waves(plan))
+                   if not base_weights_path(b, settings.base_dir).is_file()}
+    backbones: dict[str, list[str]] = {}
+    for base in sorted(to_make):
+        backbones.setdefault(base.removesuffix(UNTRAINED).removesuffix("-fcn"), []).append(base)
+    work_jobs = [Job("bases", names) for _, names in
+                 sorted(backbones.items(), key=lambda kv: (kv[0] != "vgg16", kv[0]))]
+    startable = [t for t in plan.targets if t not in plan.data
+                 and (t not in plan.weights or needed_bases([t], plan) & to_make)]
+    chains = by_reach(components(startable), plan)
+    work_jobs += [Job("chain", c, needs=needed_bases(c, plan) & to_make) for c in chains]
+    say(f"{len(chains)} independent chains, {len(backbones)} backbone(s) to pre-train, "
+        f"{jobs} at a time (logs: {settings.report_dir / 'logs'})")
+    payload = payload_of(settings, plan.equal_images, plan.tables,
+                         "short" if mini is SHORT else "full")
+    return run_side_by_side(work_jobs, payload, jobs, settings.report_dir / "logs")
+
+
 def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
         ray_address: str | None = None, progress: bool = True,
-        report_only: bool = False) -> Path:
+        report_only: bool = False, jobs: int = 1) -> Path:
     """Train, score, report; returns the report's path. report_only: train nothing, score
-    and report what has finished (the rest shows as missing: run X not finished)."""
+    and report what has finished (the rest shows as missing: run X not finished). jobs > 1:
+    that many chains side by side in local processes (paper.processes)."""
     began, failed = time.time(), []
     plan = make_plan(tables, settings)
     if report_only:
@@ -251,6 +285,9 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
         if names:
             say(f"table {key}: missing: " + ", ".join(f"experiment {n} not registered"
                                                       for n in names))
+    if jobs > 1 and not ray_address:
+        failed = run_in_processes(plan, mini, jobs)
+        waves = []
     started: list[list[str]] = []
     for bases in waves:
         if mini is not None:
@@ -268,6 +305,7 @@ def run(tables: list[str], settings: Settings, *, mini: Miniature | None = None,
             continue
         failed += run_serially(work_items, settings, plan, progress)
 
+    plan = make_plan(tables, settings)  # what every chain has made
     results = collect(plan)
     report = write_report(plan, results)
     if failed:
@@ -304,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="train nothing: score "
                         "and report the finished runs (a long run's progress)")
     parser.add_argument("--ray-address", help="submit each chain to this Ray cluster")
+    parser.add_argument("--jobs", type=int, help="chains side by side in local processes, "
+                        "the CPUs shared among them (default: every CPU for the miniature, "
+                        "1 for a GPU run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     try:
@@ -314,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = mini_settings(args.runs or RUNS_DIR / "paper-mini", mini,
                                      gpu=args.gpu)
             settings = replace(settings, iters=args.iters or settings.iters,
+                               first_iters=None if args.iters else settings.first_iters,
                                test_every=args.test_every or settings.test_every)
         else:
             settings = Settings(data=args.data, runs=args.runs or RUNS_DIR,
@@ -327,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
 
         with stopping_with_parent():  # make's SIGINT or SIGTERM stops every chain
             report = run(tables, settings, mini=mini, ray_address=args.ray_address,
-                         progress=not args.quiet, report_only=args.report_only)
+                         progress=not args.quiet, report_only=args.report_only,
+                         jobs=args.jobs or (usable_cpus() if mini and args.gpu is None
+                                            else 1))
     except KeyboardInterrupt as e:
         from training.schedule import stopped
 

@@ -79,6 +79,7 @@ class ScheduleConfig:
     weights: Path | str | None = None      # base caffemodel for the first stage(s);
                                            # None: ilsvrc-nets/<base>.caffemodel; 'none': random
     iters: int | None = None
+    first_iters: int | None = None         # a stage from a classifier, when not `iters`
     test_every: int | None = TEST_EVERY
     width: float = 1.0
     gpu: int | None = None
@@ -202,7 +203,9 @@ def run_schedule(config: ScheduleConfig) -> dict:
         if lr is not None:
             overrides["base_lr"] = lr
         stage = TrainConfig(
-            name, config.data_root, run_dir=run_dir, iters=config.iters,
+            name, config.data_root, run_dir=run_dir,
+            iters=(config.first_iters if config.first_iters and _depth(name) == 0
+                   else config.iters),
             test_every=config.test_every, width=config.width, gpu=config.gpu,
             seed=config.seed, overrides=overrides, progress=config.progress,
             check_data=config.check_data)
