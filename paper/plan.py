@@ -162,6 +162,11 @@ def paper_row(group: Group, row: Row) -> N.PaperRow | None:
     return next((r for r in N.ROWS if r.table == table and r.row == label), None)
 
 
+def say(message: str) -> None:
+    """A progress line of `make paper` (stderr, so a report on stdout stays clean)."""
+    print(f"[paper] {message}", file=sys.stderr, flush=True)
+
+
 # --- how a run is done -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Settings:
@@ -547,7 +552,7 @@ def render(plan: Plan) -> str:
                     (*plan.data.values(), *plan.weights.values()) if "`make " in p})
     if fetch and s.mini:
         lines.append("made by the run first: the synthetic data and the pre-trained "
-                     "miniature classifiers' FCN bases (paper.run.mini_bases)")
+                     "miniature classifiers' FCN bases (paper.miniature.mini_bases)")
     elif fetch:
         lines.append("to fetch first: " + "; ".join(f"make {f}" for f in fetch))
     lines.append(f"components (independent chains, one worker each): {len(plan.components())}")

@@ -1,12 +1,12 @@
 """`make paper JOBS=N`: independent chains side by side in local processes, one BLAS
 thread share each.
 
-The miniature's nets are small: one FCN step's GEMMs keep two BLAS threads only ~70 %
-busy, so two chains of one thread each train ~1.5× as many steps a second on 2 cores as
-one chain of two threads. Chains never share a stage (paper.plan.components), so, as on a
+The miniature's nets are small: their GEMMs keep two BLAS threads only partly busy, and
+two chains of one thread each train ~1.7× as many steps a second on 2 cores as one chain
+of two threads (paper/README.md). Chains never share a stage (paper.plan.components), so, as on a
 Ray cluster, the processes need no coordination beyond the run folder. A process runs
 exactly the serial run's unit (paper.chains.work) or one backbone's pre-training and
-surgery (paper.run.mini_bases); the pinned numerics give the same bits at any thread
+surgery (paper.miniature.mini_bases); the pinned numerics give the same bits at any thread
 count, so the report is the serial run's, byte for byte.
 
 Each worker runs in its own session (a terminal's Ctrl-C reaches only this driver) and
@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.defaults import REPO, quiet_caffe_log
-from core.errors import cli_main
-from paper.plan import TABLES, Settings
+from core.errors import ReportedError, cli_main
+from paper.plan import TABLES, Settings, say
 
 CHAIN_FAULT = 3     # a worker's exit code for a chain that diverged or met bad data
 POLL_S = 0.5
@@ -60,6 +60,12 @@ def settings_from(payload: dict) -> Settings:
     return Settings(**{k: restore(k, v) for k, v in payload.items()})
 
 
+class ChainFault(ReportedError, RuntimeError):
+    """This worker's chain diverged or met bad data: the driver goes on with the others."""
+
+    exit_code = CHAIN_FAULT
+
+
 @dataclass
 class Job:
     """One worker's task: a chain ('chain', its targets) or a backbone's bases ('bases')."""
@@ -74,10 +80,6 @@ class Job:
     def label(self) -> str:
         return " + ".join(self.names) if self.kind == "chain" else (
             f"bases {', '.join(self.names)}")
-
-
-def say(message: str) -> None:
-    print(f"[paper] {message}", file=sys.stderr, flush=True)
 
 
 def run_side_by_side(jobs: list[Job], payload: dict, workers: int, logs: Path,
@@ -125,8 +127,8 @@ def run_side_by_side(jobs: list[Job], payload: dict, workers: int, logs: Path,
             time.sleep(POLL_S)
             for job in [j for j in running if j.process.poll() is not None]:
                 running.remove(job)
-                errors = [line for line in job.log.read_text(errors="replace").splitlines()
-                          if "error:" in line]
+                errors = [line.split("error: ", 1)[1] for line in
+                          job.log.read_text(errors="replace").splitlines() if "error: " in line]
                 code = job.process.returncode
                 if code == 0:
                     made |= set(job.names) if job.kind == "bases" else set()
@@ -189,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stopping_with_parent():
             if args.kind == "bases":
+                from paper.miniature import mini_bases
                 from paper.plan import MINI, SHORT
-                from paper.run import mini_bases
 
                 mini = SHORT if payload["mini"] == "short" else MINI
                 mini_bases(settings, mini, set(payload["names"]))
@@ -200,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 groups = [g for key in payload["tables"] for g in TABLES[key]]
                 work(payload["names"], settings, set(payload["equal_images"]), groups)
     except (Diverged, DataFault) as e:
-        print(f"paper-worker: error: {e}", file=sys.stderr)
-        return CHAIN_FAULT
+        raise ChainFault(str(e)) from None
     except KeyboardInterrupt as e:
         return stopped("paper-worker", e)
     return 0

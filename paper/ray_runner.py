@@ -25,12 +25,13 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from core.defaults import REPO, quiet_caffe_log
 from paper.chains import work
 from paper.plan import TABLES, Plan, Settings
+from paper.processes import settings_from, settings_payload
 
 RETRIES = 3
 POLL_S = 1.0        # the driver's waits return this often, so a signal reaches it at once
@@ -45,9 +46,7 @@ def _task(targets: list[str], settings: dict, equal_images: list[str],
           tables: list[str]) -> dict:
     """What runs on a worker: paper.chains.work for one chain, with a lease file."""
 
-    config = Settings(**{k: (Path(v) if k in ("data", "runs", "base_dir") else
-                             tuple(v) if k == "picture" else v)
-                         for k, v in settings.items()})
+    config = settings_from(settings)
     if config.gpu is not None:
         config = replace(config, gpu=0)  # Ray exposes the task's GPU as device 0
     lease = lease_path(config, targets)
@@ -83,7 +82,7 @@ def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[di
     previous = {s: signal.signal(s, stop_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     resources = {"num_gpus": 1} if settings.gpu is not None else {"num_cpus": 1}
     remote = ray.remote(max_retries=RETRIES, **resources)(_task)
-    payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
+    payload = settings_payload(settings)
     pending = {remote.remote(targets, payload, sorted(plan.equal_images), plan.tables):
                targets for targets in work_items}
     print(f"[paper] ray: {len(pending)} chains submitted to {address}", file=sys.stderr,

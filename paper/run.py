@@ -28,9 +28,9 @@ from core.catalog import split_list
 from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
 from core.errors import ReportedError, cli_main
 from core.weights import base_weights_path, run_weights_path
-from data.synthetic import make_dataset
 from evaluation.labels import split_labels
 from paper.chains import score_row, work
+from paper.miniature import UNTRAINED, mini_bases, mini_data
 from paper.plan import (
     MINI,
     SHORT,
@@ -46,65 +46,12 @@ from paper.plan import (
     parse_tables,
     registered,
     render,
+    say,
 )
 from paper.processes import Job, payload_of, run_side_by_side, usable_cpus
 from paper.ray_runner import run_on_ray
 from paper.report import architecture, write_report
-
-
-def say(message: str) -> None:
-    print(f"[paper] {message}", file=sys.stderr, flush=True)
-
-
-# --- data for the miniature ------------------------------------------------------------------
-def mini_data(settings: Settings, mini: Miniature, datasets: set[str]) -> None:
-    """Synthetic datasets under settings.data, each written once (a marker says done)."""
-
-    for k, dataset in enumerate(sorted(datasets)):
-        marker = settings.data / f".{dataset}-done"
-        if marker.exists():
-            continue
-        say(f"synthetic {dataset}: {mini.n_train} train + {mini.n_val} val, "
-            f"{mini.size[0]}×{mini.size[1]}")
-        make_dataset(dataset, settings.data, n_train=mini.n_train, n_val=mini.n_val,
-                     size=mini.size, num_classes=mini.classes[dataset],
-                     seed=settings.seed + k, style=mini.style)
-        marker.write_text("done\n")
-
-
-# --- pre-trained miniature classifiers ---------------------------------------------------------
-UNTRAINED = "-untrained"   # a base named <backbone>-fcn-untrained: the classifier before
-                           # its pre-training (the from-scratch control), converted alike
-
-
-def mini_bases(settings: Settings, mini: Miniature, bases: set[str]) -> None:
-    """Each FCN base the chains start from (vgg16-fcn, alexnet-fcn, googlenet-fcn,
-    vgg16-fcn-untrained) made as the demo makes its own: a width-reduced classifier of the
-    backbone pre-trained on synthetic whole-image classes (training.pretrain, once per
-    backbone, under RUNS/pretrain/), then converted by `make <backbone>-fcn`'s surgery."""
-    # training.pretrain imports Caffe: loaded on use, so this module imports without it
-    from training.pretrain import fcn_base, pretrain
-
-    p = mini.pretraining
-    for base in sorted(bases):
-        out = base_weights_path(base, settings.base_dir)
-        if out.is_file():
-            continue
-        backbone = base.removesuffix(UNTRAINED).removesuffix("-fcn")
-        folder = settings.runs / "pretrain" / backbone
-        done = folder / "done.json"
-        if not done.is_file():
-            say(f"pre-training a {backbone} classifier (width {settings.width}, {p.classes} "
-                f"classes, {p.images} pictures, {p.iters} iterations)")
-            result = pretrain(folder, width=settings.width, classes=p.classes,
-                              images=p.images, iterations=p.iters, lr=p.lr, size=p.size,
-                              seed=settings.seed, backbone=backbone)
-            done.write_text(json.dumps(result, indent=1, default=str) + "\n")
-        result = json.loads(done.read_text())
-        source = result["untrained" if base.endswith(UNTRAINED) else "weights"]
-        say(f"surgery: {Path(source).name} ({backbone}) → {out}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fcn_base(Path(result["deploy"]), Path(source), backbone, out)
+from training.runlog import JSON_NAME, read_records
 
 
 # --- the whole run -----------------------------------------------------------------------------
@@ -146,8 +93,19 @@ def group_missing(plan: Plan, group: Group) -> str | None:
     unfinished = [n for n in group.runs()
                   if not run_weights_path(plan.settings.runs, n).is_file()]
     if unfinished:
-        return "; ".join(f"run {n} not finished" for n in unfinished)
+        return "; ".join(f"run {n} {why_unfinished(plan.settings.runs / n)}"
+                         for n in unfinished)
     return None
+
+
+def why_unfinished(run_dir: Path) -> str:
+    """'diverged (…)' when the run's log ends in divergence (a result of its settings, not
+    a run still to do), else 'not finished'."""
+    log = run_dir / JSON_NAME
+    last = read_records(log)[-1:] if log.is_file() else []
+    if last and last[0].get("type") == "diverged":
+        return f"diverged ({last[0].get('message', 'the loss is not finite')})"
+    return "not finished"
 
 
 def bounds_rows(group: Group, settings: Settings) -> dict:

@@ -20,10 +20,10 @@ from training.runlog import read_records
 REPO = Path(__file__).resolve().parents[1]
 
 
-def start_paper(runs: Path, out: Path) -> subprocess.Popen:
+def start_paper(runs: Path, out: Path, jobs: int = 1) -> subprocess.Popen:
     return subprocess.Popen(
         ["make", "--no-print-directory", "-o", "setup", "-o", "venv", "paper", "MINI=1",
-         "SHORT=1", "TABLES=2", f"RUNS={runs}", "ITERS=100000"],
+         "SHORT=1", "TABLES=2", f"RUNS={runs}", "ITERS=100000", f"JOBS={jobs}"],
         cwd=REPO, stdout=open(out, "a"), stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "GLOG_minloglevel": "2"})
 
@@ -87,6 +87,60 @@ def test_make_paper_stops_with_make_killed_or_interrupted_and_resumes(tmp_path):
         stop_if_left(runner)
     assert [r["signal"] for r in read_records(log, "stopped")] == ["SIGTERM", "SIGINT"]
     assert list(runs.glob("*/train.jsonl")) == [log]
+    assert "paper: stopped" in out.read_text()
+
+
+def training_logs(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.glob("*/train.jsonl") if read_records(p, "step"))
+
+
+@pytest.mark.fault("correct", guards="lost")
+def test_make_paper_with_two_workers_stops_them_both_and_resumes(tmp_path):
+    """JOBS=2 (paper.processes): the workers run in their own sessions, so the driver
+    passes on the one signal it got — the kernel's SIGTERM when make is killed, the
+    terminal's SIGINT — and each worker stops through its training loop; the same command
+    resumes both chains."""
+    runs, out = tmp_path / "runs", tmp_path / "out.txt"
+    make = start_paper(runs, out, jobs=2)
+    wait_for(lambda: len(training_logs(runs)) == 2, 300, "two chains' first steps")
+    [runner] = children(make.pid)
+    workers = children(runner)
+    assert len(workers) == 2
+    os.kill(make.pid, signal.SIGKILL)
+    make.wait(timeout=60)
+    try:
+        for pid in (runner, *workers):
+            wait_for(lambda pid=pid: gone(pid), 90, f"{pid} to stop with make")
+    finally:
+        for pid in (runner, *workers):
+            stop_if_left(pid)
+    logs = training_logs(runs)
+    assert len(logs) == 2 and not list(runs.rglob("report.md"))
+    stopped_at = {}
+    for log in logs:
+        assert read_records(log, "stopped")[-1]["signal"] == "SIGTERM", log
+        stopped_at[log] = read_records(log, "stopped")[-1]["iter"]
+
+    def worker_text() -> str:
+        return "".join(p.read_text() for p in (runs / "paper" / "logs").glob("*.log"))
+
+    make = start_paper(runs, out, jobs=2)
+    wait_for(lambda: worker_text().count("resuming in") >= 2, 300, "both chains to resume")
+    [runner] = children(make.pid)
+    workers = children(runner)
+    wait_for(lambda: all(read_records(log, "step")[-1]["iter"] > stopped_at[log]
+                         for log in logs), 180, "a resumed step in both")
+    os.killpg(make.pid, signal.SIGINT)  # a terminal's Ctrl-C: make and the driver only
+    make.wait(timeout=120)
+    try:
+        for pid in (runner, *workers):
+            wait_for(lambda pid=pid: gone(pid), 90, f"{pid} to stop on Ctrl-C")
+    finally:
+        for pid in (runner, *workers):
+            stop_if_left(pid)
+    for log in logs:
+        assert [r["signal"] for r in read_records(log, "stopped")] == ["SIGTERM", "SIGINT"]
+    assert training_logs(runs) == logs
     assert "paper: stopped" in out.read_text()
 
 

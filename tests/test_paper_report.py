@@ -171,11 +171,12 @@ def test_mean_iu_without_background_leaves_out_class_0():
 CELL = re.compile(r"(—|\d+\.\d) · (—|\d+\.\d) · (—|[+-]\d+\.\d)")
 
 
-def run_paper(runs: Path, tables: str) -> subprocess.CompletedProcess:
+def run_paper(runs: Path, tables: str, jobs: int = 1,
+              ok: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, "-m", "paper.run", "--mini", "--short", "--tables",
-                           tables, "--runs", str(runs), "--quiet"], cwd=REPO,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+                           tables, "--runs", str(runs), "--quiet", "--jobs", str(jobs)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert (done.returncode == 0) == ok, done.stderr[-3000:]
     return done
 
 
@@ -339,7 +340,7 @@ def test_a_diverging_chain_loses_nothing_else(tmp_path, monkeypatch):
     for name in ("voc-fcn32s", "sigmoid-fcn32s", "sampling-p50", "sampling-p25"):
         assert (tmp_path / name / "final.caffemodel").is_file(), name
     results = json.loads((tmp_path / "paper" / "results.json").read_text())
-    assert "run nullbg-fcn32s not finished" in results["nullbg"]["missing"]
+    assert "run nullbg-fcn32s diverged (" in results["nullbg"]["missing"]
     assert set(results["sampling"]["rows"]) and "missing" not in results["sampling"]
 
 
@@ -419,3 +420,97 @@ def test_a_chain_whose_groups_need_another_backbone_waits_for_its_wave(tmp_path)
     waiting = [c for c in items if not paper_run.finishes_a_group(c, plan)]
     assert ["table1-fcn-vgg16"] in waiting
     assert not any("voc-fcn32s" in c for c in waiting)
+
+
+def numbers(runs: Path) -> dict:
+    """results.json without the training wall-clock (a measurement, not a computed number)."""
+    def without_clock(value):
+        if isinstance(value, dict):
+            return {k: without_clock(v) for k, v in value.items() if k != N.TRAIN_SECONDS}
+        return value
+
+    return without_clock(json.loads((runs / "paper" / "results.json").read_text()))
+
+
+def test_the_whole_short_miniature_side_by_side_gives_the_serial_numbers(miniature, tmp_path):
+    """`make paper MINI=1 SHORT=1` end to end, every table, JOBS=2: each chain in its own
+    worker process with one BLAS thread. Every group has its numbers; the pinned numerics
+    make Tables 6, 7 and 8 exactly the serial run's; a second run reuses every stage."""
+    runs, _ = miniature
+    done = run_paper(tmp_path, ",".join(TABLES), jobs=2)
+    assert "2 at a time" in done.stderr and "1 BLAS thread(s) each" in done.stderr
+    ours, serial = numbers(tmp_path), numbers(runs)
+    assert [key for key, value in ours.items() if "missing" in value] == []
+    assert {k: ours[k] for k in ("6", "7", "8")} == {k: serial[k] for k in ("6", "7", "8")}
+    logs = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/train.jsonl")}
+    assert len(logs) == 41
+    before = (tmp_path / "paper" / "results.json").read_text()
+    run_paper(tmp_path, ",".join(TABLES), jobs=2)
+    worker_logs = "".join(p.read_text() for p in (tmp_path / "paper" / "logs").glob("*.log"))
+    assert worker_logs.count("done already") >= len(logs)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/train.jsonl")} == logs
+    assert (tmp_path / "paper" / "results.json").read_text() == before
+
+
+def test_a_diverging_chain_in_a_worker_loses_nothing_else(tmp_path):
+    """JOBS=2: a worker whose chain diverges (here nullbg-fcn32s, its weights blown up by
+    an absurd weight decay) stops only that chain; the other chains finish, the report is
+    written, the group says why it has no numbers, and the run fails naming the chain."""
+    import paper.run as paper_run
+    from paper.plan import SHORT
+
+    settings = replace(mini_settings(tmp_path, SHORT),
+                       solver_changes=(("nullbg-fcn32s", (("weight_decay", 1e12),)),))
+    with pytest.raises(paper_run.ChainsFailed, match=r"nullbg-fcn32s: .*diverged") as failed:
+        paper_run.run(parse_tables("nullbg,sampling"), settings, mini=SHORT, progress=False,
+                      jobs=2)
+    assert "error:" not in str(failed.value)        # the worker's line, not its prefix
+    assert not (tmp_path / "nullbg-fcn32s" / "final.caffemodel").exists()
+    for name in ("voc-fcn32s", "sigmoid-fcn32s", "sampling-p50", "sampling-p25"):
+        assert (tmp_path / name / "final.caffemodel").is_file(), name
+    results = json.loads((tmp_path / "paper" / "results.json").read_text())
+    assert "run nullbg-fcn32s diverged (" in results["nullbg"]["missing"]
+    assert set(results["sampling"]["rows"]) and "missing" not in results["sampling"]
+
+
+def test_bad_data_in_a_worker_is_one_clear_error(tmp_path):
+    """JOBS=2: a chain whose pictures cannot be read ends the run with one line naming the
+    file (as the serial run does), after the running workers finish: no traceback."""
+    from paper.miniature import mini_data
+    from paper.plan import SHORT
+
+    settings = mini_settings(tmp_path, SHORT)
+    mini_data(settings, SHORT, {"pascalcontext", "siftflow"})
+    for image in (tmp_path / "data" / "pascal" / "VOC2010" / "JPEGImages").glob("*.jpg"):
+        image.write_bytes(image.read_bytes()[:200])   # cut: unreadable past its header
+    done = run_paper(tmp_path, "6,7", jobs=2, ok=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("paper: error:")]
+    assert "pascalcontext-fcn32s" in line and "is not a readable image" in line
+    assert "JPEGImages/" in line and "log: " in line
+
+
+def test_the_miniatures_first_stages_train_longer_than_the_later_ones(tmp_path):
+    """A stage from a classifier (FCN-32s and its kin: zero score layers that must find the
+    objects) gets first_iters, a stage from an earlier stage iters; Table 2's equal-images
+    rule divides either by the batch."""
+    from data.synthetic import make_dataset
+    from paper.plan import MINI, stage_iterations
+    from training.runlog import JSON_NAME, read_records
+    from training.schedule import ScheduleConfig, run_schedule
+
+    settings = mini_settings(tmp_path)
+    assert (settings.first_iters, settings.iters) == (MINI.first_iters, MINI.iters)
+    assert MINI.first_iters > MINI.iters
+    assert stage_iterations("voc-fcn32s", settings, True, first=True) == MINI.first_iters
+    assert stage_iterations("table2-accumulated", settings, True, first=True) \
+        == MINI.first_iters // 20
+    assert stage_iterations("voc-fcn8s", settings, False) == MINI.iters
+    data = make_dataset("voc", tmp_path / "data", n_train=2, n_val=1, num_classes=3,
+                        size=(32, 40), seed=4)
+    run_schedule(ScheduleConfig("voc-fcn16s", data, runs=tmp_path / "runs", weights="none",
+                                iters=2, first_iters=3, test_every=0, width=0.0625,
+                                progress=False, score=False))
+    starts = {name: read_records(tmp_path / "runs" / name / JSON_NAME, "start")[-1]["max_iter"]
+              for name in ("voc-fcn32s", "voc-fcn16s")}
+    assert starts == {"voc-fcn32s": 3, "voc-fcn16s": 2}

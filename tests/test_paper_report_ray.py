@@ -92,7 +92,7 @@ def numbers(runs: Path) -> dict:
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory):
     runs = tmp_path_factory.mktemp("serial")
-    paper(runs)
+    paper(runs, "--jobs", "1")
     return numbers(runs)
 
 

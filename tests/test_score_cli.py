@@ -85,3 +85,16 @@ def test_unknown_split_names_the_list(tmp_path, capsys):
     assert main(["--net", "voc-fcn8s", "--weights", str(tmp_path / "w.caffemodel"),
                  "--data", str(root), "--split", "nosuch"]) == 1
     assert "nosuch.txt: split list not found" in capsys.readouterr().err
+
+
+def test_a_one_stream_nyud_net_is_scored_with_the_memory_check(tmp_path):
+    """The memory check sizes the net's own input blob: a one-stream NYUD net calls its
+    input 'data' while its data layer names the channel 'color' (the check once looked up
+    'color' and ended the paper run's Table 5 chain in a KeyError)."""
+    root = make_dataset("nyud", tmp_path / "data", n_train=2, n_val=2, num_classes=5,
+                        size=(48, 64), seed=3)
+    weights = weights_for("nyud-fcn32s-color", tmp_path / "model")
+    result = score_weights("nyud-fcn32s-color", weights, root, width=WIDTH, memory=True,
+                           progress=False)
+    assert result.images == 2
+    assert 0 < result.hists["label"].sum() <= 2 * 48 * 64
