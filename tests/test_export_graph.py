@@ -39,6 +39,31 @@ def _op(graph, layer):
     return next(op for op in graph.ops if op.layer == layer)
 
 
+# every op of the every-layer net, in Caffe's order: layer, kind, input values, output values
+WIRING = [("c1", "conv", ("data",), ("c1",)), ("r1", "relu", ("c1",), ("c1:r1",)),
+          ("p1", "pool", ("c1:r1",), ("p1",)), ("n1", "lrn", ("p1",), ("n1",)),
+          ("c2", "conv", ("n1",), ("c2",)),
+          *((p, "pool", ("c2",), (p,)) for p in ("a1", "a2", "f1", "m2", "q1", "q2", "q3",
+                                                  "q4", "q5", "i1")),
+          ("u1", "deconv", ("a1",), ("u1",)), ("u1c", "crop", ("u1", "c2"), ("u1c",)),
+          ("e1", "eltwise", ("u1c", "c2"), ("e1",)), ("e2", "eltwise", ("e1", "c2"), ("e2",)),
+          ("e3", "eltwise", ("e2", "c2", "e1"), ("e3",)), ("s1", "scale", ("e3",), ("s1",)),
+          ("cat", "concat", ("s1", "c2", "i1"), ("cat",)), ("prob", "softmax", ("cat",), ("prob",)),
+          ("up2", "deconv", ("m2",), ("up2",)), ("g", "pool", ("c2",), ("g",)),
+          ("fc", "dense", ("g",), ("fc",))]
+
+
+def test_the_graph_is_the_net_op_by_op(every_layer):
+    """With the attributes and parameters below, the whole Graph: test_export_layers.py's
+    run against Caffe reads nothing of export/graph.py but this, so a change it would catch
+    on that net changes something pinned here (make mutate relies on it)."""
+    graph, _ = every_layer
+    assert [(op.layer, op.kind, op.inputs, op.outputs) for op in graph.ops] == WIRING
+    values = {v for op in graph.ops for v in op.outputs} | {"data"}
+    assert graph.blob_of == {v: v.split(":")[0] for v in values}
+    assert graph.inputs == {"data": 3}
+
+
 def test_each_window_layer_keeps_caffes_window(every_layer):
     graph, _ = every_layer
     conv = dict(kernel=(3, 3), stride=(1, 1), pad=(6, 6), dilation=(1, 1), group=1, bias=True)
@@ -96,9 +121,9 @@ def test_the_pointwise_and_joining_layers_keep_their_attributes(every_layer):
 def test_the_parameters_are_the_nets_by_name(every_layer):
     graph, params = every_layer
     named = {op.layer: op.params for op in graph.ops if op.params}
-    assert {layer: sorted(p) for layer, p in named.items()} == {
-        "c1": ["bias", "weight"], "c2": ["bias", "weight"], "u1": ["weight"],
-        "s1": ["bias", "weight"], "up2": ["bias", "weight"], "fc": ["bias", "weight"]}
+    assert {layer: list(p) for layer, p in named.items()} == {   # in the exporters' order
+        "c1": ["weight", "bias"], "c2": ["weight", "bias"], "u1": ["weight"],
+        "s1": ["weight", "bias"], "up2": ["weight", "bias"], "fc": ["weight", "bias"]}
     for layer, p in named.items():
         for i, key in enumerate(("weight", "bias")[:len(p)]):
             assert p[key].dtype == np.float32
@@ -142,6 +167,16 @@ def test_caffes_outputs_are_the_blobs_nothing_reads_after_they_are_written():
                                            ("late", "late")]
 
 
+def test_a_layer_in_place_on_a_splits_top_gives_a_new_value_of_it():
+    """Split's tops hold its bottom's value: rewriting one in place is '<blob>:<layer>'."""
+    net = _net('''input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4
+        layer { name: "split" type: "Split" bottom: "data" top: "a" top: "b" }
+        layer { name: "r" type: "ReLU" bottom: "a" top: "a" }''')
+    graph = read_graph(net, {}, ["a", "b"])
+    assert [(op.inputs, op.outputs) for op in graph.ops] == [(("data",), ("a:r",))]
+    assert graph.outputs == {"b": "data", "a": "a:r"} and graph.blob_of["a:r"] == "a"
+
+
 def test_a_top_renamed_back_to_an_earlier_blob_is_a_new_value():
     net = _net('''
         input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4
@@ -161,6 +196,8 @@ def test_a_top_renamed_back_to_an_earlier_blob_is_a_new_value():
     ('input: "data" input: "hha" input_shape { dim: 1 dim: 6 dim: 5 dim: 5 }',
      {"data": 6, "hha": 6}),
     ('input: "data" input_shape { dim: 7 }', {"data": 1}),
+    ('input: "data" input_shape { dim: 1 dim: 6 }', {"data": 6}),
+    ('input: "data" input_shape { }', {"data": 1}),
     ('layer { name: "in" type: "Input" top: "data" top: "hha" input_param { '
      'shape { dim: 1 dim: 3 dim: 5 dim: 5 } shape { dim: 1 dim: 4 dim: 5 dim: 5 } } }',
      {"data": 3, "hha": 4}),
@@ -168,6 +205,9 @@ def test_a_top_renamed_back_to_an_earlier_blob_is_a_new_value():
      'shape { dim: 1 dim: 5 dim: 5 dim: 5 } } }', {"data": 5, "hha": 5}),
     ('layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 9 } } }',
      {"data": 1}),
+    ('layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 1 dim: 6 } } }',
+     {"data": 6}),
+    ('layer { name: "in" type: "Input" top: "data" input_param { shape { } } }', {"data": 1}),
 ])
 def test_the_inputs_channels_come_from_every_way_caffe_declares_them(header, channels):
     graph = read_graph(_net(header), {}, None)
@@ -300,6 +340,9 @@ def _one_layer(layer: str, *bottoms: str) -> str:
      'convolution_param { num_output: 2 kernel_size: 1 axis: 0 }',
      {"c": [np.zeros(1)] * 2}, ["c"], "'c': only 2-D convolutions over axis 1"),
     ('name: "c" type: "Convolution" bottom: "data" top: "c" '
+     'convolution_param { num_output: 2 kernel_size: 1 axis: 2 }',
+     {"c": [np.zeros(1)] * 2}, ["c"], "'c': only 2-D convolutions over axis 1"),
+    ('name: "c" type: "Convolution" bottom: "data" top: "c" '
      'convolution_param { num_output: 2 kernel_size: 1 }', {"c": [np.zeros(1)]}, ["c"],
      r"'c' holds 1 parameter blobs, expected 2 \(weight, bias\)"),
     ('name: "c" type: "Deconvolution" bottom: "data" top: "c" '
@@ -326,10 +369,17 @@ def _one_layer(layer: str, *bottoms: str) -> str:
     ('name: "f" type: "InnerProduct" bottom: "data" top: "f" '
      'inner_product_param { num_output: 2 axis: 2 }', {"f": [np.zeros(1)] * 2}, ["f"],
      r"'f': InnerProduct over axis 2 is not exported \(axis 1 only\)"),
+    ('name: "f" type: "InnerProduct" bottom: "data" top: "f" '
+     'inner_product_param { num_output: 2 axis: 0 }', {"f": [np.zeros(1)] * 2}, ["f"],
+     r"'f': InnerProduct over axis 0 is not exported"),
     ('name: "r" type: "ReLU" bottom: "nothing" top: "r"', {}, ["r"],
      "layer 'r' reads 'nothing', which nothing before it produces"),
+    ('name: "e" type: "Eltwise" bottom: "data" bottom: "first" bottom: "second" top: "e"', {},
+     ["e"], "layer 'e' reads 'first',"),
     ('name: "r" type: "ReLU" bottom: "data" top: "r"', {}, ["r", "nope"],
      "output 'nope' is not a blob of the net"),
+    ('name: "r" type: "ReLU" bottom: "data" top: "r"', {}, ["first", "r", "second"],
+     "output 'first' is not"),
 ])
 def test_what_cannot_be_exported_is_one_clear_error(layer, params, outputs, message):
     bottoms = ("a", "b") if 'bottom: "a"' in layer else ()
