@@ -191,6 +191,8 @@ def test_a_top_renamed_back_to_an_earlier_blob_is_a_new_value():
 @pytest.mark.parametrize("header,channels", [
     ('input: "data" input_dim: 1 input_dim: 3 input_dim: 5 input_dim: 5 '
      'input: "hha" input_dim: 1 input_dim: 4 input_dim: 5 input_dim: 5', {"data": 3, "hha": 4}),
+    ("".join(f'input: "in{c}" input_dim: 1 input_dim: {c} input_dim: 5 input_dim: 5 '
+             for c in (3, 4, 5, 6)), {"in3": 3, "in4": 4, "in5": 5, "in6": 6}),
     ('input: "data" input: "hha" input_shape { dim: 1 dim: 3 dim: 5 dim: 5 } '
      'input_shape { dim: 1 dim: 4 dim: 5 dim: 5 }', {"data": 3, "hha": 4}),
     ('input: "data" input: "hha" input_shape { dim: 1 dim: 6 dim: 5 dim: 5 }',
