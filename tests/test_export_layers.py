@@ -1,69 +1,33 @@
 """Each Caffe layer the exporters translate, at many odd sizes, against Caffe itself.
 
-One small net holds every layer kind and the pooling cases where frameworks differ:
-ceil mode clipping the last window (with and without padding), floor mode, average
-pooling's divisor at the border, global pooling, grouped/dilated convolution, grouped
-deconvolution without bias, Crop with an offset, Eltwise SUM with coefficients, PROD and
-MAX, Scale with bias, Concat, LRN, Softmax, InnerProduct, leaky ReLU, in-place layers and
-Dropout. The FCNs use only some of these; the rest are here so that the exporters'
-claims hold for every layer they accept.
+One small net (testkit/every_layer.py) holds every layer kind and the pooling cases where
+frameworks differ: ceil mode clipping the last window (with and without padding), floor
+mode, average pooling's divisor at the border, global pooling, GoogLeNet's stride-1 padded
+pooling, grouped/dilated convolution, grouped deconvolution without bias, Crop with an
+offset, Eltwise SUM with coefficients, PROD and MAX, Scale with bias, Concat, LRN, Softmax,
+InnerProduct, leaky ReLU, in-place layers and Dropout. The FCNs use only some of these; the
+rest are here so that the exporters' claims hold for every layer they accept. How each
+layer reads as a graph is tests/test_export_graph.py's (no ONNX or PyTorch needed).
 """
 
 from __future__ import annotations
 
 import caffe
-import numpy as np
 import pytest
-from caffe import layers as L
-from caffe import params as P
 
 from core.geometry import pooled_size
 from export import verify
 from export.caffe_net import forward, from_net
-from export.graph import ExportError, read_graph
 from export.onnx_export import OnnxRunner, save, to_onnx
 from export.torch_export import TorchRunner, to_source
 from export.torch_export import state_dict as torch_state
+from testkit.every_layer import every_layer_net
 from testkit.optional import require_modules
 from testkit.random_weights import fill_random
 
 require_modules("onnx", "onnxruntime", "torch")  # both exporters run beside Caffe
 
 SIZES = [(1, 1), (2, 3), (3, 2), (4, 4), (5, 7), (6, 9), (7, 6), (8, 8), (11, 13), (16, 15)]
-
-
-def every_layer_net():
-    n = caffe.NetSpec()
-    n.data = L.Input(shape=dict(dim=[1, 3, 8, 8]))
-    n.c1 = L.Convolution(n.data, num_output=8, kernel_size=3, pad=6)
-    n.r1 = L.ReLU(n.c1, negative_slope=0.1, in_place=True)
-    n.p1 = L.Pooling(n.r1, pool=P.Pooling.MAX, kernel_size=3, stride=2, pad=1)  # ceil, clips
-    n.n1 = L.LRN(n.p1, local_size=3, alpha=0.5, beta=0.75, k=1.5)
-    n.c2 = L.Convolution(n.n1, num_output=8, kernel_size=3, group=4, dilation=2, pad=2)
-    n.d2 = L.Dropout(n.c2, in_place=True)
-    n.a1 = L.Pooling(n.c2, pool=P.Pooling.AVE, kernel_size=3, stride=2, pad=1)
-    n.a2 = L.Pooling(n.c2, pool=P.Pooling.AVE, kernel_size=3, stride=2)
-    n.f1 = L.Pooling(n.c2, pool=P.Pooling.MAX, kernel_size=3, stride=2, pad=1,
-                     round_mode=P.Pooling.FLOOR)
-    n.m2 = L.Pooling(n.c2, pool=P.Pooling.MAX, kernel_size=2, stride=2)
-    for name, pool, ks, pad in (("q1", P.Pooling.MAX, 2, 1), ("q2", P.Pooling.AVE, 2, 1),
-                                ("q3", P.Pooling.MAX, 3, 2), ("q4", P.Pooling.AVE, 3, 2)):
-        n[name] = L.Pooling(n.c2, pool=pool, kernel_size=ks, stride=2, pad=pad)  # clips
-    n.q5 = L.Pooling(n.c2, pool=P.Pooling.AVE, kernel_size=3, stride=2, pad=2,
-                     round_mode=P.Pooling.FLOOR)
-    n.u1 = L.Deconvolution(n.a1, convolution_param=dict(num_output=8, kernel_size=4, stride=2,
-                                                        group=2, bias_term=False))
-    n.u1c = L.Crop(n.u1, n.c2, axis=2, offset=1)
-    n.e1 = L.Eltwise(n.u1c, n.c2, operation=P.Eltwise.SUM, coeff=[0.5, -2])
-    n.e2 = L.Eltwise(n.e1, n.c2, operation=P.Eltwise.PROD)
-    n.e3 = L.Eltwise(n.e2, n.c2, n.e1, operation=P.Eltwise.MAX)
-    n.s1 = L.Scale(n.e3, bias_term=True)
-    n.cat = L.Concat(n.s1, n.c2)
-    n.prob = L.Softmax(n.cat)
-    n.up2 = L.Deconvolution(n.m2, convolution_param=dict(num_output=4, kernel_size=2, stride=2))
-    n.g = L.Pooling(n.c2, pool=P.Pooling.AVE, global_pooling=True)
-    n.fc = L.InnerProduct(n.g, num_output=5)
-    return n.to_proto()
 
 
 @pytest.fixture(scope="module")
@@ -118,22 +82,6 @@ def test_pooled_sizes_follow_caffes_reshape(exported):
         assert q1 == tuple(pooled_size(s, 2, 2, 1, True) for s in c2)
         clipped += sum(-(-(s + 2 - 2) // 2) + 1 > q for s, q in zip(c2, q1))
     assert clipped > 0   # the sizes do reach the clipping rule
-
-
-def test_a_layer_type_without_translation_is_one_clear_error():
-    n = caffe.NetSpec()
-    n.data = L.Input(shape=dict(dim=[1, 3, 4, 4]))
-    n.bn = L.BatchNorm(n.data)
-    with pytest.raises(ExportError, match="'bn' is a BatchNorm layer"):
-        read_graph(n.to_proto(), {"bn": [np.zeros(3)] * 3}, ["bn"])
-
-
-def test_a_pooling_kernel_smaller_than_its_stride_is_refused():
-    n = caffe.NetSpec()
-    n.data = L.Input(shape=dict(dim=[1, 3, 4, 4]))
-    n.pool = L.Pooling(n.data, kernel_size=1, stride=2)
-    with pytest.raises(ExportError, match="empty windows"):
-        read_graph(n.to_proto(), {}, ["pool"])
 
 
 def test_in_place_layers_give_new_values_of_the_same_blob(exported):
