@@ -20,12 +20,14 @@ stops only itself, as in the serial run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,6 +96,25 @@ def run_side_by_side(jobs: list[Job], payload: dict, workers: int, logs: Path,
     made = set(made or ())
     logs.mkdir(parents=True, exist_ok=True)
     waiting, running, failed, broken = list(jobs), [], [], []
+    with stop_signals() as received:
+        try:
+            _run(waiting, running, failed, broken, made, workers, env, logs, payload)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (make's, or the kernel's: make died)
+            signum = received[0] if received else signal.SIGINT
+            _stop(running, signum)
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name}; {len(running)} "
+                                    f"worker(s) stopped", signum) from None
+    if broken:
+        raise RuntimeError("paper: worker(s) failed: " + "; ".join(broken)
+                           + "; run the same command again to resume")
+    return failed
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """Within: SIGINT and SIGTERM raise KeyboardInterrupt(name, signum), and the signals
+    received are kept in the yielded list, so a driver knows which one to pass on to what
+    it started; the handlers from before are restored after."""
     received: list[int] = []
 
     def stop_signal(signum, frame) -> None:
@@ -102,56 +123,53 @@ def run_side_by_side(jobs: list[Job], payload: dict, workers: int, logs: Path,
 
     previous = {s: signal.signal(s, stop_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while waiting or running:
-            while len(running) < workers and not broken:
-                ready = next((j for j in waiting if j.needs <= made), None)
-                if ready is None:
-                    break
-                waiting.remove(ready)
-                ready.log = logs / f"{ready.kind}-{'+'.join(ready.names)}.log"
-                with open(ready.log, "w") as log:
-                    ready.process = subprocess.Popen(
-                        [sys.executable, "-m", "paper.processes", ready.kind,
-                         json.dumps({"names": ready.names, **payload})],
-                        env=env, cwd=REPO, start_new_session=True, stdout=log,
-                        stderr=subprocess.STDOUT)
-                ready.began = time.time()
-                running.append(ready)
-                say(f"started {ready.label} ({len(running)} of {workers} workers, "
-                    f"{env['OPENBLAS_NUM_THREADS']} BLAS thread(s) each)")
-            if not running:
-                if waiting and not broken:
-                    lacking = sorted(set().union(*(j.needs - made for j in waiting)))
-                    raise RuntimeError(f"chains wait for bases no job makes: {lacking}")
-                break
-            time.sleep(POLL_S)
-            for job in [j for j in running if j.process.poll() is not None]:
-                running.remove(job)
-                errors = [line.split("error: ", 1)[1] for line in
-                          job.log.read_text(errors="replace").splitlines() if "error: " in line]
-                code = job.process.returncode
-                if code == 0:
-                    made |= set(job.names) if job.kind == "bases" else set()
-                    say(f"done {job.label} in {time.time() - job.began:.0f} s")
-                elif code == CHAIN_FAULT:
-                    failed.append(f"{job.label}: {errors[-1] if errors else 'failed'}")
-                    say(f"chain {job.label} failed; going on with the others")
-                else:
-                    broken.append(f"{job.label} (exit {code}): "
-                                  f"{errors[-1] if errors else 'no message'} (log: "
-                                  f"{job.log})")
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (make's, or the kernel's: make died)
-        signum = received[0] if received else signal.SIGINT
-        _stop(running, signum)
-        raise KeyboardInterrupt(f"{signal.Signals(signum).name}; {len(running)} worker(s) "
-                                f"stopped", signum) from None
+        yield received
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if broken:
-        raise RuntimeError("paper: worker(s) failed: " + "; ".join(broken)
-                           + "; run the same command again to resume")
-    return failed
+
+
+def _run(waiting: list[Job], running: list[Job], failed: list[str], broken: list[str],
+         made: set[str], workers: int, env: dict, logs: Path, payload: dict) -> None:
+    """The driver's loop: start what is ready, collect what ended (into the lists given)."""
+    while waiting or running:
+        while len(running) < workers and not broken:
+            ready = next((j for j in waiting if j.needs <= made), None)
+            if ready is None:
+                break
+            waiting.remove(ready)
+            ready.log = logs / f"{ready.kind}-{'+'.join(ready.names)}.log"
+            with open(ready.log, "w") as log:
+                ready.process = subprocess.Popen(
+                    [sys.executable, "-m", "paper.processes", ready.kind,
+                     json.dumps({"names": ready.names, **payload})],
+                    env=env, cwd=REPO, start_new_session=True, stdout=log,
+                    stderr=subprocess.STDOUT)
+            ready.began = time.time()
+            running.append(ready)
+            say(f"started {ready.label} ({len(running)} of {workers} workers, "
+                f"{env['OPENBLAS_NUM_THREADS']} BLAS thread(s) each)")
+        if not running:
+            if waiting and not broken:
+                lacking = sorted(set().union(*(j.needs - made for j in waiting)))
+                raise RuntimeError(f"chains wait for bases no job makes: {lacking}")
+            break
+        time.sleep(POLL_S)
+        for job in [j for j in running if j.process.poll() is not None]:
+            running.remove(job)
+            errors = [line.split("error: ", 1)[1] for line in
+                      job.log.read_text(errors="replace").splitlines() if "error: " in line]
+            code = job.process.returncode
+            if code == 0:
+                made |= set(job.names) if job.kind == "bases" else set()
+                say(f"done {job.label} in {time.time() - job.began:.0f} s")
+            elif code == CHAIN_FAULT:
+                failed.append(f"{job.label}: {errors[-1] if errors else 'failed'}")
+                say(f"chain {job.label} failed; going on with the others")
+            else:
+                broken.append(f"{job.label} (exit {code}): "
+                              f"{errors[-1] if errors else 'no message'} (log: "
+                              f"{job.log})")
 
 
 def _stop(running: list[Job], signum: int) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from core.defaults import REPO, quiet_caffe_log
 from paper.chains import work
 from paper.plan import TABLES, Plan, Settings
-from paper.processes import settings_from, settings_payload
+from paper.processes import settings_from, settings_payload, stop_signals
 
 RETRIES = 3
 POLL_S = 1.0        # the driver's waits return this often, so a signal reaches it at once
@@ -71,44 +71,37 @@ def run_on_ray(address: str, work_items: list[list[str]], plan: Plan) -> list[di
     # paper/, training/ … and the data layers from it
     env = quiet_caffe_log({"PYTHONPATH": f"{REPO}:{REPO / 'layers'}"})
     ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
-    # after ray.init, whose own SIGTERM handler exits 1 at once and whose waits re-raise a
-    # bare KeyboardInterrupt: which signal came is kept here
-    received: list[int] = []
-
-    def stop_signal(signum, frame) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt(signal.Signals(signum).name, signum)
-
-    previous = {s: signal.signal(s, stop_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     resources = {"num_gpus": 1} if settings.gpu is not None else {"num_cpus": 1}
     remote = ray.remote(max_retries=RETRIES, **resources)(_task)
     payload = settings_payload(settings)
-    pending = {remote.remote(targets, payload, sorted(plan.equal_images), plan.tables):
-               targets for targets in work_items}
-    print(f"[paper] ray: {len(pending)} chains submitted to {address}", file=sys.stderr,
-          flush=True)
     done, failed = [], []
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
-            if not ready:
-                continue
-            targets = pending.pop(ready[0])
-            try:
-                done.append(ray.get(ready[0]))
-                print(f"[paper] ray: done {' + '.join(targets)}", file=sys.stderr, flush=True)
-            except Exception as e:  # a task that failed every retry: the others go on
-                failed.append(f"{' + '.join(targets)} ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})")
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (make's, or the kernel's: make died)
-        signum = received[0] if received else signal.SIGINT
-        _stop(ray, pending)
-        raise KeyboardInterrupt(f"{signal.Signals(signum).name}; {len(pending)} chain(s) on "
-                                f"the cluster stopped", signum) from None
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        ray.shutdown()
+    # after ray.init, whose own SIGTERM handler exits 1 at once and whose waits re-raise a
+    # bare KeyboardInterrupt: which signal came is kept here
+    with stop_signals() as received:
+        pending = {remote.remote(targets, payload, sorted(plan.equal_images), plan.tables):
+                   targets for targets in work_items}
+        print(f"[paper] ray: {len(pending)} chains submitted to {address}", file=sys.stderr,
+              flush=True)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                if not ready:
+                    continue
+                targets = pending.pop(ready[0])
+                try:
+                    done.append(ray.get(ready[0]))
+                    print(f"[paper] ray: done {' + '.join(targets)}", file=sys.stderr,
+                          flush=True)
+                except Exception as e:  # a task that failed every retry: the others go on
+                    failed.append(f"{' + '.join(targets)} ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else ''})")
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (make's, or the kernel's: make died)
+            signum = received[0] if received else signal.SIGINT
+            _stop(ray, pending)
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name}; {len(pending)} chain(s) "
+                                    f"on the cluster stopped", signum) from None
+        finally:
+            ray.shutdown()
     if failed:
         raise RuntimeError("ray: chains failed after retries: " + "; ".join(failed)
                            + "; run the same command again to resume them")

@@ -90,6 +90,16 @@ def test_make_paper_stops_with_make_killed_or_interrupted_and_resumes(tmp_path):
     assert "paper: stopped" in out.read_text()
 
 
+def wait_all_gone(pids: tuple[int, ...], what: str) -> None:
+    """Each process ends within 90 s; one that does not is killed (no training left behind)."""
+    try:
+        for pid in pids:
+            wait_for(lambda pid=pid: gone(pid), 90, f"{pid} {what}")
+    finally:
+        for pid in pids:
+            stop_if_left(pid)
+
+
 def training_logs(runs: Path) -> list[Path]:
     return sorted(p for p in runs.glob("*/train.jsonl") if read_records(p, "step"))
 
@@ -108,12 +118,7 @@ def test_make_paper_with_two_workers_stops_them_both_and_resumes(tmp_path):
     assert len(workers) == 2
     os.kill(make.pid, signal.SIGKILL)
     make.wait(timeout=60)
-    try:
-        for pid in (runner, *workers):
-            wait_for(lambda pid=pid: gone(pid), 90, f"{pid} to stop with make")
-    finally:
-        for pid in (runner, *workers):
-            stop_if_left(pid)
+    wait_all_gone((runner, *workers), "to stop with make")
     logs = training_logs(runs)
     assert len(logs) == 2 and not list(runs.rglob("report.md"))
     stopped_at = {}
@@ -132,12 +137,7 @@ def test_make_paper_with_two_workers_stops_them_both_and_resumes(tmp_path):
                          for log in logs), 180, "a resumed step in both")
     os.killpg(make.pid, signal.SIGINT)  # a terminal's Ctrl-C: make and the driver only
     make.wait(timeout=120)
-    try:
-        for pid in (runner, *workers):
-            wait_for(lambda pid=pid: gone(pid), 90, f"{pid} to stop on Ctrl-C")
-    finally:
-        for pid in (runner, *workers):
-            stop_if_left(pid)
+    wait_all_gone((runner, *workers), "to stop on Ctrl-C")
     for log in logs:
         assert [r["signal"] for r in read_records(log, "stopped")] == ["SIGTERM", "SIGINT"]
     assert training_logs(runs) == logs
