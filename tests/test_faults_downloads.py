@@ -5,6 +5,7 @@ sha256 recorded and is re-verified on the next run; a failing file is moved asid
 import gzip
 import hashlib
 import io
+import sys
 import tarfile
 import time
 
@@ -13,6 +14,7 @@ import pytest
 import scipy.io
 
 from core.download import REJECTED, DownloadError, fetch, sidecar, structural_check, verify
+from core.download import main as download_main
 from testkit.http_files import serving
 from testkit.tiny_nets import write_tiny_deploy
 
@@ -249,12 +251,15 @@ def test_a_server_that_never_answers_times_out_and_says_so(server, tmp_path, cap
     server.files["/x.tar.gz"] = b"never sent"
     server.silent.add("/x.tar.gz")
     began = time.monotonic()
-    with pytest.raises(DownloadError, match="gave up after 2 tries"):
+    with pytest.raises(DownloadError, match="gave up after 2 tries") as refused:
         fetch(f"{server.url}/x.tar.gz", tmp_path / "x.tar.gz", retries=1, timeout=0.3,
               progress=False)
     assert time.monotonic() - began < 10
     err = capsys.readouterr().err
     assert "x.tar.gz: no answer or no data for 0.3 s at 0 bytes; resuming (try 2 of 2)" in err
+    # no byte came, so no part file was made: the message says 0 bytes, not a made-up size
+    assert f"the partial file {tmp_path / 'x.tar.gz.part'} (0 bytes)" in str(refused.value)
+    assert not (tmp_path / "x.tar.gz.part").exists()
 
 
 @pytest.mark.fault("clear error", guards="silent")
@@ -263,10 +268,87 @@ def test_the_whole_download_stops_at_its_time_budget(server, tmp_path):
     server.files["/slow.bin"] = body
     server.stall.add("/slow.bin")
     began = time.monotonic()
+    # without the budget, 9 tries and their waits would take 25 s and end in another message
     with pytest.raises(DownloadError, match=r"the time budget of 1 s ran out"):
         fetch(f"{server.url}/slow.bin", tmp_path / "slow.bin", sha256=sha256(body),
-              retries=100, timeout=0.4, budget=1.0, progress=False)
+              retries=8, timeout=0.4, budget=1.0, progress=False)
     assert time.monotonic() - began < 5
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_a_server_trickling_bytes_is_stopped_at_the_budget_mid_transfer(server, tmp_path):
+    """A byte every so often never trips the per-read timeout: only the budget, checked
+    between reads, stops it (the rest would take 3 s)."""
+    body = np.random.RandomState(7).bytes(60_000)
+    server.files["/trickle.bin"] = body
+    server.trickle["/trickle.bin"] = 0.05
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"gave up after 1 try in 1 s \(the time budget "
+                                            r"of 1 s ran out\)"):
+        fetch(f"{server.url}/trickle.bin", tmp_path / "trickle.bin", sha256=sha256(body),
+              retries=0, timeout=2.0, budget=1.0, progress=False)
+    assert time.monotonic() - began < 2
+    assert 0 < (tmp_path / "trickle.bin.part").stat().st_size < len(body)
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_no_single_wait_runs_past_the_budget_even_when_its_timeout_is_longer(
+        server, tmp_path):
+    server.files["/x.bin"] = b"never sent"
+    server.silent.add("/x.bin")
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"the time budget of 1 s ran out"):
+        fetch(f"{server.url}/x.bin", tmp_path / "x.bin", retries=0, timeout=5.0, budget=1.0,
+              progress=False)
+    assert time.monotonic() - began < 3   # the 5 s timeout, cut to the budget's 1 s
+
+
+@pytest.mark.fault("correct", guards="silent")
+def test_a_server_slower_than_a_second_but_within_the_timeout_is_waited_for(
+        server, tmp_path):
+    body = np.random.RandomState(8).bytes(10_000)
+    server.files["/late.bin"] = body
+    server.delay["/late.bin"] = 1.5
+    dest = fetch(f"{server.url}/late.bin", tmp_path / "late.bin", sha256=sha256(body),
+                 retries=0, timeout=5.0, budget=10.0, progress=False)
+    assert dest.read_bytes() == body
+
+
+@pytest.mark.fault("correct", guards="silent")
+def test_the_waits_between_tries_double_from_a_fifth_of_a_second_up_to_five_seconds(
+        server, tmp_path, monkeypatch):
+    """The back-off itself, recorded instead of slept (the next test sleeps for real)."""
+    body = np.random.RandomState(9).bytes(300_000)
+    server.files["/cut.bin"] = body
+    server.always_cut.add("/cut.bin")
+    waits = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    with pytest.raises(DownloadError, match="gave up after 8 tries"):
+        fetch(f"{server.url}/cut.bin", tmp_path / "cut.bin", sha256=sha256(body), retries=7,
+              progress=False)
+    assert waits == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
+    assert len(server.log) == 8
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_the_waits_between_tries_are_slept_and_the_last_one_is_cut_to_the_budget(
+        server, tmp_path):
+    """Tries at 0, 0.2, 0.6 and 1.4 s; the fourth wait (1.6 s) ends at the budget's 2.2 s
+    instead of 3.0 s. Measured on the server's clock: when each request came."""
+    body = np.random.RandomState(10).bytes(300_000)
+    server.files["/cut.bin"] = body
+    server.always_cut.add("/cut.bin")
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"gave up after 4 tries in (\d+) s \(the time "
+                                            r"budget of 2.2 s ran out\)") as refused:
+        fetch(f"{server.url}/cut.bin", tmp_path / "cut.bin", sha256=sha256(body), retries=9,
+              budget=2.2, progress=False)
+    ended = time.monotonic()
+    gaps = [b - a for a, b in zip(server.times, server.times[1:])]
+    assert len(gaps) == 3 and all(gap >= wait for gap, wait in zip(gaps, [0.2, 0.4, 0.8]))
+    assert ended - began < 2.2 + 0.5
+    reported = int(str(refused.value).split(" tries in ")[1].split()[0])
+    assert abs(reported - (ended - began)) < 0.6   # the seconds the message says are real
 
 
 # --- what a check lets through: each check in both directions ------------------------------
@@ -362,3 +444,57 @@ def test_a_server_that_ignores_the_range_restarts_the_part_and_a_missing_file_is
     (tmp_path / "gone.bin.part").write_bytes(body[:5000])
     with pytest.raises(DownloadError, match="HTTP 404"):
         fetch(f"{server.url}/gone.bin", tmp_path / "gone.bin", progress=False)
+
+
+@pytest.mark.fault("clear error", guards="lost")
+@pytest.mark.parametrize("code", [404, 503])
+def test_an_http_error_on_a_resumed_part_keeps_the_part_for_the_next_run(server, tmp_path,
+                                                                         code):
+    """Only 416 (the range starts at the end) says the part may be whole; any other error,
+    above or below it, is said as it is and the part stays to be resumed."""
+    body = np.random.RandomState(11).bytes(20_000)
+    server.files["/e.bin"] = body
+    server.status["/e.bin"] = code
+    part = tmp_path / "e.bin.part"
+    part.write_bytes(body[:5000])
+    with pytest.raises(DownloadError, match=f"HTTP {code} "):
+        fetch(f"{server.url}/e.bin", tmp_path / "e.bin", sha256=sha256(body), progress=False)
+    assert part.read_bytes() == body[:5000] and server.log[-1][1] == "bytes=5000-"
+    assert not (tmp_path / f"e.bin.part{REJECTED}").exists()
+
+
+def test_the_progress_bar_shows_only_when_asked_and_tqdm_is_optional(server, tmp_path,
+                                                                     capsys, monkeypatch):
+    body = np.random.RandomState(12).bytes(50_000)
+    server.files["/bar.bin"] = body
+    fetch(f"{server.url}/bar.bin", tmp_path / "quiet.bin", sha256=sha256(body),
+          progress=False)
+    assert capsys.readouterr().err == ""
+    fetch(f"{server.url}/bar.bin", tmp_path / "shown.bin", sha256=sha256(body))
+    assert "shown.bin" in capsys.readouterr().err             # tqdm's bar, named
+    monkeypatch.setitem(sys.modules, "tqdm", None)            # an interpreter without tqdm
+    dest = fetch(f"{server.url}/bar.bin", tmp_path / "bare.bin", sha256=sha256(body))
+    assert dest.read_bytes() == body and capsys.readouterr().err == ""
+
+
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
+def test_what_a_structural_check_says_names_the_count_and_the_kind(tmp_path):
+    whole = tmp_path / "a.tar.gz"
+    whole.write_bytes(archive_bytes())
+    assert structural_check(whole) == "tar archive lists completely (4 members)"
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive_bytes()[:60_000])
+    with pytest.raises(ValueError, match=r"^not a whole \.gz \("):
+        structural_check(cut)
+    mat = tmp_path / "noise.mat"
+    mat.write_bytes(np.random.RandomState(13).bytes(300))    # scipy's own error, named
+    with pytest.raises(ValueError, match=r"^not a whole \.mat file \(ValueError: "):
+        structural_check(mat)
+
+
+def test_download_help_says_what_it_does(capsys):
+    with pytest.raises(SystemExit) as done:
+        download_main(["--help"])
+    assert done.value.code == 0
+    assert "Resumable, verified HTTP downloads for datasets and pretrained weights." in (
+        capsys.readouterr().out)
