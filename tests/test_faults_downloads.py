@@ -283,7 +283,7 @@ def test_a_server_trickling_bytes_is_stopped_at_the_budget_mid_transfer(server, 
     server.files["/trickle.bin"] = body
     server.trickle["/trickle.bin"] = 0.05
     began = time.monotonic()
-    with pytest.raises(DownloadError, match=r"gave up after 1 try in 1 s \(the time budget "
+    with pytest.raises(DownloadError, match=r"gave up after 1 try in \d+ s \(the time budget "
                                             r"of 1 s ran out\)"):
         fetch(f"{server.url}/trickle.bin", tmp_path / "trickle.bin", sha256=sha256(body),
               retries=0, timeout=2.0, budget=1.0, progress=False)
@@ -314,7 +314,7 @@ def test_a_server_slower_than_a_second_but_within_the_timeout_is_waited_for(
     assert dest.read_bytes() == body
 
 
-@pytest.mark.fault("correct", guards="silent")
+@pytest.mark.fault("clear error", guards="silent")
 def test_the_waits_between_tries_double_from_a_fifth_of_a_second_up_to_five_seconds(
         server, tmp_path, monkeypatch):
     """The back-off itself, recorded instead of slept (the next test sleeps for real)."""
@@ -463,6 +463,7 @@ def test_an_http_error_on_a_resumed_part_keeps_the_part_for_the_next_run(server,
     assert not (tmp_path / f"e.bin.part{REJECTED}").exists()
 
 
+@pytest.mark.fault("correct", guards="unclear")
 def test_the_progress_bar_shows_only_when_asked_and_tqdm_is_optional(server, tmp_path,
                                                                      capsys, monkeypatch):
     body = np.random.RandomState(12).bytes(50_000)
@@ -477,7 +478,7 @@ def test_the_progress_bar_shows_only_when_asked_and_tqdm_is_optional(server, tmp
     assert dest.read_bytes() == body and capsys.readouterr().err == ""
 
 
-@pytest.mark.fault("clear error", guards="trusted-corrupt")
+@pytest.mark.fault("clear error", guards="unclear")
 def test_what_a_structural_check_says_names_the_count_and_the_kind(tmp_path):
     whole = tmp_path / "a.tar.gz"
     whole.write_bytes(archive_bytes())
@@ -492,6 +493,7 @@ def test_what_a_structural_check_says_names_the_count_and_the_kind(tmp_path):
         structural_check(mat)
 
 
+@pytest.mark.fault("correct", guards="unclear")
 def test_download_help_says_what_it_does(capsys):
     with pytest.raises(SystemExit) as done:
         download_main(["--help"])
