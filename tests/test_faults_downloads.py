@@ -4,10 +4,14 @@ sha256 recorded and is re-verified on the next run; a failing file is moved asid
 
 import gzip
 import hashlib
+import inspect
 import io
+import subprocess
 import sys
 import tarfile
 import time
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -316,7 +320,7 @@ def test_a_server_slower_than_a_second_but_within_the_timeout_is_waited_for(
 
 @pytest.mark.fault("clear error", guards="silent")
 def test_the_waits_between_tries_double_from_a_fifth_of_a_second_up_to_five_seconds(
-        server, tmp_path, monkeypatch):
+        server, tmp_path, monkeypatch, capsys):
     """The back-off itself, recorded instead of slept (the next test sleeps for real)."""
     body = np.random.RandomState(9).bytes(300_000)
     server.files["/cut.bin"] = body
@@ -328,6 +332,17 @@ def test_the_waits_between_tries_double_from_a_fifth_of_a_second_up_to_five_seco
               progress=False)
     assert waits == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
     assert len(server.log) == 8
+    missing = len(body) - (tmp_path / "cut.bin.part").stat().st_size
+    assert f"IncompleteRead(0 bytes read, {missing} more expected)" in capsys.readouterr().err
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_a_budget_already_spent_asks_nothing_and_says_so(server, tmp_path):
+    server.files["/n.bin"] = b"data"
+    with pytest.raises(DownloadError, match=r"gave up after 0 tries in 0 s \(the time budget "
+                                            r"of 0 s ran out\); the partial file .* \(0 bytes\)"):
+        fetch(f"{server.url}/n.bin", tmp_path / "n.bin", budget=0.0, progress=False)
+    assert server.log == []
 
 
 @pytest.mark.fault("clear error", guards="silent")
@@ -366,6 +381,9 @@ def hdf5_file(path, version: int, at: int, size: int) -> None:
     head[at + base_at:at + base_at + 8] = at.to_bytes(8, "little")
     head[at + base_at + 8:at + base_at + 16] = b"\xff" * 8   # the next address: undefined
     head[at + base_at + 16:at + base_at + 24] = (size - at).to_bytes(8, "little")
+    # then the driver block's address (v0/1: undefined, all ones) or the root group's (v2/3)
+    after = b"\xff" * 8 if version < 2 else (48).to_bytes(8, "little")
+    head[at + base_at + 24:at + base_at + 32] = after
     path.write_bytes(bytes(head))
 
 
@@ -500,3 +518,111 @@ def test_download_help_says_what_it_does(capsys):
     assert done.value.code == 0
     assert "Resumable, verified HTTP downloads for datasets and pretrained weights." in (
         capsys.readouterr().out)
+
+
+@pytest.mark.fault("correct", guards="lost")
+def test_a_part_already_whole_is_verified_without_a_second_transfer(server, tmp_path):
+    """A run stopped after the last byte and before the rename: the server answers the
+    Range with 416, and the part is checked as it is."""
+    body = np.random.RandomState(14).bytes(20_000)
+    server.files["/w.bin"] = body
+    (tmp_path / "w.bin.part").write_bytes(body)
+    dest = fetch(f"{server.url}/w.bin", tmp_path / "w.bin", sha256=sha256(body),
+                 progress=False)
+    assert dest.read_bytes() == body and server.log == [("/w.bin", "bytes=20000-")]
+
+
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
+def test_a_zip_is_whole_when_every_member_passes_its_crc(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("labels/a.png", b"a" * 5000)
+    path = tmp_path / "labels.zip"
+    path.write_bytes(buffer.getvalue())
+    assert structural_check(path) == "zip archive reads completely (every member's CRC)"
+    damaged = bytearray(buffer.getvalue())
+    damaged[100] ^= 0xFF                                 # inside the stored member
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="member labels/a.png fails its CRC"):
+        structural_check(path)
+
+
+@pytest.mark.fault("clear error", guards="unclear")
+@pytest.mark.parametrize("name,damage", [
+    ("junk.tar", lambda whole: b"no tar archive at all" * 50),             # tarfile's error
+    ("junk.zip", lambda whole: b"no zip archive at all" * 50),             # zipfile's
+    ("cut.tar.gz", lambda whole: whole[:60_000]),                         # EOFError
+    ("bad.tar.gz", lambda whole: whole[:20_000] + bytes(len(whole) - 20_000)),  # zlib's
+    ("folder.tar", None),                                                 # an OSError
+])
+def test_each_kind_of_broken_archive_is_named_as_not_whole(tmp_path, name, damage):
+    path = tmp_path / name
+    if damage is None:
+        path.mkdir()
+    else:
+        path.write_bytes(damage(archive_bytes()))
+    with pytest.raises(ValueError, match=rf"^not a whole \{Path(name).suffix} \("):
+        structural_check(path)
+
+
+@pytest.mark.fault("correct", guards="trusted-corrupt")
+def test_what_verified_a_file_is_recorded_beside_it(server, tmp_path):
+    body = b"0123456789" * 1000
+    server.files["/c.bin"] = body
+    server.no_length.add("/c.bin")
+    fetch(f"{server.url}/c.bin", tmp_path / "named.bin", check=lambda path: "my own check",
+          progress=False)
+    assert "verified by: my own check" in sidecar(tmp_path / "named.bin").read_text()
+    fetch(f"{server.url}/c.bin", tmp_path / "plain.bin", check=lambda path: None,
+          progress=False)
+    assert "verified by: the caller's check" in sidecar(tmp_path / "plain.bin").read_text()
+    fetch(f"{server.url}/c.bin", tmp_path / "sized.bin", size=len(body), progress=False)
+    assert "verified by: published size" in sidecar(tmp_path / "sized.bin").read_text()
+
+
+@pytest.mark.fault("correct", guards="trusted-corrupt")
+def test_an_empty_record_is_not_trusted_the_file_is_checked_again(tmp_path):
+    """A run stopped while writing <file>.sha256 leaves it empty."""
+    dest = tmp_path / "nyud.tar.gz"
+    dest.write_bytes(archive_bytes())
+    sidecar(dest).write_text("")
+    fetch("http://127.0.0.1:9/nyud.tar.gz", dest, progress=False)   # no network needed
+    assert sidecar(dest).read_text().split()[0] == sha256(dest.read_bytes())
+
+
+@pytest.mark.fault("correct", guards="trusted-corrupt")
+def test_a_broken_file_placed_by_hand_is_moved_aside_and_fetched(server, tmp_path):
+    body = archive_bytes()
+    server.files["/p.tar.gz"] = body
+    dest = tmp_path / "deep" / "er" / "p.tar.gz"
+    fetch(f"{server.url}/p.tar.gz", dest, progress=False)     # its folders made
+    sidecar(dest).unlink()
+    dest.write_bytes(body[:60_000])                            # no record: placed by hand
+    fetch(f"{server.url}/p.tar.gz", dest, progress=False)
+    assert dest.read_bytes() == body
+    assert (dest.parent / f"p.tar.gz{REJECTED}").read_bytes() == body[:60_000]
+
+
+@pytest.mark.fault("clear error", guards="unclear")
+def test_the_download_command_fetches_or_says_why_in_one_line(server, tmp_path, capsys):
+    body = b"x" * 3000
+    server.files["/m.bin"] = body
+    assert download_main([f"{server.url}/m.bin", str(tmp_path / "m.bin"),
+                          "--sha256", sha256(body)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "m.bin")
+    assert download_main([f"{server.url}/gone.bin", str(tmp_path / "g.bin")]) == 1
+    assert capsys.readouterr().err.startswith(f"download: error: {server.url}/gone.bin: "
+                                              f"HTTP 404 ")
+    run = subprocess.run([sys.executable, "-m", "core.download", "--help"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and "Resumable, verified HTTP downloads" in run.stdout
+
+
+@pytest.mark.fault("correct", guards="unclear")
+def test_the_documented_defaults_are_fetchs():
+    """docs/faults.md states the bounds every download has unless told otherwise."""
+    defaults = {name: p.default for name, p in inspect.signature(fetch).parameters.items()}
+    said = "`fetch(timeout={timeout:g}, retries={retries}, budget={budget:g})`".format(
+        **defaults)
+    assert said in (Path(__file__).parents[1] / "docs" / "faults.md").read_text()
+    assert defaults["progress"] is True
