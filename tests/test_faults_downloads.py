@@ -406,6 +406,12 @@ def test_a_superblock_this_check_cannot_read_is_reported_not_refused(tmp_path):
     data[512 + 8] = 4                                  # a superblock version after 3
     path.write_bytes(bytes(data))
     assert structural_check(path) == "HDF5 signature (its end not checkable here)"
+    for offsets in (4, 16):             # addresses of 4 or 16 bytes, not the 8 read here
+        hdf5_file(path, 2, 0, 3000)
+        data = bytearray(path.read_bytes())
+        data[9] = offsets
+        path.write_bytes(bytes(data))
+        assert structural_check(path) == "HDF5 signature (its end not checkable here)"
 
 
 @pytest.mark.fault("clear error", guards="trusted-corrupt")
