@@ -458,6 +458,19 @@ def test_a_published_size_alone_still_gets_the_structural_check(server, tmp_path
     assert "verified by: tar archive lists completely" in sidecar(dest).read_text()
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
+def test_a_published_size_that_differs_is_refused_even_when_the_file_reads_whole(
+        server, tmp_path):
+    body = archive_bytes()
+    server.files["/z.tar.gz"] = body
+    part = tmp_path / "z.tar.gz.part"
+    with pytest.raises(DownloadError, match=rf"{part} from {server.url}/z.tar.gz: expected "
+                                            rf"{len(body) + 1} bytes, found {len(body)}"):
+        fetch(f"{server.url}/z.tar.gz", tmp_path / "z.tar.gz", size=len(body) + 1,
+              progress=False)
+    assert not (tmp_path / "z.tar.gz").exists()
+
+
 @pytest.mark.fault("clear error", guards="lost")
 def test_a_server_that_ignores_the_range_restarts_the_part_and_a_missing_file_is_an_error(
         server, tmp_path):
