@@ -512,7 +512,8 @@ def test_the_progress_bar_shows_only_when_asked_and_tqdm_is_optional(server, tmp
           progress=False)
     assert capsys.readouterr().err == ""
     fetch(f"{server.url}/bar.bin", tmp_path / "shown.bin", sha256=sha256(body))
-    assert "shown.bin" in capsys.readouterr().err             # tqdm's bar, named
+    shown = capsys.readouterr().err
+    assert "shown.bin" in shown and "50.0k" in shown          # tqdm's bar, named, in kB
     monkeypatch.setitem(sys.modules, "tqdm", None)            # an interpreter without tqdm
     dest = fetch(f"{server.url}/bar.bin", tmp_path / "bare.bin", sha256=sha256(body))
     assert dest.read_bytes() == body and capsys.readouterr().err == ""
