@@ -429,7 +429,7 @@ def test_a_caffemodel_is_whole_when_it_parses_and_holds_weights(tmp_path):
     net = caffe_pb2.NetParameter()
     net.layer.add(name="relu")
     path.write_bytes(net.SerializeToString())
-    with pytest.raises(ValueError, match="no layer with weights"):
+    with pytest.raises(ValueError, match="^no layer with weights$"):
         structural_check(path)
 
 
@@ -469,6 +469,10 @@ def test_a_published_size_that_differs_is_refused_even_when_the_file_reads_whole
         fetch(f"{server.url}/z.tar.gz", tmp_path / "z.tar.gz", size=len(body) + 1,
               progress=False)
     assert not (tmp_path / "z.tar.gz").exists()
+    with pytest.raises(DownloadError, match=rf"expected {len(body) - 1} bytes, found "
+                                            rf"{len(body)}"):        # and the other way
+        fetch(f"{server.url}/z.tar.gz", tmp_path / "z.tar.gz", size=len(body) - 1,
+              progress=False)
 
 
 @pytest.mark.fault("clear error", guards="lost")
