@@ -1,7 +1,8 @@
 # Mutation testing (tests/mutate.py, tests/README.md): cosmic-ray mutates the modules where a
 # silent error would change the paper's numbers and runs the tests that guard each one. Not
 # part of `make test` or CI: it takes about an hour on 2 cores. MUTATE_ARGS passes options,
-# e.g. MUTATE_ARGS="--only metrics interp --budget-min 20" or "--fresh" after code changes.
+# e.g. MUTATE_ARGS="--only metrics interp --budget-min 20", "--fresh" after code changes, or
+# "--warm" on a machine whose cores are taken (each mutant's tests in a fork of one warm process).
 .PHONY: mutate mutate-tool
 
 MUTATE_VENV := $(VENV)/mutate

@@ -4,15 +4,21 @@ sha256 recorded and is re-verified on the next run; a failing file is moved asid
 
 import gzip
 import hashlib
+import inspect
 import io
+import subprocess
+import sys
 import tarfile
 import time
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 
 from core.download import REJECTED, DownloadError, fetch, sidecar, structural_check, verify
+from core.download import main as download_main
 from testkit.http_files import serving
 from testkit.tiny_nets import write_tiny_deploy
 
@@ -249,12 +255,15 @@ def test_a_server_that_never_answers_times_out_and_says_so(server, tmp_path, cap
     server.files["/x.tar.gz"] = b"never sent"
     server.silent.add("/x.tar.gz")
     began = time.monotonic()
-    with pytest.raises(DownloadError, match="gave up after 2 tries"):
+    with pytest.raises(DownloadError, match="gave up after 2 tries") as refused:
         fetch(f"{server.url}/x.tar.gz", tmp_path / "x.tar.gz", retries=1, timeout=0.3,
               progress=False)
     assert time.monotonic() - began < 10
     err = capsys.readouterr().err
     assert "x.tar.gz: no answer or no data for 0.3 s at 0 bytes; resuming (try 2 of 2)" in err
+    # no byte came, so no part file was made: the message says 0 bytes, not a made-up size
+    assert f"the partial file {tmp_path / 'x.tar.gz.part'} (0 bytes)" in str(refused.value)
+    assert not (tmp_path / "x.tar.gz.part").exists()
 
 
 @pytest.mark.fault("clear error", guards="silent")
@@ -263,10 +272,98 @@ def test_the_whole_download_stops_at_its_time_budget(server, tmp_path):
     server.files["/slow.bin"] = body
     server.stall.add("/slow.bin")
     began = time.monotonic()
+    # without the budget, 9 tries and their waits would take 25 s and end in another message
     with pytest.raises(DownloadError, match=r"the time budget of 1 s ran out"):
         fetch(f"{server.url}/slow.bin", tmp_path / "slow.bin", sha256=sha256(body),
-              retries=100, timeout=0.4, budget=1.0, progress=False)
+              retries=8, timeout=0.4, budget=1.0, progress=False)
     assert time.monotonic() - began < 5
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_a_server_trickling_bytes_is_stopped_at_the_budget_mid_transfer(server, tmp_path):
+    """A byte every so often never trips the per-read timeout: only the budget, checked
+    between reads, stops it (the rest would take 3 s)."""
+    body = np.random.RandomState(7).bytes(60_000)
+    server.files["/trickle.bin"] = body
+    server.trickle["/trickle.bin"] = 0.05
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"gave up after 1 try in \d+ s \(the time budget "
+                                            r"of 1 s ran out\)"):
+        fetch(f"{server.url}/trickle.bin", tmp_path / "trickle.bin", sha256=sha256(body),
+              retries=0, timeout=2.0, budget=1.0, progress=False)
+    assert time.monotonic() - began < 2
+    assert 0 < (tmp_path / "trickle.bin.part").stat().st_size < len(body)
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_no_single_wait_runs_past_the_budget_even_when_its_timeout_is_longer(
+        server, tmp_path):
+    server.files["/x.bin"] = b"never sent"
+    server.silent.add("/x.bin")
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"the time budget of 1 s ran out"):
+        fetch(f"{server.url}/x.bin", tmp_path / "x.bin", retries=0, timeout=5.0, budget=1.0,
+              progress=False)
+    assert time.monotonic() - began < 3   # the 5 s timeout, cut to the budget's 1 s
+
+
+@pytest.mark.fault("correct", guards="silent")
+def test_a_server_slower_than_a_second_but_within_the_timeout_is_waited_for(
+        server, tmp_path):
+    body = np.random.RandomState(8).bytes(10_000)
+    server.files["/late.bin"] = body
+    server.delay["/late.bin"] = 1.5
+    dest = fetch(f"{server.url}/late.bin", tmp_path / "late.bin", sha256=sha256(body),
+                 retries=0, timeout=5.0, budget=10.0, progress=False)
+    assert dest.read_bytes() == body
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_the_waits_between_tries_double_from_a_fifth_of_a_second_up_to_five_seconds(
+        server, tmp_path, monkeypatch, capsys):
+    """The back-off itself, recorded instead of slept (the next test sleeps for real)."""
+    body = np.random.RandomState(9).bytes(300_000)
+    server.files["/cut.bin"] = body
+    server.always_cut.add("/cut.bin")
+    waits = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    with pytest.raises(DownloadError, match="gave up after 8 tries"):
+        fetch(f"{server.url}/cut.bin", tmp_path / "cut.bin", sha256=sha256(body), retries=7,
+              progress=False)
+    assert waits == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
+    assert len(server.log) == 8
+    missing = len(body) - (tmp_path / "cut.bin.part").stat().st_size
+    assert f"IncompleteRead(0 bytes read, {missing} more expected)" in capsys.readouterr().err
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_a_budget_already_spent_asks_nothing_and_says_so(server, tmp_path):
+    server.files["/n.bin"] = b"data"
+    with pytest.raises(DownloadError, match=r"gave up after 0 tries in 0 s \(the time budget "
+                                            r"of 0 s ran out\); the partial file .* \(0 bytes\)"):
+        fetch(f"{server.url}/n.bin", tmp_path / "n.bin", budget=0.0, progress=False)
+    assert server.log == []
+
+
+@pytest.mark.fault("clear error", guards="silent")
+def test_the_waits_between_tries_are_slept_and_the_last_one_is_cut_to_the_budget(
+        server, tmp_path):
+    """Tries at 0, 0.2, 0.6 and 1.4 s; the fourth wait (1.6 s) ends at the budget's 2.2 s
+    instead of 3.0 s. Measured on the server's clock: when each request came."""
+    body = np.random.RandomState(10).bytes(300_000)
+    server.files["/cut.bin"] = body
+    server.always_cut.add("/cut.bin")
+    began = time.monotonic()
+    with pytest.raises(DownloadError, match=r"gave up after 4 tries in (\d+) s \(the time "
+                                            r"budget of 2.2 s ran out\)") as refused:
+        fetch(f"{server.url}/cut.bin", tmp_path / "cut.bin", sha256=sha256(body), retries=9,
+              budget=2.2, progress=False)
+    ended = time.monotonic()
+    gaps = [b - a for a, b in zip(server.times, server.times[1:])]
+    assert len(gaps) == 3 and all(gap >= wait for gap, wait in zip(gaps, [0.2, 0.4, 0.8]))
+    assert ended - began < 2.2 + 0.5
+    reported = int(str(refused.value).split(" tries in ")[1].split()[0])
+    assert abs(reported - (ended - began)) < 0.6   # the seconds the message says are real
 
 
 # --- what a check lets through: each check in both directions ------------------------------
@@ -284,6 +381,9 @@ def hdf5_file(path, version: int, at: int, size: int) -> None:
     head[at + base_at:at + base_at + 8] = at.to_bytes(8, "little")
     head[at + base_at + 8:at + base_at + 16] = b"\xff" * 8   # the next address: undefined
     head[at + base_at + 16:at + base_at + 24] = (size - at).to_bytes(8, "little")
+    # then the driver block's address (v0/1: undefined, all ones) or the root group's (v2/3)
+    after = b"\xff" * 8 if version < 2 else (48).to_bytes(8, "little")
+    head[at + base_at + 24:at + base_at + 32] = after
     path.write_bytes(bytes(head))
 
 
@@ -293,7 +393,10 @@ def test_a_v73_mat_file_is_whole_to_the_byte_its_superblock_states(tmp_path, ver
     path = tmp_path / "labels.mat"
     hdf5_file(path, version, at, 3000)
     assert structural_check(path) == "HDF5 .mat file has the 3000 bytes its superblock states"
-    path.write_bytes(path.read_bytes()[:2999])
+    whole = path.read_bytes()
+    path.write_bytes(whole + bytes(100))     # longer than stated (padding) is still whole
+    assert structural_check(path) == "HDF5 .mat file has the 3000 bytes its superblock states"
+    path.write_bytes(whole[:2999])
     with pytest.raises(ValueError, match="HDF5 file of 2999 bytes, its superblock says 3000"):
         structural_check(path)
 
@@ -306,6 +409,12 @@ def test_a_superblock_this_check_cannot_read_is_reported_not_refused(tmp_path):
     data[512 + 8] = 4                                  # a superblock version after 3
     path.write_bytes(bytes(data))
     assert structural_check(path) == "HDF5 signature (its end not checkable here)"
+    for offsets in (4, 16):             # addresses of 4 or 16 bytes, not the 8 read here
+        hdf5_file(path, 2, 0, 3000)
+        data = bytearray(path.read_bytes())
+        data[9] = offsets
+        path.write_bytes(bytes(data))
+        assert structural_check(path) == "HDF5 signature (its end not checkable here)"
 
 
 @pytest.mark.fault("clear error", guards="trusted-corrupt")
@@ -320,7 +429,7 @@ def test_a_caffemodel_is_whole_when_it_parses_and_holds_weights(tmp_path):
     net = caffe_pb2.NetParameter()
     net.layer.add(name="relu")
     path.write_bytes(net.SerializeToString())
-    with pytest.raises(ValueError, match="no layer with weights"):
+    with pytest.raises(ValueError, match="^no layer with weights$"):
         structural_check(path)
 
 
@@ -349,6 +458,23 @@ def test_a_published_size_alone_still_gets_the_structural_check(server, tmp_path
     assert "verified by: tar archive lists completely" in sidecar(dest).read_text()
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
+def test_a_published_size_that_differs_is_refused_even_when_the_file_reads_whole(
+        server, tmp_path):
+    body = archive_bytes()
+    server.files["/z.tar.gz"] = body
+    part = tmp_path / "z.tar.gz.part"
+    with pytest.raises(DownloadError, match=rf"{part} from {server.url}/z.tar.gz: expected "
+                                            rf"{len(body) + 1} bytes, found {len(body)}"):
+        fetch(f"{server.url}/z.tar.gz", tmp_path / "z.tar.gz", size=len(body) + 1,
+              progress=False)
+    assert not (tmp_path / "z.tar.gz").exists()
+    with pytest.raises(DownloadError, match=rf"expected {len(body) - 1} bytes, found "
+                                            rf"{len(body)}"):        # and the other way
+        fetch(f"{server.url}/z.tar.gz", tmp_path / "z.tar.gz", size=len(body) - 1,
+              progress=False)
+
+
 @pytest.mark.fault("clear error", guards="lost")
 def test_a_server_that_ignores_the_range_restarts_the_part_and_a_missing_file_is_an_error(
         server, tmp_path):
@@ -362,3 +488,168 @@ def test_a_server_that_ignores_the_range_restarts_the_part_and_a_missing_file_is
     (tmp_path / "gone.bin.part").write_bytes(body[:5000])
     with pytest.raises(DownloadError, match="HTTP 404"):
         fetch(f"{server.url}/gone.bin", tmp_path / "gone.bin", progress=False)
+
+
+@pytest.mark.fault("clear error", guards="lost")
+@pytest.mark.parametrize("code", [404, 503])
+def test_an_http_error_on_a_resumed_part_keeps_the_part_for_the_next_run(server, tmp_path,
+                                                                         code):
+    """Only 416 (the range starts at the end) says the part may be whole; any other error,
+    above or below it, is said as it is and the part stays to be resumed."""
+    body = np.random.RandomState(11).bytes(20_000)
+    server.files["/e.bin"] = body
+    server.status["/e.bin"] = code
+    part = tmp_path / "e.bin.part"
+    part.write_bytes(body[:5000])
+    with pytest.raises(DownloadError, match=f"HTTP {code} "):
+        fetch(f"{server.url}/e.bin", tmp_path / "e.bin", sha256=sha256(body), progress=False)
+    assert part.read_bytes() == body[:5000] and server.log[-1][1] == "bytes=5000-"
+    assert not (tmp_path / f"e.bin.part{REJECTED}").exists()
+
+
+@pytest.mark.fault("correct", guards="unclear")
+def test_the_progress_bar_shows_only_when_asked_and_tqdm_is_optional(server, tmp_path,
+                                                                     capsys, monkeypatch):
+    body = np.random.RandomState(12).bytes(50_000)
+    server.files["/bar.bin"] = body
+    fetch(f"{server.url}/bar.bin", tmp_path / "quiet.bin", sha256=sha256(body),
+          progress=False)
+    assert capsys.readouterr().err == ""
+    fetch(f"{server.url}/bar.bin", tmp_path / "shown.bin", sha256=sha256(body))
+    shown = capsys.readouterr().err
+    assert "shown.bin" in shown and "50.0k" in shown          # tqdm's bar, named, in kB
+    monkeypatch.setitem(sys.modules, "tqdm", None)            # an interpreter without tqdm
+    dest = fetch(f"{server.url}/bar.bin", tmp_path / "bare.bin", sha256=sha256(body))
+    assert dest.read_bytes() == body and capsys.readouterr().err == ""
+
+
+@pytest.mark.fault("clear error", guards="unclear")
+def test_what_a_structural_check_says_names_the_count_and_the_kind(tmp_path):
+    whole = tmp_path / "a.tar.gz"
+    whole.write_bytes(archive_bytes())
+    assert structural_check(whole) == "tar archive lists completely (4 members)"
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive_bytes()[:60_000])
+    with pytest.raises(ValueError, match=r"^not a whole \.gz \("):
+        structural_check(cut)
+    mat = tmp_path / "noise.mat"
+    mat.write_bytes(np.random.RandomState(13).bytes(300))    # scipy's own error, named
+    with pytest.raises(ValueError, match=r"^not a whole \.mat file \(ValueError: "):
+        structural_check(mat)
+
+
+@pytest.mark.fault("correct", guards="unclear")
+def test_download_help_says_what_it_does(capsys):
+    with pytest.raises(SystemExit) as done:
+        download_main(["--help"])
+    assert done.value.code == 0
+    assert "Resumable, verified HTTP downloads for datasets and pretrained weights." in (
+        capsys.readouterr().out)
+
+
+@pytest.mark.fault("correct", guards="lost")
+def test_a_part_already_whole_is_verified_without_a_second_transfer(server, tmp_path):
+    """A run stopped after the last byte and before the rename: the server answers the
+    Range with 416, and the part is checked as it is."""
+    body = np.random.RandomState(14).bytes(20_000)
+    server.files["/w.bin"] = body
+    (tmp_path / "w.bin.part").write_bytes(body)
+    dest = fetch(f"{server.url}/w.bin", tmp_path / "w.bin", sha256=sha256(body),
+                 progress=False)
+    assert dest.read_bytes() == body and server.log == [("/w.bin", "bytes=20000-")]
+
+
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
+def test_a_zip_is_whole_when_every_member_passes_its_crc(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("labels/a.png", b"a" * 5000)
+    path = tmp_path / "labels.zip"
+    path.write_bytes(buffer.getvalue())
+    assert structural_check(path) == "zip archive reads completely (every member's CRC)"
+    damaged = bytearray(buffer.getvalue())
+    damaged[100] ^= 0xFF                                 # inside the stored member
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="member labels/a.png fails its CRC"):
+        structural_check(path)
+
+
+@pytest.mark.fault("clear error", guards="unclear")
+@pytest.mark.parametrize("name,damage", [
+    ("junk.tar", lambda whole: b"no tar archive at all" * 50),             # tarfile's error
+    ("junk.zip", lambda whole: b"no zip archive at all" * 50),             # zipfile's
+    ("cut.tar.gz", lambda whole: whole[:60_000]),                         # EOFError
+    ("bad.tar.gz", lambda whole: whole[:20_000] + bytes(len(whole) - 20_000)),  # zlib's
+    ("folder.tar", None),                                                 # an OSError
+])
+def test_each_kind_of_broken_archive_is_named_as_not_whole(tmp_path, name, damage):
+    path = tmp_path / name
+    if damage is None:
+        path.mkdir()
+    else:
+        path.write_bytes(damage(archive_bytes()))
+    with pytest.raises(ValueError, match=rf"^not a whole \{Path(name).suffix} \("):
+        structural_check(path)
+
+
+@pytest.mark.fault("correct", guards="trusted-corrupt")
+def test_what_verified_a_file_is_recorded_beside_it(server, tmp_path):
+    body = b"0123456789" * 1000
+    server.files["/c.bin"] = body
+    server.no_length.add("/c.bin")
+    fetch(f"{server.url}/c.bin", tmp_path / "named.bin", check=lambda path: "my own check",
+          progress=False)
+    assert "verified by: my own check" in sidecar(tmp_path / "named.bin").read_text()
+    fetch(f"{server.url}/c.bin", tmp_path / "plain.bin", check=lambda path: None,
+          progress=False)
+    assert "verified by: the caller's check" in sidecar(tmp_path / "plain.bin").read_text()
+    fetch(f"{server.url}/c.bin", tmp_path / "sized.bin", size=len(body), progress=False)
+    assert "verified by: published size" in sidecar(tmp_path / "sized.bin").read_text()
+
+
+@pytest.mark.fault("correct", guards="trusted-corrupt")
+def test_an_empty_record_is_not_trusted_the_file_is_checked_again(tmp_path):
+    """A run stopped while writing <file>.sha256 leaves it empty."""
+    dest = tmp_path / "nyud.tar.gz"
+    dest.write_bytes(archive_bytes())
+    sidecar(dest).write_text("")
+    fetch("http://127.0.0.1:9/nyud.tar.gz", dest, progress=False)   # no network needed
+    assert sidecar(dest).read_text().split()[0] == sha256(dest.read_bytes())
+
+
+@pytest.mark.fault("correct", guards="trusted-corrupt")
+def test_a_broken_file_placed_by_hand_is_moved_aside_and_fetched(server, tmp_path):
+    body = archive_bytes()
+    server.files["/p.tar.gz"] = body
+    dest = tmp_path / "deep" / "er" / "p.tar.gz"
+    fetch(f"{server.url}/p.tar.gz", dest, progress=False)     # its folders made
+    sidecar(dest).unlink()
+    dest.write_bytes(body[:60_000])                            # no record: placed by hand
+    fetch(f"{server.url}/p.tar.gz", dest, progress=False)
+    assert dest.read_bytes() == body
+    assert (dest.parent / f"p.tar.gz{REJECTED}").read_bytes() == body[:60_000]
+
+
+@pytest.mark.fault("clear error", guards="unclear")
+def test_the_download_command_fetches_or_says_why_in_one_line(server, tmp_path, capsys):
+    body = b"x" * 3000
+    server.files["/m.bin"] = body
+    assert download_main([f"{server.url}/m.bin", str(tmp_path / "m.bin"),
+                          "--sha256", sha256(body)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "m.bin")
+    assert download_main([f"{server.url}/gone.bin", str(tmp_path / "g.bin")]) == 1
+    assert capsys.readouterr().err.startswith(f"download: error: {server.url}/gone.bin: "
+                                              f"HTTP 404 ")
+    run = subprocess.run([sys.executable, "-m", "core.download", "--help"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and "Resumable, verified HTTP downloads" in run.stdout
+
+
+@pytest.mark.fault("correct", guards="unclear")
+def test_the_documented_defaults_are_fetchs():
+    """docs/faults.md states the bounds every download has unless told otherwise."""
+    defaults = {name: p.default for name, p in inspect.signature(fetch).parameters.items()}
+    said = "`fetch(timeout={timeout:g}, retries={retries}, budget={budget:g})`".format(
+        **defaults)
+    assert said in (Path(__file__).parents[1] / "docs" / "faults.md").read_text()
+    assert defaults["progress"] is True
