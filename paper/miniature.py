@@ -37,6 +37,11 @@ UNTRAINED = "-untrained"   # a base named <backbone>-fcn-untrained: the classifi
                            # its pre-training (the from-scratch control), converted alike
 
 
+def backbone_of(base: str) -> str:
+    """The classifier a base is made from: vgg16-fcn and vgg16-fcn-untrained → vgg16."""
+    return base.removesuffix(UNTRAINED).removesuffix("-fcn")
+
+
 def mini_bases(settings: Settings, mini: Miniature, bases: set[str]) -> None:
     """Each FCN base the chains start from (vgg16-fcn, alexnet-fcn, googlenet-fcn,
     vgg16-fcn-untrained) made as the demo makes its own: a width-reduced classifier of the
@@ -50,7 +55,7 @@ def mini_bases(settings: Settings, mini: Miniature, bases: set[str]) -> None:
         out = base_weights_path(base, settings.base_dir)
         if out.is_file():
             continue
-        backbone = base.removesuffix(UNTRAINED).removesuffix("-fcn")
+        backbone = backbone_of(base)
         folder = settings.runs / "pretrain" / backbone
         done = folder / "done.json"
         if not done.is_file():

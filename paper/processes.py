@@ -84,30 +84,23 @@ class Job:
             f"bases {', '.join(self.names)}")
 
 
-def run_side_by_side(jobs: list[Job], payload: dict, workers: int, logs: Path,
-                     made: set[str] | None = None) -> list[str]:
+def run_side_by_side(jobs: list[Job], payload: dict, workers: int, logs: Path) -> list[str]:
     """Run the jobs, `workers` at a time, each as soon as the bases it needs are made,
     each worker's output in logs/<job>.log; returns the failed chains (a chain fault stops
     only its own job). Any other worker failure is raised once the running jobs are done."""
-    threads = max(1, usable_cpus() // workers)
-    env = quiet_caffe_log({**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'layers'}"})
-    env.setdefault("OPENBLAS_NUM_THREADS", str(threads))
-    env.setdefault("CAFFE_NUM_THREADS", env["OPENBLAS_NUM_THREADS"])
-    made = set(made or ())
-    logs.mkdir(parents=True, exist_ok=True)
-    waiting, running, failed, broken = list(jobs), [], [], []
+    pool = Workers(jobs, payload, workers, logs)
     with stop_signals() as received:
         try:
-            _run(waiting, running, failed, broken, made, workers, env, logs, payload)
+            pool.run()
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (make's, or the kernel's: make died)
             signum = received[0] if received else signal.SIGINT
-            _stop(running, signum)
-            raise KeyboardInterrupt(f"{signal.Signals(signum).name}; {len(running)} "
+            pool.stop(signum)
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name}; {len(pool.running)} "
                                     f"worker(s) stopped", signum) from None
-    if broken:
-        raise RuntimeError("paper: worker(s) failed: " + "; ".join(broken)
+    if pool.broken:
+        raise RuntimeError("paper: worker(s) failed: " + "; ".join(pool.broken)
                            + "; run the same command again to resume")
-    return failed
+    return pool.failed
 
 
 @contextlib.contextmanager
@@ -129,66 +122,95 @@ def stop_signals() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
-def _run(waiting: list[Job], running: list[Job], failed: list[str], broken: list[str],
-         made: set[str], workers: int, env: dict, logs: Path, payload: dict) -> None:
-    """The driver's loop: start what is ready, collect what ended (into the lists given)."""
-    while waiting or running:
-        while len(running) < workers and not broken:
-            ready = next((j for j in waiting if j.needs <= made), None)
-            if ready is None:
+class Workers:
+    """The driver's side: jobs waiting, running and ended, and the bases made so far."""
+
+    def __init__(self, jobs: list[Job], payload: dict, workers: int, logs: Path):
+        self.waiting, self.running = list(jobs), []
+        self.failed: list[str] = []     # chain faults: the others go on
+        self.broken: list[str] = []     # anything else: nothing new starts
+        self.made: set[str] = set()
+        self.payload, self.workers, self.logs = payload, workers, logs
+        env = quiet_caffe_log({**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'layers'}"})
+        env.setdefault("OPENBLAS_NUM_THREADS", str(max(1, usable_cpus() // workers)))
+        env.setdefault("CAFFE_NUM_THREADS", env["OPENBLAS_NUM_THREADS"])
+        self.env = env
+
+    def run(self) -> None:
+        """Start what is ready, collect what ended, until nothing runs or waits."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        while self.waiting or self.running:
+            while len(self.running) < self.workers and not self.broken:
+                ready = next((j for j in self.waiting if j.needs <= self.made), None)
+                if ready is None:
+                    break
+                self.start(ready)
+            if not self.running:
+                if self.waiting and not self.broken:
+                    lacking = set().union(*(j.needs - self.made for j in self.waiting))
+                    raise RuntimeError(f"chains wait for bases no job makes: {sorted(lacking)}")
                 break
-            waiting.remove(ready)
-            ready.log = logs / f"{ready.kind}-{'+'.join(ready.names)}.log"
-            with open(ready.log, "w") as log:
-                ready.process = subprocess.Popen(
-                    [sys.executable, "-m", "paper.processes", ready.kind,
-                     json.dumps({"names": ready.names, **payload})],
-                    env=env, cwd=REPO, start_new_session=True, stdout=log,
-                    stderr=subprocess.STDOUT)
-            ready.began = time.time()
-            running.append(ready)
-            say(f"started {ready.label} ({len(running)} of {workers} workers, "
-                f"{env['OPENBLAS_NUM_THREADS']} BLAS thread(s) each)")
-        if not running:
-            if waiting and not broken:
-                lacking = sorted(set().union(*(j.needs - made for j in waiting)))
-                raise RuntimeError(f"chains wait for bases no job makes: {lacking}")
-            break
-        time.sleep(POLL_S)
-        for job in [j for j in running if j.process.poll() is not None]:
-            running.remove(job)
-            errors = [line.split("error: ", 1)[1] for line in
-                      job.log.read_text(errors="replace").splitlines() if "error: " in line]
-            code = job.process.returncode
-            if code == 0:
-                made |= set(job.names) if job.kind == "bases" else set()
-                say(f"done {job.label} in {time.time() - job.began:.0f} s")
-            elif code == CHAIN_FAULT:
-                failed.append(f"{job.label}: {errors[-1] if errors else 'failed'}")
-                say(f"chain {job.label} failed; going on with the others")
-            else:
-                broken.append(f"{job.label} (exit {code}): "
-                              f"{errors[-1] if errors else 'no message'} (log: "
-                              f"{job.log})")
+            time.sleep(POLL_S)
+            for job in [j for j in self.running if j.process.poll() is not None]:
+                self.collect(job)
+
+    def start(self, job: Job) -> None:
+        self.waiting.remove(job)
+        job.log = self.logs / f"{job.kind}-{'+'.join(job.names)}.log"
+        with open(job.log, "w") as log:
+            job.process = subprocess.Popen(
+                [sys.executable, "-m", "paper.processes", job.kind,
+                 json.dumps({"names": job.names, **self.payload})],
+                env=self.env, cwd=REPO, start_new_session=True, stdout=log,
+                stderr=subprocess.STDOUT)
+        job.began = time.time()
+        self.running.append(job)
+        say(f"started {job.label} ({len(self.running)} of {self.workers} workers, "
+            f"{self.env['OPENBLAS_NUM_THREADS']} BLAS thread(s) each)")
+
+    def collect(self, job: Job) -> None:
+        """An ended job: its bases made, its chain failed, or the run broken (its last
+        error line, read off its log)."""
+        self.running.remove(job)
+        errors = [line.split("error: ", 1)[1] for line in
+                  job.log.read_text(errors="replace").splitlines() if "error: " in line]
+        code = job.process.returncode
+        if code == 0:
+            if job.kind == "bases":
+                self.made |= set(job.names)
+            say(f"done {job.label} in {time.time() - job.began:.0f} s")
+        elif code == CHAIN_FAULT:
+            self.failed.append(f"{job.label}: {errors[-1] if errors else 'failed'}")
+            say(f"chain {job.label} failed; going on with the others")
+        else:
+            self.broken.append(f"{job.label} (exit {code}): "
+                               f"{errors[-1] if errors else 'no message'} (log: {job.log})")
+
+    def stop(self, signum: int) -> None:
+        """Stop the running workers through their own training loops (one signal each)
+        and wait until they have, bounded by STOP_WAIT_S; a second interrupt, or the
+        bound, kills them."""
+        say(f"stopping {len(self.running)} worker(s) after their current iteration (again "
+            f"to kill them at once)")
+        for job in self.running:
+            job.process.send_signal(signum)
+        deadline = time.monotonic() + STOP_WAIT_S
+        try:
+            for job in self.running:
+                job.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            pass
+        for job in self.running:
+            if job.process.poll() is None:
+                job.process.kill()
+                job.process.wait()
 
 
-def _stop(running: list[Job], signum: int) -> None:
-    """Stop the workers through their own training loops (one signal each) and wait until
-    they have, bounded by STOP_WAIT_S; a second interrupt, or the bound, kills them."""
-    say(f"stopping {len(running)} worker(s) after their current iteration (again to kill "
-        f"them at once)")
-    for job in running:
-        job.process.send_signal(signum)
-    deadline = time.monotonic() + STOP_WAIT_S
-    try:
-        for job in running:
-            job.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except (KeyboardInterrupt, subprocess.TimeoutExpired):
-        pass
-    for job in running:
-        if job.process.poll() is None:
-            job.process.kill()
-            job.process.wait()
+def payload_of(settings: Settings, equal_images: set[str], tables: list[str],
+               mini_name: str) -> dict:
+    """What every worker is told besides its job's names."""
+    return {"settings": settings_payload(settings), "equal_images":
+            sorted(equal_images), "tables": tables, "mini": mini_name}
 
 
 # --- the worker side ---------------------------------------------------------------------------
@@ -224,12 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         return stopped("paper-worker", e)
     return 0
-
-
-def payload_of(settings: Settings, equal_images: set[str], tables: list[str],
-               mini_name: str) -> dict:
-    return {"settings": settings_payload(settings), "equal_images":
-            sorted(equal_images), "tables": tables, "mini": mini_name}
 
 
 if __name__ == "__main__":

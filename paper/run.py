@@ -30,7 +30,7 @@ from core.errors import ReportedError, cli_main
 from core.weights import base_weights_path, run_weights_path
 from evaluation.labels import split_labels
 from paper.chains import score_row, work
-from paper.miniature import UNTRAINED, mini_bases, mini_data
+from paper.miniature import backbone_of, mini_bases, mini_data
 from paper.plan import (
     MINI,
     SHORT,
@@ -138,12 +138,17 @@ class ChainsFailed(ReportedError, RuntimeError):
     """Some chains diverged or met bad data; the report was written without them."""
 
 
+def needed_bases(targets: list[str], plan: Plan) -> set[str]:
+    """The FCN bases (not earlier stages) the targets' chains start from."""
+    stages = {s for t in targets for s in chain(t)}
+    return {registered()[s].base for s in stages} - set(registered()) - {"streams"}
+
+
 def base_waves(plan: Plan) -> list[set[str]]:
     """The miniature's bases in the order they are made: VGG16's first (most tables start
     from it), then each other backbone's, so the VGG16 tables' chains train before the
     other classifiers' pre-training (a partial run has the most claims to show)."""
-    stages = {s for t in plan.targets for s in chain(t)}
-    bases = {registered()[s].base for s in stages} - set(registered()) - {"streams"}
+    bases = needed_bases(plan.targets, plan)
     first = {b for b in bases if b.startswith("vgg16")}
     return [first] + [{b} for b in sorted(bases - first)]
 
@@ -189,12 +194,6 @@ def run_serially(work_items: list[list[str]], settings: Settings, plan: Plan,
     return failed
 
 
-def needed_bases(targets: list[str], plan: Plan) -> set[str]:
-    """The FCN bases (not earlier stages) the targets' chains start from."""
-    stages = {s for t in targets for s in chain(t)}
-    return {registered()[s].base for s in stages} - set(registered()) - {"streams"}
-
-
 def run_in_processes(plan: Plan, mini: Miniature | None, jobs: int) -> list[str]:
     """Every base, then every chain, `jobs` worker processes at a time (paper.processes):
     a chain starts once the bases it needs are made, the longest-reaching first."""
@@ -202,11 +201,11 @@ def run_in_processes(plan: Plan, mini: Miniature | None, jobs: int) -> list[str]
     plan = make_plan(plan.tables, settings)  # the miniature's data is there now
     to_make = set()
     if mini is not None:
-        to_make = {b for b in set().union(*base_waves(plan))
+        to_make = {b for b in needed_bases(plan.targets, plan)
                    if not base_weights_path(b, settings.base_dir).is_file()}
     backbones: dict[str, list[str]] = {}
     for base in sorted(to_make):
-        backbones.setdefault(base.removesuffix(UNTRAINED).removesuffix("-fcn"), []).append(base)
+        backbones.setdefault(backbone_of(base), []).append(base)
     work_jobs = [Job("bases", names) for _, names in
                  sorted(backbones.items(), key=lambda kv: (kv[0] != "vgg16", kv[0]))]
     startable = [t for t in plan.targets if t not in plan.data
