@@ -376,15 +376,23 @@ VGG16_SECONDS_PER_IMAGE = N.STAGED_FCN8S_GPU_HOURS * 3600 / 300_000
 DATA_GB = {"voc": 1.7 + 1.4, "pascalcontext": 1.3 + 0.03, "nyud": None, "siftflow": None}
 
 
-def gpu_hours(name: str, iterations: int) -> float:
-    """One stage's estimate: images × the paper's seconds per VGG16 image, scaled by the
-    backbone's forward time (Table 1), streams and picture size. An estimate, not a
+def picture_passes(name: str, iterations: int, settings: Settings) -> int:
+    """Pictures through a net in one stage: iterations × this run's batch (iter_size),
+    × 2 for late fusion (each stream's net sees each picture)."""
+    exp = registered()[name]
+    batch = settings.overrides(name).get("iter_size", exp.solver.iter_size)
+    streams = len(exp.modalities) if exp.fusion == "late" else 1
+    return iterations * batch * streams
+
+
+def gpu_hours(name: str, iterations: int, settings: Settings) -> float:
+    """One stage's estimate: picture passes × the paper's seconds per VGG16 image, scaled
+    by the backbone's forward time (Table 1) and picture size. An estimate, not a
     measurement: the paper gives only these totals."""
     exp = registered()[name]
-    images = iterations * exp.solver.iter_size
     scale = N.FORWARD_MS[exp.backbone] / N.FORWARD_MS["vgg16"]
-    streams = len(exp.modalities) if exp.fusion == "late" else 1
-    return images * VGG16_SECONDS_PER_IMAGE * scale * streams * relative_pixels(exp.dataset) / 3600
+    return (picture_passes(name, iterations, settings) * VGG16_SECONDS_PER_IMAGE * scale
+            * relative_pixels(exp.dataset) / 3600)
 
 
 def parameter_count(name: str, width: float = 1.0, learned_only: bool = True) -> int:
@@ -492,15 +500,18 @@ def make_plan(tables: list[str], settings: Settings) -> Plan:
             if name in stages:
                 continue
             exp = registered()[name]
-            iterations = stage_iterations(name, settings, target in equal)
             base = exp.base
+            # a stage that starts from a classifier (no earlier stage) gets first_iters
+            iterations = stage_iterations(name, settings, target in equal,
+                                          first=base not in registered()
+                                          and base != "streams")
             starts = (f"runs/{base}/{FINAL_WEIGHTS}" if base in registered()
                       else "streams: " + " + ".join(exp.streams) if base == "streams"
                       else "random init (quick run)" if settings.weights == "none"
                       else str(settings.weights or base_weights_path(base, settings.base_dir)))
             stages[name] = Stage(name, iterations, exp.dataset, exp.splits, starts,
                                  stage_state(settings.runs / name),
-                                 gpu_hours(name, iterations),
+                                 gpu_hours(name, iterations, settings),
                                  snapshot_gb(name, settings, iterations))
     return Plan(settings, tables, groups, missing, targets, equal, stages, data, weights)
 

@@ -44,6 +44,7 @@ from paper.plan import (
     make_plan,
     mini_settings,
     parse_tables,
+    picture_passes,
     registered,
     render,
     say,
@@ -166,6 +167,20 @@ def by_reach(work_items: list[list[str]], plan: Plan) -> list[list[str]]:
     return sorted(work_items, key=reach)
 
 
+def longest_first(work_items: list[list[str]], plan: Plan) -> list[list[str]]:
+    """The components by their picture passes (paper.plan.picture_passes), most first,
+    ties in their order: with JOBS workers a long chain started last runs alone at the end
+    (PASCAL-Context's three stages did, ~4 minutes of one idle CPU, in the run of
+    2026-12-07). Passes, not the plan's GPU hours: the miniature's pictures are all one
+    size, and at its width the backbones' costs are not the paper's Table 1 ratios."""
+    def passes(targets: list[str]) -> int:
+        stages = {s for t in targets for s in chain(t)}
+        return sum(picture_passes(s, plan.stages[s].iterations, plan.settings)
+                   for s in stages if s in plan.stages)
+
+    return sorted(work_items, key=lambda targets: -passes(targets))
+
+
 def finishes_a_group(targets: list[str], plan: Plan) -> bool:
     """Whether one of the groups these targets serve has every run startable now (its
     data and starting weights there): Table 1's VGG16 net waits for AlexNet's and
@@ -196,7 +211,7 @@ def run_serially(work_items: list[list[str]], settings: Settings, plan: Plan,
 
 def run_in_processes(plan: Plan, mini: Miniature | None, jobs: int) -> list[str]:
     """Every base, then every chain, `jobs` worker processes at a time (paper.processes):
-    a chain starts once the bases it needs are made, the longest-reaching first."""
+    a chain starts once the bases it needs are made, the longest first."""
     settings = plan.settings
     plan = make_plan(plan.tables, settings)  # the miniature's data is there now
     to_make = set()
@@ -210,7 +225,7 @@ def run_in_processes(plan: Plan, mini: Miniature | None, jobs: int) -> list[str]
                  sorted(backbones.items(), key=lambda kv: (kv[0] != "vgg16", kv[0]))]
     startable = [t for t in plan.targets if t not in plan.data
                  and (t not in plan.weights or needed_bases([t], plan) & to_make)]
-    chains = by_reach(components(startable), plan)
+    chains = longest_first(by_reach(components(startable), plan), plan)
     work_jobs += [Job("chain", c, needs=needed_bases(c, plan) & to_make) for c in chains]
     say(f"{len(chains)} independent chains, {len(backbones)} backbone(s) to pre-train, "
         f"{jobs} at a time (logs: {settings.report_dir / 'logs'})")

@@ -83,12 +83,48 @@ def test_chains_that_share_a_stage_go_to_one_worker():
                       ["nyud-fcn32s-color", "nyud-fcn32s-color-hha"]]
 
 
-def test_gpu_hours_come_from_the_papers_36_hours_for_staged_fcn8s():
-    staged = sum(gpu_hours(name, 100_000) for name in ("voc-fcn32s", "voc-fcn16s",
-                                                       "voc-fcn8s"))
+def test_gpu_hours_come_from_the_papers_36_hours_for_staged_fcn8s(tmp_path):
+    full = Settings(data=tmp_path, runs=tmp_path)
+    staged = sum(gpu_hours(name, 100_000, full) for name in ("voc-fcn32s", "voc-fcn16s",
+                                                             "voc-fcn8s"))
     assert staged == pytest.approx(N.STAGED_FCN8S_GPU_HOURS)
     # AlexNet at Table 1's 16 ms vs VGG16's 100 ms, 20-image batches
-    assert gpu_hours("voc-fcn-alexnet", 1000) == pytest.approx(1000 * 20 * 0.432 * 0.16 / 3600)
+    assert gpu_hours("voc-fcn-alexnet", 1000, full) == pytest.approx(
+        1000 * 20 * 0.432 * 0.16 / 3600)
+    # the miniature's single-image FCN-AlexNet: its own batch of 1, not the solver's 20
+    assert gpu_hours("voc-fcn-alexnet", 1000, mini_settings(tmp_path)) == pytest.approx(
+        1000 * 0.432 * 0.16 / 3600)
+
+
+def test_the_miniatures_plan_gives_a_chains_first_stage_its_first_iters(tmp_path):
+    """A stage from a classifier trains MINI.first_iters, later stages MINI.iters; a
+    fusion stage, from two streams, is a later stage."""
+    from paper.plan import MINI
+
+    stages = make_plan(parse_tables(None), mini_settings(tmp_path)).stages
+    assert MINI.first_iters != MINI.iters
+    assert stages["voc-fcn32s"].iterations == MINI.first_iters
+    assert stages["nyud-fcn32s-hha"].iterations == MINI.first_iters
+    assert stages["voc-fcn16s"].iterations == MINI.iters
+    assert stages["nyud-fcn32s-color-hha"].iterations == MINI.iters
+
+
+def test_jobs_start_the_chains_with_the_most_picture_passes_first(tmp_path):
+    """JOBS=N: the NYUD chain (two streams, then their fusion's two nets) before VOC's
+    four stages, the three-stage chains before every one-stage chain; Table 2's
+    accumulated run counts its 20 images a step."""
+    import paper.run as paper_run
+    from paper.plan import MINI, chain, components, picture_passes
+
+    plan = make_plan(parse_tables(None), mini_settings(tmp_path))
+    ordered = paper_run.longest_first(paper_run.by_reach(components(plan.targets), plan), plan)
+    assert "nyud-fcn32s-color-hha" in ordered[0]
+    assert "voc-fcn8s" in ordered[1]
+    stage_counts = [len({s for t in c for s in chain(t)}) for c in ordered]
+    assert stage_counts[:6] == [3, 4, 3, 3, 3, 3] and set(stage_counts[6:]) == {1}
+    accumulated = plan.stages["table2-accumulated"]
+    assert picture_passes("table2-accumulated", accumulated.iterations,
+                          plan.settings) == MINI.first_iters
 
 
 def test_table_1_architecture_columns_are_read_off_the_generated_nets():
