@@ -9,6 +9,11 @@ exactly the serial run's unit (paper.chains.work) or one backbone's pre-training
 surgery (paper.miniature.mini_bases); the pinned numerics give the same bits at any thread
 count, so the report is the serial run's, byte for byte.
 
+A worker is one process per CPU share, kept for the whole run: the driver sends it one job
+at a time on its stdin and reads a line back when the job ends, so Python, numpy and Caffe
+load once per worker, not once per chain (~1 s of CPU each, which made the tests' shortened
+miniature run over a minute). A job's output goes to its own log file.
+
 Each worker runs in its own session (a terminal's Ctrl-C reaches only this driver) and
 is stopped through its own training loop: the driver passes on the one signal it got
 (SIGINT or SIGTERM), waits for every worker to finish its iteration and snapshot, and
@@ -23,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -70,11 +76,10 @@ class ChainFault(ReportedError, RuntimeError):
 
 @dataclass
 class Job:
-    """One worker's task: a chain ('chain', its targets) or a backbone's bases ('bases')."""
+    """One task: a chain ('chain', its targets) or a backbone's bases ('bases')."""
     kind: str
     names: list[str]
     needs: set[str] = field(default_factory=set)   # bases that must exist first
-    process: subprocess.Popen | None = None
     log: Path | None = None
     began: float = 0.0
 
@@ -82,6 +87,13 @@ class Job:
     def label(self) -> str:
         return " + ".join(self.names) if self.kind == "chain" else (
             f"bases {', '.join(self.names)}")
+
+
+@dataclass
+class Worker:
+    """One worker process and the job it is doing (None: idle)."""
+    process: subprocess.Popen
+    job: Job | None = None
 
 
 def run_side_by_side(jobs: list[Job], payload: dict, workers: int, logs: Path) -> list[str]:
@@ -123,10 +135,11 @@ def stop_signals() -> Iterator[list[int]]:
 
 
 class Workers:
-    """The driver's side: jobs waiting, running and ended, and the bases made so far."""
+    """The driver's side: the worker processes, the jobs waiting and the bases made."""
 
     def __init__(self, jobs: list[Job], payload: dict, workers: int, logs: Path):
-        self.waiting, self.running = list(jobs), []
+        self.waiting: list[Job] = list(jobs)
+        self.pool: list[Worker] = []
         self.failed: list[str] = []     # chain faults: the others go on
         self.broken: list[str] = []     # anything else: nothing new starts
         self.made: set[str] = set()
@@ -135,46 +148,77 @@ class Workers:
         env.setdefault("OPENBLAS_NUM_THREADS", str(max(1, usable_cpus() // workers)))
         env.setdefault("CAFFE_NUM_THREADS", env["OPENBLAS_NUM_THREADS"])
         self.env = env
+        self.selector = selectors.DefaultSelector()
+
+    @property
+    def running(self) -> list[Job]:
+        return [w.job for w in self.pool if w.job is not None]
 
     def run(self) -> None:
-        """Start what is ready, collect what ended, until nothing runs or waits."""
+        """Give each idle worker a job that is ready, collect what ended, until nothing runs
+        or waits; then let the workers go."""
         self.logs.mkdir(parents=True, exist_ok=True)
         while self.waiting or self.running:
-            while len(self.running) < self.workers and not self.broken:
+            while not self.broken and (worker := self.idle_worker()) is not None:
                 ready = next((j for j in self.waiting if j.needs <= self.made), None)
                 if ready is None:
                     break
-                self.start(ready)
+                self.start(worker, ready)
             if not self.running:
                 if self.waiting and not self.broken:
+                    self.release()
                     lacking = set().union(*(j.needs - self.made for j in self.waiting))
                     raise RuntimeError(f"chains wait for bases no job makes: {sorted(lacking)}")
                 break
-            time.sleep(POLL_S)
-            for job in [j for j in self.running if j.process.poll() is not None]:
-                self.collect(job)
+            self.collect_ended()
+        self.release()
 
-    def start(self, job: Job) -> None:
+    def idle_worker(self) -> Worker | None:
+        """An idle worker, started here when fewer than `workers` exist."""
+        idle = next((w for w in self.pool if w.job is None), None)
+        if idle is None and len(self.pool) < self.workers:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "paper.processes", "serve", json.dumps(self.payload)],
+                env=self.env, cwd=REPO, start_new_session=True, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, bufsize=1)   # stderr: the driver's, until
+            # the first job's log takes it (a worker that cannot start says why there)
+            idle = Worker(process)
+            self.pool.append(idle)
+            self.selector.register(process.stdout, selectors.EVENT_READ, idle)
+        return idle
+
+    def start(self, worker: Worker, job: Job) -> None:
         self.waiting.remove(job)
         job.log = self.logs / f"{job.kind}-{'+'.join(job.names)}.log"
-        with open(job.log, "w") as log:
-            job.process = subprocess.Popen(
-                [sys.executable, "-m", "paper.processes", job.kind,
-                 json.dumps({"names": job.names, **self.payload})],
-                env=self.env, cwd=REPO, start_new_session=True, stdout=log,
-                stderr=subprocess.STDOUT)
         job.began = time.time()
-        self.running.append(job)
+        worker.job = job
+        worker.process.stdin.write(json.dumps({"kind": job.kind, "names": job.names,
+                                               "log": str(job.log)}) + "\n")
+        worker.process.stdin.flush()
         say(f"started {job.label} ({len(self.running)} of {self.workers} workers, "
             f"{self.env['OPENBLAS_NUM_THREADS']} BLAS thread(s) each)")
 
-    def collect(self, job: Job) -> None:
+    def collect_ended(self) -> None:
+        """Wait up to POLL_S for a worker to report its job's exit code (or to end: a
+        worker killed, or one that stopped), and record what ended."""
+        for key, _ in self.selector.select(timeout=POLL_S):
+            worker: Worker = key.data
+            line = worker.process.stdout.readline()
+            if line:
+                self.collect(worker, json.loads(line)["code"])
+            else:  # the worker ended: its job (if any) ends with the worker's exit code
+                self.selector.unregister(worker.process.stdout)
+                self.pool.remove(worker)
+                code = worker.process.wait()
+                if worker.job is not None:
+                    self.collect(worker, code)
+
+    def collect(self, worker: Worker, code: int) -> None:
         """An ended job: its bases made, its chain failed, or the run broken (its last
         error line, read off its log)."""
-        self.running.remove(job)
+        job, worker.job = worker.job, None
         errors = [line.split("error: ", 1)[1] for line in
                   job.log.read_text(errors="replace").splitlines() if "error: " in line]
-        code = job.process.returncode
         if code == 0:
             if job.kind == "bases":
                 self.made |= set(job.names)
@@ -186,24 +230,33 @@ class Workers:
             self.broken.append(f"{job.label} (exit {code}): "
                                f"{errors[-1] if errors else 'no message'} (log: {job.log})")
 
+    def release(self) -> None:
+        """No more jobs: each worker's stdin closed, and each waited for."""
+        for worker in self.pool:
+            with contextlib.suppress(OSError):
+                worker.process.stdin.close()
+        for worker in self.pool:
+            worker.process.wait()
+        self.selector.close()
+
     def stop(self, signum: int) -> None:
-        """Stop the running workers through their own training loops (one signal each)
-        and wait until they have, bounded by STOP_WAIT_S; a second interrupt, or the
-        bound, kills them."""
+        """Stop the workers, busy ones through their own training loops (one signal
+        each), and wait until they have, bounded by STOP_WAIT_S; a second interrupt, or
+        the bound, kills them."""
         say(f"stopping {len(self.running)} worker(s) after their current iteration (again "
             f"to kill them at once)")
-        for job in self.running:
-            job.process.send_signal(signum)
+        for worker in self.pool:
+            worker.process.send_signal(signum)
         deadline = time.monotonic() + STOP_WAIT_S
         try:
-            for job in self.running:
-                job.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            for worker in self.pool:
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except (KeyboardInterrupt, subprocess.TimeoutExpired):
             pass
-        for job in self.running:
-            if job.process.poll() is None:
-                job.process.kill()
-                job.process.wait()
+        for worker in self.pool:
+            if worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait()
 
 
 def payload_of(settings: Settings, equal_images: set[str], tables: list[str],
@@ -214,38 +267,80 @@ def payload_of(settings: Settings, equal_images: set[str], tables: list[str],
 
 
 # --- the worker side ---------------------------------------------------------------------------
-@cli_main("paper-worker", also=(ValueError, OSError, RuntimeError))
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="One worker of `make paper JOBS=N` (started by paper.run, not by hand): "
-                    "train and score one chain, or pre-train one backbone's bases.")
-    parser.add_argument("kind", choices=("chain", "bases"))
-    parser.add_argument("payload", help="JSON: names, settings, equal_images, tables, mini")
-    args = parser.parse_args(argv)
-    payload = json.loads(args.payload)
+def do_job(kind: str, names: list[str], payload: dict) -> None:
+    """One job, as the serial run does it: pre-train one backbone's bases, or train and
+    score one chain."""
     settings = settings_from(payload["settings"])
+    if kind == "bases":
+        from paper.miniature import mini_bases
+        from paper.plan import MINI, SHORT
+
+        mini_bases(settings, SHORT if payload["mini"] == "short" else MINI, set(names))
+    else:
+        from paper.chains import work
+
+        groups = [g for key in payload["tables"] for g in TABLES[key]]
+        work(names, settings, set(payload["equal_images"]), groups)
+
+
+@cli_main("paper-worker", also=(ValueError, OSError, RuntimeError))
+def job_main(kind: str, names: list[str], payload: dict) -> int:
+    """One job's exit code: 0, CHAIN_FAULT, 130/143 stopped, 1 any other error (one
+    `paper-worker: error: …` line in the job's log)."""
     # training.schedule imports Caffe: loaded on use, so this module imports without it
-    from training.schedule import stopped, stopping_with_parent
+    from training.schedule import stopped
     from training.train import DataFault, Diverged
 
     try:
-        with stopping_with_parent():
-            if args.kind == "bases":
-                from paper.miniature import mini_bases
-                from paper.plan import MINI, SHORT
-
-                mini = SHORT if payload["mini"] == "short" else MINI
-                mini_bases(settings, mini, set(payload["names"]))
-            else:
-                from paper.chains import work
-
-                groups = [g for key in payload["tables"] for g in TABLES[key]]
-                work(payload["names"], settings, set(payload["equal_images"]), groups)
+        do_job(kind, names, payload)
     except (Diverged, DataFault) as e:
         raise ChainFault(str(e)) from None
     except KeyboardInterrupt as e:
         return stopped("paper-worker", e)
     return 0
+
+
+def serve(payload: dict, jobs: Iterator[str], results) -> int:
+    """The worker's loop: each job line read (kind, names, log), its output into its log,
+    its exit code written to `results`; ends at the end of input, or with the first job
+    that neither finished nor failed its chain (stopped, or an error of the run)."""
+    for line in jobs:
+        job = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with open(job["log"], "w") as log:   # Caffe's own lines (fd 2) go there too
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+        code = job_main(job["kind"], job["names"], payload)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        results.write(json.dumps({"code": code}) + "\n")
+        results.flush()
+        if code not in (0, CHAIN_FAULT):
+            return code
+    return 0
+
+
+@cli_main("paper-worker", also=(ValueError,))
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="One worker of `make paper JOBS=N` (started by paper.run, not by hand): "
+                    "reads jobs, one JSON line each ({kind: chain|bases, names, log}), on "
+                    "stdin, does each (train and score one chain, or pre-train one "
+                    "backbone's bases) with its output in its log, and writes "
+                    "{code: exit code} on stdout when it ends.")
+    parser.add_argument("mode", choices=("serve",))
+    parser.add_argument("payload", help="JSON: settings, equal_images, tables, mini")
+    args = parser.parse_args(argv)
+    # training.schedule imports Caffe: loaded on use, so this module imports without it
+    from training.schedule import stopped, stopping_with_parent
+
+    results = os.fdopen(os.dup(1), "w")    # the driver's pipe; fds 1 and 2 go to job logs
+    with stopping_with_parent():
+        try:
+            return serve(json.loads(args.payload), sys.stdin, results)
+        except KeyboardInterrupt as e:     # stopped between jobs
+            return stopped("paper-worker", e)
 
 
 if __name__ == "__main__":
