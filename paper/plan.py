@@ -307,6 +307,9 @@ def stage_iterations(name: str, settings: Settings, equal_images: bool,
     return iters
 
 
+NORMALISED_REFERENCE = "table1-fcn-vgg16"   # the normalised-loss rate the quick rate maps to
+
+
 def first_lr(name: str, settings: Settings) -> float | None:
     """The chain's first-stage lr in a quick run; the quick rate is for a softmax loss summed
     over pixels. A normalised loss is that sum ÷ the pixel count, so the same step needs
@@ -327,6 +330,10 @@ def first_lr(name: str, settings: Settings) -> float | None:
         channels = root.num_classes - (1 if root.loss == "null-background" else 0)
         lr *= 2 / channels
     if root.solver.normalized_loss:
+        # the quick rate × pixels stands for FCN-VGG16's normalised rate; Table 1's other
+        # nets keep the paper's ratios to it, rates "chosen by line search" per net
+        # (AlexNet 10×, GoogLeNet ½); until 2026-12-07 every net took VGG16's
+        lr *= root.solver.base_lr / registered()[NORMALISED_REFERENCE].solver.base_lr
         lr *= settings.picture[0] * settings.picture[1]
     return lr
 

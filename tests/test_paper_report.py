@@ -332,13 +332,17 @@ def test_quick_lr_scales_a_sigmoid_loss_by_two_over_its_channels(tmp_path):
 def test_quick_lr_keeps_each_regimes_ratio_to_heavy_fcn32s(tmp_path):
     """The quick rate stands for heavy FCN-32s' 1e-10: an accumulated step sums 20 images'
     gradients (Caffe averages them, so 20×), a sampled one 1/p images'; a normalised loss
-    takes the rate × the pixels whatever its own base_lr."""
+    takes the rate × the pixels for FCN-VGG16, and Table 1's other nets keep the paper's
+    line-searched ratios to it (AlexNet 1e-3, GoogLeNet 5e-5 against VGG16's 1e-4)."""
     settings = mini_settings(tmp_path)
     pixels = settings.picture[0] * settings.picture[1]
     assert first_lr("table2-accumulated", settings) == pytest.approx(settings.lr * 20)
     assert first_lr("sampling-p25", settings) == pytest.approx(settings.lr * 4)
     assert first_lr("table2-online", settings) == pytest.approx(settings.lr)
     assert first_lr("table1-fcn-vgg16", settings) == pytest.approx(settings.lr * pixels)
+    assert first_lr("table1-fcn-alexnet", settings) == pytest.approx(settings.lr * pixels * 10)
+    assert first_lr("table1-fcn-googlenet", settings) == pytest.approx(settings.lr * pixels / 2)
+    assert first_lr("voc-fcn-alexnet", settings) == pytest.approx(settings.lr * pixels)
 
 
 def test_the_miniature_trains_table_1_one_image_a_step_and_shares_fcn32s(tmp_path):
