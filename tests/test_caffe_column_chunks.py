@@ -10,7 +10,8 @@ GEMM anyway (caffe-recipe/NUMERICS.md, "Column chunks").
 - Caffe: FCN-8s forward and a training iteration with every convolution chunked at the
   smallest chunks (CAFFE_COLUMN_LIMIT=1) against no chunking (0), at 1 and 3 threads, on
   both sgemm paths, and the recorded forward digest with chunking on;
-- the memory it saves: a 500×500 forward's peak RSS with a small limit against none.
+- the memory it saves: a 500×500 forward's peak RSS with a small limit against none, each
+  the probe's own peak, however large the process that starts it.
 Each setting is a fresh process (the limit is read once, when a layer first plans).
 """
 
@@ -24,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.memory import GEMM_BLOCK
 from testkit.numerics_probe import PINNED_SCORE
 
 REPO = Path(__file__).resolve().parents[1]
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
-BLOCK = 320  # the pinned library's SGEMM GEMM_P and GEMM_Q
+BLOCK = GEMM_BLOCK  # the pinned library's SGEMM GEMM_P and GEMM_Q
 
 
 def probe(script: str, *args: str, **env: str) -> dict:
@@ -175,3 +177,15 @@ def test_chunks_keep_a_large_layers_bits_and_save_its_columns(pinned_library):
     chunked = probe("column_chunks_probe.py", "--size", "500", CAFFE_COLUMN_LIMIT="4194304")
     assert chunked["digests"] == whole["digests"]
     assert whole["peak_rss_mib"] - chunked["peak_rss_mib"] > 100
+
+
+def test_a_probes_peak_is_its_own_whatever_the_size_of_its_parent(pinned_library):
+    """The probe's peak is its own: started by a process holding 768 MiB (the whole suite's
+    pytest grows past 500 MiB), a 64×64 forward still reports its ~100 MiB. getrusage's
+    ru_maxrss would report at least the parent's size, since execve carries the pre-exec
+    process's high-water RSS into the new one (core.memory): inside the whole suite, the
+    test above once read 517.04 MiB for both of its probes."""
+    held = np.ones(768 * 2**20 // 8)  # touched, so resident in this (the parent) process
+    small = probe("column_chunks_probe.py", "--size", "64")
+    assert held.sum() == held.size
+    assert 20 < small["peak_rss_mib"] < 384, small["peak_rss_mib"]
