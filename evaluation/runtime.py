@@ -123,8 +123,9 @@ def _refusal(what: str, need: float, limit: int, words: str | None, fix: str,
 HIDDEN_COPIES = ("Pooling", "SoftmaxWithLoss")
 # share of the memory left that the estimate may fill: the Python process, the BLAS's
 # buffers and numpy's copies of the picture and its scores are not in it (scoring a
-# 3000×3000 picture at width 1/4: estimated 11.2 GiB, peak resident 12.9 GiB, ratio 0.87)
-HEADROOM = 0.8
+# 3000×3000 picture, voc-fcn32s at width 1/4: estimated 6.13 GiB, peak resident 7.80 GiB,
+# ratio 0.79, with patch 0007's column chunks; 11.2 and 12.9 GiB, 0.87, with whole columns)
+HEADROOM = 0.75
 
 
 def _counts(net, training: bool = False) -> tuple[int, int, int, int]:
