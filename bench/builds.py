@@ -6,7 +6,8 @@ those patches*: a separate cache entry (`make caffe-unpatched` builds it, about 
 on 2 cores; the bench uses it when it is there). Its key is found by running build.sh from
 a copy of caffe-recipe/ whose series lacks the speed patches, so the two entries differ in
 nothing else (same source, flags, BLAS). The unpatched im2col.cpp is also recovered
-without a build, by reversing patch 0002 on the patched source (bench.flags times both).
+without a build, by reversing patch 0002 (after the later patches that change the same
+files, 0007) on the patched source (bench.flags times both).
 
 The pinned OpenBLAS before its thread-count-invariance patch (patches/openblas/) is the
 other side-by-side build: only the library (`build.sh --blas-only` from a copy whose
@@ -122,20 +123,45 @@ def environment(entry: Path) -> dict[str, str]:
     return {"PYTHONPATH": path, "BENCH_CAFFE_ROOT": str(entry)}
 
 
+def patched_files(text: str) -> list[str]:
+    """The files a patch's text changes (its "+++ b/" lines), relative to Caffe's source."""
+    return [line[len("+++ b/"):].split("\t")[0] for line in text.splitlines()
+            if line.startswith("+++ b/")]
+
+
+def file_sections(text: str, names: set[str]) -> str:
+    """The parts of a patch's text that change `names` (its header and other files left
+    out), so `patch` can take them back out of a folder holding only those files."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i in range(len(lines) - 1)
+              if lines[i].startswith("--- ") and lines[i + 1].startswith("+++ b/")]
+    kept = []
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        if patched_files(lines[start + 1])[0] in names:
+            kept.extend(lines[start:end])
+    return "".join(kept)
+
+
 def reversed_source(caffe_root: Path, relative: str, patch: str, into: Path) -> Path:
     """`relative` (e.g. src/caffe/util/im2col.cpp) of the build at caffe_root with our
-    `patch` taken back out: the code as Caffe had it, written under `into`."""
+    `patch` taken back out: the code as Caffe had it, written under `into`. The later
+    patches of the series that change the same files come out first (0007 adds to
+    im2col.cpp inside 0002's hunks, and its code uses 0002's)."""
     into = Path(into)
-    text = (RECIPE / "patches" / patch).read_text()
-    touched = [line[len("+++ b/"):].split("\t")[0] for line in text.splitlines()
-               if line.startswith("+++ b/")]
+    touched = set(patched_files((RECIPE / "patches" / patch).read_text()))
     for name in touched:
         target = into / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(caffe_root) / "src" / name, target)
-    done = subprocess.run(["patch", "-R", "-p1", "-s", "--no-backup-if-mismatch", "-d",
-                           str(into)], input=text, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"reversing {patch} on {caffe_root}/src failed: "
-                           f"{(done.stdout + done.stderr).strip()}")
+    series = [p for p in (RECIPE / "patches" / "series").read_text().split() if p]
+    for applied in reversed(series[series.index(patch):]):
+        text = file_sections((RECIPE / "patches" / applied).read_text(), touched)
+        if not text:
+            continue
+        done = subprocess.run(["patch", "-R", "-p1", "-s", "--no-backup-if-mismatch", "-d",
+                               str(into)], input=text, capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"reversing {applied} on {caffe_root}/src failed: "
+                               f"{(done.stdout + done.stderr).strip()}")
     return into / relative

@@ -15,14 +15,13 @@ import tempfile
 from pathlib import Path
 
 from core.errors import cli_main
+from core.memory import peak_rss_bytes
 
 
 def peak_rss_mib() -> float:
-    """The process's high-water resident set size (VmHWM), MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("/proc/self/status has no VmHWM line")
+    """The process's high-water resident set size (VmHWM: its own, not the bench's that
+    started it; core.memory), MiB."""
+    return peak_rss_bytes() / 2**20
 
 
 def measure(experiment: str, data_root: Path, *, width: float, iterations: int,

@@ -16,6 +16,7 @@ from pathlib import Path
 from core.caffe_files import read_prototxt
 from core.catalog import DATASETS, split_list
 from core.errors import ReportedError
+from core.memory import column_values, status_bytes
 
 
 def bar_interval() -> float:
@@ -76,17 +77,6 @@ class OutOfMemory(ReportedError, MemoryError):
     Caffe allocates (its allocator aborts the process) or numpy fails with a traceback."""
 
 
-def _status_bytes(field: str) -> int | None:
-    """A size from /proc/self/status (VmSize: the address space this process holds)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def memory_limit() -> tuple[int, str]:
     """(bytes this process may still take, what bounds it, in words): the memory available
     now (MemAvailable; else physical memory), or less where an address-space or data limit
@@ -108,7 +98,7 @@ def memory_limit() -> tuple[int, str]:
         soft = resource.getrlimit(limit)[0]
         if soft == resource.RLIM_INFINITY:
             continue
-        left = max(0, soft - (_status_bytes(held) or 0))
+        left = max(0, soft - (status_bytes(held) or 0))
         if left < available:
             available = left
             words = (f"that the limit `ulimit {flag} {soft // 1024}` "
@@ -133,32 +123,38 @@ def _refusal(what: str, need: float, limit: int, words: str | None, fix: str,
 HIDDEN_COPIES = ("Pooling", "SoftmaxWithLoss")
 # share of the memory left that the estimate may fill: the Python process, the BLAS's
 # buffers and numpy's copies of the picture and its scores are not in it (scoring a
-# 3000×3000 picture at width 1/4: estimated 11.2 GiB, peak resident 12.9 GiB, ratio 0.87)
-HEADROOM = 0.8
+# 3000×3000 picture, voc-fcn32s at width 1/4: estimated 6.13 GiB, peak resident 7.80 GiB,
+# ratio 0.79, with patch 0007's column chunks; 11.2 and 12.9 GiB, 0.87, with whole columns)
+HEADROOM = 0.75
 
 
-def _counts(net) -> tuple[int, int, int, int]:
+def _counts(net, training: bool = False) -> tuple[int, int, int, int]:
     """(values in blobs, parameters, values of the im2col buffer every convolution shares in
-    the recipe's Caffe (caffe-recipe patch 0004: the largest layer's), largest single
-    buffer) of `net` at its current shapes."""
+    the recipe's Caffe (its largest request: core.memory.column_values), largest single
+    buffer) of `net` at its current shapes. pycaffe shows no layer parameters, so a
+    convolution's group comes from its weights' shape, and a 1×1 kernel that keeps the
+    blob's size is taken as stride 1 without padding (Caffe's own 1×1 case: no columns)."""
     values = sum(blob.count for blob in net.blobs.values())
     params = sum(blob.count for blobs in net.params.values() for blob in blobs)
-    columns = []
+    columns = [0]
     for name, layer in zip(net._layer_names, net.layers):
         if layer.type in HIDDEN_COPIES:  # a max pooling's argmax, a loss's probabilities
             values += net.blobs[net.top_names[name][0] if layer.type == "Pooling"
                                 else net.bottom_names[name][0]].count
         if layer.type not in ("Convolution", "Deconvolution") or name not in net.params:
             continue
-        kh, kw = net.params[name][0].shape[2:]
+        # weights: (outputs, inputs / group, kh, kw), a deconvolution's inputs being its top
+        weights = net.params[name][0].shape
         bottom = net.blobs[net.bottom_names[name][0]].shape
         top = net.blobs[net.top_names[name][0]].shape
-        if layer.type == "Convolution":  # im2col: in-channels·taps × output pixels
-            columns.append(bottom[1] * kh * kw * top[2] * top[3])
-        else:  # col2im: out-channels·taps × input pixels
-            columns.append(top[1] * kh * kw * bottom[2] * bottom[3])
+        image = top if layer.type == "Deconvolution" else bottom
+        kernel = tuple(weights[2:])
+        columns.append(column_values(
+            layer.type, bottom, top, kernel, group=image[1] // weights[1],
+            one_by_one=kernel == (1, 1) and tuple(bottom[2:]) == tuple(top[2:]),
+            training=training))
     largest = max([blob.count for blob in net.blobs.values()] + columns)
-    return values, params, max(columns, default=0), largest
+    return values, params, max(columns), largest
 
 
 def _bytes(values: float, params: int, columns: float, training: bool) -> float:
@@ -171,7 +167,7 @@ def forward_bytes(net, training: bool = False) -> int:
     """Memory a forward (training: forward and backward) of `net` at its current shapes
     takes, from the blob shapes alone (call net.reshape() first; Caffe allocates lazily,
     so nothing is allocated by asking)."""
-    values, params, columns, _ = _counts(net)
+    values, params, columns, _ = _counts(net, training)
     return int(_bytes(values, params, columns, training))
 
 
@@ -197,7 +193,7 @@ def refuse_clearly_too_big(net, height: int, width: int, what: str, limit: int |
     limit, words = _limit(limit)
     now = net.blobs[input_blob or net.inputs[0]].shape
     scale = (height + 200) * (width + 200) / ((now[2] + 200) * (now[3] + 200))
-    values, params, columns, largest = _counts(net)
+    values, params, columns, largest = _counts(net, training)
     rough = _bytes(values * scale, params, columns * scale, training)
     if largest * scale > CAFFE_BLOB_LIMIT:
         raise OutOfMemory(f"{what} needs a buffer of about {largest * scale:.3g} values, more "

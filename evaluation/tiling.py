@@ -13,7 +13,9 @@ dimensions; the tests check it on real nets (evaluation/README.md states what wa
 
 Memory is estimated from blob shapes (propagated here without building a net): every blob
 of the deploy net, its parameters, each MAX pooling's argmax, each convolution's bias
-multiplier and the one column buffer the recipe's Caffe shares between convolutions.
+multiplier and the one column buffer the recipe's Caffe shares between convolutions (no
+larger than a chunk for a layer whose whole im2col matrix is over CAFFE_COLUMN_LIMIT values:
+caffe-recipe/patches/0007, core.memory.column_values).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from core.geometry import (
     window,
     window_step,
 )
+from core.memory import column_values
 from evaluation.runtime import memory_limit
 
 FLOAT = 4  # bytes per float32 (and per int32 argmax index)
@@ -182,7 +185,8 @@ def _count(shape) -> int:
 def forward_bytes(net_param, input_shape: tuple[int, ...]) -> int:
     """Bytes Caffe (the recipe's build) holds for one CPU forward of a deploy net at
     `input_shape`: blobs (in-place tops once), parameters, MAX pooling argmax indices,
-    convolution bias multipliers, and the shared column buffer of the largest layer."""
+    convolution bias multipliers, and the shared column buffer at its largest request
+    (core.memory.column_values: a chunk's worth for a layer over CAFFE_COLUMN_LIMIT)."""
     shapes = blob_shapes(net_param, input_shape)
     total = sum(_count(s) for s in shapes.values()) * FLOAT
     column = 0
@@ -191,18 +195,13 @@ def forward_bytes(net_param, input_shape: tuple[int, ...]) -> int:
             p = layer.convolution_param
             w = conv_window(p)
             bottom, top = shapes[layer.bottom[0]], shapes[layer.top[0]]
-            kh, kw = w.kernel
-            if layer.type == "Convolution":
-                columns = bottom[1] * kh * kw * _count(top[2:])
-                one_by_one = (kh, kw) == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)
-            else:
-                columns = p.num_output * kh * kw * _count(bottom[2:])
-                one_by_one = False  # deconvolution always goes through col2im
+            one_by_one = w.kernel == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)
+            column = max(column, column_values(layer.type, bottom, top, w.kernel,
+                                               group=p.group, one_by_one=one_by_one,
+                                               force_nd_im2col=p.force_nd_im2col))
             total += layer_parameters(layer, bottom[1]) * FLOAT  # weights and bias
             if p.bias_term:
                 total += _count(top[2:]) * FLOAT  # the bias multiplier
-            if not one_by_one:
-                column = max(column, columns)
         elif layer.type == "Pooling" and layer.pooling_param.pool == 0 and \
                 len(layer.top) == 1:
             total += _count(shapes[layer.top[0]]) * FLOAT

@@ -130,6 +130,9 @@ TARGETS = (
            "tests/test_geometry.py tests/test_tiling.py -k 'not huge and not infer and not "
            "measured and not stitched and not defined_once and not binding and not "
            "translation'", timeout_s=120),
+    Target("memory", "core/memory.py", ("column_limit", "column_values"),
+           "tests/test_core_memory.py tests/test_tiling.py -k 'not tiling or chunk or "
+           "column_buffer'", timeout_s=120),
     Target("tiling", "evaluation/tiling.py", ("reach", "blob_shapes", "forward_bytes", "spans"),
            "tests/test_tiling.py -k 'not huge and not infer and not measured and not "
            "voc-fcn8s-size0'", timeout_s=300),

@@ -1,8 +1,9 @@
 """The recipe's speed and memory patches (caffe-recipe/patches/0002–0004) change no bits.
 
 - 0002, the column copy: the build's im2col_cpu/col2im_cpu against Caffe's original
-  im2col.cpp (recovered by reversing the patch, compiled into the same probe) on every
-  FCN-8s layer shape, forward (im2col) and backward (col2im), hashes compared.
+  im2col.cpp (recovered by reversing the patch, and 0007 before it, compiled into the same
+  probe; checked byte for byte against the source tarball) on every FCN-8s layer shape,
+  forward (im2col) and backward (col2im), hashes compared.
 - 0003, threaded MAX pooling: every FCN-8s pooling shape (full width) against a numpy
   reference of Caffe's loop — values, the argmax mask, and the gradient it routes.
 - 0004, one column buffer per thread: a training net and a test net sharing its weights,
@@ -16,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 
 import caffe
 import numpy as np
@@ -33,6 +35,23 @@ from bench.run import REPO
 def probes(tmp_path_factory):
     return flags.build_probes(tmp_path_factory.mktemp("probes"), caffe_root(),
                               only=(flags.UNPATCHED, flags.PATCHED))
+
+
+def test_the_reference_column_copy_is_caffes_own_file(tmp_path):
+    """The im2col.cpp the column-copy probe compares against (0002 taken back out of the
+    build's source, after 0007, which adds to it inside 0002's hunks) is byte for byte the
+    one in Caffe's source tarball (Debian's patches leave that file alone)."""
+    recipe = dict(line.split("=", 1) for line in
+                  (REPO / "caffe-recipe/recipe.env").read_text().splitlines()
+                  if "=" in line and not line.startswith("#"))
+    tarball = caffe_root().parent / "downloads" / recipe["ORIG_TARBALL"]
+    if not tarball.exists():
+        pytest.skip(f"{tarball}: not downloaded (a build from the git alternative)")
+    with tarfile.open(tarball) as source:
+        original = source.extractfile("src/caffe/util/im2col.cpp").read()
+    recovered = builds.reversed_source(caffe_root(), "src/caffe/util/im2col.cpp",
+                                       builds.COLUMN_PATCH, tmp_path)
+    assert recovered.read_bytes() == original
 
 
 def fcn8s_column_shapes(tmp_path):
