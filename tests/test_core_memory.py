@@ -90,3 +90,103 @@ def test_a_childs_peak_is_its_own_where_ru_maxrss_is_the_parents():
     assert held.sum() == held.size
     assert got["maxrss"] > 512, got  # the kernel's carry-over that this setup exposes
     assert 1 < got["own"] < 128, got
+
+
+# --- column_values on hand-computed cases (the patch's rule written out) ------------------------
+def conv(channels_in: int, channels_out: int, h: int, w: int) -> tuple[tuple, tuple]:
+    """(bottom, top) of a same-size convolution."""
+    return (1, channels_in, h, w), (1, channels_out, h, w)
+
+
+def test_below_the_limit_a_convolution_asks_for_its_whole_matrix_of_any_kernel_shape():
+    """Rows = input channels × taps (3 × 1 here: both kernel sides count), columns = the
+    output positions; at exactly the limit it is still whole (the patch chunks only above)."""
+    from core.memory import column_values
+
+    bottom, top = (1, 8, 50, 40), (1, 16, 48, 40)
+    whole = (8 * 3 * 1) * (48 * 40)
+    assert column_values("Convolution", bottom, top, (3, 1)) == whole == 46_080
+    assert column_values("Convolution", bottom, top, (3, 1), limit=whole) == whole
+    assert column_values("Convolution", bottom, top, (3, 1), one_by_one=True) == 0
+
+
+def test_above_the_limit_the_chunk_is_whole_gemm_blocks_of_columns_plus_two_blocks():
+    """64 → 64 channels, 3 × 3, 100 × 100: rows 576, 10,000 columns. A limit of 100,000
+    values is under one block of 320 columns (576 × 320 = 184,320), so the chunk is one
+    block, plus the two blocks the patch adds; 64 output channels leave a remainder of 4
+    columns of 12 (not more than the narrow 4): no overlap block."""
+    from core.memory import GEMM_BLOCK, column_values
+
+    bottom, top = conv(64, 64, 100, 100)
+    assert GEMM_BLOCK == 320
+    one_block = 576 * (320 + 2 * 320)
+    assert column_values("Convolution", bottom, top, (3, 3), limit=100_000) == one_block
+    # a limit of ten blocks' worth (576 × 3,200 = 1,843,200 ≤ 2,000,000 < 576 × 3,520)
+    assert column_values("Convolution", bottom, top, (3, 3),
+                         limit=2_000_000) == 576 * (3_200 + 2 * 320)
+
+
+@pytest.mark.parametrize("channels_out, overlap", [(24, 0), (16, 0), (17, 320), (23, 320)])
+def test_an_output_channel_remainder_over_four_columns_adds_an_overlap_block(channels_out,
+                                                                            overlap):
+    """The remainder of the output channels in pieces of 12: 0 and 4 need none, 5 and 11 one
+    more block of 320 columns."""
+    from core.memory import column_values
+
+    bottom, top = conv(64, channels_out, 100, 100)
+    assert column_values("Convolution", bottom, top, (3, 3),
+                         limit=100_000) == 576 * (320 + 640 + overlap)
+
+
+def test_training_holds_the_larger_of_the_column_chunk_and_the_row_chunk():
+    """300 × 300: 90,000 columns; a row chunk is whole units of lcm(9 taps, 12) = 36 rows,
+    at least one: 36 × 90,000 = 3,240,000 values, more than the 576 × 960 column chunk;
+    inference holds the column chunk only."""
+    from core.memory import column_values
+
+    bottom, top = conv(64, 64, 300, 300)
+    assert column_values("Convolution", bottom, top, (3, 3), limit=100_000) == 576 * 960
+    assert column_values("Convolution", bottom, top, (3, 3), limit=100_000,
+                         training=True) == 36 * 90_000
+
+
+def test_a_deconvolution_chunks_its_col2im_rows_in_units_of_taps_and_twelve():
+    """A 4 × 4 deconvolution from 100 × 100 to 202 × 202, 64 channels: its matrix is
+    64 × 16 = 1,024 rows by the 10,000 input positions; at 2,000,000 values a row chunk is
+    2,000,000 // 10,000 // lcm(16, 12) = 4 units of 48 rows."""
+    from core.memory import column_values
+
+    bottom, top = (1, 64, 100, 100), (1, 64, 202, 202)
+    assert column_values("Deconvolution", bottom, top, (4, 4), limit=20_000_000) == 1_024 * 10_000
+    assert column_values("Deconvolution", bottom, top, (4, 4), limit=2_000_000) == 192 * 10_000
+
+
+@pytest.mark.parametrize("changes", [{"group": 2}, {"force_nd_im2col": True}])
+def test_grouped_and_nd_convolutions_are_never_chunked(changes):
+    """The patch chunks only the 2-D, ungrouped im2col path: a grouped or N-d convolution
+    asks for its whole matrix whatever the limit (group 2: 2 × 288 rows)."""
+    from core.memory import column_values
+
+    bottom, top = conv(64, 64, 100, 100)
+    assert column_values("Convolution", bottom, top, (3, 3), limit=100_000,
+                         **changes) == 576 * 10_000
+    assert column_values("Convolution", bottom, (1, 64, 10, 10, 10), (3, 3, 3),
+                         limit=100) == 576 * 1_000
+
+
+def test_the_python_constants_are_the_patchs():
+    """core.memory names the patch's constants once; here they are read off the patch."""
+    import re
+
+    from core import memory
+
+    patch = (REPO / "caffe-recipe" / "patches" / "0007-conv-column-chunks.patch").read_text()
+
+    def constant(name: str) -> int:
+        return int(re.search(rf"const int {name} = (\d+);", patch).group(1))
+
+    assert (constant("kGemmBlock"), constant("kGemmColumns"),
+            constant("kGemmNarrowColumns")) == (memory.GEMM_BLOCK, memory.GEMM_COLUMNS,
+                                                memory.GEMM_NARROW_COLUMNS)
+    assert f'std::getenv("{memory.COLUMN_LIMIT_VARIABLE}")' in patch
+    assert "return size_t(1) << 25;" in patch and memory.DEFAULT_COLUMN_LIMIT == 1 << 25
