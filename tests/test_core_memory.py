@@ -121,6 +121,10 @@ def test_above_the_limit_the_chunk_is_whole_gemm_blocks_of_columns_plus_two_bloc
     assert GEMM_BLOCK == 320
     one_block = 576 * (320 + 2 * 320)
     assert column_values("Convolution", bottom, top, (3, 3), limit=100_000) == one_block
+    # fewer positions than one block (10 × 10 = 100 columns) still take the whole block
+    small_bottom, small_top = conv(64, 64, 10, 10)
+    assert column_values("Convolution", small_bottom, small_top, (3, 3),
+                         limit=1_000) == one_block
     # a limit of ten blocks' worth (576 × 3,200 = 1,843,200 ≤ 2,000,000 < 576 × 3,520)
     assert column_values("Convolution", bottom, top, (3, 3),
                          limit=2_000_000) == 576 * (3_200 + 2 * 320)
