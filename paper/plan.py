@@ -510,8 +510,7 @@ def make_plan(tables: list[str], settings: Settings) -> Plan:
             base = exp.base
             # a stage that starts from a classifier (no earlier stage) gets first_iters
             iterations = stage_iterations(name, settings, target in equal,
-                                          first=base not in registered()
-                                          and base != "streams")
+                                          first=chain(name) == [name])
             starts = (f"runs/{base}/{FINAL_WEIGHTS}" if base in registered()
                       else "streams: " + " + ".join(exp.streams) if base == "streams"
                       else "random init (quick run)" if settings.weights == "none"
