@@ -314,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="train nothing: score "
                         "and report the finished runs (a long run's progress)")
     parser.add_argument("--ray-address", help="submit each chain to this Ray cluster")
-    parser.add_argument("--jobs", type=int, help="chains side by side in local processes, "
-                        "the CPUs shared among them (default: every CPU for the miniature, "
-                        "1 for a GPU run)")
+    parser.add_argument("--jobs", type=arguments.iterations("JOBS=/--jobs"),
+                        help="chains side by side in local processes, the CPUs shared "
+                        "among them (default: every CPU for the miniature, 1 for a GPU run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     try:

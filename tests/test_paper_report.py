@@ -321,6 +321,18 @@ def test_bad_tables_are_one_clear_error(tmp_path):
                                    + ", ".join(TABLES))
 
 
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_a_job_count_below_one_is_one_usage_error(tmp_path, jobs):
+    """JOBS=0 or a negative count once ran silently serial; now it is refused, naming
+    the variable, before any run folder is made."""
+    done = subprocess.run([sys.executable, "-m", "paper.run", "--mini", "--short",
+                           f"--jobs={jobs}", "--runs", str(tmp_path / "runs")],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"JOBS=/--jobs must be an integer ≥ 1, found {jobs}" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
+
+
 def test_quick_lr_scales_a_sigmoid_loss_by_two_over_its_channels(tmp_path):
     # nullbg-fcn32s diverged (nan at iteration 22) on the miniature at the softmax rate
     settings = mini_settings(tmp_path)
