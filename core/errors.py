@@ -69,7 +69,10 @@ def check_writable(path: Path | str, option: str = "the output option") -> None:
         with open(path, "a"):
             pass
         if not existed:
-            path.unlink()
+            # missing_ok: another process may probe the same folder at the same moment and
+            # remove the shared probe first (two `make paper JOBS=2` workers starting chains
+            # in one runs folder did; the second then reported a writable folder unwritable)
+            path.unlink(missing_ok=True)
     except OSError as e:
         raise InputError(f"{path}: cannot be written ({e.strerror}); give another path "
                          f"({option})") from None

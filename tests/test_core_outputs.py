@@ -143,3 +143,23 @@ def test_a_name_the_system_refuses_is_one_clear_error_naming_it(weights, tmp_pat
     message = refusal([Output("OUT=/--out", out, folder=folder)], {"the weights": weights})
     assert message.startswith(f"{out / '.fcn-output-probe' if folder else out}: cannot be "
                               f"written (File name too long); give another path")
+
+
+def test_a_folder_probed_by_two_processes_at_once_is_still_writable(tmp_path, monkeypatch):
+    """Two `make paper JOBS=2` workers start chains in one runs folder at the same moment:
+    each writes and removes the folder's probe file. Here the other process removes it
+    between this one's write and its own removal; the folder is still writable, and
+    nothing is left behind."""
+    from pathlib import Path
+
+    runs = tmp_path / "runs"
+    remove = Path.unlink
+
+    def the_other_worker_first(self, missing_ok=False):
+        if self.name == ".fcn-output-probe" and self.exists():
+            remove(self)             # the other worker's own clean-up, just before ours
+        return remove(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", the_other_worker_first)
+    assert check_outputs([Output("RUNS=/--run-dir", runs, folder=True)], {}) == []
+    assert list(runs.iterdir()) == []
