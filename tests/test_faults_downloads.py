@@ -523,11 +523,38 @@ def test_the_progress_bar_shows_only_when_asked_and_tqdm_is_optional(server, tmp
     assert dest.read_bytes() == body and capsys.readouterr().err == ""
 
 
+@pytest.mark.fault("clear error", guards="trusted-corrupt")
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz"])
+def test_a_compressed_tar_whose_stream_check_fails_is_refused_though_it_lists(
+        tmp_path, compression):
+    """Listing a tar stops at its end-of-archive blocks, before the compressed stream's
+    own check: a gzip trailer (CRC-32, length) or the last bytes of a bzip2 or xz stream
+    that do not match must still refuse the file."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=f"w:{compression}") as tar:
+        data = np.random.RandomState(3).bytes(20_000)
+        info = tarfile.TarInfo("sift/a.png")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    body = bytearray(out.getvalue())
+    whole = tmp_path / f"whole.tar.{compression}"
+    whole.write_bytes(bytes(body))
+    assert structural_check(whole).endswith("(1 members) and its stream checks")
+    body[-5 if compression == "gz" else -9] ^= 0xFF  # gzip's length; bz2's CRC; xz's footer
+    broken = tmp_path / f"broken.tar.{compression}"
+    broken.write_bytes(bytes(body))
+    with tarfile.open(broken) as tar:  # it lists whole: the listing alone would keep it
+        assert [m.name for m in tar] == ["sift/a.png"]
+    with pytest.raises(ValueError, match=rf"^not a whole \.{compression} "):
+        structural_check(broken)
+
+
 @pytest.mark.fault("clear error", guards="unclear")
 def test_what_a_structural_check_says_names_the_count_and_the_kind(tmp_path):
     whole = tmp_path / "a.tar.gz"
     whole.write_bytes(archive_bytes())
-    assert structural_check(whole) == "tar archive lists completely (4 members)"
+    assert structural_check(whole) == ("tar archive lists completely (4 members) and its "
+                                       "stream checks")
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive_bytes()[:60_000])
     with pytest.raises(ValueError, match=r"^not a whole \.gz \("):
