@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import ctypes
 import json
 import os
 import re
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PR_SET_PDEATHSIG = 1    # linux/prctl.h
 TIMED_OUT = "timeout"   # cosmic-ray's output for a test command killed by its timeout
 PYTEST = "{python} -m pytest -x -q -p no:cacheprovider -o addopts= {tests}"
 # --warm's test command: the exit status of a fork of the warm process (serve_tests)
@@ -297,6 +299,9 @@ def serve_tests(port_file: Path, tests: str) -> int:
     modules once, then for each connection fork a child that runs the target's tests on
     the mutant now on disk and answer its exit status. A connection dropped before the
     answer (cosmic-ray's timeout killed the client) kills the child and its group."""
+    # the driver's end (Ctrl-C, a kill) ends this process too: it would otherwise wait for
+    # connections forever, holding the copy's Caffe (Linux prctl PR_SET_PDEATHSIG)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"   # a mutant may be younger than its .pyc
     sys.dont_write_bytecode = True
     os.environ.setdefault("GLOG_minloglevel", "2")   # as tests/conftest.py, before Caffe
