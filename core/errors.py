@@ -12,6 +12,7 @@ import os
 import resource
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,12 +70,28 @@ def check_writable(path: Path | str, option: str = "the output option") -> None:
         with open(path, "a"):
             pass
         if not existed:
-            # missing_ok: another process may probe the same folder at the same moment and
-            # remove the shared probe first (two `make paper JOBS=2` workers starting chains
-            # in one runs folder did; the second then reported a writable folder unwritable)
             path.unlink(missing_ok=True)
     except OSError as e:
         raise InputError(f"{path}: cannot be written ({e.strerror}); give another path "
+                         f"({option})") from None
+
+
+PROBE_PREFIX = ".fcn-output-probe-"   # check_writable_folder's probe files
+
+
+def check_writable_folder(folder: Path | str, option: str = "the output option") -> None:
+    """Raise InputError before any work if files cannot be made in `folder` (made if
+    missing). The probe file has a name of this process's own: processes probing one folder
+    at once (`make paper JOBS=2` workers starting chains in one runs folder) each remove
+    only their own, so none reports a writable folder unwritable or leaves one behind."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{folder}: cannot be written ({e.strerror}); give another path "
                          f"({option})") from None
 
 

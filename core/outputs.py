@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import InputError, check_writable
+from core.errors import PROBE_PREFIX, InputError, check_writable, check_writable_folder
 
 FORCE_HINT = "FORCE=1 (make) / --force"
 
@@ -61,7 +61,9 @@ def existing_result(out: Output) -> str | None:
     try:
         if out.folder:
             if path.is_dir():
-                count = sum(1 for _ in path.iterdir())
+                # a probe left by a process killed while checking is no result
+                count = sum(1 for entry in path.iterdir()
+                            if not entry.name.startswith(PROBE_PREFIX))
                 if count:
                     return (f"the folder {path} already holds {count} "
                             f"entr{'y' if count == 1 else 'ies'}")
@@ -95,5 +97,8 @@ def check_outputs(outputs: Sequence[Output], inputs: Mapping[str, Path | str | N
                              f"another path, or {FORCE_HINT} to write over it")
         if held:
             replacing.append(f"replacing what {held} ({out.option}, forced)")
-        check_writable(out.path / ".fcn-output-probe" if out.folder else out.path, out.option)
+        if out.folder:
+            check_writable_folder(out.path, out.option)
+        else:
+            check_writable(out.path, out.option)
     return replacing

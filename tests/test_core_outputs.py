@@ -77,7 +77,7 @@ def test_outputs_beside_or_above_inputs_are_not_overwrites(weights, tmp_path):
     assert check_outputs(outputs, inputs, force=True) == [
         f"replacing what the folder {tmp_path} already holds 3 entries (OUT=/--out, forced)"]
     assert not (weights.parent / "score.json").exists()  # checked, not made
-    assert not (tmp_path / "preds" / ".fcn-output-probe").exists()
+    assert list((tmp_path / "preds").iterdir()) == []  # its probe removed
 
 
 def test_an_existing_output_where_an_input_is_missing_is_no_conflict(tmp_path):
@@ -127,7 +127,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, f
     out = blocker / "sub"
     message = refusal([Output("OUT=/--out", out, folder=folder)], {})
     assert "cannot be written" in message and message.endswith("(OUT=/--out)")
-    assert message.startswith(f"{out / '.fcn-output-probe' if folder else out}: ")
+    assert message.startswith(f"{out}: ")
 
 
 def test_an_existing_output_folder_is_written_into_not_over(tmp_path):
@@ -141,25 +141,36 @@ def test_an_existing_output_folder_is_written_into_not_over(tmp_path):
 def test_a_name_the_system_refuses_is_one_clear_error_naming_it(weights, tmp_path, folder):
     out = tmp_path / ("x" * 300)  # longer than a file name may be
     message = refusal([Output("OUT=/--out", out, folder=folder)], {"the weights": weights})
-    assert message.startswith(f"{out / '.fcn-output-probe' if folder else out}: cannot be "
-                              f"written (File name too long); give another path")
+    assert message.startswith(f"{out}: cannot be written (File name too long); give another "
+                              f"path")
 
 
-def test_a_folder_probed_by_two_processes_at_once_is_still_writable(tmp_path, monkeypatch):
-    """Two `make paper JOBS=2` workers start chains in one runs folder at the same moment:
-    each writes and removes the folder's probe file. Here the other process removes it
-    between this one's write and its own removal; the folder is still writable, and
-    nothing is left behind."""
+def test_a_folder_probed_by_two_processes_at_once_keeps_nothing_behind(tmp_path, monkeypatch):
+    """Two `make paper JOBS=2` workers start chains in one runs folder at the same moment.
+    Here the other worker's probe was there when this one looked and was removed just after:
+    a probe shared by name was then made again and left, and the next run into that folder
+    found it 'already holds 1 entry'. Each process's probe is its own."""
     from pathlib import Path
 
     runs = tmp_path / "runs"
-    remove = Path.unlink
+    exists = Path.exists
 
-    def the_other_worker_first(self, missing_ok=False):
-        if self.name == ".fcn-output-probe" and self.exists():
-            remove(self)             # the other worker's own clean-up, just before ours
-        return remove(self, missing_ok=missing_ok)
+    def the_other_workers_probe_is_there(self):
+        return self.name.startswith(".fcn-output-probe") or exists(self)
 
-    monkeypatch.setattr(Path, "unlink", the_other_worker_first)
+    monkeypatch.setattr(Path, "exists", the_other_workers_probe_is_there)
     assert check_outputs([Output("RUNS=/--run-dir", runs, folder=True)], {}) == []
     assert list(runs.iterdir()) == []
+
+
+def test_a_probe_left_by_a_killed_process_is_no_earlier_result(tmp_path):
+    """kill -9 between making its probe and removing it leaves the probe: the folder still
+    holds no result, so writing into it needs no FORCE."""
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    (preds / ".fcn-output-probe-k1ll3d").touch()
+    out = Output("SAVE=/--save", preds, folder=True)
+    assert existing_result(out) is None
+    assert check_outputs([out], {}) == []
+    (preds / "a.png").touch()
+    assert existing_result(out) == f"the folder {preds} already holds 1 entry"
