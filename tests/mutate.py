@@ -166,6 +166,19 @@ TARGETS = (
            timeout_s=60),
     Target("runlog", "training/runlog.py", (),
            "tests/test_training_runlog.py tests/test_training_curves.py", timeout_s=60),
+    # the scoring loop, whose every number is reported, and the memory refusal before Caffe
+    # allocates (a job let through is killed for memory: lost work; one refused that fits
+    # is lost too)
+    Target("score", "evaluation/score.py",
+           ("experiment_heads", "TestResult.scores", "TestResult.as_dict", "load_covering",
+            "json_scores", "data_layer", "first_top", "next_example", "split_size",
+            "check_example_fits", "seg_test", "score_weights"),
+           "tests/test_score_cli.py", timeout_s=120),
+    Target("runtime", "evaluation/runtime.py",
+           ("memory_limit", "available_memory", "_refusal", "_counts", "_bytes",
+            "forward_bytes", "_limit", "refuse_clearly_too_big", "reshape_checked",
+            "check_memory", "training_bytes"),
+           "tests/test_core_memory.py -k 'not childs_peak'", timeout_s=60),
 )
 
 
