@@ -172,8 +172,9 @@ TARGETS = (
     Target("score", "evaluation/score.py",
            ("experiment_heads", "TestResult.scores", "TestResult.as_dict", "load_covering",
             "json_scores", "data_layer", "first_top", "next_example", "split_size",
-            "check_example_fits", "seg_test", "score_weights"),
-           "tests/test_score_cli.py", timeout_s=120),
+            "check_example_fits", "seg_test"),
+           "tests/test_score_cli.py -k 'not recount and not siftflow_semantics and not "
+           "one_stream and not unknown_split'", timeout_s=60),
     Target("runtime", "evaluation/runtime.py",
            ("memory_limit", "available_memory", "_refusal", "_counts", "_bytes",
             "forward_bytes", "_limit", "refuse_clearly_too_big", "reshape_checked",
