@@ -20,7 +20,6 @@ from evaluation.metrics import (
 )
 from evaluation.score import (
     Head,
-    TestResult as ScoredResult,
     check_example_fits,
     data_layer,
     experiment_heads,
@@ -31,6 +30,9 @@ from evaluation.score import (
     score_weights,
     seg_test,
     split_size,
+)
+from evaluation.score import (
+    TestResult as ScoredResult,
 )
 from nets.generate import write_experiment
 from testkit.labels import read_label
