@@ -356,3 +356,34 @@ def test_load_covering_refuses_weights_that_leave_a_learned_layer_out(tmp_path):
                                          r"\(conv1b, score_fr, upscore\), all after layer "
                                          r"'conv1'"):
         load_covering(net, short)
+
+
+def test_numpys_memory_error_past_the_estimate_is_the_same_one_clear_error(tiny_voc, tmp_path,
+                                                                           monkeypatch):
+    """A MemoryError inside the loop (numpy's, on a picture the estimate let through) names
+    the picture and the limit when the memory check is on; off (a GPU), it stays numpy's;
+    the check's own refusal passes as it is."""
+    from evaluation import runtime, score
+
+    voc, ids = tiny_voc
+
+    def fails(error):
+        def hist(*args):
+            raise error
+        return hist
+
+    monkeypatch.setattr(score, "memory_limit", lambda: (3 * 2**30, "allowed"))
+    monkeypatch.setattr(score, "fast_hist", fails(MemoryError("numpy")))
+    with pytest.raises(runtime.OutOfMemory) as refused:
+        seg_test(tiny_scoring_net(tmp_path, voc), TINY_HEADS, images=1, progress=False,
+                 memory=True)
+    picture = voc / "JPEGImages" / f"{ids[0]}.jpg"
+    assert str(refused.value) == (f"{picture}: out of memory while scoring this picture (the "
+                                  f"3.00 GiB allowed); {score.SCORE_MEMORY_FIX}")
+    with pytest.raises(MemoryError) as plain:
+        seg_test(tiny_scoring_net(tmp_path, voc), TINY_HEADS, images=1, progress=False)
+    assert type(plain.value) is MemoryError and str(plain.value) == "numpy"
+    monkeypatch.setattr(score, "fast_hist", fails(runtime.OutOfMemory("the check's own")))
+    with pytest.raises(runtime.OutOfMemory, match="^the check's own$"):
+        seg_test(tiny_scoring_net(tmp_path, voc), TINY_HEADS, images=1, progress=False,
+                 memory=True)
