@@ -371,6 +371,8 @@ def test_an_address_space_or_data_limit_bounds_what_this_process_may_take(monkey
         exact = runtime.memory_limit()
         monkeypatch.setattr(runtime, "status_bytes", lambda field: soft - 2**62)
         roomy = runtime.memory_limit()
+        monkeypatch.setattr(runtime, "status_bytes", lambda field: None)
+        unread = runtime.memory_limit()
     finally:
         resource.setrlimit(which, saved)
     assert 240 * 2**20 < left <= 256 * 2**20 and 240 * 2**20 < also <= 256 * 2**20
@@ -378,6 +380,7 @@ def test_an_address_space_or_data_limit_bounds_what_this_process_may_take(monkey
                      f"GiB) leaves this process")
     assert passed[0] == 0 and exact == (3 * 2**20, words)
     assert roomy[1] == "available" and 0.9 < roomy[0] / meminfo_available() < 1.1
+    assert unread == (soft, words)  # /proc/self/status unreadable: nothing held
 
 
 def test_without_a_limit_what_is_available_bounds_it():
@@ -427,11 +430,47 @@ def test_memavailable_is_read_in_kib_and_physical_memory_stands_in_without_it(mo
 
 def test_only_a_1x1_convolution_of_stride_1_without_padding_skips_the_columns(tmp_path):
     """Caffe's 1×1 case reads its input directly; a 1×1 of stride 2 still fills 8 channels
-    × 5 × 6 positions."""
+    × 5 × 6 positions, one padded by 1 fills 8 × 12 × 14. An inner product has parameters
+    but no columns."""
     n = caffe.NetSpec()
     n.data = L.Input(shape=dict(dim=[1, 8, 10, 12]))
     n.plain = L.Convolution(n.data, num_output=4, kernel_size=1, bias_term=False)
     n.strided = L.Convolution(n.data, num_output=4, kernel_size=1, stride=2, bias_term=False)
+    n.fc = L.InnerProduct(n.data, num_output=2)
     net = shape_only_net(tmp_path, n)
-    values = 960 + 2 * 960 + 4 * 120 + 4 * 30  # data, its two split copies, the two tops
-    assert runtime._counts(net) == (values, 2 * 32, 8 * 30, 960)
+    values = 960 + 3 * 960 + 4 * 120 + 4 * 30 + 2  # data, its three split copies, the tops
+    assert runtime._counts(net) == (values, 2 * 32 + 2 * 960 + 2, 8 * 30, 960)
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 8, 10, 12]))
+    n.plain = L.Convolution(n.data, num_output=4, kernel_size=1, bias_term=False)
+    n.padded = L.Convolution(n.data, num_output=4, kernel_size=1, pad=1, bias_term=False)
+    net = shape_only_net(tmp_path, n)
+    assert runtime._counts(net)[2] == 8 * 12 * 14
+
+
+def test_a_deconvolutions_group_comes_from_its_top_and_no_convolution_has_no_columns(
+        tmp_path):
+    """A 6 → 3 channel deconvolution (weights 6 × 3 × 4 × 4: group 1, read off the top's 3
+    channels) fills 3 × 16 rows × 30 positions; a net of no convolution fills none."""
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 6, 5, 6]))
+    n.up = L.Deconvolution(n.data, convolution_param=dict(num_output=3, kernel_size=4,
+                                                          stride=2, bias_term=False))
+    net = shape_only_net(tmp_path, n)
+    assert runtime._counts(net)[2] == 3 * 16 * 30
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 2, 4, 4]))
+    n.pool = L.Pooling(n.data, pool=caffe.params.Pooling.MAX, kernel_size=2, stride=2)
+    net = shape_only_net(tmp_path, n)
+    assert runtime._counts(net) == (32 + 8 + 8, 0, 0, 32)
+    assert runtime.forward_bytes(net) == 4 * 48
+
+
+def test_the_limits_own_words_name_it_in_a_refusal(tmp_path, monkeypatch):
+    """Without a limit given, the refusal names what memory_limit says bounds it."""
+    net = counted_net(tmp_path)
+    monkeypatch.setattr(runtime, "memory_limit", lambda: (1000, "that the test allows"))
+    with pytest.raises(runtime.OutOfMemory, match="GiB that the test allows; "):
+        runtime.check_memory(net, "a test")
+    with pytest.raises(runtime.OutOfMemory, match="GiB that the test allows; "):
+        runtime.refuse_clearly_too_big(net, 100, 100, "a test")

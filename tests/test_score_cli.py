@@ -268,8 +268,10 @@ def test_a_net_without_the_projects_data_layer_numbers_its_pictures(tmp_path):
 
 def test_the_json_scores_carry_each_heads_metrics_and_the_extras_its_dataset_asks_for():
     """A VOC-like head (background 0) gets the mean IU without it; a SIFT Flow-like head
-    (present classes only) is averaged over the classes present and says how many."""
-    hist = np.array([[50, 2, 0, 0], [3, 20, 1, 0], [0, 4, 10, 0], [0, 0, 0, 0]], np.int64)
+    (present classes only) is averaged over the classes present and says how many. Class
+    3 is predicted but never labelled: its IU of 0 counts only over all classes."""
+    hist = np.array([[50, 2, 0, 1], [3, 20, 1, 0], [0, 4, 10, 2], [0, 0, 0, 0]], np.int64)
+    assert scores(hist).mean_iu < scores(hist, [0, 1, 2]).mean_iu
     heads = [Head("score", "label", 4, background=0),
              Head("score_sem", "sem", 4, present_only=True)]
     result = ScoredResult({"label": hist, "sem": hist * 2}, heads, {"loss": 0.5}, images=4)
@@ -387,3 +389,25 @@ def test_numpys_memory_error_past_the_estimate_is_the_same_one_clear_error(tiny_
     with pytest.raises(runtime.OutOfMemory, match="^the check's own$"):
         seg_test(tiny_scoring_net(tmp_path, voc), TINY_HEADS, images=1, progress=False,
                  memory=True)
+
+
+@pytest.mark.parametrize("count, listed", [(8, "c0, c1, c2, c3, c4, c5, c6, c7"),
+                                           (9, "c0, c1, c2, c3, c4, c5, c6, c7 …")])
+def test_missing_layers_are_listed_up_to_eight(tmp_path, count, listed):
+    """Eight missing layers are all named; past eight the list ends in an ellipsis."""
+    from caffe import layers as L
+
+    def net_of(names):
+        n = caffe.NetSpec()
+        n.data = L.Input(shape=dict(dim=[1, 1, 2, 2]))
+        for name in names:
+            setattr(n, name, L.Convolution(n.data, num_output=1, kernel_size=1))
+        path = tmp_path / f"{len(names)}.prototxt"
+        path.write_text(str(n.to_proto()))
+        return caffe.Net(str(path), caffe.TEST)
+
+    other = tmp_path / "other.caffemodel"
+    net_of(["other"]).save(str(other))
+    with pytest.raises(ValueError, match=rf"no weights for {count} of the net's {count} "
+                                         rf"learned layers \({listed}\): weights of another"):
+        load_covering(net_of([f"c{k}" for k in range(count)]), other)
