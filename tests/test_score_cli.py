@@ -374,14 +374,14 @@ def test_numpys_memory_error_past_the_estimate_is_the_same_one_clear_error(tiny_
             raise error
         return hist
 
-    monkeypatch.setattr(score, "memory_limit", lambda: (3 * 2**30, "allowed"))
+    monkeypatch.setattr(score, "memory_limit", lambda: (7 * 2**29, "allowed"))
     monkeypatch.setattr(score, "fast_hist", fails(MemoryError("numpy")))
     with pytest.raises(runtime.OutOfMemory) as refused:
         seg_test(tiny_scoring_net(tmp_path, voc), TINY_HEADS, images=1, progress=False,
                  memory=True)
     picture = voc / "JPEGImages" / f"{ids[0]}.jpg"
     assert str(refused.value) == (f"{picture}: out of memory while scoring this picture (the "
-                                  f"3.00 GiB allowed); {score.SCORE_MEMORY_FIX}")
+                                  f"3.50 GiB allowed); {score.SCORE_MEMORY_FIX}")
     with pytest.raises(MemoryError) as plain:
         seg_test(tiny_scoring_net(tmp_path, voc), TINY_HEADS, images=1, progress=False)
     assert type(plain.value) is MemoryError and str(plain.value) == "numpy"
