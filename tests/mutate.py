@@ -166,9 +166,9 @@ TARGETS = (
            timeout_s=60),
     Target("runlog", "training/runlog.py", (),
            "tests/test_training_runlog.py tests/test_training_curves.py", timeout_s=60),
-    # the scoring loop, whose every number is reported, and the memory refusal before Caffe
-    # allocates (a job let through is killed for memory: lost work; one refused that fits
-    # is lost too)
+    # the scoring loop, whose every number is reported (score_weights, glue, is left to the
+    # whole-experiment runs: 15 to 30 s each), and the memory refusal before Caffe allocates
+    # (a job let through is killed for memory: lost work; one refused that fits is lost too)
     Target("score", "evaluation/score.py",
            ("experiment_heads", "TestResult.scores", "TestResult.as_dict", "load_covering",
             "json_scores", "data_layer", "first_top", "next_example", "split_size",

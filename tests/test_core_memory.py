@@ -4,6 +4,8 @@
   for a convolution over CAFFE_COLUMN_LIMIT the chunk caffe-recipe/patches/0007 allocates,
   not the whole im2col matrix (the measured side: tests/test_tiling.py's peaks).
 - peak_rss_bytes in a child is the child's own peak, where ru_maxrss is the parent's size.
+- evaluation.runtime on hand-counted nets: what the estimate counts, the refusals at their
+  exact edges, and the limit this process may take (make mutate's runtime target).
 """
 
 import json

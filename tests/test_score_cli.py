@@ -1,6 +1,8 @@
 """Scoring a caffemodel on a split through the command line: metrics against a numpy
 recount from the saved predictions and the ground-truth files, and SIFT Flow's
-present-classes rule."""
+present-classes rule. Then the scoring loop itself in seconds (make mutate's score target):
+a tiny net over the VOC data layer against a plain reference pass, the memory check per
+picture, the JSON scores, the heads and load_covering's refusals."""
 
 import json
 
