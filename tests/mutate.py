@@ -168,6 +168,20 @@ TARGETS = (
            timeout_s=60),
     Target("runlog", "training/runlog.py", (),
            "tests/test_training_runlog.py tests/test_training_curves.py", timeout_s=60),
+    # the scoring loop, whose every number is reported (score_weights, glue, is left to the
+    # whole-experiment runs: 15 to 30 s each), and the memory refusal before Caffe allocates
+    # (a job let through is killed for memory: lost work; one refused that fits is lost too)
+    Target("score", "evaluation/score.py",
+           ("experiment_heads", "TestResult.scores", "TestResult.as_dict", "load_covering",
+            "json_scores", "data_layer", "first_top", "next_example", "split_size",
+            "check_example_fits", "seg_test"),
+           "tests/test_score_cli.py -k 'not recount and not siftflow_semantics and not "
+           "one_stream and not unknown_split'", timeout_s=60),
+    Target("runtime", "evaluation/runtime.py",
+           ("memory_limit", "available_memory", "_refusal", "_counts", "_bytes",
+            "forward_bytes", "_limit", "refuse_clearly_too_big", "reshape_checked",
+            "check_memory", "training_bytes"),
+           "tests/test_core_memory.py -k 'not childs_peak'", timeout_s=60),
 )
 
 
