@@ -203,16 +203,43 @@ def refuse_clearly_too_big(net, height: int, width: int, what: str, limit: int |
         raise _refusal(what, rough, limit, words, fix, "scaled from the net's blob shapes")
 
 
+# A step of reshape_checked's growth at most doubles each side; its largest buffer may then
+# grow a little more than the area (a convolution without padding shrinks its input by a
+# fixed amount), so a step is taken only while 1.25 × the area's growth keeps it in Caffe.
+GROWTH_MARGIN = 1.25
+
+
+def _reshape_inputs(net, height: int, width: int) -> None:
+    for name in net.inputs:
+        net.blobs[name].reshape(1, net.blobs[name].shape[1], height, width)
+    net.reshape()  # shapes only: Caffe allocates on first use
+
+
 def reshape_checked(net, height: int, width: int, what: str, limit: int | None = None,
                     training: bool = False, fix: str = FREE_MEMORY) -> int:
     """Reshape `net`'s inputs to height×width and return the memory a step will take,
     refusing (OutOfMemory) beyond `limit` (default: what memory_limit() leaves): first a size
     clearly out of reach, before Caffe sees it (refuse_clearly_too_big), then the exact
-    figure at the new shapes."""
+    figure at the new shapes.
+
+    refuse_clearly_too_big's scale is FCN's (conv1_1 padded by 100); a net from elsewhere
+    grows otherwise. So a larger size is reached in steps that at most double each side,
+    each taken only when the exact largest buffer at the last one, grown by the step, stays
+    within what Caffe can hold: Caffe never sees a shape that aborts it, whatever the net."""
     refuse_clearly_too_big(net, height, width, what, limit, training, fix)
-    for name in net.inputs:
-        net.blobs[name].reshape(1, net.blobs[name].shape[1], height, width)
-    net.reshape()  # shapes only: Caffe allocates on first use
+    now = was = tuple(net.blobs[net.inputs[0]].shape[2:]) if net.inputs else (height, width)
+    while (now[0] < height or now[1] < width) and min(now) > 0:
+        step = (min(height, 2 * now[0]), min(width, 2 * now[1]))
+        growth = step[0] / now[0] * step[1] / now[1]
+        largest = _counts(net, training)[3]
+        if largest * growth * GROWTH_MARGIN > CAFFE_BLOB_LIMIT:
+            scale = height / now[0] * width / now[1]
+            _reshape_inputs(net, *was)  # a refused size leaves the net as it was
+            raise OutOfMemory(f"{what} needs a buffer of about {largest * scale:.3g} values, "
+                              f"more than the 2^31 values Caffe can hold in one; {fix}")
+        _reshape_inputs(net, *step)
+        now = step
+    _reshape_inputs(net, height, width)
     return check_memory(net, what, limit, training, fix)
 
 

@@ -313,6 +313,37 @@ def test_a_reshape_and_a_training_step_are_estimated_at_the_new_size(tmp_path):
     assert tuple(net.blobs["data"].shape) == (1, 3, 40, 30)
 
 
+def test_a_net_without_fcns_padding_is_grown_in_steps_and_refused_before_caffe_aborts(
+        tmp_path):
+    """refuse_clearly_too_big scales by FCN's padded area; testkit's tiny deploy net has no
+    padding, so 30000×30000 from 40×30 passed it, and Caffe's Blob::Reshape aborted the
+    process (a glog CHECK past 2^31 values). Grown in steps that each stay within Caffe, it
+    is one clear refusal, and the net keeps its shape. In a child: an abort ends it."""
+    from testkit.tiny_nets import write_tiny_deploy
+
+    deploy = write_tiny_deploy(tmp_path / "deploy.prototxt")
+    child = subprocess.run(
+        [sys.executable, "-c", f"""
+import caffe
+from evaluation import runtime
+net = caffe.Net({str(deploy)!r}, caffe.TEST)
+runtime.reshape_checked(net, 40, 30, "a test", limit=2**62)
+try:
+    runtime.reshape_checked(net, 30000, 30000, "a 30000x30000 picture", limit=2**62)
+except runtime.OutOfMemory as e:
+    print(e)
+print(tuple(net.blobs["data"].shape))
+print(runtime.reshape_checked(net, 700, 650, "a test", limit=2**62))
+"""], capture_output=True, text=True, cwd=REPO, check=False)
+    assert child.returncode == 0, child.stderr[-2000:]
+    refusal, shape, grown = child.stdout.splitlines()
+    assert refusal.startswith("a 30000x30000 picture needs a buffer of about ")
+    assert refusal.endswith("more than the 2^31 values Caffe can hold in one; scale the "
+                            "picture down or free memory")
+    assert shape == "(1, 3, 40, 30)"
+    assert int(grown) == tiny_estimate(700, 650)  # reached in steps, figured exactly
+
+
 def test_the_check_refuses_an_estimate_over_three_quarters_of_the_limit(tmp_path):
     """At a size whose estimate is a multiple of 3 bytes, a limit of 4/3 of it is just
     enough; a byte less is refused, with the estimate grossed up by the headroom."""
