@@ -7,7 +7,7 @@ from PIL import Image
 
 from compare.cli import main
 from compare.errors import CompareError
-from compare.forward import compare_forward
+from compare.forward import compare_forward, read_input
 from core.caffe_files import CaffeFileError
 from testkit.tiny_nets import random_caffemodel, write_tiny_deploy
 
@@ -82,3 +82,89 @@ def test_bad_inputs_are_clear_errors_not_aborts(tmp_path, setup, capsys):
     np.save(four, np.zeros((4, 8, 8), dtype=np.float32))
     assert main(["--net-a", str(deploy), "--weights-a", str(weights), "--input", str(four)]) == 2
     assert "four.npy: input 'data' of net A is 1×3×20×24" in capsys.readouterr().err
+
+
+DUMMY_NET = '''layer { name: "data" type: "DummyData" top: "data"
+  dummy_data_param { shape { dim: 1 dim: 2 dim: 3 dim: 4 }
+                     data_filler { type: "constant" value: %s } } }
+layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }
+'''
+
+
+def test_inputs_by_name_by_file_kind_and_their_batch(tmp_path, setup):
+    deploy, weights, image = setup
+    rng = np.random.default_rng(2)
+    named = tmp_path / "named.npz"
+    np.savez(named, data=rng.normal(size=(2, 3, 10, 12)).astype(np.float32))
+    result = compare_forward(deploy, weights, deploy, weights, [named])
+    assert result.identical
+    assert ("named.npz", "score", (2, 3, 10, 12), (2, 3, 10, 12), "identical", 0, 0.0, 0) \
+        in result.rows
+    rgb = np.asarray(Image.open(image))
+    preprocessed = read_input(image, (1.0, 2.0, 3.0))[None]
+    assert preprocessed.dtype == np.float32 and preprocessed.shape == (3, 18, 22)
+    assert preprocessed[0, 4, 5] == np.float32(rgb[4, 5, 2]) - 1.0      # BGR minus the mean
+    assert read_input(named, (0.0,)).keys() == {"data"}
+    with pytest.raises(CompareError, match=r"absent\.npy: no such input file"):
+        read_input(tmp_path / "absent.npy", (0.0,))
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, image=np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(CompareError, match=r"wrong\.npz: net A has no input blob image; its "
+                                           r"inputs: \['data'\]"):
+        compare_forward(deploy, weights, deploy, weights, [wrong])
+    for shape, given in (((1, 2, 8, 8), "1×2×8×8"), ((8, 8), "8×8")):
+        array = tmp_path / "array.npy"
+        np.save(array, np.zeros(shape, np.float32))
+        with pytest.raises(CompareError, match=rf"array\.npy: input 'data' of net A is "
+                                               rf"1×3×20×24, the file gives {given}$"):
+            compare_forward(deploy, weights, deploy, weights, [array])
+    with pytest.raises(CompareError, match="the nets take inputs: give at least one --input"):
+        compare_forward(deploy, weights, deploy, weights, [])
+
+
+def test_nets_fed_by_their_own_data_layers_need_no_input(tmp_path):
+    one = tmp_path / "one.prototxt"
+    one.write_text(DUMMY_NET % "1.5")
+    two = tmp_path / "two.prototxt"
+    two.write_text(DUMMY_NET % "-1.5")
+    same = compare_forward(one, None, one, None, [])
+    assert same.identical
+    assert same.rows == [("(data layers)", "data", (1, 2, 3, 4), (1, 2, 3, 4), "identical", 0,
+                          0.0, 0),
+                         ("(data layers)", "out", (1, 2, 3, 4), (1, 2, 3, 4), "identical", 0,
+                          0.0, 0)]
+    other = compare_forward(one, None, two, None, [])
+    assert not other.identical
+    assert other.rows[0] == ("(data layers)", "data", (1, 2, 3, 4), (1, 2, 3, 4), "differs",
+                             "24/24", 3.0, 0x3FC00000 + 0x3FC00000)
+    assert other.rows[1][4:6] == ("differs", "24/24")     # ReLU: 1.5 against 0
+    assert other.rows[1][6] == 1.5
+
+
+def test_blobs_missing_in_one_net_or_of_another_shape(tmp_path, setup):
+    deploy, weights, image = setup
+    other = write_tiny_deploy(tmp_path / "other.prototxt", extra_layer=True)
+    other_weights = random_caffemodel(other, tmp_path / "b.caffemodel", seed=3)
+    result = compare_forward(other, other_weights, deploy, weights, [image])
+    assert ("image.png", "conv1b", (1, 4, 18, 22), None, "missing in B", None, None, None) \
+        in result.rows
+    assert not result.identical
+    wide = write_tiny_deploy(tmp_path / "wide.prototxt", width=6)
+    wide_weights = random_caffemodel(wide, tmp_path / "wide.caffemodel", seed=3)
+    result = compare_forward(deploy, weights, wide, wide_weights, [image])
+    assert ("image.png", "conv1", (1, 4, 18, 22), (1, 6, 18, 22), "shape differs", None, None,
+            None) in result.rows
+    assert not result.identical
+    # identical overall only when every input's every blob is: the differing one decides
+    flipped = caffe.Net(str(deploy), str(weights), caffe.TEST)
+    flipped.params["conv1"][0].data[...] += 1.0          # nothing changes on a zero input
+    flipped.save(str(tmp_path / "flipped.caffemodel"))
+    zeros = tmp_path / "zeros.npy"
+    np.save(zeros, np.zeros((3, 18, 22), np.float32))
+    mixed = compare_forward(deploy, weights, deploy, tmp_path / "flipped.caffemodel",
+                            [image, zeros])
+    assert not mixed.identical
+    score = [row for row in mixed.rows if row[1] == "score"]
+    assert [row[0] for row in score] == ["image.png", "zeros.npy"]
+    assert score[0][4] == "differs" and score[1][4] == "identical"
+    assert score[0][5].endswith(f"/{3 * 18 * 22}")
