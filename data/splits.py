@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+from scipy.io.matlab import MatReadError
 
 from core.catalog import DATASETS, FOLDERS
 from core.defaults import DATA_ROOT
@@ -137,7 +138,8 @@ def nyud_official_split(splits_mat: Path) -> tuple[list[str], list[str]]:
         mat = scipy.io.loadmat(str(splits_mat))
         train, test = (np.asarray(mat[k]).ravel().astype(int) for k in ("trainNdxs",
                                                                           "testNdxs"))
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, MatReadError, NotImplementedError) as e:
+        # MatReadError: not a MATLAB file at all; NotImplementedError: a v7.3 (HDF5) one
         raise SplitError(f"{splits_mat}: not the NYUDv2 splits.mat with trainNdxs and "
                          f"testNdxs ({e})") from None
     name = [str(NYUD_FIRST_IMAGE - 1 + k) for k in range(1, 1450)]

@@ -184,6 +184,13 @@ def test_nyud_splits_mat_in_any_order_and_refused_when_it_is_not_one(tmp_path, m
     with pytest.raises(SplitError, match=r"other\.mat: not the NYUDv2 splits\.mat with "
                                          r"trainNdxs and testNdxs"):
         splits.nyud_official_split(tmp_path / "other.mat")
+    (tmp_path / "text.mat").write_text("not a mat file")    # scipy's MatReadError, once raw
+    with pytest.raises(SplitError, match=r"text\.mat: not the NYUDv2 splits\.mat .*truncated"):
+        splits.nyud_official_split(tmp_path / "text.mat")
+    v73 = tmp_path / "v73.mat"                              # MATLAB 7.3: HDF5 behind a header
+    v73.write_bytes(b"MATLAB 7.3 MAT-file".ljust(116) + bytes(8) + b"\x00\x02IM" + bytes(384))
+    with pytest.raises(SplitError, match=r"v73\.mat: not the NYUDv2 splits\.mat"):
+        splits.nyud_official_split(v73)
 
 
 def test_siftflow_needs_both_label_files_and_every_test_image(tmp_path, monkeypatch):
