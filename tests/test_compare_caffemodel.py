@@ -150,6 +150,8 @@ def test_integers_get_the_largest_absolute_difference_and_no_ulp():
     assert compare_arrays(a, b) == ArrayDiff(count=4, differing=2, first_index=1, max_abs=9.0)
     u = compare_arrays(np.array([0, 255], np.uint8), np.array([255, 255], np.uint8))
     assert (u.max_abs, u.max_ulp, u.differing) == (255.0, 0, 1)
+    flags = compare_arrays(np.array([True, False]), np.array([True, True]))
+    assert (flags.max_abs, flags.max_ulp, flags.differing) == (1.0, 0, 1)
 
 
 def test_chunks_add_up_to_the_whole_array(monkeypatch):
@@ -165,6 +167,8 @@ def test_chunks_add_up_to_the_whole_array(monkeypatch):
     assert (found.differing, found.first_index, found.max_abs, found.nan_mismatch) == \
         (4, 1, 4.0, 1)
     assert found.max_ulp == 0x40800000
+    b[0] = 2.0                                                     # at the very first index
+    assert compare_arrays(a, b).first_index == 0
     ints = np.zeros(10, np.int64)
     other = ints.copy()
     other[2], other[7] = 9, 3

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from caffe.proto import caffe_pb2
 
 from compare.errors import CompareError
 from compare.runs import compare_runs, compare_weights, is_run, load_run
@@ -71,11 +72,13 @@ def test_what_counts_as_a_run(tmp_path):
     (tmp_path / "broken.json").write_text('{"fingerprint"')
     (tmp_path / "list.json").write_text('[1, 2]')
     (tmp_path / "fingerprint.txt").write_text('{"fingerprint": {}}')
+    (tmp_path / "fingerprint.csv").write_text('{"fingerprint": {}}')
     assert is_run(tmp_path / "with.json")
     assert not is_run(tmp_path / "without.json")
     assert not is_run(tmp_path / "broken.json")
     assert not is_run(tmp_path / "list.json")
     assert not is_run(tmp_path / "fingerprint.txt")
+    assert not is_run(tmp_path / "fingerprint.csv")
     assert not is_run(tmp_path / "absent.json")
 
 
@@ -99,6 +102,11 @@ def test_a_train_log_gives_its_last_test_and_its_last_start(tmp_path):
                     {"type": "test", "iteration": 4, "mean_iu": 0.5})
     log.write_text(log.read_text().replace("\n", "\n\n", 1))   # blank lines are skipped
     assert load_run(log) == ({"iteration": 4, "mean_iu": 0.5}, {"seed": 2})
+    resumed = write_log(tmp_path / "resumed.jsonl",
+                        {"type": "start", "fingerprint": {"seed": 1}},
+                        {"type": "test", "iteration": 2, "mean_iu": 0.25},
+                        {"type": "start", "iteration": 2, "fingerprint": {"seed": 2}})
+    assert load_run(resumed) == ({"iteration": 2, "mean_iu": 0.25}, {"seed": 2})
     untested = write_log(tmp_path / "untested.jsonl", {"type": "start"})
     assert load_run(untested) == ({}, {})
     with pytest.raises(CompareError, match=r"nostart\.jsonl: no start record"):
@@ -211,6 +219,7 @@ def test_weights_of_other_nets_name_layers_blobs_and_shapes(tmp_path, weights):
     rows, provenance, blobs = compare_weights(a, b)
     assert ("weights.conv1b", "absent", "present") in rows
     assert compare_weights(b, a)[0][0] == ("weights.conv1b", "present", "absent")
+    assert compare_weights(b, a)[2] == 5          # the layers after the absent one too
     assert provenance == [("weights.pool1 (bottom[0])", "'conv1'", "'conv1b'")]
     assert blobs == 5
     wide = write_tiny_deploy(tmp_path / "wide.prototxt", width=5)
@@ -219,6 +228,9 @@ def test_weights_of_other_nets_name_layers_blobs_and_shapes(tmp_path, weights):
     assert rows[:2] == [("weights.conv1[0] shape", (4, 3, 3, 3), (5, 3, 3, 3)),
                         ("weights.conv1[1] shape", (4,), (5,))]
     assert blobs == 5
+    assert compare_weights(c, a)[0][:2] == [("weights.conv1[0] shape", (5, 3, 3, 3),
+                                              (4, 3, 3, 3)),
+                                             ("weights.conv1[1] shape", (5,), (4,))]
     biasless = tmp_path / "biasless.prototxt"
     biasless.write_text(write_tiny_deploy(tmp_path / "plain.prototxt").read_text()
                         .replace("num_output: 4\n", "num_output: 4\n    bias_term: false\n"))
@@ -250,9 +262,24 @@ def test_a_damaged_result_is_refused_not_compared(tmp_path, weights):
 
 
 def test_long_provenance_values_are_shortened(tmp_path):
-    long = {"cpu_flags": "x" * 80, "env": {"B": "2", "A": "1"}}
+    long = {"cpu_flags": "x" * 71, "env": {"B": "2", "A": "1"}}
     a = run_folder(tmp_path / "a", {"mean_iu": 0.5}, long)
     b = run_folder(tmp_path / "b", {"mean_iu": 0.5}, {"cpu_flags": "y" * 70, "env": {}})
     assert compare_runs(a, b).provenance == [
         ("fingerprint.cpu_flags", "x" * 67 + "...", "y" * 70),
         ("fingerprint.env", '{"A": "1", "B": "2"}', "{}")]
+
+
+def test_weights_stored_as_doubles_differ_from_floats(tmp_path):
+    def net(path, double):
+        blob = caffe_pb2.BlobProto()
+        blob.shape.dim.append(2)
+        (blob.double_data if double else blob.data).extend([1.0, 2.0])
+        layer = caffe_pb2.LayerParameter(name="w", type="Convolution")
+        layer.blobs.append(blob)
+        net = caffe_pb2.NetParameter(layer=[layer])
+        path.write_bytes(net.SerializeToString())
+        return path
+    floats, doubles = net(tmp_path / "f", False), net(tmp_path / "d", True)
+    for a, b in ((floats, doubles), (doubles, floats)):
+        assert compare_weights(a, b) == ([("weights.w[0] shape", (2,), (2,))], [], 1)
