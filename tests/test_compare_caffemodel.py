@@ -98,6 +98,7 @@ def test_identical_arrays_and_what_cannot_be_compared():
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     same = compare_arrays(a, a.copy())
     assert same.identical and same == ArrayDiff(count=12)
+    assert same.first_index == -1
     assert compare_arrays(a, a.T.copy().T).identical          # any memory layout, flat order
     with pytest.raises(ValueError, match=r"cannot compare float32\[12\] with float64\[12\]"):
         compare_arrays(a, a.astype(np.float64))

@@ -97,16 +97,18 @@ def test_a_train_log_gives_its_last_test_and_its_last_start(tmp_path):
     log = write_log(tmp_path / "train.jsonl",
                     {"type": "start", "fingerprint": {"seed": 1}},
                     {"type": "test", "iteration": 2, "mean_iu": 0.25},
-                    {"type": "train", "iteration": 3, "loss": 9.0},
+                    {"type": "step", "iteration": 3, "loss": 9.0},
                     {"type": "start", "fingerprint": {"seed": 2}},
-                    {"type": "test", "iteration": 4, "mean_iu": 0.5})
+                    {"type": "test", "iteration": 4, "mean_iu": 0.5},
+                    {"type": "snapshot", "iteration": 4}, {"type": "done", "iteration": 4})
     log.write_text(log.read_text().replace("\n", "\n\n", 1))   # blank lines are skipped
     assert load_run(log) == ({"iteration": 4, "mean_iu": 0.5}, {"seed": 2})
     resumed = write_log(tmp_path / "resumed.jsonl",
                         {"type": "start", "fingerprint": {"seed": 1}},
                         {"type": "test", "iteration": 2, "mean_iu": 0.25},
-                        {"type": "start", "iteration": 2, "fingerprint": {"seed": 2}})
-    assert load_run(resumed) == ({"iteration": 2, "mean_iu": 0.25}, {"seed": 2})
+                        {"type": "resume", "iteration": 2},
+                        {"type": "step", "iteration": 3, "loss": 1.0})
+    assert load_run(resumed) == ({"iteration": 2, "mean_iu": 0.25}, {"seed": 1})
     untested = write_log(tmp_path / "untested.jsonl", {"type": "start"})
     assert load_run(untested) == ({}, {})
     with pytest.raises(CompareError, match=r"nostart\.jsonl: no start record"):
@@ -237,6 +239,7 @@ def test_weights_of_other_nets_name_layers_blobs_and_shapes(tmp_path, weights):
     d = random_caffemodel(biasless, tmp_path / "biasless.caffemodel", seed=1)
     rows, provenance, blobs = compare_weights(a, d)
     assert rows[0] == ("weights.conv1 blobs", 2, 1)
+    assert compare_weights(d, a)[0][0] == ("weights.conv1 blobs", 1, 2)
     assert provenance[0][0] == "weights.conv1 (convolution_param.bias_term)"
     assert blobs == 3
 
