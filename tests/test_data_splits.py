@@ -234,6 +234,13 @@ def test_the_command_line_writes_each_dataset_and_names_what_it_needs(tmp_path, 
     with pytest.raises(SystemExit):
         splits.main(["siftflow", "--root", str(root)])
     assert "siftflow needs --test-list" in capsys.readouterr().err
+    sift = make_dataset("siftflow", tmp_path / "sf", n_train=3, n_val=2, size=(24, 24), seed=3)
+    test_list = tmp_path / "TestSet1.txt"
+    test_list.write_text((sift / "sift-flow/test.txt").read_text())
+    assert splits.main(["siftflow", "--root", str(sift), "--test-list", str(test_list),
+                        "--no-check"]) == 0
+    assert capsys.readouterr().out == "{}\n"
+    assert len((sift / "sift-flow/trainval.txt").read_text().split()) == 3
     context = make_dataset("pascalcontext", tmp_path / "pc", n_train=2, n_val=3,
                            size=(24, 24), seed=1)
     monkeypatch.setattr(splits, "PASCALCONTEXT_COUNTS", {"train": 2, "val": 3})
