@@ -104,6 +104,8 @@ def test_identical_arrays_and_what_cannot_be_compared():
         compare_arrays(a, a.astype(np.float64))
     with pytest.raises(ValueError, match=r"cannot compare float32\[12\] with float32\[11\]"):
         compare_arrays(a, a.ravel()[:11])
+    with pytest.raises(ValueError, match=r"cannot compare float32\[1\] with float32\[12\]"):
+        compare_arrays(a.ravel()[:1], a)           # never broadcast against the other
 
 
 def test_signed_zeros_and_nan_payloads_differ_in_bits_only():

@@ -139,6 +139,16 @@ def test_nets_fed_by_their_own_data_layers_need_no_input(tmp_path):
                              "24/24", 3.0, 0x3FC00000 + 0x3FC00000)
     assert other.rows[1][4:6] == ("differs", "24/24")     # ReLU: 1.5 against 0
     assert other.rows[1][6] == 1.5
+    bare = tmp_path / "bare.prototxt"               # the data layer alone: no "out"
+    bare.write_text(DUMMY_NET.split("layer { name: \"relu\"")[0] % "1.5")
+    fewer = compare_forward(one, None, bare, None, [])
+    assert not fewer.identical                      # though every blob both have is equal
+    assert fewer.rows[1] == ("(data layers)", "out", (1, 2, 3, 4), None, "missing in B", None,
+                             None, None)
+    more = compare_forward(bare, None, one, None, [])
+    assert not more.identical
+    assert more.rows[1] == ("(data layers)", "out", None, (1, 2, 3, 4), "extra in B", None,
+                            None, None)
 
 
 def test_blobs_missing_in_one_net_or_of_another_shape(tmp_path, setup):

@@ -217,6 +217,18 @@ def test_siftflow_needs_both_label_files_and_every_test_image(tmp_path, monkeypa
         splits.derive_siftflow(base, test_list, check_release=False)
     with pytest.raises(SplitError, match=r": no images under Images/"):
         splits.siftflow_images(tmp_path)
+    test_list.write_text("".join(f"absent{n}.jpg\n" for n in range(7)))
+    with pytest.raises(SplitError, match=r"\['absent0', 'absent1', 'absent2', 'absent3', "
+                                         r"'absent4'\]$"):              # the first five
+        splits.derive_siftflow(base, test_list, check_release=False)
+    test_list.write_text(f"{ids[0]}.jpg\n")
+    for image in (ids[2], *ids[4:]):
+        (base / "GeoLabels" / SIFTFLOW_CATEGORY_DIR / f"{image}.mat").unlink()
+    assert len(ids[1:]) == 6                                # six without labels now
+    with pytest.raises(SplitError, match=r"besides the two known ones .*: \[" + ", ".join(
+            f"'{i}'" for i in ids[1:6]) + r"\]$"):
+        monkeypatch.setattr(splits, "SIFTFLOW_UNANNOTATED", ())
+        splits.derive_siftflow(base, test_list)
 
 
 def test_the_command_line_writes_each_dataset_and_names_what_it_needs(tmp_path, monkeypatch,
@@ -249,3 +261,10 @@ def test_the_command_line_writes_each_dataset_and_names_what_it_needs(tmp_path, 
     monkeypatch.setattr(splits, "PASCALCONTEXT_COUNTS", {"train": 2, "val": 4})
     with pytest.raises(SplitError, match=r"val\.txt: 3 images, VOC2010's has 4"):
         splits.check_pascalcontext(context / "pascal/VOC2010")
+    monkeypatch.setattr(splits, "PASCALCONTEXT_COUNTS", {"train": 1, "val": 3})
+    with pytest.raises(SplitError, match=r"train\.txt: 2 images, VOC2010's has 1"):
+        splits.check_pascalcontext(context / "pascal/VOC2010")       # more is refused too
+
+
+def test_pascalcontext_uses_voc2010s_main_train_and_val_as_they_are():
+    assert splits.PASCALCONTEXT_COUNTS == {"train": 4998, "val": 5105}
