@@ -294,3 +294,21 @@ def test_what_differs_outside_the_blobs_is_noted(tmp_path):
     same = compare_files(a, _net_file(tmp_path / "e", *layers), kind="caffemodel")
     assert same.identical and same.rows == []
     assert same.notes == ["same bytes: 2 layers, 2 blobs"]
+
+
+def test_each_kind_of_difference_alone_is_no_equal_layers_note(tmp_path):
+    base = (_layer("w", _blob([1.0, 2.0]), _blob([3.0])), _layer("x", _blob([4.0])))
+    a = _net_file(tmp_path / "a", *base)
+    variants = {
+        "fewer blobs": (_layer("w", _blob([1.0, 2.0])), base[1]),
+        "doubles": (_layer("w", _blob([1.0, 2.0], double=True), _blob([3.0])), base[1]),
+        "reshaped": (_layer("w", _blob([1.0, 2.0], shape=[1, 2]), _blob([3.0])), base[1]),
+        "empty": (_layer("w", _blob([], shape=[2]), _blob([3.0])), base[1]),
+        "extra layer": (*base, _layer("z", _blob([5.0]))),
+    }
+    for name, layers in variants.items():
+        b = _net_file(tmp_path / name, *layers)
+        for first, second in ((a, b), (b, a)):
+            result = compare_files(first, second, kind="caffemodel")
+            assert not result.identical and result.notes == [], (name, result.notes)
+            assert [row for row in result.rows if row[4] != "identical"], name
