@@ -288,6 +288,8 @@ def test_what_differs_outside_the_blobs_is_noted(tmp_path):
     reordered = compare_files(a, _net_file(tmp_path / "c", *layers[::-1]), kind="caffemodel")
     assert not reordered.identical
     assert reordered.notes == ["the layers are stored in a different order"]
+    backwards = compare_files(tmp_path / "c", a, kind="caffemodel")
+    assert backwards.notes == ["the layers are stored in a different order"]
     fewer = compare_files(a, _net_file(tmp_path / "d", layers[0]), kind="caffemodel")
     assert fewer.rows[-1] == ("y", "-", None, None, "missing in B", None, None, None)
     assert fewer.notes == []
@@ -306,9 +308,14 @@ def test_each_kind_of_difference_alone_is_no_equal_layers_note(tmp_path):
         "empty": (_layer("w", _blob([], shape=[2]), _blob([3.0])), base[1]),
         "extra layer": (*base, _layer("z", _blob([5.0]))),
     }
+    variants["second blob"] = (_layer("w", _blob([1.0, 2.0]), _blob([3.5])), base[1])
     for name, layers in variants.items():
         b = _net_file(tmp_path / name, *layers)
         for first, second in ((a, b), (b, a)):
             result = compare_files(first, second, kind="caffemodel")
             assert not result.identical and result.notes == [], (name, result.notes)
             assert [row for row in result.rows if row[4] != "identical"], name
+    second = compare_files(a, tmp_path / "second blob", kind="caffemodel")
+    assert [row[:5] for row in second.rows] == [("w", 0, (2,), (2,), "identical"),
+                                                ("w", 1, (1,), (1,), "differs"),
+                                                ("x", 0, (1,), (1,), "identical")]

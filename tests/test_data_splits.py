@@ -20,6 +20,8 @@ def test_embedded_digests_are_consistent():
         splits.RELEASE["nyud/trainval"].count == 795
     assert splits.RELEASE["siftflow/trainval"].count + splits.RELEASE["siftflow/test"].count \
         == 2688 - len(splits.SIFTFLOW_UNANNOTATED)
+    # NYUDv2's 1449 labelled images: 795 train(val) and 654 test
+    assert splits.RELEASE["nyud/trainval"].count + splits.RELEASE["nyud/test"].count == 1449
 
 
 def test_check_tells_exact_from_same_members(monkeypatch):
