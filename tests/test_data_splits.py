@@ -182,6 +182,12 @@ def test_nyud_splits_mat_in_any_order_and_refused_when_it_is_not_one(tmp_path, m
     nyud.mkdir()
     assert splits.derive_nyud(nyud, splits_mat=mat) == {"trainval": "members",
                                                         "test": "exact"}
+    for wrong in (0, 1450):
+        savemat(tmp_path / "wrong.mat", {"trainNdxs": np.array([[1], [wrong]]),
+                                         "testNdxs": np.array([[2]])})
+        with pytest.raises(SplitError, match=rf"wrong\.mat: indices \[{wrong}\] are outside "
+                                             r"NYUDv2's 1 to 1449"):
+            splits.nyud_official_split(tmp_path / "wrong.mat")
     savemat(tmp_path / "other.mat", {"trainNdxs": np.array([[1]])})
     with pytest.raises(SplitError, match=r"other\.mat: not the NYUDv2 splits\.mat with "
                                          r"trainNdxs and testNdxs"):
