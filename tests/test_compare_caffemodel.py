@@ -1,5 +1,6 @@
 """compare on caffemodels: blob by blob bitwise, max |Δ| and ULP, missing layers, shapes."""
 
+import os
 import shutil
 
 import caffe
@@ -225,6 +226,19 @@ def test_a_layer_definition_differs_in_words(tmp_path):
     assert result.notes == []
     assert definition_difference(read_caffemodel(a)["conv"], read_caffemodel(a)["conv"]) \
         is None
+    c = _net_file(tmp_path / "c", _layer("conv", _blob([1.0]), kind="Deconvolution",
+                                         convolution_param={"num_output": 5}))
+    assert first_definition_difference(read_caffemodel(a)["conv"], read_caffemodel(c)["conv"]) \
+        == ("type", "'Convolution'", "'Deconvolution'")       # the first of two, in order
+
+
+def test_files_of_one_size_and_time_are_still_read_to_the_last_byte(tmp_path, model):
+    _, a = model
+    b = flip_bit(a, tmp_path / "b.caffemodel", a.stat().st_size - 3)
+    stamp = a.stat().st_mtime_ns
+    os.utime(a, ns=(stamp, stamp))
+    os.utime(b, ns=(stamp, stamp))
+    assert not compare_files(a, b).identical
 
 
 def test_the_same_fields_in_another_order_and_the_v1_format_are_named(tmp_path):
@@ -293,6 +307,9 @@ def test_what_differs_outside_the_blobs_is_noted(tmp_path):
     fewer = compare_files(a, _net_file(tmp_path / "d", layers[0]), kind="caffemodel")
     assert fewer.rows[-1] == ("y", "-", None, None, "missing in B", None, None, None)
     assert fewer.notes == []
+    first_gone = compare_files(a, _net_file(tmp_path / "f", layers[1]), kind="caffemodel")
+    assert first_gone.rows == [("x", "-", None, None, "missing in B", None, None, None),
+                               ("y", 0, (1,), (1,), "identical", 0, 0.0, 0)]
     same = compare_files(a, _net_file(tmp_path / "e", *layers), kind="caffemodel")
     assert same.identical and same.rows == []
     assert same.notes == ["same bytes: 2 layers, 2 blobs"]

@@ -254,6 +254,9 @@ def test_the_command_line_writes_each_dataset_and_names_what_it_needs(tmp_path, 
     with pytest.raises(SystemExit):
         splits.main(["siftflow", "--root", str(root)])
     assert "siftflow needs --test-list" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        splits.main(["--help"])
+    assert "Split lists derived from the datasets' own files" in capsys.readouterr().out
     sift = make_dataset("siftflow", tmp_path / "sf", n_train=3, n_val=2, size=(24, 24), seed=3)
     test_list = tmp_path / "TestSet1.txt"
     test_list.write_text((sift / "sift-flow/test.txt").read_text())
