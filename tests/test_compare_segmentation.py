@@ -129,6 +129,10 @@ def test_what_is_not_a_label_map_is_a_clear_error(tmp_path):
     Image.fromarray(np.zeros((4, 5, 2), np.uint8), mode="LA").save(tmp_path / "la.png")
     with pytest.raises(CompareError, match=r"la\.png: image mode LA is neither an index nor"):
         load_label_map(tmp_path / "la.png")
+    for mode in ("YCbCr", "CMYK", "LAB"):      # sorting after "RGB(A)" or before it
+        Image.new(mode, (5, 4)).save(tmp_path / f"{mode}.tif")
+        with pytest.raises(CompareError, match=rf"{mode}\.tif: image mode {mode} is neither"):
+            load_label_map(tmp_path / f"{mode}.tif")
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(CompareError, match=r"text\.png: cannot read as an image"):
         load_label_map(tmp_path / "text.png")
@@ -158,15 +162,15 @@ def test_a_differing_map_names_its_classes_and_first_pixel_in_reading_order(tmp_
     labels = np.zeros((3, 4), np.uint8)
     labels[2, 3] = 15
     changed = labels.copy()
-    changed[1, 2], changed[2, 0] = 2, 2
+    changed[1, 2], changed[2, 0], changed[2, 3] = 2, 2, 0      # B above A, and below
     result = compare_files(_palette_png(tmp_path / "a.png", labels),
                            _palette_png(tmp_path / "b.png", changed))
     assert not result.identical
     assert result.rows == [("encoding", "palette PNG", "palette PNG"),
                            ("size (H×W)", (3, 4), (3, 4)),
-                           ("classes", "0, 15", "0, 2, 15"),
-                           ("differing pixels", "2 of 12", ""),
+                           ("classes", "0, 15", "0, 2"),
+                           ("differing pixels", "3 of 12", ""),
                            ("first differing pixel", "row 1, col 2: 0", "2"),
-                           ("agreement (non-void)", f"{10 / 12:.6f}", "over 12 pixels"),
-                           ("mean IU of B vs A", f"{(9 / 11 + 0 + 1) / 3:.6f}", "")]
+                           ("agreement (non-void)", f"{9 / 12:.6f}", "over 12 pixels"),
+                           ("mean IU of B vs A", f"{(9 / 12 + 0 + 0) / 3:.6f}", "")]
     assert result.notes == []
