@@ -178,3 +178,18 @@ def test_blobs_missing_in_one_net_or_of_another_shape(tmp_path, setup):
     assert [row[0] for row in score] == ["image.png", "zeros.npy"]
     assert score[0][4] == "differs" and score[1][4] == "identical"
     assert score[0][5].endswith(f"/{3 * 18 * 22}")
+
+
+def test_a_vector_input_of_another_width_is_refused(tmp_path):
+    net = tmp_path / "vector.prototxt"
+    net.write_text('layer { name: "data" type: "Input" top: "data" '
+                   'input_param { shape { dim: 1 dim: 3 } } }\n'
+                   'layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }\n')
+    wide = tmp_path / "wide.npy"
+    np.save(wide, np.ones((1, 5), np.float32))
+    with pytest.raises(CompareError, match=r"wide\.npy: input 'data' of net A is 1×3, the "
+                                           r"file gives 1×5$"):
+        compare_forward(net, None, net, None, [wide])
+    fits = tmp_path / "fits.npy"
+    np.save(fits, np.array([[1.0, -2.0, 3.0]], np.float32))
+    assert compare_forward(net, None, net, None, [fits]).identical
