@@ -110,6 +110,9 @@ def test_every_index_encoding_reads_as_the_same_map(tmp_path):
     result = compare_files(tmp_path / "grey.png", tmp_path / "opaque.png")
     assert result.identical
     assert ("encoding", "grey index PNG", "VOC-coloured RGB") in result.rows
+    assert result.notes == ["same class at every pixel; only the encodings differ"]
+    assert compare_files(tmp_path / "opaque.png", tmp_path / "grey.png").notes == \
+        ["same class at every pixel; only the encodings differ"]
     same = compare_files(tmp_path / "grey.png", tmp_path / "grey.png")
     assert same.identical and same.notes == []
 
@@ -121,6 +124,9 @@ def test_what_is_not_a_label_map_is_a_clear_error(tmp_path):
     Image.fromarray(negative, mode="I").save(tmp_path / "negative.tif")
     with pytest.raises(CompareError, match=r"negative\.tif: negative class index -3"):
         load_label_map(tmp_path / "negative.tif")
+    Image.fromarray(np.full((2, 2), -1, np.int32), mode="I").save(tmp_path / "minus.tif")
+    with pytest.raises(CompareError, match=r"minus\.tif: negative class index -1"):
+        load_label_map(tmp_path / "minus.tif")
     rgba = np.dstack([colorize(labels), np.full(labels.shape, 255, np.uint8)])
     rgba[3, 4, 3] = 254
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "clear.png")
