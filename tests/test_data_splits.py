@@ -188,6 +188,10 @@ def test_nyud_splits_mat_in_any_order_and_refused_when_it_is_not_one(tmp_path, m
         with pytest.raises(SplitError, match=rf"wrong\.mat: indices \[{wrong}\] are outside "
                                              r"NYUDv2's 1 to 1449"):
             splits.nyud_official_split(tmp_path / "wrong.mat")
+    savemat(tmp_path / "wrong.mat", {"trainNdxs": np.arange(1450, 1457)[:, None],
+                                     "testNdxs": np.array([[2]])})
+    with pytest.raises(SplitError, match=r"indices \[1450, 1451, 1452, 1453, 1454\] are"):
+        splits.nyud_official_split(tmp_path / "wrong.mat")          # the first five
     savemat(tmp_path / "other.mat", {"trainNdxs": np.array([[1]])})
     with pytest.raises(SplitError, match=r"other\.mat: not the NYUDv2 splits\.mat with "
                                          r"trainNdxs and testNdxs"):
