@@ -123,6 +123,7 @@ def test_inputs_by_name_by_file_kind_and_their_batch(tmp_path, setup):
 
 
 def test_nets_fed_by_their_own_data_layers_need_no_input(tmp_path):
+    write_tiny_deploy(tmp_path / "deploy.prototxt")
     one = tmp_path / "one.prototxt"
     one.write_text(DUMMY_NET % "1.5")
     two = tmp_path / "two.prototxt"
@@ -139,6 +140,8 @@ def test_nets_fed_by_their_own_data_layers_need_no_input(tmp_path):
                              "24/24", 3.0, 0x3FC00000 + 0x3FC00000)
     assert other.rows[1][4:6] == ("differs", "24/24")     # ReLU: 1.5 against 0
     assert other.rows[1][6] == 1.5
+    with pytest.raises(CompareError, match="the nets take inputs: give at least one"):
+        compare_forward(one, None, tmp_path / "deploy.prototxt", None, [])   # B takes one
     bare = tmp_path / "bare.prototxt"               # the data layer alone: no "out"
     bare.write_text(DUMMY_NET.split("layer { name: \"relu\"")[0] % "1.5")
     fewer = compare_forward(one, None, bare, None, [])
