@@ -78,6 +78,8 @@ def test_sizes_differ(tmp_path):
     result = compare_files(a, b)
     assert not result.identical
     assert ("size (H×W)", (30, 40), (40, 30)) in result.rows
+    reverse = compare_files(b, a)
+    assert not reverse.identical and reverse.notes == ["sizes differ: no pixel comparison"]
 
 
 def test_colour_outside_the_palette_is_a_clear_error(tmp_path, capsys):
