@@ -196,3 +196,16 @@ def test_a_vector_input_of_another_width_is_refused(tmp_path):
     fits = tmp_path / "fits.npy"
     np.save(fits, np.array([[1.0, -2.0, 3.0]], np.float32))
     assert compare_forward(net, None, net, None, [fits]).identical
+
+
+def test_an_array_file_of_objects_or_no_array_is_one_clear_error(tmp_path, setup, capsys):
+    deploy, weights, _ = setup
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "objects.npz", data=np.array([{"a": 1}], dtype=object))
+    (tmp_path / "text.npy").write_text("not numpy")
+    for name in ("objects.npy", "objects.npz", "text.npy"):
+        with pytest.raises(CompareError, match=rf"{name}: not a numeric NumPy array file"):
+            read_input(tmp_path / name, (0.0,))
+    assert main(["--net-a", str(deploy), "--weights-a", str(weights), "--input",
+                 str(tmp_path / "objects.npy")]) == 2
+    assert "objects.npy: not a numeric NumPy array file" in capsys.readouterr().err
