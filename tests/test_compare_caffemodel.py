@@ -103,6 +103,8 @@ def test_identical_arrays_and_what_cannot_be_compared():
     assert compare_arrays(a, a.T.copy().T).identical          # any memory layout, flat order
     with pytest.raises(ValueError, match=r"cannot compare float32\[12\] with float64\[12\]"):
         compare_arrays(a, a.astype(np.float64))
+    with pytest.raises(ValueError, match=r"cannot compare float64\[12\] with float32\[12\]"):
+        compare_arrays(a.astype(np.float64), a)
     with pytest.raises(ValueError, match=r"cannot compare float32\[12\] with float32\[11\]"):
         compare_arrays(a, a.ravel()[:11])
     with pytest.raises(ValueError, match=r"cannot compare float32\[1\] with float32\[12\]"):

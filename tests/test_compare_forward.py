@@ -168,6 +168,10 @@ def test_blobs_missing_in_one_net_or_of_another_shape(tmp_path, setup):
     assert ("image.png", "conv1", (1, 4, 18, 22), (1, 6, 18, 22), "shape differs", None, None,
             None) in result.rows
     assert not result.identical
+    assert [row[4] for row in result.rows if row[1] == "score"] == ["differs"]   # and on
+    backwards = compare_forward(wide, wide_weights, deploy, weights, [image])
+    assert ("image.png", "conv1", (1, 6, 18, 22), (1, 4, 18, 22), "shape differs", None,
+            None, None) in backwards.rows
     # identical overall only when every input's every blob is: the differing one decides
     flipped = caffe.Net(str(deploy), str(weights), caffe.TEST)
     flipped.params["conv1"][0].data[...] += 1.0          # nothing changes on a zero input
@@ -209,3 +213,28 @@ def test_an_array_file_of_objects_or_no_array_is_one_clear_error(tmp_path, setup
     assert main(["--net-a", str(deploy), "--weights-a", str(weights), "--input",
                  str(tmp_path / "objects.npy")]) == 2
     assert "objects.npy: not a numeric NumPy array file" in capsys.readouterr().err
+
+
+def test_an_array_goes_to_the_first_input_and_must_match_its_axes(tmp_path):
+    net = tmp_path / "two.prototxt"
+    net.write_text('layer { name: "data" type: "Input" top: "data" '
+                   'input_param { shape { dim: 1 dim: 3 } } }\n'
+                   'layer { name: "aux" type: "Input" top: "aux" '
+                   'input_param { shape { dim: 1 dim: 2 } } }\n')
+    first = tmp_path / "first.npy"
+    np.save(first, np.array([[1.0, 2.0, 3.0]], np.float32))
+    result = compare_forward(net, None, net, None, [first])
+    assert result.identical and result.rows[0][:3] == ("first.npy", "data", (1, 3))
+    deeper = tmp_path / "deeper.npy"
+    np.save(deeper, np.ones((1, 3, 2, 2), np.float32))
+    with pytest.raises(CompareError, match=r"deeper\.npy: input 'data' of net A is 1×3, the "
+                                           r"file gives 1×3×2×2$"):
+        compare_forward(net, None, net, None, [deeper])
+    line = tmp_path / "line.prototxt"
+    line.write_text('layer { name: "data" type: "Input" top: "data" '
+                    'input_param { shape { dim: 3 } } }\n')
+    flat = tmp_path / "flat.npy"
+    np.save(flat, np.array([1.0, 2.0, 3.0, 4.0], np.float32))   # one axis: any length
+    result = compare_forward(line, None, line, None, [flat])
+    assert result.identical and result.rows == [("flat.npy", "data", (4,), (4,), "identical",
+                                                 0, 0.0, 0)]
