@@ -63,6 +63,9 @@ def test_nets_with_different_blobs(tmp_path, setup):
     result = compare_forward(deploy, weights, other, other_weights, [image])
     assert not result.identical
     assert _status(result)["conv1b"] == "extra in B"
+    reverse = compare_forward(other, other_weights, deploy, weights, [image])
+    assert _status(reverse)["conv1b"] == "missing in B"
+    assert _status(reverse)["score"] == "differs"        # the blobs after it are compared
 
 
 def test_bad_inputs_are_clear_errors_not_aborts(tmp_path, setup, capsys):
@@ -105,6 +108,8 @@ def test_inputs_by_name_by_file_kind_and_their_batch(tmp_path, setup):
     assert preprocessed.dtype == np.float32 and preprocessed.shape == (3, 18, 22)
     assert preprocessed[0, 4, 5] == np.float32(rgb[4, 5, 2]) - 1.0      # BGR minus the mean
     assert read_input(named, (0.0,)).keys() == {"data"}
+    Image.open(image).save(tmp_path / "image.jpg")      # the release's demo is a JPEG
+    assert read_input(tmp_path / "image.jpg", (0.0, 0.0, 0.0))[None].shape == (3, 18, 22)
     with pytest.raises(CompareError, match=r"absent\.npy: no such input file"):
         read_input(tmp_path / "absent.npy", (0.0,))
     wrong = tmp_path / "wrong.npz"
@@ -238,3 +243,14 @@ def test_an_array_goes_to_the_first_input_and_must_match_its_axes(tmp_path):
     result = compare_forward(line, None, line, None, [flat])
     assert result.identical and result.rows == [("flat.npy", "data", (4,), (4,), "identical",
                                                  0, 0.0, 0)]
+
+
+def test_weights_holding_nan_are_refused_before_any_comparison(tmp_path, setup):
+    deploy, weights, image = setup
+    net = caffe.Net(str(deploy), str(weights), caffe.TEST)
+    net.params["conv1"][0].data.flat[0] = np.nan
+    net.save(str(tmp_path / "nan.caffemodel"))
+    for a, b in ((tmp_path / "nan.caffemodel", weights), (weights, tmp_path / "nan.caffemodel")):
+        with pytest.raises(CaffeFileError, match=r"nan\.caffemodel \(--weights-[ab]\): layers "
+                                                 r"conv1 hold NaN"):
+            compare_forward(deploy, a, deploy, b, [image])
