@@ -117,7 +117,7 @@ def test_inputs_by_name_by_file_kind_and_their_batch(tmp_path, setup):
     with pytest.raises(CompareError, match=r"wrong\.npz: net A has no input blob image; its "
                                            r"inputs: \['data'\]"):
         compare_forward(deploy, weights, deploy, weights, [wrong])
-    for shape, given in (((1, 2, 8, 8), "1×2×8×8"), ((8, 8), "8×8")):
+    for shape, given in (((1, 2, 8, 8), "1×2×8×8"), ((8, 8), "8×8"), ((1, 3), "1×3")):
         array = tmp_path / "array.npy"
         np.save(array, np.zeros(shape, np.float32))
         with pytest.raises(CompareError, match=rf"array\.npy: input 'data' of net A is "
@@ -147,6 +147,11 @@ def test_nets_fed_by_their_own_data_layers_need_no_input(tmp_path):
     assert other.rows[1][6] == 1.5
     with pytest.raises(CompareError, match="the nets take inputs: give at least one"):
         compare_forward(one, None, tmp_path / "deploy.prototxt", None, [])   # B takes one
+    longer = tmp_path / "longer.prototxt"           # only the shapes differ
+    longer.write_text((DUMMY_NET % "1.5").replace("dim: 4", "dim: 5"))
+    reshaped = compare_forward(one, None, longer, None, [])
+    assert not reshaped.identical
+    assert [row[4] for row in reshaped.rows] == ["shape differs", "shape differs"]
     bare = tmp_path / "bare.prototxt"               # the data layer alone: no "out"
     bare.write_text(DUMMY_NET.split("layer { name: \"relu\"")[0] % "1.5")
     fewer = compare_forward(one, None, bare, None, [])
