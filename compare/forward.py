@@ -24,11 +24,14 @@ def read_input(path: Path, mean: tuple[float, ...]) -> dict[str | None, np.ndarr
     path = Path(path)
     if not path.is_file():
         raise CompareError(f"{path}: no such input file")
-    if path.suffix == ".npz":
-        with np.load(path) as arrays:
-            return {name: arrays[name] for name in arrays.files}
-    if path.suffix == ".npy":
-        return {None: np.load(path, allow_pickle=False)}
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as arrays:
+                return {name: arrays[name] for name in arrays.files}
+        if path.suffix == ".npy":
+            return {None: np.load(path, allow_pickle=False)}
+    except ValueError as e:   # objects (never unpickled: that would run code) or not numpy
+        raise CompareError(f"{path}: not a numeric NumPy array file ({e})") from None
     return {None: release_preprocess(read_rgb(path), mean)}
 
 

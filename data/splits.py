@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+from scipy.io.matlab import MatReadError
 
 from core.catalog import DATASETS, FOLDERS
 from core.defaults import DATA_ROOT
@@ -42,6 +43,7 @@ PASCALCONTEXT = DATASETS["pascalcontext"].train_layer.layout
 SIFTFLOW_UNANNOTATED = ("highway_bost181", "street_urb506")
 SIFTFLOW_ABSENT_FROM_TEST = ("cow", "desert", "moon")  # semantic classes 9, 11, 16 (1-based)
 NYUD_FIRST_IMAGE = 5001  # img_5001 is image 1 of the labelled set
+NYUD_IMAGES = 1449       # the labelled set: splits.mat's indices run from 1 to this
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,15 @@ def nyud_official_split(splits_mat: Path) -> tuple[list[str], list[str]]:
         mat = scipy.io.loadmat(str(splits_mat))
         train, test = (np.asarray(mat[k]).ravel().astype(int) for k in ("trainNdxs",
                                                                           "testNdxs"))
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, MatReadError, NotImplementedError) as e:
+        # MatReadError: not a MATLAB file at all; NotImplementedError: a v7.3 (HDF5) one
         raise SplitError(f"{splits_mat}: not the NYUDv2 splits.mat with trainNdxs and "
                          f"testNdxs ({e})") from None
-    name = [str(NYUD_FIRST_IMAGE - 1 + k) for k in range(1, 1450)]
+    outside = sorted({int(k) for k in (*train, *test) if not 1 <= k <= NYUD_IMAGES})
+    if outside:   # 0 would name the last image, 1450 none: never a silent or raw failure
+        raise SplitError(f"{splits_mat}: indices {outside[:5]} are outside NYUDv2's 1 to "
+                         f"{NYUD_IMAGES} (1-based); is it the NYUDv2 splits.mat?")
+    name = [str(NYUD_FIRST_IMAGE - 1 + k) for k in range(1, NYUD_IMAGES + 1)]
     return [name[k - 1] for k in sorted(train)], [name[k - 1] for k in sorted(test)]
 
 

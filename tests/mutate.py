@@ -182,6 +182,22 @@ TARGETS = (
             "forward_bytes", "_limit", "refuse_clearly_too_big", "reshape_checked",
             "check_memory", "training_bytes"),
            "tests/test_core_memory.py -k 'not childs_peak'", timeout_s=60),
+    # issue 35, what would say "identical" when it is not, or score the wrong images: the
+    # bit-for-bit comparisons (one module a target) and the split lists
+    # (both files: 30 to 50 s under the load of parallel passes; 60 s timed survivors out)
+    Target("compare-numeric", "compare/numeric.py", (),
+           "tests/test_compare_caffemodel.py tests/test_compare_forward.py", timeout_s=240),
+    Target("compare-prototxt", "compare/prototxt.py", (), "tests/test_compare_prototxt.py",
+           timeout_s=60),
+    Target("compare-segmentation", "compare/segmentation.py", (),
+           "tests/test_compare_segmentation.py", timeout_s=60),
+    Target("compare-caffemodel", "compare/caffemodel.py", (),
+           "tests/test_compare_caffemodel.py", timeout_s=60),
+    Target("compare-forward", "compare/forward.py", (), "tests/test_compare_forward.py",
+           timeout_s=240),
+    # hand-made run folders; test_faults_compare.py's trainings and `make compare` stay out
+    Target("compare-runs", "compare/runs.py", (), "tests/test_compare_runs.py", timeout_s=60),
+    Target("splits", "data/splits.py", (), "tests/test_data_splits.py", timeout_s=60),
 )
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from compare.cli import compare_files, main
+from compare.prototxt import first_byte_difference
 from core.caffe_files import CaffeFileError
 from testkit.tiny_nets import flip_bit, write_tiny_deploy
 
@@ -95,3 +96,55 @@ def test_malformed_prototxt_is_a_clear_error(tmp_path, capsys):
         compare_files(a, b)
     assert main([str(a), str(b)]) == 2
     assert "b.prototxt" in capsys.readouterr().err
+
+
+def test_first_byte_difference_gives_the_offset_and_its_line():
+    assert first_byte_difference(b"ab\ncd\nef", b"ab\ncd\nxf") == (6, 3)
+    assert first_byte_difference(b"ab\ncd", b"ab\nce") == (4, 2)
+    assert first_byte_difference(b"xb", b"ab") == (0, 1)
+    assert first_byte_difference(b"abc", b"abc\n") == (3, 1)     # one is a prefix
+    assert first_byte_difference(b"abc\n\n", b"abc") == (3, 1)
+
+
+def test_identical_and_formatting_only_results_in_full(tmp_path):
+    a = write_tiny_deploy(tmp_path / "a.prototxt")
+    same = compare_files(a, a)
+    size = a.stat().st_size
+    assert same.identical and same.rows == [("bytes", f"{size} bytes", "identical")]
+    assert same.notes == []
+    b = tmp_path / "b.prototxt"
+    b.write_text("# a comment\n" + a.read_text())
+    for semantic in (False, True):
+        result = compare_files(a, b, semantic=semantic)
+        assert result.identical is semantic
+        assert result.rows == [
+            ("bytes", f"{size} bytes", f"{size + 12} bytes; first differs at byte 0 (line 1)"),
+            ("parsed as", "NetParameter", "NetParameter"),
+            ("message", "equal", "equal (param_str as Python literals)")]
+        assert result.notes == ["bytes differ only in formatting, comments or param_str "
+                                "spelling"]
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('base_lr: 0.001\n')
+    mixed = compare_files(a, solver, semantic=True)
+    assert not mixed.identical and mixed.rows[-1] == ("parsed as", "NetParameter",
+                                                      "SolverParameter")
+    assert mixed.notes == ["the two files describe different kinds of message"]
+
+
+def test_many_differences_are_counted_to_fifty_and_the_first_ten_shown(tmp_path):
+    def net(path, prefix, n):
+        path.write_text("".join(f'layer {{ name: "{prefix}{i}" type: "ReLU" }}\n'
+                                for i in range(n)))
+        return path
+    a, b = net(tmp_path / "a.prototxt", "a", 60), net(tmp_path / "b.prototxt", "b", 60)
+    result = compare_files(a, b, semantic=True)
+    assert not result.identical
+    assert result.rows[2] == ("message", "differs", "50+ fields differ")
+    assert len(result.rows) == 3 + 10
+    assert result.rows[3] == ("layer[0] 'a0'.name  <- first", "'a0'", "'b0'")
+    assert result.rows[-1] == ("layer[9] 'a9'.name", "'a9'", "'b9'")
+    few = compare_files(net(tmp_path / "c.prototxt", "a", 3), net(tmp_path / "d.prototxt",
+                                                                 "b", 3))
+    assert few.rows[2] == ("message", "differs", "3 fields differ") and len(few.rows) == 6
+    assert few.rows[4][0] == "layer[1] 'a1'.name"
+    assert few.notes == []

@@ -78,6 +78,8 @@ def test_sizes_differ(tmp_path):
     result = compare_files(a, b)
     assert not result.identical
     assert ("size (H×W)", (30, 40), (40, 30)) in result.rows
+    reverse = compare_files(b, a)
+    assert not reverse.identical and reverse.notes == ["sizes differ: no pixel comparison"]
 
 
 def test_colour_outside_the_palette_is_a_clear_error(tmp_path, capsys):
@@ -90,3 +92,93 @@ def test_colour_outside_the_palette_is_a_clear_error(tmp_path, capsys):
         compare_files(good, tmp_path / "bad.png")
     assert main([str(good), str(tmp_path / "bad.png")]) == 2
     assert "bad.png" in capsys.readouterr().err
+
+
+def test_every_index_encoding_reads_as_the_same_map(tmp_path):
+    labels = _label_map(seed=3, shape=(6, 9))
+    Image.fromarray(labels, mode="L").save(tmp_path / "grey.png")
+    Image.fromarray(labels.astype(np.uint16)).save(tmp_path / "sixteen.png")
+    Image.fromarray(labels.astype(np.int32), mode="I").save(tmp_path / "wide.tif")
+    rgba = np.dstack([colorize(labels), np.full(labels.shape, 255, np.uint8)])
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "opaque.png")
+    seen = {}
+    for name in ("grey.png", "sixteen.png", "wide.tif", "opaque.png"):
+        indices, encoding = load_label_map(tmp_path / name)
+        assert indices.dtype == np.int64 and indices.tolist() == labels.tolist(), name
+        seen[name] = encoding
+    assert seen == {"grey.png": "grey index PNG", "sixteen.png": "16-bit index image",
+                    "wide.tif": "32-bit index image", "opaque.png": "VOC-coloured RGB"}
+    assert load_label_map(_palette_png(tmp_path / "p.png", labels))[1] == "palette PNG"
+    result = compare_files(tmp_path / "grey.png", tmp_path / "opaque.png")
+    assert result.identical
+    assert ("encoding", "grey index PNG", "VOC-coloured RGB") in result.rows
+    assert result.notes == ["same class at every pixel; only the encodings differ"]
+    assert compare_files(tmp_path / "opaque.png", tmp_path / "grey.png").notes == \
+        ["same class at every pixel; only the encodings differ"]
+    same = compare_files(tmp_path / "grey.png", tmp_path / "grey.png")
+    assert same.identical and same.notes == []
+
+
+def test_what_is_not_a_label_map_is_a_clear_error(tmp_path):
+    labels = _label_map(shape=(4, 5))
+    negative = labels.astype(np.int32) - 1
+    negative[0, 0] = -3
+    Image.fromarray(negative, mode="I").save(tmp_path / "negative.tif")
+    with pytest.raises(CompareError, match=r"negative\.tif: negative class index -3"):
+        load_label_map(tmp_path / "negative.tif")
+    Image.fromarray(np.full((2, 2), -1, np.int32), mode="I").save(tmp_path / "minus.tif")
+    with pytest.raises(CompareError, match=r"minus\.tif: negative class index -1"):
+        load_label_map(tmp_path / "minus.tif")
+    rgba = np.dstack([colorize(labels), np.full(labels.shape, 255, np.uint8)])
+    rgba[3, 4, 3] = 254
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "clear.png")
+    with pytest.raises(CompareError, match=r"clear\.png: RGBA with transparent pixels"):
+        load_label_map(tmp_path / "clear.png")
+    Image.fromarray(np.zeros((4, 5, 2), np.uint8), mode="LA").save(tmp_path / "la.png")
+    with pytest.raises(CompareError, match=r"la\.png: image mode LA is neither an index nor"):
+        load_label_map(tmp_path / "la.png")
+    for mode in ("YCbCr", "CMYK", "LAB"):      # sorting after "RGB(A)" or before it
+        Image.new(mode, (5, 4)).save(tmp_path / f"{mode}.tif")
+        with pytest.raises(CompareError, match=rf"{mode}\.tif: image mode {mode} is neither"):
+            load_label_map(tmp_path / f"{mode}.tif")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(CompareError, match=r"text\.png: cannot read as an image"):
+        load_label_map(tmp_path / "text.png")
+    rgb = colorize(labels)
+    rgb[1, 2] = rgb[3, 0] = (9, 9, 9)
+    Image.fromarray(rgb).save(tmp_path / "two.png")
+    with pytest.raises(CompareError, match=r"two\.png: 2 pixels .* RGB \(9, 9, 9\) at row 1, "
+                                       r"column 2"):
+        load_label_map(tmp_path / "two.png")
+
+
+def test_void_in_either_map_is_left_out_and_absent_classes_do_not_count():
+    a = np.array([[0, 0, 1, 1, 3], [255, 0, 1, 4, 3]])
+    b = np.array([[0, 1, 1, 255, 3], [0, 0, 1, 4, 1]])
+    agreement, mean_iu, pixels = agreement_and_mean_iu(a, b)
+    assert pixels == 8                                     # two pixels void, one in each
+    assert agreement == pytest.approx(6 / 8)
+    # classes 0 (2/3), 1 (2/4), 3 (1/2), 4 (1/1); 2 is in neither map
+    assert mean_iu == pytest.approx((2 / 3 + 2 / 4 + 1 / 2 + 1) / 4)
+    assert agreement_and_mean_iu(a, b, void=4)[2] == 9     # another void value
+    nothing = agreement_and_mean_iu(np.full((2, 2), 255), np.zeros((2, 2), int))
+    assert np.isnan(nothing[0]) and np.isnan(nothing[1]) and nothing[2] == 0
+    assert agreement_and_mean_iu(np.array([2, 2]), np.array([2, 2])) == (1.0, 1.0, 2)
+
+
+def test_a_differing_map_names_its_classes_and_first_pixel_in_reading_order(tmp_path):
+    labels = np.zeros((3, 4), np.uint8)
+    labels[2, 3] = 15
+    changed = labels.copy()
+    changed[1, 2], changed[2, 0], changed[2, 3] = 2, 2, 0      # B above A, and below
+    result = compare_files(_palette_png(tmp_path / "a.png", labels),
+                           _palette_png(tmp_path / "b.png", changed))
+    assert not result.identical
+    assert result.rows == [("encoding", "palette PNG", "palette PNG"),
+                           ("size (H×W)", (3, 4), (3, 4)),
+                           ("classes", "0, 15", "0, 2"),
+                           ("differing pixels", "3 of 12", ""),
+                           ("first differing pixel", "row 1, col 2: 0", "2"),
+                           ("agreement (non-void)", f"{9 / 12:.6f}", "over 12 pixels"),
+                           ("mean IU of B vs A", f"{(9 / 12 + 0 + 0) / 3:.6f}", "")]
+    assert result.notes == []
