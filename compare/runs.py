@@ -140,9 +140,9 @@ def _request(path: Path) -> dict:
 def compare_runs(a: Path, b: Path) -> Comparison:
     """Numbers decide (scores, final weights); provenance is named beside them."""
     for side in (a, b):
-        score = Path(side) / "score.json"
-        if Path(side).is_dir() and score.is_file():
-            verify_result_file(score)
+        if Path(side).is_dir():  # a result its manifest lists, damaged or gone, is refused
+            for name in ("score.json", FINAL_WEIGHTS):
+                verify_result_file(Path(side) / name)
     numbers_a, fp_a = load_run(a)
     numbers_b, fp_b = load_run(b)
     rows: list[tuple] = []

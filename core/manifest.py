@@ -97,6 +97,9 @@ def _check_listed(path: Path, manifest: dict | None, manifest_path: Path, fix: s
     want = (manifest or {}).get("files", {}).get(path.name)
     if not want:
         return False
+    if not path.is_file():
+        raise InputError(f"{path}: missing, though {manifest_path} lists it (sha256 "
+                         f"{want.get('sha256')}, {want.get('bytes')} bytes): {fix}")
     found = sha256(path)
     if found != want.get("sha256"):
         raise InputError(

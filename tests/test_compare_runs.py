@@ -253,7 +253,15 @@ def test_a_damaged_result_is_refused_not_compared(tmp_path, weights):
     for first, second in ((good, damaged), (damaged, good)):
         with pytest.raises(InputError, match=r"damaged/score\.json: sha256 "):
             compare_runs(first, second)
-    (damaged / "score.json").unlink()
+    (damaged / "score.json").unlink()  # gone, not only changed: its log is no stand-in
+    for first, second in ((good, damaged), (damaged, good)):
+        with pytest.raises(InputError, match=r"damaged/score\.json: missing, though "
+                                             r".*result\.manifest\.json lists it"):
+            compare_runs(first, second)
+    (good / FINAL_WEIGHTS).rename(tmp_path / "aside.caffemodel")
+    with pytest.raises(InputError, match=rf"good/{FINAL_WEIGHTS}: missing, though "):
+        compare_runs(good, good)
+    (tmp_path / "aside.caffemodel").rename(good / FINAL_WEIGHTS)
     weights_damaged = run_folder(tmp_path / "weights", {"mean_iu": 0.5}, FINGERPRINT, a,
                                  request={"n": 1})
     data = bytearray((weights_damaged / FINAL_WEIGHTS).read_bytes())
