@@ -49,11 +49,27 @@ def _label(item, index: int, name: str) -> str:
     return label
 
 
+def _named(fd: descriptor.FieldDescriptor, value):
+    """An enum field's value by its name (pool: MAX, not 0), as the prototxt writes it."""
+    if fd.enum_type is not None and isinstance(value, int):
+        known = fd.enum_type.values_by_number.get(value)
+        return EnumName(known.name) if known is not None else value
+    return value
+
+
+class EnumName(str):
+    """An enum value's name, shown bare (MAX), as in a prototxt."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _scalar_differences(fd: descriptor.FieldDescriptor, where: str, a, b
                         ) -> list[FieldDifference]:
     """[] when equal; param_str dicts are compared key by key as Python literals."""
     if a == b:
         return []
+    a, b = _named(fd, a), _named(fd, b)
     if fd.name == "param_str" and isinstance(a, str) and isinstance(b, str):
         value_a, value_b = literal_or_text(a), literal_or_text(b)
         if value_a == value_b:
@@ -88,7 +104,7 @@ def _walk(a, b, path: str, found: list[FieldDifference], limit: int) -> None:
                 ib = vb[i] if i < len(vb) else _MISSING
                 label = _label(ia if ia is not _MISSING else ib, i, where)
                 if ia is _MISSING or ib is _MISSING:
-                    found.append(FieldDifference(label, ia, ib))
+                    found.append(FieldDifference(label, _named(fd, ia), _named(fd, ib)))
                 elif is_message:
                     _walk(ia, ib, label, found, limit)
                 else:
@@ -102,7 +118,7 @@ def _walk(a, b, path: str, found: list[FieldDifference], limit: int) -> None:
         if has_a and has_b and is_message:
             _walk(va, vb, where, found, limit)
         elif not (has_a and has_b):
-            found.append(FieldDifference(where, va, vb))
+            found.append(FieldDifference(where, _named(fd, va), _named(fd, vb)))
         else:
             found.extend(_scalar_differences(fd, where, va, vb))
 

@@ -262,9 +262,9 @@ def test_the_same_fields_in_another_order_and_the_v1_format_are_named(tmp_path):
         "one layer is in the V1 ('layers') format, the other is not"
     other = caffe_pb2.V1LayerParameter(name="relu", type=caffe_pb2.V1LayerParameter.SIGMOID)
     older = read_caffemodel(_net_file(tmp_path / "older", v1=[other]))["relu"]
-    assert definition_difference(old, older) == "type: 18 vs 19"   # enums by number
+    assert definition_difference(old, older) == "type: RELU vs SIGMOID"   # enums by name
     assert compare_files(tmp_path / "old", tmp_path / "older", kind="caffemodel").rows[0][4] \
-        == "definition differs: type: 18 vs 19"
+        == "definition differs: type: RELU vs SIGMOID"
 
 
 def test_blob_counts_storage_and_nan_are_told_apart(tmp_path):

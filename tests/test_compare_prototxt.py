@@ -148,3 +148,21 @@ def test_many_differences_are_counted_to_fifty_and_the_first_ten_shown(tmp_path)
     assert few.rows[2] == ("message", "differs", "3 fields differ") and len(few.rows) == 6
     assert few.rows[4][0] == "layer[1] 'a1'.name"
     assert few.notes == []
+
+
+def test_enum_fields_are_named_as_the_prototxt_writes_them(tmp_path):
+    """A pooling method, a V1 layer type, a solver's type: their names (MAX, AVE), not the
+    numbers protobuf keeps (0, 1), as in the files compared."""
+    pooling = ('layer {{ name: "pool" type: "Pooling" bottom: "x" top: "y" '
+               'pooling_param {{ pool: {} kernel_size: 2 stride: 2 }} }}\n')
+    a, b = tmp_path / "a.prototxt", tmp_path / "b.prototxt"
+    a.write_text(pooling.format("MAX"))
+    b.write_text(pooling.format("AVE"))
+    assert ("layer[0] 'pool'.pooling_param.pool  <- first", "MAX", "AVE") in \
+        compare_files(a, b).rows
+    v1 = 'layers {{ name: "relu" type: {} bottom: "x" top: "x" }}\n'
+    a.write_text(v1.format("RELU"))
+    b.write_text(v1.format("SIGMOID"))
+    assert ("layers[0] 'relu'.type  <- first", "RELU", "SIGMOID") in compare_files(a, b).rows
+    b.write_text('layers { name: "relu" bottom: "x" top: "x" }\n')  # type left out
+    assert ("layers[0] 'relu'.type  <- first", "RELU", "(absent)") in compare_files(a, b).rows
