@@ -168,6 +168,23 @@ TARGETS = (
            timeout_s=60),
     Target("runlog", "training/runlog.py", (),
            "tests/test_training_runlog.py tests/test_training_curves.py", timeout_s=60),
+    # issue 35: every regime's rate, momentum and batch (every number trained), the
+    # classifier's convolutionalization (every run's starting weights), the data check
+    Target("solver-settings", "nets/solver_settings.py",
+           ("heavy", "online", "accumulated", "alexnet_normalized", "summed_lr", "table1",
+            "sampled", "equivalent_momentum", "_rate", "solver_prototxt"),
+           "tests/test_nets_generate.py tests/test_paper_experiments.py -k 'every_solver_file "
+           "or table1_trains or table2_regimes or momentum_rule or sampling_rates or "
+           "lrdrop_continues or impossible'", timeout_s=120),
+    Target("convert", "surgery/convert.py",
+           ("fully_convolutional", "_to_convolution", "convolutionalize", "check_base_fits"),
+           "tests/test_surgery_convert.py tests/test_surgery_errors.py -k 'not deconvolution'",
+           timeout_s=120),
+    Target("check-data", "training/check_data.py",
+           ("_stats", "check_split", "_note_size", "check_experiment", "experiment_for"),
+           "tests/test_training_check_data.py tests/test_faults_inputs.py "
+           "tests/test_faults_training.py -k 'check_data or byte_order or checks_its_data_first "
+           "or too_large_for_memory'", timeout_s=180),
 )
 
 
