@@ -4,6 +4,7 @@ every patch; V1 files (the 2014 VGG16 format) convert like current ones."""
 import caffe
 import numpy as np
 import pytest
+from caffe import layers as L
 from google.protobuf import text_format
 
 from core.caffe_files import read_prototxt
@@ -110,3 +111,78 @@ def test_unknown_drop_layer_is_an_error(tmp_path):
     with pytest.raises(SurgeryError, match=r"no layer \['fc9'\] to drop"):
         convolutionalize(proto, tmp_path / "cls.caffemodel", tmp_path / "o.caffemodel",
                          drop=("fc9",), verbose=False)
+
+
+def fcn_net(base_prototxt, path, fc7_outputs=None, prefix=""):
+    """The converted definition with a 1×1 score layer on fc7 (an FCN net's own layer);
+    `fc7_outputs` changes fc7's width, `prefix` renames every layer."""
+    net = read_prototxt(base_prototxt)
+    score = net.layer.add(name="score_fr", type="Convolution", bottom=["fc7"], top=["score_fr"])
+    score.convolution_param.num_output = 5
+    score.convolution_param.kernel_size.append(1)
+    for layer in net.layer:
+        if fc7_outputs and layer.name == "fc7":
+            layer.convolution_param.num_output = fc7_outputs
+        layer.name = prefix + layer.name
+    path.write_text(text_format.MessageToString(net))
+    return path
+
+
+def test_the_base_is_checked_against_the_fcn_net_it_starts(tmp_path, capsys):
+    from surgery import SurgeryError
+    from surgery.convert import check_base_fits
+
+    proto, _ = make_classifier(tmp_path)
+    convolutionalize(proto, tmp_path / "cls.caffemodel", tmp_path / "base.caffemodel",
+                     verbose=False)
+    base = caffe.Net(str(tmp_path / "base.prototxt"), caffe.TEST)
+    fits = fcn_net(tmp_path / "base.prototxt", tmp_path / "fcn.prototxt")
+    assert check_base_fits(base, fits) == ["score_fr"]
+    assert capsys.readouterr().out == (f"{fits}: 8 layers from these weights; to initialise "
+                                       f"there: score_fr\n")
+    assert check_base_fits(base, tmp_path / "base.prototxt", verbose=False) == []
+    assert capsys.readouterr().out == ""
+    check_base_fits(base, tmp_path / "base.prototxt")
+    assert capsys.readouterr().out.endswith("to initialise there: none\n")
+
+    for outputs in (10, 16):   # narrower and wider than the converted fc7
+        wider = fcn_net(tmp_path / "base.prototxt", tmp_path / "wider.prototxt", outputs)
+        with pytest.raises(SurgeryError, match=(
+                rf"wider.prototxt: layer fc7 has blobs \[\({outputs}, 12, 1, 1\), "
+                rf"\({outputs},\)\], the converted net \[\(12, 12, 1, 1\), \(12,\)\]")):
+            check_base_fits(base, wider)
+    other = fcn_net(tmp_path / "base.prototxt", tmp_path / "other.prototxt", prefix="x_")
+    with pytest.raises(SurgeryError, match="other.prototxt shares no layer name with the "
+                                           "converted net"):
+        check_base_fits(base, other)
+    # the conversion checks before it writes: a base that does not fit is never kept
+    out = tmp_path / "checked.caffemodel"
+    with pytest.raises(SurgeryError, match="layer fc7 has blobs"):
+        convolutionalize(proto, tmp_path / "cls.caffemodel", out, check_against=wider,
+                         verbose=False)
+    assert not out.exists()
+    convolutionalize(proto, tmp_path / "cls.caffemodel", out, check_against=fits,
+                     verbose=False)
+    assert out.read_bytes() == (tmp_path / "base.caffemodel").read_bytes()
+
+
+def test_a_head_dropped_midway_leaves_the_layers_after_it(tmp_path):
+    """GoogLeNet's auxiliary classifiers sit between its stages: dropping one (and what
+    reads it) keeps every later layer of the main path."""
+    net = small_classifier(SIZE)
+    at = [layer.name for layer in net.layer].index("pool2") + 1
+    layers = list(net.layer)
+    aux = caffe.NetSpec()
+    aux.pool2 = L.Input(shape=dict(dim=[1, 6, 16, 16]))   # discarded: a stand-in
+    aux.aux_fc = L.InnerProduct(aux.pool2, num_output=5, weight_filler=dict(type="msra"))
+    aux.aux_prob = L.Softmax(aux.aux_fc)
+    del net.layer[:]
+    net.layer.extend(layers[:at] + list(aux.to_proto().layer)[1:] + layers[at:])
+    caffe.set_random_seed(0)
+    proto = write_prototxt(net, tmp_path / "aux.prototxt")
+    caffe.Net(proto, caffe.TEST).save(str(tmp_path / "aux.caffemodel"))
+    report = convolutionalize(proto, tmp_path / "aux.caffemodel", tmp_path / "base.caffemodel",
+                              drop=("aux_fc", "fc8"), verbose=False)
+    names = [layer.name for layer in read_prototxt(tmp_path / "base.prototxt").layer]
+    assert names == [layer.name for layer in layers if layer.name not in ("fc8", "prob")]
+    assert report.dropped == ["aux_fc", "fc8"] and report.coerced == ["fc6", "fc7"]

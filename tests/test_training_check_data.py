@@ -53,7 +53,8 @@ def resize_valid(root, size, seed=1):
 
 @pytest.fixture
 def data(tmp_path, monkeypatch):
-    monkeypatch.setenv("FCN_DATA_CHECK_CACHE", str(tmp_path / "cache"))
+    # a folder whose parents are not there yet, as ~/.cache/fcn-caffe on a fresh machine
+    monkeypatch.setenv("FCN_DATA_CHECK_CACHE", str(tmp_path / "cache" / "fcn" / "checks"))
     root = make_dataset("voc", tmp_path / "data", n_train=3, n_val=2, num_classes=3,
                         size=(32, 40), seed=4)
     resize_examples(root, TRAIN_SIZES)
@@ -113,7 +114,7 @@ def test_a_bad_file_is_reported_on_every_check_and_never_cached(data):
 
 def test_a_damaged_or_unwritable_cache_only_costs_time(data, tmp_path, monkeypatch):
     check(data)
-    [cache_file] = (tmp_path / "cache").iterdir()
+    [cache_file] = (tmp_path / "cache" / "fcn" / "checks").iterdir()
     entries = json.loads(cache_file.read_text())
     assert sorted(entries) == sorted(p.stem for p in resize_examples(data, TRAIN_SIZES))
     cache_file.write_text("{ torn")
