@@ -186,3 +186,27 @@ def test_a_head_dropped_midway_leaves_the_layers_after_it(tmp_path):
     names = [layer.name for layer in read_prototxt(tmp_path / "base.prototxt").layer]
     assert names == [layer.name for layer in layers if layer.name not in ("fc8", "prob")]
     assert report.dropped == ["aux_fc", "fc8"] and report.coerced == ["fc6", "fc7"]
+
+
+@pytest.mark.parametrize("height, width", [(76, 92), (92, 76)])
+def test_a_classifier_of_oblong_input_gets_an_oblong_kernel(tmp_path, height, width):
+    net = small_classifier(SIZE)
+    net.layer[0].input_param.shape[0].dim[2:] = [height, width]
+    caffe.set_random_seed(1)
+    proto = write_prototxt(net, tmp_path / "oblong.prototxt")
+    classifier = caffe.Net(proto, caffe.TEST)
+    classifier.save(str(tmp_path / "oblong.caffemodel"))
+    convolutionalize(proto, tmp_path / "oblong.caffemodel", tmp_path / "fcn.caffemodel",
+                     drop=(), verbose=False)
+    fc6 = {layer.name: layer for layer in read_prototxt(tmp_path / "fcn.prototxt").layer}["fc6"]
+    kernel = tuple((((side - 4) // 2 - 4) // 2 - 4) // 2 for side in (height, width))
+    assert (fc6.convolution_param.kernel_h, fc6.convolution_param.kernel_w) == kernel
+    assert list(fc6.convolution_param.kernel_size) == []
+    fcn = caffe.Net(str(tmp_path / "fcn.prototxt"), caffe.TEST,
+                    weights=str(tmp_path / "fcn.caffemodel"))
+    image = np.random.RandomState(2).uniform(-1, 1, (1, 3, height, width)).astype(np.float32)
+    fcn.blobs["data"].data[...] = classifier.blobs["data"].data[...] = image
+    fcn.forward()
+    classifier.forward()
+    np.testing.assert_allclose(fcn.blobs["fc8"].data.reshape(-1),
+                               classifier.blobs["fc8"].data.reshape(-1), rtol=1e-5, atol=1e-6)
