@@ -40,6 +40,9 @@ def test_each_output_cell_equals_the_classifier_on_its_patch(tmp_path):
     assert kinds["fc6"].type == "Convolution"
     assert list(kinds["fc6"].convolution_param.kernel_size) == [6]
     assert list(kinds["fc7"].convolution_param.kernel_size) == [1]
+    # the classifier's fillers stay in the definition written (msra weights, uniform bias)
+    assert kinds["fc6"].convolution_param.weight_filler.type == "msra"
+    assert kinds["fc7"].convolution_param.bias_filler.min == pytest.approx(-0.1)
 
     fcn = caffe.Net(str(tmp_path / "fcn.prototxt"), caffe.TEST,
                     weights=str(tmp_path / "fcn.caffemodel"))
@@ -210,3 +213,30 @@ def test_a_classifier_of_oblong_input_gets_an_oblong_kernel(tmp_path, height, wi
     classifier.forward()
     np.testing.assert_allclose(fcn.blobs["fc8"].data.reshape(-1),
                                classifier.blobs["fc8"].data.reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+def one_layer_classifier(tmp_path, dims, **inner_product):
+    """An Input of shape `dims` read by one InnerProduct layer, and its weights."""
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=dims))
+    n.fc6 = L.InnerProduct(n.data, num_output=4, weight_filler=dict(type="msra"),
+                           **inner_product)
+    proto = write_prototxt(n.to_proto(), tmp_path / "one.prototxt")
+    caffe.Net(proto, caffe.TEST).save(str(tmp_path / "one.caffemodel"))
+    return proto, tmp_path / "one.caffemodel"
+
+
+@pytest.mark.parametrize("dims, inner_product, message", [
+    ([1, 3, 5], {}, r"input of shape \(1, 3, 5\) is neither N×C×H×W nor N×C"),
+    ([1, 3, 5, 5, 2], {}, r"input of shape \(1, 3, 5, 5, 2\) is neither N×C×H×W nor N×C"),
+    ([1, 3, 5, 5], {"transpose": True}, "an InnerProduct with axis 1 or transposed weights"),
+    ([1, 3, 5, 5], {"axis": 2}, "an InnerProduct with axis 2 or transposed weights"),
+])
+def test_an_inner_product_without_a_convolution_form_is_refused(tmp_path, dims, inner_product,
+                                                                 message):
+    from surgery import SurgeryError
+
+    proto, weights = one_layer_classifier(tmp_path, dims, **inner_product)
+    with pytest.raises(SurgeryError, match=f"layer fc6: {message}"):
+        convolutionalize(proto, weights, tmp_path / "o.caffemodel", drop=(), verbose=False)
+    assert not (tmp_path / "o.caffemodel").exists()
