@@ -7,7 +7,7 @@ import pytest
 from caffe import layers as L
 from google.protobuf import text_format
 
-from core.caffe_files import read_prototxt
+from core.caffe_files import CaffeFileError, read_prototxt
 from surgery.convert import convolutionalize
 from testkit.classifiers import (
     net_params,
@@ -154,6 +154,12 @@ def test_the_base_is_checked_against_the_fcn_net_it_starts(tmp_path, capsys):
                 rf"wider.prototxt: layer fc7 has blobs \[\({outputs}, 12, 1, 1\), "
                 rf"\({outputs},\)\], the converted net \[\(12, 12, 1, 1\), \(12,\)\]")):
             check_base_fits(base, wider)
+    broken = read_prototxt(fits)
+    broken.layer[-1].convolution_param.kernel_size[0] = 0   # Caffe would abort building it
+    (tmp_path / "broken.prototxt").write_text(text_format.MessageToString(broken))
+    with pytest.raises(CaffeFileError, match="broken.prototxt: Caffe cannot build layer "
+                                             "score_fr"):
+        check_base_fits(base, tmp_path / "broken.prototxt")
     other = fcn_net(tmp_path / "base.prototxt", tmp_path / "other.prototxt", prefix="x_")
     with pytest.raises(SurgeryError, match="other.prototxt shares no layer name with the "
                                            "converted net"):
