@@ -173,8 +173,8 @@ TARGETS = (
     Target("solver-settings", "nets/solver_settings.py",
            ("heavy", "online", "accumulated", "alexnet_normalized", "summed_lr", "table1",
             "sampled", "equivalent_momentum", "_rate", "solver_prototxt"),
-           "tests/test_nets_generate.py tests/test_paper_experiments.py -k 'every_solver_file "
-           "or table1_trains or table2_regimes or momentum_rule or sampling_rates or "
+           "tests/test_nets_generate.py tests/test_paper_experiments.py -k 'solver_file or "
+           "table1_trains or table2_regimes or momentum_rule or sampling_rates or "
            "lrdrop_continues or impossible'", timeout_s=120),
     Target("convert", "surgery/convert.py",
            ("fully_convolutional", "_to_convolution", "convolutionalize", "check_base_fits"),

@@ -10,7 +10,7 @@ from google.protobuf import text_format
 from nets.analysis import geometry, learned_parameter_count
 from nets.experiments import EXPERIMENTS, Experiment, build
 from nets.generate import NETS_DIR, write_experiment
-from nets.solver_settings import solver_prototxt
+from nets.solver_settings import SolverSettings, solver_prototxt
 
 # sha256 of every generated train/val/trainval/test net and solver in the original release
 RELEASE_SHA256 = {
@@ -102,6 +102,17 @@ def test_every_solver_file_is_the_release_file_and_the_committed_one():
         digest = RELEASE_SHA256.get(f"{name}/solver.prototxt")
         assert digest in (None, hashlib.sha256(text).hexdigest()), name
     assert sum(f"{name}/solver.prototxt" in RELEASE_SHA256 for name in EXPERIMENTS) == 15
+
+
+def test_a_solver_file_comments_the_regime_it_sets():
+    """An override (MOMENTUM=, ITER_SIZE=) keeps the comments true, as the release writes
+    them: high momentum from 0.99 up, accumulation above one image."""
+    heavier = solver_prototxt(SolverSettings(momentum=0.995, iter_size=2))
+    assert "# high momentum\nmomentum: 0.995\n" in heavier
+    assert "# gradient accumulation\niter_size: 2\n" in heavier
+    lighter = solver_prototxt(SolverSettings(momentum=0.98))
+    assert "# standard momentum\nmomentum: 0.98\n" in lighter
+    assert "# no gradient accumulation\niter_size: 1\n" in lighter
 
 
 def test_make_targets_are_the_registry():
