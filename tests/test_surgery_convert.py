@@ -246,3 +246,20 @@ def test_an_inner_product_without_a_convolution_form_is_refused(tmp_path, dims, 
     with pytest.raises(SurgeryError, match=f"layer fc6: {message}"):
         convolutionalize(proto, weights, tmp_path / "o.caffemodel", drop=(), verbose=False)
     assert not (tmp_path / "o.caffemodel").exists()
+
+
+def test_the_command_line_prints_the_report_and_the_file_written(tmp_path, capsys):
+    from surgery.convert import main
+
+    proto, _ = make_classifier(tmp_path)
+    out = tmp_path / "new" / "base.caffemodel"
+    assert main([proto, str(tmp_path / "cls.caffemodel"), str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1].startswith("coerced (reshaped)              2  fc6 (12, 288) → (12, 8,")
+    assert printed[-1] == str(out) and out.is_file() and out.with_suffix(".prototxt").is_file()
+    # the definition may go elsewhere: the weights' own folder is made too
+    elsewhere = tmp_path / "defs" / "base.prototxt"
+    deeper = tmp_path / "a" / "b" / "base.caffemodel"
+    convolutionalize(proto, tmp_path / "cls.caffemodel", deeper, out_prototxt=elsewhere,
+                     verbose=False)
+    assert deeper.read_bytes() == out.read_bytes() and elsewhere.is_file()
