@@ -113,6 +113,9 @@ def test_a_solver_file_comments_the_regime_it_sets():
     lighter = solver_prototxt(SolverSettings(momentum=0.98))
     assert "# standard momentum\nmomentum: 0.98\n" in lighter
     assert "# no gradient accumulation\niter_size: 1\n" in lighter
+    # rates as the release writes them: below 1e-3 in exponent form, from it up as decimals
+    for rate, written in ((2.5e-11, "2.5e-11"), (1e-4, "1e-4"), (1e-3, "0.001"), (0.01, "0.01")):
+        assert f"\nbase_lr: {written}\n" in solver_prototxt(SolverSettings(base_lr=rate))
 
 
 def test_make_targets_are_the_registry():
