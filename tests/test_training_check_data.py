@@ -42,13 +42,15 @@ def resize_examples(root, sizes, seed=0):
     return [sbdd / SBDD_LAYOUT.file("data", name) for name in names]
 
 
-def resize_valid(root, size, seed=1):
-    """Rewrite the first seg11valid example at `size`."""
+def resize_valid(root, sizes, seed=1):
+    """Rewrite the seg11valid pictures and labels at the given sizes, in list order."""
     rng = np.random.default_rng(seed)
     voc = root / FOLDERS["voc2011"]
-    name = (voc / VOC_LAYOUT.split_file("seg11valid")[1]).read_text().split()[0]
-    write_voc_example(voc, name, make_scene(rng, *size, [1, 2]), bytes(voc_palette()))
-    return voc / VOC_LAYOUT.file("data", name)
+    names = (voc / VOC_LAYOUT.split_file("seg11valid")[1]).read_text().split()
+    assert len(names) == len(sizes)
+    for name, size in zip(names, sizes):
+        write_voc_example(voc, name, make_scene(rng, *size, [1, 2]), bytes(voc_palette()))
+    return [voc / VOC_LAYOUT.file("data", name) for name in names]
 
 
 @pytest.fixture
@@ -74,11 +76,11 @@ def test_the_largest_picture_is_the_one_of_largest_area_read_or_cached(data):
 
 
 def test_the_experiment_takes_the_larger_area_of_its_two_splits(data):
-    # seg11valid's largest: 20×62 (1240) has the larger sum but not the larger area
-    resize_valid(data, (20, 62))
-    assert check(data, "seg11valid", 1).largest == (32, 40)   # its other picture: 1280
+    # seg11valid's largest, 20×62 (1240), has a larger sum than 36×36 but not the larger area
+    resize_valid(data, [(20, 62), (16, 70)])
+    assert check(data, "seg11valid", 1).largest == (20, 62)
     assert check_experiment(FCN32S, data, progress=False) == (36, 36)
-    resize_valid(data, (40, 40))   # now the validation picture is the largest (1600)
+    resize_valid(data, [(20, 62), (40, 40)])   # now a validation picture is the largest
     assert check_experiment(FCN32S, data, progress=False) == (40, 40)
 
 
@@ -100,6 +102,11 @@ def test_a_file_changed_since_its_check_is_read_again(data):
     changed_size = check(data)
     assert changed_size.cached == 2 and changed_size.bad == []
     assert check(data).cached == 3
+    # shorter and older than when checked (a copy restored from elsewhere): read again
+    pictures[0].write_bytes(b"x" * (len(same) - 1))
+    os.utime(pictures[0], ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))
+    older = check(data)
+    assert older.cached == 2 and len(older.bad) == 1
 
 
 def test_a_bad_file_is_reported_on_every_check_and_never_cached(data):
@@ -137,7 +144,7 @@ def test_a_missing_split_list_is_one_bad_line(data):
 def test_bad_files_of_both_splits_are_listed_at_once(data):
     pictures = resize_examples(data, TRAIN_SIZES)
     pictures[2].write_bytes(b"broken")
-    valid = resize_valid(data, (32, 40))
+    valid = resize_valid(data, [(32, 40), (32, 40)])[0]
     valid.write_bytes(b"broken")
     with pytest.raises(ValueError) as error:
         check_experiment(FCN32S, data, progress=False)
