@@ -80,8 +80,11 @@ def test_the_experiment_takes_the_larger_area_of_its_two_splits(data):
     resize_valid(data, [(20, 62), (16, 70)])
     assert check(data, "seg11valid", 1).largest == (20, 62)
     assert check_experiment(FCN32S, data, progress=False) == (36, 36)
-    resize_valid(data, [(20, 62), (40, 40)])   # now a validation picture is the largest
-    assert check_experiment(FCN32S, data, progress=False) == (40, 40)
+    # now a validation picture is the largest: 30×50 (1500), though shorter than 36×36,
+    # and read before a picture of smaller area that is larger than its height squared
+    resize_valid(data, [(30, 50), (20, 62)])
+    assert check(data, "seg11valid", 1).largest == (30, 50)
+    assert check_experiment(FCN32S, data, progress=False) == (30, 50)
 
 
 def test_a_file_changed_since_its_check_is_read_again(data):
@@ -166,3 +169,13 @@ def test_the_split_names_its_experiment_and_phase():
     with pytest.raises(ValueError, match=r"unknown dataset 'coco'; choose from \['nyud', "
                                          r"'pascalcontext', 'siftflow', 'voc'\]"):
         experiment_for("coco", "train")
+
+
+def test_a_progress_bar_only_when_asked(data, capsys):
+    check(data)
+    assert capsys.readouterr().err == ""
+    check_split(FCN32S, data, "train", 0)   # by default, as make check-data without --quiet
+    assert "check train" in capsys.readouterr().err
+    check_experiment(FCN32S, data)
+    bars = capsys.readouterr().err
+    assert "check train" in bars and "check seg11valid" in bars
