@@ -237,6 +237,7 @@ def one_layer_classifier(tmp_path, dims, **inner_product):
     ([1, 3, 5, 5, 2], {}, r"input of shape \(1, 3, 5, 5, 2\) is neither N×C×H×W nor N×C"),
     ([1, 3, 5, 5], {"transpose": True}, "an InnerProduct with axis 1 or transposed weights"),
     ([1, 3, 5, 5], {"axis": 2}, "an InnerProduct with axis 2 or transposed weights"),
+    ([1, 3, 5, 5], {"axis": 0}, "an InnerProduct with axis 0 or transposed weights"),
 ])
 def test_an_inner_product_without_a_convolution_form_is_refused(tmp_path, dims, inner_product,
                                                                  message):
