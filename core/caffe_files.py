@@ -517,11 +517,12 @@ caffe.Net(sys.argv[1], caffe.TEST)
 """
 
 
-def check_builds(prototxt: Path | str) -> None:
+def check_builds(prototxt: Path | str, source: str | None = None) -> None:
     """Raise CaffeFileError naming the layer if Caffe cannot build the TEST net of
     `prototxt` (kernel_size 0, a bad pooling or crop …: what check_buildable cannot see).
     Caffe CHECK-aborts the process that builds such a net, so a child process builds it,
-    with INFO logging on to see the layer it stopped at."""
+    with INFO logging on to see the layer it stopped at. `source`: the file to name, when
+    `prototxt` is a temporary rewrite of it."""
     import re
     import sys
 
@@ -538,8 +539,8 @@ def check_builds(prototxt: Path | str) -> None:
     python_error = [line for line in lines if re.match(r"\w+(Error|Exception): ", line)]
     cause = (fatal or python_error or lines or ["(no output)"])[-1]
     where = f"layer {layers[-1]}" if layers else "the net"
-    raise CaffeFileError(f"{prototxt}: Caffe cannot build {where}: {cause}; fix the net "
-                         f"definition")
+    raise CaffeFileError(f"{source or prototxt}: Caffe cannot build {where}: {cause}; fix "
+                         f"the net definition")
 
 
 def load_net(prototxt: Path | str, weights: Path | str | None = None):

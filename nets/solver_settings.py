@@ -45,8 +45,9 @@ def online(stride: int = 32, **changes) -> SolverSettings:
     return SolverSettings(base_lr=HEAVY_LR[stride], momentum=0.9, **changes)
 
 
-def accumulated(base_lr: float = 1e-4, **changes) -> SolverSettings:
-    """Gradients summed over 20 images, momentum 0.9 (Table 2's accumulated row)."""
+def accumulated(base_lr: float, **changes) -> SolverSettings:
+    """Gradients summed over 20 images, momentum 0.9 (Table 2's accumulated row). No default
+    rate: the loss is unnormalised, so it follows from the heavy one (summed_lr)."""
     return SolverSettings(base_lr=base_lr, momentum=0.9, iter_size=20, **changes)
 
 

@@ -22,6 +22,7 @@ from caffe.proto import caffe_pb2
 from core.caffe_files import (
     as_file,
     check_buildable,
+    check_builds,
     check_fits,
     params_of,
     read_caffemodel,
@@ -110,6 +111,7 @@ def convolutionalize(deploy: Path | str, caffemodel: Path | str, out_caffemodel:
         raise SurgeryError(f"{caffemodel}: no layer with weights (empty or truncated "
                            f"caffemodel?)")
     with as_file(without_fillers(definition)) as path:
+        check_builds(path, str(deploy))   # an InnerProduct's axis out of range, … : an abort
         classifier = caffe.Net(path, caffe.TEST)
     missing = [name for name in classifier.params if name not in shapes_in_file]
     if missing:
@@ -144,6 +146,7 @@ def check_base_fits(base, fcn_prototxt: Path | str, *, verbose: bool = True) -> 
     definition = read_prototxt(fcn_prototxt)
     check_buildable(definition, str(fcn_prototxt))
     with as_file(without_fillers(with_batch_one(definition))) as path:
+        check_builds(path, str(fcn_prototxt))
         target = caffe.Net(path, caffe.TEST)
     shared = [name for name in target.params if name in base.params]
     if not shared:

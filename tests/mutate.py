@@ -198,6 +198,22 @@ TARGETS = (
     # hand-made run folders; test_faults_compare.py's trainings and `make compare` stay out
     Target("compare-runs", "compare/runs.py", (), "tests/test_compare_runs.py", timeout_s=60),
     Target("splits", "data/splits.py", (), "tests/test_data_splits.py", timeout_s=60),
+    # issue 35: every regime's rate, momentum and batch (every number trained), the
+    # classifier's convolutionalization (every run's starting weights), the data check
+    Target("solver-settings", "nets/solver_settings.py",
+           ("heavy", "online", "accumulated", "alexnet_normalized", "summed_lr", "table1",
+            "sampled", "equivalent_momentum", "_rate", "solver_prototxt"),
+           "tests/test_nets_generate.py tests/test_paper_experiments.py -k 'solver_file or "
+           "table1_trains or table2_regimes or momentum_rule or sampling_rates or "
+           "lrdrop_continues or impossible'", timeout_s=120),
+    Target("convert", "surgery/convert.py",
+           ("fully_convolutional", "_to_convolution", "convolutionalize", "check_base_fits"),
+           "tests/test_surgery_convert.py tests/test_surgery_errors.py -k 'not deconvolution'",
+           timeout_s=120),
+    Target("check-data", "training/check_data.py",
+           ("_stats", "check_split", "_note_size", "check_experiment", "experiment_for"),
+           "tests/test_training_check_data.py tests/test_faults_inputs.py -k 'check_data or "
+           "byte_order'", timeout_s=120),
 )
 
 

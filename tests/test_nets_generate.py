@@ -10,6 +10,7 @@ from google.protobuf import text_format
 from nets.analysis import geometry, learned_parameter_count
 from nets.experiments import EXPERIMENTS, Experiment, build
 from nets.generate import NETS_DIR, write_experiment
+from nets.solver_settings import SolverSettings, solver_prototxt
 
 # sha256 of every generated train/val/trainval/test net and solver in the original release
 RELEASE_SHA256 = {
@@ -90,6 +91,31 @@ def test_committed_files_are_fresh(release_like):
             committed = NETS_DIR / name / path.name
             assert committed.read_bytes() == path.read_bytes(), (
                 f"{committed} is stale: run `make nets`")
+
+
+def test_every_solver_file_is_the_release_file_and_the_committed_one():
+    """The solver files alone, no net built (a second, where the two tests above take
+    minutes): every regime's rate, momentum and batch as the release writes them."""
+    for name, exp in EXPERIMENTS.items():
+        text = solver_prototxt(exp.solver).encode()
+        assert text == (NETS_DIR / name / "solver.prototxt").read_bytes(), name
+        digest = RELEASE_SHA256.get(f"{name}/solver.prototxt")
+        assert digest in (None, hashlib.sha256(text).hexdigest()), name
+    assert sum(f"{name}/solver.prototxt" in RELEASE_SHA256 for name in EXPERIMENTS) == 15
+
+
+def test_a_solver_file_comments_the_regime_it_sets():
+    """An override (MOMENTUM=, ITER_SIZE=) keeps the comments true, as the release writes
+    them: high momentum from 0.99 up, accumulation above one image."""
+    heavier = solver_prototxt(SolverSettings(momentum=0.995, iter_size=2))
+    assert "# high momentum\nmomentum: 0.995\n" in heavier
+    assert "# gradient accumulation\niter_size: 2\n" in heavier
+    lighter = solver_prototxt(SolverSettings(momentum=0.98))
+    assert "# standard momentum\nmomentum: 0.98\n" in lighter
+    assert "# no gradient accumulation\niter_size: 1\n" in lighter
+    # rates as the release writes them: below 1e-3 in exponent form, from it up as decimals
+    for rate, written in ((2.5e-11, "2.5e-11"), (1e-4, "1e-4"), (1e-3, "0.001"), (0.01, "0.01")):
+        assert f"\nbase_lr: {written}\n" in solver_prototxt(SolverSettings(base_lr=rate))
 
 
 def test_make_targets_are_the_registry():

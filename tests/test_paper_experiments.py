@@ -78,8 +78,11 @@ def test_momentum_rule_of_section_6_2():
     assert equivalent_momentum(0.9, 20, 20) == 0.9
     for p, k, k2 in ((0.9, 20, 1), (0.95, 4, 7)):  # p^(1/k) = p'^(1/k')
         assert equivalent_momentum(p, k, k2) ** (1 / k2) == pytest.approx(p ** (1 / k))
-    with pytest.raises(ValueError):
-        equivalent_momentum(1.0, 1, 20)
+    assert equivalent_momentum(0.0, 1, 20) == 0.0   # no momentum stays none
+    for momentum, k, k2 in ((1.0, 1, 20), (1.5, 1, 20), (-0.1, 1, 20), (0.9, 0, 20),
+                            (0.9, 20, 0)):
+        with pytest.raises(ValueError, match="need 0 <= momentum < 1 and batches >= 1"):
+            equivalent_momentum(momentum, k, k2)
 
 
 def test_lrdrop_continues_fcn32s_at_fcn16s_rate_without_a_skip():
@@ -128,6 +131,8 @@ def test_sampling_rates_and_batches():
         assert "LossSamplingLayer" in str(layers_of(name)["label_kept"])
         assert "label_kept" not in layers_of(name, "val")
     assert sampled(1.0) == heavy()
+    tenth = sampled(0.1)   # 1 // 0.1 is 9 in floating point: the count is rounded, not floored
+    assert tenth.iter_size == 10 and tenth.base_lr == pytest.approx(10 * HEAVY_LR[32])
 
 
 def test_class_balancing_uses_infogain_on_scores_for_training_only():

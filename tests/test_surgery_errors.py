@@ -106,6 +106,17 @@ def test_definitions_caffe_would_abort_on(tmp_path):
         convolutionalize(path, weights, tmp_path / "o.caffemodel")
     with pytest.raises(CaffeFileError, match="missing.prototxt: prototxt not found"):
         convolutionalize(tmp_path / "missing.prototxt", weights, tmp_path / "o.caffemodel")
+    # what only building the net shows: an InnerProduct's axis past a 1-D input's last
+    one_d = caffe.NetSpec()
+    one_d.data = L.Input(shape=dict(dim=[4]))
+    one_d.fc6 = L.InnerProduct(one_d.data, num_output=12)
+    path = write_prototxt(one_d.to_proto(), tmp_path / "one_d.prototxt")
+    with pytest.raises(CaffeFileError, match=r"one_d.prototxt: Caffe cannot build layer fc6: "
+                                             r"Check failed: axis_index < num_axes\(\)"):
+        convolutionalize(path, weights, tmp_path / "o.caffemodel", drop=())
+    done = run_cli("surgery.convert", path, weights, tmp_path / "o.caffemodel", "--drop")
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "one_d.prototxt: Caffe cannot build layer fc6" in done.stderr
 
 
 def test_blob_with_fewer_values_than_its_shape(tmp_path):
