@@ -96,6 +96,49 @@ def test_gpu_hours_come_from_the_papers_36_hours_for_staged_fcn8s(tmp_path):
         1000 * 0.432 * 0.16 / 3600)
 
 
+def test_plan_disk_is_8_bytes_a_parameter_per_snapshot_plus_init_and_final(tmp_path):
+    """A snapshot keeps weights and momentum (4 + 4 bytes a parameter, the fixed bilinear
+    upsampling too: 21·21·64·64 for VOC's FCN-32s, 33·33·64·64 + 3·3·64·64 for SIFT Flow's
+    two heads), one per solver `snapshot` interval, else per TEST_EVERY, else one; at least
+    one; init and final weights add 8 bytes more."""
+    from paper.plan import parameter_count, snapshot_gb
+
+    learned = parameter_count("voc-fcn32s", 1.0)
+    voc = parameter_count("voc-fcn32s", 1.0, learned_only=False)
+    assert voc - learned == 21 * 21 * 64 * 64
+    sift = parameter_count("siftflow-fcn32s", 1.0, learned_only=False)
+    assert sift - parameter_count("siftflow-fcn32s", 1.0) == (33 * 33 + 3 * 3) * 64 * 64
+    assert parameter_count("voc-fcn32s", 0.5) < learned / 3
+    full = Settings(data=tmp_path, runs=tmp_path)           # voc-fcn32s: snapshot 4000
+    assert snapshot_gb("voc-fcn32s", full, 100_000) == pytest.approx(voc * 8 * 26 / 1e9)
+    assert snapshot_gb("voc-fcn32s", full, 3_999) == pytest.approx(voc * 8 * 2 / 1e9)
+    # SIFT Flow's solver takes no snapshots of its own: TEST_EVERY's, or one at the end
+    every_500 = replace(full, test_every=500)
+    assert snapshot_gb("siftflow-fcn32s", every_500, 2_000) == pytest.approx(sift * 8 * 5 / 1e9)
+    assert snapshot_gb("siftflow-fcn32s", replace(full, test_every=0), 2_000) == \
+        pytest.approx(sift * 8 * 2 / 1e9)
+    assert snapshot_gb("voc-fcn32s", replace(full, width=0.5), 4_000) == pytest.approx(
+        parameter_count("voc-fcn32s", 0.5, learned_only=False) * 8 * 2 / 1e9)
+
+
+def test_plan_picture_passes_count_the_batch_and_each_stream(tmp_path):
+    """iterations × the run's iter_size (the miniature's single-image override wins over
+    the solver's 20), × 2 for a late fusion (each stream's net sees each picture)."""
+    from paper.plan import picture_passes
+
+    full = Settings(data=tmp_path, runs=tmp_path)
+    mini = mini_settings(tmp_path)
+    assert picture_passes("voc-fcn32s", 7, full) == 7
+    assert picture_passes("table1-fcn-vgg16", 7, full) == 140
+    assert picture_passes("table1-fcn-vgg16", 7, mini) == 7
+    assert picture_passes("sampling-p25", 7, full) == 28
+    assert picture_passes("nyud-fcn32s-color-hha", 7, full) == 14
+    assert picture_passes("nyud-fcn32s-color-d", 7, full) == 7
+    # and the estimate scales with them, and with the picture size (NYUD's 560×425)
+    assert gpu_hours("nyud-fcn32s-color-hha", 7, full) == pytest.approx(
+        2 * gpu_hours("nyud-fcn32s-color", 7, full))
+
+
 def test_the_miniatures_plan_gives_a_chains_first_stage_its_first_iters(tmp_path):
     """A stage from a classifier trains MINI.first_iters, later stages MINI.iters; a
     fusion stage, from two streams, is a later stage."""
