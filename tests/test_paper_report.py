@@ -589,3 +589,220 @@ def test_the_miniatures_first_stages_train_longer_than_the_later_ones(tmp_path):
     starts = {name: read_records(tmp_path / "runs" / name / JSON_NAME, "start")[-1]["max_iter"]
               for name in ("voc-fcn32s", "voc-fcn16s")}
     assert starts == {"voc-fcn32s": 3, "voc-fcn16s": 2}
+
+
+# --- JOBS=N's workers (paper.processes), a job at a time, without the miniature -------------------
+def worker_settings(tmp_path: Path, **given) -> Settings:
+    """Tiny VOC data, a width-1/16 net, the bases in tmp_path/bases (made by the test)."""
+    from data.synthetic import make_dataset
+
+    data = make_dataset("voc", tmp_path / "data", n_train=2, n_val=1, num_classes=3,
+                        size=(32, 40), seed=3)
+    return Settings(data=data, runs=tmp_path / "runs", width=0.0625, test_every=0,
+                    base_dir=tmp_path / "bases", **given)
+
+
+def worker_payload(settings: Settings) -> dict:
+    """What the driver tells each worker, for jobs that score no table."""
+    from paper.processes import payload_of
+
+    return payload_of(settings, set(), [], "full")
+
+
+def nan_final(settings: Settings, name: str) -> Path:
+    """runs/<name>/final.caffemodel holding a NaN, vouched for by a result manifest of the
+    very request a chain without ITERS= or LR= asks: done already, and diverged."""
+    from caffe.proto import caffe_pb2
+
+    from core.manifest import record_result
+    from training.train import TrainConfig, request_of
+
+    final = settings.runs / name / "final.caffemodel"
+    final.parent.mkdir(parents=True)
+    net = caffe_pb2.NetParameter()
+    blob = net.layer.add(name="fc7", type="Convolution").blobs.add()
+    blob.shape.dim.append(2)
+    blob.data.extend([1.0, float("nan")])
+    final.write_bytes(net.SerializeToString())
+    record_result(final.parent, [final], request_of(TrainConfig(
+        name, settings.data, iters=None, width=settings.width, seed=settings.seed,
+        overrides={})))
+    return final
+
+
+def test_jobs_worker_payload_gives_the_worker_the_parents_settings(tmp_path):
+    """What a worker trains with is what the driver planned: every field, Paths, the
+    picture and the per-experiment solver changes as tuples (a list would not equal)."""
+    from paper.processes import payload_of, settings_from
+
+    for settings in (mini_settings(tmp_path), Settings(data=tmp_path / "d", runs=tmp_path,
+                                                      weights="none", lr=1e-9, lr_drop=4.0,
+                                                      momentum=0.95, seed=7, gpu=1)):
+        payload = json.loads(json.dumps(payload_of(settings, {"b", "a"}, ["3", "6"], "short")))
+        assert settings_from(payload["settings"]) == settings
+        assert (payload["equal_images"], payload["tables"], payload["mini"]) == \
+            (["a", "b"], ["3", "6"], "short")
+    assert mini_settings(tmp_path).solver_changes   # the case above has teeth
+
+
+def test_jobs_workers_share_the_cpus_this_process_may_use():
+    import os
+
+    from paper.processes import usable_cpus
+
+    assert usable_cpus() == len(os.sched_getaffinity(0)) >= 1
+
+
+def test_jobs_workers_stop_signals_raise_keyboard_interrupt_naming_the_signal():
+    import os
+    import signal
+
+    from paper.processes import stop_signals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with stop_signals() as received:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0)   # let the handler run here, not later
+        assert stopped.value.args == ("SIGTERM", signal.SIGTERM)
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.sigtimedwait([], 0)
+        assert stopped.value.args == ("SIGINT", signal.SIGINT)
+        assert received == [signal.SIGTERM, signal.SIGINT]
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_jobs_workers_carry_codes_back_a_chain_fault_is_reported_and_bases_made(tmp_path):
+    """Two workers: a backbone's bases (there already: done at once), a chain that needs
+    them (done already), a chain whose first stage's final weights hold NaN (its worker
+    exits CHAIN_FAULT): the fault is reported with its own message, not lost, the others
+    count as done, and nothing is 'broken'."""
+    from paper.processes import Job, Workers
+
+    settings = worker_settings(tmp_path)
+    settings.base_dir.mkdir()
+    (settings.base_dir / "vgg16-fcn.caffemodel").write_bytes(b"made before")
+    nan_final(settings, "voc-fcn32s")
+    payload = worker_payload(settings)
+    jobs = [Job("bases", ["vgg16-fcn"]), Job("chain", ["voc-fcn32s"], needs={"vgg16-fcn"}),
+            Job("chain", ["voc-fcn16s"])]
+    pool = Workers(jobs, payload, 2, tmp_path / "logs")
+    pool.run()
+    assert pool.made == {"vgg16-fcn"} and pool.broken == [] and len(pool.pool) == 2
+    [fault] = pool.failed
+    assert fault.startswith("voc-fcn16s: ") and "hold NaN or infinite values (layers fc7)" in fault
+    assert "error:" not in fault
+    assert "voc-fcn32s: done already" in (tmp_path / "logs" / "chain-voc-fcn32s.log").read_text()
+    assert all(w.process.returncode == 0 for w in pool.pool)
+
+
+def test_jobs_worker_error_stops_new_jobs_and_is_raised_with_its_log(tmp_path):
+    """A job that fails otherwise (here an unknown experiment) is never done: no job
+    starts after it, and the run fails naming the job, its exit code, its error line and
+    its log; a failed bases job makes no bases."""
+    from paper.plan import registered
+    from paper.processes import Job, Workers, run_side_by_side
+
+    settings = worker_settings(tmp_path)
+    payload = worker_payload(settings)
+    logs = tmp_path / "logs"
+    with pytest.raises(RuntimeError) as failed:
+        run_side_by_side([Job("chain", ["voc-fcn4s"]), Job("chain", ["voc-fcn32s"])],
+                         payload, 1, logs)
+    log = logs / "chain-voc-fcn4s.log"
+    assert str(failed.value) == (f"paper: worker(s) failed: voc-fcn4s (exit 1): unknown "
+                                 f"experiment 'voc-fcn4s'; choose from "
+                                 f"{str(list(registered()))} (log: {log}); run the same "
+                                 f"command again to resume")
+    assert not (logs / "chain-voc-fcn32s.log").exists()
+    pool = Workers([Job("bases", ["nope-fcn"]), Job("chain", ["voc-fcn32s"],
+                                                    needs={"nope-fcn"})], payload, 2, logs)
+    pool.run()
+    assert pool.made == set() and len(pool.broken) == 1 and pool.failed == []
+    assert not (logs / "chain-voc-fcn32s.log").exists()
+    assert pool.broken[0].startswith("bases nope-fcn (exit 1)")
+
+
+def test_jobs_worker_chains_waiting_for_bases_no_job_makes_are_refused(tmp_path):
+    from paper.processes import Job, Workers
+
+    payload = worker_payload(Settings(data=tmp_path, runs=tmp_path))
+    pool = Workers([Job("chain", ["voc-fcn32s"], needs={"alexnet-fcn", "vgg16-fcn"})],
+                   payload, 1, tmp_path / "logs")
+    with pytest.raises(RuntimeError, match=r"chains wait for bases no job makes: "
+                                           r"\['alexnet-fcn', 'vgg16-fcn'\]"):
+        pool.run()
+    assert all(w.process.poll() is not None for w in pool.pool)
+
+
+def test_jobs_worker_serve_stops_at_the_first_job_that_broke_the_run(tmp_path):
+    """The worker's own loop, as the driver starts it: one code line a job (0, 3 a chain
+    fault, then 1), nothing done after the job that broke the run, which ends the worker
+    with its code; the driver's pipe gets nothing but the code lines."""
+    import os
+
+    settings = worker_settings(tmp_path)
+    nan_final(settings, "voc-fcn32s")
+    payload = worker_payload(settings)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    jobs = [("chain", ["voc-fcn32s"]), ("chain", ["voc-fcn16s"]), ("chain", ["voc-fcn4s"]),
+            ("chain", ["voc-fcn32s"])]
+    lines = "".join(json.dumps({"kind": kind, "names": names, "log": str(logs / f"{i}.log")})
+                    + "\n" for i, (kind, names) in enumerate(jobs))
+    done = subprocess.run([sys.executable, "-m", "paper.processes", "serve",
+                           json.dumps(payload)], input=lines, capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "GLOG_minloglevel": "2"}, timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert [json.loads(x) for x in done.stdout.splitlines()] == [{"code": 0}, {"code": 3},
+                                                                {"code": 1}]
+    assert "done already" in (logs / "0.log").read_text()
+    assert "paper-worker: error: " in (logs / "1.log").read_text()
+    assert "unknown experiment 'voc-fcn4s'" in (logs / "2.log").read_text()
+    assert not (logs / "3.log").exists()
+
+
+def test_jobs_workers_stop_through_their_training_loop_a_killed_one_is_broken(tmp_path,
+                                                                             capfd):
+    """Ctrl-C in the driver: each busy worker gets the signal, finishes its iteration,
+    snapshots and exits 130 (the same command resumes); an idle worker says it stopped on
+    the driver's stderr, not in the log of the job it last ran. A worker killed outright
+    ends its job with the kill's code: broken, never done."""
+    import signal
+    import time
+
+    from paper.processes import CHAIN_FAULT, Job, Workers
+    from training.runlog import read_records
+
+    settings = worker_settings(tmp_path, weights="none", iters=100_000, lr=1e-9)
+    settings.base_dir.mkdir()
+    (settings.base_dir / "vgg16-fcn.caffemodel").write_bytes(b"made before")
+    payload = worker_payload(settings)
+    idle_job, busy, killed = (Job("bases", ["vgg16-fcn"]), Job("chain", ["voc-fcn32s"]),
+                              Job("chain", ["voc-fcn8s-atonce"]))
+    pool = Workers([idle_job, busy, killed], payload, 3, tmp_path / "logs")
+    pool.logs.mkdir()
+    for job in (idle_job, busy, killed):
+        pool.start(pool.idle_worker(), job)
+    workers = list(pool.pool)
+    assert len(workers) == 3
+    logs = {n: settings.runs / n / "train.jsonl" for n in ("voc-fcn32s", "voc-fcn8s-atonce")}
+    end = time.monotonic() + 240
+    while not all(p.is_file() and read_records(p, "step") for p in logs.values()) \
+            or workers[0].job is not None:
+        assert time.monotonic() < end, "the workers never started training"
+        pool.collect_ended()
+    assert pool.made == {"vgg16-fcn"} and pool.broken == []
+    workers[2].process.kill()
+    while workers[2] in pool.pool:
+        pool.collect_ended()
+    [broken] = pool.broken
+    assert broken.startswith("voc-fcn8s-atonce (exit -9)") and pool.failed == []
+    assert CHAIN_FAULT != -9
+    pool.stop(signal.SIGINT)
+    assert workers[1].process.returncode == 130 and workers[0].process.returncode == 130
+    assert read_records(logs["voc-fcn32s"], "stopped")[-1]["signal"] == "SIGINT"
+    assert "paper-worker: stopped" in capfd.readouterr().err
+    assert "stopped" not in (tmp_path / "logs" / "bases-vgg16-fcn.log").read_text()
+    pool.release()
