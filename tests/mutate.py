@@ -166,6 +166,21 @@ TARGETS = (
            timeout_s=60),
     Target("runlog", "training/runlog.py", (),
            "tests/test_training_runlog.py tests/test_training_curves.py", timeout_s=60),
+    # issue 35, the paper runner and the schedule: each stage's lr, iterations and starting
+    # weights; the plan's estimates; JOBS=N's workers (a job's code carried back)
+    Target("schedule", "training/schedule.py",
+           ("chain", "stage_lr", "_depth", "base_weights", "check_finite", "check_done"),
+           "tests/test_training_train.py -k 'chain or depth or stage_lr_of or base_weights "
+           "or nan_or_inf or vouches'", timeout_s=60),
+    Target("plan", "paper/plan.py",
+           ("Settings.overrides", "mini_settings", "stage_iterations", "first_lr",
+            "picture_passes", "gpu_hours", "parameter_count", "snapshot_gb", "make_plan"),
+           "tests/test_paper_report.py -k 'gpu_hours or first_iters or picture_passes or "
+           "quick_lr or one_image_a_step or train_longer or most_groups or its_wave or "
+           "architecture_columns or plan_'", timeout_s=120),
+    Target("processes", "paper/processes.py", (),
+           "tests/test_paper_report.py -k jobs_worker",
+           timeout_s=120),
 )
 
 
