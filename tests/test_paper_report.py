@@ -788,21 +788,29 @@ def test_jobs_workers_stop_through_their_training_loop_a_killed_one_is_broken(tm
     workers = list(pool.pool)
     assert len(workers) == 3
     logs = {n: settings.runs / n / "train.jsonl" for n in ("voc-fcn32s", "voc-fcn8s-atonce")}
-    end = time.monotonic() + 240
-    while not all(p.is_file() and read_records(p, "step") for p in logs.values()) \
-            or workers[0].job is not None:
-        assert time.monotonic() < end, "the workers never started training"
-        pool.collect_ended()
-    assert pool.made == {"vgg16-fcn"} and pool.broken == []
-    workers[2].process.kill()
-    while workers[2] in pool.pool:
-        pool.collect_ended()
-    [broken] = pool.broken
-    assert broken.startswith("voc-fcn8s-atonce (exit -9)") and pool.failed == []
-    assert CHAIN_FAULT != -9
-    pool.stop(signal.SIGINT)
-    assert workers[1].process.returncode == 130 and workers[0].process.returncode == 130
-    assert read_records(logs["voc-fcn32s"], "stopped")[-1]["signal"] == "SIGINT"
-    assert "paper-worker: stopped" in capfd.readouterr().err
-    assert "stopped" not in (tmp_path / "logs" / "bases-vgg16-fcn.log").read_text()
-    pool.release()
+
+    def until(done, what: str) -> None:
+        end = time.monotonic() + 240
+        while not done():
+            assert time.monotonic() < end, what
+            pool.collect_ended()
+
+    try:
+        until(lambda: all(p.is_file() and read_records(p, "step") for p in logs.values())
+              and workers[0].job is None, "the workers never started training")
+        assert pool.made == {"vgg16-fcn"} and pool.broken == []
+        workers[2].process.kill()
+        until(lambda: workers[2] not in pool.pool, "the killed worker was never collected")
+        [broken] = pool.broken
+        assert broken.startswith("voc-fcn8s-atonce (exit -9)") and pool.failed == []
+        assert CHAIN_FAULT != -9
+        pool.stop(signal.SIGINT)
+        assert workers[1].process.returncode == 130 and workers[0].process.returncode == 130
+        assert read_records(logs["voc-fcn32s"], "stopped")[-1]["signal"] == "SIGINT"
+        assert "paper-worker: stopped" in capfd.readouterr().err
+        assert "stopped" not in (tmp_path / "logs" / "bases-vgg16-fcn.log").read_text()
+    finally:   # a failing run of this test leaves no training behind
+        for worker in workers:
+            if worker.process.poll() is None:
+                worker.process.kill()
+        pool.release()
