@@ -176,7 +176,7 @@ TARGETS = (
            ("Settings.overrides", "mini_settings", "stage_iterations", "first_lr",
             "picture_passes", "gpu_hours", "parameter_count", "snapshot_gb", "make_plan"),
            "tests/test_paper_report.py -k 'gpu_hours or first_iters or picture_passes or "
-           "quick_lr or one_image_a_step or train_longer or most_groups or its_wave or "
+           "quick_lr or one_image_a_step or most_groups or its_wave or "
            "architecture_columns or plan_'", timeout_s=120),
     Target("processes", "paper/processes.py", (),
            "tests/test_paper_report.py -k jobs_worker",

@@ -139,6 +139,30 @@ def test_plan_picture_passes_count_the_batch_and_each_stream(tmp_path):
         2 * gpu_hours("nyud-fcn32s-color", 7, full))
 
 
+def test_plan_stage_iterations_first_iters_and_the_equal_images_rule(tmp_path):
+    """ITERS= (first: a chain's first stage's own count, where given), else the solver's
+    max_iter; Table 2's equal-images rule divides by the batch, the run's override before
+    the solver's, and never to 0; without ITERS= the paper's own counts stand."""
+    from paper.plan import MINI, stage_iterations
+
+    mini = mini_settings(tmp_path)
+    assert stage_iterations("voc-fcn32s", mini, True, first=True) == MINI.first_iters
+    assert stage_iterations("voc-fcn32s", mini, True) == MINI.iters
+    assert stage_iterations("voc-fcn8s", mini, False) == MINI.iters
+    assert stage_iterations("table2-accumulated", mini, True, first=True) \
+        == MINI.first_iters // 20
+    assert stage_iterations("table2-accumulated", mini, False, first=True) == MINI.first_iters
+    assert stage_iterations("table1-fcn-vgg16", mini, True) == MINI.iters   # iter_size 1 here
+    assert stage_iterations("sampling-p25", replace(mini, iters=10), True) == 2   # 10 // 4
+    assert stage_iterations("table2-accumulated", replace(mini, iters=19), True) == 1
+    same = replace(mini, first_iters=None)
+    assert stage_iterations("voc-fcn32s", same, False, first=True) == MINI.iters
+    paper = Settings(data=tmp_path, runs=tmp_path)
+    assert stage_iterations("voc-fcn32s", paper, True, first=True) == 100_000
+    assert stage_iterations("table2-accumulated", paper, True) == 5_000   # its own solver
+    assert stage_iterations("nyud-fcn32s-color", paper, False) == 300_000
+
+
 def test_the_miniatures_plan_gives_a_chains_first_stage_its_first_iters(tmp_path):
     """A stage from a classifier trains MINI.first_iters, later stages MINI.iters; a
     fusion stage, from two streams, is a later stage."""

@@ -2,6 +2,7 @@
 the real layout, width-reduced nets, the quick-run init, a few dozen iterations a stage."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +53,24 @@ def test_stage_depth_counts_the_stages_before_it_on_its_own_path():
     assert [_depth(n) for n in chain("voc-fcn8s")] == [0, 1, 2]
     assert _depth("voc-fcn8s-atonce") == 0
     assert [_depth(n) for n in chain("nyud-fcn32s-color-hha")] == [0, 0, 1]
+    # bases that sort before "streams" (alexnet-fcn, siftflow-fcn32s) are no fusion
+    assert [_depth(n) for n in chain("siftflow-fcn8s")] == [0, 1, 2]
+    assert _depth("voc-fcn-alexnet") == 0 and _depth("nyud-fcn32s-color-d") == 0
+
+
+def test_stage_depth_of_a_fusion_of_later_stages_follows_its_deepest_stream(monkeypatch):
+    """No fusion registered today has a stream past its first stage; one would start after
+    it: the registry itself, given one more entry."""
+    from dataclasses import replace
+
+    from nets.experiments import EXPERIMENTS
+
+    fusion = replace(EXPERIMENTS["nyud-fcn32s-color-hha"], name="deep-fusion",
+                     streams=("nyud-fcn32s-color", "voc-fcn16s"))
+    monkeypatch.setitem(EXPERIMENTS, "deep-fusion", fusion)
+    assert chain("deep-fusion") == ["nyud-fcn32s-color", "voc-fcn32s", "voc-fcn16s",
+                                    "deep-fusion"]
+    assert _depth("deep-fusion") == 2
 
 
 def test_stage_lr_of_each_stage_without_training(tmp_path):
@@ -81,7 +100,7 @@ def test_stage_lr_of_each_stage_without_training(tmp_path):
         [3e-6 * r / rates[0] for r in rates], rel=1e-9)
 
 
-def test_base_weights_are_the_given_file_the_built_base_or_none(tmp_path):
+def test_base_weights_are_the_given_file_the_built_base_or_none(tmp_path, monkeypatch):
     """WEIGHTS=none (any case) is random init; a missing file names itself and the make
     target (or WEIGHTS=) that gives it; a file that is there is taken."""
     from nets.experiments import EXPERIMENTS
@@ -99,6 +118,9 @@ def test_base_weights_are_the_given_file_the_built_base_or_none(tmp_path):
         base_weights(exp, str(given), tmp_path)
     given.write_bytes(b"weights")
     assert base_weights(exp, str(given), tmp_path) == given
+    monkeypatch.chdir(tmp_path)   # a relative name that sorts after "none" is a file too
+    (tmp_path / "weights.caffemodel").write_bytes(b"weights")
+    assert base_weights(exp, "weights.caffemodel", tmp_path) == Path("weights.caffemodel")
     built = tmp_path / "vgg16-fcn.caffemodel"
     built.write_bytes(b"weights")
     assert base_weights(exp, None, tmp_path) == built
