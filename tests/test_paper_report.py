@@ -104,6 +104,8 @@ def test_plan_disk_is_8_bytes_a_parameter_per_snapshot_plus_init_and_final(tmp_p
     from paper.plan import parameter_count, snapshot_gb
 
     learned = parameter_count("voc-fcn32s", 1.0)
+    # VGG16's 13 convolutions, fc6 and fc7 as convolutions, score_fr: weights and biases
+    assert learned == 14_714_688 + (7 * 7 * 512 + 1) * 4096 + (4096 + 1) * 4096 + (4096 + 1) * 21
     voc = parameter_count("voc-fcn32s", 1.0, learned_only=False)
     assert voc - learned == 21 * 21 * 64 * 64
     sift = parameter_count("siftflow-fcn32s", 1.0, learned_only=False)
@@ -422,6 +424,36 @@ def test_quick_lr_keeps_each_regimes_ratio_to_heavy_fcn32s(tmp_path):
     assert first_lr("table1-fcn-alexnet", settings) == pytest.approx(settings.lr * pixels * 10)
     assert first_lr("table1-fcn-googlenet", settings) == pytest.approx(settings.lr * pixels / 2)
     assert first_lr("voc-fcn-alexnet", settings) == pytest.approx(settings.lr * pixels)
+
+
+def test_quick_lr_is_the_chains_first_stages_and_takes_the_pictures_width_by_height(tmp_path):
+    """A later stage's chain starts where its first stage does (the quick rate is that
+    stage's); a normalised loss takes width × height pixels (not a square's)."""
+    settings = mini_settings(tmp_path)
+    for later, first in (("voc-fcn8s", "voc-fcn32s"), ("nyud-fcn32s-color-hha",
+                                                       "nyud-fcn32s-color"),
+                         ("siftflow-fcn16s", "siftflow-fcn32s")):
+        assert first_lr(later, settings) == first_lr(first, settings)
+    assert first_lr("voc-fcn8s", settings) == settings.lr
+    from paper.plan import SHORT
+
+    assert mini_settings(tmp_path, SHORT).picture == (SHORT.size[1], SHORT.size[0]) == (80, 64)
+    wide = replace(settings, picture=(500, 375))
+    assert first_lr("table1-fcn-vgg16", wide) == pytest.approx(settings.lr * 500 * 375)
+    assert first_lr("voc-fcn8s", replace(settings, lr=None)) is None
+
+
+def test_plan_says_what_each_stage_starts_from(tmp_path):
+    """The plan's column: an earlier stage's final weights, a fusion's streams, the base
+    weights (WEIGHTS= or the built ones), or random init for WEIGHTS=none."""
+    built = make_plan(parse_tables("3,5"), mini_settings(tmp_path)).stages
+    assert built["voc-fcn16s"].starts_from == "runs/voc-fcn32s/final.caffemodel"
+    assert built["nyud-fcn32s-color-hha"].starts_from == \
+        "streams: nyud-fcn32s-color + nyud-fcn32s-hha"
+    assert built["voc-fcn32s"].starts_from == str(tmp_path / "bases" / "vgg16-fcn.caffemodel")
+    random = make_plan(parse_tables("3"), replace(mini_settings(tmp_path), weights="none"))
+    assert random.stages["voc-fcn32s"].starts_from == "random init (quick run)"
+    assert random.stages["voc-fcn16s"].starts_from == "runs/voc-fcn32s/final.caffemodel"
 
 
 def test_the_miniature_trains_table_1_one_image_a_step_and_shares_fcn32s(tmp_path):
