@@ -341,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     from training.schedule import stopped, stopping_with_parent
 
     results = os.fdopen(os.dup(1), "w")    # the driver's pipe; fds 1 and 2 go to job logs
+    # the driver passes its SIGINT on even when it was started with SIGINT ignored (nohup,
+    # a shell's background job), which Python would otherwise leave ignored here: an idle
+    # worker then never stopped and the driver waited STOP_WAIT_S before killing it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with stopping_with_parent():
         try:
             return serve(json.loads(args.payload), sys.stdin, results)

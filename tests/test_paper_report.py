@@ -820,16 +820,21 @@ def test_jobs_worker_serve_stops_at_the_first_job_that_broke_the_run(tmp_path):
 
 
 def test_jobs_workers_stop_through_their_training_loop_a_killed_one_is_broken(tmp_path,
-                                                                             capfd):
+                                                                             capfd,
+                                                                             monkeypatch):
     """Ctrl-C in the driver: each busy worker gets the signal, finishes its iteration,
     snapshots and exits 130 (the same command resumes); an idle worker says it stopped on
-    the driver's stderr, not in the log of the job it last ran. A worker killed outright
-    ends its job with the kill's code: broken, never done."""
+    the driver's stderr, not in the log of the job it last ran, and stops even when the
+    driver was started with SIGINT ignored (nohup, a background job: the workers inherit
+    that). A worker killed outright ends its job with the kill's code: broken, never done."""
     import signal
     import time
 
+    import paper.processes
     from paper.processes import CHAIN_FAULT, Job, Workers
     from training.runlog import read_records
+
+    monkeypatch.setattr(paper.processes, "STOP_WAIT_S", 60)   # then a worker left is killed
 
     settings = worker_settings(tmp_path, weights="none", iters=100_000, lr=1e-9)
     settings.base_dir.mkdir()
@@ -839,8 +844,12 @@ def test_jobs_workers_stop_through_their_training_loop_a_killed_one_is_broken(tm
                               Job("chain", ["voc-fcn8s-atonce"]))
     pool = Workers([idle_job, busy, killed], payload, 3, tmp_path / "logs")
     pool.logs.mkdir()
-    for job in (idle_job, busy, killed):
-        pool.start(pool.idle_worker(), job)
+    ignoring = signal.signal(signal.SIGINT, signal.SIG_IGN)   # as under nohup or `&`
+    try:
+        for job in (idle_job, busy, killed):
+            pool.start(pool.idle_worker(), job)
+    finally:
+        signal.signal(signal.SIGINT, ignoring)
     workers = list(pool.pool)
     assert len(workers) == 3
     logs = {n: settings.runs / n / "train.jsonl" for n in ("voc-fcn32s", "voc-fcn8s-atonce")}
