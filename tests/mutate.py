@@ -178,9 +178,13 @@ TARGETS = (
            "tests/test_paper_report.py -k 'gpu_hours or first_iters or picture_passes or "
            "quick_lr or one_image_a_step or most_groups or its_wave or "
            "architecture_columns or plan_'", timeout_s=120),
-    Target("processes", "paper/processes.py", (),
-           "tests/test_paper_report.py -k jobs_worker",
-           timeout_s=120),
+    # the driver's loop and the worker's, each mutant against real worker processes (~16 s a
+    # mutant on quiet cores): the argparse main, Job's label and the Worker records left out
+    Target("processes", "paper/processes.py",
+           ("usable_cpus", "settings_payload", "settings_from", "payload_of", "Workers.run",
+            "Workers.start", "Workers.collect_ended", "Workers.collect", "Workers.release",
+            "Workers.stop", "serve", "job_main"),
+           "tests/test_paper_report.py -k jobs_worker", timeout_s=120),
 )
 
 

@@ -114,6 +114,7 @@ def test_plan_disk_is_8_bytes_a_parameter_per_snapshot_plus_init_and_final(tmp_p
     full = Settings(data=tmp_path, runs=tmp_path)           # voc-fcn32s: snapshot 4000
     assert snapshot_gb("voc-fcn32s", full, 100_000) == pytest.approx(voc * 8 * 26 / 1e9)
     assert snapshot_gb("voc-fcn32s", full, 3_999) == pytest.approx(voc * 8 * 2 / 1e9)
+    assert snapshot_gb("voc-fcn32s", full, 10_000) == pytest.approx(voc * 8 * 3 / 1e9)  # 2 kept
     # SIFT Flow's solver takes no snapshots of its own: TEST_EVERY's, or one at the end
     every_500 = replace(full, test_every=500)
     assert snapshot_gb("siftflow-fcn32s", every_500, 2_000) == pytest.approx(sift * 8 * 5 / 1e9)
@@ -160,6 +161,7 @@ def test_plan_stage_iterations_first_iters_and_the_equal_images_rule(tmp_path):
     same = replace(mini, first_iters=None)
     assert stage_iterations("voc-fcn32s", same, False, first=True) == MINI.iters
     paper = Settings(data=tmp_path, runs=tmp_path)
+    assert mini.mini and not paper.mini   # the report's and the plan's miniature lines
     assert stage_iterations("voc-fcn32s", paper, True, first=True) == 100_000
     assert stage_iterations("table2-accumulated", paper, True) == 5_000   # its own solver
     assert stage_iterations("nyud-fcn32s-color", paper, False) == 300_000
@@ -441,6 +443,18 @@ def test_quick_lr_is_the_chains_first_stages_and_takes_the_pictures_width_by_hei
     wide = replace(settings, picture=(500, 375))
     assert first_lr("table1-fcn-vgg16", wide) == pytest.approx(settings.lr * 500 * 375)
     assert first_lr("voc-fcn8s", replace(settings, lr=None)) is None
+
+
+def test_plan_of_a_group_with_an_unregistered_experiment_still_plans_the_next(tmp_path,
+                                                                              monkeypatch):
+    import paper.plan as plan_module
+
+    everything = dict(plan_module.registered())
+    del everything["mask-fg-only"]
+    monkeypatch.setattr(plan_module, "registered", lambda: everything)
+    plan = make_plan(parse_tables("8,3"), mini_settings(tmp_path))
+    assert plan.missing["8"] == ["mask-fg-only"] and "mask-shape" not in plan.targets
+    assert {"voc-fcn16s", "voc-fcn8s"} <= set(plan.targets) <= set(plan.stages)
 
 
 def test_plan_says_what_each_stage_starts_from(tmp_path):
