@@ -106,6 +106,7 @@ def test_plan_disk_is_8_bytes_a_parameter_per_snapshot_plus_init_and_final(tmp_p
     learned = parameter_count("voc-fcn32s", 1.0)
     # VGG16's 13 convolutions, fc6 and fc7 as convolutions, score_fr: weights and biases
     assert learned == 14_714_688 + (7 * 7 * 512 + 1) * 4096 + (4096 + 1) * 4096 + (4096 + 1) * 21
+    assert parameter_count("voc-fcn32s") == learned   # full width unless told
     voc = parameter_count("voc-fcn32s", 1.0, learned_only=False)
     assert voc - learned == 21 * 21 * 64 * 64
     sift = parameter_count("siftflow-fcn32s", 1.0, learned_only=False)
@@ -137,9 +138,15 @@ def test_plan_picture_passes_count_the_batch_and_each_stream(tmp_path):
     assert picture_passes("sampling-p25", 7, full) == 28
     assert picture_passes("nyud-fcn32s-color-hha", 7, full) == 14
     assert picture_passes("nyud-fcn32s-color-d", 7, full) == 7
-    # and the estimate scales with them, and with the picture size (NYUD's 560×425)
+    # and the estimate scales with them, and with the picture size (NYUD's 560×425, SIFT
+    # Flow's 256×256 against VOC's 500×375)
     assert gpu_hours("nyud-fcn32s-color-hha", 7, full) == pytest.approx(
         2 * gpu_hours("nyud-fcn32s-color", 7, full))
+    per_voc_picture = gpu_hours("voc-fcn32s", 1, full)
+    assert gpu_hours("nyud-fcn32s-color", 1, full) == pytest.approx(
+        per_voc_picture * 560 * 425 / (500 * 375))
+    assert gpu_hours("siftflow-fcn32s", 1, full) == pytest.approx(
+        per_voc_picture * 256 * 256 / (500 * 375))
 
 
 def test_plan_stage_iterations_first_iters_and_the_equal_images_rule(tmp_path):
