@@ -462,6 +462,11 @@ def test_plan_of_a_group_with_an_unregistered_experiment_still_plans_the_next(tm
     plan = make_plan(parse_tables("8,3"), mini_settings(tmp_path))
     assert plan.missing["8"] == ["mask-fg-only"] and "mask-shape" not in plan.targets
     assert {"voc-fcn16s", "voc-fcn8s"} <= set(plan.targets) <= set(plan.stages)
+    # Table 2's equal-images rule: only its rows' runs (and the sampling rows'), never all
+    equal = make_plan(parse_tables("2,3,sampling"), mini_settings(tmp_path)).equal_images
+    assert equal == {"voc-fcn32s", "table2-accumulated", "table2-online", "sampling-p50",
+                     "sampling-p25"}
+    assert {"voc-fcn16s", "voc-fcn8s"} <= set(plan.targets) <= set(plan.stages)
 
 
 def test_plan_says_what_each_stage_starts_from(tmp_path):
@@ -899,4 +904,36 @@ def test_jobs_workers_stop_through_their_training_loop_a_killed_one_is_broken(tm
         for worker in workers:
             if worker.process.poll() is None:
                 worker.process.kill()
+        pool.release()
+
+
+def test_jobs_worker_that_does_not_stop_in_time_is_killed_at_the_bound(tmp_path, monkeypatch):
+    """Stopping waits STOP_WAIT_S for the workers' snapshots, then kills what is left (here
+    a worker frozen by SIGSTOP, which cannot act on the SIGINT): stop never returns with a
+    worker still running."""
+    import os
+    import signal
+    import time
+
+    import paper.processes
+    from paper.processes import Workers
+
+    monkeypatch.setattr(paper.processes, "STOP_WAIT_S", 1)
+    pool = Workers([], worker_payload(Settings(data=tmp_path, runs=tmp_path)), 1,
+                   tmp_path / "logs")
+    worker = pool.idle_worker()
+    try:
+        wchan = Path(f"/proc/{worker.process.pid}/wchan")
+        end = time.monotonic() + 120
+        while wchan.read_text() != "anon_pipe_read":   # started: waiting for a job line
+            assert time.monotonic() < end, "the worker never started"
+            time.sleep(0.05)
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        began = time.monotonic()
+        pool.stop(signal.SIGINT)
+        assert worker.process.poll() == -signal.SIGKILL
+        assert time.monotonic() - began < 60
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
         pool.release()
