@@ -113,7 +113,8 @@ def test_plan_disk_is_8_bytes_a_parameter_per_snapshot_plus_init_and_final(tmp_p
     assert sift - parameter_count("siftflow-fcn32s", 1.0) == (33 * 33 + 3 * 3) * 64 * 64
     assert parameter_count("voc-fcn32s", 0.5) < learned / 3
     full = Settings(data=tmp_path, runs=tmp_path)           # voc-fcn32s: snapshot 4000
-    assert snapshot_gb("voc-fcn32s", full, 100_000) == pytest.approx(voc * 8 * 26 / 1e9)
+    assert snapshot_gb("voc-fcn32s", full, 100_000) == pytest.approx(voc * 8 * 26 / 1e9,
+                                                                      rel=1e-12)
     assert snapshot_gb("voc-fcn32s", full, 3_999) == pytest.approx(voc * 8 * 2 / 1e9)
     assert snapshot_gb("voc-fcn32s", full, 10_000) == pytest.approx(voc * 8 * 3 / 1e9)  # 2 kept
     # SIFT Flow's solver takes no snapshots of its own: TEST_EVERY's, or one at the end
@@ -450,6 +451,18 @@ def test_quick_lr_is_the_chains_first_stages_and_takes_the_pictures_width_by_hei
     wide = replace(settings, picture=(500, 375))
     assert first_lr("table1-fcn-vgg16", wide) == pytest.approx(settings.lr * 500 * 375)
     assert first_lr("voc-fcn8s", replace(settings, lr=None)) is None
+
+
+def test_quick_lr_keeps_a_ratio_below_one_to_heavy_fcn32s(tmp_path, monkeypatch):
+    """Every registered regime's rate is a whole multiple of heavy FCN-32s' 1e-10; one at
+    half of it (the registry given one more entry) gets half the quick rate, not none."""
+    from nets.experiments import EXPERIMENTS
+
+    heavy = EXPERIMENTS["voc-fcn32s"]
+    monkeypatch.setitem(EXPERIMENTS, "half-fcn32s", replace(
+        heavy, name="half-fcn32s", solver=heavy.solver.with_(base_lr=heavy.solver.base_lr / 2)))
+    settings = mini_settings(tmp_path)
+    assert first_lr("half-fcn32s", settings) == pytest.approx(settings.lr / 2)
 
 
 def test_plan_of_a_group_with_an_unregistered_experiment_still_plans_the_next(tmp_path,
