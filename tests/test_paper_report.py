@@ -819,6 +819,15 @@ def test_jobs_worker_error_stops_new_jobs_and_is_raised_with_its_log(tmp_path):
     assert pool.broken[0].startswith("bases nope-fcn (exit 1)")
 
 
+def test_jobs_workers_make_their_logs_folder_with_its_parents_run_after_run(tmp_path):
+    from paper.processes import Workers
+
+    logs = tmp_path / "runs" / "paper" / "logs"   # RUNS=/paper/ need not exist yet
+    for _ in range(2):
+        Workers([], worker_payload(Settings(data=tmp_path, runs=tmp_path)), 1, logs).run()
+        assert logs.is_dir()
+
+
 def test_jobs_worker_chains_waiting_for_bases_no_job_makes_are_refused(tmp_path):
     from paper.processes import Job, Workers
 
@@ -913,6 +922,9 @@ def test_jobs_workers_stop_through_their_training_loop_a_killed_one_is_broken(tm
         assert read_records(logs["voc-fcn32s"], "stopped")[-1]["signal"] == "SIGINT"
         assert "paper-worker: stopped" in capfd.readouterr().err
         assert "stopped" not in (tmp_path / "logs" / "bases-vgg16-fcn.log").read_text()
+        # a job stopped by a signal (130) is no chain fault: nothing may count it as run
+        until(lambda: not pool.running, "the stopped job's code never came back")
+        assert pool.broken[1].startswith("voc-fcn32s (exit 130)") and pool.failed == []
     finally:   # a failing run of this test leaves no training behind
         for worker in workers:
             if worker.process.poll() is None:
