@@ -490,6 +490,9 @@ def test_plan_says_what_each_stage_starts_from(tmp_path):
     assert built["nyud-fcn32s-color-hha"].starts_from == \
         "streams: nyud-fcn32s-color + nyud-fcn32s-hha"
     assert built["voc-fcn32s"].starts_from == str(tmp_path / "bases" / "vgg16-fcn.caffemodel")
+    table1 = make_plan(parse_tables("1"), mini_settings(tmp_path)).stages   # bases before
+    assert table1["table1-fcn-alexnet"].starts_from == str(          # "streams" in the
+        tmp_path / "bases" / "alexnet-fcn.caffemodel")                 # alphabet
     random = make_plan(parse_tables("3"), replace(mini_settings(tmp_path), weights="none"))
     assert random.stages["voc-fcn32s"].starts_from == "random init (quick run)"
     assert random.stages["voc-fcn16s"].starts_from == "runs/voc-fcn32s/final.caffemodel"
@@ -746,6 +749,12 @@ def test_jobs_workers_share_the_cpus_this_process_may_use():
     from paper.processes import usable_cpus
 
     assert usable_cpus() == len(os.sched_getaffinity(0)) >= 1
+    allowed = os.sched_getaffinity(0)
+    try:   # `taskset -c 0 make paper JOBS=2`: one CPU, whatever the machine has
+        os.sched_setaffinity(0, {min(allowed)})
+        assert usable_cpus() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def test_jobs_workers_stop_signals_raise_keyboard_interrupt_naming_the_signal():
