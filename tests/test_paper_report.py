@@ -781,10 +781,11 @@ def test_jobs_workers_carry_codes_back_a_chain_fault_is_reported_and_bases_made(
     """Two workers: a backbone's bases (there already: done at once), a chain that needs
     them (done already), a chain whose first stage's final weights hold NaN (its worker
     exits CHAIN_FAULT): the fault is reported with its own message, not lost, the others
-    count as done, and nothing is 'broken'."""
+    count as done, and nothing is 'broken'. The runs folder's name holds "error: ", as a
+    message may: the fault is the whole of the worker's last error line."""
     from paper.processes import Job, Workers
 
-    settings = worker_settings(tmp_path)
+    settings = replace(worker_settings(tmp_path), runs=tmp_path / "error: runs")
     settings.base_dir.mkdir()
     (settings.base_dir / "vgg16-fcn.caffemodel").write_bytes(b"made before")
     nan_final(settings, "voc-fcn32s")
@@ -795,8 +796,9 @@ def test_jobs_workers_carry_codes_back_a_chain_fault_is_reported_and_bases_made(
     pool.run()
     assert pool.made == {"vgg16-fcn"} and pool.broken == [] and len(pool.pool) == 2
     [fault] = pool.failed
-    assert fault.startswith("voc-fcn16s: ") and "hold NaN or infinite values (layers fc7)" in fault
-    assert "error:" not in fault
+    assert fault.startswith(f"voc-fcn16s: {settings.runs}/voc-fcn32s/final.caffemodel: ")
+    assert "hold NaN or infinite values (layers fc7)" in fault
+    assert "paper-worker:" not in fault   # the message, not its prefix
     assert "voc-fcn32s: done already" in (tmp_path / "logs" / "chain-voc-fcn32s.log").read_text()
     assert all(w.process.returncode == 0 for w in pool.pool)
 
