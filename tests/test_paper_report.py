@@ -787,14 +787,17 @@ def test_jobs_workers_carry_codes_back_a_chain_fault_is_reported_and_bases_made(
 
     settings = replace(worker_settings(tmp_path), runs=tmp_path / "error: runs")
     settings.base_dir.mkdir()
-    (settings.base_dir / "vgg16-fcn.caffemodel").write_bytes(b"made before")
+    for base in ("vgg16-fcn", "alexnet-fcn"):
+        (settings.base_dir / f"{base}.caffemodel").write_bytes(b"made before")
     nan_final(settings, "voc-fcn32s")
     payload = worker_payload(settings)
+    # a job is ready once the bases it needs are among those made, not only equal to them
     jobs = [Job("bases", ["vgg16-fcn"]), Job("chain", ["voc-fcn32s"], needs={"vgg16-fcn"}),
-            Job("chain", ["voc-fcn16s"])]
+            Job("chain", ["voc-fcn16s"]), Job("bases", ["alexnet-fcn"])]
     pool = Workers(jobs, payload, 2, tmp_path / "logs")
     pool.run()
-    assert pool.made == {"vgg16-fcn"} and pool.broken == [] and len(pool.pool) == 2
+    assert pool.made == {"vgg16-fcn", "alexnet-fcn"} and pool.broken == []
+    assert len(pool.pool) == 2
     [fault] = pool.failed
     assert fault.startswith(f"voc-fcn16s: {settings.runs}/voc-fcn32s/final.caffemodel: ")
     assert "hold NaN or infinite values (layers fc7)" in fault
