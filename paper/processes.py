@@ -303,7 +303,10 @@ def job_main(kind: str, names: list[str], payload: dict) -> int:
 def serve(payload: dict, jobs: Iterator[str], results) -> int:
     """The worker's loop: each job line read (kind, names, log), its output into its log,
     its exit code written to `results`; ends at the end of input, or with the first job
-    that neither finished nor failed its chain (stopped, or an error of the run)."""
+    that neither finished nor failed its chain (stopped, or an error of the run). Between
+    jobs fds 1 and 2 are the driver's stderr again: what an idle worker says (stopped by
+    Ctrl-C) is not written into the log of the job it last ran."""
+    between_jobs = os.dup(2)
     for line in jobs:
         job = json.loads(line)
         sys.stdout.flush()
@@ -314,6 +317,8 @@ def serve(payload: dict, jobs: Iterator[str], results) -> int:
         code = job_main(job["kind"], job["names"], payload)
         sys.stdout.flush()
         sys.stderr.flush()
+        os.dup2(between_jobs, 1)   # never the driver's pipe (fd 1 at the start): code lines only
+        os.dup2(between_jobs, 2)
         results.write(json.dumps({"code": code}) + "\n")
         results.flush()
         if code not in (0, CHAIN_FAULT):
@@ -336,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     from training.schedule import stopped, stopping_with_parent
 
     results = os.fdopen(os.dup(1), "w")    # the driver's pipe; fds 1 and 2 go to job logs
+    # the driver passes its SIGINT on even when it was started with SIGINT ignored (nohup,
+    # a shell's background job), which Python would otherwise leave ignored here: an idle
+    # worker then never stopped and the driver waited STOP_WAIT_S before killing it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with stopping_with_parent():
         try:
             return serve(json.loads(args.payload), sys.stdin, results)

@@ -214,6 +214,25 @@ TARGETS = (
            ("_stats", "check_split", "_note_size", "check_experiment", "experiment_for"),
            "tests/test_training_check_data.py tests/test_faults_inputs.py -k 'check_data or "
            "byte_order'", timeout_s=120),
+    # issue 35, the paper runner and the schedule: each stage's lr, iterations and starting
+    # weights; the plan's estimates; JOBS=N's workers (a job's code carried back)
+    Target("schedule", "training/schedule.py",
+           ("chain", "stage_lr", "_depth", "base_weights", "check_finite", "check_done"),
+           "tests/test_training_train.py -k 'chain or depth or stage_lr_of or base_weights "
+           "or nan_or_inf or vouches'", timeout_s=60),
+    Target("plan", "paper/plan.py",
+           ("Settings.overrides", "mini_settings", "stage_iterations", "first_lr",
+            "picture_passes", "gpu_hours", "parameter_count", "snapshot_gb", "make_plan"),
+           "tests/test_paper_report.py -k 'gpu_hours or first_iters or picture_passes or "
+           "quick_lr or one_image_a_step or most_groups or its_wave or "
+           "architecture_columns or plan_'", timeout_s=120),
+    # the driver's loop and the worker's, each mutant against real worker processes (~16 s a
+    # mutant on quiet cores): the argparse main, Job's label and the Worker records left out
+    Target("processes", "paper/processes.py",
+           ("usable_cpus", "settings_payload", "settings_from", "payload_of", "Workers.run",
+            "Workers.start", "Workers.collect_ended", "Workers.collect", "Workers.release",
+            "Workers.stop", "serve", "job_main"),
+           "tests/test_paper_report.py -k jobs_worker", timeout_s=120),
 )
 
 

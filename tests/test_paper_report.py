@@ -96,6 +96,85 @@ def test_gpu_hours_come_from_the_papers_36_hours_for_staged_fcn8s(tmp_path):
         1000 * 0.432 * 0.16 / 3600)
 
 
+def test_plan_disk_is_8_bytes_a_parameter_per_snapshot_plus_init_and_final(tmp_path):
+    """A snapshot keeps weights and momentum (4 + 4 bytes a parameter, the fixed bilinear
+    upsampling too: 21·21·64·64 for VOC's FCN-32s, 33·33·64·64 + 3·3·64·64 for SIFT Flow's
+    two heads), one per solver `snapshot` interval, else per TEST_EVERY, else one; at least
+    one; init and final weights add 8 bytes more."""
+    from paper.plan import parameter_count, snapshot_gb
+
+    learned = parameter_count("voc-fcn32s", 1.0)
+    # VGG16's 13 convolutions, fc6 and fc7 as convolutions, score_fr: weights and biases
+    assert learned == 14_714_688 + (7 * 7 * 512 + 1) * 4096 + (4096 + 1) * 4096 + (4096 + 1) * 21
+    assert parameter_count("voc-fcn32s") == learned   # full width unless told
+    voc = parameter_count("voc-fcn32s", 1.0, learned_only=False)
+    assert voc - learned == 21 * 21 * 64 * 64
+    sift = parameter_count("siftflow-fcn32s", 1.0, learned_only=False)
+    assert sift - parameter_count("siftflow-fcn32s", 1.0) == (33 * 33 + 3 * 3) * 64 * 64
+    assert parameter_count("voc-fcn32s", 0.5) < learned / 3
+    full = Settings(data=tmp_path, runs=tmp_path)           # voc-fcn32s: snapshot 4000
+    assert snapshot_gb("voc-fcn32s", full, 100_000) == pytest.approx(voc * 8 * 26 / 1e9,
+                                                                      rel=1e-12)
+    assert snapshot_gb("voc-fcn32s", full, 3_999) == pytest.approx(voc * 8 * 2 / 1e9)
+    assert snapshot_gb("voc-fcn32s", full, 10_000) == pytest.approx(voc * 8 * 3 / 1e9)  # 2 kept
+    # SIFT Flow's solver takes no snapshots of its own: TEST_EVERY's, or one at the end
+    every_500 = replace(full, test_every=500)
+    assert snapshot_gb("siftflow-fcn32s", every_500, 2_000) == pytest.approx(sift * 8 * 5 / 1e9)
+    assert snapshot_gb("siftflow-fcn32s", replace(full, test_every=0), 2_000) == \
+        pytest.approx(sift * 8 * 2 / 1e9)
+    assert snapshot_gb("voc-fcn32s", replace(full, width=0.5), 4_000) == pytest.approx(
+        parameter_count("voc-fcn32s", 0.5, learned_only=False) * 8 * 2 / 1e9)
+
+
+def test_plan_picture_passes_count_the_batch_and_each_stream(tmp_path):
+    """iterations × the run's iter_size (the miniature's single-image override wins over
+    the solver's 20), × 2 for a late fusion (each stream's net sees each picture)."""
+    from paper.plan import picture_passes
+
+    full = Settings(data=tmp_path, runs=tmp_path)
+    mini = mini_settings(tmp_path)
+    assert picture_passes("voc-fcn32s", 7, full) == 7
+    assert picture_passes("table1-fcn-vgg16", 7, full) == 140
+    assert picture_passes("table1-fcn-vgg16", 7, mini) == 7
+    assert picture_passes("sampling-p25", 7, full) == 28
+    assert picture_passes("nyud-fcn32s-color-hha", 7, full) == 14
+    assert picture_passes("nyud-fcn32s-color-d", 7, full) == 7
+    # and the estimate scales with them, and with the picture size (NYUD's 560×425, SIFT
+    # Flow's 256×256 against VOC's 500×375)
+    assert gpu_hours("nyud-fcn32s-color-hha", 7, full) == pytest.approx(
+        2 * gpu_hours("nyud-fcn32s-color", 7, full))
+    per_voc_picture = gpu_hours("voc-fcn32s", 1, full)
+    assert gpu_hours("nyud-fcn32s-color", 1, full) == pytest.approx(
+        per_voc_picture * 560 * 425 / (500 * 375))
+    assert gpu_hours("siftflow-fcn32s", 1, full) == pytest.approx(
+        per_voc_picture * 256 * 256 / (500 * 375))
+
+
+def test_plan_stage_iterations_first_iters_and_the_equal_images_rule(tmp_path):
+    """ITERS= (first: a chain's first stage's own count, where given), else the solver's
+    max_iter; Table 2's equal-images rule divides by the batch, the run's override before
+    the solver's, and never to 0; without ITERS= the paper's own counts stand."""
+    from paper.plan import MINI, stage_iterations
+
+    mini = mini_settings(tmp_path)
+    assert stage_iterations("voc-fcn32s", mini, True, first=True) == MINI.first_iters
+    assert stage_iterations("voc-fcn32s", mini, True) == MINI.iters
+    assert stage_iterations("voc-fcn8s", mini, False) == MINI.iters
+    assert stage_iterations("table2-accumulated", mini, True, first=True) \
+        == MINI.first_iters // 20
+    assert stage_iterations("table2-accumulated", mini, False, first=True) == MINI.first_iters
+    assert stage_iterations("table1-fcn-vgg16", mini, True) == MINI.iters   # iter_size 1 here
+    assert stage_iterations("sampling-p25", replace(mini, iters=10), True) == 2   # 10 // 4
+    assert stage_iterations("table2-accumulated", replace(mini, iters=19), True) == 1
+    same = replace(mini, first_iters=None)
+    assert stage_iterations("voc-fcn32s", same, False, first=True) == MINI.iters
+    paper = Settings(data=tmp_path, runs=tmp_path)
+    assert mini.mini and not paper.mini   # the report's and the plan's miniature lines
+    assert stage_iterations("voc-fcn32s", paper, True, first=True) == 100_000
+    assert stage_iterations("table2-accumulated", paper, True) == 5_000   # its own solver
+    assert stage_iterations("nyud-fcn32s-color", paper, False) == 300_000
+
+
 def test_the_miniatures_plan_gives_a_chains_first_stage_its_first_iters(tmp_path):
     """A stage from a classifier trains MINI.first_iters, later stages MINI.iters; a
     fusion stage, from two streams, is a later stage."""
@@ -357,6 +436,68 @@ def test_quick_lr_keeps_each_regimes_ratio_to_heavy_fcn32s(tmp_path):
     assert first_lr("voc-fcn-alexnet", settings) == pytest.approx(settings.lr * pixels)
 
 
+def test_quick_lr_is_the_chains_first_stages_and_takes_the_pictures_width_by_height(tmp_path):
+    """A later stage's chain starts where its first stage does (the quick rate is that
+    stage's); a normalised loss takes width × height pixels (not a square's)."""
+    settings = mini_settings(tmp_path)
+    for later, first in (("voc-fcn8s", "voc-fcn32s"), ("nyud-fcn32s-color-hha",
+                                                       "nyud-fcn32s-color"),
+                         ("siftflow-fcn16s", "siftflow-fcn32s")):
+        assert first_lr(later, settings) == first_lr(first, settings)
+    assert first_lr("voc-fcn8s", settings) == settings.lr
+    from paper.plan import SHORT
+
+    assert mini_settings(tmp_path, SHORT).picture == (SHORT.size[1], SHORT.size[0]) == (80, 64)
+    wide = replace(settings, picture=(500, 375))
+    assert first_lr("table1-fcn-vgg16", wide) == pytest.approx(settings.lr * 500 * 375)
+    assert first_lr("voc-fcn8s", replace(settings, lr=None)) is None
+
+
+def test_quick_lr_keeps_a_ratio_below_one_to_heavy_fcn32s(tmp_path, monkeypatch):
+    """Every registered regime's rate is a whole multiple of heavy FCN-32s' 1e-10; one at
+    half of it (the registry given one more entry) gets half the quick rate, not none."""
+    from nets.experiments import EXPERIMENTS
+
+    heavy = EXPERIMENTS["voc-fcn32s"]
+    monkeypatch.setitem(EXPERIMENTS, "half-fcn32s", replace(
+        heavy, name="half-fcn32s", solver=heavy.solver.with_(base_lr=heavy.solver.base_lr / 2)))
+    settings = mini_settings(tmp_path)
+    assert first_lr("half-fcn32s", settings) == pytest.approx(settings.lr / 2)
+
+
+def test_plan_of_a_group_with_an_unregistered_experiment_still_plans_the_next(tmp_path,
+                                                                              monkeypatch):
+    import paper.plan as plan_module
+
+    everything = dict(plan_module.registered())
+    del everything["mask-fg-only"]
+    monkeypatch.setattr(plan_module, "registered", lambda: everything)
+    plan = make_plan(parse_tables("8,3"), mini_settings(tmp_path))
+    assert plan.missing["8"] == ["mask-fg-only"] and "mask-shape" not in plan.targets
+    assert {"voc-fcn16s", "voc-fcn8s"} <= set(plan.targets) <= set(plan.stages)
+    # Table 2's equal-images rule: only its rows' runs (and the sampling rows'), never all
+    equal = make_plan(parse_tables("2,3,sampling"), mini_settings(tmp_path)).equal_images
+    assert equal == {"voc-fcn32s", "table2-accumulated", "table2-online", "sampling-p50",
+                     "sampling-p25"}
+    assert {"voc-fcn16s", "voc-fcn8s"} <= set(plan.targets) <= set(plan.stages)
+
+
+def test_plan_says_what_each_stage_starts_from(tmp_path):
+    """The plan's column: an earlier stage's final weights, a fusion's streams, the base
+    weights (WEIGHTS= or the built ones), or random init for WEIGHTS=none."""
+    built = make_plan(parse_tables("3,5"), mini_settings(tmp_path)).stages
+    assert built["voc-fcn16s"].starts_from == "runs/voc-fcn32s/final.caffemodel"
+    assert built["nyud-fcn32s-color-hha"].starts_from == \
+        "streams: nyud-fcn32s-color + nyud-fcn32s-hha"
+    assert built["voc-fcn32s"].starts_from == str(tmp_path / "bases" / "vgg16-fcn.caffemodel")
+    table1 = make_plan(parse_tables("1"), mini_settings(tmp_path)).stages   # bases before
+    assert table1["table1-fcn-alexnet"].starts_from == str(          # "streams" in the
+        tmp_path / "bases" / "alexnet-fcn.caffemodel")                 # alphabet
+    random = make_plan(parse_tables("3"), replace(mini_settings(tmp_path), weights="none"))
+    assert random.stages["voc-fcn32s"].starts_from == "random init (quick run)"
+    assert random.stages["voc-fcn16s"].starts_from == "runs/voc-fcn32s/final.caffemodel"
+
+
 def test_the_miniature_trains_table_1_one_image_a_step_and_shares_fcn32s(tmp_path):
     """Table 1's nets take one image a step at heavy momentum in the miniature (their
     20-image batches at equal images would leave 1/20 of the updates); Table 2's heavy
@@ -546,3 +687,292 @@ def test_the_miniatures_first_stages_train_longer_than_the_later_ones(tmp_path):
     starts = {name: read_records(tmp_path / "runs" / name / JSON_NAME, "start")[-1]["max_iter"]
               for name in ("voc-fcn32s", "voc-fcn16s")}
     assert starts == {"voc-fcn32s": 3, "voc-fcn16s": 2}
+
+
+# --- JOBS=N's workers (paper.processes), a job at a time, without the miniature -------------------
+def worker_settings(tmp_path: Path, **given) -> Settings:
+    """Tiny VOC data, a width-1/16 net, the bases in tmp_path/bases (made by the test)."""
+    from data.synthetic import make_dataset
+
+    data = make_dataset("voc", tmp_path / "data", n_train=2, n_val=1, num_classes=3,
+                        size=(32, 40), seed=3)
+    return Settings(data=data, runs=tmp_path / "runs", width=0.0625, test_every=0,
+                    base_dir=tmp_path / "bases", **given)
+
+
+def worker_payload(settings: Settings) -> dict:
+    """What the driver tells each worker, for jobs that score no table."""
+    from paper.processes import payload_of
+
+    return payload_of(settings, set(), [], "full")
+
+
+def nan_final(settings: Settings, name: str) -> Path:
+    """runs/<name>/final.caffemodel holding a NaN, vouched for by a result manifest of the
+    very request a chain without ITERS= or LR= asks: done already, and diverged."""
+    from caffe.proto import caffe_pb2
+
+    from core.manifest import record_result
+    from training.train import TrainConfig, request_of
+
+    final = settings.runs / name / "final.caffemodel"
+    final.parent.mkdir(parents=True)
+    net = caffe_pb2.NetParameter()
+    blob = net.layer.add(name="fc7", type="Convolution").blobs.add()
+    blob.shape.dim.append(2)
+    blob.data.extend([1.0, float("nan")])
+    final.write_bytes(net.SerializeToString())
+    record_result(final.parent, [final], request_of(TrainConfig(
+        name, settings.data, iters=None, width=settings.width, seed=settings.seed,
+        overrides={})))
+    return final
+
+
+def test_jobs_worker_payload_gives_the_worker_the_parents_settings(tmp_path):
+    """What a worker trains with is what the driver planned: every field, Paths, the
+    picture and the per-experiment solver changes as tuples (a list would not equal)."""
+    from paper.processes import payload_of, settings_from
+
+    for settings in (mini_settings(tmp_path), Settings(data=tmp_path / "d", runs=tmp_path,
+                                                      weights="none", lr=1e-9, lr_drop=4.0,
+                                                      momentum=0.95, seed=7, gpu=1)):
+        payload = json.loads(json.dumps(payload_of(settings, {"b", "a"}, ["3", "6"], "short")))
+        assert settings_from(payload["settings"]) == settings
+        assert (payload["equal_images"], payload["tables"], payload["mini"]) == \
+            (["a", "b"], ["3", "6"], "short")
+    assert mini_settings(tmp_path).solver_changes   # the case above has teeth
+
+
+def test_jobs_workers_share_the_cpus_this_process_may_use():
+    import os
+
+    from paper.processes import usable_cpus
+
+    assert usable_cpus() == len(os.sched_getaffinity(0)) >= 1
+    allowed = os.sched_getaffinity(0)
+    try:   # `taskset -c 0 make paper JOBS=2`: one CPU, whatever the machine has
+        os.sched_setaffinity(0, {min(allowed)})
+        assert usable_cpus() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def test_jobs_workers_stop_signals_raise_keyboard_interrupt_naming_the_signal():
+    import os
+    import signal
+
+    from paper.processes import stop_signals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with stop_signals() as received:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0)   # let the handler run here, not later
+        assert stopped.value.args == ("SIGTERM", signal.SIGTERM)
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.sigtimedwait([], 0)
+        assert stopped.value.args == ("SIGINT", signal.SIGINT)
+        assert received == [signal.SIGTERM, signal.SIGINT]
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_jobs_workers_carry_codes_back_a_chain_fault_is_reported_and_bases_made(tmp_path):
+    """Two workers: a backbone's bases (there already: done at once), a chain that needs
+    them (done already), a chain whose first stage's final weights hold NaN (its worker
+    exits CHAIN_FAULT): the fault is reported with its own message, not lost, the others
+    count as done, and nothing is 'broken'. The runs folder's name holds "error: ", as a
+    message may: the fault is the whole of the worker's last error line."""
+    from paper.processes import Job, Workers
+
+    settings = replace(worker_settings(tmp_path), runs=tmp_path / "error: runs")
+    settings.base_dir.mkdir()
+    for base in ("vgg16-fcn", "alexnet-fcn"):
+        (settings.base_dir / f"{base}.caffemodel").write_bytes(b"made before")
+    nan_final(settings, "voc-fcn32s")
+    payload = worker_payload(settings)
+    # a job is ready once the bases it needs are among those made, not only equal to them
+    jobs = [Job("bases", ["vgg16-fcn"]), Job("chain", ["voc-fcn32s"], needs={"vgg16-fcn"}),
+            Job("chain", ["voc-fcn16s"]), Job("bases", ["alexnet-fcn"])]
+    pool = Workers(jobs, payload, 2, tmp_path / "logs")
+    pool.run()
+    assert pool.made == {"vgg16-fcn", "alexnet-fcn"} and pool.broken == []
+    assert len(pool.pool) == 2
+    [fault] = pool.failed
+    assert fault.startswith(f"voc-fcn16s: {settings.runs}/voc-fcn32s/final.caffemodel: ")
+    assert "hold NaN or infinite values (layers fc7)" in fault
+    assert "paper-worker:" not in fault   # the message, not its prefix
+    assert "voc-fcn32s: done already" in (tmp_path / "logs" / "chain-voc-fcn32s.log").read_text()
+    assert all(w.process.returncode == 0 for w in pool.pool)
+
+
+def test_jobs_worker_error_stops_new_jobs_and_is_raised_with_its_log(tmp_path):
+    """A job that fails otherwise (here an unknown experiment) is never done: no job
+    starts after it, and the run fails naming the job, its exit code, its error line and
+    its log; a failed bases job makes no bases."""
+    from paper.plan import registered
+    from paper.processes import Job, Workers, run_side_by_side
+
+    settings = worker_settings(tmp_path)
+    payload = worker_payload(settings)
+    logs = tmp_path / "logs"
+    with pytest.raises(RuntimeError) as failed:
+        run_side_by_side([Job("chain", ["voc-fcn4s"]), Job("chain", ["voc-fcn32s"])],
+                         payload, 1, logs)
+    log = logs / "chain-voc-fcn4s.log"
+    assert str(failed.value) == (f"paper: worker(s) failed: voc-fcn4s (exit 1): unknown "
+                                 f"experiment 'voc-fcn4s'; choose from "
+                                 f"{str(list(registered()))} (log: {log}); run the same "
+                                 f"command again to resume")
+    assert not (logs / "chain-voc-fcn32s.log").exists()
+    pool = Workers([Job("bases", ["nope-fcn"]), Job("chain", ["voc-fcn32s"],
+                                                    needs={"nope-fcn"})], payload, 2, logs)
+    pool.run()
+    assert pool.made == set() and len(pool.broken) == 1 and pool.failed == []
+    assert not (logs / "chain-voc-fcn32s.log").exists()
+    assert pool.broken[0].startswith("bases nope-fcn (exit 1)")
+
+
+def test_jobs_workers_make_their_logs_folder_with_its_parents_run_after_run(tmp_path):
+    from paper.processes import Workers
+
+    logs = tmp_path / "runs" / "paper" / "logs"   # RUNS=/paper/ need not exist yet
+    for _ in range(2):
+        Workers([], worker_payload(Settings(data=tmp_path, runs=tmp_path)), 1, logs).run()
+        assert logs.is_dir()
+
+
+def test_jobs_worker_chains_waiting_for_bases_no_job_makes_are_refused(tmp_path):
+    from paper.processes import Job, Workers
+
+    payload = worker_payload(Settings(data=tmp_path, runs=tmp_path))
+    pool = Workers([Job("chain", ["voc-fcn32s"], needs={"alexnet-fcn", "vgg16-fcn"})],
+                   payload, 1, tmp_path / "logs")
+    with pytest.raises(RuntimeError, match=r"chains wait for bases no job makes: "
+                                           r"\['alexnet-fcn', 'vgg16-fcn'\]"):
+        pool.run()
+    assert all(w.process.poll() is not None for w in pool.pool)
+
+
+def test_jobs_worker_serve_stops_at_the_first_job_that_broke_the_run(tmp_path):
+    """The worker's own loop, as the driver starts it: one code line a job (0, 3 a chain
+    fault, then 1), nothing done after the job that broke the run, which ends the worker
+    with its code; the driver's pipe gets nothing but the code lines."""
+    import os
+
+    settings = worker_settings(tmp_path)
+    nan_final(settings, "voc-fcn32s")
+    payload = worker_payload(settings)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    jobs = [("chain", ["voc-fcn32s"]), ("chain", ["voc-fcn16s"]), ("chain", ["voc-fcn4s"]),
+            ("chain", ["voc-fcn32s"])]
+    lines = "".join(json.dumps({"kind": kind, "names": names, "log": str(logs / f"{i}.log")})
+                    + "\n" for i, (kind, names) in enumerate(jobs))
+    done = subprocess.run([sys.executable, "-m", "paper.processes", "serve",
+                           json.dumps(payload)], input=lines, capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "GLOG_minloglevel": "2"}, timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert [json.loads(x) for x in done.stdout.splitlines()] == [{"code": 0}, {"code": 3},
+                                                                {"code": 1}]
+    assert "done already" in (logs / "0.log").read_text()
+    assert "paper-worker: error: " in (logs / "1.log").read_text()
+    assert "unknown experiment 'voc-fcn4s'" in (logs / "2.log").read_text()
+    assert not (logs / "3.log").exists()
+
+
+def test_jobs_workers_stop_through_their_training_loop_a_killed_one_is_broken(tmp_path,
+                                                                             capfd,
+                                                                             monkeypatch):
+    """Ctrl-C in the driver: each busy worker gets the signal, finishes its iteration,
+    snapshots and exits 130 (the same command resumes); an idle worker says it stopped on
+    the driver's stderr, not in the log of the job it last ran, and stops even when the
+    driver was started with SIGINT ignored (nohup, a background job: the workers inherit
+    that). A worker killed outright ends its job with the kill's code: broken, never done."""
+    import signal
+    import time
+
+    import paper.processes
+    from paper.processes import CHAIN_FAULT, Job, Workers
+    from training.runlog import read_records
+
+    monkeypatch.setattr(paper.processes, "STOP_WAIT_S", 60)   # then a worker left is killed
+
+    settings = worker_settings(tmp_path, weights="none", iters=100_000, lr=1e-9)
+    settings.base_dir.mkdir()
+    (settings.base_dir / "vgg16-fcn.caffemodel").write_bytes(b"made before")
+    payload = worker_payload(settings)
+    idle_job, busy, killed = (Job("bases", ["vgg16-fcn"]), Job("chain", ["voc-fcn32s"]),
+                              Job("chain", ["voc-fcn8s-atonce"]))
+    pool = Workers([idle_job, busy, killed], payload, 3, tmp_path / "logs")
+    pool.logs.mkdir()
+    ignoring = signal.signal(signal.SIGINT, signal.SIG_IGN)   # as under nohup or `&`
+    try:
+        for job in (idle_job, busy, killed):
+            pool.start(pool.idle_worker(), job)
+    finally:
+        signal.signal(signal.SIGINT, ignoring)
+    workers = list(pool.pool)
+    assert len(workers) == 3
+    logs = {n: settings.runs / n / "train.jsonl" for n in ("voc-fcn32s", "voc-fcn8s-atonce")}
+
+    def until(done, what: str) -> None:
+        end = time.monotonic() + 240
+        while not done():
+            assert time.monotonic() < end, what
+            pool.collect_ended()
+
+    try:
+        until(lambda: all(p.is_file() and read_records(p, "step") for p in logs.values())
+              and workers[0].job is None, "the workers never started training")
+        assert pool.made == {"vgg16-fcn"} and pool.broken == []
+        workers[2].process.kill()
+        until(lambda: workers[2] not in pool.pool, "the killed worker was never collected")
+        [broken] = pool.broken
+        assert broken.startswith("voc-fcn8s-atonce (exit -9)") and pool.failed == []
+        assert CHAIN_FAULT != -9
+        pool.stop(signal.SIGINT)
+        assert workers[1].process.returncode == 130 and workers[0].process.returncode == 130
+        assert read_records(logs["voc-fcn32s"], "stopped")[-1]["signal"] == "SIGINT"
+        assert "paper-worker: stopped" in capfd.readouterr().err
+        assert "stopped" not in (tmp_path / "logs" / "bases-vgg16-fcn.log").read_text()
+        # a job stopped by a signal (130) is no chain fault: nothing may count it as run
+        until(lambda: not pool.running, "the stopped job's code never came back")
+        assert pool.broken[1].startswith("voc-fcn32s (exit 130)") and pool.failed == []
+    finally:   # a failing run of this test leaves no training behind
+        for worker in workers:
+            if worker.process.poll() is None:
+                worker.process.kill()
+        pool.release()
+
+
+def test_jobs_worker_that_does_not_stop_in_time_is_killed_at_the_bound(tmp_path, monkeypatch):
+    """Stopping waits STOP_WAIT_S for the workers' snapshots, then kills what is left (here
+    a worker frozen by SIGSTOP, which cannot act on the SIGINT): stop never returns with a
+    worker still running."""
+    import os
+    import signal
+    import time
+
+    import paper.processes
+    from paper.processes import Workers
+
+    monkeypatch.setattr(paper.processes, "STOP_WAIT_S", 3)
+    pool = Workers([], worker_payload(Settings(data=tmp_path, runs=tmp_path)), 1,
+                   tmp_path / "logs")
+    worker = pool.idle_worker()
+    try:
+        wchan = Path(f"/proc/{worker.process.pid}/wchan")
+        end = time.monotonic() + 120
+        while wchan.read_text() != "anon_pipe_read":   # started: waiting for a job line
+            assert time.monotonic() < end, "the worker never started"
+            time.sleep(0.05)
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        began = time.monotonic()
+        pool.stop(signal.SIGINT)
+        assert worker.process.poll() == -signal.SIGKILL
+        assert 3 <= time.monotonic() - began < 60   # the bound, counted from the stop
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        pool.release()

@@ -2,6 +2,7 @@
 the real layout, width-reduced nets, the quick-run init, a few dozen iterations a stage."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from core.caffe_files import read_params
 from data.synthetic import make_dataset
 from training import snapshots
 from training.runlog import read_records
-from training.schedule import ScheduleConfig, chain, run_schedule
+from training.schedule import ScheduleConfig, _depth, chain, run_schedule, stage_lr
 from training.train import TrainConfig, fast_forward, train
 
 WIDTH = 0.125
@@ -40,6 +41,151 @@ def test_chains():
     assert chain("nyud-fcn32s-color-hha") == ["nyud-fcn32s-color", "nyud-fcn32s-hha",
                                               "nyud-fcn32s-color-hha"]
     assert chain("siftflow-fcn8s")[0] == "siftflow-fcn32s"
+
+
+def test_chain_of_an_unknown_experiment_names_it():
+    with pytest.raises(ValueError, match=r"unknown experiment 'voc-fcn4s'; choose from"):
+        chain("voc-fcn4s")
+
+
+def test_stage_depth_counts_the_stages_before_it_on_its_own_path():
+    """A fusion is one stage after its streams (not after both: they run side by side)."""
+    assert [_depth(n) for n in chain("voc-fcn8s")] == [0, 1, 2]
+    assert _depth("voc-fcn8s-atonce") == 0
+    assert [_depth(n) for n in chain("nyud-fcn32s-color-hha")] == [0, 0, 1]
+    # bases that sort before "streams" (alexnet-fcn, siftflow-fcn32s) are no fusion
+    assert [_depth(n) for n in chain("siftflow-fcn8s")] == [0, 1, 2]
+    assert _depth("voc-fcn-alexnet") == 0 and _depth("nyud-fcn32s-color-d") == 0
+
+
+def test_stage_depth_of_a_fusion_of_later_stages_follows_its_deepest_stream(monkeypatch):
+    """No fusion registered today has a stream past its first stage; one would start after
+    it: the registry itself, given one more entry."""
+    from dataclasses import replace
+
+    from nets.experiments import EXPERIMENTS
+
+    fusion = replace(EXPERIMENTS["nyud-fcn32s-color-hha"], name="deep-fusion",
+                     streams=("nyud-fcn32s-color", "voc-fcn16s"))
+    monkeypatch.setitem(EXPERIMENTS, "deep-fusion", fusion)
+    assert chain("deep-fusion") == ["nyud-fcn32s-color", "voc-fcn32s", "voc-fcn16s",
+                                    "deep-fusion"]
+    assert _depth("deep-fusion") == 2
+
+
+def test_stage_lr_of_each_stage_without_training(tmp_path):
+    """The first stage takes LR=; later ones keep the experiments' ratio (VOC: 100× per
+    stage, the release's 1e-10 → 1e-12 → 1e-14), or fall by LR_DROP= per stage of depth;
+    no LR= leaves every stage at its solver's rate (None: no override)."""
+    def lrs(target, **given):
+        config = ScheduleConfig(target, tmp_path, **given)
+        names = chain(target)
+        return [stage_lr(config, names, n) for n in names]
+
+    assert lrs("voc-fcn8s") == [None, None, None]
+    assert lrs("voc-fcn8s", lr_drop=10.0) == [None, None, None]
+    assert lrs("voc-fcn8s", lr=1e-6) == pytest.approx([1e-6, 1e-8, 1e-10], rel=1e-9)
+    assert lrs("voc-fcn8s", lr=1e-6, lr_drop=10.0) == pytest.approx([1e-6, 1e-7, 1e-8],
+                                                                     rel=1e-9)
+    assert lrs("voc-fcn8s", lr=1e-6, lr_drop=4.0) == pytest.approx([1e-6, 2.5e-7, 6.25e-8],
+                                                                   rel=1e-9)
+    assert lrs("nyud-fcn32s-color-hha", lr=1e-6, lr_drop=10.0) == pytest.approx(
+        [1e-6, 1e-6, 1e-7], rel=1e-9)
+    # the ratio is each stage's solver rate over the chain's first stage's, whatever it is
+    from nets.experiments import EXPERIMENTS
+
+    names = chain("nyud-fcn32s-color-hha")
+    rates = [EXPERIMENTS[n].solver.base_lr for n in names]
+    assert lrs("nyud-fcn32s-color-hha", lr=3e-6) == pytest.approx(
+        [3e-6 * r / rates[0] for r in rates], rel=1e-9)
+
+
+def test_base_weights_are_the_given_file_the_built_base_or_none(tmp_path, monkeypatch):
+    """WEIGHTS=none (any case) is random init; a missing file names itself and the make
+    target (or WEIGHTS=) that gives it; a file that is there is taken."""
+    from nets.experiments import EXPERIMENTS
+    from training.schedule import base_weights
+
+    exp = EXPERIMENTS["voc-fcn32s"]
+    assert base_weights(exp, "none", tmp_path) is None
+    assert base_weights(exp, "NONE", tmp_path) is None
+    with pytest.raises(FileNotFoundError, match=r"vgg16-fcn\.caffemodel: base weights for "
+                                                r"voc-fcn32s not found; build them with "
+                                                r"`make vgg16-fcn`"):
+        base_weights(exp, None, tmp_path)
+    given = tmp_path / "mine.caffemodel"
+    with pytest.raises(FileNotFoundError, match=r"mine\.caffemodel: .*`check WEIGHTS=`"):
+        base_weights(exp, str(given), tmp_path)
+    given.write_bytes(b"weights")
+    assert base_weights(exp, str(given), tmp_path) == given
+    monkeypatch.chdir(tmp_path)   # a relative name that sorts after "none" is a file too
+    (tmp_path / "weights.caffemodel").write_bytes(b"weights")
+    assert base_weights(exp, "weights.caffemodel", tmp_path) == Path("weights.caffemodel")
+    built = tmp_path / "vgg16-fcn.caffemodel"
+    built.write_bytes(b"weights")
+    assert base_weights(exp, None, tmp_path) == built
+
+
+def tiny_caffemodel(path, values: dict[str, list[float]]):
+    """A real caffemodel (Caffe's protobuf) of one-blob layers with these values."""
+    from caffe.proto import caffe_pb2
+
+    net = caffe_pb2.NetParameter()
+    for name, data in values.items():
+        layer = net.layer.add(name=name, type="Convolution")
+        blob = layer.blobs.add()
+        blob.shape.dim.append(len(data))
+        blob.data.extend(data)
+    path.write_bytes(net.SerializeToString())
+    return path
+
+
+def test_a_later_stage_never_starts_from_final_weights_with_nan_or_inf(tmp_path):
+    """check_finite: finite weights pass; NaN or ±inf in any layer is Diverged, naming
+    the file, the stage and the first five such layers."""
+    from training.schedule import check_finite
+    from training.train import Diverged
+
+    check_finite(tiny_caffemodel(tmp_path / "ok.caffemodel",
+                                 {"conv1": [0.0, -1.5], "fc7": [3e38]}), "voc-fcn32s")
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        weights = tiny_caffemodel(tmp_path / "bad.caffemodel", {"conv1": [0.0], "fc7": [1, bad]})
+        with pytest.raises(Diverged, match=r"bad\.caffemodel: the final weights of voc-fcn32s "
+                                           r"hold NaN or infinite values \(layers fc7\); "
+                                           r"retrain voc-fcn32s"):
+            check_finite(weights, "voc-fcn32s")
+    many = tiny_caffemodel(tmp_path / "many.caffemodel",
+                           {f"l{i}": [float("nan")] for i in range(7)})
+    with pytest.raises(Diverged, match=r"\(layers l0, l1, l2, l3, l4\)"):
+        check_finite(many, "voc-fcn32s")
+
+
+def test_a_stage_is_done_only_when_its_manifest_vouches_for_this_request(tmp_path):
+    """check_done: final weights with no result manifest, a manifest of another request, or
+    one that does not list them are each one refusal naming the file; a manifest of this
+    request that lists them is done."""
+    from core.errors import InputError
+    from core.manifest import record_result
+    from training.schedule import check_done
+
+    run = tmp_path / "voc-fcn32s"
+    run.mkdir()
+    final = tiny_caffemodel(run / "final.caffemodel", {"fc7": [1.0]})
+    request = {"experiment": "voc-fcn32s", "iters": 4}
+    with pytest.raises(InputError, match=r"final\.caffemodel: no result\.manifest\.json beside "
+                                         r"it vouches for these weights"):
+        check_done(final, request)
+    other = tiny_caffemodel(run / "other.caffemodel", {"fc7": [2.0]})
+    record_result(run, [other], request)
+    with pytest.raises(InputError, match=r"final\.caffemodel: not listed in .*result\.manifest"):
+        check_done(final, request)
+    record_result(run, [final], request)
+    check_done(final, request)
+    with pytest.raises(InputError, match=r"another request \(iters: 4 recorded, 5 asked\)"):
+        check_done(final, {**request, "iters": 5})
+    final.write_bytes(final.read_bytes() + b"\0")
+    with pytest.raises(InputError, match="sha256"):
+        check_done(final, request)
 
 
 def test_staged_learns_and_beats_background(staged):
