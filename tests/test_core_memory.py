@@ -344,6 +344,72 @@ print(runtime.reshape_checked(net, 700, 650, "a test", limit=2**62))
     assert int(grown) == tiny_estimate(700, 650)  # reached in steps, figured exactly
 
 
+@pytest.fixture()
+def stepped(tmp_path, monkeypatch):
+    """testkit's tiny deploy net at 40×30 and the list of the shapes reshape_checked gives
+    its inputs, in order (its largest buffer is conv1's columns: 27 × h × w values)."""
+    from testkit.tiny_nets import write_tiny_deploy
+
+    net = caffe.Net(str(write_tiny_deploy(tmp_path / "deploy.prototxt")), caffe.TEST)
+    runtime.reshape_checked(net, 40, 30, "a test", limit=2**40)
+    shapes: list[tuple[int, int]] = []
+    reshape = runtime._reshape_inputs
+
+    def recorded(net, height, width):
+        shapes.append((height, width))
+        reshape(net, height, width)
+
+    monkeypatch.setattr(runtime, "_reshape_inputs", recorded)
+    return net, shapes
+
+
+def test_a_larger_size_is_reached_in_steps_that_at_most_double_each_side(stepped):
+    net, shapes = stepped
+    assert runtime.reshape_checked(net, 300, 100, "a test", limit=2**40) == \
+        tiny_estimate(300, 100)
+    assert shapes == [(80, 60), (160, 100), (300, 100), (300, 100)]
+    shapes.clear()  # one side shrinks at once, the other grows by doubling
+    assert runtime.reshape_checked(net, 50, 400, "a test", limit=2**40) == \
+        tiny_estimate(50, 400)
+    assert shapes == [(50, 200), (50, 400), (50, 400)]
+    shapes.clear()  # smaller or equal: no step
+    runtime.reshape_checked(net, 50, 400, "a test", limit=2**40)
+    runtime.reshape_checked(net, 40, 30, "a test", limit=2**40)
+    assert shapes == [(50, 400), (40, 30)]
+
+
+@pytest.mark.parametrize("target, growth", [((80, 60), 4), ((80, 30), 2), ((40, 60), 2)])
+def test_a_step_is_taken_while_its_largest_buffer_grown_by_a_quarter_more_fits_caffe(
+        stepped, monkeypatch, target, growth):
+    """The step's area growth × 1.25 × the largest buffer now (conv1's 32,400 columns at
+    40×30) may reach Caffe's limit, not pass it."""
+    net, shapes = stepped
+    edge = 27 * 40 * 30 * growth * 5 // 4
+    monkeypatch.setattr(runtime, "CAFFE_BLOB_LIMIT", edge)
+    runtime.reshape_checked(net, *target, "a test", limit=2**40)
+    assert tuple(net.blobs["data"].shape[2:]) == target
+    runtime.reshape_checked(net, 40, 30, "a test", limit=2**40)
+    shapes.clear()
+    monkeypatch.setattr(runtime, "CAFFE_BLOB_LIMIT", edge - 1)
+    with pytest.raises(runtime.OutOfMemory, match=r"^a test needs a buffer of about "):
+        runtime.reshape_checked(net, *target, "a test", limit=2**40)
+    assert shapes == [(40, 30)] and tuple(net.blobs["data"].shape[2:]) == (40, 30)
+
+
+def test_a_step_refused_midway_names_the_targets_buffer_and_leaves_the_net_as_it_was(
+        stepped, monkeypatch):
+    """40×30 → 80×60 fits (32,400 × 4 × 1.25 = 162,000); 80×60 → 160×120 does not (conv1's
+    129,600 columns × 4 × 1.25): the refusal scales the last exact figure to the target."""
+    net, shapes = stepped
+    monkeypatch.setattr(runtime, "CAFFE_BLOB_LIMIT", 500_000)
+    with pytest.raises(runtime.OutOfMemory) as refused:
+        runtime.reshape_checked(net, 160, 120, "a 160×120 picture", limit=2**40, fix="fix")
+    assert str(refused.value) == ("a 160×120 picture needs a buffer of about 5.18e+05 values, "
+                                  "more than the 2^31 values Caffe can hold in one; fix")
+    assert shapes == [(80, 60), (40, 30)]
+    assert tuple(net.blobs["data"].shape[2:]) == (40, 30)
+
+
 def test_the_check_refuses_an_estimate_over_three_quarters_of_the_limit(tmp_path):
     """At a size whose estimate is a multiple of 3 bytes, a limit of 4/3 of it is just
     enough; a byte less is refused, with the estimate grossed up by the headroom."""
