@@ -378,13 +378,14 @@ def test_a_larger_size_is_reached_in_steps_that_at_most_double_each_side(stepped
     assert shapes == [(50, 400), (40, 30)]
 
 
-@pytest.mark.parametrize("target, growth", [((80, 60), 4), ((80, 30), 2), ((40, 60), 2)])
+@pytest.mark.parametrize("target, growth", [((80, 60), 4), ((80, 30), 2), ((40, 60), 2),
+                                            ((60, 45), 2.25)])
 def test_a_step_is_taken_while_its_largest_buffer_grown_by_a_quarter_more_fits_caffe(
         stepped, monkeypatch, target, growth):
     """The step's area growth × 1.25 × the largest buffer now (conv1's 32,400 columns at
     40×30) may reach Caffe's limit, not pass it."""
     net, shapes = stepped
-    edge = 27 * 40 * 30 * growth * 5 // 4
+    edge = int(27 * 40 * 30 * growth * 5 / 4)
     monkeypatch.setattr(runtime, "CAFFE_BLOB_LIMIT", edge)
     runtime.reshape_checked(net, *target, "a test", limit=2**40)
     assert tuple(net.blobs["data"].shape[2:]) == target
@@ -396,15 +397,42 @@ def test_a_step_is_taken_while_its_largest_buffer_grown_by_a_quarter_more_fits_c
     assert shapes == [(40, 30)] and tuple(net.blobs["data"].shape[2:]) == (40, 30)
 
 
+def test_a_step_is_checked_against_the_largest_blob_when_no_convolution_has_columns(
+        tmp_path, monkeypatch):
+    """A 1×1 convolution takes no column buffer (Caffe's own case): the largest buffer is
+    then its 16-channel top, 16 × 40 × 30 = 19,200 values, and a step doubling both sides
+    may reach 19,200 × 4 × 1.25 = 96,000, not pass it."""
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, 40, 30]))
+    n.wide = L.Convolution(n.data, num_output=16, kernel_size=1, bias_term=False)
+    deploy = tmp_path / "one-by-one.prototxt"
+    deploy.write_text(str(n.to_proto()))
+    net = caffe.Net(str(deploy), caffe.TEST)
+    monkeypatch.setattr(runtime, "CAFFE_BLOB_LIMIT", 96_000)
+    runtime.reshape_checked(net, 80, 60, "a test", limit=2**40)
+    runtime.reshape_checked(net, 40, 30, "a test", limit=2**40)
+    monkeypatch.setattr(runtime, "CAFFE_BLOB_LIMIT", 95_999)
+    with pytest.raises(runtime.OutOfMemory, match="2\\^31 values"):
+        runtime.reshape_checked(net, 80, 60, "a test", limit=2**40)
+    runtime.reshape_checked(net, 1, 1, "a test", limit=2**40)  # from a single pixel too
+    shapes = []
+    reshape = runtime._reshape_inputs
+    monkeypatch.setattr(runtime, "_reshape_inputs",
+                        lambda net, h, w: shapes.append((h, w)) or reshape(net, h, w))
+    runtime.reshape_checked(net, 8, 3, "a test", limit=2**40)
+    assert shapes == [(2, 2), (4, 3), (8, 3), (8, 3)]
+
+
 def test_a_step_refused_midway_names_the_targets_buffer_and_leaves_the_net_as_it_was(
         stepped, monkeypatch):
-    """40×30 → 80×60 fits (32,400 × 4 × 1.25 = 162,000); 80×60 → 160×120 does not (conv1's
-    129,600 columns × 4 × 1.25): the refusal scales the last exact figure to the target."""
+    """40×30 → 80×60 fits (32,400 × 4 × 1.25 = 162,000); 80×60 → 150×90 does not (conv1's
+    129,600 columns × 1.875 × 1.5 × 1.25 = 455,625): the refusal scales the last exact
+    figure to the target (129,600 × 2.8125)."""
     net, shapes = stepped
-    monkeypatch.setattr(runtime, "CAFFE_BLOB_LIMIT", 500_000)
+    monkeypatch.setattr(runtime, "CAFFE_BLOB_LIMIT", 450_000)
     with pytest.raises(runtime.OutOfMemory) as refused:
-        runtime.reshape_checked(net, 160, 120, "a 160×120 picture", limit=2**40, fix="fix")
-    assert str(refused.value) == ("a 160×120 picture needs a buffer of about 5.18e+05 values, "
+        runtime.reshape_checked(net, 150, 90, "a 150×90 picture", limit=2**40, fix="fix")
+    assert str(refused.value) == ("a 150×90 picture needs a buffer of about 3.64e+05 values, "
                                   "more than the 2^31 values Caffe can hold in one; fix")
     assert shapes == [(80, 60), (40, 30)]
     assert tuple(net.blobs["data"].shape[2:]) == (40, 30)
