@@ -1,6 +1,7 @@
 # Mutation testing (tests/mutate.py, tests/README.md): cosmic-ray mutates the modules where a
 # silent error would change the paper's numbers and runs the tests that guard each one. Not
-# part of `make test` or CI: it takes about an hour on 2 cores. MUTATE_ARGS passes options,
+# part of `make test` or CI: its 42 targets take many hours on 2 cores in all (tests/README.md
+# gives each one's run), so a run stops at --budget-min and the next goes on. MUTATE_ARGS passes options,
 # e.g. MUTATE_ARGS="--only metrics interp --budget-min 20", "--fresh" after code changes, or
 # "--warm" on a machine whose cores are taken (each mutant's tests in a fork of one warm process).
 .PHONY: mutate mutate-tool
