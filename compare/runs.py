@@ -123,12 +123,10 @@ def compare_weights(a: Path, b: Path) -> tuple[list[tuple], list[tuple], int]:
 
 
 def _weights_of(path: Path) -> Path | None:
-    """A run folder's final weights, verified against its result manifest when it has one."""
+    """A run folder's final weights (compare_runs has verified them against its result
+    manifest: a damaged result is refused, never compared)."""
     weights = Path(path) / FINAL_WEIGHTS
-    if not (Path(path).is_dir() and weights.is_file()):
-        return None
-    verify_result_file(weights)   # a damaged result is refused, never compared
-    return weights
+    return weights if Path(path).is_dir() and weights.is_file() else None
 
 
 def _request(path: Path) -> dict:
