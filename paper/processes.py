@@ -64,6 +64,8 @@ def settings_from(payload: dict) -> Settings:
             return tuple(value)
         if key == "solver_changes":
             return tuple((name, tuple(tuple(kv) for kv in changes)) for name, changes in value)
+        if key == "lr_scales":
+            return tuple((name, scale) for name, scale in value)
         return value
     return Settings(**{k: restore(k, v) for k, v in payload.items()})
 

@@ -425,7 +425,7 @@ def test_quick_lr_keeps_each_regimes_ratio_to_heavy_fcn32s(tmp_path):
     gradients (Caffe averages them, so 20×), a sampled one 1/p images'; a normalised loss
     takes the rate × the pixels for FCN-VGG16, and Table 1's other nets keep the paper's
     line-searched ratios to it (AlexNet 1e-3, GoogLeNet 5e-5 against VGG16's 1e-4)."""
-    settings = mini_settings(tmp_path)
+    settings = replace(mini_settings(tmp_path), lr_scales=())
     pixels = settings.picture[0] * settings.picture[1]
     assert first_lr("table2-accumulated", settings) == pytest.approx(settings.lr * 20)
     assert first_lr("sampling-p25", settings) == pytest.approx(settings.lr * 4)
@@ -434,6 +434,21 @@ def test_quick_lr_keeps_each_regimes_ratio_to_heavy_fcn32s(tmp_path):
     assert first_lr("table1-fcn-alexnet", settings) == pytest.approx(settings.lr * pixels * 10)
     assert first_lr("table1-fcn-googlenet", settings) == pytest.approx(settings.lr * pixels / 2)
     assert first_lr("voc-fcn-alexnet", settings) == pytest.approx(settings.lr * pixels)
+
+
+def test_miniature_runs_the_accumulated_regime_at_its_line_searched_quarter(tmp_path):
+    """The miniature's accumulated step at the full summed rate (20 images' gradients at
+    the quick rate) diverged; its line search kept ÷ 4. No other chain is scaled, and a
+    later stage of a scaled chain would take its first stage's rate."""
+    settings = mini_settings(tmp_path)
+    assert dict(settings.lr_scales) == {"table2-accumulated": 0.25}
+    assert first_lr("table2-accumulated", settings) == pytest.approx(settings.lr * 5)
+    assert first_lr("table2-online", settings) == pytest.approx(settings.lr)
+    assert first_lr("voc-fcn32s", settings) == settings.lr
+    scaled = replace(settings, lr_scales=(("voc-fcn32s", 0.5),))
+    assert first_lr("voc-fcn32s", scaled) == pytest.approx(settings.lr / 2)
+    assert first_lr("voc-fcn8s", scaled) == pytest.approx(settings.lr / 2)
+    assert first_lr("table2-online", scaled) == pytest.approx(settings.lr)
 
 
 def test_quick_lr_is_the_chains_first_stages_and_takes_the_pictures_width_by_height(tmp_path):
