@@ -45,6 +45,7 @@ class Scores:
 
     def __init__(self, results: dict):
         self.results = results
+        self.read: list[tuple[str, str, str]] = []   # (group, row, column) a check read
 
     def get(self, group: str, row: str, column: str = MEAN_IU, percent: bool = True) -> float:
         entry = self.results.get(group)
@@ -55,6 +56,7 @@ class Scores:
         value = entry.get("rows", {}).get(row, {}).get(column)
         if value is None:
             raise MissingScore(f"group {group!r} has no {column} for row {row!r}")
+        self.read.append((group, row, column))
         return (100 if percent else 1) * float(value)
 
     def background(self, group: str, row: str, column: str = MEAN_IU) -> float:
@@ -336,15 +338,43 @@ def column_of(group: str) -> str:
     return MEAN_IU_NO_BG if group == "8" else MEAN_IU
 
 
+def unlearned_rows(scores: Scores, skip: tuple[str, str] | None = None) -> list[str]:
+    """The rows a check read (by a mean IU) that do not beat their all-background score by
+    more than LEARNED_ABOVE, each with both numbers, in the order read; `skip` left out."""
+    found: list[str] = []
+    for group, row, column in dict.fromkeys(scores.read):
+        if column not in (MEAN_IU, MEAN_IU_NO_BG) or (group, row) == skip:
+            continue
+        try:
+            value, background = (scores.get(group, row, column),
+                                 scores.background(group, row, column))
+        except MissingScore:   # no baseline recorded (the 6.3 bounds are no trained net)
+            continue
+        if value - background <= LEARNED_ABOVE:
+            found.append(f"{row} {value:.1f} (all-background {background:.1f})")
+    return found
+
+
+def _why_not(scores: Scores, numbers: str, skip: tuple[str, str] | None = None) -> str:
+    """A NO's numbers, and the reason understood where a row it compares learned nothing:
+    that row did not leave the all-background score in its training."""
+    idle = unlearned_rows(scores, skip)
+    if not idle:
+        return numbers
+    return (f"{numbers}; {', '.join(idle)} did not leave the all-background score in "
+            f"{'its' if len(idle) == 1 else 'their'} training")
+
+
 def judge(claim: Claim, results: dict) -> Verdict:
     """Whether this run's scores hold the claim, or what it lacks to say. A claim whose
     row does not beat the all-background score by more than LEARNED_ABOVE is NO (a tie at
-    the background is no finding), with both numbers."""
+    the background is no finding), with both numbers. A NO names the other rows it
+    compares that sit at the all-background score (the reason, where it is that)."""
     scores = Scores(results)
     try:
         holds, numbers = claim.check(scores)
         if claim.learns is None:
-            return Verdict(claim, bool(holds), numbers)
+            return Verdict(claim, bool(holds), numbers if holds else _why_not(scores, numbers))
         group, row = claim.learns
         column = column_of(group)
         value, background = scores.get(group, row, column), scores.background(group, row,
@@ -352,10 +382,11 @@ def judge(claim: Claim, results: dict) -> Verdict:
     except MissingScore as e:
         return Verdict(claim, None, str(e))
     if value - background > LEARNED_ABOVE:
-        return Verdict(claim, bool(holds), numbers)
-    return Verdict(claim, False, f"{numbers}; but {row} {value:.1f} is not above the "
-                   f"all-background {background:.1f} by more than {LEARNED_ABOVE:g}: "
-                   f"nothing learned to compare")
+        return Verdict(claim, bool(holds),
+                       numbers if holds else _why_not(scores, numbers, claim.learns))
+    return Verdict(claim, False, f"{_why_not(scores, numbers, claim.learns)}; but {row} "
+                   f"{value:.1f} is not above the all-background {background:.1f} by more "
+                   f"than {LEARNED_ABOVE:g}: nothing learned to compare")
 
 
 def judge_group(group: str, results: dict) -> list[Verdict]:

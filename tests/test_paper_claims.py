@@ -240,6 +240,55 @@ def test_the_guard_is_a_margin_over_the_background_fixed_before_the_run():
     assert C.BACKGROUND_MEAN_IU in C.judge(claim, bare).numbers
 
 
+def test_a_no_names_the_rows_it_compares_that_learned_nothing():
+    """The reason a NO is understood, where it is that: a row it compares sits at its
+    all-background score (pool4 at the background breaks pool5 > pool4 > pool3). Rows
+    that learned are not named, nor is a row of the group the claim does not read."""
+    table = {"3": {"FCN-pool5": 40, "FCN-pool4": 20, "FCN-pool3": 29, "FCN-32s fixed": 20}}
+    verdict = C.judge(C.BY_KEY["3-pools"], scores(table))
+    assert verdict.holds is False
+    assert verdict.numbers == ("FCN-pool5 40.0 > FCN-pool4 20.0 > FCN-pool3 29.0; FCN-pool4 "
+                               "20.0 (all-background 20.0) did not leave the all-background "
+                               "score in its training")
+    # just past the guard a row counts as learned: no reason named
+    past = {"3": {"FCN-pool5": 40, "FCN-pool4": 22.1, "FCN-pool3": 29}}
+    assert C.judge(C.BY_KEY["3-pools"], scores(past)).numbers == (
+        "FCN-pool5 40.0 > FCN-pool4 22.1 > FCN-pool3 29.0")
+    # a yes names none, even with a row at the background (pool3 at it is the paper's too)
+    fine = {"3": {"FCN-pool5": 40, "FCN-pool4": 30, "FCN-pool3": 20}}
+    assert C.judge(C.BY_KEY["3-pools"], scores(fine)).numbers == (
+        "FCN-pool5 40.0 > FCN-pool4 30.0 > FCN-pool3 20.0")
+
+
+def test_a_no_names_every_idle_row_once_and_not_the_row_it_hangs_on_twice():
+    """Late fusion not above RGB and HHA that both sit at the background: both named, in
+    the order compared, 'their'; the row a tie hangs on is named by the guard's own words."""
+    table = {"5": {"FCN-32s RGB-HHA": 23, "FCN-32s RGB": 20, "FCN-32s RGB-D": 31,
+                   "FCN-32s HHA": 20}}
+    numbers = C.judge(C.BY_KEY["5-late-fusion"], scores(table)).numbers
+    assert numbers.endswith("; FCN-32s RGB 20.0 (all-background 20.0), FCN-32s HHA 20.0 "
+                            "(all-background 20.0) did not leave the all-background score "
+                            "in their training")
+    tie = C.judge(C.BY_KEY["1-vgg-alexnet"], scores({"1": {"FCN-VGG16": 20,
+                                                             "FCN-AlexNet": 20}}))
+    assert tie.numbers == ("FCN-VGG16 20.0 > FCN-AlexNet 20.0; FCN-AlexNet 20.0 "
+                           "(all-background 20.0) did not leave the all-background score "
+                           "in its training; but FCN-VGG16 20.0 is not above the "
+                           "all-background 20.0 by more than 2: nothing learned to compare")
+
+
+def test_a_no_without_a_baseline_or_a_score_names_no_reason():
+    """The 6.3 bounds are no trained net (no all-background score recorded), and the
+    sampling wall-clock is no score: a NO there keeps its numbers alone."""
+    flat = {"bounds": {"rows": {f: {MEAN_IU: 0.5} for f in BOUNDS}}}
+    verdict = C.judge(C.BY_KEY["bounds"], flat)
+    assert verdict.holds is False and "all-background" not in verdict.numbers
+    slow = {"sampling": {"rows": {W: seconds(100, 20), P5: seconds(90, 20),
+                                  P25: seconds(170, 20)}}}
+    verdict = C.judge(C.BY_KEY["sampling-per-second"], slow)
+    assert verdict.holds is False and "all-background" not in verdict.numbers
+
+
 def test_the_rows_claims_read_are_the_rows_the_paper_tables_have():
     """A claim naming a row the plan never scores would be missing forever: every row a
     claim reads is a row of paper.plan's tables."""
