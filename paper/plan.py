@@ -223,10 +223,8 @@ class Miniature:
     classes: dict = field(default_factory=lambda: {"voc": 4, "nyud": 5, "siftflow": 4,
                                                    "pascalcontext": 4})
     width: float = 0.0625
-    first_iters: int = 600      # a stage from a classifier (FCN-32s and its kin: the score
-                                # layer starts at zero and must find the objects); 500
-                                # until a whole run measured 38 min 27 s (2026-12-07):
-                                # 600 spends the rest of the 45 minutes on these stages
+    first_iters: int = 500      # a stage from a classifier (FCN-32s and its kin: the score
+                                # layer starts at zero and must find the objects)
     iters: int = 300            # a stage from an earlier stage (16s, 8s, fusion): together
                                 # what 45 minutes on 2 quiet cores allow (paper/README.md,
                                 # "Budget")
