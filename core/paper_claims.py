@@ -371,22 +371,25 @@ def judge(claim: Claim, results: dict) -> Verdict:
     the background is no finding), with both numbers. A NO names the other rows it
     compares that sit at the all-background score (the reason, where it is that)."""
     scores = Scores(results)
+    learned = True
     try:
         holds, numbers = claim.check(scores)
-        if claim.learns is None:
-            return Verdict(claim, bool(holds), numbers if holds else _why_not(scores, numbers))
-        group, row = claim.learns
-        column = column_of(group)
-        value, background = scores.get(group, row, column), scores.background(group, row,
-                                                                              column)
+        if claim.learns is not None:
+            group, row = claim.learns
+            column = column_of(group)
+            value = scores.get(group, row, column)
+            background = scores.background(group, row, column)
+            learned = value - background > LEARNED_ABOVE
     except MissingScore as e:
         return Verdict(claim, None, str(e))
-    if value - background > LEARNED_ABOVE:
-        return Verdict(claim, bool(holds),
-                       numbers if holds else _why_not(scores, numbers, claim.learns))
-    return Verdict(claim, False, f"{_why_not(scores, numbers, claim.learns)}; but {row} "
-                   f"{value:.1f} is not above the all-background {background:.1f} by more "
-                   f"than {LEARNED_ABOVE:g}: nothing learned to compare")
+    if holds and learned:
+        return Verdict(claim, True, numbers)
+    numbers = _why_not(scores, numbers, claim.learns)
+    if learned:
+        return Verdict(claim, False, numbers)
+    return Verdict(claim, False, f"{numbers}; but {row} {value:.1f} is not above the "
+                   f"all-background {background:.1f} by more than {LEARNED_ABOVE:g}: "
+                   f"nothing learned to compare")
 
 
 def judge_group(group: str, results: dict) -> list[Verdict]:
