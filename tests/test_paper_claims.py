@@ -277,6 +277,19 @@ def test_a_no_names_every_idle_row_once_and_not_the_row_it_hangs_on_twice():
                            "all-background 20.0 by more than 2: nothing learned to compare")
 
 
+def test_a_row_at_the_guards_edge_is_named_and_one_without_a_baseline_is_passed_over():
+    """Exactly LEARNED_ABOVE above its background a row is still 'not learned' (the guard's
+    own edge); a row whose scoring recorded no baseline is passed over, and the rows read
+    after it are still looked at."""
+    edge = 100 * BACKGROUND + C.LEARNED_ABOVE
+    table = {"5": {"FCN-32s RGB-HHA": 30, "FCN-32s RGB": {MEAN_IU: 0.25},
+                   "FCN-32s RGB-D": 31, "FCN-32s HHA": edge}}
+    numbers = C.judge(C.BY_KEY["5-late-fusion"], scores(table)).numbers
+    assert numbers.endswith(f"; FCN-32s HHA {edge:.1f} (all-background 20.0) did not leave "
+                            f"the all-background score in its training")
+    assert "FCN-32s RGB 25.0 (" not in numbers
+
+
 def test_a_no_without_a_baseline_or_a_score_names_no_reason():
     """The 6.3 bounds are no trained net (no all-background score recorded), and the
     sampling wall-clock is no score: a NO there keeps its numbers alone."""
