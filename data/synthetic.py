@@ -98,9 +98,15 @@ def paint(rng: np.random.Generator, h: int, w: int, label: np.ndarray,
 
 
 # --- geometry ---------------------------------------------------------------------------------
-def shape_mask(rng: np.random.Generator, h: int, w: int, kind: str) -> np.ndarray:
+def shape_mask(rng: np.random.Generator, h: int, w: int, kind: str,
+               centre: tuple[float, float] | None = None) -> np.ndarray:
+    """One object's mask; its centre drawn within the picture's middle 70 %, or `centre`
+    (row, column) where given (blobs scatter anywhere either way)."""
     yy, xx = np.mgrid[0:h, 0:w]
-    cy, cx = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
+    if centre is None:
+        cy, cx = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
+    else:
+        cy, cx = centre
     if kind == "disc":
         r = rng.uniform(0.12, 0.28) * min(h, w)
         return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
@@ -187,6 +193,9 @@ def scene_size(rng: np.random.Generator, size: tuple[int, int], size_jitter: int
         h -= int(rng.integers(0, size_jitter + 1))
         w -= int(rng.integers(0, size_jitter + 1))
     return h, w
+
+
+CLASSIFIED_KINDS = ("disc", "box", "bar")  # the objects of a classification picture
 
 
 # --- writers ------------------------------------------------------------------------------------
@@ -439,8 +448,15 @@ def make_dataset(dataset: str, root: Path, *, n_train: int, n_val: int,
 
 
 def make_classification(root: Path, n: int, size: tuple[int, int], num_classes: int,
-                        seed: int = 0) -> tuple[list[Path], list[int]]:
+                        seed: int = 0, centred: bool = False) -> tuple[list[Path], list[int]]:
     """`n` images of the same kind, each dominated by one class: a miniature ImageNet.
+
+    centred: object-centred pictures, as ImageNet's are: the labelled object (a disc, box or
+    bar in turn) in the middle, moved by at most 8 % of the side, over one or two objects
+    of other classes anywhere. A classifier trained on them weighs the middle of its
+    window, so the FCN made from it says what lies at each output's own place (the paper's
+    miniature; paper/README.md, "The miniature"). Otherwise the class's disc, box and bar
+    anywhere (the demo's pictures).
 
     Writes root/classification/NNNNN.jpg and list.txt ("<path> <label>", the format of
     Caffe's ImageData layer); returns the paths and labels (0..num_classes-1).
@@ -455,8 +471,18 @@ def make_classification(root: Path, n: int, size: tuple[int, int], num_classes: 
         label = i % num_classes  # balanced
         k = label + 1  # appearance of segmentation class k, so both tasks share features
         scene_label = np.zeros((h, w), np.int32)
-        for kind in ("disc", "box", "bar"):
-            scene_label[shape_mask(rng, h, w, kind)] = k
+        if centred:
+            for _ in range(int(rng.integers(1, 3))):
+                other = 1 + (label + 1 + int(rng.integers(num_classes - 1))) % num_classes
+                kind = CLASSIFIED_KINDS[int(rng.integers(len(CLASSIFIED_KINDS)))]
+                scene_label[shape_mask(rng, h, w, kind)] = other
+            shift = rng.uniform(-0.08, 0.08, 2)
+            kind = CLASSIFIED_KINDS[i // num_classes % len(CLASSIFIED_KINDS)]
+            middle = (h * (0.5 + shift[0]), w * (0.5 + shift[1]))
+            scene_label[shape_mask(rng, h, w, kind, centre=middle)] = k
+        else:
+            for kind in CLASSIFIED_KINDS:
+                scene_label[shape_mask(rng, h, w, kind)] = k
         path = folder / f"{i:05d}.jpg"
         write_jpeg(path, paint(rng, h, w, scene_label))
         paths.append(path)

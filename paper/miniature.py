@@ -63,7 +63,8 @@ def mini_bases(settings: Settings, mini: Miniature, bases: set[str]) -> None:
                 f"classes, {p.images} pictures, {p.iters} iterations)")
             result = pretrain(folder, width=settings.width, classes=p.classes,
                               images=p.images, iterations=p.iters, lr=p.lr, size=p.size,
-                              seed=settings.seed, backbone=backbone)
+                              seed=settings.seed, backbone=backbone,
+                              centred=p.centred)
             done.write_text(json.dumps(result, indent=1, default=str) + "\n")
         result = json.loads(done.read_text())
         source = result["untrained" if base.endswith(UNTRAINED) else "weights"]

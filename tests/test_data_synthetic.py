@@ -77,6 +77,33 @@ def test_classification_set_is_balanced_and_on_disk(tmp_path):
     assert listing[1] == f"{paths[1]} 1"
 
 
+def test_centred_classification_pictures_hold_their_class_in_the_middle(tmp_path):
+    """The paper's miniature pre-trains on object-centred pictures (as ImageNet's): each
+    disc picture's middle shows its own class's colour, with other classes' objects
+    beside it; the demo's pictures (centred=False) put the class anywhere."""
+    from data.synthetic import class_colour
+
+    def middles(centred):
+        paths, labels = make_classification(tmp_path / str(centred), 18, (96, 96), 3,
+                                            seed=1, centred=centred)
+        out = []
+        for i, (path, label) in enumerate(zip(paths, labels)):
+            if i // 3 % 3 == 0:  # a disc: wider than the middle's shift in every picture
+                rgb = np.asarray(Image.open(path), np.float64)
+                patch = rgb[46:50, 46:50].reshape(-1, 3).mean(0)
+                nearest = min(range(4), key=lambda k: np.linalg.norm(patch - class_colour(k)))
+                out.append((nearest, label + 1, rgb))
+        return out
+
+    centred = middles(True)
+    assert len(centred) == 6 and all(nearest == k for nearest, k, _ in centred)
+    assert any(nearest != k for nearest, k, _ in middles(False))
+    for _, k, rgb in centred:  # another class's object beside the labelled one
+        others = {min(range(4), key=lambda c: np.linalg.norm(px - class_colour(c)))
+                  for px in rgb[::6, ::6].reshape(-1, 3)}
+        assert others - {0, k}
+
+
 def test_cli_writes_a_dataset(tmp_path):
     out = subprocess.run([sys.executable, "-m", "data.synthetic", "siftflow", str(tmp_path),
                           "--n-train", "2", "--n-val", "1", "--size", "24", "24"],

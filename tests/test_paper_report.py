@@ -436,13 +436,16 @@ def test_quick_lr_keeps_each_regimes_ratio_to_heavy_fcn32s(tmp_path):
     assert first_lr("voc-fcn-alexnet", settings) == pytest.approx(settings.lr * pixels)
 
 
-def test_miniature_runs_the_accumulated_regime_at_its_line_searched_quarter(tmp_path):
-    """The miniature's accumulated step at the full summed rate (20 images' gradients at
-    the quick rate) diverged; its line search kept ÷ 4. No other chain is scaled, and a
-    later stage of a scaled chain would take its first stage's rate."""
+def test_miniature_runs_the_accumulated_regime_at_its_line_searched_rate(tmp_path):
+    """The miniature's accumulated step takes its line-searched share of the summed rate
+    (20 images' gradients at the quick rate): ÷ 1 at today's quick rate (÷ 4 at the former
+    1e-8, where the full sum diverged). No other chain is scaled, and a later stage of a
+    scaled chain takes its first stage's rate."""
     settings = mini_settings(tmp_path)
-    assert dict(settings.lr_scales) == {"table2-accumulated": 0.25}
-    assert first_lr("table2-accumulated", settings) == pytest.approx(settings.lr * 5)
+    assert dict(settings.lr_scales) == {"table2-accumulated": 1.0}
+    assert first_lr("table2-accumulated", settings) == pytest.approx(settings.lr * 20)
+    quarter = replace(settings, lr_scales=(("table2-accumulated", 0.25),))
+    assert first_lr("table2-accumulated", quarter) == pytest.approx(settings.lr * 5)
     assert first_lr("table2-online", settings) == pytest.approx(settings.lr)
     assert first_lr("voc-fcn32s", settings) == settings.lr
     scaled = replace(settings, lr_scales=(("voc-fcn32s", 0.5),))

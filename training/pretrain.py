@@ -49,16 +49,17 @@ def load_batch(paths: list[Path]) -> np.ndarray:
 
 def pretrain(out_dir: Path, *, width: float, classes: int, images: int, iterations: int,
              batch: int = 16, size: int = 224, lr: float = 1e-4, seed: int = 0,
-             backbone: str = "vgg16") -> dict:
+             backbone: str = "vgg16", centred: bool = False) -> dict:
     """Train the classifier; returns paths of its deploy prototxt, its caffemodel before
-    and after training, and the training accuracy at the end."""
+    and after training, and the training accuracy at the end. `centred`: object-centred
+    pictures (data.synthetic.make_classification), the paper's miniature's."""
     if backbone not in CLASSIFIERS:
         raise InputError(f"no miniature classifier for backbone {backbone!r}; choose from "
                          f"{', '.join(CLASSIFIERS)}")
     classifier = CLASSIFIERS[backbone]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, labels = make_classification(out_dir / "images", images, size=(size, size),
-                                        num_classes=classes, seed=seed)
+                                        num_classes=classes, seed=seed, centred=centred)
     x = load_batch(paths)
     y = np.asarray(labels, np.float32).reshape(-1, 1, 1, 1)
 
