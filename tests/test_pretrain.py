@@ -31,6 +31,20 @@ def test_pretraining_twice_gives_the_same_classifier_bytes(tmp_path, backbone):
     assert sha256(other_seed["weights"]) != sha256(first["weights"])
 
 
+def test_the_miniatures_object_centred_pretraining_is_reproducible_and_its_own(tmp_path):
+    """The paper's miniature pre-trains on object-centred pictures (Pretraining.centred):
+    the same classifier twice, byte for byte, and not the demo's."""
+    from paper.plan import MINI
+
+    assert MINI.pretraining.centred
+    first = pretrain(tmp_path / "a", centred=True, **TINY)
+    second = pretrain(tmp_path / "b", centred=True, **TINY)
+    assert sha256(first["weights"]) == sha256(second["weights"])
+    demo = pretrain(tmp_path / "c", **TINY)
+    assert sha256(demo["weights"]) != sha256(first["weights"])
+    assert sha256(demo["untrained"]) == sha256(first["untrained"])  # only the pictures differ
+
+
 def test_an_alexnet_width_that_splits_a_group_unevenly_is_one_clear_error(tmp_path):
     # 96 / 32 = 3 conv1 channels cannot feed conv2's two groups: Caffe would abort
     with pytest.raises(ValueError, match="conv2 has 3 input and 8 output channels in 2 "
