@@ -149,6 +149,7 @@ class Style:
 PLAIN = Style()
 FINDINGS = Style(scene_class=True, context=0.3, look_alike=True, voc2011_share=1112 / 8498)
 SHAPE_OF_CLASS = ("disc", "box", "bar")   # FINDINGS: the i-th class's own kind
+CLASSIFIED_KINDS = ("disc", "box", "bar")  # the objects of a classification picture
 
 
 def findings_scene(rng: np.random.Generator, h: int, w: int, classes: list[int],
@@ -193,9 +194,6 @@ def scene_size(rng: np.random.Generator, size: tuple[int, int], size_jitter: int
         h -= int(rng.integers(0, size_jitter + 1))
         w -= int(rng.integers(0, size_jitter + 1))
     return h, w
-
-
-CLASSIFIED_KINDS = ("disc", "box", "bar")  # the objects of a classification picture
 
 
 # --- writers ------------------------------------------------------------------------------------

@@ -233,9 +233,10 @@ class Miniature:
                                 # "Budget")
     test_every: int = 100
     lr: float = 1e-9            # FCN-32s, unnormalised loss; chosen on FCN-32s alone, before
-                                # any claim was judged: from the object-centred classifier,
-                                # 1e-9 and 5e-10 leave the background by step 100; 3e-9
-                                # and 1e-8 knock the features down (README)
+                                # any claim was judged: the largest rate tried that leaves
+                                # the background by the first test (from the object-centred
+                                # classifier: 1e-9 and 5e-10 by step 100, 3e-9 at 200,
+                                # 1e-8 not by 400; README)
     lr_drop: float | None = 10  # per stage, as the demo (the paper's 100× assumes converged)
     momentum: float | None = None   # None: each regime's own (heavy 0.99, online 0.9 …)
     pretraining: Pretraining = Pretraining()
