@@ -38,6 +38,8 @@ def train_targets(targets: list[str], settings: Settings, equal_images: set[str]
         run_schedule(ScheduleConfig(
             target, settings.data, runs=settings.runs, weights=settings.weights,
             iters=iters, first_iters=first_iters, test_every=settings.test_every,
+            first_until_learned=(first_iters * settings.first_extension
+                                 if first_iters and settings.first_extension else None),
             width=settings.width,
             gpu=settings.gpu, seed=settings.seed, lr=first_lr(target, settings),
             lr_drop=settings.lr_drop, overrides=settings.overrides(target),

@@ -177,6 +177,8 @@ class Settings:
     width: float = 1.0
     iters: int | None = None           # per stage; None: the experiment's solver
     first_iters: int | None = None     # a chain's first stage (from a classifier), if other
+    first_extension: int | None = None  # such a stage still at the background after its
+                                        # steps trains on to this many times them
     test_every: int = TEST_EVERY
     lr: float | None = None            # the chain's first-stage lr (quick runs)
     lr_drop: float | None = None       # per stage (None: the experiments' own ratios)
@@ -231,6 +233,9 @@ class Miniature:
     iters: int = 300            # a stage from an earlier stage (16s, 8s, fusion): together
                                 # what 45 minutes on 2 quiet cores allow (paper/README.md,
                                 # "Budget")
+    first_extension: int | None = 2  # a first stage still at the background (within the
+                                # claims' LEARNED_ABOVE) at its last step trains on to twice
+                                # its steps: some nets leave it later (README, "The miniature")
     test_every: int = 100
     lr: float = 1e-9            # FCN-32s, unnormalised loss; chosen on FCN-32s alone, before
                                 # any claim was judged: the largest rate tried that leaves
@@ -262,6 +267,7 @@ def mini_settings(runs: Path, mini: Miniature = MINI, gpu: int | None = None) ->
     single = (("iter_size", 1), ("momentum", 0.99))
     return Settings(data=runs / "data", runs=runs, weights=None, width=mini.width,
                     iters=mini.iters, first_iters=mini.first_iters,
+                    first_extension=mini.first_extension,
                     test_every=mini.test_every, lr=mini.lr,
                     lr_drop=mini.lr_drop, momentum=mini.momentum, gpu=gpu, mini=True,
                     picture=(mini.size[1], mini.size[0]), base_dir=runs / "bases",

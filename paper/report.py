@@ -327,6 +327,9 @@ def write_report(plan: Plan, results: dict) -> Path:
                       f"classifier and {s.iters} for a later one"
                       if s.first_iters and s.first_iters != s.iters
                       else f"{s.iters} iterations a stage")
+                   + (f" (one still at the background after them trains on to "
+                      f"{s.first_extension}× as many)"
+                      if s.first_iters and s.first_extension else "")
                    + " on the CPU. Its numbers are the "
                    "miniature's, not PASCAL's: the report's shape is the point, not the "
                    "values.", ""]

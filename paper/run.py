@@ -328,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                                      gpu=args.gpu)
             settings = replace(settings, iters=args.iters or settings.iters,
                                first_iters=None if args.iters else settings.first_iters,
+                               first_extension=(None if args.iters
+                                                else settings.first_extension),
                                test_every=args.test_every or settings.test_every)
         else:
             settings = Settings(data=args.data, runs=args.runs or RUNS_DIR,

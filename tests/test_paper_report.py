@@ -707,6 +707,29 @@ def test_the_miniatures_first_stages_train_longer_than_the_later_ones(tmp_path):
     assert starts == {"voc-fcn32s": 3, "voc-fcn16s": 2}
 
 
+def test_only_a_chains_first_stage_trains_on_while_at_the_background(tmp_path):
+    """first_until_learned reaches the stage from a classifier alone: at lr 0 voc-fcn32s
+    stays at the background and trains on from 3 to 6 iterations, voc-fcn16s after it
+    keeps its 2. The miniature asks for twice a first stage's steps."""
+    from data.synthetic import make_dataset
+    from paper.plan import MINI
+    from training.runlog import JSON_NAME, read_records
+    from training.schedule import ScheduleConfig, run_schedule
+
+    assert mini_settings(tmp_path).first_extension == MINI.first_extension == 2
+    data = make_dataset("voc", tmp_path / "data", n_train=2, n_val=1, num_classes=3,
+                        size=(32, 40), seed=4)
+    run_schedule(ScheduleConfig("voc-fcn16s", data, runs=tmp_path / "runs", weights="none",
+                                iters=2, first_iters=3, first_until_learned=6, lr=0.0,
+                                test_every=0, width=0.0625, progress=False, score=False))
+    steps = {name: len(read_records(tmp_path / "runs" / name / JSON_NAME, "step"))
+             for name in ("voc-fcn32s", "voc-fcn16s")}
+    assert steps == {"voc-fcn32s": 6, "voc-fcn16s": 2}
+    decided = read_records(tmp_path / "runs" / "voc-fcn32s" / JSON_NAME, "decided")
+    assert [(d["iter"], d["left_background"]) for d in decided] == [(3, False)]
+    assert not read_records(tmp_path / "runs" / "voc-fcn16s" / JSON_NAME, "decided")
+
+
 # --- JOBS=N's workers (paper.processes), a job at a time, without the miniature -------------------
 def worker_settings(tmp_path: Path, **given) -> Settings:
     """Tiny VOC data, a width-1/16 net, the bases in tmp_path/bases (made by the test)."""

@@ -298,6 +298,72 @@ def test_resume_with_accumulated_gradients_repeats_exactly(voc, tmp_path, iter_s
             np.testing.assert_array_equal(x, y)
 
 
+def test_at_background_is_within_the_claims_guard_on_every_head():
+    """A test record is at the background when no head beats its own all-background mean
+    IU by more than LEARNED_ABOVE points; a record without scored heads never is. Mutants
+    this kills: `any` for `all`, the guard in fractions not points, `<` for `<=`."""
+    from core.paper_claims import LEARNED_ABOVE
+    from training.train import at_background
+
+    def head(mean_iu, background=0.189):
+        return {"mean_iu": mean_iu, "background_mean_iu": background}
+
+    edge = 0.189 + LEARNED_ABOVE / 100
+    assert at_background({"images": 3, "loss": {}, "label": head(0.189)})
+    assert at_background({"label": head(edge)})
+    assert at_background({"label": head(0.05)})  # below the background: nothing learned
+    assert not at_background({"label": head(edge + 0.001)})
+    assert not at_background({"sem": head(0.189), "geo": head(0.5)})  # one head learned
+    assert not at_background({"images": 3, "loss": {}})
+
+
+def test_a_run_still_at_the_background_trains_on_and_one_that_learned_stops(voc, staged,
+                                                                            tmp_path):
+    """until_learned: at lr 0 a quick-init net stays where it starts (below the background's
+    score) and trains on from 2 to 4 iterations; the same from voc-fcn8s's learned weights
+    stops at 2. Both record the decision and the request; without the rule, or with the
+    decision ignored, the step counts differ."""
+    from core.manifest import read_result
+
+    still = {"base_lr": 0.0, "momentum": 0.9}
+    stuck = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "stuck", weights=None,
+                              iters=2, until_learned=4, test_every=0, width=WIDTH,
+                              overrides=still, progress=False))
+    learned_from = staged[0].runs / "voc-fcn8s" / "final.caffemodel"
+    learned = train(TrainConfig("voc-fcn8s", voc, run_dir=tmp_path / "learned",
+                                weights=learned_from, iters=2, until_learned=4, test_every=0,
+                                width=WIDTH, overrides=still, progress=False))
+    assert (stuck.iterations, len(stuck.losses)) == (4, 4)
+    assert (learned.iterations, len(learned.losses)) == (2, 2)
+    for run, left in (("stuck", False), ("learned", True)):
+        decided = read_records(tmp_path / run / "train.jsonl", "decided")
+        assert [(d["iter"], d["left_background"], d["until"]) for d in decided] == \
+            [(2, left, 4)]
+        assert read_result(tmp_path / run)["request"]["until_learned"] == 4
+
+
+def test_a_run_resumed_at_the_decision_decides_again_and_repeats_the_steps(voc, tmp_path):
+    """Stopped right at the deciding iteration, a resumed run tests again before stepping
+    and goes on exactly as the uninterrupted one (same losses, same final weights)."""
+    quick = {**QUICK, "base_lr": 0.0}
+    whole = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "a", weights=None,
+                              iters=2, until_learned=4, test_every=0, snapshot_every=2,
+                              width=WIDTH, overrides=quick, progress=False))
+    first = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "b", weights=None,
+                              iters=2, test_every=0, snapshot_every=2, width=WIDTH,
+                              overrides=quick, progress=False))
+    middle = snapshots.available(tmp_path / "b" / "snapshots")[0]
+    again = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "c", width=WIDTH,
+                              iters=2, until_learned=4, test_every=0,
+                              resume=middle.solverstate, overrides=quick, progress=False))
+    assert again.losses == whole.losses[2:] and first.losses == whole.losses[:2]
+    assert read_records(tmp_path / "c" / "train.jsonl", "decided")[0]["iter"] == 2
+    a, b = read_params(whole.final_weights), read_params(again.final_weights)
+    for layer in a:
+        for x, y in zip(a[layer], b[layer]):
+            np.testing.assert_array_equal(x, y)
+
+
 def test_fast_forward_skips_exactly_the_forwards_given():
     """Mutants this kills: nothing skipped for one forward (`<= 1`), a skip(0) call,
     `and` for `or` (a net without a data layer would then fail)."""

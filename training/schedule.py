@@ -80,6 +80,8 @@ class ScheduleConfig:
                                            # None: ilsvrc-nets/<base>.caffemodel; 'none': random
     iters: int | None = None
     first_iters: int | None = None         # a stage from a classifier, when not `iters`
+    first_until_learned: int | None = None  # such a stage still at the background after its
+                                            # first_iters trains on to this many
     test_every: int | None = TEST_EVERY
     width: float = 1.0
     gpu: int | None = None
@@ -202,10 +204,11 @@ def run_schedule(config: ScheduleConfig) -> dict:
         lr = stage_lr(config, names, name)
         if lr is not None:
             overrides["base_lr"] = lr
+        first = bool(config.first_iters) and _depth(name) == 0
         stage = TrainConfig(
             name, config.data_root, run_dir=run_dir,
-            iters=(config.first_iters if config.first_iters and _depth(name) == 0
-                   else config.iters),
+            iters=config.first_iters if first else config.iters,
+            until_learned=config.first_until_learned if first else None,
             test_every=config.test_every, width=config.width, gpu=config.gpu,
             seed=config.seed, overrides=overrides, progress=config.progress,
             check_data=config.check_data)

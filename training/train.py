@@ -48,6 +48,7 @@ from core.defaults import RUNS_DIR, SEED, TEST_EVERY
 from core.errors import ReportedError, cli_main
 from core.manifest import record_result, verify_result_file
 from core.outputs import Output, check_outputs
+from core.paper_claims import LEARNED_ABOVE
 from evaluation.runtime import (
     OutOfMemory,
     bar_interval,
@@ -85,6 +86,8 @@ class TrainConfig:
     run_dir: Path | None = None            # default runs/<experiment>
     weights: Path | None = None            # None: random init (quick runs only)
     iters: int | None = None               # max_iter; default the experiment's solver
+    until_learned: int | None = None       # a run still at the background when `iters`
+                                           # are done trains on to this many (once decided)
     test_every: int | None = TEST_EVERY    # the release's solve.py interval; 0/None: end only
     snapshot_every: int | None = None      # default: the solver's snapshot interval
     width: float = 1.0
@@ -204,7 +207,12 @@ def generate_nets(config: TrainConfig) -> NetFiles:
         raise ValueError(f"solver overrides {sorted(unknown)} not supported; "
                          f"use {SOLVER_OVERRIDES}")
     overrides = dict(config.overrides)
-    if config.iters is not None:
+    if config.until_learned is not None:
+        if config.iters is None or config.until_learned < config.iters:
+            raise ValueError(f"until_learned ({config.until_learned}) needs iters at or "
+                             f"below it (iters {config.iters})")
+        overrides["max_iter"] = config.until_learned
+    elif config.iters is not None:
         overrides["max_iter"] = config.iters
     with tempfile.TemporaryDirectory(prefix="fcn-nets-") as tmp:
         generated = write_experiment(config.experiment, tmp, width=config.width,
@@ -321,6 +329,9 @@ class Run:
         """Iterations, rates and intervals as the written solver says."""
         config, param = self.config, self.param
         self.max_iter = param.max_iter
+        # with until_learned: the iteration the test decides at, and what it decided
+        self.decide_at = config.iters if config.until_learned is not None else None
+        self.left_background: bool | None = None
         self.base_lr, self.momentum = _tidy(param.base_lr), _tidy(param.momentum)
         self.test_every = config.test_every or 0
         self.snapshot_every = (config.snapshot_every if config.snapshot_every is not None
@@ -330,7 +341,8 @@ class Run:
         """Before Caffe builds the nets (which read a first example): every file read when
         the run is long, and the per-class weights a balanced loss reads."""
         config = self.config
-        if _wants_data_check(config, self.max_iter - _iteration_of(self.resume_from)):
+        planned = self.decide_at or self.max_iter  # an extension is not planned length
+        if _wants_data_check(config, planned - _iteration_of(self.resume_from)):
             self._check_data()
         if self.exp.loss == "balanced":
             keep_with_run(self.exp.name, Path(config.data_root), self.run_dir,
@@ -355,8 +367,9 @@ class Run:
         else:
             what = load_start(self.net, config.weights, seed=config.seed, what=exp.name)
             self.log.say(f"start {exp.name} on {self.device} from {what}; {self.max_iter} "
-                         f"iterations, lr {self.base_lr:g}, momentum {self.momentum:g}, "
-                         f"iter_size {param.iter_size}, width {config.width:g}, "
+                         f"iterations{self._extension_note()}, lr {self.base_lr:g}, "
+                         f"momentum {self.momentum:g}, iter_size {param.iter_size}, "
+                         f"width {config.width:g}, "
                          f"seed {config.seed}")
             self.log.record("start", experiment=exp.name, device=self.device, weights=what,
                             max_iter=self.max_iter, base_lr=self.base_lr,
@@ -376,6 +389,10 @@ class Run:
         self.heads = experiment_heads(exp)
         self.test_images = split_size(self.test_net, default=param.test_iter[0])
         self.outcome.iterations = self.iteration
+        if self.decide_at is not None and self.iteration > self.decide_at:
+            self.left_background = False  # resumed past the decision: it had trained on
+        elif self.decide_at is not None and self.iteration == self.decide_at:
+            self.test()  # resumed at the decision: the same test decides it again
 
     def _check_data(self) -> None:
         """Every file of both splits read first; on the CPU, the step on the largest
@@ -450,6 +467,13 @@ class Run:
             self.stop_data_error(e, during="the test")
         self.outcome.last_test = result.as_dict()
         self.log.test(self.iteration, self.outcome.last_test, self.exp.splits[1])
+        if self.iteration == self.decide_at:
+            self.left_background = not at_background(self.outcome.last_test)
+            if not self.left_background:
+                self.log.say(f"still at the background after {self.decide_at} iterations: "
+                             f"training on to {self.max_iter}")
+            self.log.record("decided", iter=self.iteration,
+                            left_background=self.left_background, until=self.max_iter)
 
     def snapshot(self) -> None:
         """An atomic, manifested snapshot, never of non-finite weights."""
@@ -470,8 +494,21 @@ class Run:
     def due(self, every: int) -> bool:
         return bool(every) and self.iteration % every == 0
 
+    def _extension_note(self) -> str:
+        if self.decide_at is None:
+            return ""
+        return f" ({self.decide_at}, then on to {self.max_iter} if still at the background)"
+
+    def must_test(self) -> bool:
+        """A test is due: every test_every, at the end, and where until_learned decides."""
+        return (self.due(self.test_every) or self.finished()
+                or (self.iteration == self.decide_at and self.left_background is None))
+
     def finished(self) -> bool:
-        return self.iteration >= self.max_iter
+        if self.iteration >= self.max_iter:
+            return True
+        return (self.decide_at is not None and self.iteration >= self.decide_at
+                and bool(self.left_background))
 
     def finish(self, stop: StopRequest) -> TrainOutcome:
         """The final weights (after a last test) or a 'stopped' record saying how to resume."""
@@ -580,7 +617,7 @@ def train(config: TrainConfig, *, device: str | None = None,
                 began = time.perf_counter()
                 losses = run.step()
                 run.log_step(losses, bar, time.perf_counter() - began)
-                if run.due(run.test_every) or run.finished():
+                if run.must_test():
                     run.test()
                 if run.due(run.snapshot_every) or run.finished() or stop.requested:
                     run.snapshot()
@@ -611,9 +648,22 @@ def _iteration_of(solverstate: Path | None) -> int:
 def request_of(config: TrainConfig) -> dict:
     """What a finished run answered, as its result manifest records it: a rerun asking
     anything else is refused, not skipped (core.manifest.check_request)."""
-    return {"experiment": config.experiment, "data": str(Path(config.data_root).resolve()),
-            "iters": config.iters, "width": config.width, "seed": config.seed,
-            "overrides": {key: config.overrides[key] for key in sorted(config.overrides)}}
+    request = {"experiment": config.experiment, "data": str(Path(config.data_root).resolve()),
+               "iters": config.iters, "width": config.width, "seed": config.seed,
+               "overrides": {key: config.overrides[key] for key in sorted(config.overrides)}}
+    if config.until_learned is not None:  # absent otherwise: earlier results stay valid
+        request["until_learned"] = config.until_learned
+    return request
+
+
+def at_background(test: dict) -> bool:
+    """A test record (evaluation.score's as_dict) whose every head's mean IU is within
+    LEARNED_ABOVE points of its own all-background score: the net has learned nothing yet.
+    The threshold is the paper claims' guard against ties at the background."""
+    heads = [m for m in test.values()
+             if isinstance(m, dict) and "mean_iu" in m and "background_mean_iu" in m]
+    return bool(heads) and all(
+        100 * (m["mean_iu"] - m["background_mean_iu"]) <= LEARNED_ABOVE for m in heads)
 
 
 def _check_fresh(run_dir: Path) -> None:
