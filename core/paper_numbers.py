@@ -18,6 +18,8 @@ GEOM_ACC = "geo_pixel_accuracy"          # SIFT Flow's geometric head, pixel acc
 MEAN_IU_NO_BG = "mean_iu_no_bg"          # Table 8: mean IU excluding the background class
 BACKGROUND_MEAN_IU = "background_mean_iu"  # the all-background prediction's mean IU
 TRAIN_SECONDS = "train_seconds"          # wall-clock of a run's training steps (sampling)
+ITERATIONS = "iterations"                # the steps a run took (a first stage may train on)
+TEST_MEAN_IU = "test_mean_iu"            # {iteration (text): mean IU} of a run's own tests
 STANDARD = (PIXEL_ACC, MEAN_ACC, MEAN_IU, FW_IU)
 
 COLUMN_TITLES = {PIXEL_ACC: "pixel acc.", MEAN_ACC: "mean acc.", MEAN_IU: "mean IU",

@@ -99,7 +99,7 @@ def score_row(row: Row, settings: Settings) -> dict:
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("weights_sha256") == stamp:
-            return cached["metrics"]
+            return cached["metrics"] | test_curve(settings.runs / row.experiment)
     if row.best:
         metrics = best_during_training(settings.runs / row.experiment)
     else:
@@ -113,7 +113,19 @@ def score_row(row: Row, settings: Settings) -> dict:
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"weights": str(final), "weights_sha256": stamp,
                                  "metrics": metrics}, indent=1) + "\n")
-    return metrics
+    # read from train.jsonl each time: a score cached before these fields existed lacks them
+    return metrics | test_curve(settings.runs / row.experiment)
+
+
+def test_curve(run_dir: Path) -> dict:
+    """The steps a run took and the mean IU of each test its training took (keyed by the
+    iteration as text, as JSON keeps it): what a claim at equal iterations reads."""
+    records = read_records(run_dir / JSON_NAME)
+    done = [r["iter"] for r in records if r.get("type") == "done"]
+    tests = {str(r["iter"]): r["label"]["mean_iu"] for r in records
+             if r.get("type") == "test" and "mean_iu" in r.get("label", {})}
+    steps = done[-1] if done else max((int(k) for k in tests), default=0)
+    return {N.ITERATIONS: steps, N.TEST_MEAN_IU: tests}
 
 
 def train_seconds(run_dir: Path) -> float:

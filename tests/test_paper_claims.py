@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core import paper_claims as C
-from core.paper_numbers import GEOM_ACC, MEAN_IU, MEAN_IU_NO_BG
+from core.paper_numbers import GEOM_ACC, ITERATIONS, MEAN_IU, MEAN_IU_NO_BG, TEST_MEAN_IU
 
 W, P5, P25 = "p = 1 (whole image)", "p = 0.5", "p = 0.25"
 SBD, VOC = "FCN-AlexNet, SBD train (8,498 images)", "FCN-AlexNet, VOC 2011 train (1,112 images)"
@@ -31,6 +31,12 @@ def scores(spec: dict) -> dict:
 
 def seconds(value: float, mean_iu: float = 30.0) -> dict:
     return {MEAN_IU: mean_iu / 100, "train_seconds": value, C.BACKGROUND_MEAN_IU: BACKGROUND}
+
+
+def trained(mean_iu: float, steps: int = 500, tests: dict | None = None) -> dict:
+    """A row with the steps its run took and its own tests' mean IU (%) by iteration."""
+    return {MEAN_IU: mean_iu / 100, C.BACKGROUND_MEAN_IU: BACKGROUND, ITERATIONS: steps,
+            TEST_MEAN_IU: {str(k): v / 100 for k, v in (tests or {}).items()}}
 
 
 def two_headed(mean_iu: float, geometric: float) -> dict:
@@ -92,8 +98,8 @@ CASES = {
                 {"augment": {"FCN-32s": 40, "FCN-32s, mirror + jitter 32 px": 43}}),
     "bounds": ({"bounds": dict(zip(BOUNDS, (99, 97, 93, 86, 73, 51)))},
                {"bounds": dict(zip(BOUNDS, (99, 97, 93, 94, 73, 51)))}),
-    "transfer": ({"transfer": {"FCN-32s": 40, "FCN-32s from scratch": 20}},
-                 {"transfer": {"FCN-32s": 20, "FCN-32s from scratch": 20}}),
+    "transfer": ({"transfer": {"FCN-32s": trained(40), "FCN-32s from scratch": trained(20)}},
+                 {"transfer": {"FCN-32s": trained(30), "FCN-32s from scratch": trained(30)}}),
 }
 
 
@@ -122,6 +128,27 @@ def test_claim_holds_fails_and_says_what_is_missing(key):
     assert without_row.holds is None and repr(some_row) in without_row.numbers
     missing_group = C.judge(claim, {**holds, group: {"missing": "experiment x not registered"}})
     assert missing_group.holds is None and "experiment x not registered" in missing_group.numbers
+
+
+def test_transfer_is_judged_at_the_fewer_of_the_two_runs_iterations():
+    """A from-scratch run that trained on to 1,000 (still at the background at 500) is read
+    at 500, the transferred net's steps, from its own test then; its final is shown
+    beside. The other way round too; a run with no test at that iteration is missing.
+    Mutants this kills: the finals compared, the larger count taken."""
+    claim = C.BY_KEY["transfer"]
+    late = scores({"transfer": {"FCN-32s": trained(38),
+                                "FCN-32s from scratch": trained(47, 1000, {500: 18, 1000: 47})}})
+    verdict = C.judge(claim, late)
+    assert verdict.holds is True
+    assert verdict.numbers == ("FCN-32s 38.0 > FCN-32s from scratch 18.0 at 500 iterations; "
+                               "FCN-32s from scratch trained on to 1000: 47.0")
+    ahead = scores({"transfer": {"FCN-32s": trained(40, 1000, {500: 19, 1000: 40}),
+                                 "FCN-32s from scratch": trained(25)}})
+    assert C.judge(claim, ahead).holds is False  # 19 at 500 against 25
+    gap = scores({"transfer": {"FCN-32s": trained(38),
+                               "FCN-32s from scratch": trained(47, 1000, {1000: 47})}})
+    lacking = C.judge(claim, gap)
+    assert lacking.holds is None and "no test at iteration 500" in lacking.numbers
 
 
 def test_margins_hold_at_their_edge_and_fail_just_past_it():

@@ -340,6 +340,21 @@ def test_table_8_has_this_runs_numbers(miniature):
     assert len(CELL.findall(table8)) == 6       # one mean IU cell a row, each with this run's
 
 
+def test_each_row_carries_its_runs_steps_and_tests_for_claims_at_equal_iterations(miniature):
+    """SHORT's nets learn nothing, so each first stage trains on from 4 to 8 (the
+    miniature's first_extension); a row records the steps its run took and every test its
+    training took, read from train.jsonl (paper.chains.test_curve)."""
+    from core.paper_numbers import ITERATIONS, TEST_MEAN_IU
+    from training.runlog import read_records
+
+    runs, _ = miniature
+    reference = json.loads((runs / "paper" / "results.json").read_text())
+    row = reference["8"]["rows"]["Reference"]
+    assert row[ITERATIONS] == 8 and set(row[TEST_MEAN_IU]) == {"2", "4", "6", "8"}
+    tests = read_records(runs / "voc-fcn32s" / "train.jsonl", "test")
+    assert row[TEST_MEAN_IU]["4"] == [t["label"]["mean_iu"] for t in tests if t["iter"] == 4][0]
+
+
 def test_table_6_compares_the_two_headed_net_with_nets_of_one_label_set(miniature):
     """The separate nets learn one label top each: the semantic one is scored on semantics
     only, the geometric one on geometry only; the claim reads both."""
