@@ -15,6 +15,7 @@ from compare.forward import compare_forward
 from core.fingerprint import bits_fields, fingerprint, pinned_differences, summary
 from core.palette import colorize
 from core.paper_claims import BY_KEY, judge, render
+from core.paper_numbers import ITERATIONS
 from data.synthetic import make_dataset
 from evaluation.infer import load_segmenter, segment_files
 from zoo.export import export_model
@@ -50,7 +51,9 @@ DEMO_CLAIMS = ("3-skips", "3-8s-gain", "transfer")   # core.paper_claims keys th
 def expectations(results: dict) -> str:
     """The paper's findings this miniature should reproduce, each checked on its numbers by
     the paper report's own claims (core.paper_claims), in the paper's score shape."""
-    labels = {name: r["test"]["label"] for name, r in results.items()}
+    # each row with the iteration of its test: the transfer claim compares at equal ones
+    labels = {name: {**r["test"]["label"], ITERATIONS: r["test"]["iter"]}
+              for name, r in results.items()}
     scores = {"3": {"rows": labels},
               "transfer": {"rows": {"FCN-32s": labels["FCN-32s"],
                                     "FCN-32s from scratch": labels["FCN-32s from scratch"]}}}

@@ -152,6 +152,14 @@ TARGETS = (
     Target("download", "core/download.py", (),
            "tests/test_faults_downloads.py tests/test_data_fetch.py -k 'not voc_is_fetched and "
            "not pascalcontext'", timeout_s=300),
+    # a first stage still at the background trains on (the miniature's HHA and from-scratch
+    # rows): the decision, its test, where it stops, and what a finished run's request holds
+    Target("until-learned", "training/train.py",
+           ("at_background", "Run.must_test", "Run.finished", "Run.test", "Run.start",
+            "Run._read_settings", "generate_nets", "request_of"),
+           "tests/test_training_train.py -k 'background or decision'",
+           lines=r"decide|left_background|until_learned|LEARNED_ABOVE|mean_iu|heads",
+           timeout_s=240),
     # the comparisons and claims; test_paper_report's miniature runs (minutes each) stay out
     Target("paper-report", "paper/report.py",
            ("title", "fmt", "cell", "this_run", "architecture", "group_table", "claim_check",

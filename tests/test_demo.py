@@ -66,12 +66,14 @@ def test_report_says_no_where_a_finding_fails():
     from demo.report import expectations
 
     def result(mean_iu):  # the all-background mean IU 15 %: every row here learned
-        return {"test": {"label": {"mean_iu": mean_iu, "background_mean_iu": 0.15}}}
+        return {"test": {"iter": 600,
+                         "label": {"mean_iu": mean_iu, "background_mean_iu": 0.15}}}
 
     held = expectations({"FCN-32s": result(0.20), "FCN-16s": result(0.22),
                          "FCN-8s staged": result(0.25), "FCN-8s at-once": result(0.2),
                          "FCN-32s from scratch": result(0.17)})
     assert held.count("- yes:") == 3 and "NO" not in held
+    assert "FCN-32s 20.0 > FCN-32s from scratch 17.0 at 600 iterations" in held
     failed = expectations({"FCN-32s": result(0.20), "FCN-16s": result(0.18),
                            "FCN-8s staged": result(0.19), "FCN-8s at-once": result(0.2),
                            "FCN-32s from scratch": result(0.21)})
