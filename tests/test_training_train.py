@@ -313,6 +313,7 @@ def test_at_background_is_within_the_claims_guard_on_every_head():
     assert at_background({"label": head(edge)})
     assert at_background({"label": head(0.05)})  # below the background: nothing learned
     assert not at_background({"label": head(edge + 0.001)})
+    assert not at_background({"label": head(0.189 + 0.0201)})  # 2.01 points: points, ×100
     assert not at_background({"sem": head(0.189), "geo": head(0.5)})  # one head learned
     assert not at_background({"images": 3, "loss": {}})
 
@@ -335,6 +336,12 @@ def test_a_run_still_at_the_background_trains_on_and_one_that_learned_stops(voc,
                                 width=WIDTH, overrides=still, progress=False))
     assert (stuck.iterations, len(stuck.losses)) == (4, 4)
     assert (learned.iterations, len(learned.losses)) == (2, 2)
+    tests = {run: [t["iter"] for t in read_records(tmp_path / run / "train.jsonl", "test")]
+             for run in ("stuck", "learned")}
+    assert tests == {"stuck": [2, 4], "learned": [2]}  # the deciding test and the last only
+    said = (tmp_path / "stuck" / "train.log").read_text()
+    assert "still at the background after 2 iterations: training on to 4" in said
+    assert "still at the background after" not in (tmp_path / "learned" / "train.log").read_text()
     for run, left in (("stuck", False), ("learned", True)):
         decided = read_records(tmp_path / run / "train.jsonl", "decided")
         assert [(d["iter"], d["left_background"], d["until"]) for d in decided] == \
@@ -362,6 +369,22 @@ def test_a_run_resumed_at_the_decision_decides_again_and_repeats_the_steps(voc, 
     for layer in a:
         for x, y in zip(a[layer], b[layer]):
             np.testing.assert_array_equal(x, y)
+
+
+def test_a_run_resumed_past_the_decision_trains_on_to_the_cap(voc, tmp_path):
+    """Resumed after it had decided to train on (iteration 3 of 2 → 5), a run goes on to 5
+    with the uninterrupted run's steps, and takes no second decision."""
+    quick = {**QUICK, "base_lr": 0.0}
+    whole = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "a", weights=None,
+                              iters=2, until_learned=5, test_every=0, snapshot_every=3,
+                              width=WIDTH, overrides=quick, progress=False))
+    past = [s for s in snapshots.available(tmp_path / "a" / "snapshots") if s.iteration == 3]
+    again = train(TrainConfig("voc-fcn32s", voc, run_dir=tmp_path / "b", width=WIDTH,
+                              iters=2, until_learned=5, test_every=0,
+                              resume=past[0].solverstate, overrides=quick, progress=False))
+    assert (whole.iterations, again.iterations) == (5, 5)
+    assert again.losses == whole.losses[3:]
+    assert not read_records(tmp_path / "b" / "train.jsonl", "decided")
 
 
 def test_fast_forward_skips_exactly_the_forwards_given():
