@@ -43,6 +43,12 @@ LR_DROP_SHARE = 0.5      # the lr-drop control gains at most half of FCN-16s' ga
 LEARNED_ABOVE = SAME_WITHIN
 
 
+def learned(value: float, background: float) -> bool:
+    """A score (percent) beats its all-background score by more than LEARNED_ABOVE: the
+    guard the claims apply, and training.train's test of a first stage that may train on."""
+    return value - background > LEARNED_ABOVE
+
+
 class MissingScore(LookupError):
     """A number a claim needs is not in this run's scores."""
 
@@ -381,7 +387,7 @@ def unlearned_rows(scores: Scores, skip: tuple[str, str] | None = None) -> list[
                                  scores.background(group, row, column))
         except MissingScore:   # no baseline recorded (the 6.3 bounds are no trained net)
             continue
-        if value - background <= LEARNED_ABOVE:
+        if not learned(value, background):
             found.append(f"{row} {value:.1f} (all-background {background:.1f})")
     return found
 
@@ -402,7 +408,7 @@ def judge(claim: Claim, results: dict) -> Verdict:
     the background is no finding), with both numbers. A NO names the other rows it
     compares that sit at the all-background score (the reason, where it is that)."""
     scores = Scores(results)
-    learned = True
+    left_background = True
     try:
         holds, numbers = claim.check(scores)
         if claim.learns is not None:
@@ -410,13 +416,13 @@ def judge(claim: Claim, results: dict) -> Verdict:
             column = column_of(group)
             value = scores.get(group, row, column)
             background = scores.background(group, row, column)
-            learned = value - background > LEARNED_ABOVE
+            left_background = learned(value, background)
     except MissingScore as e:
         return Verdict(claim, None, str(e))
-    if holds and learned:
+    if holds and left_background:
         return Verdict(claim, True, numbers)
     numbers = _why_not(scores, numbers, claim.learns)
-    if learned:
+    if left_background:
         return Verdict(claim, False, numbers)
     return Verdict(claim, False, f"{numbers}; but {row} {value:.1f} is not above the "
                    f"all-background {background:.1f} by more than {LEARNED_ABOVE:g}: "

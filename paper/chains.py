@@ -99,7 +99,7 @@ def score_row(row: Row, settings: Settings) -> dict:
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("weights_sha256") == stamp:
-            return cached["metrics"] | test_curve(settings.runs / row.experiment)
+            return cached["metrics"] | run_facts(settings.runs / row.experiment)
     if row.best:
         metrics = best_during_training(settings.runs / row.experiment)
     else:
@@ -109,31 +109,32 @@ def score_row(row: Row, settings: Settings) -> dict:
                                progress=False, memory=settings.gpu is None, **masked)
         metrics = metrics_of(result.as_dict(), {k: v.tolist() for k, v in
                                                 result.hists.items()})
-    metrics[N.TRAIN_SECONDS] = train_seconds(settings.runs / row.experiment)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"weights": str(final), "weights_sha256": stamp,
                                  "metrics": metrics}, indent=1) + "\n")
-    # read from train.jsonl each time: a score cached before these fields existed lacks them
-    return metrics | test_curve(settings.runs / row.experiment)
+    return metrics | run_facts(settings.runs / row.experiment)
 
 
-def test_curve(run_dir: Path) -> dict:
-    """The steps a run took and the mean IU of each test its training took (keyed by the
-    iteration as text, as JSON keeps it): what a claim at equal iterations reads."""
+def run_facts(run_dir: Path) -> dict:
+    """What the run's train.jsonl says beside the scores, read afresh with each (a score
+    cached before a fact existed lacks it): the training's wall-clock, the steps it took,
+    and the mean IU of each test it took (keyed by the iteration as text, as JSON keeps
+    it; what a claim at equal iterations reads)."""
     records = read_records(run_dir / JSON_NAME)
     done = [r["iter"] for r in records if r.get("type") == "done"]
     tests = {str(r["iter"]): r["label"]["mean_iu"] for r in records
              if r.get("type") == "test" and "mean_iu" in r.get("label", {})}
     steps = done[-1] if done else max((int(k) for k in tests), default=0)
-    return {N.ITERATIONS: steps, N.TEST_MEAN_IU: tests}
+    return {N.TRAIN_SECONDS: train_seconds(records), N.ITERATIONS: steps,
+            N.TEST_MEAN_IU: tests}
 
 
-def train_seconds(run_dir: Path) -> float:
+def train_seconds(records: list[dict]) -> float:
     """Wall-clock seconds of a run's training steps (Section 4.4's time of sampling): the
     gaps between consecutive step records of train.jsonl, so tests, snapshots and the
     time before a resume are left out."""
     total, previous = 0.0, None
-    for record in read_records(run_dir / JSON_NAME):
+    for record in records:
         if record.get("type") == "step" and previous is not None:
             total += record["time"] - previous
         previous = record["time"] if record.get("type") == "step" else None

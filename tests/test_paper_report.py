@@ -343,7 +343,7 @@ def test_table_8_has_this_runs_numbers(miniature):
 def test_each_row_carries_its_runs_steps_and_tests_for_claims_at_equal_iterations(miniature):
     """SHORT's nets learn nothing, so each first stage trains on from 4 to 8 (the
     miniature's first_extension); a row records the steps its run took and every test its
-    training took, read from train.jsonl (paper.chains.test_curve)."""
+    training took, read from train.jsonl (paper.chains.run_facts)."""
     from core.paper_numbers import ITERATIONS, TEST_MEAN_IU
     from training.runlog import read_records
 
