@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,8 +27,10 @@ from pathlib import Path
 
 from core.defaults import REPO, RUNS_DIR, SEED
 from core.errors import cli_main
+from core.processes import stopped, usable_cpus
 from core.weights import FINAL_WEIGHTS, base_weights_path
 from data.synthetic import make_dataset
+from demo.lanes import Command, Lane, run_lanes, thread_shares
 from demo.report import store_expected, write_report
 
 
@@ -116,21 +118,41 @@ def last_test(run: Path) -> dict:
     return tests[-1]
 
 
-def make_target(target: str, out: Path, cfg: DemoConfig, runs: Path, weights: str) -> None:
+def make_command(target: str, out: Path, cfg: DemoConfig, runs: Path, weights: Path,
+                 log: Path | None) -> Command:
     """Train through the project's own make target, as a user would type it."""
-    command = ["make", "-s", target, f"DATA={out / 'data'}", f"RUNS={runs}",
-               f"WIDTH={cfg.width}", f"WEIGHTS={weights}", f"ITERS={cfg.iters}",
-               f"TEST_EVERY={cfg.iters}", f"LR={cfg.lr32}", f"LR_DROP={cfg.lr_drop}",
-               f"MOMENTUM={cfg.momentum}", f"SEED={cfg.seed}"]
-    say("4/7 " + " ".join(command))
-    subprocess.run(command, cwd=REPO, check=True)
+    argv = ["make", "-s", target, f"DATA={out / 'data'}", f"RUNS={runs}",
+            f"WIDTH={cfg.width}", f"WEIGHTS={weights}", f"ITERS={cfg.iters}",
+            f"TEST_EVERY={cfg.iters}", f"LR={cfg.lr32}", f"LR_DROP={cfg.lr_drop}",
+            f"MOMENTUM={cfg.momentum}", f"SEED={cfg.seed}"]
+    return Command(f"{target} ({runs.name})", argv, log)
+
+
+def training_lanes(out: Path, cfg: DemoConfig, base: Path, untrained: Path,
+                   cpus: int) -> list[Lane]:
+    """The three trainings in lanes: the staged chain (three stages, the longest) in one,
+    the at-once net and the from-scratch control after each other in the other; on one
+    CPU all three in one lane, their output on this terminal."""
+    runs, scratch = out / "runs", out / "runs-scratch"
+    side_by_side = cpus >= 2
+    trainings = [("voc-fcn8s", runs, base),                  # 32s -> 16s -> 8s
+                 ("voc-fcn8s-atonce", runs, base),
+                 ("voc-fcn32s", scratch, untrained)]          # no transfer
+    commands = [make_command(target, out, cfg, folder, weights,
+                             out / "logs" / f"{target}-{folder.name}.log" if side_by_side
+                             else None)
+                for target, folder, weights in trainings]
+    groups = [commands[:1], commands[1:]] if side_by_side else [commands]
+    return [Lane(group, threads)
+            for group, threads in zip(groups, thread_shares(cpus, len(groups)))]
 
 
 def stage_train(out: Path, cfg: DemoConfig, base: Path, untrained: Path) -> dict:
+    lanes = training_lanes(out, cfg, base, untrained, usable_cpus())
+    say(f"4/7 training FCN-32s → 16s → 8s, FCN-8s at-once and FCN-32s from scratch, "
+        f"{len(lanes)} at a time")
+    run_lanes(lanes, os.environ, cwd=REPO, say=lambda message: say("    " + message))
     runs, scratch = out / "runs", out / "runs-scratch"
-    make_target("voc-fcn8s", out, cfg, runs, str(base))          # 32s -> 16s -> 8s
-    make_target("voc-fcn8s-atonce", out, cfg, runs, str(base))
-    make_target("voc-fcn32s", out, cfg, scratch, str(untrained))  # no transfer
     folders = {"FCN-32s": runs / "voc-fcn32s", "FCN-16s": runs / "voc-fcn16s",
                "FCN-8s staged": runs / "voc-fcn8s", "FCN-8s at-once": runs / "voc-fcn8s-atonce",
                "FCN-32s from scratch": scratch / "voc-fcn32s"}
@@ -158,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     pretrained = stage_pretrain(out, cfg)
     say(f"   classifier accuracy on its training images: {pretrained['accuracy']:.2f}")
     base, untrained = stage_surgery(out, pretrained)
-    results = stage_train(out, cfg, base, untrained)
+    try:
+        results = stage_train(out, cfg, base, untrained)
+    except KeyboardInterrupt as interrupt:
+        return stopped("demo", interrupt)
 
 
     report = write_report(out, cfg, results)

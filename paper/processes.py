@@ -39,16 +39,12 @@ from pathlib import Path
 
 from core.defaults import REPO, quiet_caffe_log
 from core.errors import ReportedError, cli_main
+from core.processes import stop_signals, usable_cpus
 from paper.plan import TABLES, Settings, say
 
 CHAIN_FAULT = 3     # a worker's exit code for a chain that diverged or met bad data
 POLL_S = 0.5
 STOP_WAIT_S = 600   # how long stopped workers get to finish their iteration and snapshot
-
-
-def usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
 
 
 def settings_payload(settings: Settings) -> dict:
@@ -115,25 +111,6 @@ def run_side_by_side(jobs: list[Job], payload: dict, workers: int, logs: Path) -
         raise RuntimeError("paper: worker(s) failed: " + "; ".join(pool.broken)
                            + "; run the same command again to resume")
     return pool.failed
-
-
-@contextlib.contextmanager
-def stop_signals() -> Iterator[list[int]]:
-    """Within: SIGINT and SIGTERM raise KeyboardInterrupt(name, signum), and the signals
-    received are kept in the yielded list, so a driver knows which one to pass on to what
-    it started; the handlers from before are restored after."""
-    received: list[int] = []
-
-    def stop_signal(signum, frame) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt(signal.Signals(signum).name, signum)
-
-    previous = {s: signal.signal(s, stop_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class Workers:
@@ -290,7 +267,7 @@ def job_main(kind: str, names: list[str], payload: dict) -> int:
     """One job's exit code: 0, CHAIN_FAULT, 130/143 stopped, 1 any other error (one
     `paper-worker: error: …` line in the job's log)."""
     # training.schedule imports Caffe: loaded on use, so this module imports without it
-    from training.schedule import stopped
+    from core.processes import stopped
     from training.train import DataFault, Diverged
 
     try:
@@ -340,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("payload", help="JSON: settings, equal_images, tables, mini")
     args = parser.parse_args(argv)
     # training.schedule imports Caffe: loaded on use, so this module imports without it
-    from training.schedule import stopped, stopping_with_parent
+    from core.processes import stopped
+    from training.schedule import stopping_with_parent
 
     results = os.fdopen(os.dup(1), "w")    # the driver's pipe; fds 1 and 2 go to job logs
     # the driver passes its SIGINT on even when it was started with SIGINT ignored (nohup,

@@ -29,9 +29,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.defaults import REPO, quiet_caffe_log
+from core.processes import stop_signals
 from paper.chains import work
 from paper.plan import TABLES, Plan, Settings
-from paper.processes import settings_from, settings_payload, stop_signals
+from paper.processes import settings_from, settings_payload
 
 RETRIES = 3
 POLL_S = 1.0        # the driver's waits return this often, so a signal reaches it at once

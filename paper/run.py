@@ -27,6 +27,7 @@ from core import paper_numbers as N
 from core.catalog import split_list
 from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
 from core.errors import ReportedError, cli_main
+from core.processes import usable_cpus
 from core.weights import base_weights_path, run_weights_path
 from evaluation.labels import split_labels
 from paper.chains import score_row, work
@@ -49,7 +50,7 @@ from paper.plan import (
     render,
     say,
 )
-from paper.processes import Job, payload_of, run_side_by_side, usable_cpus
+from paper.processes import Job, payload_of, run_side_by_side
 from paper.ray_runner import run_on_ray
 from paper.report import architecture, write_report
 from training.runlog import JSON_NAME, read_records
@@ -347,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                          jobs=args.jobs or (usable_cpus() if mini and args.gpu is None
                                             else 1))
     except KeyboardInterrupt as e:
-        from training.schedule import stopped
+        from core.processes import stopped
 
         return stopped("paper", e)
     print(f"report: {report}")

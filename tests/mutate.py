@@ -237,7 +237,7 @@ TARGETS = (
     # the driver's loop and the worker's, each mutant against real worker processes (~16 s a
     # mutant on quiet cores): the argparse main, Job's label and the Worker records left out
     Target("processes", "paper/processes.py",
-           ("usable_cpus", "settings_payload", "settings_from", "payload_of", "Workers.run",
+           ("settings_payload", "settings_from", "payload_of", "Workers.run",
             "Workers.start", "Workers.collect_ended", "Workers.collect", "Workers.release",
             "Workers.stop", "serve", "job_main"),
            "tests/test_paper_report.py -k jobs_worker", timeout_s=120),

@@ -804,7 +804,7 @@ def test_jobs_worker_payload_gives_the_worker_the_parents_settings(tmp_path):
 def test_jobs_workers_share_the_cpus_this_process_may_use():
     import os
 
-    from paper.processes import usable_cpus
+    from core.processes import usable_cpus
 
     assert usable_cpus() == len(os.sched_getaffinity(0)) >= 1
     allowed = os.sched_getaffinity(0)
@@ -819,7 +819,7 @@ def test_jobs_workers_stop_signals_raise_keyboard_interrupt_naming_the_signal():
     import os
     import signal
 
-    from paper.processes import stop_signals
+    from core.processes import stop_signals
 
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with stop_signals() as received:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import signal
 import sys
@@ -36,6 +35,7 @@ from core.manifest import (
     verify_result_file,
     write_atomically,
 )
+from core.processes import signal_when_parent_dies, stopped
 from core.weights import base_weights_path, run_weights_path
 from evaluation.score import json_scores, score_weights
 from nets.experiments import EXPERIMENTS, Experiment, check_width
@@ -54,8 +54,6 @@ from training.train import (
     request_of,
     train,
 )
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def chain(name: str) -> list[str]:
@@ -277,24 +275,11 @@ def stopping_with_parent() -> Iterator[None]:
     handler: finish the iteration, snapshot) becomes an interrupt like Ctrl-C, so the
     run stops at once with 143 and resumes on the next run."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the parent's own signals still reach
-        pass
+    signal_when_parent_dies(signal.SIGTERM)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def stopped(program: str, interrupt: KeyboardInterrupt) -> int:
-    """Say where a stopped schedule can resume and return the shell's code for the signal
-    that stopped it (130 SIGINT, 143 SIGTERM): run_schedule raises the interrupt with the
-    stage's message and the signal number."""
-    args = interrupt.args
-    print(f"{program}: stopped ({args[0] if args else 'interrupt'}); run the same command "
-          f"again to resume", file=sys.stderr)
-    return 128 + (args[1] if len(args) > 1 and args[1] else signal.SIGINT)
 
 
 @cli_main("schedule", also=(ValueError, OSError, RuntimeError))

@@ -1,0 +1,65 @@
+"""What every driver of child processes needs: the CPUs it may use, the stop signals as an
+interrupt, and children that stop when their parent dies.
+
+The drivers (`make paper JOBS=N`'s workers, the demo's side-by-side trainings, a training
+schedule under make) each start long Caffe runs; these are the three facts they share."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def usable_cpus() -> int:
+    """The CPUs in this process's affinity mask (`taskset`, container limits), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """Within: SIGINT and SIGTERM raise KeyboardInterrupt(name, signum), and the signals
+    received are kept in the yielded list, so a driver knows which one to pass on to what
+    it started; the handlers from before are restored after."""
+    received: list[int] = []
+
+    def stop_signal(signum, frame) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name, signum)
+
+    previous = {s: signal.signal(s, stop_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+try:   # looked up once, here: a Popen preexec_fn runs in a fork and should only call it
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):   # not Linux
+    _prctl = None
+
+
+def signal_when_parent_dies(signum: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send this process `signum` when its parent dies (Linux prctl
+    PR_SET_PDEATHSIG), so a driver killed with -9 leaves nothing running on; elsewhere a
+    no-op (the parent's own signals still reach). Safe as a Popen preexec_fn."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+
+def stopped(program: str, interrupt: KeyboardInterrupt) -> int:
+    """Say where a stopped run can resume and return the shell's code for the signal that
+    stopped it (130 SIGINT, 143 SIGTERM): the schedules and the drivers raise the interrupt
+    with their message and the signal number."""
+    args = interrupt.args
+    print(f"{program}: stopped ({args[0] if args else 'interrupt'}); run the same command "
+          f"again to resume", file=sys.stderr)
+    return 128 + (args[1] if len(args) > 1 and args[1] else signal.SIGINT)

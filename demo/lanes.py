@@ -1,0 +1,163 @@
+"""The demo's trainings side by side: lanes of commands, each lane one after the other,
+the lanes at once, each with its share of the CPUs.
+
+The demo's nets are small (VGG16 ÷ 16 on 224-pixel pictures): two BLAS threads keep one
+training only partly busy, and on 2 cores two one-thread trainings side by side do ~1.7×
+the steps a second of one two-thread training (paper/README.md, "Budget"). The pinned
+numerics give the same bits at any thread count (caffe-recipe/NUMERICS.md), so the table
+is the serial run's, bit for bit.
+
+Each command runs in its own session, so a terminal's Ctrl-C reaches only this driver,
+which passes the one signal it got (SIGINT or SIGTERM) to every running command's process
+group: make and its training, which stops after its iteration with a snapshot. The driver
+waits for them, bounded by STOP_WAIT_S (a second signal kills them), and the same command
+resumes. A driver killed outright takes its commands along: the kernel sends each make
+SIGTERM (core.processes.signal_when_parent_dies), which make passes on to its training.
+A command that fails stops the others the same way and is reported in one line with its
+last error and its log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import ReportedError
+from core.processes import signal_when_parent_dies, stop_signals
+
+POLL_S = 0.2
+STOP_WAIT_S = 60    # a demo iteration and its snapshot take well under a second
+
+
+class LaneFailed(ReportedError, RuntimeError):
+    """A command of a lane exited with an error; the others were stopped."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of a lane: its name in messages, its argv, and the file its output goes
+    to (None: this process's own stdout and stderr)."""
+    name: str
+    argv: list[str]
+    log: Path | None = None
+
+
+@dataclass
+class Lane:
+    """Commands run one after the other with `threads` CPUs' worth of BLAS and Caffe
+    threads."""
+    commands: list[Command]
+    threads: int
+    process: subprocess.Popen | None = None
+    began: float = 0.0
+    done: list[str] = field(default_factory=list)
+
+    @property
+    def current(self) -> Command:
+        return self.commands[len(self.done)]
+
+
+def thread_shares(cpus: int, lanes: int) -> list[int]:
+    """Each lane's threads: the CPUs split as evenly as they go, the first lane (the
+    longest) getting any odd one, and at least one each."""
+    return [max(1, cpus // lanes + (1 if i < cpus % lanes else 0)) for i in range(lanes)]
+
+
+def last_error(log: Path | None) -> str:
+    """The last `error: ` line a command wrote to its log (its program's one-line report)."""
+    if log is None or not log.is_file():
+        return "its error is above"
+    errors = [line.split("error: ", 1)[1] for line in
+              log.read_text(errors="replace").splitlines() if "error: " in line]
+    return errors[-1] if errors else "no error line"
+
+
+def run_lanes(lanes: list[Lane], env: Mapping[str, str], cwd: Path | None = None,
+              say: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> None:
+    """Run every lane to its end; raise LaneFailed if a command fails, or
+    KeyboardInterrupt(name, signum) if this process got SIGINT or SIGTERM, in both cases
+    after the running commands have stopped."""
+    with stop_signals() as received:
+        try:
+            for lane in lanes:
+                _start(lane, env, cwd, say)
+            while any(lane.process is not None for lane in lanes):
+                time.sleep(POLL_S)
+                for lane in lanes:
+                    if lane.process is None or (code := lane.process.poll()) is None:
+                        continue
+                    command = lane.current
+                    if code != 0:
+                        lane.process = None
+                        running = _stop(lanes, signal.SIGTERM)
+                        raise LaneFailed(
+                            f"{command.name} failed (exit {code}): {last_error(command.log)}"
+                            + (f" (log: {command.log})" if command.log else "")
+                            + (f"; stopped {', '.join(running)}" if running else "")
+                            + "; run the same command again to resume")
+                    say(f"done {command.name} in {time.time() - lane.began:.0f} s")
+                    lane.done.append(command.name)
+                    lane.process = None
+                    if len(lane.done) < len(lane.commands):
+                        _start(lane, env, cwd, say)
+        except KeyboardInterrupt:
+            signum = received[0] if received else signal.SIGINT
+            running = _stop(lanes, signum)
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name}; stopped "
+                                    f"{', '.join(running) or 'nothing running'}",
+                                    signum) from None
+
+
+def _start(lane: Lane, env: Mapping[str, str], cwd: Path | None,
+           say: Callable[[str], None]) -> None:
+    command = lane.current
+    threads = str(lane.threads)
+    lane_env = {**env, "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", threads),
+                "CAFFE_NUM_THREADS": env.get("CAFFE_NUM_THREADS", threads)}
+    output = None
+    if command.log is not None:
+        command.log.parent.mkdir(parents=True, exist_ok=True)
+        output = open(command.log, "a")
+    say(" ".join(command.argv) + (f"   ({lane_env['OPENBLAS_NUM_THREADS']} thread(s); "
+                                   f"log: {command.log})" if command.log else ""))
+    try:
+        lane.process = subprocess.Popen(command.argv, env=lane_env, cwd=cwd, stdout=output,
+                                        stderr=output, start_new_session=True,
+                                        preexec_fn=signal_when_parent_dies)
+    finally:
+        if output is not None:
+            output.close()
+    lane.began = time.time()
+
+
+def _stop(lanes: list[Lane], signum: int) -> list[str]:
+    """Pass `signum` to every running command's process group and wait for them, bounded
+    by STOP_WAIT_S (a second interrupt, or the bound, kills them); the names stopped."""
+    running = [lane for lane in lanes if lane.process is not None]
+    for lane in running:
+        _signal_group(lane.process, signum)
+    deadline = time.monotonic() + STOP_WAIT_S
+    try:
+        for lane in running:
+            lane.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        pass
+    for lane in running:
+        if lane.process.poll() is None:
+            _signal_group(lane.process, signal.SIGKILL)
+            lane.process.wait()
+        lane.process = None
+    return [lane.current.name for lane in running]
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
