@@ -55,6 +55,26 @@ def signal_when_parent_dies(signum: int = signal.SIGTERM) -> None:
         _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name, signum)
+
+
+@contextlib.contextmanager
+def stopping_with_parent() -> Iterator[None]:
+    """A long run stops, resumably, when whoever started it stops. make passes SIGTERM to
+    its children but not SIGINT (`kill -INT <make>` leaves the child training detached):
+    the kernel is asked to send SIGTERM when the parent dies (Linux prctl
+    PR_SET_PDEATHSIG), and a SIGTERM outside the training loop (which has its own
+    handler: finish the iteration, snapshot) becomes an interrupt like Ctrl-C, so the
+    run stops at once with 143 and resumes on the next run."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    signal_when_parent_dies(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def stopped(program: str, interrupt: KeyboardInterrupt) -> int:
     """Say where a stopped run can resume and return the shell's code for the signal that
     stopped it (130 SIGINT, 143 SIGTERM): the schedules and the drivers raise the interrupt

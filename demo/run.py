@@ -27,7 +27,7 @@ from pathlib import Path
 
 from core.defaults import REPO, RUNS_DIR, SEED
 from core.errors import cli_main
-from core.processes import stopped, usable_cpus
+from core.processes import stopped, stopping_with_parent, usable_cpus
 from core.weights import FINAL_WEIGHTS, base_weights_path
 from data.synthetic import make_dataset
 from demo.lanes import Command, Lane, run_lanes, thread_shares
@@ -160,6 +160,16 @@ def stage_train(out: Path, cfg: DemoConfig, base: Path, untrained: Path) -> dict
             for name, folder in folders.items()}
 
 
+def run_stages(out: Path, cfg: DemoConfig) -> Path:
+    """Every stage in turn, each skipped where its outputs exist; the report's path."""
+    stage_data(out, cfg)
+    pretrained = stage_pretrain(out, cfg)
+    say(f"   classifier accuracy on its training images: {pretrained['accuracy']:.2f}")
+    base, untrained = stage_surgery(out, pretrained)
+    results = stage_train(out, cfg, base, untrained)
+    return write_report(out, cfg, results)
+
+
 @cli_main("demo")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The FCN method in miniature on CPU.")
@@ -175,18 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
     began = time.time()
-
-    stage_data(out, cfg)
-    pretrained = stage_pretrain(out, cfg)
-    say(f"   classifier accuracy on its training images: {pretrained['accuracy']:.2f}")
-    base, untrained = stage_surgery(out, pretrained)
     try:
-        results = stage_train(out, cfg, base, untrained)
+        with stopping_with_parent():    # make demo killed: the demo and its trainings stop
+            report = run_stages(out, cfg)
     except KeyboardInterrupt as interrupt:
         return stopped("demo", interrupt)
-
-
-    report = write_report(out, cfg, results)
     if args.store_expected:
         store_expected(out, cfg, "quick" if args.quick else "full")
     say(f"done in {time.time() - began:.0f} s")

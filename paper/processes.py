@@ -18,7 +18,7 @@ Each worker runs in its own session (a terminal's Ctrl-C reaches only this drive
 is stopped through its own training loop: the driver passes on the one signal it got
 (SIGINT or SIGTERM), waits for every worker to finish its iteration and snapshot, and
 exits 130/143; the same command resumes. A worker whose driver dies gets SIGTERM from the
-kernel (training.schedule.stopping_with_parent). A chain that diverges or meets bad data
+kernel (core.processes.stopping_with_parent). A chain that diverges or meets bad data
 stops only itself, as in the serial run.
 """
 
@@ -39,7 +39,7 @@ from pathlib import Path
 
 from core.defaults import REPO, quiet_caffe_log
 from core.errors import ReportedError, cli_main
-from core.processes import stop_signals, usable_cpus
+from core.processes import stop_signals, stopped, stopping_with_parent, usable_cpus
 from paper.plan import TABLES, Settings, say
 
 CHAIN_FAULT = 3     # a worker's exit code for a chain that diverged or met bad data
@@ -266,8 +266,6 @@ def do_job(kind: str, names: list[str], payload: dict) -> None:
 def job_main(kind: str, names: list[str], payload: dict) -> int:
     """One job's exit code: 0, CHAIN_FAULT, 130/143 stopped, 1 any other error (one
     `paper-worker: error: …` line in the job's log)."""
-    # training.schedule imports Caffe: loaded on use, so this module imports without it
-    from core.processes import stopped
     from training.train import DataFault, Diverged
 
     try:
@@ -316,10 +314,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=("serve",))
     parser.add_argument("payload", help="JSON: settings, equal_images, tables, mini")
     args = parser.parse_args(argv)
-    # training.schedule imports Caffe: loaded on use, so this module imports without it
-    from core.processes import stopped
-    from training.schedule import stopping_with_parent
-
     results = os.fdopen(os.dup(1), "w")    # the driver's pipe; fds 1 and 2 go to job logs
     # the driver passes its SIGINT on even when it was started with SIGINT ignored (nohup,
     # a shell's background job), which Python would otherwise leave ignored here: an idle

@@ -27,7 +27,7 @@ from core import paper_numbers as N
 from core.catalog import split_list
 from core.defaults import DATA_ROOT, RUNS_DIR, TEST_EVERY
 from core.errors import ReportedError, cli_main
-from core.processes import usable_cpus
+from core.processes import stopped, stopping_with_parent, usable_cpus
 from core.weights import base_weights_path, run_weights_path
 from evaluation.labels import split_labels
 from paper.chains import score_row, work
@@ -339,17 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan:
             print(render(make_plan(tables, settings)))
             return 0
-        # training.schedule imports Caffe: loaded on use, so this module imports without it
-        from training.schedule import stopping_with_parent
-
         with stopping_with_parent():  # make's SIGINT or SIGTERM stops every chain
             report = run(tables, settings, mini=mini, ray_address=args.ray_address,
                          progress=not args.quiet, report_only=args.report_only,
                          jobs=args.jobs or (usable_cpus() if mini and args.gpu is None
                                             else 1))
     except KeyboardInterrupt as e:
-        from core.processes import stopped
-
         return stopped("paper", e)
     print(f"report: {report}")
     return 0

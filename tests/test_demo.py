@@ -4,6 +4,7 @@ the paper's table shape, the zoo round trip is bit-exact, and two runs agree exa
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,34 @@ from core.fingerprint import pinned_differences
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = ("FCN-32s", "FCN-16s", "FCN-8s staged", "FCN-8s at-once", "FCN-32s from scratch")
+
+
+def kill_make_demo_while_it_trains(out: Path) -> None:
+    """Start the quick demo through `make demo`, kill make with SIGKILL once the trainings
+    run (both lanes where there are two CPUs), and check the demo stopped as a whole (the
+    kernel's SIGTERM, passed on to every training): one line, a `stopped` record in each
+    training, and no process of it left."""
+    from core.processes import usable_cpus
+
+    make = subprocess.Popen(["make", "-s", "demo", "DEMO_QUICK=1", f"DEMO_OUT={out}"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    training = [out / "runs/voc-fcn32s/train.jsonl"]
+    if usable_cpus() >= 2:
+        training.append(out / "runs/voc-fcn8s-atonce/train.jsonl")
+    deadline = time.monotonic() + 600
+    while not all(log.is_file() and '"iter"' in log.read_text() for log in training):
+        assert make.poll() is None and time.monotonic() < deadline, make.stderr.read()[-2000:]
+        time.sleep(0.1)
+    make.kill()
+    stderr = make.stderr.read()          # to its end: when the demo, its last holder, exits
+    make.wait()
+    assert stderr.splitlines()[-1].startswith(
+        "demo: stopped (SIGTERM; stopped voc-fcn8s (runs)"), stderr[-2000:]
+    for log in training:
+        assert '"type": "stopped"' in log.read_text() and '"signal": "SIGTERM"' in log.read_text()
+    left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout
+    assert left == "", f"still running after the demo stopped: {left}"
 
 
 def run_demo(out: Path) -> dict:
@@ -42,6 +71,7 @@ def test_quick_demo_runs_every_stage_and_is_deterministic(tmp_path):
     label = np.asarray(Image.open(tmp_path / "a/inference/fresh.png"))
     assert label.shape == fresh.shape[:2]
 
+    kill_make_demo_while_it_trains(tmp_path / "b")   # then resumed: each stage where it was
     second = run_demo(tmp_path / "b")
     assert second == first  # same seeds, same bytes, same table
 

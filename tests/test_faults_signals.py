@@ -1,4 +1,4 @@
-"""`make paper` stops as a whole (training.schedule.stopping_with_parent): a make that dies
+"""`make paper` stops as a whole (core.processes.stopping_with_parent): a make that dies
 (killed, or its terminal gone) no longer leaves the runner training every remaining chain
 detached — the kernel sends the runner SIGTERM (PR_SET_PDEATHSIG) and it stops through
 the training loop's own stop (finish the iteration, snapshot, a `stopped` record); Ctrl-C

@@ -14,12 +14,9 @@ upsampling, new score layers zero) into runs/<stage>/init.caffemodel.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +32,7 @@ from core.manifest import (
     verify_result_file,
     write_atomically,
 )
-from core.processes import signal_when_parent_dies, stopped
+from core.processes import stopped, stopping_with_parent
 from core.weights import base_weights_path, run_weights_path
 from evaluation.score import json_scores, score_weights
 from nets.experiments import EXPERIMENTS, Experiment, check_width
@@ -260,26 +257,6 @@ def _plot(run_dir: Path) -> None:
     except (ValueError, OSError, ImportError) as e:  # a plot never fails a run (nor a
         # Python without matplotlib, as the GPU bundle's)
         print(f"curves: skipped ({e})", file=sys.stderr)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name, signum)
-
-
-@contextlib.contextmanager
-def stopping_with_parent() -> Iterator[None]:
-    """A long run stops, resumably, when whoever started it stops. make passes SIGTERM to
-    its children but not SIGINT (`kill -INT <make>` leaves the child training detached):
-    the kernel is asked to send SIGTERM when the parent dies (Linux prctl
-    PR_SET_PDEATHSIG), and a SIGTERM outside the training loop (which has its own
-    handler: finish the iteration, snapshot) becomes an interrupt like Ctrl-C, so the
-    run stops at once with 143 and resumes on the next run."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    signal_when_parent_dies(signal.SIGTERM)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @cli_main("schedule", also=(ValueError, OSError, RuntimeError))
