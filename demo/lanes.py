@@ -14,12 +14,14 @@ waits for them, bounded by STOP_WAIT_S (a second signal kills them), and the sam
 resumes. A driver killed outright takes its commands along: the kernel sends each make
 SIGTERM (core.processes.signal_when_parent_dies), which make passes on to its training.
 A command that fails stops the others the same way and is reported in one line with its
-last error and its log.
+last error and its log. With the output in log files, each running command's progress is
+said once a minute, read off the progress bar its training draws into its log.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +35,8 @@ from core.processes import signal_when_parent_dies, stop_signals
 
 POLL_S = 0.2
 STOP_WAIT_S = 60    # a demo iteration and its snapshot take well under a second
+PROGRESS_S = 60     # how often the lanes' progress is said, read off their logs
+BAR = re.compile(r"([\w.-]+):\s+\d+%\|[^|\n\r]*\|\s*(\d+)/(\d+)")   # a progress bar in a log
 
 
 class LaneFailed(ReportedError, RuntimeError):
@@ -78,6 +82,17 @@ def last_error(log: Path | None) -> str:
     return errors[-1] if errors else "no error line"
 
 
+def progress_of(log: Path | None) -> str | None:
+    """'<stage> <iteration>/<iterations>' from the last progress bar a training drew into
+    its log (every 30 s there), or None before the first."""
+    if log is None or not log.is_file():
+        return None
+    with open(log, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+        bars = BAR.findall(f.read().decode(errors="replace"))
+    return f"{bars[-1][0]} {bars[-1][1]}/{bars[-1][2]}" if bars else None
+
+
 def run_lanes(lanes: list[Lane], env: Mapping[str, str], cwd: Path | None = None,
               say: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> None:
     """Run every lane to its end; raise LaneFailed if a command fails, or
@@ -87,8 +102,12 @@ def run_lanes(lanes: list[Lane], env: Mapping[str, str], cwd: Path | None = None
         try:
             for lane in lanes:
                 _start(lane, env, cwd, say)
+            said_progress = time.monotonic()
             while any(lane.process is not None for lane in lanes):
                 time.sleep(POLL_S)
+                if time.monotonic() - said_progress >= PROGRESS_S:
+                    said_progress = time.monotonic()
+                    _say_progress(lanes, say)
                 for lane in lanes:
                     if lane.process is None or (code := lane.process.poll()) is None:
                         continue
@@ -112,6 +131,13 @@ def run_lanes(lanes: list[Lane], env: Mapping[str, str], cwd: Path | None = None
             raise KeyboardInterrupt(f"{signal.Signals(signum).name}; stopped "
                                     f"{', '.join(running) or 'nothing running'}",
                                     signum) from None
+
+
+def _say_progress(lanes: list[Lane], say: Callable[[str], None]) -> None:
+    running = [(lane.current.name, progress_of(lane.current.log)) for lane in lanes
+               if lane.process is not None]
+    if any(bar for _, bar in running):
+        say("progress: " + "; ".join(f"{name} {bar or 'starting'}" for name, bar in running))
 
 
 def _start(lane: Lane, env: Mapping[str, str], cwd: Path | None,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from demo.lanes import Command, Lane, LaneFailed, run_lanes, thread_shares
+import demo.lanes
+from demo.lanes import Command, Lane, LaneFailed, progress_of, run_lanes, thread_shares
 from demo.run import QUICK, training_lanes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +104,37 @@ def test_lanes_run_in_order_side_by_side_with_their_thread_shares(tmp_path, monk
     record.unlink()
     run_lanes([Lane([step("d", 0)], 1)], os.environ, say=said.append)
     assert record.read_text() == "d 2 1\n"
+
+
+BARS = ("voc-fcn32s: 100%|██████████| 600/600 [01:40<00:00, 6.0it/s, loss=3e+04]\n"
+        "== voc-fcn16s: starting\nvoc-fcn16s:   0%|          | 0/600 [00:00<?, ?it/s]"
+        "\rvoc-fcn16s:  52%|█████▎    | 315/600 [00:48<00:43,  6.58it/s, loss=2.674e+04]")
+
+
+def test_progress_is_the_last_bar_a_training_drew_into_its_log(tmp_path):
+    log = tmp_path / "voc-fcn8s.log"
+    assert progress_of(log) is None and progress_of(None) is None
+    log.write_text("start voc-fcn32s on CPU\n")
+    assert progress_of(log) is None
+    log.write_text("x" * 20000 + "\n" + BARS)
+    assert progress_of(log) == "voc-fcn16s 315/600"
+
+
+def test_lanes_writing_logs_say_their_progress_every_so_often(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo.lanes, "PROGRESS_S", 0.5)
+    said: list[str] = []
+    drawing = Command("voc-fcn8s (runs)", python(f"""
+        import sys, time
+        sys.stderr.write({BARS!r}); sys.stderr.flush()
+        time.sleep(2)
+        """), tmp_path / "a.log")
+    quiet = Command("voc-fcn8s-atonce (runs)", python("import time; time.sleep(2)"),
+                    tmp_path / "b.log")
+    run_lanes([Lane([drawing], 1), Lane([quiet], 1)], os.environ, say=said.append)
+    progress = [m for m in said if m.startswith("progress: ")]
+    assert 1 <= len(progress) <= 5
+    assert progress[-1] == ("progress: voc-fcn8s (runs) voc-fcn16s 315/600; "
+                            "voc-fcn8s-atonce (runs) starting")
 
 
 def test_a_failing_command_stops_the_others_and_is_one_line_naming_its_error_and_log(
