@@ -60,6 +60,7 @@ class Lane:
     threads: int
     process: subprocess.Popen | None = None
     began: float = 0.0
+    log_start: int = 0          # the current command's log size when it started
     done: list[str] = field(default_factory=list)
 
     @property
@@ -73,12 +74,15 @@ def thread_shares(cpus: int, lanes: int) -> list[int]:
     return [max(1, cpus // lanes + (1 if i < cpus % lanes else 0)) for i in range(lanes)]
 
 
-def last_error(log: Path | None) -> str:
-    """The last `error: ` line a command wrote to its log (its program's one-line report)."""
+def last_error(log: Path | None, start: int = 0) -> str:
+    """The last `error: ` line a command wrote to its log from byte `start` on (its
+    program's one-line report, not an earlier run's: the logs are appended to)."""
     if log is None or not log.is_file():
         return "its error is above"
-    errors = [line.split("error: ", 1)[1] for line in
-              log.read_text(errors="replace").splitlines() if "error: " in line]
+    with open(log, "rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    errors = [line.split("error: ", 1)[1] for line in text.splitlines() if "error: " in line]
     return errors[-1] if errors else "no error line"
 
 
@@ -116,7 +120,8 @@ def run_lanes(lanes: list[Lane], env: Mapping[str, str], cwd: Path | None = None
                         lane.process = None
                         running = _stop(lanes, signal.SIGTERM)
                         raise LaneFailed(
-                            f"{command.name} failed (exit {code}): {last_error(command.log)}"
+                            f"{command.name} failed (exit {code}): "
+                            f"{last_error(command.log, lane.log_start)}"
                             + (f" (log: {command.log})" if command.log else "")
                             + (f"; stopped {', '.join(running)}" if running else "")
                             + "; run the same command again to resume")
@@ -150,6 +155,7 @@ def _start(lane: Lane, env: Mapping[str, str], cwd: Path | None,
     if command.log is not None:
         command.log.parent.mkdir(parents=True, exist_ok=True)
         output = open(command.log, "a")
+        lane.log_start = output.tell()
     say(" ".join(command.argv) + (f"   ({lane_env['OPENBLAS_NUM_THREADS']} thread(s); "
                                    f"log: {command.log})" if command.log else ""))
     try:

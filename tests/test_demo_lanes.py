@@ -146,6 +146,7 @@ def test_a_failing_command_stops_the_others_and_is_one_line_naming_its_error_and
         print("schedule: error: data/x.png: not a label picture; make it again")
         sys.exit(1)
         """), tmp_path / "atonce.log")
+    (tmp_path / "atonce.log").write_text("schedule: error: an earlier run's error\n")
     after = tmp_path / "never"
     began = time.monotonic()
     with pytest.raises(LaneFailed) as failed:
@@ -223,3 +224,12 @@ def test_a_driver_killed_outright_takes_its_commands_along(tmp_path):
     for mark in marks:
         wait_for(mark, seconds=10)           # the kernel's SIGTERM (PR_SET_PDEATHSIG)
         assert mark.read_text() == "SIGTERM"
+
+
+def test_a_failure_is_told_by_its_own_lines_not_an_earlier_runs(tmp_path):
+    log = tmp_path / "atonce.log"
+    log.write_text("schedule: error: an earlier run's error\n")
+    with pytest.raises(LaneFailed) as failed:
+        run_lanes([Lane([Command("atonce", python("import sys; sys.exit(3)"), log)], 1)],
+                  os.environ, say=lambda m: None)
+    assert str(failed.value).startswith("atonce failed (exit 3): no error line (log: ")
