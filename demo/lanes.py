@@ -8,8 +8,8 @@ numerics give the same bits at any thread count (caffe-recipe/NUMERICS.md), so t
 is the serial run's, bit for bit.
 
 Each command runs in its own session, so a terminal's Ctrl-C reaches only this driver,
-which passes the one signal it got (SIGINT or SIGTERM) to every running command's process
-group: make and its training, which stops after its iteration with a snapshot. The driver
+which passes the one signal it got (SIGINT or SIGTERM) on to every running command so that
+its training gets it once (_pass_on) and stops after its iteration with a snapshot. The driver
 waits for them, bounded by STOP_WAIT_S (a second signal kills them), and the same command
 resumes. A driver killed outright takes its commands along: the kernel sends each make
 SIGTERM (core.processes.signal_when_parent_dies), which make passes on to its training.
@@ -20,6 +20,7 @@ said once a minute, read off the progress bar its training draws into its log.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -169,11 +170,11 @@ def _start(lane: Lane, env: Mapping[str, str], cwd: Path | None,
 
 
 def _stop(lanes: list[Lane], signum: int) -> list[str]:
-    """Pass `signum` to every running command's process group and wait for them, bounded
+    """Pass `signum` on to every running command (_pass_on) and wait for them, bounded
     by STOP_WAIT_S (a second interrupt, or the bound, kills them); the names stopped."""
     running = [lane for lane in lanes if lane.process is not None]
     for lane in running:
-        _signal_group(lane.process, signum)
+        _pass_on(lane.process, signum)
     deadline = time.monotonic() + STOP_WAIT_S
     try:
         for lane in running:
@@ -186,6 +187,20 @@ def _stop(lanes: list[Lane], signum: int) -> list[str]:
             lane.process.wait()
         lane.process = None
     return [lane.current.name for lane in running]
+
+
+def _pass_on(process: subprocess.Popen, signum: int) -> None:
+    """Give a command (make, with its training) one signal that reaches its training once.
+    GNU make passes SIGTERM on to its children itself, so SIGTERM goes to make alone: sent
+    to the group too, the training would get it twice, and a second signal aborts a
+    training without its snapshot. SIGINT make passes to no child (it counts on the
+    terminal signalling the whole group), so SIGINT goes to the group, as a terminal's
+    Ctrl-C would."""
+    if signum == signal.SIGTERM:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signum)
+    else:
+        _signal_group(process, signum)
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:

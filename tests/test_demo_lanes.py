@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -233,3 +234,43 @@ def test_a_failure_is_told_by_its_own_lines_not_an_earlier_runs(tmp_path):
         run_lanes([Lane([Command("atonce", python("import sys; sys.exit(3)"), log)], 1)],
                   os.environ, say=lambda m: None)
     assert str(failed.value).startswith("atonce failed (exit 3): no error line (log: ")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_training_under_make_gets_the_signal_once_from_the_right_sender(tmp_path, signum):
+    """The demo's commands are makes. GNU make passes SIGTERM on to its recipe itself and
+    SIGINT to nothing, so the training under it must get SIGTERM from make alone and
+    SIGINT from the driver alone: a second signal, arriving after the training took the
+    first, aborts it without its snapshot (what CI once saw when both sent SIGTERM)."""
+    mark = tmp_path / "signals"
+    training = tmp_path / "training.py"
+    training.write_text(textwrap.dedent(f"""
+        import os, signal, sys
+        from pathlib import Path
+        stops = {{signal.SIGTERM, signal.SIGINT}}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        Path({str(mark)!r} + ".started").write_text("")
+        got = [signal.sigwaitinfo(stops)]
+        while (more := signal.sigtimedwait(stops, 1.0)) is not None:
+            got.append(more)
+        senders = {{os.getppid(): "make", {os.getpid()}: "driver"}}
+        Path({str(mark)!r}).write_text("".join(
+            f"{{signal.Signals(i.si_signo).name}} from {{senders.get(i.si_pid, i.si_pid)}}\\n"
+            for i in got))
+        sys.exit(128 + got[0].si_signo)
+        """))
+    (tmp_path / "Makefile").write_text(f"train:\n\t{sys.executable} {training}\n")
+    lanes = [Lane([Command("voc-fcn8s (runs)", ["make", "-s", "-C", str(tmp_path), "train"],
+                           tmp_path / "make.log")], 1)]
+
+    def interrupt_once_started(message: str) -> None:
+        if message.startswith("make"):
+            def send():
+                wait_for(Path(f"{mark}.started"))
+                os.kill(os.getpid(), signum)
+            threading.Thread(target=send, daemon=True).start()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_lanes(lanes, os.environ, say=interrupt_once_started)
+    sender = "make" if signum == signal.SIGTERM else "driver"
+    assert mark.read_text() == f"{signal.Signals(signum).name} from {sender}\n"
