@@ -128,12 +128,17 @@ def make_command(target: str, out: Path, cfg: DemoConfig, runs: Path, weights: P
     return Command(f"{target} ({runs.name})", argv, log)
 
 
+def training_folders(out: Path) -> tuple[Path, Path]:
+    """The runs folders: the transfer nets', and the from-scratch control's."""
+    return out / "runs", out / "runs-scratch"
+
+
 def training_lanes(out: Path, cfg: DemoConfig, base: Path, untrained: Path,
                    cpus: int) -> list[Lane]:
     """The three trainings in lanes: the staged chain (three stages, the longest) in one,
     the at-once net and the from-scratch control after each other in the other; on one
     CPU all three in one lane, their output on this terminal."""
-    runs, scratch = out / "runs", out / "runs-scratch"
+    runs, scratch = training_folders(out)
     side_by_side = cpus >= 2
     trainings = [("voc-fcn8s", runs, base),                  # 32s -> 16s -> 8s
                  ("voc-fcn8s-atonce", runs, base),
@@ -152,7 +157,7 @@ def stage_train(out: Path, cfg: DemoConfig, base: Path, untrained: Path) -> dict
     say(f"4/7 training FCN-32s → 16s → 8s, FCN-8s at-once and FCN-32s from scratch, "
         f"{len(lanes)} at a time")
     run_lanes(lanes, os.environ, cwd=REPO, say=lambda message: say("    " + message))
-    runs, scratch = out / "runs", out / "runs-scratch"
+    runs, scratch = training_folders(out)
     folders = {"FCN-32s": runs / "voc-fcn32s", "FCN-16s": runs / "voc-fcn16s",
                "FCN-8s staged": runs / "voc-fcn8s", "FCN-8s at-once": runs / "voc-fcn8s-atonce",
                "FCN-32s from scratch": scratch / "voc-fcn32s"}
