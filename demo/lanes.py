@@ -143,7 +143,7 @@ def _say_progress(lanes: list[Lane], say: Callable[[str], None]) -> None:
     running = [(lane.current.name, progress_of(lane.current.log)) for lane in lanes
                if lane.process is not None]
     if any(bar for _, bar in running):
-        say("progress: " + "; ".join(f"{name} {bar or 'starting'}" for name, bar in running))
+        say("progress: " + "; ".join(f"{name}: {bar or 'starting'}" for name, bar in running))
 
 
 def _start(lane: Lane, env: Mapping[str, str], cwd: Path | None,

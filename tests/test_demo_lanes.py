@@ -134,8 +134,8 @@ def test_lanes_writing_logs_say_their_progress_every_so_often(tmp_path, monkeypa
     run_lanes([Lane([drawing], 1), Lane([quiet], 1)], os.environ, say=said.append)
     progress = [m for m in said if m.startswith("progress: ")]
     assert 1 <= len(progress) <= 5
-    assert progress[-1] == ("progress: voc-fcn8s (runs) voc-fcn16s 315/600; "
-                            "voc-fcn8s-atonce (runs) starting")
+    assert progress[-1] == ("progress: voc-fcn8s (runs): voc-fcn16s 315/600; "
+                            "voc-fcn8s-atonce (runs): starting")
 
 
 def test_a_failing_command_stops_the_others_and_is_one_line_naming_its_error_and_log(
