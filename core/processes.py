@@ -10,8 +10,11 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -83,3 +86,38 @@ def stopped(program: str, interrupt: KeyboardInterrupt) -> int:
     print(f"{program}: stopped ({args[0] if args else 'interrupt'}); run the same command "
           f"again to resume", file=sys.stderr)
     return 128 + (args[1] if len(args) > 1 and args[1] else signal.SIGINT)
+
+
+def last_error(log: Path, start: int = 0) -> str | None:
+    """The last `<prog>: error: …` report a child wrote to its log from byte `start` on
+    (the message after "error: "), or None if it wrote none."""
+    if not log.is_file():
+        return None
+    with open(log, "rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    errors = [line.split("error: ", 1)[1] for line in text.splitlines() if "error: " in line]
+    return errors[-1] if errors else None
+
+
+def send_signal(process: subprocess.Popen, signum: int) -> None:
+    process.send_signal(signum)
+
+
+def stop_and_wait(processes: list[subprocess.Popen], signum: int, bound_s: float,
+                  send: Callable[[subprocess.Popen, int], None] = send_signal) -> None:
+    """Send every process `signum` (through `send`) and wait until each has ended, bounded
+    by `bound_s` in all; a second interrupt while waiting, or the bound, kills the ones
+    left (SIGKILL, through `send` too)."""
+    for process in processes:
+        send(process, signum)
+    deadline = time.monotonic() + bound_s
+    try:
+        for process in processes:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        pass
+    for process in processes:
+        if process.poll() is None:
+            send(process, signal.SIGKILL)
+            process.wait()

@@ -28,11 +28,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ReportedError
-from core.processes import signal_when_parent_dies, stop_signals
+from core.processes import last_error, signal_when_parent_dies, stop_and_wait, stop_signals
 
 POLL_S = 0.2
 STOP_WAIT_S = 60    # a demo iteration and its snapshot take well under a second
@@ -62,29 +62,17 @@ class Lane:
     process: subprocess.Popen | None = None
     began: float = 0.0
     log_start: int = 0          # the current command's log size when it started
-    done: list[str] = field(default_factory=list)
+    finished: int = 0           # commands done: the current one is the next
 
     @property
     def current(self) -> Command:
-        return self.commands[len(self.done)]
+        return self.commands[self.finished]
 
 
 def thread_shares(cpus: int, lanes: int) -> list[int]:
     """Each lane's threads: the CPUs split as evenly as they go, the first lane (the
     longest) getting any odd one, and at least one each."""
     return [max(1, cpus // lanes + (1 if i < cpus % lanes else 0)) for i in range(lanes)]
-
-
-def last_error(log: Path | None, start: int = 0) -> str:
-    """The last `error: ` line a command wrote to its log from byte `start` on (its
-    program's one-line report, not an earlier run's: the logs are appended to)."""
-    if log is None or not log.is_file():
-        return "its error is above"
-    with open(log, "rb") as f:
-        f.seek(start)
-        text = f.read().decode(errors="replace")
-    errors = [line.split("error: ", 1)[1] for line in text.splitlines() if "error: " in line]
-    return errors[-1] if errors else "no error line"
 
 
 def progress_of(log: Path | None) -> str | None:
@@ -122,14 +110,14 @@ def run_lanes(lanes: list[Lane], env: Mapping[str, str], cwd: Path | None = None
                         running = _stop(lanes, signal.SIGTERM)
                         raise LaneFailed(
                             f"{command.name} failed (exit {code}): "
-                            f"{last_error(command.log, lane.log_start)}"
+                            f"{_error_of(command, lane.log_start)}"
                             + (f" (log: {command.log})" if command.log else "")
                             + (f"; stopped {', '.join(running)}" if running else "")
                             + "; run the same command again to resume")
                     say(f"done {command.name} in {time.time() - lane.began:.0f} s")
-                    lane.done.append(command.name)
+                    lane.finished += 1
                     lane.process = None
-                    if len(lane.done) < len(lane.commands):
+                    if lane.finished < len(lane.commands):
                         _start(lane, env, cwd, say)
         except KeyboardInterrupt:
             signum = received[0] if received else signal.SIGINT
@@ -173,20 +161,17 @@ def _stop(lanes: list[Lane], signum: int) -> list[str]:
     """Pass `signum` on to every running command (_pass_on) and wait for them, bounded
     by STOP_WAIT_S (a second interrupt, or the bound, kills them); the names stopped."""
     running = [lane for lane in lanes if lane.process is not None]
+    stop_and_wait([lane.process for lane in running], signum, STOP_WAIT_S, send=_pass_on)
     for lane in running:
-        _pass_on(lane.process, signum)
-    deadline = time.monotonic() + STOP_WAIT_S
-    try:
-        for lane in running:
-            lane.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except (KeyboardInterrupt, subprocess.TimeoutExpired):
-        pass
-    for lane in running:
-        if lane.process.poll() is None:
-            _signal_group(lane.process, signal.SIGKILL)
-            lane.process.wait()
         lane.process = None
     return [lane.current.name for lane in running]
+
+
+def _error_of(command: Command, log_start: int) -> str:
+    """A failed command's own last error line, from what its run appended to its log."""
+    if command.log is None:
+        return "its error is above"
+    return last_error(command.log, log_start) or "no error line"
 
 
 def _pass_on(process: subprocess.Popen, signum: int) -> None:
@@ -197,14 +182,7 @@ def _pass_on(process: subprocess.Popen, signum: int) -> None:
     terminal signalling the whole group), so SIGINT goes to the group, as a terminal's
     Ctrl-C would."""
     if signum == signal.SIGTERM:
+        process.send_signal(signum)
+    else:       # SIGINT, and the SIGKILL of stop_and_wait: make and its training at once
         with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signum)
-    else:
-        _signal_group(process, signum)
-
-
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    try:
-        os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
+            os.killpg(process.pid, signum)

@@ -39,7 +39,14 @@ from pathlib import Path
 
 from core.defaults import REPO, quiet_caffe_log
 from core.errors import ReportedError, cli_main
-from core.processes import stop_signals, stopped, stopping_with_parent, usable_cpus
+from core.processes import (
+    last_error,
+    stop_and_wait,
+    stop_signals,
+    stopped,
+    stopping_with_parent,
+    usable_cpus,
+)
 from paper.plan import TABLES, Settings, say
 
 CHAIN_FAULT = 3     # a worker's exit code for a chain that diverged or met bad data
@@ -196,18 +203,17 @@ class Workers:
         """An ended job: its bases made, its chain failed, or the run broken (its last
         error line, read off its log)."""
         job, worker.job = worker.job, None
-        errors = [line.split("error: ", 1)[1] for line in
-                  job.log.read_text(errors="replace").splitlines() if "error: " in line]
+        error = last_error(job.log)
         if code == 0:
             if job.kind == "bases":
                 self.made |= set(job.names)
             say(f"done {job.label} in {time.time() - job.began:.0f} s")
         elif code == CHAIN_FAULT:
-            self.failed.append(f"{job.label}: {errors[-1] if errors else 'failed'}")
+            self.failed.append(f"{job.label}: {error or 'failed'}")
             say(f"chain {job.label} failed; going on with the others")
         else:
             self.broken.append(f"{job.label} (exit {code}): "
-                               f"{errors[-1] if errors else 'no message'} (log: {job.log})")
+                               f"{error or 'no message'} (log: {job.log})")
 
     def release(self) -> None:
         """No more jobs: each worker's stdin closed, and each waited for."""
@@ -224,18 +230,7 @@ class Workers:
         the bound, kills them."""
         say(f"stopping {len(self.running)} worker(s) after their current iteration (again "
             f"to kill them at once)")
-        for worker in self.pool:
-            worker.process.send_signal(signum)
-        deadline = time.monotonic() + STOP_WAIT_S
-        try:
-            for worker in self.pool:
-                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except (KeyboardInterrupt, subprocess.TimeoutExpired):
-            pass
-        for worker in self.pool:
-            if worker.process.poll() is None:
-                worker.process.kill()
-                worker.process.wait()
+        stop_and_wait([worker.process for worker in self.pool], signum, STOP_WAIT_S)
 
 
 def payload_of(settings: Settings, equal_images: set[str], tables: list[str],
