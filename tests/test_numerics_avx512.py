@@ -105,6 +105,24 @@ def test_a_training_run_ends_in_the_same_weights_on_both_paths(pinned_library, t
     assert weights["avx512"] == weights["avx2"]
 
 
+def test_every_tile_of_the_kernel_has_the_same_bits_on_both_paths(pinned_library, tmp_path):
+    """The kernel itself, below the drivers: every M <= 72, N <= 40 and 16 values of K, two
+    alphas (92,160 calls, tests/testkit/sgemm_kernel_paths.c), so that each tile of the
+    AVX-512 code (the 32- and 16-row one-sum tiles, the first and last pairs, an odd last
+    block, leftover rows and columns) meets every edge of its loop, whatever shapes Caffe's
+    calls happen to produce."""
+    if not cpu_has_avx512():
+        pytest.skip("this CPU has no AVX-512F/VL: only the AVX2 path can run")
+    harness = tmp_path / "sgemm_kernel_paths"
+    subprocess.run(["cc", "-O2", "-o", str(harness),
+                    str(REPO / "tests/testkit/sgemm_kernel_paths.c"), str(pinned_library),
+                    f"-Wl,-rpath,{pinned_library.parent}"], check=True, timeout=120)
+    differ, calls = map(int, subprocess.run([str(harness)], capture_output=True, text=True,
+                                            check=True, timeout=300).stdout.split())
+    assert calls == 72 * 40 * 16 * 2
+    assert differ == 0, f"{differ} of {calls} kernel calls differ between the two paths"
+
+
 @pytest.mark.skipif(QEMU is None, reason="qemu-x86_64 missing (`make test` installs qemu-user)")
 def test_an_avx2_only_cpu_emulated_picks_avx2_and_gives_the_same_bits(pinned_library):
     """qemu 7.2 emulates AVX2 and FMA but no AVX-512: shown a Haswell Xeon through CPUID the
