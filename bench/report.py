@@ -185,6 +185,15 @@ def goals(results: dict) -> list[str]:
     lines = []
     fcn8s = (results.get("nets") or {}).get("voc-fcn8s") or {}
     factor = machine_factor(results)
+    if factor is not None:
+        share = 1 / factor
+        lines.append(f"- Caffe's pinned sgemm ≥ 0.9× the machine bound: {share:.2f}× — "
+                     f"{'met' if share >= 0.9 else 'NOT met'}")
+    avx2 = next((r for r in results.get("levers") or []
+                 if r.get("lever") == "pinned-avx2-path" and "bit_exact_vs_default" in r), None)
+    if avx2 is not None:
+        lines.append(f"- FCN-8s forward bit-exact between the AVX-512 and the AVX2 sgemm path: "
+                     f"{'met' if avx2['bit_exact_vs_default'] else 'NOT met'}")
     forward = _times(fcn8s.get("forward_over_bound"), factor)
     if forward is not None:
         lines.append(f"- FCN-8s forward ≤ 1.25× the machine bound: {forward:.2f}× — "
@@ -195,6 +204,14 @@ def goals(results: dict) -> list[str]:
         lines.append(f"- faster than PyTorch, forward · fwd+bwd: Caffe takes {f:.2f}× · "
                      f"{_f(t)}× PyTorch's time — "
                      f"{'met' if f < 1 and t is not None and t < 1 else 'NOT met'}")
+    engines = {name: row for name, row in (results.get("engines") or {}).items()
+               if "forward" in row}
+    if results.get("engines") is not None:
+        timed = ", ".join(f"{name} {_f(row.get('caffe_over_engine_forward'))}"
+                          for name, row in engines.items())
+        lines.append(f"- inference peers on the ONNX export timed beside Caffe (Caffe ÷ "
+                     f"engine, forward): {timed or 'none'} — "
+                     f"{'met' if len(engines) >= 2 else 'NOT met'}")
     memory = results.get("memory") or {}
     if "peak_rss_mib" in memory:
         gib = memory["peak_rss_mib"] / 1024

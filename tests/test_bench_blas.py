@@ -66,6 +66,25 @@ def test_goals_say_met_or_not():
     assert "1.43× — NOT met" in text
     assert "0.90× · 1.10× PyTorch's time — NOT met" in text
     assert "2.50 GiB — met" in text and "13.3 min — met" in text
+    # the sgemm goal: Caffe's BLAS at 1/1.1 of the best here
+    assert "machine bound: 0.91× — met" in text
+    results["machine_bound"]["over_caffe_blas"] = 1.9    # the Xeon: 175 vs 335
+    assert "machine bound: 0.53× — NOT met" in "\n".join(report.goals(results))
+
+
+def test_goals_say_whether_the_two_sgemm_paths_agree_and_the_engines_ran():
+    def goals(levers_rows, engines):
+        return "\n".join(report.goals({"levers": levers_rows, "engines": engines}))
+
+    same = {"lever": "pinned-avx2-path", "bit_exact_vs_default": True}
+    assert "AVX2 sgemm path: met" in goals([same], None)
+    assert "AVX2 sgemm path: NOT met" in goals([{**same, "bit_exact_vs_default": False}], None)
+    assert "sgemm path" not in goals([], None)           # an AVX2-only CPU has no such lever
+    both = {"onnxruntime": {"forward": {}, "caffe_over_engine_forward": 2.9},
+            "openvino": {"forward": {}, "caffe_over_engine_forward": 2.7}}
+    assert "onnxruntime 2.90, openvino 2.70 — met" in goals([], both)
+    assert "openvino 2.70 — NOT met" in goals([], {**both, "onnxruntime": {"error": "x"}})
+    assert "inference peers" not in goals([], None)       # --skip engines
 
 
 def test_every_sgemm_rate_is_taken_at_the_timings_thread_count():
