@@ -447,8 +447,10 @@ def pinned_differences(expected: dict, actual: dict) -> list[tuple[str, object, 
 def summary(fp: dict) -> str:
     """One line for logs and reports."""
     env = ", ".join(f"{k}={v}" for k, v in fp.get("env", {}).items()) or "none set"
+    path = fp.get("blas_sgemm_path")
     return (f"numerics {fp.get('numerics')} ({fp.get('blas_version')} {fp.get('blas_kernel')} "
-            f"kernels, {fp.get('blas_threads')} threads"
+            f"kernels{f' ({path.upper()} sgemm path)' if path else ''}, "
+            f"{fp.get('blas_threads')} threads"
             f"{', thread-count invariant' if fp.get('blas_thread_invariant') else ''}, "
             f"probe {fp.get('blas_probe')}); "
             f"Caffe {fp.get('caffe_recipe')}; CPU {fp.get('cpu_model')}"

@@ -38,6 +38,16 @@ def test_the_fingerprint_is_json_and_adds_the_run_inputs(tmp_path):
     assert "numerics pinned" in fpm.summary(fp) or "numerics system" in fpm.summary(fp)
 
 
+def test_the_summary_names_the_sgemm_path_the_pinned_library_ran():
+    # the two paths give the same bits, so the path is not a bit-deciding field, but a log
+    # read later should still say which code computed it (caffe-recipe/NUMERICS.md)
+    fp = fpm.fingerprint()
+    if fp["blas_sgemm_path"]:
+        assert f"({fp['blas_sgemm_path'].upper()} sgemm path)" in fpm.summary(fp)
+    assert "(AVX512 sgemm path)" in fpm.summary({**fp, "blas_sgemm_path": "avx512"})
+    assert "sgemm path" not in fpm.summary({**fp, "blas_sgemm_path": ""})
+
+
 def test_self_check_rejects_a_gemm_that_is_wrong():
     x, w = fpm._probe_inputs()
     good = (x.astype(np.float64) @ w.astype(np.float64).T).astype(np.float32)
