@@ -50,6 +50,10 @@ def run_demo(out: Path) -> dict:
                           cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"report: {out / 'report.md'}" in done.stdout
+    # the comparison with demo/expected.json is printed, not only written in the report
+    stored = [line for line in done.stdout.splitlines()
+              if line.startswith("Against the stored numbers (demo/expected.json): ")]
+    assert len(stored) == 1 and stored[0] in (out / "report.md").read_text()
     return json.loads((out / "results.json").read_text())
 
 
