@@ -204,9 +204,8 @@ def goals(results: dict) -> list[str]:
         lines.append(f"- faster than PyTorch, forward · fwd+bwd: Caffe takes {f:.2f}× · "
                      f"{_f(t)}× PyTorch's time — "
                      f"{'met' if f < 1 and t is not None and t < 1 else 'NOT met'}")
-    engines = {name: row for name, row in (results.get("engines") or {}).items()
-               if "forward" in row}
     if results.get("engines") is not None:
+        engines = {name: row for name, row in results["engines"].items() if "forward" in row}
         timed = ", ".join(f"{name} {_f(row.get('caffe_over_engine_forward'))}"
                           for name, row in engines.items())
         lines.append(f"- inference peers on the ONNX export timed beside Caffe (Caffe ÷ "

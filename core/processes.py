@@ -100,12 +100,9 @@ def last_error(log: Path, start: int = 0) -> str | None:
     return errors[-1] if errors else None
 
 
-def send_signal(process: subprocess.Popen, signum: int) -> None:
-    process.send_signal(signum)
-
-
 def stop_and_wait(processes: list[subprocess.Popen], signum: int, bound_s: float,
-                  send: Callable[[subprocess.Popen, int], None] = send_signal) -> None:
+                  send: Callable[[subprocess.Popen, int], None] = subprocess.Popen.send_signal
+                  ) -> None:
     """Send every process `signum` (through `send`) and wait until each has ended, bounded
     by `bound_s` in all; a second interrupt while waiting, or the bound, kills the ones
     left (SIGKILL, through `send` too)."""
